@@ -1,0 +1,69 @@
+//! Storage errors: one typed enum for every backend, so callers map them to
+//! HTTP statuses and protocol codes without knowing which database answered.
+
+use thiserror::Error;
+
+/// The kind of row an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entity {
+    Tenant,
+    Channel,
+    Conversation,
+    Activity,
+    Delivery,
+}
+
+impl Entity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Tenant => "tenant",
+            Entity::Channel => "channel",
+            Entity::Conversation => "conversation",
+            Entity::Activity => "activity",
+            Entity::Delivery => "delivery",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The row does not exist, or belongs to another tenant (callers cannot tell which).
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// A uniqueness rule was broken (e.g. an external_id already used on the channel).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The channel is inactive and refuses new conversations.
+    #[error("channel is inactive")]
+    ChannelInactive,
+    /// The conversation is closed and refuses writes.
+    #[error("conversation is closed")]
+    ConversationClosed,
+    /// A foreign key named a row that does not exist.
+    #[error("foreign key violation: {0}")]
+    ForeignKey(String),
+    /// The stored data is newer than this binary understands, or otherwise unusable.
+    #[error("schema: {0}")]
+    Schema(String),
+    /// The database cannot be reached or failed underneath us (I/O, connection lost).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the database reported.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (the request itself was fine).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

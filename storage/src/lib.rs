@@ -1,0 +1,100 @@
+//! Converger storage: the [`Store`] trait over the whole data model, and its two
+//! backends — [`embedded`] (SQLite, the default, nothing to install) and
+//! [`postgres`] (tokio-postgres, when `DATABASE_URL` is set).
+//!
+//! Invariants every backend keeps, checked by the conformance suite in
+//! `tests/conformance.rs`:
+//! - seq is assigned here, inside the batch's transaction, 1, 2, 3 … per
+//!   conversation with no gap, even when batches for one conversation race;
+//! - an idempotency key seen before in a conversation returns the original
+//!   activity and writes nothing;
+//! - an activity and its delivery rows commit together or not at all;
+//! - every read and write is scoped: another tenant's id answers `NotFound`;
+//! - the database itself enforces unique (conversation_id, seq), unique
+//!   (conversation_id, idempotency_key), unique (activity_id, channel_id) and
+//!   every foreign key;
+//! - a claimed delivery is leased: no second claimer gets it until the lease ends.
+#![forbid(unsafe_code)]
+
+pub mod embedded;
+mod error;
+mod json;
+mod model;
+pub mod postgres;
+mod time;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use error::{Entity, StoreError, StoreResult};
+pub use json::Json;
+pub use model::*;
+pub use time::Timestamp;
+
+/// The storage engine. All methods may be called concurrently from any thread;
+/// the futures are runtime-agnostic (they wait on channels, not on a reactor).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Short name for logs and metrics: `embedded` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Tenants (admin only: tenants are not scoped).
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant>;
+    async fn get_tenant(&self, id: Id) -> StoreResult<Tenant>;
+    async fn tenant_by_api_key_hash(&self, hash: &[u8; 32]) -> StoreResult<Tenant>;
+    async fn list_tenants(&self, page: PageRequest) -> StoreResult<Page<Tenant>>;
+    async fn update_tenant(&self, id: Id, patch: TenantPatch) -> StoreResult<Tenant>;
+
+    // Channels.
+    async fn create_channel(&self, new: NewChannel) -> StoreResult<Channel>;
+    async fn get_channel(&self, scope: Scope, id: Id) -> StoreResult<Channel>;
+    async fn list_channels(&self, scope: Scope, filter: ChannelFilter, page: PageRequest)
+        -> StoreResult<Page<Channel>>;
+    async fn update_channel(&self, scope: Scope, id: Id, patch: ChannelPatch) -> StoreResult<Channel>;
+
+    // Conversations.
+    /// Fails with `NotFound(Channel)` when the channel is not the tenant's,
+    /// `ChannelInactive`, or `Conflict` when the external_id is taken on the channel.
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<Conversation>;
+    /// The conversation with this external_id on the channel, created when missing.
+    /// Returns it and whether it was created now.
+    async fn find_or_create_conversation(&self, new: NewConversation) -> StoreResult<(Conversation, bool)>;
+    async fn get_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation>;
+    async fn list_conversations(
+        &self,
+        scope: Scope,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Conversation>>;
+    async fn close_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation>;
+
+    // Activities.
+    /// Commits many activities of many conversations, with their delivery rows, in
+    /// one transaction. Items keep their order; each answers on its own
+    /// (`NotFound(Conversation)`, `ConversationClosed`). The outer error means
+    /// nothing of the batch was written.
+    async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>>;
+    /// Activities with seq > `after_seq`, in seq order, at most `limit`.
+    async fn read_range(&self, scope: Scope, conversation_id: Id, after_seq: i64, limit: u32)
+        -> StoreResult<Vec<Activity>>;
+
+    // Deliveries.
+    async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;
+    async fn list_deliveries(&self, scope: Scope, filter: DeliveryFilter, page: PageRequest)
+        -> StoreResult<Page<Delivery>>;
+    /// Leases up to `limit` pending deliveries due at `now`, oldest due first: each
+    /// gets `attempts + 1` and `next_attempt_at = now + lease`, so it returns to the
+    /// queue by itself if the claimer dies before completing it.
+    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>>;
+    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
+    /// Merges the keys of `patch` (a JSON object) into the delivery's metadata.
+    async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery>;
+    /// Puts a failed delivery back in the queue, due now, with its attempts reset.
+    async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;
+
+    async fn stats(&self) -> StoreResult<Stats>;
+}
