@@ -21,6 +21,8 @@ mod claims;
 mod conversations;
 #[path = "conformance/deliveries.rs"]
 mod deliveries;
+#[path = "conformance/durability.rs"]
+mod durability;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/idempotency.rs"]
@@ -34,27 +36,37 @@ mod tenants;
 
 /// One `#[test]` per case in a module named after the backend.
 macro_rules! backend_suite {
-    ($backend:ident, $runner:ident; $($module:ident :: $case:ident),* $(,)?) => {
+    ($backend:ident, $runner:ident;
+     [$($module:ident :: $case:ident),* $(,)?];
+     [$($rmodule:ident :: $rcase:ident),* $(,)?]) => {
         mod $backend {
             $(
                 #[test]
                 fn $case() {
-                    crate::harness::$runner(stringify!($case), crate::$module::$case);
+                    crate::harness::$runner(stringify!($case), |store, _| crate::$module::$case(store));
+                }
+            )*
+            $(
+                #[test]
+                fn $rcase() {
+                    crate::harness::$runner(stringify!($rcase), crate::$rmodule::$rcase);
                 }
             )*
         }
     };
 }
 
-/// Instantiates every case for every backend.
+/// Instantiates every case for every backend. `cases` take the store;
+/// `reopen_cases` also get a [`harness::Reopen`] to restart it.
 macro_rules! conformance_suite {
-    ($($module:ident :: $case:ident),* $(,)?) => {
-        backend_suite!(embedded, run_embedded; $($module::$case),*);
-        backend_suite!(postgres, run_postgres; $($module::$case),*);
+    (cases: [$($case:tt)*] reopen_cases: [$($rcase:tt)*]) => {
+        backend_suite!(embedded, run_embedded; [$($case)*]; [$($rcase)*]);
+        backend_suite!(postgres, run_postgres; [$($case)*]; [$($rcase)*]);
     };
 }
 
 conformance_suite! {
+cases: [
     tenants::tenant_create_get_list_update_round_trip,
     tenants::tenant_key_rotation_moves_lookup_to_the_new_hash,
     tenants::tenant_unknown_id_or_hash_is_not_found,
@@ -82,6 +94,7 @@ conformance_suite! {
     idempotency::same_key_raced_from_concurrent_batches_writes_once,
     deliveries::deliveries_are_written_with_their_activity,
     deliveries::unknown_deliver_to_channel_fails_the_whole_batch,
+    deliveries::deliver_to_another_tenants_channel_is_refused_like_a_missing_one,
     deliveries::deliveries_list_filters_and_get,
     deliveries::merge_delivery_metadata_merges_top_level_keys,
     claims::claim_never_hands_a_row_to_two_claimers,
@@ -94,4 +107,8 @@ conformance_suite! {
     pagination::page_limit_is_clamped,
     scoping::tenant_scope_hides_other_tenants_objects,
     scoping::stats_count_every_entity,
+]
+reopen_cases: [
+    durability::writes_survive_reopening_the_store,
+]
 }

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use converger_storage::{
-    new_id, DeliveryFilter, DeliveryStatus, Entity, PageRequest, Scope, Store, StoreError, Timestamp,
+    new_id, DeliveryFilter, DeliveryStatus, Entity, Id, PageRequest, Scope, Store, StoreError, Timestamp,
 };
 
-use crate::harness::{all_activities, assert_not_found, channel, json, keyed, message, world, write_one};
+use crate::harness::{all_activities, assert_not_found, channel, json, keyed, message, world, write_one, World};
 
 pub async fn deliveries_are_written_with_their_activity(store: Arc<dyn Store>) {
     let s = &*store;
@@ -45,25 +45,40 @@ pub async fn deliveries_are_written_with_their_activity(store: Arc<dyn Store>) {
     assert_eq!(s.stats().await.expect("stats").deliveries_pending, 2);
 }
 
-pub async fn unknown_deliver_to_channel_fails_the_whole_batch(store: Arc<dyn Store>) {
-    let s = &*store;
-    let w = world(s, "Acme").await;
+/// Writes a good item and one delivered to `target`, which the writer may not
+/// use: the call must fail as a whole with a typed error and write nothing.
+async fn assert_deliver_to_refused(s: &dyn Store, w: &World, target: Id, what: &str) {
     let mut good = message(&w.conversation, "good");
     good.deliver_to = vec![w.channel.id];
     let mut bad = message(&w.conversation, "bad");
-    bad.deliver_to = vec![new_id()];
+    bad.deliver_to = vec![target];
     match s.write_batch(vec![good, bad]).await {
         Err(StoreError::ForeignKey(_)) | Err(StoreError::NotFound(Entity::Channel)) => {}
         other => panic!(
-            "deliver_to naming a missing channel: expected the call to fail with ForeignKey or NotFound(channel), got {other:?}"
+            "deliver_to naming {what}: expected the call to fail with ForeignKey or NotFound(channel), got {other:?}"
         ),
     }
-    assert!(all_activities(s, w.conversation.id).await.is_empty(), "nothing of the batch was written");
+    assert!(all_activities(s, w.conversation.id).await.is_empty(), "{what}: nothing of the batch was written");
     let all = s.list_deliveries(Scope::Admin, DeliveryFilter::default(), PageRequest::first(100)).await;
-    assert!(all.expect("list").items.is_empty(), "no delivery was written");
+    assert!(all.expect("list").items.is_empty(), "{what}: no delivery was written");
     assert_eq!(s.get_conversation(Scope::Admin, w.conversation.id).await.expect("get").last_seq, 0);
+}
+
+pub async fn unknown_deliver_to_channel_fails_the_whole_batch(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    assert_deliver_to_refused(s, &w, new_id(), "a missing channel").await;
     // The failed batch consumed no seq.
     assert_eq!(write_one(s, message(&w.conversation, "after")).await.activity().seq, 1);
+}
+
+/// "Every read and write is scoped": another tenant's channel id in `deliver_to`
+/// is answered like an id that does not exist, and nothing lands in B's queue.
+pub async fn deliver_to_another_tenants_channel_is_refused_like_a_missing_one(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = world(s, "Acme").await;
+    let b = world(s, "Globex").await;
+    assert_deliver_to_refused(s, &a, b.channel.id, "another tenant's channel").await;
 }
 
 pub async fn deliveries_list_filters_and_get(store: Arc<dyn Store>) {

@@ -26,14 +26,29 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("build the tokio runtime")
 }
 
-fn run_case<F, Fut>(name: &str, store: Arc<dyn Store>, case: F)
+/// Opens the case's database again, as a restarted server would: the same
+/// directory (`embedded`) or schema (`postgres`). The caller drops every handle
+/// to the previous store first.
+#[derive(Clone)]
+pub struct Reopen(Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>);
+
+impl Reopen {
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        let open = self.0.clone();
+        tokio::task::spawn_blocking(move || open()).await.expect("reopen the store")
+    }
+}
+
+fn run_case<F, Fut>(name: &str, open: Reopen, case: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
     Fut: Future<Output = ()>,
 {
+    // Constructors block: the first store is opened before the runtime exists.
+    let store = (open.0)();
     let rt = runtime();
     // The timer must be made inside the runtime, hence the async block.
-    let outcome = rt.block_on(async { tokio::time::timeout(CASE_TIME_LIMIT, case(store)).await });
+    let outcome = rt.block_on(async { tokio::time::timeout(CASE_TIME_LIMIT, case(store, open)).await });
     if outcome.is_err() {
         panic!("case {name} did not finish within {CASE_TIME_LIMIT:?}");
     }
@@ -42,16 +57,19 @@ where
 /// Runs `case` against a fresh embedded (SQLite) store in its own tempdir.
 pub fn run_embedded<F, Fut>(name: &str, case: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("create a tempdir");
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
-        .unwrap_or_else(|e| panic!("open the embedded store: {e}"));
-    let store: Arc<dyn Store> = Arc::new(store);
-    assert_eq!(store.backend(), "embedded");
-    run_case(name, store, case);
-    // The store (and its threads) is gone before the directory is removed.
+    let path = dir.path().to_path_buf();
+    let open = Reopen(Arc::new(move || -> Arc<dyn Store> {
+        let store = EmbeddedStore::open(&path, EmbeddedOptions::default())
+            .unwrap_or_else(|e| panic!("open the embedded store: {e}"));
+        assert_eq!(store.backend(), "embedded");
+        Arc::new(store)
+    }));
+    run_case(name, open, case);
+    // The store (and its threads) is gone with the runtime, before the directory.
     drop(dir);
 }
 
@@ -59,7 +77,7 @@ where
 /// Unset: prints a skip notice and passes, unless `CONVERGER_REQUIRE_PG=1`.
 pub fn run_postgres<F, Fut>(name: &str, case: F)
 where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
+    F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
     Fut: Future<Output = ()>,
 {
     let url = match std::env::var("DATABASE_URL") {
@@ -73,11 +91,11 @@ where
         }
     };
     let schema = format!("conf_{}", new_id().simple());
-    let store = open_postgres(&url, &schema);
-    assert_eq!(store.backend(), "postgres");
     // On failure the schema is kept (and named) for inspection.
     eprintln!("postgres::{name} runs in schema {schema}");
-    run_case(name, store, case);
+    let (u, sc) = (url.clone(), schema.clone());
+    let open = Reopen(Arc::new(move || open_postgres(&u, &sc)));
+    run_case(name, open, case);
     drop_schema(&url, &schema);
 }
 
