@@ -4,9 +4,10 @@
 //! docs and the `Store` method docs).
 //!
 //! Test names read `<backend>::<case>`, e.g.
-//! `embedded::seq_is_gap_free_under_concurrent_batches`. The `postgres` cases run
-//! only when `DATABASE_URL` is set (each in a fresh schema); otherwise they print
-//! a skip notice and pass, unless `CONVERGER_REQUIRE_PG=1`.
+//! `embedded::seq_is_gap_free_under_concurrent_batches`. `postgres` and
+//! `postgres_copy` (the same backend writing batches with binary COPY instead of
+//! `unnest`) run only when `DATABASE_URL` is set, each case in a fresh schema;
+//! otherwise they print a skip notice and pass, unless `CONVERGER_REQUIRE_PG=1`.
 //!
 //! Adding a case: write `pub async fn name(store: Arc<dyn Store>)` in the module
 //! it belongs to and list it in `conformance_suite!` below.
@@ -62,6 +63,7 @@ macro_rules! conformance_suite {
     (cases: [$($case:tt)*] reopen_cases: [$($rcase:tt)*]) => {
         backend_suite!(embedded, run_embedded; [$($case)*]; [$($rcase)*]);
         backend_suite!(postgres, run_postgres; [$($case)*]; [$($rcase)*]);
+        backend_suite!(postgres_copy, run_postgres_copy; [$($case)*]; [$($rcase)*]);
     };
 }
 

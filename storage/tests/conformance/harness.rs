@@ -3,9 +3,9 @@
 //! assertions the cases share.
 //!
 //! Invariants: every case gets an empty database of its own (a tempdir for
-//! `embedded`, a schema `conf_<uuid>` for `postgres`), so cases never see each
-//! other's rows and may assert exact counts. Constructors block, so stores are
-//! opened outside the runtime.
+//! `embedded`, a schema `conf_<uuid>` for `postgres` and `postgres_copy`), so
+//! cases never see each other's rows and may assert exact counts. Constructors
+//! block, so stores are opened outside the runtime (or in `spawn_blocking`).
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use converger_storage::postgres::{BulkInsert, PgOptions, PgStore};
 use converger_storage::{
     new_id, Activity, Channel, Conversation, Entity, Id, Json, NewActivity, NewChannel, NewConversation, NewTenant,
     Page, PageRequest, Store, StoreError, StoreResult, Tenant, Timestamp, Written,
@@ -73,9 +74,28 @@ where
     drop(dir);
 }
 
+/// Runs `case` against PostgreSQL (default bulk insert: `unnest`).
+pub fn run_postgres<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_postgres_with(name, BulkInsert::Unnest, case)
+}
+
+/// Runs `case` against PostgreSQL writing batches with binary COPY, the other
+/// write path of that backend.
+pub fn run_postgres_copy<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_postgres_with(name, BulkInsert::Copy, case)
+}
+
 /// Runs `case` against PostgreSQL in a fresh schema when `DATABASE_URL` is set.
 /// Unset: prints a skip notice and passes, unless `CONVERGER_REQUIRE_PG=1`.
-pub fn run_postgres<F, Fut>(name: &str, case: F)
+fn run_postgres_with<F, Fut>(name: &str, bulk: BulkInsert, case: F)
 where
     F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
     Fut: Future<Output = ()>,
@@ -84,26 +104,27 @@ where
         Ok(url) if !url.is_empty() => url,
         _ => {
             if std::env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set: cannot run postgres::{name}");
+                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set: cannot run {name} on PostgreSQL");
             }
-            eprintln!("skipping postgres::{name}: DATABASE_URL is not set");
+            eprintln!("skipping {name} on PostgreSQL ({bulk:?}): DATABASE_URL is not set");
             return;
         }
     };
     let schema = format!("conf_{}", new_id().simple());
     // On failure the schema is kept (and named) for inspection.
-    eprintln!("postgres::{name} runs in schema {schema}");
+    eprintln!("{name} runs on PostgreSQL ({bulk:?}) in schema {schema}");
     let (u, sc) = (url.clone(), schema.clone());
-    let open = Reopen(Arc::new(move || open_postgres(&u, &sc)));
+    let open = Reopen(Arc::new(move || open_postgres(&u, &sc, bulk)));
     run_case(name, open, case);
     drop_schema(&url, &schema);
 }
 
 /// Connects to PostgreSQL with `schema` (created if missing) as the search_path.
-fn open_postgres(_url: &str, schema: &str) -> Arc<dyn Store> {
-    // The PostgreSQL backend (and `PgOptions::schema`) has not landed on this
-    // branch yet; until it does, a configured DATABASE_URL fails the case loudly.
-    panic!("the PostgreSQL backend is not built yet (schema {schema} not created)")
+fn open_postgres(url: &str, schema: &str, bulk: BulkInsert) -> Arc<dyn Store> {
+    let opts = PgOptions { schema: Some(schema.to_string()), bulk, ..Default::default() };
+    let store = PgStore::connect(url, opts).unwrap_or_else(|e| panic!("connect to PostgreSQL (schema {schema}): {e}"));
+    assert_eq!(store.backend(), "postgres");
+    Arc::new(store)
 }
 
 /// Removes a passed case's schema so repeated runs do not pile them up.
