@@ -24,6 +24,8 @@ CREATE TABLE channels (
 );
 CREATE INDEX channels_by_tenant ON channels (tenant_id, id);
 
+-- No last_seq column: it is max(seq) of the conversation's activities, one index
+-- seek away, so the hot write never has to update the conversation row.
 CREATE TABLE conversations (
     id           BLOB    NOT NULL PRIMARY KEY,
     tenant_id    BLOB    NOT NULL REFERENCES tenants (id),
@@ -31,7 +33,6 @@ CREATE TABLE conversations (
     status       TEXT    NOT NULL CHECK (status IN ('active', 'closed')),
     metadata     TEXT    NOT NULL,
     external_id  TEXT,
-    last_seq     INTEGER NOT NULL DEFAULT 0,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );
