@@ -38,8 +38,6 @@ pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
 /// Switches the file to WAL and applies pending schema steps. Called once, on the
 /// writer connection, before any reader opens.
 pub(crate) fn prepare(conn: &mut Connection) -> StoreResult<()> {
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {ps}")).map_err(sql_err)?;
-    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql_err)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
