@@ -133,10 +133,10 @@ pub(crate) fn create_conversation(conn: &Connection, new: NewConversation) -> St
         created_at: now,
         updated_at: now,
     };
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(
         "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
     .and_then(|mut s| {
         s.execute(params![c.id, c.tenant_id, c.channel_id, c.status, c.metadata, c.external_id, now, now])
     })
