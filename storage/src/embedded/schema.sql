@@ -20,7 +20,10 @@ CREATE TABLE channels (
     config      TEXT    NOT NULL,
     status      TEXT    NOT NULL CHECK (status IN ('active', 'inactive')),
     created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    -- Target of the tenant-consistent foreign keys below: a row may only point at
+    -- a channel of its own tenant, enforced by the database, not only by code.
+    UNIQUE (id, tenant_id)
 );
 CREATE INDEX channels_by_tenant ON channels (tenant_id, id);
 
@@ -29,12 +32,13 @@ CREATE INDEX channels_by_tenant ON channels (tenant_id, id);
 CREATE TABLE conversations (
     id           BLOB    NOT NULL PRIMARY KEY,
     tenant_id    BLOB    NOT NULL REFERENCES tenants (id),
-    channel_id   BLOB    NOT NULL REFERENCES channels (id),
+    channel_id   BLOB    NOT NULL,
     status       TEXT    NOT NULL CHECK (status IN ('active', 'closed')),
     metadata     TEXT    NOT NULL,
     external_id  TEXT,
     created_at   INTEGER NOT NULL,
-    updated_at   INTEGER NOT NULL
+    updated_at   INTEGER NOT NULL,
+    FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id)
 );
 CREATE INDEX conversations_by_tenant ON conversations (tenant_id, id);
 CREATE INDEX conversations_by_channel ON conversations (channel_id, id);
@@ -63,7 +67,7 @@ CREATE UNIQUE INDEX activities_idempotency_key ON activities (conversation_id, i
 CREATE TABLE deliveries (
     id               BLOB    NOT NULL PRIMARY KEY,
     activity_id      BLOB    NOT NULL REFERENCES activities (id),
-    channel_id       BLOB    NOT NULL REFERENCES channels (id),
+    channel_id       BLOB    NOT NULL,
     tenant_id        BLOB    NOT NULL REFERENCES tenants (id),
     status           TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
     attempts         INTEGER NOT NULL DEFAULT 0,
@@ -73,7 +77,8 @@ CREATE TABLE deliveries (
     metadata         TEXT    NOT NULL,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
-    UNIQUE (activity_id, channel_id)
+    UNIQUE (activity_id, channel_id),
+    FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id)
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_by_tenant ON deliveries (tenant_id, id);
