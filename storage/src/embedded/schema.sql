@@ -38,6 +38,7 @@ CREATE TABLE conversations (
     external_id  TEXT,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL,
+    UNIQUE (id, tenant_id),
     FOREIGN KEY (channel_id, tenant_id) REFERENCES channels (id, tenant_id)
 );
 CREATE INDEX conversations_by_tenant ON conversations (tenant_id, id);
@@ -50,7 +51,7 @@ CREATE UNIQUE INDEX conversations_external_id ON conversations (channel_id, exte
 CREATE TABLE activities (
     id               BLOB    NOT NULL UNIQUE,
     tenant_id        BLOB    NOT NULL REFERENCES tenants (id),
-    conversation_id  BLOB    NOT NULL REFERENCES conversations (id),
+    conversation_id  BLOB    NOT NULL,
     seq              INTEGER NOT NULL,
     type             TEXT    NOT NULL,
     text             TEXT,
@@ -59,7 +60,8 @@ CREATE TABLE activities (
     metadata         TEXT    NOT NULL,
     idempotency_key  TEXT,
     created_at       INTEGER NOT NULL,
-    UNIQUE (conversation_id, seq)
+    UNIQUE (conversation_id, seq),
+    FOREIGN KEY (conversation_id, tenant_id) REFERENCES conversations (id, tenant_id)
 );
 CREATE UNIQUE INDEX activities_idempotency_key ON activities (conversation_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
