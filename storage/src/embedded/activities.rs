@@ -1,8 +1,8 @@
 //! The batched write (seq assignment, idempotency, delivery rows) and the range read.
 //!
 //! `write_batch` runs on the writer thread, inside the group transaction, so it is
-//! the only writer of every conversation while it runs: reading `last_seq`, adding
-//! to it and writing it back cannot race. The database still enforces unique
+//! the only writer of every conversation while it runs: reading the last seq and
+//! adding to it cannot race. The database still enforces unique
 //! (conversation_id, seq) and (conversation_id, idempotency_key) underneath.
 
 use std::collections::HashMap;
@@ -10,19 +10,12 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::crud::in_scope;
+use super::known::{self, ConversationState};
 use super::rows::{self, sql_err, ACTIVITY_COLS};
 use crate::{
     new_id, Activity, ConversationStatus, DeliveryStatus, Entity, Id, NewActivity, Scope, StoreError, StoreResult,
     Written,
 };
-
-/// What the batch knows of a conversation it touches.
-struct ConversationState {
-    tenant_id: Id,
-    open: bool,
-    last_seq: i64,
-    first_seq: i64,
-}
 
 pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
     let mut conversations: HashMap<Id, Option<ConversationState>> = HashMap::new();
@@ -44,7 +37,10 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
         let state = match conversations.get_mut(&item.conversation_id) {
             Some(s) => s,
             None => {
-                let loaded = load_state(conn, item.conversation_id)?;
+                let loaded = match known::get(item.conversation_id) {
+                    Some(state) => Some(state),
+                    None => load_state(conn, item.conversation_id)?,
+                };
                 conversations.entry(item.conversation_id).or_insert(loaded)
             }
         };
@@ -118,35 +114,27 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
         out.push(Ok(Written::New(a)));
     }
 
-    let mut bump =
-        conn.prepare_cached("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?").map_err(sql_err)?;
-    let now = crate::Timestamp::now();
-    for (id, state) in &conversations {
-        if let Some(s) = state {
-            if s.last_seq != s.first_seq {
-                bump.execute(params![s.last_seq, now, id]).map_err(sql_err)?;
-            }
-        }
-    }
+    known::publish(conversations.into_iter().filter_map(|(id, state)| Some((id, state?))));
     Ok(out)
 }
 
 fn load_state(conn: &Connection, id: Id) -> StoreResult<Option<ConversationState>> {
-    conn.prepare_cached("SELECT tenant_id, status, last_seq FROM conversations WHERE id = ?")
-        .and_then(|mut s| {
-            s.query_row([id], |r| {
-                let status: ConversationStatus = r.get(1)?;
-                let last_seq: i64 = r.get(2)?;
-                Ok(ConversationState {
-                    tenant_id: r.get(0)?,
-                    open: status == ConversationStatus::Active,
-                    last_seq,
-                    first_seq: last_seq,
-                })
+    conn.prepare_cached(
+        "SELECT tenant_id, status, (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = ?1) \
+         FROM conversations WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([id], |r| {
+            let status: ConversationStatus = r.get(1)?;
+            Ok(ConversationState {
+                tenant_id: r.get(0)?,
+                open: status == ConversationStatus::Active,
+                last_seq: r.get(2)?,
             })
-            .optional()
         })
-        .map_err(sql_err)
+        .optional()
+    })
+    .map_err(sql_err)
 }
 
 fn by_idempotency_key(conn: &Connection, conversation_id: Id, key: &str) -> StoreResult<Option<Activity>> {

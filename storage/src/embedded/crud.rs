@@ -133,14 +133,17 @@ pub(crate) fn create_conversation(conn: &Connection, new: NewConversation) -> St
         created_at: now,
         updated_at: now,
     };
-    conn.prepare_cached(&format!("INSERT INTO conversations ({CONVERSATION_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"))
-        .and_then(|mut s| {
-            s.execute(params![c.id, c.tenant_id, c.channel_id, c.status, c.metadata, c.external_id, now, now])
-        })
-        .map_err(|e| match sql_err(e) {
-            StoreError::Conflict(_) => StoreError::Conflict("external_id is already used on this channel".into()),
-            other => other,
-        })?;
+    conn.prepare_cached(
+        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![c.id, c.tenant_id, c.channel_id, c.status, c.metadata, c.external_id, now, now])
+    })
+    .map_err(|e| match sql_err(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("external_id is already used on this channel".into()),
+        other => other,
+    })?;
     Ok(c)
 }
 
@@ -189,6 +192,7 @@ pub(crate) fn close_conversation(conn: &Connection, scope: Scope, id: Id) -> Sto
         return Ok(c);
     }
     c.status = ConversationStatus::Closed;
+    super::known::forget(id);
     c.updated_at = Timestamp::now();
     conn.prepare_cached("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
         .and_then(|mut s| s.execute(params![c.status, c.updated_at, id]))

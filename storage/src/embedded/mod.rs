@@ -8,6 +8,7 @@
 mod activities;
 mod crud;
 mod deliveries;
+mod known;
 mod query;
 mod rows;
 mod schema;

@@ -120,8 +120,9 @@ pub(crate) fn channel(r: &Row<'_>) -> rusqlite::Result<Channel> {
     })
 }
 
-pub(crate) const CONVERSATION_COLS: &str =
-    "id, tenant_id, channel_id, status, metadata, external_id, last_seq, created_at, updated_at";
+/// Columns as read: `last_seq` is derived from the activities index (see schema.sql).
+pub(crate) const CONVERSATION_COLS: &str = "id, tenant_id, channel_id, status, metadata, external_id, \
+     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at";
 
 pub(crate) fn conversation(r: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {

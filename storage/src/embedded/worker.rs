@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use futures_channel::oneshot;
 use rusqlite::Connection;
 
+use super::known;
 use super::rows::sql_err;
 use crate::{StoreError, StoreResult};
 
@@ -63,9 +64,15 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     conn.prepare_cached("SAVEPOINT job").and_then(|mut s| s.execute([])).map_err(sql_err)?;
     let result = f(conn);
     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job" };
-    conn.prepare_cached(end).and_then(|mut s| s.execute([])).map_err(sql_err)?;
-    if result.is_err() {
-        conn.prepare_cached("RELEASE job").and_then(|mut s| s.execute([])).map_err(sql_err)?;
+    let ended = conn.prepare_cached(end).and_then(|mut s| s.execute([])).and_then(|_| {
+        if result.is_err() {
+            conn.prepare_cached("RELEASE job").and_then(|mut s| s.execute([]))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = ended {
+        known::forget_all();
+        return Err(sql_err(e));
     }
     result
 }
@@ -102,6 +109,7 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
                 let why = e.to_string();
                 tracing::error!("embedded storage: commit failed: {why}");
                 let _ = conn.execute_batch("ROLLBACK");
+                known::forget_all();
                 answers.into_iter().for_each(|answer| answer(Err(&why)));
             }
         }
