@@ -180,13 +180,14 @@ pub async fn read_range_pages_by_after_seq_in_seq_order(store: Arc<dyn Store>) {
 }
 
 /// `read_range` answers "at most `limit`": a limit of 0 asks for nothing.
-pub async fn read_range_limit_zero_returns_nothing(store: Arc<dyn Store>) {
+/// Like every page, a range read's limit is clamped to 1..=`PageRequest::MAX_LIMIT`.
+pub async fn read_range_limit_is_clamped(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme").await;
     write(s, vec![message(&w.conversation, "a"), message(&w.conversation, "b")]).await;
     let got = s.read_range(Scope::Tenant(w.tenant.id), w.conversation.id, 0, 0).await.expect("read_range");
     let seqs: Vec<i64> = got.iter().map(|a| a.seq).collect();
-    assert_eq!(seqs, Vec::<i64>::new(), "read_range(limit = 0) must return at most 0 activities");
+    assert_eq!(seqs, vec![1], "read_range(limit = 0) is clamped to 1");
 }
 
 /// 8 tasks × 25 batches × 4 items into the same 3 conversations at once.

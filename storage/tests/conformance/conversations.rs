@@ -145,6 +145,7 @@ pub async fn conversation_create_checks_the_channel(store: Arc<dyn Store>) {
     let mut new = new_conversation(&theirs, None);
     new.tenant_id = t.id;
     assert_not_found(s.create_conversation(new.clone()).await, Entity::Channel, "another tenant's channel");
+    new.external_id = Some("+15550002".into());
     assert_not_found(s.find_or_create_conversation(new).await, Entity::Channel, "find_or_create there");
     let mut new = new_conversation(&mine, None);
     new.channel_id = new_id();
@@ -222,4 +223,11 @@ pub async fn find_or_create_under_a_race_creates_once(store: Arc<dyn Store>) {
     assert!(answers.iter().all(|(c, _)| c.id == id), "every caller gets the same conversation");
     let page = store.list_conversations(Scope::Admin, ConversationFilter::default(), PageRequest::first(100)).await;
     assert_eq!(page.expect("list").items.len(), 1);
+}
+
+pub async fn find_or_create_without_external_id_is_invalid(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = crate::harness::world(s, "Acme").await;
+    let got = s.find_or_create_conversation(new_conversation(&w.channel, None)).await;
+    assert!(matches!(got, Err(converger_storage::StoreError::Invalid(_))), "got {got:?}");
 }

@@ -154,3 +154,26 @@ pub async fn merge_delivery_metadata_merges_top_level_keys(store: Arc<dyn Store>
         "merge into an unknown delivery",
     );
 }
+
+pub async fn deliver_to_naming_a_channel_twice_writes_one_row(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let mut new = message(&w.conversation, "twice");
+    new.deliver_to = vec![w.channel.id, w.channel.id];
+    let activity = write_one(s, new).await.into_activity();
+    let filter = DeliveryFilter { activity_id: Some(activity.id), ..Default::default() };
+    let page = s.list_deliveries(Scope::Admin, filter, PageRequest::first(10)).await.expect("list");
+    assert_eq!(page.items.len(), 1, "one row per (activity, channel)");
+}
+
+pub async fn merge_delivery_metadata_rejects_a_non_object(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let mut new = message(&w.conversation, "m");
+    new.deliver_to = vec![w.channel.id];
+    let activity = write_one(s, new).await.into_activity();
+    let filter = DeliveryFilter { activity_id: Some(activity.id), ..Default::default() };
+    let d = s.list_deliveries(Scope::Admin, filter, PageRequest::first(1)).await.expect("list").items.remove(0);
+    let got = s.merge_delivery_metadata(Scope::Admin, d.id, json("[1]")).await;
+    assert!(matches!(got, Err(StoreError::Invalid(_))), "got {got:?}");
+}

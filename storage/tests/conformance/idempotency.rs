@@ -104,3 +104,19 @@ pub async fn same_key_raced_from_concurrent_batches_writes_once(store: Arc<dyn S
     let all = store.list_deliveries(Scope::Admin, DeliveryFilter::default(), PageRequest::first(100)).await;
     assert_eq!(all.expect("list").items.len(), 1);
 }
+
+/// A retried write whose first attempt succeeded gets its activity back even if the
+/// conversation closed in between; a new write to the closed conversation does not.
+pub async fn replay_after_close_returns_the_original(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let original = write_one(s, keyed(&w.conversation, "before close", "k")).await.into_activity();
+    s.close_conversation(Scope::Tenant(w.tenant.id), w.conversation.id).await.expect("close");
+    let results = write(s, vec![keyed(&w.conversation, "retry", "k"), keyed(&w.conversation, "new", "k2")]).await;
+    assert_eq!(results[0].as_ref().expect("replay"), &Written::Replay(original));
+    assert!(
+        matches!(results[1], Err(converger_storage::StoreError::ConversationClosed)),
+        "a new key on a closed conversation: {:?}",
+        results[1]
+    );
+}
