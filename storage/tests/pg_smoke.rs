@@ -332,3 +332,64 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// COPY vs UNNEST for `write_batch`: one writer, one delivery row per activity,
+/// a fresh schema per run. Not a test: run it with
+/// `cargo test --release -p converger-storage --test pg_smoke -- --ignored bulk_bench --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bulk_bench() {
+    if database_url().is_none() {
+        return;
+    }
+    let cases: [(usize, usize, usize); 6] = [
+        (1, 10, 2000),
+        (1, 1000, 2000),
+        (100, 10, 20_000),
+        (100, 1000, 20_000),
+        (1000, 10, 40_000),
+        (1000, 1000, 40_000),
+    ];
+    // Best of three rounds, modes alternating, so a burst of other load on the
+    // machine hurts neither mode alone.
+    println!("batch  convs   unnest rows/s  copy rows/s  (best of 3)");
+    for (batch, convs, total) in cases {
+        let mut best = [0f64; 2];
+        for _round in 0..3 {
+            for (m, bulk) in [BulkInsert::Unnest, BulkInsert::Copy].into_iter().enumerate() {
+                let opts = PgOptions { pool_size: 1, bulk, ..PgOptions::default() };
+                let store = connect_with("bench", opts).unwrap();
+                let w = world(&store).await;
+                let mut conversations = Vec::with_capacity(convs);
+                for _ in 0..convs {
+                    let c = NewConversation {
+                        tenant_id: w.tenant.id,
+                        channel_id: w.channel.id,
+                        metadata: Json::empty_object(),
+                        external_id: None,
+                    };
+                    conversations.push(store.create_conversation(c).await.unwrap().id);
+                }
+                let make = |i: usize| {
+                    let mut a = activity(&w, None, true);
+                    a.conversation_id = conversations[i % convs];
+                    a
+                };
+                // Warm up: prepares the statements on the connection.
+                store.write_batch((0..batch).map(make).collect()).await.unwrap();
+                let batches = total / batch;
+                let mut next = 0;
+                let start = std::time::Instant::now();
+                for _ in 0..batches {
+                    let items: Vec<NewActivity> = (next..next + batch).map(make).collect();
+                    next += batch;
+                    let out = store.write_batch(items).await.unwrap();
+                    assert!(out.iter().all(Result::is_ok));
+                }
+                let rate = (batches * batch) as f64 / start.elapsed().as_secs_f64();
+                best[m] = best[m].max(rate);
+            }
+        }
+        println!("{batch:>5}  {convs:>5}  {:>13.0}  {:>11.0}", best[0], best[1]);
+    }
+}
