@@ -302,6 +302,58 @@ fn migrations_apply_once_even_when_nodes_start_together() {
     assert!(postgres::migrate_with(&url, &opts).unwrap().is_empty());
 }
 
+#[test]
+fn an_unreachable_server_is_unavailable_not_a_panic() {
+    // Port 1 on loopback refuses at once; nothing listens there.
+    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/none?connect_timeout=2", PgOptions::default());
+    assert!(matches!(err, Err(StoreError::Unavailable(_))), "{:?}", err.err());
+    let err = PgStore::connect("postgres://[not a url", PgOptions::default());
+    assert!(matches!(err, Err(StoreError::Internal(_))), "{:?}", err.err());
+}
+
+#[tokio::test]
+async fn connections_killed_by_the_server_are_replaced() {
+    let Some(url) = database_url() else { return };
+    let app = format!("smoke_{}", new_id().simple());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let opts = PgOptions { schema: Some(fresh_schema("reconnect")), pool_size: 2, ..PgOptions::default() };
+    let store = PgStore::connect(&format!("{url}{sep}application_name={app}"), opts).unwrap();
+    store.ping().await.unwrap();
+    let w = world(&store).await;
+    kill_backends(&url, &app);
+    // The first call may meet the dead connection; it must say so, not hang or panic.
+    if let Err(e) = store.write_batch(vec![activity(&w, None, false)]).await {
+        assert!(e.is_transient(), "{e:?}");
+    }
+    let again = store.write_batch(vec![activity(&w, None, false)]).await.unwrap();
+    assert!(again[0].is_ok());
+}
+
+/// Terminates every backend whose application_name is `app` and waits until they
+/// are gone, from a plain tokio-postgres client on another thread.
+fn kill_backends(url: &str, app: &str) {
+    let (url, app) = (url.to_owned(), app.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity \
+                     WHERE application_name = $1",
+                    &[&app],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert!(n > 0, "no backend named {app}");
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 /// The server drives the store from monoio, not tokio: the futures must only
 /// need wakers. This runs them on a bare thread with a minimal executor.
 #[test]
