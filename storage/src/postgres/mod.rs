@@ -94,7 +94,13 @@ impl PgStore {
             let mut conn = pool.get().await?;
             if let Some(schema) = schema {
                 let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&schema));
-                conn.client.batch_execute(&sql).await.map_err(errors::map_err)?;
+                match conn.client.batch_execute(&sql).await.map_err(errors::map_err) {
+                    // IF NOT EXISTS does not cover a concurrent creation: both
+                    // see no schema, one insert wins and the other hits the
+                    // catalog's unique index. Either way the schema now exists.
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
             if migrate {
                 migrate::apply(&mut conn).await
