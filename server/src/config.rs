@@ -46,12 +46,7 @@ pub enum ConfigError {
     #[error("config file {}{}{}: {message}", path.display(),
         line.map(|l| format!(", line {l}")).unwrap_or_default(),
         key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
-    File {
-        path: PathBuf,
-        line: Option<usize>,
-        key: Option<String>,
-        message: String,
-    },
+    File { path: PathBuf, line: Option<usize>, key: Option<String>, message: String },
     #[error("invalid value for `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -104,34 +99,24 @@ impl Config {
         };
         let http_addr = match o.http_addr.or(f.http_addr) {
             Some(a) => a,
-            None => defaults::HTTP_ADDR
-                .parse()
-                .map_err(|_| parse_default("http_addr", defaults::HTTP_ADDR))?,
+            None => defaults::HTTP_ADDR.parse().map_err(|_| parse_default("http_addr", defaults::HTTP_ADDR))?,
         };
         let binary_addr = match o.binary_addr.or(f.binary_addr) {
             Some(a) => a,
-            None => defaults::BINARY_ADDR
-                .parse()
-                .map_err(|_| parse_default("binary_addr", defaults::BINARY_ADDR))?,
+            None => defaults::BINARY_ADDR.parse().map_err(|_| parse_default("binary_addr", defaults::BINARY_ADDR))?,
         };
         let admin_allow = match o.admin_allow.or(f.admin_allow) {
             Some(a) => a,
-            None => defaults::ADMIN_ALLOW
-                .parse()
-                .map_err(|_| parse_default("admin_allow", defaults::ADMIN_ALLOW))?,
+            None => defaults::ADMIN_ALLOW.parse().map_err(|_| parse_default("admin_allow", defaults::ADMIN_ALLOW))?,
         };
         let log = match o.log.or(f.log) {
             Some(l) => l,
-            None => defaults::LOG
-                .parse()
-                .map_err(|_| parse_default("log", defaults::LOG))?,
+            None => defaults::LOG.parse().map_err(|_| parse_default("log", defaults::LOG))?,
         };
         let shards = match o.shards.or(f.shards) {
             Some(0) => return Err(invalid("shards", "must be at least 1")),
             Some(n) => n,
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
         let max_body_bytes = match o.max_body_bytes.or(f.max_body_bytes) {
             Some(0) => return Err(invalid("max_body_bytes", "must be at least 1")),
@@ -141,22 +126,13 @@ impl Config {
         // An empty value (e.g. `DATABASE_URL=` in a compose file) means unset.
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty()).map(Secret::new);
         let jwt_secret = match non_empty(o.jwt_secret.or(f.jwt_secret)) {
-            Some(key) => JwtSecret {
-                key,
-                generated: false,
-            },
-            None => JwtSecret {
-                key: random_secret()?,
-                generated: true,
-            },
+            Some(key) => JwtSecret { key, generated: false },
+            None => JwtSecret { key: random_secret()?, generated: true },
         };
         Ok(Config {
             http_addr,
             binary_addr,
-            data_dir: o
-                .data_dir
-                .or(f.data_dir)
-                .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
+            data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
             database_url: non_empty(o.database_url.or(f.database_url)),
             admin_token: non_empty(o.admin_token.or(f.admin_token)),
             admin_allow,
@@ -166,9 +142,7 @@ impl Config {
             log,
             max_body_bytes,
             shutdown_grace: Duration::from_millis(
-                o.shutdown_grace_ms
-                    .or(f.shutdown_grace_ms)
-                    .unwrap_or(defaults::SHUTDOWN_GRACE_MS),
+                o.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(defaults::SHUTDOWN_GRACE_MS),
             ),
             config_file: o.config,
         })
@@ -198,10 +172,7 @@ impl Config {
 }
 
 fn invalid(key: &'static str, message: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.to_string(),
-    }
+    ConfigError::Invalid { key, message: message.to_string() }
 }
 
 /// 32 random bytes, hex-encoded: the JWT key when none is configured.
@@ -211,9 +182,7 @@ fn random_secret() -> Result<Secret, ConfigError> {
         key: "jwt_secret",
         message: format!("cannot generate a random secret ({e}); set --jwt-secret"),
     })?;
-    Ok(Secret::new(
-        bytes.iter().map(|b| format!("{b:02x}")).collect(),
-    ))
+    Ok(Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 #[cfg(test)]

@@ -70,16 +70,11 @@ impl Write for SinkWriter {
 /// Installs the global subscriber, holding lines until [`LogSink::release`].
 /// A second call (tests starting several servers) keeps the first subscriber.
 pub fn init(filter: &LogFilter) -> LogSink {
-    let sink = LogSink {
-        held: Arc::new(Mutex::new(Some(Vec::new()))),
-    };
+    let sink = LogSink { held: Arc::new(Mutex::new(Some(Vec::new()))) };
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(sink.clone())
         .with_ansi(io::stderr().is_terminal())
         .with_thread_names(true);
-    let _ = tracing_subscriber::registry()
-        .with(layer)
-        .with(filter.targets())
-        .try_init();
+    let _ = tracing_subscriber::registry().with(layer).with(filter.targets()).try_init();
     sink
 }

@@ -32,7 +32,9 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
 fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     info!(config = %config.masked_summary(), "effective configuration");
     if config.jwt_secret.generated {
-        warn!("no --jwt-secret (CONVERGER_JWT_SECRET) set: using a random key; client tokens will not survive a restart");
+        warn!(
+            "no --jwt-secret (CONVERGER_JWT_SECRET) set: using a random key; client tokens will not survive a restart"
+        );
     }
     // Installed before anything slow so a signal during start-up is not lost:
     // it is read, and acted on, as soon as the server is up.

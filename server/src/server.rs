@@ -25,27 +25,14 @@ pub struct Server {
 
 impl Server {
     /// Starts one shard per listener pair; returns once every shard accepts.
-    pub fn start(
-        config: Config,
-        store: Arc<dyn Store>,
-        listeners: Listeners,
-    ) -> Result<Server, ShardStartError> {
-        let addr_err = |e: io::Error| ShardStartError {
-            shard: 0,
-            message: format!("listener has no address: {e}"),
-        };
+    pub fn start(config: Config, store: Arc<dyn Store>, listeners: Listeners) -> Result<Server, ShardStartError> {
+        let addr_err = |e: io::Error| ShardStartError { shard: 0, message: format!("listener has no address: {e}") };
         let http_addr = listeners.http_addr().map_err(addr_err)?;
         let binary_addr = listeners.binary_addr().map_err(addr_err)?;
         let shutdown = Shutdown::new();
         let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone())?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
-        Ok(Server {
-            shards,
-            shutdown,
-            store,
-            http_addr,
-            binary_addr,
-        })
+        Ok(Server { shards, shutdown, store, http_addr, binary_addr })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -58,10 +45,7 @@ impl Server {
 
     /// The line the start-up contract prints on stdout once ready.
     pub fn ready_line(&self) -> String {
-        format!(
-            "converger listening http={} binary={}",
-            self.http_addr, self.binary_addr
-        )
+        format!("converger listening http={} binary={}", self.http_addr, self.binary_addr)
     }
 
     /// A handle that stops the server from any thread (see [`Server::stop`]).

@@ -19,11 +19,7 @@ use crate::shard::ShardStartError;
 pub enum StartupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(
-        "cannot listen for {what} on {addr}: {}; {}",
-        io_reason(source),
-        bind_hint(source, flag)
-    )]
+    #[error("cannot listen for {what} on {addr}: {}; {}", io_reason(source), bind_hint(source, flag))]
     Bind {
         what: &'static str,
         addr: SocketAddr,
@@ -66,35 +62,32 @@ fn io_reason(e: &io::Error) -> String {
 }
 
 fn bind_hint(e: &io::Error, flag: &str) -> String {
-    let env = format!(
-        "CONVERGER_{}",
-        flag.trim_start_matches("--")
-            .replace('-', "_")
-            .to_uppercase()
-    );
+    let env = format!("CONVERGER_{}", flag.trim_start_matches("--").replace('-', "_").to_uppercase());
     match e.kind() {
-        io::ErrorKind::AddrInUse => format!("stop the process holding it or choose another port with {flag} ({env}); port 0 picks a free one"),
-        io::ErrorKind::PermissionDenied => format!("ports below 1024 need privileges: choose another with {flag} ({env})"),
+        io::ErrorKind::AddrInUse => {
+            format!("stop the process holding it or choose another port with {flag} ({env}); port 0 picks a free one")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("ports below 1024 need privileges: choose another with {flag} ({env})")
+        }
         _ => format!("choose another address with {flag} ({env})"),
     }
 }
 
 /// Binds the HTTP and binary listeners, one per shard, for `config`.
 pub fn bind(config: &Config) -> Result<Listeners, StartupError> {
-    let http =
-        bind_reuseport(config.http_addr, config.shards).map_err(|source| StartupError::Bind {
-            what: "HTTP",
-            addr: config.http_addr,
-            flag: "--http-addr",
-            source,
-        })?;
-    let binary =
-        bind_reuseport(config.binary_addr, config.shards).map_err(|source| StartupError::Bind {
-            what: "the binary protocol",
-            addr: config.binary_addr,
-            flag: "--binary-addr",
-            source,
-        })?;
+    let http = bind_reuseport(config.http_addr, config.shards).map_err(|source| StartupError::Bind {
+        what: "HTTP",
+        addr: config.http_addr,
+        flag: "--http-addr",
+        source,
+    })?;
+    let binary = bind_reuseport(config.binary_addr, config.shards).map_err(|source| StartupError::Bind {
+        what: "the binary protocol",
+        addr: config.binary_addr,
+        flag: "--binary-addr",
+        source,
+    })?;
     Ok(Listeners { http, binary })
 }
 
@@ -103,23 +96,15 @@ pub fn bind(config: &Config) -> Result<Listeners, StartupError> {
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     match &config.database_url {
         Some(url) => {
-            let store = PgStore::connect(url.expose(), PgOptions::default()).map_err(|source| {
-                StartupError::Database {
-                    url: mask_database_url(url.expose()),
-                    source,
-                }
-            })?;
+            let store = PgStore::connect(url.expose(), PgOptions::default())
+                .map_err(|source| StartupError::Database { url: mask_database_url(url.expose()), source })?;
             pending_backend(store)
         }
         None => {
             ensure_writable(&config.data_dir)?;
-            let store = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default()).map_err(
-                |source| StartupError::Embedded {
-                    path: config.data_dir.clone(),
-                    source,
-                },
-            )?;
-            pending_backend(store)
+            let store = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
+                .map_err(|source| StartupError::Embedded { path: config.data_dir.clone(), source })?;
+            Ok(Arc::new(store))
         }
     }
 }
@@ -127,21 +112,18 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
 /// Creates `dir` if needed and proves we can write in it, so a bad data
 /// directory is reported as such rather than as an obscure database error.
 fn ensure_writable(dir: &Path) -> Result<(), StartupError> {
-    let err = |source| StartupError::DataDir {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let err = |source| StartupError::DataDir { path: dir.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(err)?;
     let probe = dir.join(".converger-write-probe");
     std::fs::write(&probe, b"").map_err(err)?;
     std::fs::remove_file(&probe).map_err(err)
 }
 
-/// TEMPORARY, until the backends implement `Store` (both are being written):
-/// their constructors fail for now, so this is never reached.
+/// TEMPORARY, until `PgStore` implements `Store` (being written): its
+/// constructor fails for now, so this is never reached.
 fn pending_backend<T>(_store: T) -> Result<Arc<dyn Store>, StartupError> {
-    Err(StartupError::Embedded {
-        path: PathBuf::new(),
+    Err(StartupError::Database {
+        url: String::new(),
         source: StoreError::Internal("storage backend does not implement Store yet".into()),
     })
 }

@@ -56,12 +56,7 @@ impl Store for StubStore {
     async fn get_channel(&self, _: Scope, _: Id) -> StoreResult<Channel> {
         no()
     }
-    async fn list_channels(
-        &self,
-        _: Scope,
-        _: ChannelFilter,
-        _: PageRequest,
-    ) -> StoreResult<Page<Channel>> {
+    async fn list_channels(&self, _: Scope, _: ChannelFilter, _: PageRequest) -> StoreResult<Page<Channel>> {
         no()
     }
     async fn update_channel(&self, _: Scope, _: Id, _: ChannelPatch) -> StoreResult<Channel> {
@@ -70,10 +65,7 @@ impl Store for StubStore {
     async fn create_conversation(&self, _: NewConversation) -> StoreResult<Conversation> {
         no()
     }
-    async fn find_or_create_conversation(
-        &self,
-        _: NewConversation,
-    ) -> StoreResult<(Conversation, bool)> {
+    async fn find_or_create_conversation(&self, _: NewConversation) -> StoreResult<(Conversation, bool)> {
         no()
     }
     async fn get_conversation(&self, _: Scope, _: Id) -> StoreResult<Conversation> {
@@ -99,20 +91,10 @@ impl Store for StubStore {
     async fn get_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
         no()
     }
-    async fn list_deliveries(
-        &self,
-        _: Scope,
-        _: DeliveryFilter,
-        _: PageRequest,
-    ) -> StoreResult<Page<Delivery>> {
+    async fn list_deliveries(&self, _: Scope, _: DeliveryFilter, _: PageRequest) -> StoreResult<Page<Delivery>> {
         no()
     }
-    async fn claim_deliveries(
-        &self,
-        _: Timestamp,
-        _: u32,
-        _: Duration,
-    ) -> StoreResult<Vec<Delivery>> {
+    async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration) -> StoreResult<Vec<Delivery>> {
         no()
     }
     async fn complete_delivery(&self, _: Id, _: DeliveryOutcome) -> StoreResult<Delivery> {

@@ -79,13 +79,22 @@ pub trait Store: Send + Sync + 'static {
     /// nothing of the batch was written.
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>>;
     /// Activities with seq > `after_seq`, in seq order, at most `limit`.
-    async fn read_range(&self, scope: Scope, conversation_id: Id, after_seq: i64, limit: u32)
-        -> StoreResult<Vec<Activity>>;
+    async fn read_range(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Activity>>;
 
     // Deliveries.
     async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;
-    async fn list_deliveries(&self, scope: Scope, filter: DeliveryFilter, page: PageRequest)
-        -> StoreResult<Page<Delivery>>;
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>>;
     /// Leases up to `limit` pending deliveries due at `now`, oldest due first: each
     /// gets `attempts + 1` and `next_attempt_at = now + lease`, so it returns to the
     /// queue by itself if the claimer dies before completing it.

@@ -217,11 +217,18 @@ pub struct Delivery {
 /// The result of one delivery attempt, recorded by [`crate::Store::complete_delivery`].
 #[derive(Clone, Debug)]
 pub enum DeliveryOutcome {
-    Delivered { at: Timestamp },
+    Delivered {
+        at: Timestamp,
+    },
     /// Failed this time; try again at `next_attempt_at`.
-    Retry { error: String, next_attempt_at: Timestamp },
+    Retry {
+        error: String,
+        next_attempt_at: Timestamp,
+    },
     /// Failed for good.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// Who is asking: a tenant sees only its own rows; the admin sees all.

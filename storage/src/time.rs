@@ -98,13 +98,7 @@ impl fmt::Display for Timestamp {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        )
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, (rem / 60) % 60, rem % 60)
     }
 }
 
@@ -152,10 +146,7 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(
-            Timestamp::from_micros(1_649_367_553_123_456).to_string(),
-            "2022-04-07T21:39:13.123456Z"
-        );
+        assert_eq!(Timestamp::from_micros(1_649_367_553_123_456).to_string(), "2022-04-07T21:39:13.123456Z");
         assert_eq!(Timestamp::from_micros(951_782_400_000_000).to_string(), "2000-02-29T00:00:00.000000Z");
         assert_eq!(Timestamp::from_micros(-1).to_string(), "1969-12-31T23:59:59.999999Z");
     }

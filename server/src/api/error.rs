@@ -30,9 +30,7 @@ impl ApiError {
             ApiError::StorageUnavailable(_) => 503,
             ApiError::Store(e) => match e {
                 StoreError::NotFound(_) => 404,
-                StoreError::Conflict(_)
-                | StoreError::ChannelInactive
-                | StoreError::ConversationClosed => 409,
+                StoreError::Conflict(_) | StoreError::ChannelInactive | StoreError::ConversationClosed => 409,
                 StoreError::ForeignKey(_) => 422,
                 StoreError::Unavailable(_) => 503,
                 StoreError::Schema(_) | StoreError::Internal(_) => 500,
@@ -61,9 +59,7 @@ impl ApiError {
     /// The message shown to the client: internal details stay in the log.
     fn public_message(&self) -> String {
         match self {
-            ApiError::Store(StoreError::Schema(_) | StoreError::Internal(_)) => {
-                "internal error".into()
-            }
+            ApiError::Store(StoreError::Schema(_) | StoreError::Internal(_)) => "internal error".into(),
             ApiError::Store(StoreError::Unavailable(_)) => "storage is unavailable".into(),
             other => other.to_string(),
         }
@@ -105,15 +101,8 @@ mod tests {
 
     #[test]
     fn method_not_allowed_carries_allow_header() {
-        let r = ApiError::MethodNotAllowed {
-            method: "POST".into(),
-            allow: "GET, HEAD".into(),
-        }
-        .into_response();
+        let r = ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET, HEAD".into() }.into_response();
         assert_eq!(r.status, 405);
-        assert!(r
-            .headers
-            .iter()
-            .any(|(n, v)| *n == "allow" && v == "GET, HEAD"));
+        assert!(r.headers.iter().any(|(n, v)| *n == "allow" && v == "GET, HEAD"));
     }
 }

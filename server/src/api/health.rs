@@ -16,12 +16,6 @@ pub fn live() -> Result<Response, ApiError> {
 }
 
 pub async fn ready(app: &App) -> Result<Response, ApiError> {
-    app.store
-        .ping()
-        .await
-        .map_err(ApiError::StorageUnavailable)?;
-    Ok(Response::json(
-        200,
-        &json!({"status": "ok", "storage": app.store.backend()}),
-    ))
+    app.store.ping().await.map_err(ApiError::StorageUnavailable)?;
+    Ok(Response::json(200, &json!({"status": "ok", "storage": app.store.backend()})))
 }

@@ -42,12 +42,7 @@ impl App {
         response
     }
 
-    async fn dispatch(
-        &self,
-        endpoint: Endpoint,
-        _params: Params,
-        _request: Request,
-    ) -> Result<Response, ApiError> {
+    async fn dispatch(&self, endpoint: Endpoint, _params: Params, _request: Request) -> Result<Response, ApiError> {
         match endpoint {
             Endpoint::Health => health::health(),
             Endpoint::Live => health::live(),

@@ -26,10 +26,7 @@ pub struct Params(pub Vec<(&'static str, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -49,14 +46,9 @@ pub fn route(method: &Method, path: &str) -> Result<(Endpoint, Params), ApiError
         }
     }
     if allowed.is_empty() {
-        Err(ApiError::NoRoute {
-            path: path.to_string(),
-        })
+        Err(ApiError::NoRoute { path: path.to_string() })
     } else {
-        Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            allow: allowed.join(", "),
-        })
+        Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: allowed.join(", ") })
     }
 }
 
@@ -97,14 +89,8 @@ mod tests {
 
     #[test]
     fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
-        assert!(matches!(
-            route(&Method::Get, "/nope"),
-            Err(ApiError::NoRoute { .. })
-        ));
-        assert!(matches!(
-            route(&Method::Get, "/health/"),
-            Err(ApiError::NoRoute { .. })
-        ));
+        assert!(matches!(route(&Method::Get, "/nope"), Err(ApiError::NoRoute { .. })));
+        assert!(matches!(route(&Method::Get, "/health/"), Err(ApiError::NoRoute { .. })));
         match route(&Method::Post, "/health") {
             Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
             other => panic!("expected 405, got {other:?}"),
@@ -113,11 +99,7 @@ mod tests {
 
     #[test]
     fn captures_named_segments() {
-        let p = match_path(
-            "/api/v1/channels/{id}/inbound",
-            "/api/v1/channels/abc/inbound",
-        )
-        .expect("match");
+        let p = match_path("/api/v1/channels/{id}/inbound", "/api/v1/channels/abc/inbound").expect("match");
         assert_eq!(p.get("id"), Some("abc"));
         assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/").is_none());
         assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/a/b").is_none());

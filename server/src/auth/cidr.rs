@@ -57,10 +57,7 @@ impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| CidrError {
-            input: s.to_string(),
-            reason,
-        };
+        let err = |reason| CidrError { input: s.to_string(), reason };
         let (addr, prefix) = match s.trim().split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
@@ -151,14 +148,8 @@ mod tests {
 
     #[test]
     fn host_bits_are_cleared_and_bare_address_is_a_host() {
-        assert_eq!(
-            "10.1.2.3/8".parse::<Cidr>().expect("parse").to_string(),
-            "10.0.0.0/8"
-        );
-        assert_eq!(
-            "10.1.2.3".parse::<Cidr>().expect("parse").to_string(),
-            "10.1.2.3/32"
-        );
+        assert_eq!("10.1.2.3/8".parse::<Cidr>().expect("parse").to_string(), "10.0.0.0/8");
+        assert_eq!("10.1.2.3".parse::<Cidr>().expect("parse").to_string(), "10.1.2.3/32");
         let all: Cidr = "0.0.0.0/0".parse().expect("parse");
         assert!(all.contains(ip("203.0.113.9")));
     }

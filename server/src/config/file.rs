@@ -31,10 +31,8 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
         Self::parse(path, &text)
     }
 
@@ -45,12 +43,7 @@ impl FileConfig {
                 Some(span) => locate(text, span.start),
                 None => (None, None),
             };
-            ConfigError::File {
-                path: path.to_path_buf(),
-                line,
-                key,
-                message: e.message().trim().replace('\n', " "),
-            }
+            ConfigError::File { path: path.to_path_buf(), line, key, message: e.message().trim().replace('\n', " ") }
         })
     }
 }
@@ -83,17 +76,12 @@ mod tests {
         assert_eq!(f.http_addr, Some("127.0.0.1:9".parse().expect("addr")));
         assert_eq!(f.shards, Some(3));
         assert_eq!(f.io_driver, Some(IoDriver::Epoll));
-        assert_eq!(
-            f.admin_allow.map(|a| a.to_string()),
-            Some("10.0.0.0/8".into())
-        );
+        assert_eq!(f.admin_allow.map(|a| a.to_string()), Some("10.0.0.0/8".into()));
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = parse("shards = 2\n\nhttp_adr = \"127.0.0.1:1\"\n")
-            .expect_err("unknown key")
-            .to_string();
+        let err = parse("shards = 2\n\nhttp_adr = \"127.0.0.1:1\"\n").expect_err("unknown key").to_string();
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("http_adr"), "{err}");
         assert!(!err.contains('\n'), "{err}");
@@ -101,18 +89,11 @@ mod tests {
 
     #[test]
     fn bad_value_names_key_and_line() {
-        let err = parse("# comment\nhttp_addr = \"not an address\"\n")
-            .expect_err("bad value")
-            .to_string();
+        let err = parse("# comment\nhttp_addr = \"not an address\"\n").expect_err("bad value").to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("http_addr"), "{err}");
-        let err = parse("admin_allow = \"10.0.0.0/99\"\n")
-            .expect_err("bad cidr")
-            .to_string();
-        assert!(
-            err.contains("admin_allow") && err.contains("10.0.0.0/99"),
-            "{err}"
-        );
+        let err = parse("admin_allow = \"10.0.0.0/99\"\n").expect_err("bad cidr").to_string();
+        assert!(err.contains("admin_allow") && err.contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]

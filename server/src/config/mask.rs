@@ -50,14 +50,8 @@ mod tests {
 
     #[test]
     fn masks_url_userinfo_password() {
-        assert_eq!(
-            mask("postgres://app:s3cret@db:5432/conv"),
-            "postgres://app:***@db:5432/conv"
-        );
-        assert_eq!(
-            mask("postgresql://a:p%40ss@h/d?sslmode=disable"),
-            "postgresql://a:***@h/d?sslmode=disable"
-        );
+        assert_eq!(mask("postgres://app:s3cret@db:5432/conv"), "postgres://app:***@db:5432/conv");
+        assert_eq!(mask("postgresql://a:p%40ss@h/d?sslmode=disable"), "postgresql://a:***@h/d?sslmode=disable");
     }
 
     #[test]
@@ -72,13 +66,7 @@ mod tests {
             mask("postgres://h/d?user=u&password=x&sslmode=require"),
             "postgres://h/d?user=u&password=***&sslmode=require"
         );
-        assert_eq!(
-            mask("host=h password=pw user=u"),
-            "host=h password=*** user=u"
-        );
-        assert_eq!(
-            mask("host=h password='p w' user=u"),
-            "host=h password=*** user=u"
-        );
+        assert_eq!(mask("host=h password=pw user=u"), "host=h password=*** user=u");
+        assert_eq!(mask("host=h password='p w' user=u"), "host=h password=*** user=u");
     }
 }

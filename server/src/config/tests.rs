@@ -42,16 +42,10 @@ fn defaults_apply_when_nothing_is_given() {
 #[test]
 fn file_overrides_defaults_and_flags_override_file() {
     let _env = ENV.lock();
-    let f = file(
-        "http_addr = \"127.0.0.1:7000\"\nshards = 3\nlog = \"debug\"\njwt_secret = \"from-file\"\n",
-    );
+    let f = file("http_addr = \"127.0.0.1:7000\"\nshards = 3\nlog = \"debug\"\njwt_secret = \"from-file\"\n");
     let o = options(&["--shards", "5", "--io-driver", "epoll"]);
     let c = Config::resolve(o, f).expect("config");
-    assert_eq!(
-        c.http_addr.to_string(),
-        "127.0.0.1:7000",
-        "file beats default"
-    );
+    assert_eq!(c.http_addr.to_string(), "127.0.0.1:7000", "file beats default");
     assert_eq!(c.shards, 5, "flag beats file");
     assert_eq!(c.log.to_string(), "debug");
     assert_eq!(c.io_driver, IoDriver::Epoll);
@@ -67,28 +61,19 @@ fn env_overrides_file_and_flag_overrides_env() {
     let o = options(&["--binary-addr", "127.0.0.1:7102"]);
     std::env::remove_var("CONVERGER_SHARDS");
     std::env::remove_var("CONVERGER_BINARY_ADDR");
-    let c =
-        Config::resolve(o, file("shards = 2\nbinary_addr = \"127.0.0.1:7100\"\n")).expect("config");
+    let c = Config::resolve(o, file("shards = 2\nbinary_addr = \"127.0.0.1:7100\"\n")).expect("config");
     assert_eq!(c.shards, 7, "env beats file");
-    assert_eq!(
-        c.binary_addr.to_string(),
-        "127.0.0.1:7102",
-        "flag beats env"
-    );
+    assert_eq!(c.binary_addr.to_string(), "127.0.0.1:7102", "flag beats env");
 }
 
 #[test]
 fn invalid_values_are_errors_naming_the_key() {
     let _env = ENV.lock();
-    let err =
-        Config::resolve(options(&["--shards", "0"]), FileConfig::default()).expect_err("0 shards");
+    let err = Config::resolve(options(&["--shards", "0"]), FileConfig::default()).expect_err("0 shards");
     assert!(err.to_string().contains("shards"), "{err}");
     let argv = ["converger", "--admin-allow", "10.0.0.0/40"];
     let err = Cli::try_parse_from(argv).expect_err("bad cidr").to_string();
-    assert!(
-        err.contains("--admin-allow") && err.contains("10.0.0.0/40"),
-        "{err}"
-    );
+    assert!(err.contains("--admin-allow") && err.contains("10.0.0.0/40"), "{err}");
 }
 
 #[test]
@@ -110,14 +95,9 @@ fn summary_masks_every_secret() {
         "--database-url",
         "postgres://conv:pw-SECRET@db:5432/conv",
     ]);
-    let summary = Config::resolve(o, FileConfig::default())
-        .expect("config")
-        .masked_summary();
+    let summary = Config::resolve(o, FileConfig::default()).expect("config").masked_summary();
     assert!(!summary.contains("SECRET"), "{summary}");
-    assert!(
-        summary.contains("database_url=postgres://conv:***@db:5432/conv"),
-        "{summary}"
-    );
+    assert!(summary.contains("database_url=postgres://conv:***@db:5432/conv"), "{summary}");
     assert!(summary.contains("admin_token=***"), "{summary}");
     assert!(!summary.contains('\n'));
 }

@@ -28,9 +28,7 @@ impl FromStr for IoDriver {
             "auto" => Ok(IoDriver::Auto),
             "io-uring" | "io_uring" | "iouring" => Ok(IoDriver::IoUring),
             "epoll" | "legacy" => Ok(IoDriver::Epoll),
-            other => Err(format!(
-                "unknown I/O driver `{other}` (expected auto, io-uring or epoll)"
-            )),
+            other => Err(format!("unknown I/O driver `{other}` (expected auto, io-uring or epoll)")),
         }
     }
 }
@@ -80,9 +78,7 @@ impl FromStr for LogFilter {
                 ));
             }
         }
-        let targets = text
-            .parse::<Targets>()
-            .map_err(|e| format!("bad log filter `{text}`: {e}"))?;
+        let targets = text.parse::<Targets>().map_err(|e| format!("bad log filter `{text}`: {e}"))?;
         Ok(LogFilter { text, targets })
     }
 }

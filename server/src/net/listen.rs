@@ -25,10 +25,7 @@ pub struct Listeners {
 impl Listeners {
     /// Binds `shards` HTTP and binary sockets each.
     pub fn bind(http: SocketAddr, binary: SocketAddr, shards: usize) -> io::Result<Listeners> {
-        Ok(Listeners {
-            http: bind_reuseport(http, shards)?,
-            binary: bind_reuseport(binary, shards)?,
-        })
+        Ok(Listeners { http: bind_reuseport(http, shards)?, binary: bind_reuseport(binary, shards)? })
     }
 
     /// The actual HTTP address (port 0 resolved).
@@ -43,9 +40,7 @@ impl Listeners {
 }
 
 fn first_addr(list: &[TcpListener]) -> io::Result<SocketAddr> {
-    list.first()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listener"))?
-        .local_addr()
+    list.first().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listener"))?.local_addr()
 }
 
 /// `count` non-blocking listeners sharing `addr` through `SO_REUSEPORT`.
@@ -94,15 +89,9 @@ mod tests {
     #[test]
     fn port_zero_gives_every_socket_the_same_actual_port() {
         let l = bind_reuseport("127.0.0.1:0".parse().expect("addr"), 3).expect("bind");
-        let ports: Vec<u16> = l
-            .iter()
-            .map(|s| s.local_addr().expect("addr").port())
-            .collect();
+        let ports: Vec<u16> = l.iter().map(|s| s.local_addr().expect("addr").port()).collect();
         assert_eq!(ports.len(), 3);
-        assert!(
-            ports[0] != 0 && ports.iter().all(|p| *p == ports[0]),
-            "{ports:?}"
-        );
+        assert!(ports[0] != 0 && ports.iter().all(|p| *p == ports[0]), "{ports:?}");
     }
 
     #[test]

@@ -18,10 +18,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> serde_json::Value {
@@ -38,11 +35,8 @@ fn read_replies(stream: &mut TcpStream, heads: &[bool]) -> Vec<Reply> {
         let mut hs = [httparse::EMPTY_HEADER; 32];
         let mut r = httparse::Response::new(&mut hs);
         if let Ok(httparse::Status::Complete(n)) = r.parse(&buf) {
-            let headers: Vec<(String, String)> = r
-                .headers
-                .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into()))
-                .collect();
+            let headers: Vec<(String, String)> =
+                r.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into())).collect();
             let len: usize = headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -51,11 +45,7 @@ fn read_replies(stream: &mut TcpStream, heads: &[bool]) -> Vec<Reply> {
             let body_len = if heads[out.len()] { 0 } else { len };
             if buf.len() >= n + body_len {
                 let status = r.code.expect("status");
-                out.push(Reply {
-                    status,
-                    headers,
-                    body: buf[n..n + body_len].to_vec(),
-                });
+                out.push(Reply { status, headers, body: buf[n..n + body_len].to_vec() });
                 buf.drain(..n + body_len);
                 continue;
             }
@@ -68,12 +58,7 @@ fn read_replies(stream: &mut TcpStream, heads: &[bool]) -> Vec<Reply> {
 }
 
 fn start(store: Arc<StubStore>) -> Server {
-    let o = Options {
-        shards: Some(2),
-        max_body_bytes: Some(100),
-        shutdown_grace_ms: Some(2000),
-        ..Options::default()
-    };
+    let o = Options { shards: Some(2), max_body_bytes: Some(100), shutdown_grace_ms: Some(2000), ..Options::default() };
     let config = Config::resolve(o, FileConfig::default()).expect("config");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
     let listeners = Listeners::bind(any, any, 2).expect("bind");
@@ -82,8 +67,7 @@ fn start(store: Arc<StubStore>) -> Server {
 
 fn connect(server: &Server) -> TcpStream {
     let s = TcpStream::connect(server.http_addr()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     s
 }
 
@@ -92,17 +76,14 @@ fn health_endpoints_and_readiness_follow_the_store() {
     let store = Arc::new(StubStore::default());
     let server = start(store.clone());
     let mut c = connect(&server);
-    c.write_all(b"GET /health HTTP/1.1\r\n\r\nGET /health/live HTTP/1.1\r\n\r\nGET /health/ready HTTP/1.1\r\n\r\n").expect("write");
+    c.write_all(b"GET /health HTTP/1.1\r\n\r\nGET /health/live HTTP/1.1\r\n\r\nGET /health/ready HTTP/1.1\r\n\r\n")
+        .expect("write");
     let r = read_replies(&mut c, &[false; 3]);
-    assert_eq!(
-        r.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [200, 200, 200]
-    );
+    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200, 200]);
     assert_eq!(r[0].json(), serde_json::json!({"status": "ok"}));
     assert_eq!(r[2].json()["storage"], "stub");
     store.set_down(true);
-    c.write_all(b"GET /health/ready HTTP/1.1\r\n\r\n")
-        .expect("write");
+    c.write_all(b"GET /health/ready HTTP/1.1\r\n\r\n").expect("write");
     let r = read_replies(&mut c, &[false]);
     assert_eq!(r[0].status, 503);
     assert_eq!(r[0].json()["error"]["code"], "storage_unavailable");
@@ -119,20 +100,13 @@ fn pipelined_requests_answer_in_order_with_head_and_errors() {
         c.write_all(&[*b]).expect("write");
     }
     let r = read_replies(&mut c, &[true, false, false, false]);
-    assert_eq!(
-        r.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [200, 404, 405, 200]
-    );
+    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 404, 405, 200]);
     assert!(r[0].body.is_empty() && r[0].header("content-length") == Some("15"));
     assert_eq!(r[1].json()["error"]["code"], "not_found");
     assert_eq!(r[2].header("allow"), Some("GET, HEAD"));
     assert_eq!(r[3].header("connection"), Some("close"));
     let mut rest = Vec::new();
-    assert_eq!(
-        c.read_to_end(&mut rest).expect("eof"),
-        0,
-        "closed after Connection: close"
-    );
+    assert_eq!(c.read_to_end(&mut rest).expect("eof"), 0, "closed after Connection: close");
     server.stop();
 }
 
@@ -140,8 +114,7 @@ fn pipelined_requests_answer_in_order_with_head_and_errors() {
 fn oversized_body_gets_413_and_close() {
     let server = start(Arc::new(StubStore::default()));
     let mut c = connect(&server);
-    c.write_all(b"POST /health HTTP/1.1\r\nContent-Length: 101\r\n\r\n")
-        .expect("write");
+    c.write_all(b"POST /health HTTP/1.1\r\nContent-Length: 101\r\n\r\n").expect("write");
     let r = read_replies(&mut c, &[false]);
     assert_eq!(r[0].status, 413);
     assert_eq!(r[0].json()["error"]["code"], "payload_too_large");
@@ -153,16 +126,11 @@ fn oversized_body_gets_413_and_close() {
 fn stop_closes_idle_keep_alive_connections_promptly() {
     let server = start(Arc::new(StubStore::default()));
     let mut idle = connect(&server);
-    idle.write_all(b"GET /health HTTP/1.1\r\n\r\n")
-        .expect("write");
+    idle.write_all(b"GET /health HTTP/1.1\r\n\r\n").expect("write");
     read_replies(&mut idle, &[false]);
     let t = Instant::now();
     server.stop();
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
     let mut rest = Vec::new();
     assert_eq!(idle.read_to_end(&mut rest).expect("eof"), 0);
 }

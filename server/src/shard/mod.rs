@@ -65,21 +65,13 @@ impl Shards {
                 shutdown: shutdown.clone(),
                 ready: ready_tx.clone(),
             };
-            let spawned = std::thread::Builder::new()
-                .name(format!("shard-{id}"))
-                .spawn(move || shard.run(http, binary));
+            let spawned =
+                std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let err = ShardStartError {
-                        shard: id,
-                        message: format!("cannot spawn thread: {e}"),
-                    };
-                    return Err(Shards {
-                        threads,
-                        drivers: Vec::new(),
-                    }
-                    .abort(err, &shutdown));
+                    let err = ShardStartError { shard: id, message: format!("cannot spawn thread: {e}") };
+                    return Err(Shards { threads, drivers: Vec::new() }.abort(err, &shutdown));
                 }
             }
         }
@@ -90,10 +82,7 @@ impl Shards {
                 Ok(Ok((id, driver))) => drivers[id] = driver,
                 Ok(Err(err)) => return Err(Shards { threads, drivers }.abort(err, &shutdown)),
                 Err(_) => {
-                    let err = ShardStartError {
-                        shard: 0,
-                        message: "a shard thread exited during start-up".into(),
-                    };
+                    let err = ShardStartError { shard: 0, message: "a shard thread exited during start-up".into() };
                     return Err(Shards { threads, drivers }.abort(err, &shutdown));
                 }
             }
@@ -130,18 +119,14 @@ struct ShardSetup {
 
 impl ShardSetup {
     fn run(self, http: StdListener, binary: StdListener) {
-        let fail = |message: String| ShardStartError {
-            shard: self.id,
-            message,
-        };
+        let fail = |message: String| ShardStartError { shard: self.id, message };
         let (mut rt, driver) = match runtime::build(self.config.io_driver, self.id) {
             Ok(built) => built,
             Err(e) => {
                 let hint = "try --io-driver epoll";
-                let _ = self.ready.send(Err(fail(format!(
-                    "cannot start the {} runtime: {e}; {hint}",
-                    self.config.io_driver
-                ))));
+                let _ = self
+                    .ready
+                    .send(Err(fail(format!("cannot start the {} runtime: {e}; {hint}", self.config.io_driver))));
                 return;
             }
         };
@@ -149,32 +134,21 @@ impl ShardSetup {
     }
 
     async fn serve(self, http: StdListener, binary: StdListener, driver: &'static str) {
-        let adopted =
-            TcpListener::from_std(http).and_then(|h| Ok((h, TcpListener::from_std(binary)?)));
+        let adopted = TcpListener::from_std(http).and_then(|h| Ok((h, TcpListener::from_std(binary)?)));
         let (http, binary) = match adopted {
             Ok(pair) => pair,
             Err(e) => {
                 let message = format!("cannot register listeners with the {driver} driver: {e}");
-                let _ = self.ready.send(Err(ShardStartError {
-                    shard: self.id,
-                    message,
-                }));
+                let _ = self.ready.send(Err(ShardStartError { shard: self.id, message }));
                 return;
             }
         };
         let id = self.id;
-        let binary_task = monoio::spawn(crate::net::binary::accept_loop(
-            binary,
-            id,
-            self.shutdown.clone(),
-        ));
+        let binary_task = monoio::spawn(crate::net::binary::accept_loop(binary, id, self.shutdown.clone()));
         let app = Rc::new(App::new(self.store, self.config.clone()));
         let tracker = ConnTracker::default();
         let abort = Shutdown::new();
-        let limits = Limits {
-            max_body_bytes: self.config.max_body_bytes,
-            ..Limits::default()
-        };
+        let limits = Limits { max_body_bytes: self.config.max_body_bytes, ..Limits::default() };
         if self.ready.send(Ok((id, driver))).is_err() {
             return;
         }
@@ -204,16 +178,9 @@ impl ShardSetup {
             }
         }
         drop(http);
-        info!(
-            shard = id,
-            open = tracker.count(),
-            "stopped accepting; closing idle connections"
-        );
+        info!(shard = id, open = tracker.count(), "stopped accepting; closing idle connections");
         let grace = self.config.shutdown_grace;
-        if monoio::time::timeout(grace, tracker.all_closed())
-            .await
-            .is_err()
-        {
+        if monoio::time::timeout(grace, tracker.all_closed()).await.is_err() {
             warn!(
                 shard = id,
                 open = tracker.count(),

@@ -33,16 +33,11 @@ pub fn build(driver: IoDriver, shard: usize) -> io::Result<(ShardRuntime, &'stat
 }
 
 fn uring() -> io::Result<ShardRuntime> {
-    let rt = RuntimeBuilder::<IoUringDriver>::new()
-        .with_entries(URING_ENTRIES)
-        .enable_timer()
-        .build()?;
+    let rt = RuntimeBuilder::<IoUringDriver>::new().with_entries(URING_ENTRIES).enable_timer().build()?;
     Ok(rt.into())
 }
 
 fn epoll() -> io::Result<ShardRuntime> {
-    let rt = RuntimeBuilder::<LegacyDriver>::new()
-        .enable_timer()
-        .build()?;
+    let rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
     Ok(rt.into())
 }

@@ -24,9 +24,7 @@ impl Inner {
     fn waiters(&self) -> MutexGuard<'_, HashMap<u64, Waker>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (single inserts/removes), so a poisoned lock is still usable.
-        self.waiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.waiters.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -57,10 +55,7 @@ impl Shutdown {
     /// Resolves once [`Shutdown::trigger`] has been called.
     pub fn wait(&self) -> Wait {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
-        Wait {
-            inner: self.inner.clone(),
-            key,
-        }
+        Wait { inner: self.inner.clone(), key }
     }
 }
 
@@ -101,9 +96,7 @@ mod tests {
     fn trigger_from_another_thread_wakes_a_waiting_runtime() {
         let shutdown = Shutdown::new();
         let remote = shutdown.clone();
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .expect("runtime");
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build().expect("runtime");
         rt.block_on(async move {
             let t = std::thread::spawn(move || remote.trigger());
             shutdown.wait().await;

@@ -26,9 +26,7 @@ pub struct ConnGuard {
 impl ConnTracker {
     pub fn open(&self) -> ConnGuard {
         self.inner.open.set(self.inner.open.get() + 1);
-        ConnGuard {
-            inner: self.inner.clone(),
-        }
+        ConnGuard { inner: self.inner.clone() }
     }
 
     pub fn count(&self) -> usize {

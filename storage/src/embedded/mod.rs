@@ -1,9 +1,33 @@
-//! Embedded backend: SQLite in WAL mode with `synchronous=FULL`, one writer thread
-//! doing group commit, reader threads on their own connections.
+//! Embedded backend: SQLite in WAL mode with `synchronous=FULL`, one writer
+//! thread doing group commit, reader threads on their own connections. The
+//! database is one file, `converger.db`, in the data directory.
+//!
+//! Every operation is a closure shipped to the right thread; its answer comes back
+//! on a oneshot channel, so the futures run on any executor.
 
-use std::path::Path;
+mod activities;
+mod crud;
+mod deliveries;
+mod known;
+mod query;
+mod rows;
+mod schema;
+mod worker;
 
-use crate::StoreResult;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+
+use crate::*;
+use worker::{ReadJob, WriteJob};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "converger.db";
 
 /// Options for [`EmbeddedStore::open`].
 #[derive(Clone, Debug)]
@@ -18,13 +42,287 @@ impl Default for EmbeddedOptions {
     }
 }
 
-/// The embedded store; cheap to share behind an `Arc`.
-pub struct EmbeddedStore {}
+/// The embedded store; share it behind an `Arc`. Dropping it lets the writer
+/// finish what is queued, checkpoint the WAL, and stop.
+pub struct EmbeddedStore {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    readers: Option<mpsc::Sender<ReadJob>>,
+    threads: Vec<JoinHandle<()>>,
+}
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the database in `dir`. Blocking: call before
     /// entering an async runtime or from a blocking context.
-    pub fn open(_dir: &Path, _opts: EmbeddedOptions) -> StoreResult<EmbeddedStore> {
-        Err(crate::StoreError::Internal("not yet built".into()))
+    pub fn open(dir: &Path, opts: EmbeddedOptions) -> StoreResult<EmbeddedStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let mut conn = schema::open_connection(&path, false)?;
+        schema::prepare(&mut conn)?;
+
+        let mut threads = Vec::new();
+        let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        threads.push(spawn("store-writer", move || worker::writer_loop(conn, writer_rx))?);
+
+        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
+        let reader_rx = Arc::new(Mutex::new(reader_rx));
+        for i in 0..opts.readers.max(1) {
+            let conn = schema::open_connection(&path, true)?;
+            let rx = Arc::clone(&reader_rx);
+            threads.push(spawn(&format!("store-reader-{i}"), move || worker::reader_loop(conn, rx))?);
+        }
+        Ok(EmbeddedStore { path, writer: Some(writer_tx), readers: Some(reader_tx), threads })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = worker::boxed_job(f);
+        self.writer.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (job, answer) = worker::read_job(f);
+        self.readers.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.writer.take();
+        self.readers.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> StoreResult<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| StoreError::Unavailable(format!("cannot start thread {name}: {e}")))
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the embedded store is shut down".into())
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::sql_err)).await
+    }
+
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant> {
+        self.write(move |c| crud::create_tenant(c, new)).await
+    }
+
+    async fn get_tenant(&self, id: Id) -> StoreResult<Tenant> {
+        self.read(move |c| crud::get_tenant(c, id)).await
+    }
+
+    async fn tenant_by_api_key_hash(&self, hash: &[u8; 32]) -> StoreResult<Tenant> {
+        let hash = *hash;
+        self.read(move |c| crud::tenant_by_api_key_hash(c, &hash)).await
+    }
+
+    async fn list_tenants(&self, page: PageRequest) -> StoreResult<Page<Tenant>> {
+        self.read(move |c| crud::list_tenants(c, page)).await
+    }
+
+    async fn update_tenant(&self, id: Id, patch: TenantPatch) -> StoreResult<Tenant> {
+        self.write(move |c| crud::update_tenant(c, id, patch)).await
+    }
+
+    async fn create_channel(&self, new: NewChannel) -> StoreResult<Channel> {
+        self.write(move |c| crud::create_channel(c, new)).await
+    }
+
+    async fn get_channel(&self, scope: Scope, id: Id) -> StoreResult<Channel> {
+        self.read(move |c| crud::get_channel(c, scope, id)).await
+    }
+
+    async fn list_channels(
+        &self,
+        scope: Scope,
+        filter: ChannelFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Channel>> {
+        self.read(move |c| crud::list_channels(c, scope, filter, page)).await
+    }
+
+    async fn update_channel(&self, scope: Scope, id: Id, patch: ChannelPatch) -> StoreResult<Channel> {
+        self.write(move |c| crud::update_channel(c, scope, id, patch)).await
+    }
+
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<Conversation> {
+        self.write(move |c| crud::create_conversation(c, new)).await
+    }
+
+    async fn find_or_create_conversation(&self, new: NewConversation) -> StoreResult<(Conversation, bool)> {
+        self.write(move |c| crud::find_or_create_conversation(c, new)).await
+    }
+
+    async fn get_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation> {
+        self.read(move |c| crud::get_conversation(c, scope, id)).await
+    }
+
+    async fn list_conversations(
+        &self,
+        scope: Scope,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Conversation>> {
+        self.read(move |c| crud::list_conversations(c, scope, filter, page)).await
+    }
+
+    async fn close_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation> {
+        self.write(move |c| crud::close_conversation(c, scope, id)).await
+    }
+
+    async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |c| activities::write_batch(c, batch)).await
+    }
+
+    async fn read_range(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Activity>> {
+        self.read(move |c| activities::read_range(c, scope, conversation_id, after_seq, limit)).await
+    }
+
+    async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        self.read(move |c| deliveries::get_delivery(c, scope, id)).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        self.read(move |c| deliveries::list_deliveries(c, scope, filter, page)).await
+    }
+
+    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>> {
+        self.write(move |c| deliveries::claim_deliveries(c, now, limit, lease)).await
+    }
+
+    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+        self.write(move |c| deliveries::complete_delivery(c, id, outcome)).await
+    }
+
+    async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
+        self.write(move |c| deliveries::merge_delivery_metadata(c, scope, id, patch)).await
+    }
+
+    async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        self.write(move |c| deliveries::retry_delivery(c, scope, id)).await
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        self.read(deliveries::stats).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+    }
+
+    fn activity(tenant: Id, conversation: Id, key: Option<&str>) -> NewActivity {
+        NewActivity {
+            id: new_id(),
+            tenant_id: tenant,
+            conversation_id: conversation,
+            kind: "message".into(),
+            text: Some("hi".into()),
+            attachments: None,
+            sender: "u1".into(),
+            metadata: Json::empty_object(),
+            idempotency_key: key.map(str::to_string),
+            created_at: Timestamp::now(),
+            deliver_to: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn writes_survive_reopen_with_seq_and_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tenant, conversation) = {
+            let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("open");
+            block_on(async {
+                let t = store.create_tenant(NewTenant { name: "t".into(), api_key_hash: [7; 32] }).await.unwrap();
+                let ch = store
+                    .create_channel(NewChannel {
+                        tenant_id: t.id,
+                        name: "c".into(),
+                        kind: "websocket".into(),
+                        secret: "s".into(),
+                        config: Json::empty_object(),
+                    })
+                    .await
+                    .unwrap();
+                let conv = store
+                    .create_conversation(NewConversation {
+                        tenant_id: t.id,
+                        channel_id: ch.id,
+                        metadata: Json::empty_object(),
+                        external_id: None,
+                    })
+                    .await
+                    .unwrap();
+                let out = store
+                    .write_batch(vec![
+                        activity(t.id, conv.id, None),
+                        activity(t.id, conv.id, Some("k")),
+                        activity(t.id, conv.id, Some("k")),
+                    ])
+                    .await
+                    .unwrap();
+                let seqs: Vec<(i64, bool)> =
+                    out.iter().map(|w| w.as_ref().map(|w| (w.activity().seq, w.is_replay())).unwrap()).collect();
+                assert_eq!(seqs, vec![(1, false), (2, false), (2, true)]);
+                (t.id, conv.id)
+            })
+        };
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
+        block_on(async {
+            let got = store.read_range(Scope::Tenant(tenant), conversation, 0, 100).await.unwrap();
+            assert_eq!(got.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
+            let other = store.read_range(Scope::Tenant(new_id()), conversation, 0, 100).await;
+            assert!(matches!(other, Err(StoreError::NotFound(Entity::Conversation))));
+            let out = store.write_batch(vec![activity(tenant, conversation, Some("k"))]).await.unwrap();
+            assert_eq!(out[0].as_ref().unwrap().activity().seq, 2);
+            assert_eq!(store.stats().await.unwrap().activities, 2);
+        });
     }
 }

@@ -9,11 +9,13 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Apply pending migrations before returning.
     pub migrate: bool,
+    /// Work inside this schema (created if missing) instead of the default one.
+    pub schema: Option<String>,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { pool_size: 4, migrate: true }
+        PgOptions { pool_size: 4, migrate: true, schema: None }
     }
 }
 

@@ -65,8 +65,7 @@ pub async fn serve<S: Service>(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    Response::error(e.status(), e.code(), &e.to_string())
-                        .encode(false, true, &mut out);
+                    Response::error(e.status(), e.code(), &e.to_string()).encode(false, true, &mut out);
                     close = Some(Closed::BadRequest);
                     break;
                 }

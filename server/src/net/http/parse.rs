@@ -27,10 +27,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_head_bytes: 16 * 1024,
-            max_body_bytes: 1024 * 1024,
-        }
+        Limits { max_head_bytes: 16 * 1024, max_body_bytes: 1024 * 1024 }
     }
 }
 
@@ -75,21 +72,16 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
     let head_len = match head.parse(buf) {
         Ok(httparse::Status::Complete(n)) if n <= limits.max_head_bytes => n,
         Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
-            return Err(ParseError::HeadersTooLarge {
-                limit: limits.max_head_bytes,
-            })
+            return Err(ParseError::HeadersTooLarge { limit: limits.max_head_bytes })
         }
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
-            return Err(ParseError::HeadersTooLarge {
-                limit: limits.max_head_bytes,
-            })
+            return Err(ParseError::HeadersTooLarge { limit: limits.max_head_bytes })
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ParseError::Malformed(e.to_string())),
     };
     // httparse guarantees these are set on Complete; refuse rather than trust.
-    let (Some(method), Some(target), Some(minor_version)) = (head.method, head.path, head.version)
-    else {
+    let (Some(method), Some(target), Some(minor_version)) = (head.method, head.path, head.version) else {
         return Err(ParseError::Malformed("incomplete request line".into()));
     };
     let body_len = body_length(head.headers, limits)?;
@@ -103,27 +95,13 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
         None => (target.to_string(), None),
     };
     if !path.starts_with('/') && path != "*" {
-        return Err(ParseError::Malformed(format!(
-            "request target `{path}` is not an absolute path"
-        )));
+        return Err(ParseError::Malformed(format!("request target `{path}` is not an absolute path")));
     }
     let method = Method::parse(method);
-    let headers = head
-        .headers
-        .iter()
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect();
+    let headers = head.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
     let mut whole = buf.split_to(head_len + body_len);
     let body = whole.split_off(head_len).freeze();
-    Ok(Some(Request {
-        method,
-        path,
-        query,
-        minor_version,
-        headers,
-        body,
-        peer: None,
-    }))
+    Ok(Some(Request { method, path, query, minor_version, headers, body, peer: None }))
 }
 
 /// The body length declared by the headers, bounded by the limit.
@@ -131,9 +109,7 @@ fn body_length(headers: &[httparse::Header<'_>], limits: &Limits) -> Result<usiz
     let mut length: Option<u64> = None;
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let has_cl = headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case("content-length"));
+            let has_cl = headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length"));
             return Err(if has_cl {
                 ParseError::Malformed("both Transfer-Encoding and Content-Length".into())
             } else {
@@ -141,30 +117,20 @@ fn body_length(headers: &[httparse::Header<'_>], limits: &Limits) -> Result<usiz
             });
         }
         if h.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .unwrap_or("");
+            let value = std::str::from_utf8(h.value).ok().map(str::trim).unwrap_or("");
             if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ParseError::Malformed("invalid Content-Length".into()));
             }
-            let n: u64 = value
-                .parse()
-                .map_err(|_| ParseError::Malformed("Content-Length too large".into()))?;
+            let n: u64 = value.parse().map_err(|_| ParseError::Malformed("Content-Length too large".into()))?;
             if length.is_some_and(|prev| prev != n) {
-                return Err(ParseError::Malformed(
-                    "conflicting Content-Length headers".into(),
-                ));
+                return Err(ParseError::Malformed("conflicting Content-Length headers".into()));
             }
             length = Some(n);
         }
     }
     let length = length.unwrap_or(0);
     if length > limits.max_body_bytes as u64 {
-        return Err(ParseError::BodyTooLarge {
-            length,
-            limit: limits.max_body_bytes,
-        });
+        return Err(ParseError::BodyTooLarge { length, limit: limits.max_body_bytes });
     }
     // Fits in usize: it is at most max_body_bytes.
     Ok(length as usize)

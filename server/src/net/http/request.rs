@@ -73,17 +73,12 @@ pub struct Request {
 impl Request {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// Header `name` as text, if present and valid UTF-8.
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(str::trim)
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok()).map(str::trim)
     }
 
     /// Whether the client asked to close the connection after this request:

@@ -28,11 +28,7 @@ struct ErrorDetail<'a> {
 impl Response {
     /// An empty response with `status`.
     pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
+        Response { status, headers: Vec::new(), body: Bytes::new() }
     }
 
     /// `value` serialized as JSON.
@@ -40,22 +36,16 @@ impl Response {
         match serde_json::to_vec(value) {
             Ok(body) => Response::new(status).with_json_body(body),
             // Only a type that cannot be JSON (a map with non-string keys) gets here: a bug.
-            Err(e) => Response::error(
-                500,
-                "internal",
-                &format!("response could not be encoded: {e}"),
-            ),
+            Err(e) => Response::error(500, "internal", &format!("response could not be encoded: {e}")),
         }
     }
 
     /// The error shape every failure uses.
     pub fn error(status: u16, code: &str, message: &str) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail { code, message },
-        };
+        let body = ErrorBody { error: ErrorDetail { code, message } };
         // Two strings cannot fail to serialize; the fallback keeps this panic-free.
-        let bytes = serde_json::to_vec(&body)
-            .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
+        let bytes =
+            serde_json::to_vec(&body).unwrap_or_else(|_| br#"{"error":{"code":"internal","message":""}}"#.to_vec());
         Response::new(status).with_json_body(bytes)
     }
 
@@ -65,8 +55,7 @@ impl Response {
     }
 
     fn with_json_body(mut self, body: Vec<u8>) -> Response {
-        self.headers
-            .push(("content-type", "application/json".into()));
+        self.headers.push(("content-type", "application/json".into()));
         self.body = Bytes::from(body);
         self
     }
@@ -136,10 +125,7 @@ mod tests {
     fn error_has_the_one_json_shape() {
         let r = Response::error(404, "not_found", "no \"route\"");
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
-        assert_eq!(
-            v,
-            serde_json::json!({"error": {"code": "not_found", "message": "no \"route\""}})
-        );
+        assert_eq!(v, serde_json::json!({"error": {"code": "not_found", "message": "no \"route\""}}));
     }
 
     #[test]

@@ -5,14 +5,10 @@ use bytes::BytesMut;
 
 use super::*;
 
-const POST: &[u8] =
-    b"POST /api/v1/things?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Id: 7\r\n\r\nhello";
+const POST: &[u8] = b"POST /api/v1/things?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Id: 7\r\n\r\nhello";
 
 fn limits() -> Limits {
-    Limits {
-        max_head_bytes: 1024,
-        max_body_bytes: 64,
-    }
+    Limits { max_head_bytes: 1024, max_body_bytes: 64 }
 }
 
 fn parse_all(bytes: &[u8]) -> Result<(Vec<Request>, usize), ParseError> {
@@ -46,18 +42,12 @@ fn a_request_split_at_every_byte_parses_the_same() {
         let first = parse(&mut buf, &limits()).expect("no error on a prefix");
         if split < POST.len() {
             assert!(first.is_none(), "complete at {split}?");
-            assert_eq!(
-                buf.len(),
-                split,
-                "an incomplete parse leaves the buffer alone"
-            );
+            assert_eq!(buf.len(), split, "an incomplete parse leaves the buffer alone");
             buf.extend_from_slice(&POST[split..]);
         }
         let req = match first {
             Some(r) => r,
-            None => parse(&mut buf, &limits())
-                .expect("parse")
-                .expect("complete"),
+            None => parse(&mut buf, &limits()).expect("parse").expect("complete"),
         };
         assert_eq!(&req.body[..], b"hello", "split at {split}");
         assert_eq!(req.path, "/api/v1/things");
@@ -93,26 +83,20 @@ fn pipelined_requests_in_one_buffer_all_parse_in_order() {
 #[test]
 fn http_1_0_closes_unless_keep_alive() {
     let (reqs, _) =
-        parse_all(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-            .expect("parse");
+        parse_all(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").expect("parse");
     assert!(reqs[0].wants_close());
     assert!(!reqs[1].wants_close());
 }
 
 #[test]
 fn malformed_requests_are_400() {
-    for bad in [
-        &b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..],
-        b"\x00\x01\x02\r\n\r\n",
-        b"GET / HTTP/9.9\r\n\r\n",
-    ] {
+    for bad in [&b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..], b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"] {
         let err = parse_all(bad).expect_err("malformed");
         assert_eq!(err.status(), 400, "{err}");
     }
     let err = parse_all(b"GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n").expect_err("bad length");
     assert_eq!(err.status(), 400);
-    let err = parse_all(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
-        .expect_err("conflict");
+    let err = parse_all(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").expect_err("conflict");
     assert_eq!(err.status(), 400);
     let err = parse_all(b"GET nope HTTP/1.1\r\n\r\n").expect_err("relative target");
     assert_eq!(err.status(), 400);
@@ -121,40 +105,24 @@ fn malformed_requests_are_400() {
 #[test]
 fn oversized_body_is_413_before_it_arrives() {
     let err = parse_all(b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n").expect_err("too large");
-    assert_eq!(
-        err,
-        ParseError::BodyTooLarge {
-            length: 65,
-            limit: 64
-        }
-    );
+    assert_eq!(err, ParseError::BodyTooLarge { length: 65, limit: 64 });
     assert_eq!((err.status(), err.code()), (413, "payload_too_large"));
 }
 
 #[test]
 fn oversized_or_too_many_headers_are_431() {
     let long = [&b"GET / HTTP/1.1\r\nX: "[..], &[b'a'; 2000]].concat();
-    assert_eq!(
-        parse_all(&long).expect_err("long head").status(),
-        431,
-        "even before the head ends"
-    );
-    let many: Vec<u8> = (0..=MAX_HEADERS)
-        .flat_map(|i| format!("H{i}: v\r\n").into_bytes())
-        .collect();
+    assert_eq!(parse_all(&long).expect_err("long head").status(), 431, "even before the head ends");
+    let many: Vec<u8> = (0..=MAX_HEADERS).flat_map(|i| format!("H{i}: v\r\n").into_bytes()).collect();
     let req = [&b"GET / HTTP/1.1\r\n"[..], &many, b"\r\n"].concat();
-    let err = Limits {
-        max_head_bytes: 1 << 20,
-        ..limits()
-    };
+    let err = Limits { max_head_bytes: 1 << 20, ..limits() };
     let mut buf = BytesMut::from(&req[..]);
     assert_eq!(parse(&mut buf, &err).expect_err("many").status(), 431);
 }
 
 #[test]
 fn transfer_encoding_is_refused() {
-    let err =
-        parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").expect_err("chunked");
+    let err = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").expect_err("chunked");
     assert_eq!(err.status(), 411);
     let both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
     assert_eq!(parse_all(both).expect_err("smuggling").status(), 400);

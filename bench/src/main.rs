@@ -1,0 +1,33 @@
+//! `converger-bench`: reproducible load scenarios for Converger, one subcommand
+//! each. Every scenario is bounded in count and time, talks only to loopback or
+//! local storage, and prints a JSON result (machine, commit, parameters,
+//! throughput, latency percentiles) on stdout with progress on stderr.
+
+mod report;
+mod storage;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "converger-bench", version, about = "Load scenarios and benchmarks for Converger")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Batched activity writes straight into a storage backend (no server).
+    Storage(storage::StorageArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.scenario {
+        Scenario::Storage(args) => storage::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("converger-bench: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,151 @@
+//! The delivery queue: lookups, leased claims, outcomes, and admin retries.
+//!
+//! Claims run on the writer thread, the only writer, so selecting due rows and
+//! leasing them is atomic without row locks. A lease is simply a later
+//! `next_attempt_at`: if the claimer dies, the row is due again when it ends.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+
+use super::crud::in_scope;
+use super::query::{id_value, ListQuery};
+use super::rows::{self, found, sql_err, DELIVERY_COLS};
+use crate::{
+    Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, Json, Page, PageRequest, Scope, Stats,
+    StoreError, StoreResult, Timestamp,
+};
+
+pub(crate) fn get_delivery(conn: &Connection, scope: Scope, id: Id) -> StoreResult<Delivery> {
+    let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE id = ?");
+    let d = found(Entity::Delivery, conn.prepare_cached(&sql).and_then(|mut s| s.query_row([id], rows::delivery)))?;
+    in_scope(scope, d.tenant_id, Entity::Delivery)?;
+    Ok(d)
+}
+
+pub(crate) fn list_deliveries(
+    conn: &Connection,
+    scope: Scope,
+    filter: DeliveryFilter,
+    page: PageRequest,
+) -> StoreResult<Page<Delivery>> {
+    ListQuery::new(DELIVERY_COLS, "deliveries")
+        .eq("tenant_id", scope.tenant().map(id_value))
+        .eq("activity_id", filter.activity_id.map(id_value))
+        .eq("channel_id", filter.channel_id.map(id_value))
+        .eq("status", filter.status.map(|s| s.as_str().to_string().into()))
+        .fetch(conn, page, rows::delivery, |d| d.id)
+}
+
+pub(crate) fn claim_deliveries(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+    lease: Duration,
+) -> StoreResult<Vec<Delivery>> {
+    let ids: Vec<Id> = conn
+        .prepare_cached(
+            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .and_then(|mut s| s.query_map(params![now, limit], |r| r.get(0))?.collect())
+        .map_err(sql_err)?;
+    let until = now.plus(lease);
+    let mut lease_row = conn
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? \
+             WHERE id = ? RETURNING {DELIVERY_COLS}"
+        ))
+        .map_err(sql_err)?;
+    ids.into_iter()
+        .map(|id| lease_row.query_row(params![until, Timestamp::now(), id], rows::delivery).map_err(sql_err))
+        .collect()
+}
+
+pub(crate) fn complete_delivery(conn: &Connection, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+    let now = Timestamp::now();
+    let sql = format!(
+        "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
+         delivered_at = ?, updated_at = ? WHERE id = ? RETURNING {DELIVERY_COLS}"
+    );
+    let (status, error, next, delivered_at) = match outcome {
+        DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
+        DeliveryOutcome::Retry { error, next_attempt_at } => {
+            (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
+        }
+        DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
+    };
+    found(
+        Entity::Delivery,
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id], rows::delivery)),
+    )
+}
+
+pub(crate) fn merge_delivery_metadata(conn: &Connection, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
+    let d = get_delivery(conn, scope, id)?;
+    let merged = merge_objects(&d.metadata, &patch)?;
+    let sql = format!("UPDATE deliveries SET metadata = ?, updated_at = ? WHERE id = ? RETURNING {DELIVERY_COLS}");
+    found(
+        Entity::Delivery,
+        conn.prepare_cached(&sql).and_then(|mut s| s.query_row(params![merged, Timestamp::now(), id], rows::delivery)),
+    )
+}
+
+/// The keys of `patch` laid over `base` (both JSON objects), shallowly.
+pub(crate) fn merge_objects(base: &Json, patch: &Json) -> StoreResult<Json> {
+    let serde_json::Value::Object(patch) = patch.to_value() else {
+        return Err(StoreError::Internal("a metadata patch must be a JSON object".into()));
+    };
+    let mut merged = match base.to_value() {
+        serde_json::Value::Object(m) => m,
+        _ => Default::default(),
+    };
+    merged.extend(patch);
+    Ok(Json::from_value(&serde_json::Value::Object(merged)))
+}
+
+pub(crate) fn retry_delivery(conn: &Connection, scope: Scope, id: Id) -> StoreResult<Delivery> {
+    let d = get_delivery(conn, scope, id)?;
+    if d.status != DeliveryStatus::Failed {
+        return Err(StoreError::Conflict(format!("delivery is {}, only a failed one can be retried", d.status)));
+    }
+    let now = Timestamp::now();
+    let sql = format!(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? \
+         WHERE id = ? RETURNING {DELIVERY_COLS}"
+    );
+    found(
+        Entity::Delivery,
+        conn.prepare_cached(&sql).and_then(|mut s| s.query_row(params![now, now, id], rows::delivery)),
+    )
+}
+
+pub(crate) fn stats(conn: &Connection) -> StoreResult<Stats> {
+    let count = |table: &str| -> StoreResult<i64> {
+        conn.prepare_cached(&format!("SELECT count(*) FROM {table}"))
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(sql_err)
+    };
+    let mut stats = Stats {
+        tenants: count("tenants")?,
+        channels: count("channels")?,
+        conversations: count("conversations")?,
+        activities: count("activities")?,
+        ..Stats::default()
+    };
+    let mut by_status =
+        conn.prepare_cached("SELECT status, count(*) FROM deliveries GROUP BY status").map_err(sql_err)?;
+    let rows = by_status
+        .query_map([], |r| Ok((r.get::<_, DeliveryStatus>(0)?, r.get::<_, i64>(1)?)))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(sql_err)?;
+    for (status, n) in rows {
+        match status {
+            DeliveryStatus::Pending => stats.deliveries_pending = n,
+            DeliveryStatus::Delivered => stats.deliveries_delivered = n,
+            DeliveryStatus::Failed => stats.deliveries_failed = n,
+        }
+    }
+    Ok(stats)
+}

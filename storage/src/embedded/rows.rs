@@ -1,0 +1,178 @@
+//! Mapping between SQLite values and the model: column lists, row readers,
+//! value conversions and the error mapping. One place, so every query reads
+//! rows the same way.
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{ErrorCode, Row};
+
+use crate::{
+    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Entity, Json, Status, StoreError,
+    Tenant, Timestamp,
+};
+
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_micros()))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(v).map(Timestamp::from_micros)
+    }
+}
+
+impl ToSql for Json {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Json {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = v.as_str()?;
+        Json::parse(text).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+macro_rules! sql_text_enum {
+    ($($ty:ty),+) => {$(
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = v.as_str()?;
+                <$ty>::parse(s).ok_or_else(|| FromSqlError::Other(format!("unknown status {s:?}").into()))
+            }
+        }
+    )+};
+}
+sql_text_enum!(Status, ConversationStatus, DeliveryStatus);
+
+/// Maps a SQLite error to the storage error it means.
+pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let detail = msg.clone().unwrap_or_else(|| f.to_string());
+            match (f.code, f.extended_code) {
+                (ErrorCode::ConstraintViolation, ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => StoreError::ForeignKey(detail),
+                (ErrorCode::ConstraintViolation, ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                    StoreError::Conflict(detail)
+                }
+                (
+                    ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::DiskFull
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::PermissionDenied
+                    | ErrorCode::OutOfMemory,
+                    _,
+                ) => StoreError::Unavailable(detail),
+                (ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase, _) => StoreError::Schema(detail),
+                _ => StoreError::Internal(detail),
+            }
+        }
+        rusqlite::Error::QueryReturnedNoRows => StoreError::Internal("a row was expected".into()),
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// `Ok(None)` for no row, the mapped error otherwise.
+pub(crate) fn optional<T>(r: rusqlite::Result<T>) -> Result<Option<T>, StoreError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(sql_err(e)),
+    }
+}
+
+/// Like [`optional`], but a missing row is `NotFound(entity)`.
+pub(crate) fn found<T>(entity: Entity, r: rusqlite::Result<T>) -> Result<T, StoreError> {
+    optional(r)?.ok_or(StoreError::NotFound(entity))
+}
+
+pub(crate) const TENANT_COLS: &str = "id, name, status, created_at, updated_at";
+
+pub(crate) fn tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, created_at: r.get(3)?, updated_at: r.get(4)? })
+}
+
+pub(crate) const CHANNEL_COLS: &str = "id, tenant_id, name, type, secret, config, status, created_at, updated_at";
+
+pub(crate) fn channel(r: &Row<'_>) -> rusqlite::Result<Channel> {
+    Ok(Channel {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        kind: r.get(3)?,
+        secret: r.get(4)?,
+        config: r.get(5)?,
+        status: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+/// Columns as read: `last_seq` is derived from the activities index (see schema.sql).
+pub(crate) const CONVERSATION_COLS: &str = "id, tenant_id, channel_id, status, metadata, external_id, \
+     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at";
+
+pub(crate) fn conversation(r: &Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        channel_id: r.get(2)?,
+        status: r.get(3)?,
+        metadata: r.get(4)?,
+        external_id: r.get(5)?,
+        last_seq: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+pub(crate) const ACTIVITY_COLS: &str =
+    "id, tenant_id, conversation_id, seq, type, text, attachments, sender, metadata, idempotency_key, created_at";
+
+pub(crate) fn activity(r: &Row<'_>) -> rusqlite::Result<Activity> {
+    Ok(Activity {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        conversation_id: r.get(2)?,
+        seq: r.get(3)?,
+        kind: r.get(4)?,
+        text: r.get(5)?,
+        attachments: r.get(6)?,
+        sender: r.get(7)?,
+        metadata: r.get(8)?,
+        idempotency_key: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+pub(crate) const DELIVERY_COLS: &str = "id, activity_id, channel_id, tenant_id, status, attempts, last_error, \
+     next_attempt_at, delivered_at, metadata, created_at, updated_at";
+
+pub(crate) fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        activity_id: r.get(1)?,
+        channel_id: r.get(2)?,
+        tenant_id: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        delivered_at: r.get(8)?,
+        metadata: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
