@@ -111,7 +111,7 @@ impl Conn {
     /// True once the server has closed the connection (reads return EOF).
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(self.stream.read_to_end(&mut rest), Ok(_)) && rest.is_empty()
+        self.stream.read_to_end(&mut rest).is_ok() && rest.is_empty()
     }
 }
 
