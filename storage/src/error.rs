@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The conversation is closed and refuses writes.
     #[error("conversation is closed")]
     ConversationClosed,
+    /// The caller passed something the store cannot take (a bug above, not user input:
+    /// the edge validates that).
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// A foreign key named a row that does not exist.
     #[error("foreign key violation: {0}")]
     ForeignKey(String),

@@ -61,7 +61,7 @@ pub trait Store: Send + Sync + 'static {
     /// `ChannelInactive`, or `Conflict` when the external_id is taken on the channel.
     async fn create_conversation(&self, new: NewConversation) -> StoreResult<Conversation>;
     /// The conversation with this external_id on the channel, created when missing.
-    /// Returns it and whether it was created now.
+    /// Returns it and whether it was created now. `Invalid` without an external_id.
     async fn find_or_create_conversation(&self, new: NewConversation) -> StoreResult<(Conversation, bool)>;
     async fn get_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation>;
     async fn list_conversations(
@@ -75,10 +75,13 @@ pub trait Store: Send + Sync + 'static {
     // Activities.
     /// Commits many activities of many conversations, with their delivery rows, in
     /// one transaction. Items keep their order; each answers on its own
-    /// (`NotFound(Conversation)`, `ConversationClosed`). The outer error means
-    /// nothing of the batch was written.
+    /// (`NotFound(Conversation)`, `ConversationClosed`). An idempotency key already
+    /// stored answers `Replay` even when the conversation has closed since: the
+    /// write it repeats did succeed. A channel named twice in `deliver_to` gets one
+    /// delivery row. The outer error means nothing of the batch was written.
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>>;
-    /// Activities with seq > `after_seq`, in seq order, at most `limit`.
+    /// Activities with seq > `after_seq`, in seq order, at most `limit` (clamped to
+    /// 1..=[`PageRequest::MAX_LIMIT`] like every page).
     async fn read_range(
         &self,
         scope: Scope,
@@ -100,7 +103,7 @@ pub trait Store: Send + Sync + 'static {
     /// queue by itself if the claimer dies before completing it.
     async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>>;
     async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
-    /// Merges the keys of `patch` (a JSON object) into the delivery's metadata.
+    /// Merges the keys of `patch` (a JSON object, else `Invalid`) into the delivery's metadata.
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery>;
     /// Puts a failed delivery back in the queue, due now, with its attempts reset.
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;

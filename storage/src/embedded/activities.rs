@@ -29,7 +29,8 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
     let mut insert_delivery = conn
         .prepare_cached(
             "INSERT INTO deliveries (id, activity_id, channel_id, tenant_id, status, attempts, next_attempt_at, \
-             metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, '{}', ?, ?)",
+             metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, '{}', ?, ?) \
+             ON CONFLICT (activity_id, channel_id) DO NOTHING",
         )
         .map_err(sql_err)?;
 
@@ -51,10 +52,6 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
                 continue;
             }
         };
-        if !state.open {
-            out.push(Err(StoreError::ConversationClosed));
-            continue;
-        }
         if let Some(key) = &item.idempotency_key {
             if let Some(original) = batch_keys.get(&(item.conversation_id, key.clone())) {
                 out.push(Ok(Written::Replay(original.clone())));
@@ -64,6 +61,10 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
                 out.push(Ok(Written::Replay(original)));
                 continue;
             }
+        }
+        if !state.open {
+            out.push(Err(StoreError::ConversationClosed));
+            continue;
         }
         state.last_seq += 1;
         let a = Activity {

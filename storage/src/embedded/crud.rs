@@ -151,7 +151,10 @@ pub(crate) fn find_or_create_conversation(
     conn: &Connection,
     new: NewConversation,
 ) -> StoreResult<(Conversation, bool)> {
-    if let Some(external_id) = &new.external_id {
+    let Some(external_id) = &new.external_id else {
+        return Err(StoreError::Invalid("find_or_create_conversation needs an external_id".into()));
+    };
+    {
         let sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE channel_id = ? AND external_id = ?");
         let existing = conn
             .prepare_cached(&sql)

@@ -95,7 +95,7 @@ pub(crate) fn merge_delivery_metadata(conn: &Connection, scope: Scope, id: Id, p
 /// The keys of `patch` laid over `base` (both JSON objects), shallowly.
 pub(crate) fn merge_objects(base: &Json, patch: &Json) -> StoreResult<Json> {
     let serde_json::Value::Object(patch) = patch.to_value() else {
-        return Err(StoreError::Internal("a metadata patch must be a JSON object".into()));
+        return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
     };
     let mut merged = match base.to_value() {
         serde_json::Value::Object(m) => m,

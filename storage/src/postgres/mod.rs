@@ -1,31 +1,243 @@
 //! PostgreSQL backend (tokio-postgres).
+//!
+//! Layout: [`io`] runs the sockets on one "pg-io" thread; [`pool`] lends
+//! clients to callers on any executor; [`migrate`] applies `migrations/`;
+//! the entity files hold the queries; [`bulk`] holds the two ways of inserting
+//! a batch's rows (UNNEST arrays or binary COPY).
+//!
+//! Every statement is tenant-scoped where the trait says so: a row of another
+//! tenant is filtered out in SQL and answers `NotFound`, like a missing one.
 
-use crate::StoreResult;
+mod activities;
+mod bulk;
+mod channels;
+mod conversations;
+mod deliveries;
+mod errors;
+mod io;
+mod migrate;
+mod pool;
+mod query;
+mod rows;
+mod tenants;
+mod types;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_postgres::Config;
+
+pub use bulk::BulkInsert;
+
+use crate::{
+    Activity, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, Delivery, DeliveryFilter,
+    DeliveryOutcome, Id, Json, NewActivity, NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope, Stats,
+    Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp, Written,
+};
+use io::IoThread;
+use pool::{quote_ident, Pool};
 
 /// Options for [`PgStore::connect`].
 #[derive(Clone, Debug)]
 pub struct PgOptions {
-    /// Connections in the pool.
+    /// Connections in the pool: at most this many operations run at once.
     pub pool_size: usize,
     /// Apply pending migrations before returning.
     pub migrate: bool,
-    /// Work inside this schema (created if missing) instead of the default one.
+    /// Work inside this schema (created when missing) instead of the URL's
+    /// search_path: every connection gets `SET search_path TO <schema>`. Lets
+    /// tests share one database, a schema each.
     pub schema: Option<String>,
+    /// How `write_batch` inserts activities and delivery rows.
+    pub bulk: BulkInsert,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        PgOptions { pool_size: 4, migrate: true, schema: None }
+        PgOptions { pool_size: 4, migrate: true, schema: None, bulk: BulkInsert::default() }
     }
 }
 
 /// The PostgreSQL store; cheap to share behind an `Arc`.
-pub struct PgStore {}
+pub struct PgStore {
+    pool: Pool,
+    bulk: BulkInsert,
+}
 
 impl PgStore {
     /// Connects to `url` (a libpq-style URL or key=value string). Blocking: it
-    /// starts the I/O thread that drives the connections and waits for them.
-    pub fn connect(_url: &str, _opts: PgOptions) -> StoreResult<PgStore> {
-        Err(crate::StoreError::Internal("not yet built".into()))
+    /// starts the I/O thread that drives the connections, opens the first one,
+    /// creates `opts.schema` when set and applies migrations when `opts.migrate`.
+    pub fn connect(url: &str, opts: PgOptions) -> StoreResult<PgStore> {
+        let store = PgStore::open(url, &opts)?;
+        store.init(opts.schema.clone(), opts.migrate)?;
+        Ok(store)
+    }
+
+    fn open(url: &str, opts: &PgOptions) -> StoreResult<PgStore> {
+        let mut config: Config = url.parse().map_err(|e| StoreError::Internal(format!("invalid database url: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("converger");
+        }
+        let io = IoThread::start()?;
+        let pool = Pool::new(config, io, opts.pool_size, opts.schema.as_deref());
+        Ok(PgStore { pool, bulk: opts.bulk })
+    }
+
+    /// Blocking: creates the schema, migrates; returns the migrations applied.
+    fn init(&self, schema: Option<String>, migrate: bool) -> StoreResult<Vec<String>> {
+        let pool = self.pool.clone();
+        self.pool.io().block_on(async move {
+            let mut conn = pool.get().await?;
+            if let Some(schema) = schema {
+                let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&schema));
+                conn.client.batch_execute(&sql).await.map_err(errors::map_err)?;
+            }
+            if migrate {
+                migrate::apply(&mut conn).await
+            } else {
+                conn.client.batch_execute("SELECT 1").await.map_err(errors::map_err)?;
+                Ok(Vec::new())
+            }
+        })
+    }
+}
+
+/// Applies pending migrations to the database at `url` and returns the names
+/// applied (empty when it was up to date). Blocking; for `converger migrate`.
+pub fn migrate(url: &str) -> StoreResult<Vec<String>> {
+    migrate_with(url, &PgOptions { pool_size: 1, ..PgOptions::default() })
+}
+
+/// [`migrate`] honouring `opts.schema`.
+pub fn migrate_with(url: &str, opts: &PgOptions) -> StoreResult<Vec<String>> {
+    PgStore::open(url, opts)?.init(opts.schema.clone(), true)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let conn = self.pool.get().await?;
+        conn.client.batch_execute("SELECT 1").await.map_err(errors::map_err)
+    }
+
+    async fn create_tenant(&self, new: NewTenant) -> StoreResult<Tenant> {
+        self.create_tenant_impl(new).await
+    }
+
+    async fn get_tenant(&self, id: Id) -> StoreResult<Tenant> {
+        self.get_tenant_impl(id).await
+    }
+
+    async fn tenant_by_api_key_hash(&self, hash: &[u8; 32]) -> StoreResult<Tenant> {
+        self.tenant_by_api_key_hash_impl(hash).await
+    }
+
+    async fn list_tenants(&self, page: PageRequest) -> StoreResult<Page<Tenant>> {
+        self.list_tenants_impl(page).await
+    }
+
+    async fn update_tenant(&self, id: Id, patch: TenantPatch) -> StoreResult<Tenant> {
+        self.update_tenant_impl(id, patch).await
+    }
+
+    async fn create_channel(&self, new: NewChannel) -> StoreResult<Channel> {
+        self.create_channel_impl(new).await
+    }
+
+    async fn get_channel(&self, scope: Scope, id: Id) -> StoreResult<Channel> {
+        self.get_channel_impl(scope, id).await
+    }
+
+    async fn list_channels(
+        &self,
+        scope: Scope,
+        filter: ChannelFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Channel>> {
+        self.list_channels_impl(scope, filter, page).await
+    }
+
+    async fn update_channel(&self, scope: Scope, id: Id, patch: ChannelPatch) -> StoreResult<Channel> {
+        self.update_channel_impl(scope, id, patch).await
+    }
+
+    async fn create_conversation(&self, new: NewConversation) -> StoreResult<Conversation> {
+        self.create_conversation_impl(new).await
+    }
+
+    async fn find_or_create_conversation(&self, new: NewConversation) -> StoreResult<(Conversation, bool)> {
+        self.find_or_create_conversation_impl(new).await
+    }
+
+    async fn get_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation> {
+        self.get_conversation_impl(scope, id).await
+    }
+
+    async fn list_conversations(
+        &self,
+        scope: Scope,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Conversation>> {
+        self.list_conversations_impl(scope, filter, page).await
+    }
+
+    async fn close_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation> {
+        self.close_conversation_impl(scope, id).await
+    }
+
+    async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
+        self.write_batch_impl(batch).await
+    }
+
+    async fn read_range(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Activity>> {
+        self.read_range_impl(scope, conversation_id, after_seq, limit).await
+    }
+
+    async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        self.get_delivery_impl(scope, id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        scope: Scope,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        self.list_deliveries_impl(scope, filter, page).await
+    }
+
+    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>> {
+        self.claim_deliveries_impl(now, limit, lease).await
+    }
+
+    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+        self.complete_delivery_impl(id, outcome).await
+    }
+
+    async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
+        self.merge_delivery_metadata_impl(scope, id, patch).await
+    }
+
+    async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        self.retry_delivery_impl(scope, id).await
+    }
+
+    async fn stats(&self) -> StoreResult<Stats> {
+        self.stats_impl().await
     }
 }

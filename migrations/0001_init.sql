@@ -1,0 +1,107 @@
+-- Converger schema, PostgreSQL.
+--
+-- Names are never schema-qualified: the search_path decides where they live,
+-- so tests can run each case in its own schema.
+--
+-- Tenant isolation is enforced by the database as well as by the queries:
+-- every child row names its tenant, and composite foreign keys
+-- (tenant_id, parent_id) make it impossible to attach a row to another
+-- tenant's parent. The UNIQUE (tenant_id, id) constraints exist for those keys
+-- and double as the index of the tenant-scoped lists, which page by id.
+
+CREATE TABLE tenants (
+    id            uuid        PRIMARY KEY,
+    name          text        NOT NULL,
+    api_key_hash  bytea       NOT NULL CHECK (octet_length(api_key_hash) = 32),
+    status        text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    CONSTRAINT tenants_api_key_hash_key UNIQUE (api_key_hash)
+);
+
+CREATE TABLE channels (
+    id          uuid        PRIMARY KEY,
+    tenant_id   uuid        NOT NULL REFERENCES tenants (id),
+    name        text        NOT NULL,
+    kind        text        NOT NULL,
+    secret      text        NOT NULL,
+    config      jsonb       NOT NULL,
+    status      text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    created_at  timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    CONSTRAINT channels_tenant_id_id_key UNIQUE (tenant_id, id)
+);
+-- list_channels with a status filter.
+CREATE INDEX channels_tenant_status_id ON channels (tenant_id, status, id);
+
+CREATE TABLE conversations (
+    id           uuid        PRIMARY KEY,
+    tenant_id    uuid        NOT NULL REFERENCES tenants (id),
+    channel_id   uuid        NOT NULL,
+    status       text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
+    metadata     jsonb       NOT NULL DEFAULT '{}',
+    external_id  text,
+    last_seq     bigint      NOT NULL DEFAULT 0 CHECK (last_seq >= 0),
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    CONSTRAINT conversations_tenant_id_id_key UNIQUE (tenant_id, id),
+    CONSTRAINT conversations_channel_fkey FOREIGN KEY (tenant_id, channel_id)
+        REFERENCES channels (tenant_id, id)
+);
+-- One conversation per external id (e.g. a phone number) on a channel.
+CREATE UNIQUE INDEX conversations_channel_external_id_key
+    ON conversations (channel_id, external_id) WHERE external_id IS NOT NULL;
+-- list_conversations: tenant + status; channel (+ status), which also serve the
+-- admin scope because a channel belongs to one tenant; admin + status.
+CREATE INDEX conversations_tenant_status_id ON conversations (tenant_id, status, id);
+CREATE INDEX conversations_channel_id_id ON conversations (channel_id, id);
+CREATE INDEX conversations_channel_status_id ON conversations (channel_id, status, id);
+CREATE INDEX conversations_status_id ON conversations (status, id);
+
+-- The hot table: kept to the indexes the write and read paths need.
+CREATE TABLE activities (
+    id               uuid        PRIMARY KEY,
+    tenant_id        uuid        NOT NULL REFERENCES tenants (id),
+    conversation_id  uuid        NOT NULL,
+    seq              bigint      NOT NULL CHECK (seq > 0),
+    kind             text        NOT NULL,
+    text             text,
+    attachments      jsonb,
+    sender           text        NOT NULL,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    idempotency_key  text,
+    created_at       timestamptz NOT NULL,
+    -- Also the index of read_range (seq order within a conversation).
+    CONSTRAINT activities_conversation_seq_key UNIQUE (conversation_id, seq),
+    CONSTRAINT activities_conversation_fkey FOREIGN KEY (tenant_id, conversation_id)
+        REFERENCES conversations (tenant_id, id)
+);
+CREATE UNIQUE INDEX activities_conversation_idempotency_key
+    ON activities (conversation_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE deliveries (
+    id               uuid        PRIMARY KEY,
+    activity_id      uuid        NOT NULL REFERENCES activities (id),
+    channel_id       uuid        NOT NULL,
+    tenant_id        uuid        NOT NULL REFERENCES tenants (id),
+    status           text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts         integer     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error       text,
+    next_attempt_at  timestamptz NOT NULL,
+    delivered_at     timestamptz,
+    metadata         jsonb       NOT NULL DEFAULT '{}',
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL,
+    -- Also the index of the activity_id filter.
+    CONSTRAINT deliveries_activity_channel_key UNIQUE (activity_id, channel_id),
+    CONSTRAINT deliveries_channel_fkey FOREIGN KEY (tenant_id, channel_id)
+        REFERENCES channels (tenant_id, id)
+);
+-- The queue: only pending rows are ever claimed, so the index holds only them
+-- and stays small however many deliveries are done.
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at, id) WHERE status = 'pending';
+-- list_deliveries: tenant (+ status), channel, admin + status.
+CREATE INDEX deliveries_tenant_id_id ON deliveries (tenant_id, id);
+CREATE INDEX deliveries_tenant_status_id ON deliveries (tenant_id, status, id);
+CREATE INDEX deliveries_channel_id_id ON deliveries (channel_id, id);
+CREATE INDEX deliveries_status_id ON deliveries (status, id);

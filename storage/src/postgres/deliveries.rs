@@ -1,0 +1,166 @@
+//! The delivery queue: lookups, leased claims, outcomes, admin retries, stats.
+//!
+//! A claim is one statement: pick due pending rows with `FOR UPDATE SKIP
+//! LOCKED` (concurrent claimers skip each other's rows instead of waiting) and
+//! push their `next_attempt_at` to the end of the lease. The lease is the only
+//! state: a claimer that dies leaves rows that fall due again by themselves.
+
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+
+use super::query::ListQuery;
+use super::rows::{self, DELIVERY_COLS};
+use super::PgStore;
+use crate::{
+    Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, Json, Page, PageRequest, Scope, Stats,
+    StoreError, StoreResult, Timestamp,
+};
+
+const SCOPED: &str = "id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)";
+
+impl PgStore {
+    pub(super) async fn get_delivery_impl(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        let sql = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE {SCOPED}");
+        self.pool.get().await?.one(&sql, &[&id, &scope.tenant()], rows::delivery, Entity::Delivery).await
+    }
+
+    pub(super) async fn list_deliveries_impl(
+        &self,
+        scope: Scope,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
+        let mut conn = self.pool.get().await?;
+        ListQuery::new(DELIVERY_COLS, "deliveries")
+            .eq("tenant_id", scope.tenant())
+            .eq("activity_id", filter.activity_id)
+            .eq("channel_id", filter.channel_id)
+            .eq("status", filter.status.map(DeliveryStatus::as_str))
+            .fetch(&mut conn, page, rows::delivery, |d| d.id)
+            .await
+    }
+
+    pub(super) async fn claim_deliveries_impl(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+    ) -> StoreResult<Vec<Delivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // RETURNING has no order of its own: the due time before the lease
+        // (selected in the CTE) puts the claim back in queue order.
+        let sql = format!(
+            "WITH due AS (\
+                 SELECT id, next_attempt_at FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3, updated_at = $4 \
+             FROM due WHERE d.id = due.id \
+             RETURNING {}, due.next_attempt_at AS due_at",
+            qualified("d", DELIVERY_COLS)
+        );
+        let until = now.plus(lease);
+        let params: [&(dyn ToSql + Sync); 4] = [&now, &i64::from(limit), &until, &Timestamp::now()];
+        let rows = self.pool.get().await?.query(&sql, &params).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let due: Timestamp = r.try_get("due_at").map_err(|e| StoreError::Schema(e.to_string()))?;
+            claimed.push((due, rows::delivery(r)?));
+        }
+        claimed.sort_by_key(|(due, d)| (*due, d.id));
+        Ok(claimed.into_iter().map(|(_, d)| d).collect())
+    }
+
+    pub(super) async fn complete_delivery_impl(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+        let (status, error, next, delivered_at) = match outcome {
+            DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
+            DeliveryOutcome::Retry { error, next_attempt_at } => {
+                (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
+            }
+            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = $2, last_error = $3, \
+             next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6 \
+             WHERE id = $1 RETURNING {DELIVERY_COLS}"
+        );
+        let params: [&(dyn ToSql + Sync); 6] = [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now()];
+        self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await
+    }
+
+    /// A shallow merge (`||`): the patch's keys replace the stored ones.
+    pub(super) async fn merge_delivery_metadata_impl(
+        &self,
+        scope: Scope,
+        id: Id,
+        patch: Json,
+    ) -> StoreResult<Delivery> {
+        if !patch.is_object() {
+            return Err(StoreError::Internal("a metadata patch must be a JSON object".into()));
+        }
+        let sql = format!(
+            "UPDATE deliveries SET metadata = \
+             (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{{}}'::jsonb END) || $3::jsonb, \
+             updated_at = $4 WHERE {SCOPED} RETURNING {DELIVERY_COLS}"
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [&id, &scope.tenant(), &patch, &Timestamp::now()];
+        self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await
+    }
+
+    pub(super) async fn retry_delivery_impl(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
+        let sql = format!(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, updated_at = $3 \
+             WHERE {SCOPED} AND status = 'failed' RETURNING {DELIVERY_COLS}"
+        );
+        let now = Timestamp::now();
+        let mut conn = self.pool.get().await?;
+        if let Some(row) = conn.query_opt(&sql, &[&id, &scope.tenant(), &now]).await? {
+            return rows::delivery(&row);
+        }
+        // Nothing updated: tell a missing delivery from one that is not failed.
+        let get = format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE {SCOPED}");
+        let d = conn.one(&get, &[&id, &scope.tenant()], rows::delivery, Entity::Delivery).await?;
+        Err(StoreError::Conflict(format!("delivery is {}, only a failed one can be retried", d.status)))
+    }
+
+    pub(super) async fn stats_impl(&self) -> StoreResult<Stats> {
+        // Activities are counted as the sum of last_seq: every seq is one stored
+        // activity (seq is gap-free), and it avoids scanning the largest table.
+        let sql = "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM channels), \
+                   (SELECT count(*) FROM conversations), \
+                   (SELECT coalesce(sum(last_seq), 0)::int8 FROM conversations), \
+                   (SELECT count(*) FROM deliveries WHERE status = 'pending'), \
+                   (SELECT count(*) FROM deliveries WHERE status = 'delivered'), \
+                   (SELECT count(*) FROM deliveries WHERE status = 'failed')";
+        let row = self.pool.get().await?.query_opt(sql, &[]).await?;
+        let row = row.ok_or_else(|| StoreError::Internal("stats returned no row".into()))?;
+        let n = |i: usize| -> StoreResult<i64> { row.try_get(i).map_err(|e| StoreError::Schema(e.to_string())) };
+        Ok(Stats {
+            tenants: n(0)?,
+            channels: n(1)?,
+            conversations: n(2)?,
+            activities: n(3)?,
+            deliveries_pending: n(4)?,
+            deliveries_delivered: n(5)?,
+            deliveries_failed: n(6)?,
+        })
+    }
+}
+
+/// `cols` with each name prefixed by `alias.`.
+fn qualified(alias: &str, cols: &str) -> String {
+    cols.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualifies_every_column() {
+        assert_eq!(qualified("d", "id, status,\n  metadata"), "d.id, d.status, d.metadata");
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage conformance suite: every case is written once against
+//! `Arc<dyn Store>` and run against every backend, so `embedded` and `postgres`
+//! are held to the same invariants (those listed in `converger_storage`'s crate
+//! docs and the `Store` method docs).
+//!
+//! Test names read `<backend>::<case>`, e.g.
+//! `embedded::seq_is_gap_free_under_concurrent_batches`. `postgres` and
+//! `postgres_copy` (the same backend writing batches with binary COPY instead of
+//! `unnest`) run only when `DATABASE_URL` is set, each case in a fresh schema;
+//! otherwise they print a skip notice and pass, unless `CONVERGER_REQUIRE_PG=1`.
+//!
+//! Adding a case: write `pub async fn name(store: Arc<dyn Store>)` in the module
+//! it belongs to and list it in `conformance_suite!` below.
+
+#[path = "conformance/activities.rs"]
+mod activities;
+#[path = "conformance/channels.rs"]
+mod channels;
+#[path = "conformance/claims.rs"]
+mod claims;
+#[path = "conformance/conversations.rs"]
+mod conversations;
+#[path = "conformance/deliveries.rs"]
+mod deliveries;
+#[path = "conformance/durability.rs"]
+mod durability;
+#[path = "conformance/harness.rs"]
+mod harness;
+#[path = "conformance/idempotency.rs"]
+mod idempotency;
+#[path = "conformance/pagination.rs"]
+mod pagination;
+#[path = "conformance/scoping.rs"]
+mod scoping;
+#[path = "conformance/tenants.rs"]
+mod tenants;
+
+/// One `#[test]` per case in a module named after the backend.
+macro_rules! backend_suite {
+    ($backend:ident, $runner:ident;
+     [$($module:ident :: $case:ident),* $(,)?];
+     [$($rmodule:ident :: $rcase:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $case() {
+                    crate::harness::$runner(stringify!($case), |store, _| crate::$module::$case(store));
+                }
+            )*
+            $(
+                #[test]
+                fn $rcase() {
+                    crate::harness::$runner(stringify!($rcase), crate::$rmodule::$rcase);
+                }
+            )*
+        }
+    };
+}
+
+/// Instantiates every case for every backend. `cases` take the store;
+/// `reopen_cases` also get a [`harness::Reopen`] to restart it.
+macro_rules! conformance_suite {
+    (cases: [$($case:tt)*] reopen_cases: [$($rcase:tt)*]) => {
+        backend_suite!(embedded, run_embedded; [$($case)*]; [$($rcase)*]);
+        backend_suite!(postgres, run_postgres; [$($case)*]; [$($rcase)*]);
+        backend_suite!(postgres_copy, run_postgres_copy; [$($case)*]; [$($rcase)*]);
+    };
+}
+
+conformance_suite! {
+cases: [
+    tenants::tenant_create_get_list_update_round_trip,
+    tenants::tenant_key_rotation_moves_lookup_to_the_new_hash,
+    tenants::tenant_unknown_id_or_hash_is_not_found,
+    channels::channel_create_get_list_update_round_trip,
+    channels::channel_list_filters_by_status,
+    channels::channel_unknown_tenant_or_id_is_a_typed_error,
+    conversations::conversation_create_get_list_close_round_trip,
+    conversations::conversation_close_twice_is_idempotent_or_a_clear_answer,
+    conversations::conversation_list_filters_by_channel_and_status,
+    conversations::conversation_external_id_is_unique_per_channel,
+    conversations::conversation_create_checks_the_channel,
+    conversations::find_or_create_returns_the_existing_conversation,
+    conversations::find_or_create_under_a_race_creates_once,
+    conversations::find_or_create_without_external_id_is_invalid,
+    activities::write_batch_round_trips_every_field,
+    activities::write_batch_keeps_item_order_across_conversations,
+    activities::write_batch_empty_batch_writes_nothing,
+    activities::write_batch_failing_items_fail_alone,
+    activities::write_batch_item_of_another_tenant_is_not_found,
+    activities::read_range_pages_by_after_seq_in_seq_order,
+    activities::read_range_limit_is_clamped,
+    activities::seq_is_gap_free_under_concurrent_batches,
+    idempotency::replay_in_a_later_batch_returns_the_original,
+    idempotency::replay_inside_one_batch_answers_the_first,
+    idempotency::same_key_in_another_conversation_is_independent,
+    idempotency::same_key_raced_from_concurrent_batches_writes_once,
+    idempotency::replay_after_close_returns_the_original,
+    deliveries::deliveries_are_written_with_their_activity,
+    deliveries::unknown_deliver_to_channel_fails_the_whole_batch,
+    deliveries::deliver_to_another_tenants_channel_is_refused_like_a_missing_one,
+    deliveries::deliveries_list_filters_and_get,
+    deliveries::merge_delivery_metadata_merges_top_level_keys,
+    deliveries::deliver_to_naming_a_channel_twice_writes_one_row,
+    deliveries::merge_delivery_metadata_rejects_a_non_object,
+    claims::claim_never_hands_a_row_to_two_claimers,
+    claims::claim_takes_the_oldest_due_first_and_respects_limit,
+    claims::expired_lease_makes_the_row_claimable_again,
+    claims::complete_delivery_records_each_outcome,
+    claims::retry_delivery_puts_a_failed_row_back_due_now,
+    pagination::pagination_is_stable_for_every_list,
+    pagination::rows_added_after_a_cursor_appear_on_later_pages,
+    pagination::page_limit_is_clamped,
+    scoping::tenant_scope_hides_other_tenants_objects,
+    scoping::stats_count_every_entity,
+]
+reopen_cases: [
+    durability::writes_survive_reopening_the_store,
+]
+}
