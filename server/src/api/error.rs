@@ -33,7 +33,8 @@ impl ApiError {
                 StoreError::Conflict(_) | StoreError::ChannelInactive | StoreError::ConversationClosed => 409,
                 StoreError::ForeignKey(_) => 422,
                 StoreError::Unavailable(_) => 503,
-                StoreError::Schema(_) | StoreError::Internal(_) => 500,
+                // Invalid is a bug above the store (the edge validates input), not the client's fault.
+                StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => 500,
             },
         }
     }
@@ -51,7 +52,7 @@ impl ApiError {
                 StoreError::ConversationClosed => "conversation_closed",
                 StoreError::ForeignKey(_) => "invalid_reference",
                 StoreError::Unavailable(_) => "storage_unavailable",
-                StoreError::Schema(_) | StoreError::Internal(_) => "internal",
+                StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => "internal",
             },
         }
     }
@@ -59,7 +60,9 @@ impl ApiError {
     /// The message shown to the client: internal details stay in the log.
     fn public_message(&self) -> String {
         match self {
-            ApiError::Store(StoreError::Schema(_) | StoreError::Internal(_)) => "internal error".into(),
+            ApiError::Store(StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_)) => {
+                "internal error".into()
+            }
             ApiError::Store(StoreError::Unavailable(_)) => "storage is unavailable".into(),
             other => other.to_string(),
         }
