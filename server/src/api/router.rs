@@ -1,0 +1,107 @@
+//! The route table: (method, path pattern) → [`Endpoint`]. Patterns are
+//! literal segments and `{name}` captures, e.g. `/api/v1/channels/{id}`.
+//! A path that matches with another method answers 405 with `Allow`; no match
+//! is 404. HEAD is accepted wherever GET is.
+
+use super::{is_get_like, ApiError};
+use crate::net::http::Method;
+
+/// Every operation the HTTP API offers; `App::dispatch` maps each to a handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    Live,
+    Ready,
+}
+
+const ROUTES: &[(Method, &str, Endpoint)] = &[
+    (Method::Get, "/health", Endpoint::Health),
+    (Method::Get, "/health/live", Endpoint::Live),
+    (Method::Get, "/health/ready", Endpoint::Ready),
+];
+
+/// Path captures, in pattern order: `("id", "0190…")`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(pub Vec<(&'static str, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Finds the endpoint for `method` and `path`.
+pub fn route(method: &Method, path: &str) -> Result<(Endpoint, Params), ApiError> {
+    let mut allowed: Vec<&str> = Vec::new();
+    for (route_method, pattern, endpoint) in ROUTES {
+        let Some(params) = match_path(pattern, path) else {
+            continue;
+        };
+        if route_method == method || (*route_method == Method::Get && is_get_like(method)) {
+            return Ok((*endpoint, params));
+        }
+        allowed.push(route_method.as_str());
+        if *route_method == Method::Get {
+            allowed.push("HEAD");
+        }
+    }
+    if allowed.is_empty() {
+        Err(ApiError::NoRoute { path: path.to_string() })
+    } else {
+        Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: allowed.join(", ") })
+    }
+}
+
+/// Matches `path` against `pattern`, capturing `{name}` segments.
+fn match_path(pattern: &'static str, path: &str) -> Option<Params> {
+    let mut params = Params::default();
+    let mut pat = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (pat.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(g)) => {
+                if let Some(name) = p.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
+                    if g.is_empty() {
+                        return None;
+                    }
+                    params.0.push((name, g.to_string()));
+                } else if p != g {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_get_and_head_to_health_endpoints() {
+        let endpoint = |m, p| route(&m, p).expect("route").0;
+        assert_eq!(endpoint(Method::Get, "/health"), Endpoint::Health);
+        assert_eq!(endpoint(Method::Head, "/health/ready"), Endpoint::Ready);
+        assert_eq!(endpoint(Method::Get, "/health/live"), Endpoint::Live);
+    }
+
+    #[test]
+    fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
+        assert!(matches!(route(&Method::Get, "/nope"), Err(ApiError::NoRoute { .. })));
+        assert!(matches!(route(&Method::Get, "/health/"), Err(ApiError::NoRoute { .. })));
+        match route(&Method::Post, "/health") {
+            Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
+            other => panic!("expected 405, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn captures_named_segments() {
+        let p = match_path("/api/v1/channels/{id}/inbound", "/api/v1/channels/abc/inbound").expect("match");
+        assert_eq!(p.get("id"), Some("abc"));
+        assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/").is_none());
+        assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/a/b").is_none());
+    }
+}

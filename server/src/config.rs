@@ -1,0 +1,189 @@
+//! The server's configuration: one typed struct, [`Config`], loaded in layers
+//! (built-in defaults < TOML file < environment < flags), validated at start
+//! and printed with secrets masked.
+//!
+//! Flags and environment variables are folded together by clap ([`cli`]); the
+//! TOML file is read by [`file`]; [`Config::resolve`] applies the layering so it
+//! can be unit-tested without touching the process environment.
+
+pub mod cli;
+mod file;
+mod mask;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use cli::{Cli, Command, Options};
+pub use file::FileConfig;
+pub use mask::mask_database_url;
+pub use values::{IoDriver, LogFilter, Secret};
+
+use crate::auth::AllowList;
+
+/// Built-in defaults, the lowest layer. `--help` repeats them by hand.
+pub mod defaults {
+    pub const HTTP_ADDR: &str = "0.0.0.0:4000";
+    pub const BINARY_ADDR: &str = "0.0.0.0:4001";
+    pub const DATA_DIR: &str = "./converger-data";
+    pub const ADMIN_ALLOW: &str = "127.0.0.0/8,::1/128";
+    pub const LOG: &str = "info";
+    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+}
+
+/// Why the configuration cannot be used. Each message is one line that names
+/// the key (and for the file, the line) and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}; check --config / CONVERGER_CONFIG", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}{}{}: {message}", path.display(),
+        line.map(|l| format!(", line {l}")).unwrap_or_default(),
+        key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    File { path: PathBuf, line: Option<usize>, key: Option<String>, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The JWT signing key and whether it was generated at start.
+#[derive(Clone, Debug)]
+pub struct JwtSecret {
+    pub key: Secret,
+    /// True when no secret was configured: tokens do not survive a restart.
+    pub generated: bool,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub binary_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; `None` means the embedded store in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// `None` disables the admin API.
+    pub admin_token: Option<Secret>,
+    pub admin_allow: AllowList,
+    pub jwt_secret: JwtSecret,
+    pub shards: usize,
+    pub io_driver: IoDriver,
+    pub log: LogFilter,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// The TOML file the configuration was read from, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the TOML file named by the options (if any) and layers everything.
+    pub fn load(options: Options) -> Result<Config, ConfigError> {
+        let file = match &options.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(options, file)
+    }
+
+    /// Layers `options` (flags, then env, already folded by clap) over `file`
+    /// over the defaults, and validates the result.
+    pub fn resolve(o: Options, f: FileConfig) -> Result<Config, ConfigError> {
+        let parse_default = |key: &'static str, text: &str| ConfigError::Invalid {
+            key,
+            message: format!("built-in default `{text}` does not parse"),
+        };
+        let http_addr = match o.http_addr.or(f.http_addr) {
+            Some(a) => a,
+            None => defaults::HTTP_ADDR.parse().map_err(|_| parse_default("http_addr", defaults::HTTP_ADDR))?,
+        };
+        let binary_addr = match o.binary_addr.or(f.binary_addr) {
+            Some(a) => a,
+            None => defaults::BINARY_ADDR.parse().map_err(|_| parse_default("binary_addr", defaults::BINARY_ADDR))?,
+        };
+        let admin_allow = match o.admin_allow.or(f.admin_allow) {
+            Some(a) => a,
+            None => defaults::ADMIN_ALLOW.parse().map_err(|_| parse_default("admin_allow", defaults::ADMIN_ALLOW))?,
+        };
+        let log = match o.log.or(f.log) {
+            Some(l) => l,
+            None => defaults::LOG.parse().map_err(|_| parse_default("log", defaults::LOG))?,
+        };
+        let shards = match o.shards.or(f.shards) {
+            Some(0) => return Err(invalid("shards", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
+        let max_body_bytes = match o.max_body_bytes.or(f.max_body_bytes) {
+            Some(0) => return Err(invalid("max_body_bytes", "must be at least 1")),
+            Some(n) => n,
+            None => defaults::MAX_BODY_BYTES,
+        };
+        // An empty value (e.g. `DATABASE_URL=` in a compose file) means unset.
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty()).map(Secret::new);
+        let jwt_secret = match non_empty(o.jwt_secret.or(f.jwt_secret)) {
+            Some(key) => JwtSecret { key, generated: false },
+            None => JwtSecret { key: random_secret()?, generated: true },
+        };
+        Ok(Config {
+            http_addr,
+            binary_addr,
+            data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
+            database_url: non_empty(o.database_url.or(f.database_url)),
+            admin_token: non_empty(o.admin_token.or(f.admin_token)),
+            admin_allow,
+            jwt_secret,
+            shards,
+            io_driver: o.io_driver.or(f.io_driver).unwrap_or_default(),
+            log,
+            max_body_bytes,
+            shutdown_grace: Duration::from_millis(
+                o.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(defaults::SHUTDOWN_GRACE_MS),
+            ),
+            config_file: o.config,
+        })
+    }
+
+    /// One line describing the effective configuration, secrets masked.
+    pub fn masked_summary(&self) -> String {
+        let storage = match &self.database_url {
+            Some(url) => format!("database_url={}", mask_database_url(url.expose())),
+            None => format!("storage=embedded data_dir={}", self.data_dir.display()),
+        };
+        format!(
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} config={}",
+            self.http_addr,
+            self.binary_addr,
+            if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
+            self.admin_allow,
+            if self.jwt_secret.generated { "*** (random, generated at start)" } else { "***" },
+            self.shards,
+            self.io_driver,
+            self.log,
+            self.max_body_bytes,
+            self.shutdown_grace.as_millis(),
+            self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
+        )
+    }
+}
+
+fn invalid(key: &'static str, message: &str) -> ConfigError {
+    ConfigError::Invalid { key, message: message.to_string() }
+}
+
+/// 32 random bytes, hex-encoded: the JWT key when none is configured.
+fn random_secret() -> Result<Secret, ConfigError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ConfigError::Invalid {
+        key: "jwt_secret",
+        message: format!("cannot generate a random secret ({e}); set --jwt-secret"),
+    })?;
+    Ok(Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+#[cfg(test)]
+mod tests;

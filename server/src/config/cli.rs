@@ -1,0 +1,101 @@
+//! Command-line flags (clap). Every option is an `Option` so the loader can tell
+//! "given" from "not given" and layer it over the TOML file; clap itself folds
+//! the environment variable in (flag > env). Defaults therefore live in
+//! [`super::defaults`] and are written into the help text by hand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::{IoDriver, LogFilter};
+use crate::auth::AllowList;
+
+/// Converger: a multi-tenant, real-time conversation messaging hub.
+///
+/// Configuration is layered: built-in defaults < TOML file (--config) <
+/// environment variables < command-line flags. The TOML file uses the same
+/// keys as the flags, in snake_case (e.g. `http_addr = "0.0.0.0:4000"`).
+#[derive(Debug, Parser)]
+#[command(name = "converger", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending PostgreSQL migrations and exit (the embedded store needs none).
+    Migrate,
+}
+
+/// Every configuration option, as given on the command line or in the environment.
+#[derive(Debug, Default, Args)]
+pub struct Options {
+    /// Address for REST, WebSocket and admin HTTP (port 0 = any free port)
+    /// [default: 0.0.0.0:4000]
+    #[arg(long, env = "CONVERGER_HTTP_ADDR", value_name = "ADDR", hide_env_values = true, global = true)]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Address for the binary protocol over TCP (port 0 = any free port)
+    /// [default: 0.0.0.0:4001]
+    #[arg(long, env = "CONVERGER_BINARY_ADDR", value_name = "ADDR", hide_env_values = true, global = true)]
+    pub binary_addr: Option<SocketAddr>,
+
+    /// Directory of the embedded storage (used when no database URL is set)
+    /// [default: ./converger-data]
+    #[arg(long, env = "CONVERGER_DATA_DIR", value_name = "DIR", hide_env_values = true, global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// PostgreSQL URL; when set, PostgreSQL replaces the embedded storage
+    /// [default: unset]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Bearer token for the admin API [default: unset = admin API disabled]
+    #[arg(long, env = "CONVERGER_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+
+    /// Client IPs allowed to use the admin API, comma-separated CIDRs
+    /// [default: 127.0.0.0/8,::1/128]
+    #[arg(long, env = "CONVERGER_ADMIN_ALLOW", value_name = "CIDRS", hide_env_values = true, global = true)]
+    pub admin_allow: Option<AllowList>,
+
+    /// HS256 key for client tokens (JWT)
+    /// [default: random per start, with a warning: tokens die with the process]
+    #[arg(long, env = "CONVERGER_JWT_SECRET", value_name = "SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Executor threads (shards), one runtime each [default: number of CPU cores]
+    #[arg(long, env = "CONVERGER_SHARDS", value_name = "N", hide_env_values = true, global = true)]
+    pub shards: Option<usize>,
+
+    /// TOML file with the same keys in snake_case [default: unset]
+    #[arg(long, env = "CONVERGER_CONFIG", value_name = "FILE", hide_env_values = true, global = true)]
+    pub config: Option<PathBuf>,
+
+    /// I/O driver of the shard runtimes: auto, io-uring or epoll; auto uses
+    /// io_uring and falls back to epoll where the kernel or container refuses
+    /// io_uring [default: auto]
+    #[arg(long, env = "CONVERGER_IO_DRIVER", value_name = "DRIVER", hide_env_values = true, global = true)]
+    pub io_driver: Option<IoDriver>,
+
+    /// Log filter: a level, then per-target levels, e.g. `info` or
+    /// `info,converger_server=debug` (levels: off, error, warn, info, debug, trace)
+    /// [default: info]
+    #[arg(long, env = "CONVERGER_LOG", value_name = "FILTER", hide_env_values = true, global = true)]
+    pub log: Option<LogFilter>,
+
+    /// Largest accepted HTTP request body in bytes; larger ones get 413
+    /// [default: 1048576 (1 MiB)]
+    #[arg(long, env = "CONVERGER_MAX_BODY_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]
+    pub max_body_bytes: Option<usize>,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in
+    /// milliseconds [default: 10000]
+    #[arg(long, env = "CONVERGER_SHUTDOWN_GRACE_MS", value_name = "MS", hide_env_values = true, global = true)]
+    pub shutdown_grace_ms: Option<u64>,
+}

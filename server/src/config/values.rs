@@ -1,0 +1,160 @@
+//! Small typed config values: the I/O driver choice, the log filter and a
+//! secret string whose `Debug` never prints it. Each parses from a string the
+//! same way from a flag, the environment or the TOML file.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+use tracing_subscriber::filter::Targets;
+
+/// Which I/O driver the shard runtimes use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoDriver {
+    /// io_uring, or epoll where io_uring is refused (seccomp, old kernels).
+    #[default]
+    Auto,
+    /// io_uring only: starting fails where it is unavailable.
+    IoUring,
+    /// epoll (monoio's legacy driver) only.
+    Epoll,
+}
+
+impl FromStr for IoDriver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(IoDriver::Auto),
+            "io-uring" | "io_uring" | "iouring" => Ok(IoDriver::IoUring),
+            "epoll" | "legacy" => Ok(IoDriver::Epoll),
+            other => Err(format!("unknown I/O driver `{other}` (expected auto, io-uring or epoll)")),
+        }
+    }
+}
+
+impl fmt::Display for IoDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoDriver::Auto => "auto",
+            IoDriver::IoUring => "io-uring",
+            IoDriver::Epoll => "epoll",
+        })
+    }
+}
+
+/// A log filter such as `info` or `info,converger_server=debug`.
+///
+/// Stricter than [`Targets`]' own parser: a bare word must be a level, so a
+/// typo like `inof` is an error instead of a filter for a target named `inof`.
+#[derive(Clone, Debug)]
+pub struct LogFilter {
+    text: String,
+    targets: Targets,
+}
+
+impl LogFilter {
+    pub fn targets(&self) -> Targets {
+        self.targets.clone()
+    }
+}
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+impl FromStr for LogFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim().to_string();
+        if text.is_empty() {
+            return Err("empty log filter (try `info`)".into());
+        }
+        for part in text.split(',').map(str::trim) {
+            let level = part.rsplit_once('=').map(|(_, l)| l).unwrap_or(part);
+            if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                return Err(format!(
+                    "bad log directive `{part}`: expected LEVEL or target=LEVEL, LEVEL one of {}",
+                    LEVELS.join(", ")
+                ));
+            }
+        }
+        let targets = text.parse::<Targets>().map_err(|e| format!("bad log filter `{text}`: {e}"))?;
+        Ok(LogFilter { text, targets })
+    }
+}
+
+impl fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A secret (token, key, URL with a password). `Debug` and `Display` mask it;
+/// [`Secret::expose`] is the one door to the value, easy to grep for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Deserializes a string through `FromStr`, so the TOML file and the flags
+/// accept exactly the same spellings.
+macro_rules! deserialize_via_from_str {
+    ($($ty:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+deserialize_via_from_str!(IoDriver, LogFilter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_driver_spellings() {
+        assert_eq!("auto".parse(), Ok(IoDriver::Auto));
+        assert_eq!("io-uring".parse(), Ok(IoDriver::IoUring));
+        assert_eq!("EPOLL".parse(), Ok(IoDriver::Epoll));
+        assert!("kqueue".parse::<IoDriver>().is_err());
+    }
+
+    #[test]
+    fn log_filter_accepts_levels_and_targets_and_rejects_typos() {
+        assert!("info".parse::<LogFilter>().is_ok());
+        assert!("info,converger_server=debug".parse::<LogFilter>().is_ok());
+        assert!("inof".parse::<LogFilter>().is_err());
+        assert!("converger_server=loud".parse::<LogFilter>().is_err());
+        assert!("".parse::<LogFilter>().is_err());
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s} {s:?}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,8 @@
+//! Network edges of a shard: binding the listening sockets ([`listen`]), the
+//! HTTP/1.1 server ([`http`]) and the binary-protocol listener ([`binary`]).
+
+pub mod binary;
+pub mod http;
+pub mod listen;
+
+pub use listen::{bind_reuseport, Listeners};

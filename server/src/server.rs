@@ -1,0 +1,74 @@
+//! The server as a library: [`Server::start`] runs the shards on listeners the
+//! caller already bound (so tests and embedders can use port 0 and know the
+//! address before anything runs) and [`Server::stop`] shuts it down in order.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use converger_storage::Store;
+use tracing::info;
+
+use crate::config::Config;
+use crate::net::Listeners;
+use crate::shard::shutdown::Shutdown;
+use crate::shard::{ShardStartError, Shards};
+
+/// A running server.
+pub struct Server {
+    shards: Shards,
+    shutdown: Shutdown,
+    store: Arc<dyn Store>,
+    http_addr: SocketAddr,
+    binary_addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts one shard per listener pair; returns once every shard accepts.
+    pub fn start(config: Config, store: Arc<dyn Store>, listeners: Listeners) -> Result<Server, ShardStartError> {
+        let addr_err = |e: io::Error| ShardStartError { shard: 0, message: format!("listener has no address: {e}") };
+        let http_addr = listeners.http_addr().map_err(addr_err)?;
+        let binary_addr = listeners.binary_addr().map_err(addr_err)?;
+        let shutdown = Shutdown::new();
+        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone())?;
+        info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
+        Ok(Server { shards, shutdown, store, http_addr, binary_addr })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn binary_addr(&self) -> SocketAddr {
+        self.binary_addr
+    }
+
+    /// The line the start-up contract prints on stdout once ready.
+    pub fn ready_line(&self) -> String {
+        format!("converger listening http={} binary={}", self.http_addr, self.binary_addr)
+    }
+
+    /// A handle that stops the server from any thread (see [`Server::stop`]).
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period,
+    /// closes idle connections, joins the shards, then drops the store (which
+    /// flushes it) once nothing else holds it.
+    pub fn stop(self) {
+        self.shutdown.trigger();
+        self.shards.join();
+        info!("all shards stopped");
+        let holders = Arc::strong_count(&self.store);
+        drop(self.store);
+        if holders == 1 {
+            info!("storage closed");
+        } else {
+            info!(holders, "storage released; other holders close it");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

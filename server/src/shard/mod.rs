@@ -1,0 +1,202 @@
+//! Shards: N OS threads named `shard-{i}`, each running its own monoio runtime
+//! and accepting on its own HTTP and binary sockets. Nothing mutable is shared
+//! between shards; the store is `Send + Sync` and its futures wake any runtime.
+//!
+//! Life of a shard: build runtime → adopt listeners → report ready → accept
+//! until shutdown → stop accepting → let open connections finish within the
+//! grace period → cut the rest → exit.
+
+pub mod runtime;
+pub mod shutdown;
+pub mod tracker;
+
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use converger_storage::Store;
+use monoio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::api::App;
+use crate::config::Config;
+use crate::net::http::{conn, Limits};
+use crate::net::Listeners;
+use shutdown::Shutdown;
+use tracker::ConnTracker;
+
+/// After the grace period, how long aborted connections get to unwind.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
+
+/// A shard that could not start: which one and why (one line).
+#[derive(Debug, thiserror::Error)]
+#[error("shard {shard} could not start: {message}")]
+pub struct ShardStartError {
+    pub shard: usize,
+    pub message: String,
+}
+
+/// The running shard threads.
+pub struct Shards {
+    threads: Vec<JoinHandle<()>>,
+    /// The I/O driver each shard actually runs (`io-uring` or `epoll`).
+    pub drivers: Vec<&'static str>,
+}
+
+impl Shards {
+    /// Starts one shard per listener pair and returns once every shard accepts
+    /// (or the first failure, after stopping the others).
+    pub fn start(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        listeners: Listeners,
+        shutdown: Shutdown,
+    ) -> Result<Shards, ShardStartError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut threads = Vec::new();
+        for (id, (http, binary)) in listeners.http.into_iter().zip(listeners.binary).enumerate() {
+            let shard = ShardSetup {
+                id,
+                config: config.clone(),
+                store: store.clone(),
+                shutdown: shutdown.clone(),
+                ready: ready_tx.clone(),
+            };
+            let spawned =
+                std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let err = ShardStartError { shard: id, message: format!("cannot spawn thread: {e}") };
+                    return Err(Shards { threads, drivers: Vec::new() }.abort(err, &shutdown));
+                }
+            }
+        }
+        drop(ready_tx);
+        let mut drivers = vec![""; threads.len()];
+        for _ in 0..threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok((id, driver))) => drivers[id] = driver,
+                Ok(Err(err)) => return Err(Shards { threads, drivers }.abort(err, &shutdown)),
+                Err(_) => {
+                    let err = ShardStartError { shard: 0, message: "a shard thread exited during start-up".into() };
+                    return Err(Shards { threads, drivers }.abort(err, &shutdown));
+                }
+            }
+        }
+        Ok(Shards { threads, drivers })
+    }
+
+    fn abort(self, err: ShardStartError, shutdown: &Shutdown) -> ShardStartError {
+        shutdown.trigger();
+        self.join();
+        err
+    }
+
+    /// Waits for every shard thread to finish (after shutdown was triggered).
+    pub fn join(self) {
+        for t in self.threads {
+            let name = t.thread().name().unwrap_or("shard").to_string();
+            if t.join().is_err() {
+                warn!(thread = %name, "shard thread panicked");
+            }
+        }
+    }
+}
+
+type Ready = mpsc::Sender<Result<(usize, &'static str), ShardStartError>>;
+
+struct ShardSetup {
+    id: usize,
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    shutdown: Shutdown,
+    ready: Ready,
+}
+
+impl ShardSetup {
+    fn run(self, http: StdListener, binary: StdListener) {
+        let fail = |message: String| ShardStartError { shard: self.id, message };
+        let (mut rt, driver) = match runtime::build(self.config.io_driver, self.id) {
+            Ok(built) => built,
+            Err(e) => {
+                let hint = "try --io-driver epoll";
+                let _ = self
+                    .ready
+                    .send(Err(fail(format!("cannot start the {} runtime: {e}; {hint}", self.config.io_driver))));
+                return;
+            }
+        };
+        rt.block_on(self.serve(http, binary, driver));
+    }
+
+    async fn serve(self, http: StdListener, binary: StdListener, driver: &'static str) {
+        let adopted = TcpListener::from_std(http).and_then(|h| Ok((h, TcpListener::from_std(binary)?)));
+        let (http, binary) = match adopted {
+            Ok(pair) => pair,
+            Err(e) => {
+                let message = format!("cannot register listeners with the {driver} driver: {e}");
+                let _ = self.ready.send(Err(ShardStartError { shard: self.id, message }));
+                return;
+            }
+        };
+        let id = self.id;
+        let binary_task = monoio::spawn(crate::net::binary::accept_loop(binary, id, self.shutdown.clone()));
+        let app = Rc::new(App::new(self.store, self.config.clone()));
+        let tracker = ConnTracker::default();
+        let abort = Shutdown::new();
+        let limits = Limits { max_body_bytes: self.config.max_body_bytes, ..Limits::default() };
+        if self.ready.send(Ok((id, driver))).is_err() {
+            return;
+        }
+        debug!(shard = id, driver, "shard accepting");
+        loop {
+            monoio::select! {
+                accepted = http.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let guard = tracker.open();
+                        let (app, shutdown, abort) = (app.clone(), self.shutdown.clone(), abort.clone());
+                        monoio::spawn(async move {
+                            let _guard = guard;
+                            monoio::select! {
+                                why = conn::serve(stream, peer, &*app, limits, &shutdown) => {
+                                    debug!(shard = id, %peer, ?why, "http connection closed");
+                                }
+                                _ = abort.wait() => debug!(shard = id, %peer, "http connection cut after the grace period"),
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        warn!(shard = id, error = %e, "http accept failed");
+                        accept_backoff().await;
+                    }
+                },
+                _ = self.shutdown.wait() => break,
+            }
+        }
+        drop(http);
+        info!(shard = id, open = tracker.count(), "stopped accepting; closing idle connections");
+        let grace = self.config.shutdown_grace;
+        if monoio::time::timeout(grace, tracker.all_closed()).await.is_err() {
+            warn!(
+                shard = id,
+                open = tracker.count(),
+                grace_ms = grace.as_millis() as u64,
+                "connections still busy after the grace period; cutting them"
+            );
+            abort.trigger();
+            let _ = monoio::time::timeout(ABORT_WAIT, tracker.all_closed()).await;
+        }
+        binary_task.await;
+        info!(shard = id, "shard stopped");
+    }
+}
+
+/// Pause after a failed accept (e.g. out of file descriptors) so the loop does
+/// not spin; the pending connection stays queued in the kernel meanwhile.
+pub async fn accept_backoff() {
+    monoio::time::sleep(Duration::from_millis(50)).await;
+}

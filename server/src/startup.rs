@@ -1,0 +1,129 @@
+//! Start-up steps that can fail because of the environment — binding ports,
+//! preparing the data directory, opening storage — and [`StartupError`], whose
+//! every message is one line saying what is wrong and how to fix it.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use converger_storage::postgres::{PgOptions, PgStore};
+use converger_storage::{Store, StoreError};
+
+use crate::config::{mask_database_url, Config, ConfigError};
+use crate::net::{bind_reuseport, Listeners};
+use crate::shard::ShardStartError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen for {what} on {addr}: {}; {}", io_reason(source), bind_hint(source, flag))]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        flag: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("data directory {} is not usable: {source}; pass a writable directory with --data-dir (CONVERGER_DATA_DIR)", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open the embedded store in {}: {source}; check --data-dir (CONVERGER_DATA_DIR)", path.display())]
+    Embedded {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot use PostgreSQL at {url}: {source}; check --database-url (DATABASE_URL) and that the database is running and reachable")]
+    Database {
+        /// Password masked.
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Shards(#[from] ShardStartError),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] io::Error),
+}
+
+fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "the address is already in use".into(),
+        io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn bind_hint(e: &io::Error, flag: &str) -> String {
+    let env = format!("CONVERGER_{}", flag.trim_start_matches("--").replace('-', "_").to_uppercase());
+    match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            format!("stop the process holding it or choose another port with {flag} ({env}); port 0 picks a free one")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("ports below 1024 need privileges: choose another with {flag} ({env})")
+        }
+        _ => format!("choose another address with {flag} ({env})"),
+    }
+}
+
+/// Binds the HTTP and binary listeners, one per shard, for `config`.
+pub fn bind(config: &Config) -> Result<Listeners, StartupError> {
+    let http = bind_reuseport(config.http_addr, config.shards).map_err(|source| StartupError::Bind {
+        what: "HTTP",
+        addr: config.http_addr,
+        flag: "--http-addr",
+        source,
+    })?;
+    let binary = bind_reuseport(config.binary_addr, config.shards).map_err(|source| StartupError::Bind {
+        what: "the binary protocol",
+        addr: config.binary_addr,
+        flag: "--binary-addr",
+        source,
+    })?;
+    Ok(Listeners { http, binary })
+}
+
+/// Opens PostgreSQL when a database URL is configured, else the embedded store.
+/// Blocking; call before the shards start.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    match &config.database_url {
+        Some(url) => {
+            let store = PgStore::connect(url.expose(), PgOptions::default())
+                .map_err(|source| StartupError::Database { url: mask_database_url(url.expose()), source })?;
+            pending_backend(store)
+        }
+        None => {
+            ensure_writable(&config.data_dir)?;
+            let store = EmbeddedStore::open(&config.data_dir, EmbeddedOptions::default())
+                .map_err(|source| StartupError::Embedded { path: config.data_dir.clone(), source })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Creates `dir` if needed and proves we can write in it, so a bad data
+/// directory is reported as such rather than as an obscure database error.
+fn ensure_writable(dir: &Path) -> Result<(), StartupError> {
+    let err = |source| StartupError::DataDir { path: dir.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = dir.join(".converger-write-probe");
+    std::fs::write(&probe, b"").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}
+
+/// TEMPORARY, until `PgStore` implements `Store` (being written): its
+/// constructor fails for now, so this is never reached.
+fn pending_backend<T>(_store: T) -> Result<Arc<dyn Store>, StartupError> {
+    Err(StartupError::Database {
+        url: String::new(),
+        source: StoreError::Internal("storage backend does not implement Store yet".into()),
+    })
+}

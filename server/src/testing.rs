@@ -1,0 +1,112 @@
+//! Test doubles (unit tests only): a [`StubStore`] whose `ping` succeeds or
+//! fails on demand and whose every other method answers `Unavailable`, so the
+//! API and the server can be exercised without a database.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use converger_storage::*;
+
+#[derive(Default)]
+pub struct StubStore {
+    pub down: AtomicBool,
+}
+
+impl StubStore {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+fn no<T>() -> StoreResult<T> {
+    Err(StoreError::Unavailable("stub store".into()))
+}
+
+#[async_trait]
+impl Store for StubStore {
+    fn backend(&self) -> &'static str {
+        "stub"
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            no()
+        } else {
+            Ok(())
+        }
+    }
+    async fn create_tenant(&self, _: NewTenant) -> StoreResult<Tenant> {
+        no()
+    }
+    async fn get_tenant(&self, _: Id) -> StoreResult<Tenant> {
+        no()
+    }
+    async fn tenant_by_api_key_hash(&self, _: &[u8; 32]) -> StoreResult<Tenant> {
+        no()
+    }
+    async fn list_tenants(&self, _: PageRequest) -> StoreResult<Page<Tenant>> {
+        no()
+    }
+    async fn update_tenant(&self, _: Id, _: TenantPatch) -> StoreResult<Tenant> {
+        no()
+    }
+    async fn create_channel(&self, _: NewChannel) -> StoreResult<Channel> {
+        no()
+    }
+    async fn get_channel(&self, _: Scope, _: Id) -> StoreResult<Channel> {
+        no()
+    }
+    async fn list_channels(&self, _: Scope, _: ChannelFilter, _: PageRequest) -> StoreResult<Page<Channel>> {
+        no()
+    }
+    async fn update_channel(&self, _: Scope, _: Id, _: ChannelPatch) -> StoreResult<Channel> {
+        no()
+    }
+    async fn create_conversation(&self, _: NewConversation) -> StoreResult<Conversation> {
+        no()
+    }
+    async fn find_or_create_conversation(&self, _: NewConversation) -> StoreResult<(Conversation, bool)> {
+        no()
+    }
+    async fn get_conversation(&self, _: Scope, _: Id) -> StoreResult<Conversation> {
+        no()
+    }
+    async fn list_conversations(
+        &self,
+        _: Scope,
+        _: ConversationFilter,
+        _: PageRequest,
+    ) -> StoreResult<Page<Conversation>> {
+        no()
+    }
+    async fn close_conversation(&self, _: Scope, _: Id) -> StoreResult<Conversation> {
+        no()
+    }
+    async fn write_batch(&self, _: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
+        no()
+    }
+    async fn read_range(&self, _: Scope, _: Id, _: i64, _: u32) -> StoreResult<Vec<Activity>> {
+        no()
+    }
+    async fn get_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
+        no()
+    }
+    async fn list_deliveries(&self, _: Scope, _: DeliveryFilter, _: PageRequest) -> StoreResult<Page<Delivery>> {
+        no()
+    }
+    async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration) -> StoreResult<Vec<Delivery>> {
+        no()
+    }
+    async fn complete_delivery(&self, _: Id, _: DeliveryOutcome) -> StoreResult<Delivery> {
+        no()
+    }
+    async fn merge_delivery_metadata(&self, _: Scope, _: Id, _: Json) -> StoreResult<Delivery> {
+        no()
+    }
+    async fn retry_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
+        no()
+    }
+    async fn stats(&self) -> StoreResult<Stats> {
+        no()
+    }
+}

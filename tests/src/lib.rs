@@ -1,0 +1,13 @@
+//! End-to-end test harness: [`TestServer`] starts the real `converger` binary
+//! on port 0 (embedded storage in a temp dir, or PostgreSQL in a fresh schema),
+//! waits for its ready line, and kills it on drop. [`http`] is a tiny blocking
+//! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests.
+
+pub mod bin;
+pub mod http;
+pub mod pg;
+pub mod server;
+
+pub use bin::{converger_bin, converger_command};
+pub use http::{Conn, Reply};
+pub use server::{StartError, TestServer};

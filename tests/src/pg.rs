@@ -1,0 +1,75 @@
+//! PostgreSQL for e2e tests: each server gets a fresh schema `t_<uuid>` in the
+//! database named by `DATABASE_URL`, selected through the connection URL's
+//! `options=-csearch_path=…`, and dropped when the server is.
+
+use std::env;
+
+/// A schema created for one test server.
+pub struct PgSchema {
+    admin_url: String,
+    pub name: String,
+    /// `DATABASE_URL` pointed at the schema: what the server is given.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// A fresh schema, or `None` (with a printed notice) when `DATABASE_URL` is
+    /// unset. With `CONVERGER_REQUIRE_PG=1`, a missing database fails the test.
+    pub fn create() -> Option<PgSchema> {
+        let Ok(admin_url) = env::var("DATABASE_URL") else {
+            if env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
+                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set");
+            }
+            eprintln!("notice: DATABASE_URL is not set; skipping the PostgreSQL variant of this test");
+            return None;
+        };
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        execute(&admin_url, &format!("CREATE SCHEMA {name}"));
+        let url = with_search_path(&admin_url, &name);
+        Some(PgSchema { admin_url, name, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        execute(&self.admin_url, &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+/// `url` with the schema as its search path, in URL or key=value form.
+fn with_search_path(url: &str, schema: &str) -> String {
+    if url.contains("://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-csearch_path%3D{schema}")
+    } else {
+        format!("{url} options=-csearch_path={schema}")
+    }
+}
+
+/// Runs `sql` on a throwaway connection (tests only: panics on failure).
+fn execute(url: &str, sql: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to DATABASE_URL");
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        drop(client);
+        let _ = driver.await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_search_path;
+
+    #[test]
+    fn search_path_is_added_to_either_url_form() {
+        assert_eq!(with_search_path("postgres://u@h/d", "t_1"), "postgres://u@h/d?options=-csearch_path%3Dt_1");
+        assert_eq!(
+            with_search_path("postgres://u@h/d?sslmode=disable", "t_1"),
+            "postgres://u@h/d?sslmode=disable&options=-csearch_path%3Dt_1"
+        );
+        assert_eq!(with_search_path("host=h dbname=d", "t_1"), "host=h dbname=d options=-csearch_path=t_1");
+    }
+}

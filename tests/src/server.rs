@@ -1,0 +1,206 @@
+//! [`TestServer`]: the real `converger` binary, started on port 0 and read
+//! until its ready line. Its stderr is collected continuously (so the pipe
+//! never fills and blocks the server) and shown when start-up fails.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::bin::converger_command;
+use crate::http::{self, Reply};
+use crate::pg::PgSchema;
+
+/// Admin token every test server is started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// JWT secret every test server is started with.
+pub const JWT_SECRET: &str = "test-jwt-secret";
+/// How long a server may take to print its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a server did not become ready.
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    pub status: Option<ExitStatus>,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (exit: {:?})\n--- server stderr ---\n{}", self.message, self.status, self.stderr)
+    }
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    http: SocketAddr,
+    binary: SocketAddr,
+    ready_line: String,
+    stderr: Arc<Mutex<String>>,
+    _data: TempDir,
+    /// Dropped after the server is killed (the field order matters).
+    _schema: Option<PgSchema>,
+}
+
+impl TestServer {
+    /// A server on embedded storage in a fresh temp dir.
+    pub fn embedded() -> TestServer {
+        Self::start(&[], None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A server on PostgreSQL in a fresh schema; `None` when `DATABASE_URL` is
+    /// unset (a notice is printed), unless `CONVERGER_REQUIRE_PG=1`.
+    pub fn postgres() -> Option<TestServer> {
+        let schema = PgSchema::create()?;
+        Some(Self::start(&[], Some(schema)).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// An embedded server with extra command-line arguments.
+    pub fn embedded_with(args: &[&str]) -> TestServer {
+        Self::start(args, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the binary and waits for its ready line.
+    pub fn start(extra_args: &[&str], schema: Option<PgSchema>) -> Result<TestServer, StartError> {
+        let data = tempfile::tempdir().expect("temp data dir");
+        let mut cmd = converger_command();
+        cmd.args(["--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--admin-token", ADMIN_TOKEN, "--jwt-secret", JWT_SECRET, "--shards", "2"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(schema) = &schema {
+            cmd.env("DATABASE_URL", &schema.url);
+        }
+        let mut child = cmd.spawn().expect("spawn the converger binary");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let collector = collect(child.stderr.take().expect("stderr pipe"), stderr.clone());
+        let lines = stdout_lines(child.stdout.take().expect("stdout pipe"));
+        let fail = |child: &mut Child, message: String| {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            // The child is gone, so its stderr reaches EOF: wait for the last bytes.
+            let _ = collector.join();
+            let stderr = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+            StartError { message, status, stderr }
+        };
+        let line = match lines.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                return Err(fail(&mut child, format!("no ready line within {READY_TIMEOUT:?}")))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail(&mut child, "server exited before its ready line".into()))
+            }
+        };
+        let Some((http, binary)) = parse_ready_line(&line) else {
+            return Err(fail(&mut child, format!("unexpected first stdout line: {line:?}")));
+        };
+        Ok(TestServer { child: Some(child), http, binary, ready_line: line, stderr, _data: data, _schema: schema })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    pub fn binary_addr(&self) -> SocketAddr {
+        self.binary
+    }
+
+    pub fn ready_line(&self) -> &str {
+        &self.ready_line
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// `GET path` on a fresh connection.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// Any request on a fresh connection; panics (with the server's stderr) on I/O errors.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        http::request(self.http, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n--- server stderr ---\n{}", self.stderr()))
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = child.id().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM to {pid}");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send((status, child));
+        });
+        match rx.recv_timeout(timeout) {
+            Ok((status, _)) => status.ok(),
+            Err(_) => {
+                // Still running: kill it by pid so it does not outlive the test.
+                let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+                None
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `converger listening http=ADDR binary=ADDR` → the two addresses.
+pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.strip_prefix("converger listening http=")?;
+    let (http, binary) = rest.split_once(" binary=")?;
+    Some((http.parse().ok()?, binary.trim_end().parse().ok()?))
+}
+
+fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = into.lock() {
+                s.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        }
+    })
+}
+
+fn stdout_lines(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

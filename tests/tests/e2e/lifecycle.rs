@@ -1,0 +1,36 @@
+//! Process lifecycle: graceful exit on SIGTERM, and the epoll driver.
+
+use std::time::{Duration, Instant};
+
+use converger_e2e::{Conn, TestServer};
+
+#[test]
+fn sigterm_exits_0_promptly_even_with_an_idle_keep_alive_connection() {
+    let mut server = TestServer::embedded();
+    let mut idle = Conn::open(server.http_addr()).expect("connect");
+    idle.send_request("GET", "/health", &[], b"").expect("send");
+    assert_eq!(idle.read_reply(false).expect("reply").status, 200);
+    let started = Instant::now();
+    let status = server.terminate(Duration::from_secs(5)).expect("exited within 5 s");
+    assert!(status.success(), "exit status {status}\n{}", server.stderr());
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(idle.is_closed_by_server(), "idle keep-alive connection closed");
+    let log = server.stderr();
+    for step in ["shutting down", "stopped accepting", "all shards stopped", "storage closed"] {
+        assert!(log.contains(step), "no {step:?} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn io_driver_epoll_starts_and_serves() {
+    let server = TestServer::embedded_with(&["--io-driver", "epoll"]);
+    assert_eq!(server.get("/health/ready").status, 200);
+    assert!(server.stderr().contains("\"epoll\""), "drivers logged:\n{}", server.stderr());
+}
+
+#[test]
+fn io_driver_io_uring_or_auto_starts_and_serves() {
+    // io_uring is allowed on the project's machines; auto must work anywhere.
+    let server = TestServer::embedded_with(&["--io-driver", "auto"]);
+    assert_eq!(server.get("/health").status, 200);
+}
