@@ -79,9 +79,12 @@ fn migrate(config: &Config) -> Result<(), StartupError> {
         );
         return Ok(());
     }
-    // Connecting with PgOptions::migrate applies every pending migration.
-    let store = startup::open_store(config)?;
-    drop(store);
+    let url = config.database_url.as_ref().map(|u| u.expose()).unwrap_or_default();
+    let applied = converger_storage::postgres::migrate(url)
+        .map_err(|source| StartupError::Database { url: crate::config::mask_database_url(url), source })?;
+    for name in &applied {
+        let _ = writeln!(out, "converger migrate: applied {name}");
+    }
     let _ = writeln!(out, "converger migrate: PostgreSQL schema is up to date");
     Ok(())
 }

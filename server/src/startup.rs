@@ -98,7 +98,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
         Some(url) => {
             let store = PgStore::connect(url.expose(), PgOptions::default())
                 .map_err(|source| StartupError::Database { url: mask_database_url(url.expose()), source })?;
-            pending_backend(store)
+            Ok(Arc::new(store))
         }
         None => {
             ensure_writable(&config.data_dir)?;
@@ -117,13 +117,4 @@ fn ensure_writable(dir: &Path) -> Result<(), StartupError> {
     let probe = dir.join(".converger-write-probe");
     std::fs::write(&probe, b"").map_err(err)?;
     std::fs::remove_file(&probe).map_err(err)
-}
-
-/// TEMPORARY, until `PgStore` implements `Store` (being written): its
-/// constructor fails for now, so this is never reached.
-fn pending_backend<T>(_store: T) -> Result<Arc<dyn Store>, StartupError> {
-    Err(StartupError::Database {
-        url: String::new(),
-        source: StoreError::Internal("storage backend does not implement Store yet".into()),
-    })
 }

@@ -176,16 +176,17 @@ fn assign(
                 continue;
             }
         };
-        if !state.active {
-            out.push(Err(StoreError::ConversationClosed));
-            continue;
-        }
         if let Some(key) = &item.idempotency_key {
             // Stored before, or written earlier in this batch (recorded below).
+            // A replay answers even on a closed conversation: the write it repeats succeeded.
             if let Some(original) = stored.get(&(item.conversation_id, key.clone())) {
                 out.push(Ok(Written::Replay(original.clone())));
                 continue;
             }
+        }
+        if !state.active {
+            out.push(Err(StoreError::ConversationClosed));
+            continue;
         }
         state.last_seq += 1;
         let mut channels = item.deliver_to;

@@ -51,7 +51,7 @@ impl PgStore {
         new: NewConversation,
     ) -> StoreResult<(Conversation, bool)> {
         let Some(external_id) = &new.external_id else {
-            return self.create_conversation_impl(new).await.map(|c| (c, true));
+            return Err(StoreError::Invalid("find_or_create_conversation needs an external_id".into()));
         };
         let mut conn = self.pool.get().await?;
         let conflict = "ON CONFLICT (channel_id, external_id) WHERE external_id IS NOT NULL DO NOTHING";

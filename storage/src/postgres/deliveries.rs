@@ -99,7 +99,7 @@ impl PgStore {
         patch: Json,
     ) -> StoreResult<Delivery> {
         if !patch.is_object() {
-            return Err(StoreError::Internal("a metadata patch must be a JSON object".into()));
+            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
         }
         let sql = format!(
             "UPDATE deliveries SET metadata = \
