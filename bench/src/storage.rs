@@ -1,6 +1,7 @@
 //! Scenario `storage`: activities/s committed by `Store::write_batch`, per backend,
 //! batch size and number of conversations, with concurrent writers standing in for
-//! the shards. Each run starts from an empty database and checks afterwards that
+//! the shards (each writing its own share of the conversations, as a shard
+//! writes only the conversations it owns). Each run starts from an empty database and checks afterwards that
 //! every acknowledged activity is there (sum of last_seq = count acknowledged).
 
 use std::path::PathBuf;
@@ -188,7 +189,6 @@ async fn one_run(
             .map_err(e)?;
         conversation_ids.push(c.id);
     }
-    let conversation_ids = Arc::new(conversation_ids);
     let text: String = "x".repeat(args.text_bytes);
     let per_writer = args.activities.div_ceil(args.writers.max(1));
     let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
@@ -197,13 +197,18 @@ async fn one_run(
     let mut tasks = Vec::new();
     for w in 0..args.writers.max(1) {
         let store = Arc::clone(&store);
-        let ids = Arc::clone(&conversation_ids);
+        // Like the server's shards, each writer owns its own conversations: a
+        // conversation has exactly one sequencer, so batches never contend on it.
+        let ids: Vec<_> = conversation_ids.iter().skip(w).step_by(args.writers.max(1)).copied().collect();
+        if ids.is_empty() {
+            return Err(format!("--conversations {conversations} leaves writer {w} without a conversation"));
+        }
         let text = text.clone();
         let tenant_id = tenant.id;
         tasks.push(tokio::spawn(async move {
             let mut hist = new_histogram();
             let mut committed = 0u64;
-            let mut next = w;
+            let mut next = 0;
             while (committed as usize) < per_writer && Instant::now() < deadline {
                 let batch: Vec<NewActivity> = (0..batch_size)
                     .map(|_| {

@@ -50,7 +50,7 @@ CREATE UNIQUE INDEX conversations_external_id ON conversations (channel_id, exte
 -- where WITHOUT ROWID pays off; inserts then append at the end of the table b-tree.
 CREATE TABLE activities (
     id               BLOB    NOT NULL UNIQUE,
-    tenant_id        BLOB    NOT NULL REFERENCES tenants (id),
+    tenant_id        BLOB    NOT NULL,
     conversation_id  BLOB    NOT NULL,
     seq              INTEGER NOT NULL,
     type             TEXT    NOT NULL,
@@ -70,7 +70,7 @@ CREATE TABLE deliveries (
     id               BLOB    NOT NULL PRIMARY KEY,
     activity_id      BLOB    NOT NULL REFERENCES activities (id),
     channel_id       BLOB    NOT NULL,
-    tenant_id        BLOB    NOT NULL REFERENCES tenants (id),
+    tenant_id        BLOB    NOT NULL,
     status           TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,

@@ -2,16 +2,20 @@
 //!
 //! `write_batch` is one transaction in two round trips (plus the first use of
 //! each statement on a connection):
-//! 1. BEGIN, lock the batch's conversations and look up its idempotency keys,
-//!    pipelined. The lock is `FOR UPDATE` in id order, so concurrent batches
-//!    touching the same conversations queue behind each other instead of
-//!    deadlocking, and `last_seq` read under the lock cannot move until we
-//!    commit: seq stays gap-free across connections and nodes. The key lookup
-//!    runs after the lock on the server (statements on one connection execute
-//!    in order, each with a fresh snapshot under READ COMMITTED), so it sees
-//!    every batch committed before ours.
-//! 2. insert activities and deliveries, bump `last_seq`, COMMIT, pipelined
-//!    (see [`super::bulk`]).
+//! 1. BEGIN, share-lock the batch's conversations, read the last seq of those
+//!    this process does not remember (see [`super::seqs`]), and look up the
+//!    batch's idempotency keys — pipelined. The share lock makes a concurrent
+//!    close wait for this batch (and this batch see a close that committed
+//!    first) without making writers of one conversation wait for each other.
+//! 2. insert the activities (sorted by conversation, so concurrent writers take
+//!    index entries in one global order and cannot deadlock) and their delivery
+//!    rows, then COMMIT — pipelined (see [`super::bulk`]).
+//!
+//! Two writers of one conversation (two nodes, or a race the shards would never
+//! produce) may pick the same seq or idempotency key: the unique indexes refuse
+//! the second, which rolls back, forgets what it assumed, and tries again, this
+//! time holding the conversations exclusively. So seq stays gap-free and each
+//! key is written once, without a lock between writers on the hot path.
 
 use std::collections::HashMap;
 
@@ -20,12 +24,27 @@ use super::errors::map_err;
 use super::rows::{self, ACTIVITY_COLS};
 use super::PgStore;
 use crate::{
-    new_id, Activity, ConversationStatus, Entity, Id, NewActivity, PageRequest, Scope, StoreError, StoreResult,
-    Timestamp, Written,
+    new_id, Activity, ConversationStatus, Entity, Id, NewActivity, PageRequest, Scope, StoreError, StoreResult, Written,
 };
 
+/// Locks are taken in id order by every writer, so they cannot deadlock.
 const LOCK_CONVERSATIONS: &str =
-    "SELECT id, tenant_id, status, last_seq FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+    "SELECT id, tenant_id, status FROM conversations WHERE id = ANY($1) ORDER BY id FOR SHARE";
+
+/// A batch that lost a race retries holding its conversations exclusively: it
+/// waits for the writers already in, shuts out new ones, and so cannot lose twice.
+const LOCK_CONVERSATIONS_EXCLUSIVELY: &str =
+    "SELECT id, tenant_id, status FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
+const LAST_SEQS: &str =
+    "SELECT conversation_id, max(seq) FROM activities WHERE conversation_id = ANY($1) GROUP BY conversation_id";
+
+/// Tries of one batch that lost a seq or key race. The second try holds its
+/// conversations exclusively and cannot lose, so a third means something else.
+const ATTEMPTS: usize = 3;
+
+/// The unique constraints a racing writer can hit; anything else is a real error.
+const RACE_CONSTRAINTS: [&str; 2] = ["activities_conversation_seq_key", "activities_conversation_idempotency_key"];
 
 /// What the batch knows of one conversation it writes to.
 struct ConversationState {
@@ -43,11 +62,34 @@ impl PgStore {
         let mut conv_ids: Vec<Id> = batch.iter().map(|a| a.conversation_id).collect();
         conv_ids.sort_unstable();
         conv_ids.dedup();
+        let mut attempt = 1;
+        loop {
+            match self.try_write_batch(&batch, &conv_ids, attempt > 1).await {
+                Err(StoreError::Conflict(c)) if RACE_CONSTRAINTS.contains(&c.as_str()) && attempt < ATTEMPTS => {
+                    self.seqs.forget(&conv_ids);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_write_batch(
+        &self,
+        batch: &[NewActivity],
+        conv_ids: &[Id],
+        exclusive: bool,
+    ) -> StoreResult<Vec<StoreResult<Written>>> {
+        let known = self.seqs.get_many(conv_ids);
+        let unknown: Vec<Id> = conv_ids.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(id, _)| *id).collect();
+        let mut last_seqs: HashMap<Id, i64> =
+            conv_ids.iter().zip(known).filter_map(|(id, k)| Some((*id, k?))).collect();
         let (key_convs, keys): (Vec<Id>, Vec<&str>) =
             batch.iter().filter_map(|a| a.idempotency_key.as_deref().map(|k| (a.conversation_id, k))).unzip();
 
         let mut conn = self.pool.get().await?;
-        let lock = conn.prepare(LOCK_CONVERSATIONS).await?;
+        let lock = conn.prepare(if exclusive { LOCK_CONVERSATIONS_EXCLUSIVELY } else { LOCK_CONVERSATIONS }).await?;
+        let seqs = conn.prepare(LAST_SEQS).await?;
         let replay_sql = format!(
             "SELECT {ACTIVITY_COLS} FROM activities WHERE (conversation_id, idempotency_key) IN \
              (SELECT * FROM unnest($1::uuid[], $2::text[]))"
@@ -56,34 +98,47 @@ impl PgStore {
 
         conn.set_in_tx(true);
         let client = &conn.client;
-        let (begun, locked, existing) =
-            tokio::join!(client.batch_execute("BEGIN"), async { client.query(&lock, &[&conv_ids]).await }, async {
+        // join! polls in order, so the requests leave in this order on the one connection.
+        let (begun, locked, fetched, existing) = tokio::join!(
+            client.batch_execute("BEGIN"),
+            async { client.query(&lock, &[&conv_ids]).await },
+            async {
+                if unknown.is_empty() {
+                    return Ok(Vec::new());
+                }
+                client.query(&seqs, &[&unknown]).await
+            },
+            async {
                 if keys.is_empty() {
                     return Ok(Vec::new());
                 }
                 client.query(&replay, &[&key_convs, &keys]).await
-            },);
-        let planned = match begun.and(locked).and_then(|l| existing.map(|e| (l, e))) {
-            Ok((locked, existing)) => plan(batch, &locked, &existing),
+            },
+        );
+        let planned = match begun.and(locked).and_then(|l| Ok((l, fetched?, existing?))) {
+            Ok((locked, fetched, existing)) => {
+                for r in &fetched {
+                    last_seqs.insert(r.try_get(0).map_err(schema)?, r.try_get(1).map_err(schema)?);
+                }
+                plan(batch, &locked, &last_seqs, &existing)
+            }
             Err(e) => Err(map_err(e)),
         };
         let written = match planned {
-            Ok((out, deliveries, bumped)) => {
-                let rows = Rows {
-                    activities: out.iter().filter_map(new_activity).collect(),
-                    deliveries,
-                    bumped,
-                    now: Timestamp::now(),
-                };
+            Ok((out, deliveries, moved)) => {
+                let mut activities: Vec<&Activity> = out.iter().filter_map(new_activity).collect();
+                activities.sort_unstable_by_key(|a| (a.conversation_id, a.seq));
+                let rows = Rows { activities, deliveries };
                 let committed = bulk::write_and_commit(&mut conn, self.bulk, &rows).await;
                 drop(rows);
-                committed.map(|()| out)
+                committed.map(|()| (out, moved))
             }
             Err(e) => Err(e),
         };
         match written {
-            Ok(out) => {
+            Ok((out, moved)) => {
                 conn.set_in_tx(false);
+                self.seqs.remember(moved);
                 Ok(out)
             }
             Err(e) => {
@@ -127,20 +182,23 @@ impl PgStore {
     }
 }
 
+/// Each item's answer, the delivery rows to create, and the last seq of every
+/// conversation the batch moved.
 type Plan = (Vec<StoreResult<Written>>, Vec<NewDelivery>, Vec<(Id, i64)>);
 
-/// Decides each item's fate from the locked conversations and the activities
-/// already stored under the batch's idempotency keys: pure, no I/O.
+/// Decides each item's fate from the locked conversations, their last seqs and
+/// the activities already stored under the batch's idempotency keys: pure, no I/O.
 fn plan(
-    batch: Vec<NewActivity>,
+    batch: &[NewActivity],
     locked: &[tokio_postgres::Row],
+    last_seqs: &HashMap<Id, i64>,
     existing: &[tokio_postgres::Row],
 ) -> StoreResult<Plan> {
     let mut convs: HashMap<Id, ConversationState> = HashMap::with_capacity(locked.len());
     for r in locked {
         let id: Id = r.try_get(0).map_err(schema)?;
         let status: &str = r.try_get(2).map_err(schema)?;
-        let last_seq: i64 = r.try_get(3).map_err(schema)?;
+        let last_seq = last_seqs.get(&id).copied().unwrap_or(0);
         convs.insert(
             id,
             ConversationState {
@@ -162,7 +220,7 @@ fn plan(
 }
 
 fn assign(
-    batch: Vec<NewActivity>,
+    batch: &[NewActivity],
     mut convs: HashMap<Id, ConversationState>,
     mut stored: HashMap<(Id, String), Activity>,
 ) -> Plan {
@@ -189,7 +247,7 @@ fn assign(
             continue;
         }
         state.last_seq += 1;
-        let mut channels = item.deliver_to;
+        let mut channels = item.deliver_to.clone();
         channels.sort_unstable();
         channels.dedup();
         for channel_id in channels {
@@ -206,12 +264,12 @@ fn assign(
             tenant_id: item.tenant_id,
             conversation_id: item.conversation_id,
             seq: state.last_seq,
-            kind: item.kind,
-            text: item.text,
-            attachments: item.attachments,
-            sender: item.sender,
-            metadata: item.metadata,
-            idempotency_key: item.idempotency_key,
+            kind: item.kind.clone(),
+            text: item.text.clone(),
+            attachments: item.attachments.clone(),
+            sender: item.sender.clone(),
+            metadata: item.metadata.clone(),
+            idempotency_key: item.idempotency_key.clone(),
             created_at: item.created_at,
         };
         if let Some(key) = &a.idempotency_key {
@@ -239,7 +297,7 @@ fn schema(e: tokio_postgres::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Json;
+    use crate::{Json, Timestamp};
 
     fn item(tenant: Id, conv: Id, key: Option<&str>, deliver_to: Vec<Id>) -> NewActivity {
         NewActivity {
@@ -266,7 +324,7 @@ mod tests {
         let (t, a, b) = (new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 5)), (b, state(t, true, 0))]);
         let batch = vec![item(t, a, None, vec![]), item(t, b, None, vec![]), item(t, a, None, vec![])];
-        let (out, _, bumped) = assign(batch, convs, HashMap::new());
+        let (out, _, bumped) = assign(&batch, convs, HashMap::new());
         let seqs: Vec<i64> = out.iter().map(|w| w.as_ref().unwrap().activity().seq).collect();
         assert_eq!(seqs, [6, 1, 7]);
         let mut expected = vec![(a, 7), (b, 1)];
@@ -279,7 +337,7 @@ mod tests {
         let (t, other, a, closed) = (new_id(), new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(other, true, 0)), (closed, state(t, false, 3))]);
         let batch = vec![item(t, a, None, vec![]), item(t, new_id(), None, vec![]), item(t, closed, None, vec![])];
-        let (out, deliveries, bumped) = assign(batch, convs, HashMap::new());
+        let (out, deliveries, bumped) = assign(&batch, convs, HashMap::new());
         assert!(matches!(out[0], Err(StoreError::NotFound(Entity::Conversation))));
         assert!(matches!(out[1], Err(StoreError::NotFound(Entity::Conversation))));
         assert!(matches!(out[2], Err(StoreError::ConversationClosed)));
@@ -292,7 +350,7 @@ mod tests {
         let convs = HashMap::from([(a, state(t, true, 0))]);
         let batch = vec![item(t, a, Some("k"), vec![]), item(t, a, Some("k"), vec![]), item(t, a, None, vec![])];
         let first_id = batch[0].id;
-        let (out, _, bumped) = assign(batch, convs, HashMap::new());
+        let (out, _, bumped) = assign(&batch, convs, HashMap::new());
         assert!(matches!(&out[0], Ok(Written::New(x)) if x.seq == 1));
         assert!(matches!(&out[1], Ok(Written::Replay(x)) if x.id == first_id && x.seq == 1));
         assert!(matches!(&out[2], Ok(Written::New(x)) if x.seq == 2));
@@ -304,10 +362,10 @@ mod tests {
         let (t, a) = (new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 4))]);
         let (original, _, _) =
-            assign(vec![item(t, a, Some("k"), vec![])], HashMap::from([(a, state(t, true, 0))]), HashMap::new());
+            assign(&[item(t, a, Some("k"), vec![])], HashMap::from([(a, state(t, true, 0))]), HashMap::new());
         let original = original.into_iter().next().unwrap().unwrap().into_activity();
         let stored = HashMap::from([((a, "k".to_string()), original.clone())]);
-        let (out, deliveries, bumped) = assign(vec![item(t, a, Some("k"), vec![new_id()])], convs, stored);
+        let (out, deliveries, bumped) = assign(&[item(t, a, Some("k"), vec![new_id()])], convs, stored);
         assert_eq!(out[0].as_ref().unwrap(), &Written::Replay(original));
         assert!(deliveries.is_empty() && bumped.is_empty());
     }
@@ -317,7 +375,7 @@ mod tests {
         let (t, a, ch) = (new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 0))]);
         let created = item(t, a, None, vec![ch, ch]);
-        let (out, deliveries, _) = assign(vec![created], convs, HashMap::new());
+        let (out, deliveries, _) = assign(&[created], convs, HashMap::new());
         let activity = out[0].as_ref().unwrap().activity();
         assert_eq!(deliveries.len(), 1);
         assert_eq!((deliveries[0].activity_id, deliveries[0].channel_id), (activity.id, ch));

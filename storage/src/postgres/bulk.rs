@@ -1,8 +1,8 @@
-//! The insert half of `write_batch`: a batch's activities, their delivery rows
-//! and the conversations' new `last_seq`, then COMMIT, in one of two ways.
+//! The insert half of `write_batch`: a batch's activities and their delivery
+//! rows, then COMMIT, in one of two ways.
 //!
 //! - [`BulkInsert::Unnest`]: each table gets one `INSERT … SELECT FROM
-//!   unnest($1::uuid[], …)` whose parameters are whole columns. The three
+//!   unnest($1::uuid[], …)` whose parameters are whole columns. The two
 //!   statements and the COMMIT are pipelined: one round trip in all. If one
 //!   fails, the server skips the rest of the transaction and COMMIT rolls back.
 //! - [`BulkInsert::Copy`]: `COPY … FROM STDIN (FORMAT binary)` per table. COPY
@@ -58,9 +58,6 @@ pub(super) struct NewDelivery {
 pub(super) struct Rows<'a> {
     pub(super) activities: Vec<&'a Activity>,
     pub(super) deliveries: Vec<NewDelivery>,
-    /// Conversations whose `last_seq` moved, with the new value.
-    pub(super) bumped: Vec<(Id, i64)>,
-    pub(super) now: Timestamp,
 }
 
 const INSERT_ACTIVITIES: &str = "INSERT INTO activities \
@@ -73,9 +70,6 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries \
      SELECT d.id, d.activity_id, d.channel_id, d.tenant_id, 'pending', 0, d.at, '{}', d.at, d.at \
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
      AS d(id, activity_id, channel_id, tenant_id, at)";
-
-const BUMP_SEQ: &str = "UPDATE conversations c SET last_seq = u.last_seq, updated_at = $3 \
-     FROM unnest($1::uuid[], $2::int8[]) AS u(id, last_seq) WHERE c.id = u.id";
 
 const COPY_ACTIVITIES: &str = "COPY activities \
      (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at) \
@@ -124,7 +118,6 @@ pub(super) async fn write_and_commit(conn: &mut Conn, mode: BulkInsert, rows: &R
 async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let ins_a = conn.prepare(INSERT_ACTIVITIES).await?;
     let ins_d = conn.prepare(INSERT_DELIVERIES).await?;
-    let bump = conn.prepare(BUMP_SEQ).await?;
 
     let acts = &rows.activities;
     let ids: Vec<Id> = acts.iter().map(|a| a.id).collect();
@@ -146,15 +139,12 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let d_tenants: Vec<Id> = ds.iter().map(|d| d.tenant_id).collect();
     let d_at: Vec<Timestamp> = ds.iter().map(|d| d.at).collect();
 
-    let bump_ids: Vec<Id> = rows.bumped.iter().map(|b| b.0).collect();
-    let bump_seqs: Vec<i64> = rows.bumped.iter().map(|b| b.1).collect();
-
     let client = &conn.client;
     let a_params: [&(dyn ToSql + Sync); 11] =
         [&ids, &tenants, &convs, &seqs, &kinds, &texts, &attachments, &senders, &metadata, &keys, &created];
     let d_params: [&(dyn ToSql + Sync); 5] = [&d_ids, &d_acts, &d_chans, &d_tenants, &d_at];
     // join! polls in order, so the requests leave in this order on the one connection.
-    let (a, d, b, c) = tokio::join!(
+    let (a, d, c) = tokio::join!(
         async {
             if acts.is_empty() {
                 return Ok(0);
@@ -167,24 +157,16 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
             }
             client.execute(&ins_d, &d_params).await
         },
-        async {
-            if bump_ids.is_empty() {
-                return Ok(0);
-            }
-            client.execute(&bump, &[&bump_ids, &bump_seqs, &rows.now]).await
-        },
         client.batch_execute("COMMIT"),
     );
     a.map_err(map_err)?;
     d.map_err(map_err)?;
-    b.map_err(map_err)?;
     c.map_err(map_err)
 }
 
 async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let copy_a = conn.prepare(COPY_ACTIVITIES).await?;
     let copy_d = conn.prepare(COPY_DELIVERIES).await?;
-    let bump = conn.prepare(BUMP_SEQ).await?;
     let client = &conn.client;
 
     if !rows.activities.is_empty() {
@@ -219,17 +201,5 @@ async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
         }
         writer.finish().await.map_err(map_err)?;
     }
-    let bump_ids: Vec<Id> = rows.bumped.iter().map(|b| b.0).collect();
-    let bump_seqs: Vec<i64> = rows.bumped.iter().map(|b| b.1).collect();
-    let (b, c) = tokio::join!(
-        async {
-            if bump_ids.is_empty() {
-                return Ok(0);
-            }
-            client.execute(&bump, &[&bump_ids, &bump_seqs, &rows.now]).await
-        },
-        client.batch_execute("COMMIT"),
-    );
-    b.map_err(map_err)?;
-    c.map_err(map_err)
+    client.batch_execute("COMMIT").await.map_err(map_err)
 }

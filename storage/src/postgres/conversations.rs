@@ -24,8 +24,8 @@ const ATTEMPTS: usize = 3;
 
 fn insert_sql(on_conflict: &str) -> String {
     format!(
-        "INSERT INTO conversations ({CONVERSATION_COLS}) \
-         SELECT $1::uuid, $2::uuid, $3::uuid, 'active', $4::jsonb, $5::text, 0, $6::timestamptz, $6 FROM channels \
+        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at) \
+         SELECT $1::uuid, $2::uuid, $3::uuid, 'active', $4::jsonb, $5::text, $6::timestamptz, $6 FROM channels \
          WHERE id = $3 AND tenant_id = $2 AND status = 'active' {on_conflict} RETURNING {CONVERSATION_COLS}"
     )
 }

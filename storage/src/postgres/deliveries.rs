@@ -127,11 +127,9 @@ impl PgStore {
     }
 
     pub(super) async fn stats_impl(&self) -> StoreResult<Stats> {
-        // Activities are counted as the sum of last_seq: every seq is one stored
-        // activity (seq is gap-free), and it avoids scanning the largest table.
         let sql = "SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM channels), \
                    (SELECT count(*) FROM conversations), \
-                   (SELECT coalesce(sum(last_seq), 0)::int8 FROM conversations), \
+                   (SELECT count(*) FROM activities), \
                    (SELECT count(*) FROM deliveries WHERE status = 'pending'), \
                    (SELECT count(*) FROM deliveries WHERE status = 'delivered'), \
                    (SELECT count(*) FROM deliveries WHERE status = 'failed')";

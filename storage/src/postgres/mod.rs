@@ -19,6 +19,7 @@ mod migrate;
 mod pool;
 mod query;
 mod rows;
+mod seqs;
 mod tenants;
 mod types;
 
@@ -62,6 +63,7 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: Pool,
     bulk: BulkInsert,
+    seqs: seqs::SeqCache,
 }
 
 impl PgStore {
@@ -84,7 +86,7 @@ impl PgStore {
         }
         let io = IoThread::start()?;
         let pool = Pool::new(config, io, opts.pool_size, opts.schema.as_deref());
-        Ok(PgStore { pool, bulk: opts.bulk })
+        Ok(PgStore { pool, bulk: opts.bulk, seqs: seqs::SeqCache::default() })
     }
 
     /// Blocking: creates the schema, migrates; returns the migrations applied.

@@ -14,8 +14,10 @@ use crate::{
 
 pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at";
 pub(super) const CHANNEL_COLS: &str = "id, tenant_id, name, kind, secret, config, status, created_at, updated_at";
-pub(super) const CONVERSATION_COLS: &str =
-    "id, tenant_id, channel_id, status, metadata, external_id, last_seq, created_at, updated_at";
+/// Columns as read. There is no `last_seq` column: it is the conversation's
+/// highest seq, one backward step on the `(conversation_id, seq)` index.
+pub(super) const CONVERSATION_COLS: &str = "id, tenant_id, channel_id, status, metadata, external_id, \
+     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at";
 pub(super) const ACTIVITY_COLS: &str =
     "id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at";
 pub(super) const DELIVERY_COLS: &str = "id, activity_id, channel_id, tenant_id, status, attempts, last_error, \
