@@ -40,8 +40,9 @@ impl Machine {
 }
 
 pub fn git_commit() -> String {
+    // The checkout the bench was built from, wherever it is run.
     Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
