@@ -445,3 +445,76 @@ async fn bulk_bench() {
         println!("{batch:>5}  {convs:>5}  {:>13.0}  {:>11.0}", best[0], best[1]);
     }
 }
+
+/// Runs each statement on its own plain connection inside `schema`; returns the
+/// SQLSTATE and constraint of each failure, `None` for a success.
+fn raw_sql(url: &str, schema: &str, statements: Vec<String>) -> Vec<Option<(String, String)>> {
+    let (url, schema) = (url.to_owned(), schema.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&format!("SET search_path TO {schema}")).await.unwrap();
+            let mut out = Vec::new();
+            for sql in statements {
+                out.push(client.batch_execute(&sql).await.err().map(|e| {
+                    let db = e.as_db_error().expect("a database error");
+                    (db.code().code().to_owned(), db.constraint().unwrap_or_default().to_owned())
+                }));
+            }
+            out
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// The keys hold for any client, not only for the store's own write path: raw
+/// SQL cannot attach an activity to a missing or foreign conversation, nor
+/// remove or re-key a conversation that activities reference.
+#[tokio::test]
+async fn the_database_enforces_every_foreign_key() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema("fkeys");
+    let store = PgStore::connect(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
+    let w = world(&store).await;
+    let other = world(&store).await;
+    store.write_batch(vec![activity(&w, None, false)]).await.unwrap().remove(0).unwrap();
+    let insert = |tenant: Id, conversation: Id, seq: i64| {
+        format!(
+            "INSERT INTO activities (id, tenant_id, conversation_id, seq, kind, sender, created_at) \
+             VALUES ('{}', '{tenant}', '{conversation}', {seq}, 'message', 'raw', now())",
+            new_id()
+        )
+    };
+    let fk = Some(("23503".to_owned(), "activities_conversation_fkey".to_owned()));
+    let results = raw_sql(
+        &url,
+        &schema,
+        vec![
+            insert(w.tenant.id, new_id(), 1),
+            insert(other.tenant.id, w.conversation.id, 2),
+            format!(
+                "{}, ('{}', '{}', '{}', 3, 'message', 'raw', now())",
+                insert(w.tenant.id, w.conversation.id, 2),
+                new_id(),
+                w.tenant.id,
+                new_id()
+            ),
+            insert(w.tenant.id, w.conversation.id, 2),
+            format!("DELETE FROM conversations WHERE id = '{}'", w.conversation.id),
+            format!("UPDATE conversations SET id = '{}' WHERE id = '{}'", new_id(), w.conversation.id),
+            format!("DELETE FROM conversations WHERE id = '{}'", other.conversation.id),
+        ],
+    );
+    assert_eq!(results[0], fk, "a missing conversation");
+    assert_eq!(results[1], fk, "another tenant's conversation");
+    assert_eq!(results[2], fk, "one bad row fails the whole statement");
+    assert_eq!(results[3], None, "a good row");
+    assert_eq!(results[4], fk, "deleting a referenced conversation");
+    assert_eq!(results[5], fk, "re-keying a referenced conversation");
+    assert_eq!(results[6], None, "a conversation without activities can go");
+    let stored = store.read_range(Scope::Admin, w.conversation.id, 0, 10).await.unwrap();
+    assert_eq!(stored.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
+}
