@@ -94,8 +94,12 @@ pub fn run(args: StorageArgs) -> Result<(), String> {
             let mut committed_per_run = Vec::new();
             let mut hist = new_histogram();
             for run in 0..args.runs {
-                let (store, _dir) = open_store(&args)?;
-                let out = rt.block_on(one_run(&args, store, conversations, batch_size, &mut hist))?;
+                let (store, scratch) = open_store(&args)?;
+                let out = rt.block_on(one_run(&args, store, conversations, batch_size, &mut hist));
+                // The store is gone (moved into the run); remove what it wrote so
+                // every run starts from the same empty state.
+                scratch.clean(&rt);
+                let out = out?;
                 eprintln!(
                     "storage {:?} batch={batch_size} conversations={conversations} run {}/{}: {:.0} activities/s ({} in {:.2}s)",
                     args.backend,
@@ -127,8 +131,34 @@ pub fn run(args: StorageArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A fresh store, and the temporary directory (embedded) to delete after the run.
-fn open_store(args: &StorageArgs) -> Result<(Arc<dyn Store>, Option<tempfile::TempDir>), String> {
+/// Where a run's data lives, to be removed after it.
+enum Scratch {
+    // Held only to delete the directory when dropped.
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { url: String, schema: String },
+}
+
+impl Scratch {
+    fn clean(self, rt: &tokio::runtime::Runtime) {
+        let Scratch::Schema { url, schema } = self else { return };
+        // A database grown by earlier runs (dirty buffers, checkpoints, autovacuum)
+        // slows later ones: drop the run's schema and checkpoint.
+        let done = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await?;
+            // Needs superuser; where refused, runs just start from a busier database.
+            let _ = client.batch_execute("CHECKPOINT").await;
+            Ok::<_, tokio_postgres::Error>(())
+        });
+        if let Err(e) = done {
+            eprintln!("warning: could not drop schema {schema}: {e}");
+        }
+    }
+}
+
+/// A fresh store, and what to clean up after the run.
+fn open_store(args: &StorageArgs) -> Result<(Arc<dyn Store>, Scratch), String> {
     match args.backend {
         Backend::Embedded => {
             let parent = args.data_dir.clone().unwrap_or_else(|| PathBuf::from("."));
@@ -137,15 +167,15 @@ fn open_store(args: &StorageArgs) -> Result<(Arc<dyn Store>, Option<tempfile::Te
                 .tempdir_in(&parent)
                 .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?;
             let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).map_err(|e| e.to_string())?;
-            Ok((Arc::new(store), Some(dir)))
+            Ok((Arc::new(store), Scratch::Dir(dir)))
         }
         Backend::Postgres => {
             let url =
                 args.database_url.as_deref().ok_or("the postgres backend needs --database-url or DATABASE_URL")?;
             let schema = format!("bench_{}", new_id().simple());
-            let opts = PgOptions { schema: Some(schema), ..PgOptions::default() };
+            let opts = PgOptions { schema: Some(schema.clone()), ..PgOptions::default() };
             let store = PgStore::connect(url, opts).map_err(|e| e.to_string())?;
-            Ok((Arc::new(store), None))
+            Ok((Arc::new(store), Scratch::Schema { url: url.to_string(), schema }))
         }
     }
 }
