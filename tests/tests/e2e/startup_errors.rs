@@ -63,6 +63,22 @@ fn unreachable_database_url_exits_non_zero_with_one_clear_line() {
 }
 
 #[test]
+fn database_that_does_not_exist_exits_non_zero_with_one_clear_line() {
+    // A running PostgreSQL that refuses the connection: a missing database.
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        eprintln!("notice: DATABASE_URL is not set; skipping");
+        return;
+    };
+    let Some((server, _db)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
+        panic!("DATABASE_URL has no database name: {url}");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = format!("{server}/converger_no_such_database");
+    let out = run(&["--database-url", &wrong], dir.path());
+    assert_one_line_failure(&out, &["PostgreSQL", "converger_no_such_database", "does not exist", "DATABASE_URL"]);
+}
+
+#[test]
 fn bad_toml_exits_non_zero_naming_the_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("converger.toml");
