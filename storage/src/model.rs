@@ -75,6 +75,13 @@ pub struct NewTenant {
     pub api_key_hash: [u8; 32],
 }
 
+impl NewTenant {
+    /// The tenant as first stored: a new id, active, created `now`.
+    pub fn tenant(&self, now: Timestamp) -> Tenant {
+        Tenant { id: new_id(), name: self.name.clone(), status: Status::Active, created_at: now, updated_at: now }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct TenantPatch {
     pub name: Option<String>,
@@ -106,6 +113,23 @@ pub struct NewChannel {
     pub kind: String,
     pub secret: String,
     pub config: Json,
+}
+
+impl NewChannel {
+    /// The channel as first stored: a new id, active, created `now`.
+    pub fn into_channel(self, now: Timestamp) -> Channel {
+        Channel {
+            id: new_id(),
+            tenant_id: self.tenant_id,
+            name: self.name,
+            kind: self.kind,
+            secret: self.secret,
+            config: self.config,
+            status: Status::Active,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -169,6 +193,25 @@ pub struct NewActivity {
     pub created_at: Timestamp,
     /// Channels that get a `pending` delivery row in the same transaction.
     pub deliver_to: Vec<Id>,
+}
+
+impl NewActivity {
+    /// The activity as stored with `seq`.
+    pub fn stored(&self, seq: i64) -> Activity {
+        Activity {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            conversation_id: self.conversation_id,
+            seq,
+            kind: self.kind.clone(),
+            text: self.text.clone(),
+            attachments: self.attachments.clone(),
+            sender: self.sender.clone(),
+            metadata: self.metadata.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            created_at: self.created_at,
+        }
+    }
 }
 
 /// What became of one item of a batch write.
@@ -263,7 +306,12 @@ impl PageRequest {
 
     /// The limit clamped to 1..=MAX_LIMIT.
     pub fn clamped_limit(&self) -> u32 {
-        self.limit.clamp(1, Self::MAX_LIMIT)
+        Self::clamp(self.limit)
+    }
+
+    /// Any page size (lists, range reads) clamped to 1..=MAX_LIMIT.
+    pub fn clamp(limit: u32) -> u32 {
+        limit.clamp(1, Self::MAX_LIMIT)
     }
 }
 

@@ -67,19 +67,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
             continue;
         }
         state.last_seq += 1;
-        let a = Activity {
-            id: item.id,
-            tenant_id: item.tenant_id,
-            conversation_id: item.conversation_id,
-            seq: state.last_seq,
-            kind: item.kind,
-            text: item.text,
-            attachments: item.attachments,
-            sender: item.sender,
-            metadata: item.metadata,
-            idempotency_key: item.idempotency_key,
-            created_at: item.created_at,
-        };
+        let a = item.stored(state.last_seq);
         insert_activity
             .execute(params![
                 a.id,
@@ -158,7 +146,7 @@ pub(crate) fn read_range(
         .and_then(|mut s| s.query_row([conversation_id], |r| r.get(0)).optional())
         .map_err(sql_err)?;
     in_scope(scope, owner.ok_or(StoreError::NotFound(Entity::Conversation))?, Entity::Conversation)?;
-    let limit = limit.clamp(1, crate::PageRequest::MAX_LIMIT);
+    let limit = crate::PageRequest::clamp(limit);
     conn.prepare_cached(&format!(
         "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
     ))

@@ -13,7 +13,7 @@ use crate::{
 
 pub(crate) fn create_tenant(conn: &Connection, new: NewTenant) -> StoreResult<Tenant> {
     let now = Timestamp::now();
-    let t = Tenant { id: new_id(), name: new.name, status: Status::Active, created_at: now, updated_at: now };
+    let t = new.tenant(now);
     conn.prepare_cached(
         "INSERT INTO tenants (id, name, api_key_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -57,17 +57,7 @@ pub(crate) fn update_tenant(conn: &Connection, id: Id, patch: TenantPatch) -> St
 pub(crate) fn create_channel(conn: &Connection, new: NewChannel) -> StoreResult<Channel> {
     get_tenant(conn, new.tenant_id)?;
     let now = Timestamp::now();
-    let c = Channel {
-        id: new_id(),
-        tenant_id: new.tenant_id,
-        name: new.name,
-        kind: new.kind,
-        secret: new.secret,
-        config: new.config,
-        status: Status::Active,
-        created_at: now,
-        updated_at: now,
-    };
+    let c = new.into_channel(now);
     conn.prepare_cached(&format!("INSERT INTO channels ({CHANNEL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
         .and_then(|mut s| s.execute(params![c.id, c.tenant_id, c.name, c.kind, c.secret, c.config, c.status, now, now]))
         .map_err(sql_err)?;

@@ -159,7 +159,7 @@ impl PgStore {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<Activity>> {
-        let limit = i64::from(limit.clamp(1, PageRequest::MAX_LIMIT));
+        let limit = i64::from(PageRequest::clamp(limit));
         let tenant = scope.tenant();
         let mut conn = self.pool.get().await?;
         let owner =
@@ -259,19 +259,7 @@ fn assign(
                 at: item.created_at,
             });
         }
-        let a = Activity {
-            id: item.id,
-            tenant_id: item.tenant_id,
-            conversation_id: item.conversation_id,
-            seq: state.last_seq,
-            kind: item.kind.clone(),
-            text: item.text.clone(),
-            attachments: item.attachments.clone(),
-            sender: item.sender.clone(),
-            metadata: item.metadata.clone(),
-            idempotency_key: item.idempotency_key.clone(),
-            created_at: item.created_at,
-        };
+        let a = item.stored(state.last_seq);
         if let Some(key) = &a.idempotency_key {
             stored.insert((a.conversation_id, key.clone()), a.clone());
         }

@@ -4,24 +4,14 @@ use super::query::ListQuery;
 use super::rows::{self, CHANNEL_COLS};
 use super::PgStore;
 use crate::{
-    new_id, Channel, ChannelFilter, ChannelPatch, Entity, Id, NewChannel, Page, PageRequest, Scope, Status, StoreError,
+    Channel, ChannelFilter, ChannelPatch, Entity, Id, NewChannel, Page, PageRequest, Scope, Status, StoreError,
     StoreResult, Timestamp,
 };
 
 impl PgStore {
     pub(super) async fn create_channel_impl(&self, new: NewChannel) -> StoreResult<Channel> {
         let now = Timestamp::now();
-        let c = Channel {
-            id: new_id(),
-            tenant_id: new.tenant_id,
-            name: new.name,
-            kind: new.kind,
-            secret: new.secret,
-            config: new.config,
-            status: Status::Active,
-            created_at: now,
-            updated_at: now,
-        };
+        let c = new.into_channel(now);
         let sql = format!("INSERT INTO channels ({CHANNEL_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         let mut conn = self.pool.get().await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =

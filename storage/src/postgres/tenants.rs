@@ -3,12 +3,12 @@
 use super::query::ListQuery;
 use super::rows::{self, TENANT_COLS};
 use super::PgStore;
-use crate::{new_id, Entity, Id, NewTenant, Page, PageRequest, Status, StoreResult, Tenant, TenantPatch, Timestamp};
+use crate::{Entity, Id, NewTenant, Page, PageRequest, Status, StoreResult, Tenant, TenantPatch, Timestamp};
 
 impl PgStore {
     pub(super) async fn create_tenant_impl(&self, new: NewTenant) -> StoreResult<Tenant> {
         let now = Timestamp::now();
-        let t = Tenant { id: new_id(), name: new.name, status: Status::Active, created_at: now, updated_at: now };
+        let t = new.tenant(now);
         let mut conn = self.pool.get().await?;
         let sql = "INSERT INTO tenants (id, name, api_key_hash, status, created_at, updated_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
