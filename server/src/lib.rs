@@ -11,6 +11,7 @@ pub mod logging;
 pub mod net;
 pub mod run;
 pub mod server;
+pub mod service;
 pub mod shard;
 pub mod startup;
 #[cfg(test)]

@@ -16,17 +16,21 @@ pub use error::ApiError;
 pub use router::{Endpoint, Params};
 
 use crate::config::Config;
+use crate::service::{Hub, Publisher};
 use crate::net::http::{Method, Request, Response, Service};
 
 /// What every handler can reach. One per shard; the store is shared.
 pub struct App {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    /// The service layer; handlers call it and only translate HTTP around it.
+    pub hub: Hub,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> App {
-        App { store, config }
+        let hub = Hub::new(store.clone(), config.clone(), Publisher::direct(store.clone()));
+        App { store, config, hub }
     }
 
     /// Routes and runs one request; never fails: errors become responses.

@@ -1,0 +1,31 @@
+//! The service layer: every operation Converger offers (create an activity,
+//! list a conversation, issue a token, manage tenants …), written once and
+//! called by every transport — REST now, the Phoenix socket and the binary
+//! protocol later. Transports decode their input, call a [`Hub`] method with an
+//! authenticated caller, and encode the result; they hold no business logic.
+//!
+//! A `Hub` is shard-local (one per shard thread): the store is shared by all
+//! shards, while the [`Publisher`] is this shard's end of the mesh to the
+//! conversations' owner shards.
+
+pub mod publish;
+
+use std::sync::Arc;
+
+use converger_storage::Store;
+
+use crate::config::Config;
+pub use publish::{PublishError, Publisher};
+
+/// What every operation can reach on this shard.
+pub struct Hub {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub publisher: Publisher,
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher) -> Hub {
+        Hub { store, config, publisher }
+    }
+}
