@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod run;
 pub mod server;

@@ -10,6 +10,7 @@ use converger_storage::Store;
 use tracing::info;
 
 use crate::config::Config;
+use crate::metrics::Registry;
 use crate::net::Listeners;
 use crate::shard::shutdown::Shutdown;
 use crate::shard::{ShardStartError, Shards};
@@ -30,7 +31,8 @@ impl Server {
         let http_addr = listeners.http_addr().map_err(addr_err)?;
         let binary_addr = listeners.binary_addr().map_err(addr_err)?;
         let shutdown = Shutdown::new();
-        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone())?;
+        let metrics = Registry::new(listeners.http.len());
+        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone(), metrics)?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
         Ok(Server { shards, shutdown, store, http_addr, binary_addr })
     }

@@ -31,7 +31,7 @@ impl std::fmt::Display for Entity {
     }
 }
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum StoreError {
     /// The row does not exist, or belongs to another tenant (callers cannot tell which).
     #[error("{0} not found")]

@@ -12,12 +12,22 @@ pub enum Endpoint {
     Health,
     Live,
     Ready,
+    Metrics,
+}
+
+impl Endpoint {
+    /// The route pattern, as metrics label requests (never the raw path, whose
+    /// ids would make one series per object).
+    pub fn pattern(self) -> &'static str {
+        ROUTES.iter().find(|(_, _, e)| *e == self).map(|(_, p, _)| *p).unwrap_or("unknown")
+    }
 }
 
 const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::Get, "/health", Endpoint::Health),
     (Method::Get, "/health/live", Endpoint::Live),
     (Method::Get, "/health/ready", Endpoint::Ready),
+    (Method::Get, "/metrics", Endpoint::Metrics),
 ];
 
 /// Path captures, in pattern order: `("id", "0190…")`.

@@ -1,43 +1,87 @@
 //! Publishing an activity: the one way an activity gets written.
 //!
 //! The caller hands over a fully validated [`NewActivity`]; the publisher sends
-//! it to the conversation's owner shard, which batches it with others, commits
-//! the batch (group commit), and only then answers: the answer means the
-//! activity is durable. For now the write goes straight to the store; the owner
-//! shards and the mesh replace that without changing this interface.
+//! it to the conversation's owner shard — straight into the local owner's queue
+//! when this shard owns it, else over the mesh — and waits for the owner's
+//! answer, which comes only after the batch holding it committed: the answer
+//! means the activity is durable (or was already stored, for a replay).
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use converger_storage::{NewActivity, Store, StoreError, Written};
+use futures_channel::oneshot;
+
+use crate::shard::mesh::{MeshMsg, Outbox};
+use crate::shard::owner::{owner_of, Owner};
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The owner's queue is full: retry after a moment (503 + Retry-After).
+    /// A queue on the way to the owner is full: retry after a moment (503 + Retry-After).
     #[error("the server is overloaded; retry shortly")]
     Overloaded,
+    /// The server is stopping and no longer takes writes.
+    #[error("the server is shutting down")]
+    ShuttingDown,
     /// The store refused the item or the batch (not found, closed, unavailable …).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// A publish on its way to the owner, with the way back to the publisher.
+pub struct PublishRequest {
+    pub activity: NewActivity,
+    pub reply: oneshot::Sender<Result<Written, PublishError>>,
+}
+
 /// This shard's way to the owners of conversations.
 #[derive(Clone)]
 pub struct Publisher {
-    store: Arc<dyn Store>,
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    /// Straight to the store, one activity per transaction: for tests of the
+    /// layers above that run without shards.
+    Direct(Arc<dyn Store>),
+    /// Through the owner shards (the server).
+    Owners { local: Rc<Owner>, outbox: Rc<Outbox> },
 }
 
 impl Publisher {
     pub fn direct(store: Arc<dyn Store>) -> Publisher {
-        Publisher { store }
+        Publisher { route: Route::Direct(store) }
+    }
+
+    pub fn through_owners(local: Rc<Owner>, outbox: Rc<Outbox>) -> Publisher {
+        Publisher { route: Route::Owners { local, outbox } }
     }
 
     /// Persists one activity; resolves once it is committed (or replayed).
     pub async fn publish(&self, activity: NewActivity) -> Result<Written, PublishError> {
-        let mut out = self.store.write_batch(vec![activity]).await?;
-        match out.pop() {
-            Some(item) => Ok(item?),
-            None => Err(PublishError::Store(StoreError::Internal("the store answered no item".into()))),
+        let (local, outbox) = match &self.route {
+            Route::Direct(store) => return direct(store, activity).await,
+            Route::Owners { local, outbox } => (local, outbox),
+        };
+        let (reply, answer) = oneshot::channel();
+        let owner = owner_of(activity.conversation_id, outbox.shards());
+        let request = PublishRequest { activity, reply };
+        if owner == outbox.shard() {
+            local.enqueue(request);
+        } else if outbox.send(owner, MeshMsg::Publish(Box::new(request))).is_err() {
+            return Err(PublishError::Overloaded);
         }
+        // The owner drops the sender only when its shard stops before answering.
+        answer.await.unwrap_or(Err(PublishError::ShuttingDown))
+    }
+}
+
+async fn direct(store: &Arc<dyn Store>, activity: NewActivity) -> Result<Written, PublishError> {
+    let mut out = store.write_batch(vec![activity]).await?;
+    match out.pop() {
+        Some(item) => Ok(item?),
+        None => Err(PublishError::Store(StoreError::Internal("the store answered no item".into()))),
     }
 }

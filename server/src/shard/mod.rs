@@ -6,6 +6,9 @@
 //! until shutdown → stop accepting → let open connections finish within the
 //! grace period → cut the rest → exit.
 
+pub mod mesh;
+pub mod owner;
+pub mod quiesce;
 pub mod runtime;
 pub mod shutdown;
 pub mod tracker;
@@ -23,8 +26,13 @@ use tracing::{debug, info, warn};
 
 use crate::api::App;
 use crate::config::Config;
+use crate::metrics::Registry;
 use crate::net::http::{conn, Limits};
 use crate::net::Listeners;
+use crate::service::Publisher;
+use mesh::{MeshEnd, MeshMsg};
+use owner::Owner;
+use quiesce::{Arrival, Quiesce};
 use shutdown::Shutdown;
 use tracker::ConnTracker;
 
@@ -54,16 +62,23 @@ impl Shards {
         store: Arc<dyn Store>,
         listeners: Listeners,
         shutdown: Shutdown,
+        metrics: Registry,
     ) -> Result<Shards, ShardStartError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
-        for (id, (http, binary)) in listeners.http.into_iter().zip(listeners.binary).enumerate() {
+        let n = listeners.http.len();
+        let quiesce = Quiesce::new(n);
+        let pairs = listeners.http.into_iter().zip(listeners.binary);
+        for (id, ((http, binary), mesh)) in pairs.zip(mesh::build(n)).enumerate() {
             let shard = ShardSetup {
                 id,
                 config: config.clone(),
                 store: store.clone(),
                 shutdown: shutdown.clone(),
                 ready: ready_tx.clone(),
+                mesh,
+                metrics: metrics.clone(),
+                arrival: quiesce.arrival(),
             };
             let spawned =
                 std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
@@ -115,6 +130,10 @@ struct ShardSetup {
     store: Arc<dyn Store>,
     shutdown: Shutdown,
     ready: Ready,
+    mesh: MeshEnd,
+    metrics: Registry,
+    /// Reported once this shard's connections are closed (or it failed to start).
+    arrival: Arrival,
 }
 
 impl ShardSetup {
@@ -133,7 +152,7 @@ impl ShardSetup {
         rt.block_on(self.serve(http, binary, driver));
     }
 
-    async fn serve(self, http: StdListener, binary: StdListener, driver: &'static str) {
+    async fn serve(mut self, http: StdListener, binary: StdListener, driver: &'static str) {
         let adopted = TcpListener::from_std(http).and_then(|h| Ok((h, TcpListener::from_std(binary)?)));
         let (http, binary) = match adopted {
             Ok(pair) => pair,
@@ -145,7 +164,14 @@ impl ShardSetup {
         };
         let id = self.id;
         let binary_task = monoio::spawn(crate::net::binary::accept_loop(binary, id, self.shutdown.clone()));
-        let app = Rc::new(App::new(self.store, self.config.clone()));
+        let shard_metrics = self.metrics.shard(id);
+        let owner = Owner::new(self.store.clone(), shard_metrics.clone());
+        let outbox = Rc::new(self.mesh.outbox);
+        let owner_task = monoio::spawn(owner.clone().run(outbox.clone()));
+        let all_quiet = self.arrival.all_quiet();
+        let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), all_quiet.clone()));
+        let publisher = Publisher::through_owners(owner.clone(), outbox);
+        let app = Rc::new(App::for_shard(self.store, self.config.clone(), publisher, shard_metrics, self.metrics));
         let tracker = ConnTracker::default();
         let abort = Shutdown::new();
         let limits = Limits { max_body_bytes: self.config.max_body_bytes, ..Limits::default() };
@@ -191,7 +217,41 @@ impl ShardSetup {
             let _ = monoio::time::timeout(ABORT_WAIT, tracker.all_closed()).await;
         }
         binary_task.await;
+        // Other shards may still be finishing requests whose writes this shard
+        // owns: keep committing until every shard is quiet, then flush and stop.
+        self.arrival.arrive();
+        all_quiet.wait().await;
+        mesh_task.await;
+        owner.close();
+        owner_task.await;
         info!(shard = id, "shard stopped");
+    }
+}
+
+/// Delivers what other shards send this one, until every shard is quiet; then
+/// takes what is still in the rings and stops.
+async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, all_quiet: Shutdown) {
+    let mut messages = Vec::new();
+    loop {
+        monoio::select! {
+            _ = inbox.recv_all(&mut messages) => {}
+            _ = all_quiet.wait() => break,
+        }
+        for message in messages.drain(..) {
+            deliver(message, &owner);
+        }
+    }
+    inbox.drain_now(&mut messages);
+    for message in messages.drain(..) {
+        deliver(message, &owner);
+    }
+}
+
+fn deliver(message: MeshMsg, owner: &Owner) {
+    match message {
+        MeshMsg::Publish(request) => owner.enqueue(*request),
+        // The live fan-out (local subscribers) consumes these; none subscribe yet.
+        MeshMsg::Committed(_) => {}
     }
 }
 

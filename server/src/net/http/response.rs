@@ -49,6 +49,13 @@ impl Response {
         Response::new(status).with_json_body(bytes)
     }
 
+    /// A plain-text body (`/metrics`) with its content type.
+    pub fn text(status: u16, content_type: &'static str, body: String) -> Response {
+        let mut r = Response::new(status).with_header("content-type", content_type);
+        r.body = Bytes::from(body);
+        r
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
         self

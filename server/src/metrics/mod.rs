@@ -1,0 +1,98 @@
+//! Metrics: each shard counts into its own [`ShardMetrics`] (relaxed atomics
+//! that only that shard writes, so counting never contends), and a scrape of
+//! `/metrics` merges every shard's counters into one Prometheus text page.
+
+mod histogram;
+mod render;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use histogram::Histogram;
+pub use render::render;
+
+/// Upper bounds of the batch-size histogram (activities per commit).
+const BATCH_SIZE_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+/// Upper bounds of the latency histograms, in seconds.
+const LATENCY_BOUNDS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// One shard's counters.
+pub struct ShardMetrics {
+    /// (route pattern, status) → count. A mutex only this shard locks, except
+    /// for the rare scrape.
+    requests: Mutex<HashMap<(&'static str, u16), u64>>,
+    request_seconds: Histogram,
+    activities_committed: AtomicU64,
+    batches_failed: AtomicU64,
+    publishes_refused: AtomicU64,
+    queue_depth: AtomicU64,
+    pub(crate) batch_size: Histogram,
+    commit_seconds: Histogram,
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        ShardMetrics {
+            requests: Mutex::new(HashMap::new()),
+            request_seconds: Histogram::new(LATENCY_BOUNDS),
+            activities_committed: AtomicU64::new(0),
+            batches_failed: AtomicU64::new(0),
+            publishes_refused: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            batch_size: Histogram::new(BATCH_SIZE_BOUNDS),
+            commit_seconds: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+impl ShardMetrics {
+    pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
+        if let Ok(mut map) = self.requests.lock() {
+            *map.entry((route, status)).or_insert(0) += 1;
+        }
+        self.request_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn batch_committed(&self, size: usize, elapsed: Duration, ok: bool) {
+        self.batch_size.observe(size as f64);
+        self.commit_seconds.observe(elapsed.as_secs_f64());
+        if !ok {
+            self.batches_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn activities_committed(&self, n: usize) {
+        self.activities_committed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn publish_refused(&self) {
+        self.publishes_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth.store(depth as u64, Ordering::Relaxed);
+    }
+}
+
+/// Every shard's metrics, shared by all shards for scraping.
+#[derive(Clone)]
+pub struct Registry {
+    shards: Arc<[Arc<ShardMetrics>]>,
+}
+
+impl Registry {
+    pub fn new(shards: usize) -> Registry {
+        Registry { shards: (0..shards.max(1)).map(|_| Arc::new(ShardMetrics::default())).collect() }
+    }
+
+    pub fn shard(&self, id: usize) -> Arc<ShardMetrics> {
+        self.shards[id % self.shards.len()].clone()
+    }
+
+    pub fn shards(&self) -> &[Arc<ShardMetrics>] {
+        &self.shards
+    }
+}

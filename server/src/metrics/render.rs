@@ -1,0 +1,100 @@
+//! The Prometheus text exposition of every shard's metrics, merged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::{Histogram, Registry, ShardMetrics};
+
+/// The `/metrics` page.
+pub fn render(registry: &Registry) -> String {
+    let shards = registry.shards();
+    let mut out = String::with_capacity(4096);
+    let sum = |f: fn(&ShardMetrics) -> u64| shards.iter().map(|s| f(s)).sum::<u64>();
+
+    let mut requests: BTreeMap<(&'static str, u16), u64> = BTreeMap::new();
+    for s in shards {
+        if let Ok(map) = s.requests.lock() {
+            for (k, v) in map.iter() {
+                *requests.entry(*k).or_insert(0) += v;
+            }
+        }
+    }
+    header(&mut out, "converger_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+    for ((route, status), n) in &requests {
+        let _ = writeln!(out, "converger_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+    }
+    histogram(&mut out, "converger_http_request_seconds", "Time to answer an HTTP request.", shards, |s| {
+        &s.request_seconds
+    });
+
+    header(&mut out, "converger_activities_committed_total", "counter", "Activities committed (replays excluded).");
+    let _ = writeln!(
+        out,
+        "converger_activities_committed_total {}",
+        sum(|s| s.activities_committed.load(Ordering::Relaxed))
+    );
+    header(&mut out, "converger_batches_failed_total", "counter", "Group-commit batches the store refused whole.");
+    let _ = writeln!(out, "converger_batches_failed_total {}", sum(|s| s.batches_failed.load(Ordering::Relaxed)));
+    header(&mut out, "converger_publishes_refused_total", "counter", "Publishes refused because a queue was full.");
+    let _ = writeln!(out, "converger_publishes_refused_total {}", sum(|s| s.publishes_refused.load(Ordering::Relaxed)));
+    header(&mut out, "converger_publish_queue_depth", "gauge", "Publishes waiting for a batch, all shards.");
+    let _ = writeln!(out, "converger_publish_queue_depth {}", sum(|s| s.queue_depth.load(Ordering::Relaxed)));
+    histogram(&mut out, "converger_batch_size", "Activities per group-commit batch.", shards, |s| &s.batch_size);
+    histogram(&mut out, "converger_commit_seconds", "Time to commit one batch.", shards, |s| &s.commit_seconds);
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    shards: &[std::sync::Arc<ShardMetrics>],
+    pick: fn(&ShardMetrics) -> &Histogram,
+) {
+    header(out, name, "histogram", help);
+    let Some(first) = shards.first() else { return };
+    let bounds = pick(first).bounds();
+    let mut buckets = vec![0u64; bounds.len() + 1];
+    let (mut sum, mut count) = (0.0, 0u64);
+    for s in shards {
+        let (b, s_sum, s_count) = pick(s).snapshot();
+        buckets.iter_mut().zip(b).for_each(|(acc, v)| *acc += v);
+        sum += s_sum;
+        count += s_count;
+    }
+    let mut cumulative = 0;
+    for (bound, n) in bounds.iter().zip(&buckets) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {count}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn merges_shards_into_one_page() {
+        let registry = Registry::new(2);
+        registry.shard(0).request("/health", 200, Duration::from_micros(50));
+        registry.shard(1).request("/health", 200, Duration::from_micros(70));
+        registry.shard(1).batch_committed(10, Duration::from_millis(2), true);
+        registry.shard(1).activities_committed(10);
+        let page = render(&registry);
+        assert!(page.contains("converger_http_requests_total{route=\"/health\",status=\"200\"} 2"), "{page}");
+        assert!(page.contains("converger_activities_committed_total 10"));
+        assert!(page.contains("converger_batch_size_bucket{le=\"16\"} 1"));
+        assert!(page.contains("converger_commit_seconds_count 1"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The owner side of the write path: every conversation has one owner shard
+//! (`hash(id) mod N`), and the owner is the single sequencer of its
+//! conversations on this node.
+//!
+//! Group commit: publishes for this shard's conversations — from its own
+//! connections or over the mesh — queue here; one task takes everything queued
+//! (up to [`MAX_BATCH`]), commits it with one `Store::write_batch`, answers each
+//! publisher, and hands the new activities to the live fan-out. While a batch
+//! commits the next one fills, and it is flushed the moment the previous
+//! returns, so a lone publish waits for no timer and a burst becomes one
+//! transaction. Exactly one batch is in flight per owner, which keeps one
+//! sequencer per conversation and the commit order equal to the seq order.
+//!
+//! The queue is bounded: past [`MAX_QUEUED`] a publish is refused at once with
+//! `Overloaded` rather than waiting without bound.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use converger_storage::{Activity, Id, Store, StoreError, Written};
+
+use super::mesh::{MeshMsg, Outbox};
+use crate::metrics::ShardMetrics;
+use crate::service::publish::{PublishError, PublishRequest};
+
+/// Most activities committed in one transaction.
+pub const MAX_BATCH: usize = 1024;
+
+/// Most publishes waiting for a batch on one owner before new ones are refused.
+pub const MAX_QUEUED: usize = 16 * 1024;
+
+/// The owner shard of a conversation among `shards`: a fixed mix of all 128
+/// bits (UUID v7 ids made in one millisecond differ only in a counter and a
+/// few random bits, so no slice of them is spread enough on its own).
+pub fn owner_of(conversation: Id, shards: usize) -> usize {
+    let (hi, lo) = conversation.as_u64_pair();
+    // splitmix64's finalizer.
+    let mut x = hi ^ lo.rotate_left(32);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    (x % shards.max(1) as u64) as usize
+}
+
+pub struct Owner {
+    store: Arc<dyn Store>,
+    metrics: Arc<ShardMetrics>,
+    queue: RefCell<VecDeque<PublishRequest>>,
+    waker: RefCell<Option<Waker>>,
+    closing: Cell<bool>,
+    /// For each conversation with live subscribers, the shards they sit on (a
+    /// bit per shard). Filled by the real-time layer; empty until it subscribes.
+    subscribers: RefCell<HashMap<Id, u64>>,
+}
+
+impl Owner {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Rc<Owner> {
+        Rc::new(Owner {
+            store,
+            metrics,
+            queue: RefCell::new(VecDeque::new()),
+            waker: RefCell::new(None),
+            closing: Cell::new(false),
+            subscribers: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// Queues a publish for the next batch, or refuses it at once.
+    pub fn enqueue(&self, request: PublishRequest) {
+        let refused = if self.closing.get() {
+            Some(PublishError::ShuttingDown)
+        } else if self.queue.borrow().len() >= MAX_QUEUED {
+            Some(PublishError::Overloaded)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.metrics.publish_refused();
+            let _ = request.reply.send(Err(why));
+            return;
+        }
+        self.queue.borrow_mut().push_back(request);
+        self.metrics.set_queue_depth(self.queue.borrow().len());
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Stops taking publishes once the queue is empty; `run` then returns.
+    pub fn close(&self) {
+        self.closing.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// The group-commit loop; returns after [`Owner::close`] once everything
+    /// queued is committed and answered.
+    pub async fn run(self: Rc<Self>, outbox: Rc<Outbox>) {
+        while let Some(batch) = self.next_batch().await {
+            self.commit(batch, &outbox).await;
+        }
+    }
+
+    async fn next_batch(&self) -> Option<Vec<PublishRequest>> {
+        poll_fn(|cx| {
+            let mut queue = self.queue.borrow_mut();
+            if !queue.is_empty() {
+                let n = queue.len().min(MAX_BATCH);
+                let batch: Vec<_> = queue.drain(..n).collect();
+                self.metrics.set_queue_depth(queue.len());
+                return Poll::Ready(Some(batch));
+            }
+            if self.closing.get() {
+                return Poll::Ready(None);
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    async fn commit(&self, batch: Vec<PublishRequest>, outbox: &Outbox) {
+        let (activities, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.activity, r.reply)).unzip();
+        let size = activities.len();
+        let started = Instant::now();
+        let result = self.store.write_batch(activities).await;
+        self.metrics.batch_committed(size, started.elapsed(), result.is_ok());
+        match result {
+            Ok(items) => {
+                let mut fresh = Vec::new();
+                let mut items = items.into_iter();
+                for reply in replies {
+                    let answer = match items.next() {
+                        Some(Ok(written)) => {
+                            if let Written::New(a) = &written {
+                                fresh.push(a.clone());
+                            }
+                            Ok(written)
+                        }
+                        Some(Err(e)) => Err(PublishError::Store(e)),
+                        None => Err(PublishError::Store(StoreError::Internal("the store answered fewer items".into()))),
+                    };
+                    // A publisher that went away (connection closed) still had its write stored.
+                    let _ = reply.send(answer);
+                }
+                self.metrics.activities_committed(fresh.len());
+                self.fan_out(fresh, outbox);
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(PublishError::Store(e.clone())));
+                }
+            }
+        }
+    }
+
+    /// Sends the committed activities once to each shard whose clients follow
+    /// any of their conversations, after the commit and never before.
+    fn fan_out(&self, fresh: Vec<Activity>, outbox: &Outbox) {
+        if fresh.is_empty() {
+            return;
+        }
+        let subscribers = self.subscribers.borrow();
+        let shards =
+            fresh.iter().fold(0u64, |mask, a| mask | subscribers.get(&a.conversation_id).copied().unwrap_or(0));
+        if shards == 0 {
+            return;
+        }
+        let batch: Arc<[Activity]> = fresh.into();
+        for shard in (0..outbox.shards()).filter(|s| shards & (1 << s) != 0) {
+            if shard == outbox.shard() {
+                continue; // local subscribers are served by the real-time layer directly
+            }
+            if outbox.send(shard, MeshMsg::Committed(batch.clone())).is_err() {
+                // The subscribers there fall behind; they resume from storage by seq.
+                tracing::warn!(shard, "mesh ring full: committed batch not forwarded");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::mesh;
+    use converger_storage::embedded::EmbeddedStore;
+    use converger_storage::{new_id, Json, NewActivity, NewChannel, NewConversation, NewTenant, Timestamp};
+    use futures_channel::oneshot;
+
+    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("runtime")
+    }
+
+    fn activity(tenant: Id, conversation: Id) -> NewActivity {
+        NewActivity {
+            id: new_id(),
+            tenant_id: tenant,
+            conversation_id: conversation,
+            kind: "message".into(),
+            text: Some("hi".into()),
+            attachments: None,
+            sender: "u".into(),
+            metadata: Json::empty_object(),
+            idempotency_key: None,
+            created_at: Timestamp::now(),
+            deliver_to: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_burst_commits_in_few_batches_with_gap_free_seqs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).expect("open"));
+        runtime().block_on(async move {
+            let t = store.create_tenant(NewTenant { name: "t".into(), api_key_hash: [1; 32] }).await.expect("tenant");
+            let ch = NewChannel {
+                tenant_id: t.id,
+                name: "c".into(),
+                kind: "websocket".into(),
+                secret: "s".into(),
+                config: Json::empty_object(),
+            };
+            let ch = store.create_channel(ch).await.expect("channel");
+            let conv = NewConversation {
+                tenant_id: t.id,
+                channel_id: ch.id,
+                metadata: Json::empty_object(),
+                external_id: None,
+            };
+            let conv = store.create_conversation(conv).await.expect("conversation");
+
+            let metrics = Arc::new(ShardMetrics::default());
+            let owner = Owner::new(store.clone(), metrics.clone());
+            let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
+            let task = monoio::spawn(owner.clone().run(outbox));
+            let answers: Vec<_> = (0..300)
+                .map(|_| {
+                    let (reply, answer) = oneshot::channel();
+                    owner.enqueue(PublishRequest { activity: activity(t.id, conv.id), reply });
+                    answer
+                })
+                .collect();
+            let mut seqs = Vec::new();
+            for answer in answers {
+                seqs.push(answer.await.expect("answered").expect("stored").activity().seq);
+            }
+            assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "publish order is seq order");
+            let (_, _, batches) = metrics.batch_size.snapshot();
+            assert!(batches < 300, "a burst is grouped: {batches} batches for 300 publishes");
+            owner.close();
+            task.await;
+        });
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_and_a_closed_owner_says_so() {
+        let store: Arc<dyn Store> = Arc::new(crate::testing::StubStore::default());
+        runtime().block_on(async move {
+            let owner = Owner::new(store, Arc::new(ShardMetrics::default()));
+            let mut answers = Vec::new();
+            for _ in 0..=MAX_QUEUED {
+                let (reply, answer) = oneshot::channel();
+                owner.enqueue(PublishRequest { activity: activity(new_id(), new_id()), reply });
+                answers.push(answer);
+            }
+            let last = answers.pop().expect("one").await.expect("answered");
+            assert!(matches!(last, Err(PublishError::Overloaded)), "{last:?}");
+            owner.close();
+            let (reply, answer) = oneshot::channel();
+            owner.enqueue(PublishRequest { activity: activity(new_id(), new_id()), reply });
+            assert!(matches!(answer.await.expect("answered"), Err(PublishError::ShuttingDown)));
+        });
+    }
+
+    #[test]
+    fn owners_spread_evenly_and_never_exceed_the_shard_count() {
+        let mut counts = [0usize; 4];
+        for _ in 0..40_000 {
+            counts[owner_of(new_id(), 4)] += 1;
+        }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "{counts:?}");
+        }
+        let id = new_id();
+        assert_eq!(owner_of(id, 1), 0);
+        assert_eq!(owner_of(id, 3), owner_of(id, 3), "deterministic");
+    }
+}
