@@ -3,6 +3,7 @@
 //! local storage, and prints a JSON result (machine, commit, parameters,
 //! throughput, latency percentiles) on stdout with progress on stderr.
 
+mod mesh;
 mod report;
 mod storage;
 
@@ -19,12 +20,15 @@ struct Cli {
 enum Scenario {
     /// Batched activity writes straight into a storage backend (no server).
     Storage(storage::StorageArgs),
+    /// The cross-shard mesh: round-trip latency and messages/s between two shards.
+    Mesh(mesh::MeshArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.scenario {
         Scenario::Storage(args) => storage::run(args),
+        Scenario::Mesh(args) => mesh::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");
