@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ pub struct TestServer {
     binary: SocketAddr,
     ready_line: String,
     stderr: Arc<Mutex<String>>,
+    args: Vec<String>,
     _data: TempDir,
     /// Dropped after the server is killed (the field order matters).
     _schema: Option<PgSchema>,
@@ -69,43 +71,34 @@ impl TestServer {
     /// Starts the binary and waits for its ready line.
     pub fn start(extra_args: &[&str], schema: Option<PgSchema>) -> Result<TestServer, StartError> {
         let data = tempfile::tempdir().expect("temp data dir");
-        let mut cmd = converger_command();
-        cmd.args(["--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["--admin-token", ADMIN_TOKEN, "--jwt-secret", JWT_SECRET, "--shards", "2"])
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(schema) = &schema {
-            cmd.env("DATABASE_URL", &schema.url);
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let run = launch(data.path(), schema.as_ref(), &args)?;
+        Ok(TestServer {
+            child: Some(run.child),
+            http: run.http,
+            binary: run.binary,
+            ready_line: run.line,
+            stderr: run.stderr,
+            args,
+            _data: data,
+            _schema: schema,
+        })
+    }
+
+    /// `kill -9`, then a new server on the same data (directory or schema) with
+    /// the same arguments, on new ports. What the first one acknowledged must be
+    /// there.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL: no shutdown path runs
+            let _ = child.wait();
         }
-        let mut child = cmd.spawn().expect("spawn the converger binary");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let collector = collect(child.stderr.take().expect("stderr pipe"), stderr.clone());
-        let lines = stdout_lines(child.stdout.take().expect("stdout pipe"));
-        let fail = |child: &mut Child, message: String| {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            // The child is gone, so its stderr reaches EOF: wait for the last bytes.
-            let _ = collector.join();
-            let stderr = stderr.lock().map(|s| s.clone()).unwrap_or_default();
-            StartError { message, status, stderr }
-        };
-        let line = match lines.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(fail(&mut child, format!("no ready line within {READY_TIMEOUT:?}")))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(fail(&mut child, "server exited before its ready line".into()))
-            }
-        };
-        let Some((http, binary)) = parse_ready_line(&line) else {
-            return Err(fail(&mut child, format!("unexpected first stdout line: {line:?}")));
-        };
-        Ok(TestServer { child: Some(child), http, binary, ready_line: line, stderr, _data: data, _schema: schema })
+        let run = launch(self._data.path(), self._schema.as_ref(), &self.args).unwrap_or_else(|e| panic!("{e}"));
+        self.child = Some(run.child);
+        self.http = run.http;
+        self.binary = run.binary;
+        self.ready_line = run.line;
+        self.stderr = run.stderr;
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -169,6 +162,55 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+/// A started child and what its ready line said.
+struct Launched {
+    child: Child,
+    http: SocketAddr,
+    binary: SocketAddr,
+    line: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn launch(data: &Path, schema: Option<&PgSchema>, extra_args: &[String]) -> Result<Launched, StartError> {
+    let mut cmd = converger_command();
+    cmd.args(["--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--admin-token", ADMIN_TOKEN, "--jwt-secret", JWT_SECRET, "--shards", "2"])
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(schema) = schema {
+        cmd.env("DATABASE_URL", &schema.url);
+    }
+    let mut child = cmd.spawn().expect("spawn the converger binary");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let collector = collect(child.stderr.take().expect("stderr pipe"), stderr.clone());
+    let lines = stdout_lines(child.stdout.take().expect("stdout pipe"));
+    let fail = |child: &mut Child, message: String| {
+        let _ = child.kill();
+        let status = child.wait().ok();
+        // The child is gone, so its stderr reaches EOF: wait for the last bytes.
+        let _ = collector.join();
+        let stderr = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        StartError { message, status, stderr }
+    };
+    let line = match lines.recv_timeout(READY_TIMEOUT) {
+        Ok(line) => line,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            return Err(fail(&mut child, format!("no ready line within {READY_TIMEOUT:?}")))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(fail(&mut child, "server exited before its ready line".into()))
+        }
+    };
+    let Some((http, binary)) = parse_ready_line(&line) else {
+        return Err(fail(&mut child, format!("unexpected first stdout line: {line:?}")));
+    };
+    Ok(Launched { child, http, binary, line, stderr })
 }
 
 /// `converger listening http=ADDR binary=ADDR` → the two addresses.
