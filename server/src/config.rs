@@ -31,6 +31,8 @@ pub mod defaults {
     pub const LOG: &str = "info";
     pub const MAX_BODY_BYTES: usize = 1024 * 1024;
     pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+    pub const HTTP_IDLE_TIMEOUT_MS: u64 = 120_000;
+    pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 30_000;
 }
 
 /// Why the configuration cannot be used. Each message is one line that names
@@ -76,6 +78,8 @@ pub struct Config {
     pub log: LogFilter,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    pub http_idle_timeout: Duration,
+    pub http_request_timeout: Duration,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -144,6 +148,16 @@ impl Config {
             shutdown_grace: Duration::from_millis(
                 o.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(defaults::SHUTDOWN_GRACE_MS),
             ),
+            http_idle_timeout: millis(
+                "http_idle_timeout_ms",
+                o.http_idle_timeout_ms.or(f.http_idle_timeout_ms),
+                defaults::HTTP_IDLE_TIMEOUT_MS,
+            )?,
+            http_request_timeout: millis(
+                "http_request_timeout_ms",
+                o.http_request_timeout_ms.or(f.http_request_timeout_ms),
+                defaults::HTTP_REQUEST_TIMEOUT_MS,
+            )?,
             config_file: o.config,
         })
     }
@@ -155,7 +169,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -166,8 +180,19 @@ impl Config {
             self.log,
             self.max_body_bytes,
             self.shutdown_grace.as_millis(),
+            self.http_idle_timeout.as_millis(),
+            self.http_request_timeout.as_millis(),
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
+    }
+}
+
+/// A duration option in milliseconds: given, or the default; zero is refused.
+fn millis(key: &'static str, given: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+    match given {
+        Some(0) => Err(invalid(key, "must be at least 1")),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None => Ok(Duration::from_millis(default)),
     }
 }
 

@@ -98,4 +98,14 @@ pub struct Options {
     /// milliseconds [default: 10000]
     #[arg(long, env = "CONVERGER_SHUTDOWN_GRACE_MS", value_name = "MS", hide_env_values = true, global = true)]
     pub shutdown_grace_ms: Option<u64>,
+
+    /// Close a kept-alive HTTP connection after this many milliseconds without
+    /// a request [default: 120000]
+    #[arg(long, env = "CONVERGER_HTTP_IDLE_TIMEOUT_MS", value_name = "MS", hide_env_values = true, global = true)]
+    pub http_idle_timeout_ms: Option<u64>,
+
+    /// Answer 408 and close when a request has not arrived whole this many
+    /// milliseconds after its first byte [default: 30000]
+    #[arg(long, env = "CONVERGER_HTTP_REQUEST_TIMEOUT_MS", value_name = "MS", hide_env_values = true, global = true)]
+    pub http_request_timeout_ms: Option<u64>,
 }

@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub log: Option<LogFilter>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
+    pub http_idle_timeout_ms: Option<u64>,
+    pub http_request_timeout_ms: Option<u64>,
 }
 
 impl FileConfig {

@@ -174,7 +174,12 @@ impl ShardSetup {
         let app = Rc::new(App::for_shard(self.store, self.config.clone(), publisher, shard_metrics, self.metrics));
         let tracker = ConnTracker::default();
         let abort = Shutdown::new();
-        let limits = Limits { max_body_bytes: self.config.max_body_bytes, ..Limits::default() };
+        let limits = Limits {
+            max_body_bytes: self.config.max_body_bytes,
+            idle_timeout: self.config.http_idle_timeout,
+            request_timeout: self.config.http_request_timeout,
+            ..Limits::default()
+        };
         if self.ready.send(Ok((id, driver))).is_err() {
             return;
         }

@@ -50,3 +50,24 @@ fn malformed_request_is_400_json_and_the_connection_closes() {
     assert_eq!(reply.json()["error"]["code"], "bad_request");
     assert!(conn.is_closed_by_server());
 }
+
+#[test]
+fn a_request_trickling_in_too_slowly_gets_408_and_the_connection_closes() {
+    let server = TestServer::embedded_with(&["--http-request-timeout-ms", "300"]);
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    conn.send(b"GET /health HTTP/1.1\r\nhost: t\r\n").expect("send half a request");
+    let reply = conn.read_reply(false).expect("a 408 before the timeout of the test client");
+    assert_eq!(reply.status, 408);
+    assert_eq!(reply.json()["error"]["code"], "request_timeout");
+    assert!(conn.is_closed_by_server());
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let server = TestServer::embedded_with(&["--http-idle-timeout-ms", "300"]);
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    conn.send_request("GET", "/health", &[], b"").expect("send");
+    assert_eq!(conn.read_reply(false).expect("reply").status, 200);
+    // Then silence: the server closes (reads end) instead of holding it open.
+    assert!(conn.is_closed_by_server());
+}

@@ -6,6 +6,11 @@
 //! closed at once; one in the middle of a request finishes it, answers with
 //! `connection: close`, then closes. The shard bounds the whole with the grace
 //! period.
+//!
+//! Slow or silent clients: a connection idle between requests for
+//! `idle_timeout` is closed; one whose request has not arrived whole within
+//! `request_timeout` of its first byte is answered 408 and closed, so a client
+//! trickling bytes cannot hold a connection (and its buffer) forever.
 
 use std::net::SocketAddr;
 
@@ -30,6 +35,8 @@ pub enum Closed {
     Client,
     /// A request could not be parsed; it was answered with an error first.
     BadRequest,
+    /// Idle too long between requests, or too slow sending one.
+    TimedOut,
     Shutdown,
     Io(std::io::Error),
 }
@@ -44,6 +51,8 @@ pub async fn serve<S: Service>(
 ) -> Closed {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
+    // When the request now partly in `buf` began to arrive.
+    let mut request_started: Option<std::time::Instant> = None;
     loop {
         let mut close = None;
         loop {
@@ -86,13 +95,26 @@ pub async fn serve<S: Service>(
         let (len, capacity) = (buf.len(), buf.capacity());
         let read = stream.read(buf.slice_mut(len..capacity));
         let (res, slice) = if len == 0 {
+            request_started = None;
             // Idle between requests: this is where shutdown closes us.
             monoio::select! {
                 r = read => r,
                 _ = shutdown.wait() => return Closed::Shutdown,
+                _ = monoio::time::sleep(limits.idle_timeout) => return Closed::TimedOut,
             }
         } else {
-            read.await
+            let started = *request_started.get_or_insert_with(std::time::Instant::now);
+            let left = limits.request_timeout.saturating_sub(started.elapsed());
+            monoio::select! {
+                r = read => r,
+                _ = monoio::time::sleep(left) => {
+                    let why = format!("the request did not arrive within {} s", limits.request_timeout.as_secs());
+                    let mut out = Vec::new();
+                    Response::error(408, "request_timeout", &why).encode(false, true, &mut out);
+                    let _ = stream.write_all(out).await;
+                    return Closed::TimedOut;
+                }
+            }
         };
         buf = slice.into_inner();
         match res {

@@ -23,11 +23,20 @@ pub struct Limits {
     /// Request line plus headers.
     pub max_head_bytes: usize,
     pub max_body_bytes: usize,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// A request must arrive whole this long after its first byte (slow-client guard).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head_bytes: 16 * 1024, max_body_bytes: 1024 * 1024 }
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            idle_timeout: std::time::Duration::from_secs(120),
+            request_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use super::*;
 const POST: &[u8] = b"POST /api/v1/things?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Id: 7\r\n\r\nhello";
 
 fn limits() -> Limits {
-    Limits { max_head_bytes: 1024, max_body_bytes: 64 }
+    Limits { max_head_bytes: 1024, max_body_bytes: 64, ..Limits::default() }
 }
 
 fn parse_all(bytes: &[u8]) -> Result<(Vec<Request>, usize), ParseError> {
