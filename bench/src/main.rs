@@ -3,8 +3,10 @@
 //! local storage, and prints a JSON result (machine, commit, parameters,
 //! throughput, latency percentiles) on stdout with progress on stderr.
 
+mod http;
 mod mesh;
 mod report;
+mod rest_ingest;
 mod storage;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ enum Scenario {
     Storage(storage::StorageArgs),
     /// The cross-shard mesh: round-trip latency and messages/s between two shards.
     Mesh(mesh::MeshArgs),
+    /// Acknowledged REST activity creates/s from many keep-alive connections.
+    RestIngest(rest_ingest::RestIngestArgs),
 }
 
 fn main() {
@@ -29,6 +33,7 @@ fn main() {
     let result = match cli.scenario {
         Scenario::Storage(args) => storage::run(args),
         Scenario::Mesh(args) => mesh::run(args),
+        Scenario::RestIngest(args) => rest_ingest::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");
