@@ -1,0 +1,68 @@
+//! The admin gate: `Authorization: Bearer <admin token>` **and** a client
+//! address inside the allow-list; both are required.
+//!
+//! The address is checked first, so a caller outside the list learns nothing
+//! about the token (not even whether it was right). The address is the TCP
+//! peer: `X-Forwarded-For` is not trusted; behind a proxy, allow the proxy.
+//! With no admin token configured the admin API is off and every admin route
+//! answers 404 `admin_disabled`.
+
+use std::net::IpAddr;
+
+use super::{ct, AllowList, AuthError};
+use crate::config::Secret;
+
+/// Lets the request through when the admin API is on, `peer` is allowed and
+/// `authorization` carries the admin token.
+pub fn check(
+    token: Option<&Secret>,
+    allow: &AllowList,
+    peer: Option<IpAddr>,
+    authorization: Option<&str>,
+) -> Result<(), AuthError> {
+    let token = token.ok_or(AuthError::AdminDisabled)?;
+    // No peer address only happens for requests built in unit tests: refuse.
+    if !peer.is_some_and(|ip| allow.allows(ip)) {
+        return Err(AuthError::AdminAddressRefused);
+    }
+    let presented = match authorization.map(str::trim) {
+        None | Some("") => return Err(AuthError::Missing),
+        Some(value) => match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => return Err(AuthError::Invalid("the Authorization header must be `Bearer <admin token>`")),
+        },
+    };
+    if ct::eq(presented.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid("wrong admin token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    #[test]
+    fn needs_the_token_and_an_allowed_address() {
+        let token = Secret::new("tok".into());
+        let allow: AllowList = "127.0.0.0/8".parse().expect("cidr");
+        let check = |peer, auth| check(Some(&token), &allow, peer, auth);
+        assert!(check(ip("127.0.0.1"), Some("Bearer tok")).is_ok());
+        assert!(matches!(check(ip("10.0.0.1"), Some("Bearer tok")), Err(AuthError::AdminAddressRefused)));
+        assert!(matches!(check(None, Some("Bearer tok")), Err(AuthError::AdminAddressRefused)));
+        assert!(matches!(check(ip("127.0.0.1"), None), Err(AuthError::Missing)));
+        assert!(matches!(check(ip("127.0.0.1"), Some("Bearer tok2")), Err(AuthError::Invalid(_))));
+        assert!(matches!(check(ip("127.0.0.1"), Some("tok")), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn no_configured_token_disables_the_admin_api() {
+        let allow: AllowList = "127.0.0.0/8".parse().expect("cidr");
+        assert!(matches!(check(None, &allow, ip("127.0.0.1"), Some("Bearer x")), Err(AuthError::AdminDisabled)));
+    }
+}

@@ -1,0 +1,160 @@
+//! Client tokens: JWT (RFC 7519) signed with HMAC-SHA256 (`HS256`), written
+//! here on the `hmac` and `sha2` crates rather than a JWT crate: the common
+//! JWT crates pull RSA/EC or aws-lc crypto backends into every cold build, for
+//! one algorithm that takes forty lines.
+//!
+//! Verification order: three base64url parts → header says `HS256` (anything
+//! else, `none` included, is refused before the signature is looked at) →
+//! signature checked in constant time → claims parsed → `exp` checked with
+//! [`LEEWAY_SECS`] of clock skew allowed.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use converger_storage::Id;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+pub const ALG: &str = "HS256";
+/// Clock skew tolerated on `exp`, in seconds.
+pub const LEEWAY_SECS: i64 = 30;
+
+/// What a client token says: who (`sub`, the sender id) may do what in which
+/// conversation of which tenant, until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The sender id the token's holder acts as.
+    pub sub: String,
+    pub tenant_id: Id,
+    pub conversation_id: Id,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Unique token id (for logs and future revocation).
+    pub jti: String,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    #[error("unsupported algorithm `{0}` (only HS256)")]
+    UnsupportedAlgorithm(String),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("token expired")]
+    Expired,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    typ: Option<String>,
+}
+
+/// The compact serialization of `claims`, signed with `key`.
+pub fn sign(claims: &Claims, key: &[u8]) -> String {
+    let header = Header { alg: ALG.into(), typ: Some("JWT".into()) };
+    // Both are plain structs of strings and integers: serialization cannot fail.
+    let header = serde_json::to_vec(&header).unwrap_or_default();
+    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    let signature = mac(key, signing_input.as_bytes()).finalize().into_bytes();
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The claims of a token signed with `key` and not expired at `now` (Unix seconds).
+pub fn verify(token: &str, key: &[u8], now: i64) -> Result<Claims, JwtError> {
+    let payload = verified_payload(token, key)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed("claims"))?;
+    if now > claims.exp.saturating_add(LEEWAY_SECS) {
+        return Err(JwtError::Expired);
+    }
+    Ok(claims)
+}
+
+/// The payload bytes of an HS256 token whose signature verifies with `key`.
+pub fn verified_payload(token: &str, key: &[u8]) -> Result<Vec<u8>, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+    let header_bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| JwtError::Malformed("header is not base64url"))?;
+    let parsed: Header = serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed("header"))?;
+    if parsed.alg != ALG {
+        return Err(JwtError::UnsupportedAlgorithm(parsed.alg));
+    }
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| JwtError::Malformed("signature is not base64url"))?;
+    // The signing input is the text as received: re-encoding could differ.
+    let signed_len = header.len() + 1 + payload.len();
+    mac(key, &token.as_bytes()[..signed_len]).verify_slice(&signature).map_err(|_| JwtError::BadSignature)?;
+    URL_SAFE_NO_PAD.decode(payload).map_err(|_| JwtError::Malformed("payload is not base64url"))
+}
+
+fn mac(key: &[u8], data: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length (long ones are hashed), so this cannot fail;
+    // the fallback only keeps the function total.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(&[0u8; 32]).expect("a 32-byte HMAC key"));
+    mac.update(data);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example token of jwt.io, signed with `your-256-bit-secret`.
+    const JWT_IO: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            sub: "user-1".into(),
+            tenant_id: Id::nil(),
+            conversation_id: Id::max(),
+            iat: 1_000,
+            exp,
+            jti: "j1".into(),
+        }
+    }
+
+    #[test]
+    fn verifies_the_published_jwt_io_hs256_example() {
+        let payload = verified_payload(JWT_IO, b"your-256-bit-secret").expect("the published token verifies");
+        let v: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+        assert_eq!(v["name"], "John Doe");
+        assert_eq!(verified_payload(JWT_IO, b"another-secret"), Err(JwtError::BadSignature));
+        // It carries none of our claims: a valid signature alone is not enough.
+        assert_eq!(verify(JWT_IO, b"your-256-bit-secret", 0), Err(JwtError::Malformed("claims")));
+    }
+
+    #[test]
+    fn round_trips_and_expires_with_leeway() {
+        let token = sign(&claims(2_000), b"k");
+        assert_eq!(verify(&token, b"k", 1_500), Ok(claims(2_000)));
+        assert!(verify(&token, b"k", 2_000 + LEEWAY_SECS).is_ok(), "within the leeway");
+        assert_eq!(verify(&token, b"k", 2_001 + LEEWAY_SECS), Err(JwtError::Expired));
+        assert_eq!(verify(&token, b"other", 1_500), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn refuses_other_algorithms_tampering_and_garbage() {
+        let token = sign(&claims(2_000), b"k");
+        let (_, rest) = token.split_once('.').expect("dot");
+        let none = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
+        assert_eq!(verify(&none, b"k", 0), Err(JwtError::UnsupportedAlgorithm("none".into())));
+        let hs512 = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512"}"#));
+        assert_eq!(verify(&hs512, b"k", 0), Err(JwtError::UnsupportedAlgorithm("HS512".into())));
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(9_999)).expect("json"));
+        let tampered = format!("{}.{forged}.{}", parts[0], parts[2]);
+        assert_eq!(verify(&tampered, b"k", 0), Err(JwtError::BadSignature));
+        for bad in ["", "a.b", "a.b.c.d", "!!.b.c", "e30.e30.***"] {
+            assert!(matches!(verify(bad, b"k", 0), Err(JwtError::Malformed(_))), "{bad}");
+        }
+    }
+}
