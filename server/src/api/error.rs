@@ -1,11 +1,16 @@
 //! [`ApiError`]: every way an API request can fail, mapped once, here, to an
-//! HTTP status and the JSON error shape. Storage errors keep their source for
-//! the log, but internal details never reach the client.
+//! HTTP status, a snake_case code and the JSON error shape
+//! `{"error":{"code","message"}}` (validation errors add `"field"`). Storage
+//! errors keep their source for the log, but internal details never reach the
+//! client.
 
 use converger_storage::StoreError;
+use serde_json::json;
 use tracing::{error, warn};
 
+use crate::auth::AuthError;
 use crate::net::http::Response;
+use crate::service::{PublishError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,72 +20,116 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not valid JSON, or not a JSON object.
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// A body was sent with a Content-Type other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A query or path parameter does not parse.
+    #[error("invalid parameter `{name}`: {message}")]
+    InvalidParameter { name: &'static str, message: String },
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] StoreError),
-    #[error("{0}")]
-    Store(#[from] StoreError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::Service(ServiceError::Store(e))
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        ApiError::Service(ServiceError::Auth(e))
+    }
+}
+
+/// Status and code of a storage error.
+fn store_status(e: &StoreError) -> (u16, &'static str) {
+    match e {
+        StoreError::NotFound(_) => (404, "not_found"),
+        StoreError::Conflict(_) => (409, "conflict"),
+        StoreError::ChannelInactive => (409, "channel_inactive"),
+        StoreError::ConversationClosed => (409, "conversation_closed"),
+        StoreError::ForeignKey(_) => (422, "invalid_reference"),
+        StoreError::Unavailable(_) => (503, "storage_unavailable"),
+        // Invalid is a bug above the store (the edge validates input), not the client's fault.
+        StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => (500, "internal"),
+    }
+}
+
+fn auth_status(e: &AuthError) -> (u16, &'static str) {
+    match e {
+        AuthError::Missing | AuthError::Invalid(_) | AuthError::Token(_) => (401, "unauthorized"),
+        AuthError::TenantInactive => (403, "tenant_inactive"),
+        AuthError::ChannelInactive => (403, "channel_inactive"),
+        AuthError::WrongKind(_) | AuthError::AdminAddressRefused => (403, "forbidden"),
+        AuthError::AdminDisabled => (404, "admin_disabled"),
+    }
 }
 
 impl ApiError {
-    pub fn status(&self) -> u16 {
+    fn status_code(&self) -> (u16, &'static str) {
         match self {
-            ApiError::NoRoute { .. } => 404,
-            ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::BadRequest(_) => 400,
-            ApiError::StorageUnavailable(_) => 503,
-            ApiError::Store(e) => match e {
-                StoreError::NotFound(_) => 404,
-                StoreError::Conflict(_) | StoreError::ChannelInactive | StoreError::ConversationClosed => 409,
-                StoreError::ForeignKey(_) => 422,
-                StoreError::Unavailable(_) => 503,
-                // Invalid is a bug above the store (the edge validates input), not the client's fault.
-                StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => 500,
+            ApiError::NoRoute { .. } => (404, "not_found"),
+            ApiError::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+            ApiError::BadRequest(_) => (400, "bad_request"),
+            ApiError::InvalidJson(_) => (400, "invalid_json"),
+            ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
+            ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
+            ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
+            ApiError::Service(e) => match e {
+                ServiceError::Auth(a) => auth_status(a),
+                ServiceError::Validation { .. } => (422, "validation_failed"),
+                ServiceError::Publish(PublishError::Overloaded) => (503, "overloaded"),
+                ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
+                ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
+                ServiceError::Random(_) => (500, "internal"),
             },
         }
     }
 
+    pub fn status(&self) -> u16 {
+        self.status_code().0
+    }
+
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::NoRoute { .. } => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::StorageUnavailable(_) => "storage_unavailable",
-            ApiError::Store(e) => match e {
-                StoreError::NotFound(_) => "not_found",
-                StoreError::Conflict(_) => "conflict",
-                StoreError::ChannelInactive => "channel_inactive",
-                StoreError::ConversationClosed => "conversation_closed",
-                StoreError::ForeignKey(_) => "invalid_reference",
-                StoreError::Unavailable(_) => "storage_unavailable",
-                StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => "internal",
-            },
-        }
+        self.status_code().1
     }
 
     /// The message shown to the client: internal details stay in the log.
     fn public_message(&self) -> String {
-        match self {
-            ApiError::Store(StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_)) => {
-                "internal error".into()
-            }
-            ApiError::Store(StoreError::Unavailable(_)) => "storage is unavailable".into(),
-            other => other.to_string(),
+        match self.status_code() {
+            (500, _) => "internal error".into(),
+            (503, "storage_unavailable") => "storage is unavailable".into(),
+            _ => self.to_string(),
         }
     }
 
     pub fn into_response(self) -> Response {
-        match self.status() {
-            500.. => {
+        let (status, code) = self.status_code();
+        match status {
+            500.. if status != 503 => {
                 error!(error = %self, source = ?std::error::Error::source(&self), "request failed")
             }
-            _ if matches!(self, ApiError::StorageUnavailable(_)) => {
-                warn!(error = ?self, "storage unavailable")
-            }
+            503 => warn!(error = ?self, "request refused: {code}"),
             _ => {}
         }
-        let response = Response::error(self.status(), self.code(), &self.public_message());
+        let message = self.public_message();
+        let response = match &self {
+            ApiError::Service(ServiceError::Validation { field, .. }) => {
+                Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}}))
+            }
+            _ => Response::error(status, code, &message),
+        };
         match self {
             ApiError::MethodNotAllowed { allow, .. } => response.with_header("allow", allow),
+            // Both are momentary: tell clients when to come back.
+            _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),
+            _ if status == 401 => response.with_header("www-authenticate", "Bearer"),
             _ => response,
         }
     }
@@ -91,6 +140,10 @@ mod tests {
     use converger_storage::Entity;
 
     use super::*;
+
+    fn body(r: &Response) -> serde_json::Value {
+        serde_json::from_slice(&r.body).expect("json")
+    }
 
     #[test]
     fn store_errors_map_to_statuses_and_hide_internals() {
@@ -107,5 +160,34 @@ mod tests {
         let r = ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET, HEAD".into() }.into_response();
         assert_eq!(r.status, 405);
         assert!(r.headers.iter().any(|(n, v)| *n == "allow" && v == "GET, HEAD"));
+    }
+
+    #[test]
+    fn overload_is_503_with_retry_after() {
+        let r = ApiError::from(ServiceError::Publish(PublishError::Overloaded)).into_response();
+        assert_eq!(r.status, 503);
+        assert_eq!(body(&r)["error"]["code"], "overloaded");
+        assert!(r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "1"));
+    }
+
+    #[test]
+    fn auth_errors_are_401_403_or_404_and_validation_names_the_field() {
+        let status = |e: AuthError| {
+            let e = ApiError::from(e);
+            (e.status(), e.code())
+        };
+        assert_eq!(status(AuthError::Missing), (401, "unauthorized"));
+        assert_eq!(status(AuthError::TenantInactive), (403, "tenant_inactive"));
+        assert_eq!(status(AuthError::ChannelInactive), (403, "channel_inactive"));
+        assert_eq!(status(AuthError::AdminAddressRefused), (403, "forbidden"));
+        assert_eq!(status(AuthError::AdminDisabled), (404, "admin_disabled"));
+        let r = ApiError::from(AuthError::Missing).into_response();
+        assert!(r.headers.iter().any(|(n, _)| *n == "www-authenticate"));
+        let r = ApiError::from(ServiceError::invalid("sender", "`sender` is required")).into_response();
+        assert_eq!(r.status, 422);
+        assert_eq!(
+            body(&r),
+            json!({"error": {"code": "validation_failed", "message": "`sender` is required", "field": "sender"}})
+        );
     }
 }

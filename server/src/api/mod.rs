@@ -3,9 +3,21 @@
 //! turns every failure into a status and the one JSON error shape, here at the
 //! edge. [`App`] is the shard-local state handlers see.
 
+pub mod activities;
+pub mod admin;
+mod auth;
+mod body;
+pub mod channels;
+pub mod conversations;
+pub mod deliveries;
 pub mod error;
 pub mod health;
+pub mod openapi;
+mod query;
+mod render;
 pub mod router;
+pub mod tenants_admin;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -65,12 +77,45 @@ impl App {
         response
     }
 
-    async fn dispatch(&self, endpoint: Endpoint, _params: Params, _request: Request) -> Result<Response, ApiError> {
+    async fn dispatch(&self, endpoint: Endpoint, params: Params, request: Request) -> Result<Response, ApiError> {
+        use Endpoint as E;
+        if endpoint.is_admin() {
+            auth::admin(self, &request)?;
+        }
+        let (p, r) = (&params, &request);
         match endpoint {
-            Endpoint::Health => health::health(),
-            Endpoint::Live => health::live(),
-            Endpoint::Ready => health::ready(self).await,
-            Endpoint::Metrics => Ok(health::metrics(self)),
+            E::Health => health::health(),
+            E::Live => health::live(),
+            E::Ready => health::ready(self).await,
+            E::Metrics => Ok(health::metrics(self)),
+            E::OpenApi => Ok(openapi::serve()),
+            E::ChannelCreate => channels::create(self, r).await,
+            E::ChannelList => channels::list(self, r).await,
+            E::ChannelGet => channels::get(self, p, r).await,
+            E::ChannelUpdate => channels::update(self, p, r).await,
+            E::ChannelRotateSecret => channels::rotate_secret(self, p, r).await,
+            E::ConversationCreate => conversations::create(self, r).await,
+            E::ConversationList => conversations::list(self, r).await,
+            E::ConversationGet => conversations::get(self, p, r).await,
+            E::ConversationClose => conversations::close(self, p, r).await,
+            E::ActivityCreate => activities::create(self, p, r).await,
+            E::ActivityList => activities::list(self, p, r).await,
+            E::TokenIssue => tokens::issue(self, r).await,
+            E::TokenRefresh => tokens::refresh(self, r).await,
+            E::DeliveryList => deliveries::list(self, r).await,
+            E::DeliveryGet => deliveries::get(self, p, r).await,
+            E::AdminTenantCreate => tenants_admin::create(self, r).await,
+            E::AdminTenantList => tenants_admin::list(self, r).await,
+            E::AdminTenantGet => tenants_admin::get(self, p).await,
+            E::AdminTenantUpdate => tenants_admin::update(self, p, r).await,
+            E::AdminTenantRotateKey => tenants_admin::rotate_key(self, p).await,
+            E::AdminChannelList => admin::channels(self, r).await,
+            E::AdminConversationList => admin::conversations(self, r).await,
+            E::AdminConversationGet => admin::conversation(self, p).await,
+            E::AdminActivityList => admin::activities(self, p, r).await,
+            E::AdminDeliveryList => admin::deliveries(self, r).await,
+            E::AdminDeliveryRetry => admin::retry_delivery(self, p).await,
+            E::AdminStats => admin::stats(self).await,
         }
     }
 }

@@ -13,6 +13,34 @@ pub enum Endpoint {
     Live,
     Ready,
     Metrics,
+    OpenApi,
+    ChannelCreate,
+    ChannelList,
+    ChannelGet,
+    ChannelUpdate,
+    ChannelRotateSecret,
+    ConversationCreate,
+    ConversationList,
+    ConversationGet,
+    ConversationClose,
+    ActivityCreate,
+    ActivityList,
+    TokenIssue,
+    TokenRefresh,
+    DeliveryList,
+    DeliveryGet,
+    AdminTenantCreate,
+    AdminTenantList,
+    AdminTenantGet,
+    AdminTenantUpdate,
+    AdminTenantRotateKey,
+    AdminChannelList,
+    AdminConversationList,
+    AdminConversationGet,
+    AdminActivityList,
+    AdminDeliveryList,
+    AdminDeliveryRetry,
+    AdminStats,
 }
 
 impl Endpoint {
@@ -21,6 +49,11 @@ impl Endpoint {
     pub fn pattern(self) -> &'static str {
         ROUTES.iter().find(|(_, _, e)| *e == self).map(|(_, p, _)| *p).unwrap_or("unknown")
     }
+
+    /// Admin endpoints sit behind the admin gate (token and address).
+    pub fn is_admin(self) -> bool {
+        self.pattern().starts_with("/admin/")
+    }
 }
 
 const ROUTES: &[(Method, &str, Endpoint)] = &[
@@ -28,7 +61,40 @@ const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::Get, "/health/live", Endpoint::Live),
     (Method::Get, "/health/ready", Endpoint::Ready),
     (Method::Get, "/metrics", Endpoint::Metrics),
+    (Method::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
+    (Method::Post, "/api/v1/channels", Endpoint::ChannelCreate),
+    (Method::Get, "/api/v1/channels", Endpoint::ChannelList),
+    (Method::Get, "/api/v1/channels/{id}", Endpoint::ChannelGet),
+    (Method::Patch, "/api/v1/channels/{id}", Endpoint::ChannelUpdate),
+    (Method::Post, "/api/v1/channels/{id}/rotate-secret", Endpoint::ChannelRotateSecret),
+    (Method::Post, "/api/v1/conversations", Endpoint::ConversationCreate),
+    (Method::Get, "/api/v1/conversations", Endpoint::ConversationList),
+    (Method::Get, "/api/v1/conversations/{id}", Endpoint::ConversationGet),
+    (Method::Post, "/api/v1/conversations/{id}/close", Endpoint::ConversationClose),
+    (Method::Post, "/api/v1/conversations/{id}/activities", Endpoint::ActivityCreate),
+    (Method::Get, "/api/v1/conversations/{id}/activities", Endpoint::ActivityList),
+    (Method::Post, "/api/v1/tokens", Endpoint::TokenIssue),
+    (Method::Post, "/api/v1/tokens/refresh", Endpoint::TokenRefresh),
+    (Method::Get, "/api/v1/deliveries", Endpoint::DeliveryList),
+    (Method::Get, "/api/v1/deliveries/{id}", Endpoint::DeliveryGet),
+    (Method::Post, "/admin/api/tenants", Endpoint::AdminTenantCreate),
+    (Method::Get, "/admin/api/tenants", Endpoint::AdminTenantList),
+    (Method::Get, "/admin/api/tenants/{id}", Endpoint::AdminTenantGet),
+    (Method::Patch, "/admin/api/tenants/{id}", Endpoint::AdminTenantUpdate),
+    (Method::Post, "/admin/api/tenants/{id}/rotate-key", Endpoint::AdminTenantRotateKey),
+    (Method::Get, "/admin/api/channels", Endpoint::AdminChannelList),
+    (Method::Get, "/admin/api/conversations", Endpoint::AdminConversationList),
+    (Method::Get, "/admin/api/conversations/{id}", Endpoint::AdminConversationGet),
+    (Method::Get, "/admin/api/conversations/{id}/activities", Endpoint::AdminActivityList),
+    (Method::Get, "/admin/api/deliveries", Endpoint::AdminDeliveryList),
+    (Method::Post, "/admin/api/deliveries/{id}/retry", Endpoint::AdminDeliveryRetry),
+    (Method::Get, "/admin/api/stats", Endpoint::AdminStats),
 ];
+
+/// Every (method, pattern) the router serves, for the OpenAPI check.
+pub fn routes() -> impl Iterator<Item = (&'static Method, &'static str)> {
+    ROUTES.iter().map(|(m, p, _)| (m, *p))
+}
 
 /// Path captures, in pattern order: `("id", "0190…")`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,6 +171,18 @@ mod tests {
             Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
             other => panic!("expected 405, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_endpoint_has_exactly_one_route() {
+        for (_, pattern, endpoint) in ROUTES {
+            assert_eq!(ROUTES.iter().filter(|(_, _, e)| e == endpoint).count(), 1, "{endpoint:?}");
+            assert_eq!(endpoint.pattern(), *pattern);
+        }
+        let endpoint = |m, p| route(&m, p).expect("route").0;
+        assert_eq!(endpoint(Method::Post, "/api/v1/tokens/refresh"), Endpoint::TokenRefresh);
+        assert_eq!(endpoint(Method::Patch, "/api/v1/channels/x"), Endpoint::ChannelUpdate);
+        assert!(Endpoint::AdminStats.is_admin() && !Endpoint::ChannelList.is_admin());
     }
 
     #[test]

@@ -8,13 +8,25 @@
 //! shards, while the [`Publisher`] is this shard's end of the mesh to the
 //! conversations' owner shards.
 
+pub mod activities;
+pub mod caller;
+pub mod channels;
+pub mod conversations;
+pub mod deliveries;
+mod error;
+pub mod input;
 pub mod publish;
+pub mod stats;
+pub mod tenants;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use converger_storage::Store;
 
 use crate::config::Config;
+pub use caller::Caller;
+pub use error::{ServiceError, ServiceResult};
 pub use publish::{PublishError, Publisher};
 
 /// What every operation can reach on this shard.

@@ -1,0 +1,67 @@
+//! Response bodies shared by the handlers: bare objects, cursor pages
+//! `{"data": […], "next_cursor": "…"|null}`, and a channel with its secret
+//! (only on create and rotate-secret).
+
+use converger_storage::{Channel, Entity, Id, Page, StoreError};
+use serde::Serialize;
+
+use super::{ApiError, Params};
+use crate::net::http::Response;
+
+#[derive(Serialize)]
+struct List<'a, T> {
+    data: &'a [T],
+    next_cursor: Option<String>,
+}
+
+/// A page of a list.
+pub fn page<T: Serialize>(page: &Page<T>) -> Response {
+    Response::json(200, &List { data: &page.items, next_cursor: page.next.map(|id| id.to_string()) })
+}
+
+/// A channel showing its secret.
+#[derive(Serialize)]
+pub struct WithSecret<'a> {
+    #[serde(flatten)]
+    pub channel: &'a Channel,
+    pub secret: &'a str,
+}
+
+pub fn channel_with_secret(status: u16, channel: &Channel) -> Response {
+    Response::json(status, &WithSecret { channel, secret: &channel.secret })
+}
+
+/// The `{id}` path parameter. A malformed id names nothing: 404, like an unknown one.
+pub fn path_id(params: &Params, entity: Entity) -> Result<Id, ApiError> {
+    params.get("id").and_then(|s| Id::parse_str(s).ok()).ok_or(ApiError::from(StoreError::NotFound(entity)))
+}
+
+#[cfg(test)]
+mod tests {
+    use converger_storage::{Json, Status, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn secret_only_where_asked_and_pages_carry_the_cursor() {
+        let channel = Channel {
+            id: Id::nil(),
+            tenant_id: Id::nil(),
+            name: "n".into(),
+            kind: "echo".into(),
+            secret: "cvs_s".into(),
+            config: Json::empty_object(),
+            status: Status::Active,
+            created_at: Timestamp::from_micros(0),
+            updated_at: Timestamp::from_micros(0),
+        };
+        let bare = serde_json::to_value(&channel).expect("json");
+        assert!(bare.get("secret").is_none());
+        let r = channel_with_secret(201, &channel);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!((v["secret"].as_str(), v["type"].as_str()), (Some("cvs_s"), Some("echo")));
+        let r = page(&Page { items: vec![1, 2], next: Some(Id::nil()) });
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(v, serde_json::json!({"data": [1, 2], "next_cursor": Id::nil().to_string()}));
+    }
+}

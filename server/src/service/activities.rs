@@ -1,0 +1,172 @@
+//! Activity operations: create through the [`super::Publisher`] (the one
+//! write path: owner shard, group commit, idempotency), and read a
+//! conversation's activities in seq order after a watermark.
+//!
+//! Idempotency: the key may come from the transport (an HTTP header) and/or
+//! the payload (`idempotency_key`); when both are given they must be equal,
+//! so a client never gets a replay keyed differently from what it believes.
+
+use converger_storage::{new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, Timestamp, Written};
+use serde_json::{Map, Value};
+
+use super::input::Fields;
+use super::{Caller, Hub, ServiceError, ServiceResult};
+
+/// Activity types a client may persist; `typing` is ephemeral (WebSocket only).
+pub const PERSISTED_TYPES: &[&str] = &["message", "event"];
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+pub const MAX_SENDER_BYTES: usize = 256;
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// A validated activity to write.
+#[derive(Debug)]
+pub struct ActivityInput {
+    pub kind: String,
+    pub text: Option<String>,
+    pub attachments: Option<Json>,
+    pub sender: String,
+    pub metadata: Json,
+    pub idempotency_key: Option<String>,
+}
+
+impl ActivityInput {
+    /// `{type?, text?, attachments?, sender, metadata?, idempotency_key?}`;
+    /// `transport_key` is the key the transport carried beside the payload.
+    pub fn from_json(map: Map<String, Value>, transport_key: Option<&str>) -> ServiceResult<ActivityInput> {
+        let f = Fields::new(map, &["type", "text", "attachments", "sender", "metadata", "idempotency_key"])?;
+        let kind = f.string("type", 32)?.unwrap_or_else(|| "message".into());
+        if kind == "typing" {
+            return Err(ServiceError::invalid("type", "`typing` is ephemeral: send it over a real-time connection"));
+        }
+        if !PERSISTED_TYPES.contains(&kind.as_str()) {
+            return Err(ServiceError::invalid(
+                "type",
+                format!("unknown activity type `{kind}` (expected message or event)"),
+            ));
+        }
+        let text = f.string("text", MAX_TEXT_BYTES)?;
+        let attachments = f.array_of_objects("attachments")?;
+        if kind == "message" && text.is_none() && attachments.is_none() {
+            return Err(ServiceError::invalid("text", "a message needs `text` or `attachments`"));
+        }
+        let field_key = f.non_blank_string("idempotency_key", MAX_IDEMPOTENCY_KEY_BYTES)?;
+        let idempotency_key = match (transport_key, field_key) {
+            (Some(h), Some(f)) if h != f => {
+                return Err(ServiceError::invalid(
+                    "idempotency_key",
+                    "the Idempotency-Key header and the `idempotency_key` field differ",
+                ))
+            }
+            (Some(h), _) => Some(check_key(h)?),
+            (None, f) => f,
+        };
+        Ok(ActivityInput {
+            kind,
+            text,
+            attachments,
+            sender: f.required_string("sender", MAX_SENDER_BYTES)?,
+            metadata: f.object("metadata")?.unwrap_or_else(Json::empty_object),
+            idempotency_key,
+        })
+    }
+}
+
+fn check_key(key: &str) -> ServiceResult<String> {
+    if key.trim().is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(ServiceError::invalid(
+            "idempotency_key",
+            format!("an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+impl Hub {
+    /// Writes one activity; answers once it is durable. A repeated idempotency
+    /// key answers `Written::Replay` with the original, even if the
+    /// conversation closed since.
+    pub async fn create_activity(
+        &self,
+        caller: Caller,
+        conversation_id: Id,
+        input: ActivityInput,
+    ) -> ServiceResult<Written> {
+        let new = NewActivity {
+            id: new_id(),
+            tenant_id: caller.tenant_id(),
+            conversation_id,
+            kind: input.kind,
+            text: input.text,
+            attachments: input.attachments,
+            sender: input.sender,
+            metadata: input.metadata,
+            idempotency_key: input.idempotency_key,
+            created_at: Timestamp::now(),
+            // Deliveries to the channel's adapter come with the delivery workers.
+            deliver_to: Vec::new(),
+        };
+        Ok(self.publisher.publish(new).await?)
+    }
+
+    /// Activities with seq > `after_seq` (at most `limit`), and the
+    /// conversation's last seq (never below the last one returned).
+    pub async fn list_activities(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        after_seq: i64,
+        limit: u32,
+    ) -> ServiceResult<(Vec<Activity>, i64)> {
+        let conversation = self.store.get_conversation(scope, conversation_id).await?;
+        let limit = PageRequest::clamp(limit);
+        let activities = self.store.read_range(scope, conversation_id, after_seq, limit).await?;
+        // A write may commit between the two reads: last_seq must still cover the page.
+        let last_seq = activities.last().map_or(conversation.last_seq, |a| a.seq.max(conversation.last_seq));
+        Ok((activities, last_seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn input(v: Value, header: Option<&str>) -> ServiceResult<ActivityInput> {
+        ActivityInput::from_json(v.as_object().cloned().expect("object"), header)
+    }
+
+    fn field(r: ServiceResult<ActivityInput>) -> String {
+        match r {
+            Err(ServiceError::Validation { field, .. }) => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_to_a_message_and_takes_the_key_from_header_or_field() {
+        let a = input(json!({"sender": "s", "text": "hi"}), Some("k1")).expect("ok");
+        assert_eq!((a.kind.as_str(), a.idempotency_key.as_deref()), ("message", Some("k1")));
+        let a = input(json!({"sender": "s", "text": "hi", "idempotency_key": "k2"}), None).expect("ok");
+        assert_eq!(a.idempotency_key.as_deref(), Some("k2"));
+        let a = input(json!({"sender": "s", "text": "hi", "idempotency_key": "k"}), Some("k")).expect("equal");
+        assert_eq!(a.idempotency_key.as_deref(), Some("k"));
+        let a = input(json!({"sender": "s", "type": "event"}), None).expect("an event needs no text");
+        assert_eq!(a.metadata.as_str(), "{}");
+    }
+
+    #[test]
+    fn refuses_typing_unknown_types_mismatched_keys_and_missing_fields() {
+        assert_eq!(field(input(json!({"sender": "s", "type": "typing"}), None)), "type");
+        assert_eq!(field(input(json!({"sender": "s", "type": "shout", "text": "x"}), None)), "type");
+        assert_eq!(
+            field(input(json!({"sender": "s", "text": "x", "idempotency_key": "a"}), Some("b"))),
+            "idempotency_key"
+        );
+        assert_eq!(field(input(json!({"text": "x"}), None)), "sender");
+        assert_eq!(field(input(json!({"sender": "s"}), None)), "text");
+        assert_eq!(field(input(json!({"sender": "s", "text": "x", "attachments": [1]}), None)), "attachments");
+        assert_eq!(field(input(json!({"sender": "s", "text": "x", "metadata": "m"}), None)), "metadata");
+        assert_eq!(field(input(json!({"sender": "s", "text": "x"}), Some(" "))), "idempotency_key");
+    }
+}

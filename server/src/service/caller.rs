@@ -1,0 +1,103 @@
+//! Who is calling: [`Caller`], and the [`Hub`] operations that turn a
+//! presented credential into one (storage lookups live here, the pure checks
+//! in `crate::auth`).
+//!
+//! - API key: hashed, then the tenant is looked up by hash (no comparison of
+//!   stored keys with input at all); an inactive tenant is refused (403).
+//! - Channel secret: the channel named by the request is read and its secret
+//!   compared in constant time; an unknown channel and a wrong secret get the
+//!   same answer, so a secret cannot be used to probe for channel ids.
+//! - Client token: signature and expiry checked with the configured JWT key.
+
+use converger_storage::{Id, Scope, Status, StoreError, Timestamp};
+
+use super::{Hub, ServiceResult};
+use crate::auth::{ct, jwt, keys, AuthError, Claims};
+
+/// An authenticated caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A tenant's API key: everything of that tenant.
+    Tenant(Id),
+    /// A channel secret: create conversations on, and issue tokens for, that one channel.
+    Channel { tenant_id: Id, channel_id: Id },
+}
+
+impl Caller {
+    pub fn tenant_id(self) -> Id {
+        match self {
+            Caller::Tenant(id) | Caller::Channel { tenant_id: id, .. } => id,
+        }
+    }
+
+    /// What the caller may read: its tenant.
+    pub fn scope(self) -> Scope {
+        Scope::Tenant(self.tenant_id())
+    }
+
+    /// The one channel a channel-secret caller is limited to.
+    pub fn channel(self) -> Option<Id> {
+        match self {
+            Caller::Tenant(_) => None,
+            Caller::Channel { channel_id, .. } => Some(channel_id),
+        }
+    }
+}
+
+const WRONG_SECRET: &str = "unknown channel or wrong channel secret";
+
+/// Seconds since the Unix epoch, as JWT claims count time.
+pub fn unix_now() -> i64 {
+    Timestamp::now().as_micros().div_euclid(1_000_000)
+}
+
+impl Hub {
+    /// The tenant whose API key this is.
+    pub async fn caller_by_api_key(&self, key: &str) -> ServiceResult<Caller> {
+        let hash = keys::hash_api_key(key);
+        match self.store.tenant_by_api_key_hash(&hash).await {
+            Ok(t) if t.status == Status::Active => Ok(Caller::Tenant(t.id)),
+            Ok(_) => Err(AuthError::TenantInactive.into()),
+            Err(StoreError::NotFound(_)) => Err(AuthError::Invalid("unknown API key").into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The channel `channel_id`, when `secret` is its secret.
+    pub async fn caller_by_channel_secret(&self, channel_id: Id, secret: &str) -> ServiceResult<Caller> {
+        let channel = match self.store.get_channel(Scope::Admin, channel_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => return Err(AuthError::Invalid(WRONG_SECRET).into()),
+            Err(e) => return Err(e.into()),
+        };
+        if !ct::eq(secret.as_bytes(), channel.secret.as_bytes()) {
+            return Err(AuthError::Invalid(WRONG_SECRET).into());
+        }
+        if channel.status != Status::Active {
+            return Err(AuthError::ChannelInactive.into());
+        }
+        if self.store.get_tenant(channel.tenant_id).await?.status != Status::Active {
+            return Err(AuthError::TenantInactive.into());
+        }
+        Ok(Caller::Channel { tenant_id: channel.tenant_id, channel_id })
+    }
+
+    /// The channel of conversation `conversation_id`, when `secret` is that channel's secret.
+    pub async fn caller_by_channel_secret_for_conversation(
+        &self,
+        conversation_id: Id,
+        secret: &str,
+    ) -> ServiceResult<Caller> {
+        match self.store.get_conversation(Scope::Admin, conversation_id).await {
+            Ok(c) => self.caller_by_channel_secret(c.channel_id, secret).await,
+            Err(StoreError::NotFound(_)) => Err(AuthError::Invalid(WRONG_SECRET).into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The claims of a valid, unexpired client token.
+    pub fn verify_token(&self, token: &str) -> ServiceResult<Claims> {
+        let key = self.config.jwt_secret.key.expose().as_bytes();
+        Ok(jwt::verify(token, key, unix_now()).map_err(AuthError::from)?)
+    }
+}

@@ -1,0 +1,82 @@
+//! Conversation operations: create on a channel, list, read, close.
+//!
+//! A channel-secret caller may create conversations only on its own channel;
+//! any other channel id answers like a missing channel (404), never 403, so
+//! the secret reveals nothing about the tenant's other channels.
+
+use converger_storage::{
+    Conversation, ConversationFilter, ConversationStatus, Entity, Id, Json, NewConversation, Page, PageRequest, Scope,
+    StoreError,
+};
+use serde_json::{Map, Value};
+
+use super::input::Fields;
+use super::{Caller, Hub, ServiceError, ServiceResult};
+
+pub const MAX_EXTERNAL_ID_BYTES: usize = 255;
+
+/// A validated conversation to create.
+#[derive(Debug)]
+pub struct NewConversationInput {
+    pub channel_id: Id,
+    pub metadata: Json,
+    pub external_id: Option<String>,
+}
+
+impl NewConversationInput {
+    /// `{channel_id, metadata?, external_id?}`.
+    pub fn from_json(map: Map<String, Value>) -> ServiceResult<NewConversationInput> {
+        let f = Fields::new(map, &["channel_id", "metadata", "external_id"])?;
+        Ok(NewConversationInput {
+            channel_id: f.required_id("channel_id")?,
+            metadata: f.object("metadata")?.unwrap_or_else(Json::empty_object),
+            external_id: f.non_blank_string("external_id", MAX_EXTERNAL_ID_BYTES)?,
+        })
+    }
+}
+
+/// Parses a conversation status filter value.
+pub fn parse_status(s: &str) -> ServiceResult<ConversationStatus> {
+    ConversationStatus::parse(s)
+        .ok_or_else(|| ServiceError::invalid("status", format!("unknown status `{s}` (expected active or closed)")))
+}
+
+impl Hub {
+    /// Creates a conversation; 404 for another tenant's (or another channel
+    /// secret's) channel, 409 `channel_inactive`, 409 `conflict` for a taken external_id.
+    pub async fn create_conversation(
+        &self,
+        caller: Caller,
+        input: NewConversationInput,
+    ) -> ServiceResult<Conversation> {
+        if caller.channel().is_some_and(|own| own != input.channel_id) {
+            return Err(StoreError::NotFound(Entity::Channel).into());
+        }
+        let new = NewConversation {
+            tenant_id: caller.tenant_id(),
+            channel_id: input.channel_id,
+            metadata: input.metadata,
+            external_id: input.external_id,
+        };
+        Ok(self.store.create_conversation(new).await?)
+    }
+
+    pub async fn list_conversations(
+        &self,
+        scope: Scope,
+        filter: ConversationFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Conversation>> {
+        Ok(self.store.list_conversations(scope, filter, page).await?)
+    }
+
+    pub async fn get_conversation(&self, scope: Scope, id: Id) -> ServiceResult<Conversation> {
+        Ok(self.store.get_conversation(scope, id).await?)
+    }
+
+    /// Closes the conversation (closing a closed one changes nothing); later
+    /// writes answer `conversation_closed`.
+    pub async fn close_conversation(&self, scope: Scope, id: Id) -> ServiceResult<Conversation> {
+        Ok(self.store.close_conversation(scope, id).await?)
+    }
+}
