@@ -6,3 +6,4 @@ mod health;
 mod http_protocol;
 mod lifecycle;
 mod startup_errors;
+mod write_path;
