@@ -3,6 +3,7 @@
 //! waits for its ready line, and kills it on drop. [`http`] is a tiny blocking
 //! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests.
 
+pub mod api;
 pub mod bin;
 pub mod http;
 pub mod pg;

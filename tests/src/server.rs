@@ -17,7 +17,7 @@ use crate::bin::converger_command;
 use crate::http::{self, Reply};
 use crate::pg::PgSchema;
 
-/// Admin token every test server is started with.
+/// Admin token every test server is started with, unless the test passes its own `--admin-token`.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// JWT secret every test server is started with.
 pub const JWT_SECRET: &str = "test-jwt-secret";
@@ -175,10 +175,14 @@ struct Launched {
 
 fn launch(data: &Path, schema: Option<&PgSchema>, extra_args: &[String]) -> Result<Launched, StartError> {
     let mut cmd = converger_command();
+    // The default admin token, unless the test brings its own (an empty one disables the admin API).
+    if !extra_args.iter().any(|a| a == "--admin-token") {
+        cmd.args(["--admin-token", ADMIN_TOKEN]);
+    }
     cmd.args(["--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data)
-        .args(["--admin-token", ADMIN_TOKEN, "--jwt-secret", JWT_SECRET, "--shards", "2"])
+        .args(["--jwt-secret", JWT_SECRET, "--shards", "2"])
         .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,9 +1,37 @@
 //! End-to-end tests: each starts the real `converger` binary (see the
 //! `converger-e2e` harness) and talks to it over sockets, as clients do.
 
+/// Runs each scenario `fn name(&TestServer)` as two tests, `name::embedded`
+/// and `name::postgres` (the latter returns at once without a database).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$name(&converger_e2e::TestServer::embedded());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(server) = converger_e2e::TestServer::postgres() {
+                    super::$name(&server);
+                }
+            }
+        }
+    )*};
+}
+
+mod admin;
 mod cli;
 mod health;
 mod http_protocol;
+mod isolation;
 mod lifecycle;
+mod rest_activities;
+mod rest_auth;
+mod rest_channels;
+mod rest_conversations;
+mod rest_errors;
+mod rest_tokens;
 mod startup_errors;
 mod write_path;

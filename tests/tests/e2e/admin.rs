@@ -1,0 +1,117 @@
+//! The admin API: it needs the admin token AND an allowed client address; it
+//! is off without a configured token; tenants, cross-tenant lists, a
+//! conversation's activities, deliveries and stats.
+
+use converger_e2e::api::{assert_error, create_tenant, expect, Client, Fixture};
+use converger_e2e::server::ADMIN_TOKEN;
+use converger_e2e::TestServer;
+use serde_json::json;
+
+on_both_backends!(
+    tenants_are_created_listed_read_updated_and_rekeyed,
+    lists_span_tenants_and_filter_by_tenant,
+    stats_count_rows
+);
+
+fn tenants_are_created_listed_read_updated_and_rekeyed(server: &TestServer) {
+    let admin = Client::admin(server);
+    let created = expect(&admin.post("/admin/api/tenants", &json!({"name": "acme"})), 201);
+    let tenant = &created["tenant"];
+    assert!(created["api_key"].as_str().is_some_and(|k| k.starts_with("cvg_")));
+    assert_eq!((tenant["name"].clone(), tenant["status"].clone()), (json!("acme"), json!("active")));
+    for key in ["id", "created_at", "updated_at"] {
+        assert!(tenant[key].is_string(), "{key}: {tenant}");
+    }
+    assert!(!created.to_string().contains("hash"), "never the key hash: {created}");
+    let path = format!("/admin/api/tenants/{}", tenant["id"].as_str().expect("id"));
+    assert_eq!(&expect(&admin.get(&path), 200), tenant);
+    let renamed = expect(&admin.patch(&path, &json!({"name": "acme2", "status": "inactive"})), 200);
+    assert_eq!((renamed["name"].clone(), renamed["status"].clone()), (json!("acme2"), json!("inactive")));
+    assert_eq!(
+        assert_error(&admin.patch(&path, &json!({"status": "gone"})), 422, "validation_failed")["field"],
+        "status"
+    );
+    assert_eq!(assert_error(&admin.post("/admin/api/tenants", &json!({})), 422, "validation_failed")["field"], "name");
+    let rekeyed = expect(&admin.post(&format!("{path}/rotate-key"), &json!({})), 200);
+    assert_ne!(rekeyed["api_key"], created["api_key"]);
+    assert_eq!(rekeyed["tenant"]["id"], tenant["id"]);
+    create_tenant(server, "second");
+    let page = expect(&admin.get("/admin/api/tenants?limit=1"), 200);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1));
+    let rest =
+        expect(&admin.get(&format!("/admin/api/tenants?cursor={}", page["next_cursor"].as_str().expect("more"))), 200);
+    assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
+    assert_error(&admin.get("/admin/api/tenants/0190f0f0-0000-7000-8000-000000000000"), 404, "not_found");
+    assert_error(&admin.post("/admin/api/tenants/nope/rotate-key", &json!({})), 404, "not_found");
+}
+
+fn lists_span_tenants_and_filter_by_tenant(server: &TestServer) {
+    let a = Fixture::new(server, "a");
+    let b = Fixture::new(server, "b");
+    let admin = Client::admin(server);
+    let count = |path: &str| expect(&admin.get(path), 200)["data"].as_array().map(Vec::len).expect("data");
+    assert_eq!(count("/admin/api/channels"), 2);
+    assert_eq!(count(&format!("/admin/api/channels?tenant_id={}", a.tenant.id)), 1);
+    assert_eq!(count("/admin/api/channels?status=inactive"), 0);
+    assert_eq!(count("/admin/api/conversations"), 2);
+    assert_eq!(count(&format!("/admin/api/conversations?tenant_id={}&status=active", b.tenant.id)), 1);
+    assert_eq!(count(&format!("/admin/api/conversations?channel_id={}", b.channel_id())), 1);
+    expect(&b.client(server).post(&b.activities_path(), &json!({"sender": "u", "text": "hi"})), 201);
+    let conv = expect(&admin.get(&format!("/admin/api/conversations/{}", b.conversation_id())), 200);
+    assert_eq!(conv["last_seq"], 1);
+    let acts =
+        expect(&admin.get(&format!("/admin/api/conversations/{}/activities?after_seq=0", b.conversation_id())), 200);
+    assert_eq!((acts["data"][0]["text"].clone(), acts["last_seq"].clone()), (json!("hi"), json!(1)));
+    let deliveries = expect(&admin.get("/admin/api/deliveries?status=failed"), 200);
+    assert_eq!(deliveries, json!({"data": [], "next_cursor": null}));
+    assert_error(&admin.get("/admin/api/deliveries?status=lost"), 400, "invalid_parameter");
+    assert_error(
+        &admin.post("/admin/api/deliveries/0190f0f0-0000-7000-8000-000000000000/retry", &json!({})),
+        404,
+        "not_found",
+    );
+    assert_error(&admin.get("/admin/api/conversations?tenant_id=x"), 400, "invalid_parameter");
+}
+
+fn stats_count_rows(server: &TestServer) {
+    let f = Fixture::new(server, "stats");
+    expect(&f.client(server).post(&f.activities_path(), &json!({"sender": "u", "text": "hi"})), 201);
+    let stats = expect(&Client::admin(server).get("/admin/api/stats"), 200);
+    assert_eq!(
+        stats,
+        json!({"tenants": 1, "channels": 1, "conversations": 1, "activities": 1,
+               "deliveries": {"pending": 0, "delivered": 0, "failed": 0}, "connections": 0})
+    );
+}
+
+#[test]
+fn admin_needs_the_token() {
+    let server = TestServer::embedded();
+    let reply = Client::anonymous(&server).get("/admin/api/tenants");
+    assert_error(&reply, 401, "unauthorized");
+    assert_error(&Client::bearer(&server, "wrong-token").get("/admin/api/tenants"), 401, "unauthorized");
+    let plain = server.request("GET", "/admin/api/stats", &[("authorization", ADMIN_TOKEN)], b"");
+    assert_error(&plain, 401, "unauthorized");
+    // A tenant key is not the admin token.
+    let tenant = create_tenant(&server, "t");
+    assert_error(&Client::bearer(&server, &tenant.api_key).get("/admin/api/tenants"), 401, "unauthorized");
+    assert_eq!(Client::admin(&server).get("/admin/api/stats").status, 200);
+}
+
+#[test]
+fn admin_refuses_an_address_outside_the_allow_list_even_with_the_token() {
+    // The test client connects from loopback, which this list leaves out.
+    let server = TestServer::embedded_with(&["--admin-allow", "10.0.0.0/8"]);
+    let reply = Client::admin(&server).get("/admin/api/tenants");
+    assert_error(&reply, 403, "forbidden");
+    assert_error(&Client::admin(&server).post("/admin/api/tenants", &json!({"name": "x"})), 403, "forbidden");
+    assert_error(&Client::anonymous(&server).get("/admin/api/stats"), 403, "forbidden");
+}
+
+#[test]
+fn admin_api_is_off_without_a_configured_token() {
+    let server = TestServer::embedded_with(&["--admin-token", ""]);
+    assert_error(&Client::bearer(&server, "anything").get("/admin/api/tenants"), 404, "admin_disabled");
+    assert_error(&Client::anonymous(&server).post("/admin/api/tenants", &json!({"name": "x"})), 404, "admin_disabled");
+    assert_eq!(server.get("/health").status, 200);
+}
