@@ -18,6 +18,8 @@ pub mod input;
 pub mod publish;
 pub mod stats;
 pub mod tenants;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -1,0 +1,89 @@
+//! The authentication operations of the `Hub` against a real embedded store:
+//! API keys, channel secrets and client tokens, each accepted and refused.
+
+use std::sync::Arc;
+
+use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
+use converger_storage::{ConversationStatus, Status, Store};
+use serde_json::json;
+
+use super::channels::NewChannelInput;
+use super::conversations::NewConversationInput;
+use super::tenants::TenantPatchInput;
+use super::tokens::TokenInput;
+use super::{Caller, Hub, Publisher, ServiceError};
+use crate::auth::AuthError;
+use crate::config::{Config, FileConfig, Options};
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build().expect("runtime");
+    rt.block_on(f)
+}
+
+fn hub(dir: &std::path::Path) -> Hub {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("store"));
+    let config = Config::resolve(Options::default(), FileConfig::default()).expect("config");
+    Hub::new(store.clone(), Arc::new(config), Publisher::direct(store))
+}
+
+fn map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().expect("object")
+}
+
+fn auth_error<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> AuthError {
+    match r {
+        Err(ServiceError::Auth(e)) => e,
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+}
+
+#[test]
+fn api_keys_authenticate_their_tenant_until_disabled_or_rotated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = hub(dir.path());
+    run(async {
+        let (tenant, key) = hub.create_tenant("t".into()).await.expect("tenant");
+        assert_eq!(hub.caller_by_api_key(&key).await.expect("caller"), Caller::Tenant(tenant.id));
+        assert!(matches!(auth_error(hub.caller_by_api_key("cvg_unknown").await), AuthError::Invalid(_)));
+        let inactive = TenantPatchInput { status: Some(Status::Inactive), ..Default::default() };
+        hub.update_tenant(tenant.id, inactive).await.expect("disable");
+        assert!(matches!(auth_error(hub.caller_by_api_key(&key).await), AuthError::TenantInactive));
+        let active = TenantPatchInput { status: Some(Status::Active), ..Default::default() };
+        hub.update_tenant(tenant.id, active).await.expect("enable");
+        let (_, new_key) = hub.rotate_tenant_key(tenant.id).await.expect("rotate");
+        assert!(matches!(auth_error(hub.caller_by_api_key(&key).await), AuthError::Invalid(_)));
+        assert_eq!(hub.caller_by_api_key(&new_key).await.expect("new key"), Caller::Tenant(tenant.id));
+    });
+}
+
+#[test]
+fn channel_secrets_open_their_channel_and_tokens_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = hub(dir.path());
+    run(async {
+        let (tenant, _) = hub.create_tenant("t".into()).await.expect("tenant");
+        let caller = Caller::Tenant(tenant.id);
+        let input = NewChannelInput::from_json(map(json!({"name": "c", "type": "echo"}))).expect("input");
+        let channel = hub.create_channel(caller, input).await.expect("channel");
+        let by_secret = hub.caller_by_channel_secret(channel.id, &channel.secret).await.expect("secret");
+        assert_eq!(by_secret, Caller::Channel { tenant_id: tenant.id, channel_id: channel.id });
+        let wrong = hub.caller_by_channel_secret(channel.id, "cvs_wrong").await;
+        assert!(matches!(auth_error(wrong), AuthError::Invalid(_)));
+        let conv_input = NewConversationInput::from_json(map(json!({"channel_id": channel.id}))).expect("input");
+        let conversation = hub.create_conversation(by_secret, conv_input).await.expect("conversation");
+        assert_eq!(conversation.status, ConversationStatus::Active);
+        let token_input = TokenInput { conversation_id: conversation.id, sender: "s".into(), ttl_seconds: 60 };
+        let issued = hub.issue_token(by_secret, token_input).await.expect("token");
+        let claims = hub.verify_token(&issued.token).expect("verifies");
+        assert_eq!(
+            (claims.tenant_id, claims.conversation_id, claims.exp - claims.iat),
+            (tenant.id, conversation.id, 60)
+        );
+        let refreshed = hub.refresh_token(&issued.token).await.expect("refresh");
+        assert_ne!(hub.verify_token(&refreshed.token).expect("verifies").jti, claims.jti);
+        let rotated = hub.rotate_channel_secret(caller.scope(), channel.id).await.expect("rotate");
+        let old = hub.caller_by_channel_secret(channel.id, &channel.secret).await;
+        assert!(matches!(auth_error(old), AuthError::Invalid(_)));
+        assert!(hub.caller_by_channel_secret(channel.id, &rotated.secret).await.is_ok());
+    });
+}
