@@ -96,10 +96,9 @@ pub fn verified_payload(token: &str, key: &[u8]) -> Result<Vec<u8>, JwtError> {
 }
 
 fn mac(key: &[u8], data: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length (long ones are hashed), so this cannot fail;
-    // the fallback only keeps the function total.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key)
-        .unwrap_or_else(|_| Hmac::<Sha256>::new_from_slice(&[0u8; 32]).expect("a 32-byte HMAC key"));
+    // HMAC takes keys of any length (long ones are hashed first), so this is an
+    // invariant, not input handling. A silent fallback key would be far worse.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC-SHA256 accepts a key of any length");
     mac.update(data);
     mac
 }
