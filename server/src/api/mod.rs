@@ -47,18 +47,18 @@ impl App {
     /// An app without shards: publishes go straight to the store (tests).
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> App {
         let registry = Registry::new(1);
-        App::for_shard(store.clone(), config, Publisher::direct(store), registry.shard(0), registry)
+        let hub = Hub::new(store.clone(), config.clone(), Publisher::direct(store.clone()));
+        App::for_shard(store, config, hub, registry.shard(0), registry)
     }
 
     /// The app of one shard, publishing through the owner shards.
     pub fn for_shard(
         store: Arc<dyn Store>,
         config: Arc<Config>,
-        publisher: Publisher,
+        hub: Hub,
         metrics: Arc<ShardMetrics>,
         registry: Registry,
     ) -> App {
-        let hub = Hub::new(store.clone(), config.clone(), publisher);
         App { store, config, hub, metrics, registry }
     }
 

@@ -3,7 +3,8 @@
 //! in `crate::auth`).
 //!
 //! - API key: hashed, then the tenant is looked up by hash (no comparison of
-//!   stored keys with input at all); an inactive tenant is refused (403).
+//!   stored keys with input at all); an inactive tenant is refused (403). Active
+//!   answers are remembered per shard (see [`super::auth_cache`]).
 //! - Channel secret: the channel named by the request is read and its secret
 //!   compared in constant time; an unknown channel and a wrong secret get the
 //!   same answer, so a secret cannot be used to probe for channel ids.
@@ -55,8 +56,15 @@ impl Hub {
     /// The tenant whose API key this is.
     pub async fn caller_by_api_key(&self, key: &str) -> ServiceResult<Caller> {
         let hash = keys::hash_api_key(key);
+        if let Some(tenant) = self.auth_cache.get(&hash) {
+            return Ok(Caller::Tenant(tenant));
+        }
+        let epoch = self.auth_cache.epoch().current();
         match self.store.tenant_by_api_key_hash(&hash).await {
-            Ok(t) if t.status == Status::Active => Ok(Caller::Tenant(t.id)),
+            Ok(t) if t.status == Status::Active => {
+                self.auth_cache.remember(hash, t.id, epoch);
+                Ok(Caller::Tenant(t.id))
+            }
             Ok(_) => Err(AuthError::TenantInactive.into()),
             Err(StoreError::NotFound(_)) => Err(AuthError::Invalid("unknown API key").into()),
             Err(e) => Err(e.into()),

@@ -9,6 +9,7 @@
 //! conversations' owner shards.
 
 pub mod activities;
+pub mod auth_cache;
 pub mod caller;
 pub mod channels;
 pub mod conversations;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use converger_storage::Store;
 
 use crate::config::Config;
+pub use auth_cache::{AuthCache, TenantEpoch};
 pub use caller::Caller;
 pub use error::{ServiceError, ServiceResult};
 pub use publish::{PublishError, Publisher};
@@ -36,10 +38,18 @@ pub struct Hub {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub publisher: Publisher,
+    /// API keys this shard resolved recently (see [`auth_cache`]).
+    pub auth_cache: AuthCache,
 }
 
 impl Hub {
+    /// A hub with its own tenant epoch (one shard, or tests).
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher) -> Hub {
-        Hub { store, config, publisher }
+        Hub::sharing(store, config, publisher, TenantEpoch::default())
+    }
+
+    /// A shard's hub; `epoch` is shared by every shard of the process.
+    pub fn sharing(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher, epoch: TenantEpoch) -> Hub {
+        Hub { store, config, publisher, auth_cache: AuthCache::new(epoch) }
     }
 }

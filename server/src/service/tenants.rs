@@ -58,13 +58,18 @@ impl Hub {
     /// Renames or enables/disables; a disabled tenant's keys answer 403 at once.
     pub async fn update_tenant(&self, id: Id, patch: TenantPatchInput) -> ServiceResult<Tenant> {
         let patch = TenantPatch { name: patch.name, status: patch.status, api_key_hash: None };
-        Ok(self.store.update_tenant(id, patch).await?)
+        let updated = self.store.update_tenant(id, patch).await;
+        // Before answering: every shard's remembered keys are retired.
+        self.auth_cache.epoch().bump();
+        Ok(updated?)
     }
 
     /// Replaces the API key; the old one stops working at once.
     pub async fn rotate_tenant_key(&self, id: Id) -> ServiceResult<(Tenant, String)> {
         let (key, hash) = keys::generate_api_key()?;
         let patch = TenantPatch { api_key_hash: Some(hash), ..TenantPatch::default() };
-        Ok((self.store.update_tenant(id, patch).await?, key))
+        let updated = self.store.update_tenant(id, patch).await;
+        self.auth_cache.epoch().bump();
+        Ok((updated?, key))
     }
 }

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::metrics::Registry;
 use crate::net::http::{conn, Limits};
 use crate::net::Listeners;
-use crate::service::Publisher;
+use crate::service::{Hub, Publisher, TenantEpoch};
 use mesh::{MeshEnd, MeshMsg};
 use owner::Owner;
 use quiesce::{Arrival, Quiesce};
@@ -68,6 +68,7 @@ impl Shards {
         let mut threads = Vec::new();
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
+        let tenant_epoch = TenantEpoch::default();
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         for (id, ((http, binary), mesh)) in pairs.zip(mesh::build(n)).enumerate() {
             let shard = ShardSetup {
@@ -78,6 +79,7 @@ impl Shards {
                 ready: ready_tx.clone(),
                 mesh,
                 metrics: metrics.clone(),
+                tenant_epoch: tenant_epoch.clone(),
                 arrival: quiesce.arrival(),
             };
             let spawned =
@@ -132,6 +134,8 @@ struct ShardSetup {
     ready: Ready,
     mesh: MeshEnd,
     metrics: Registry,
+    /// Shared by all shards: bumped by every tenant change (auth cache).
+    tenant_epoch: TenantEpoch,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
 }
@@ -171,7 +175,8 @@ impl ShardSetup {
         let all_quiet = self.arrival.all_quiet();
         let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), all_quiet.clone()));
         let publisher = Publisher::through_owners(owner.clone(), outbox);
-        let app = Rc::new(App::for_shard(self.store, self.config.clone(), publisher, shard_metrics, self.metrics));
+        let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
+        let app = Rc::new(App::for_shard(self.store, self.config.clone(), hub, shard_metrics, self.metrics));
         let tracker = ConnTracker::default();
         let abort = Shutdown::new();
         let limits = Limits {

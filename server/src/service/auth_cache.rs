@@ -1,0 +1,100 @@
+//! A shard-local memory of which API key (by hash) belongs to which active
+//! tenant, so the hot path — every REST write — skips a storage read.
+//!
+//! Kept honest two ways:
+//! - every tenant change made through this node (disable, rename, key
+//!   rotation) bumps one epoch shared by all shards *before* it answers, and an
+//!   entry remembered under an older epoch is not used: such a change takes
+//!   effect on every shard at once. The epoch is read before the storage
+//!   lookup, so a lookup racing a change is remembered as already old.
+//! - entries expire after [`TTL`], which bounds how long a change made through
+//!   another node (sharing the database) takes to be seen here.
+//!
+//! Only positive answers are remembered: an unknown or disabled key always
+//! reaches storage, and random keys cannot fill the map.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use converger_storage::Id;
+
+/// How long a remembered key is trusted without asking storage again.
+pub const TTL: Duration = Duration::from_secs(2);
+/// Entries kept per shard before the map is emptied and refilled on demand.
+const CAPACITY: usize = 10_000;
+
+/// Shared by every shard of the process; bumped by every tenant change.
+#[derive(Clone, Default)]
+pub struct TenantEpoch(Arc<AtomicU64>);
+
+impl TenantEpoch {
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+struct Entry {
+    tenant: Id,
+    epoch: u64,
+    at: Instant,
+}
+
+pub struct AuthCache {
+    epoch: TenantEpoch,
+    entries: RefCell<HashMap<[u8; 32], Entry>>,
+}
+
+impl AuthCache {
+    pub fn new(epoch: TenantEpoch) -> AuthCache {
+        AuthCache { epoch, entries: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn epoch(&self) -> &TenantEpoch {
+        &self.epoch
+    }
+
+    /// The active tenant of this key hash, if remembered and still trusted.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<Id> {
+        let entries = self.entries.borrow();
+        let e = entries.get(hash)?;
+        (e.epoch == self.epoch.current() && e.at.elapsed() < TTL).then_some(e.tenant)
+    }
+
+    /// Remembers an active tenant found by a lookup that started at `epoch`.
+    pub fn remember(&self, hash: [u8; 32], tenant: Id, epoch: u64) {
+        let mut entries = self.entries.borrow_mut();
+        if entries.len() >= CAPACITY && !entries.contains_key(&hash) {
+            entries.clear();
+        }
+        entries.insert(hash, Entry { tenant, epoch, at: Instant::now() });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use converger_storage::new_id;
+
+    #[test]
+    fn a_tenant_change_anywhere_retires_every_entry_at_once() {
+        let epoch = TenantEpoch::default();
+        let (a, b) = (AuthCache::new(epoch.clone()), AuthCache::new(epoch.clone()));
+        let t = new_id();
+        a.remember([1; 32], t, epoch.current());
+        assert_eq!(a.get(&[1; 32]), Some(t));
+        epoch.bump(); // e.g. shard B disabled a tenant
+        assert_eq!(a.get(&[1; 32]), None);
+        // A lookup that began before the change is remembered as old.
+        let before = epoch.current();
+        epoch.bump();
+        b.remember([2; 32], t, before);
+        assert_eq!(b.get(&[2; 32]), None);
+    }
+}
