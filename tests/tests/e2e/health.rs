@@ -44,3 +44,28 @@ fn unknown_route_is_a_json_404_and_wrong_method_a_405() {
     assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET, HEAD"));
 }
+
+#[test]
+fn metrics_count_requests_and_committed_activities_across_shards() {
+    let server = TestServer::embedded();
+    let f = converger_e2e::api::Fixture::new(&server, "metrics");
+    let client = f.client(&server);
+    for i in 0..5 {
+        let reply = client.post(&f.activities_path(), &serde_json::json!({"sender": "m", "text": format!("{i}")}));
+        assert_eq!(reply.status, 201);
+    }
+    let page = server.get("/metrics");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+    let text = page.text();
+    let value = |prefix: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+    };
+    assert_eq!(value("converger_activities_committed_total "), 5.0);
+    let route = "converger_http_requests_total{route=\"/api/v1/conversations/{id}/activities\",status=\"201\"} ";
+    assert_eq!(value(route), 5.0, "requests are labelled by route pattern, not by path");
+    assert!(value("converger_batch_size_count ") >= 1.0);
+    assert!(value("converger_commit_seconds_count ") >= 1.0);
+    assert!(text.contains("converger_publish_queue_depth "));
+}

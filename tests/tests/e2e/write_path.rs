@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use converger_e2e::server::ADMIN_TOKEN;
+use converger_e2e::api::Fixture;
 use converger_e2e::{Conn, TestServer};
 use serde_json::{json, Value};
 
@@ -18,6 +18,11 @@ use serde_json::{json, Value};
 struct Setup {
     api_key: String,
     conversation: String,
+}
+
+fn setup(server: &TestServer) -> Setup {
+    let f = Fixture::new(server, "load");
+    Setup { api_key: f.tenant.api_key.clone(), conversation: f.conversation_id().to_string() }
 }
 
 /// One JSON request on a kept-alive connection; `None` when the connection broke.
@@ -41,20 +46,6 @@ fn try_call(
 
 fn call(conn: &mut Conn, method: &str, path: &str, bearer: &str, extra: &[(&str, &str)], body: &Value) -> (u16, Value) {
     try_call(conn, method, path, bearer, extra, body).expect("the server answered")
-}
-
-fn setup(addr: SocketAddr) -> Setup {
-    let mut c = Conn::open(addr).expect("connect");
-    let (status, tenant) = call(&mut c, "POST", "/admin/api/tenants", ADMIN_TOKEN, &[], &json!({"name": "load"}));
-    assert_eq!(status, 201, "{tenant}");
-    let api_key = tenant["api_key"].as_str().expect("api_key").to_string();
-    let body = json!({"name": "ws", "type": "websocket", "config": {}});
-    let (status, channel) = call(&mut c, "POST", "/api/v1/channels", &api_key, &[], &body);
-    assert_eq!(status, 201, "{channel}");
-    let body = json!({"channel_id": channel["id"]});
-    let (status, conversation) = call(&mut c, "POST", "/api/v1/conversations", &api_key, &[], &body);
-    assert_eq!(status, 201, "{conversation}");
-    Setup { api_key, conversation: conversation["id"].as_str().expect("id").to_string() }
 }
 
 fn activities_path(s: &Setup) -> String {
@@ -91,7 +82,7 @@ fn fifty_writers(server: &TestServer) {
     const WRITERS: usize = 50;
     const EACH: usize = 20;
     let addr = server.http_addr();
-    let s = Arc::new(setup(addr));
+    let s = Arc::new(setup(server));
     let barrier = Arc::new(Barrier::new(WRITERS));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -136,7 +127,7 @@ fn fifty_concurrent_writers_get_gap_free_seqs_on_postgres() {
 fn raced_key(server: &TestServer) {
     const RACERS: usize = 10;
     let addr = server.http_addr();
-    let s = Arc::new(setup(addr));
+    let s = Arc::new(setup(server));
     let barrier = Arc::new(Barrier::new(RACERS));
     let racers: Vec<_> = (0..RACERS)
         .map(|r| {
@@ -179,7 +170,7 @@ fn kill_nine(mut server: TestServer) {
     /// Acknowledgements to see before the kill, so it lands mid-load.
     const BEFORE_KILL: usize = 300;
     let addr = server.http_addr();
-    let s = Arc::new(setup(addr));
+    let s = Arc::new(setup(&server));
     let acks = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
