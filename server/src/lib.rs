@@ -10,6 +10,7 @@ pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod realtime;
 pub mod run;
 pub mod server;
 pub mod service;

@@ -110,3 +110,47 @@ impl Store for StubStore {
         no()
     }
 }
+
+/// A tenant, a channel and a conversation in `store`: (tenant id, conversation id).
+pub async fn conversation_in(store: &dyn Store) -> (Id, Id) {
+    let t = store
+        .create_tenant(NewTenant {
+            name: "t".into(),
+            api_key_hash: *new_id().as_bytes().repeat(2).first_chunk().expect("32 bytes"),
+        })
+        .await
+        .expect("tenant");
+    let ch = NewChannel {
+        tenant_id: t.id,
+        name: "c".into(),
+        kind: "websocket".into(),
+        secret: "s".into(),
+        config: Json::empty_object(),
+    };
+    let ch = store.create_channel(ch).await.expect("channel");
+    let conv =
+        NewConversation { tenant_id: t.id, channel_id: ch.id, metadata: Json::empty_object(), external_id: None };
+    (t.id, store.create_conversation(conv).await.expect("conversation").id)
+}
+
+/// A message activity to publish.
+pub fn message(tenant: Id, conversation: Id) -> NewActivity {
+    NewActivity {
+        id: new_id(),
+        tenant_id: tenant,
+        conversation_id: conversation,
+        kind: "message".into(),
+        text: Some("hi".into()),
+        attachments: None,
+        sender: "u".into(),
+        metadata: Json::empty_object(),
+        idempotency_key: None,
+        created_at: Timestamp::now(),
+        deliver_to: Vec::new(),
+    }
+}
+
+/// A monoio runtime (epoll, with timers) for tests that drive shard code.
+pub fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+    monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("runtime")
+}

@@ -34,6 +34,11 @@ pub enum MeshMsg {
     /// Activities the sender (their owner) just committed, in seq order, for the
     /// target's local subscribers. Shared, not copied, across targets.
     Committed(Arc<[Activity]>),
+    /// The sender has subscribers of a conversation the target owns: forward its
+    /// commits from now on, then answer.
+    Subscribe { conversation: converger_storage::Id, shard: usize, reply: futures_channel::oneshot::Sender<()> },
+    /// The sender's last subscriber of the conversation left.
+    Unsubscribe { conversation: converger_storage::Id, shard: usize },
 }
 
 /// Builds the mesh for `n` shards: one [`MeshEnd`] per shard, in shard order.
@@ -167,7 +172,7 @@ mod tests {
     fn seq_of(msg: &MeshMsg) -> i64 {
         match msg {
             MeshMsg::Committed(a) => a[0].seq,
-            MeshMsg::Publish(_) => -1,
+            _ => -1,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::metrics::Registry;
 use crate::net::http::{conn, Limits};
 use crate::net::Listeners;
+use crate::realtime::Realtime;
 use crate::service::{Hub, Publisher, TenantEpoch};
 use mesh::{MeshEnd, MeshMsg};
 use owner::Owner;
@@ -171,9 +172,10 @@ impl ShardSetup {
         let shard_metrics = self.metrics.shard(id);
         let owner = Owner::new(self.store.clone(), shard_metrics.clone());
         let outbox = Rc::new(self.mesh.outbox);
-        let owner_task = monoio::spawn(owner.clone().run(outbox.clone()));
+        let realtime = Realtime::new(self.store.clone(), owner.clone(), outbox.clone());
+        let owner_task = monoio::spawn(owner.clone().run(outbox.clone(), realtime.clone()));
         let all_quiet = self.arrival.all_quiet();
-        let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), all_quiet.clone()));
+        let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), realtime.clone(), all_quiet.clone()));
         let publisher = Publisher::through_owners(owner.clone(), outbox);
         let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
         let app = Rc::new(App::for_shard(self.store, self.config.clone(), hub, shard_metrics, self.metrics));
@@ -240,7 +242,7 @@ impl ShardSetup {
 
 /// Delivers what other shards send this one, until every shard is quiet; then
 /// takes what is still in the rings and stops.
-async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, all_quiet: Shutdown) {
+async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime: Rc<Realtime>, all_quiet: Shutdown) {
     let mut messages = Vec::new();
     loop {
         monoio::select! {
@@ -248,20 +250,24 @@ async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, all_quiet: Shutdown
             _ = all_quiet.wait() => break,
         }
         for message in messages.drain(..) {
-            deliver(message, &owner);
+            deliver(message, &owner, &realtime);
         }
     }
     inbox.drain_now(&mut messages);
     for message in messages.drain(..) {
-        deliver(message, &owner);
+        deliver(message, &owner, &realtime);
     }
 }
 
-fn deliver(message: MeshMsg, owner: &Owner) {
+fn deliver(message: MeshMsg, owner: &Owner, realtime: &Rc<Realtime>) {
     match message {
         MeshMsg::Publish(request) => owner.enqueue(*request),
-        // The live fan-out (local subscribers) consumes these; none subscribe yet.
-        MeshMsg::Committed(_) => {}
+        MeshMsg::Committed(activities) => realtime.deliver(&activities),
+        MeshMsg::Subscribe { conversation, shard, reply } => {
+            owner.add_subscriber_shard(conversation, shard);
+            let _ = reply.send(());
+        }
+        MeshMsg::Unsubscribe { conversation, shard } => owner.remove_subscriber_shard(conversation, shard),
     }
 }
 

@@ -26,6 +26,7 @@ use converger_storage::{Activity, Id, Store, StoreError, Written};
 
 use super::mesh::{MeshMsg, Outbox};
 use crate::metrics::ShardMetrics;
+use crate::realtime::Realtime;
 use crate::service::publish::{PublishError, PublishRequest};
 
 /// Most activities committed in one transaction.
@@ -53,9 +54,9 @@ pub struct Owner {
     queue: RefCell<VecDeque<PublishRequest>>,
     waker: RefCell<Option<Waker>>,
     closing: Cell<bool>,
-    /// For each conversation with live subscribers, the shards they sit on (a
-    /// bit per shard). Filled by the real-time layer; empty until it subscribes.
-    subscribers: RefCell<HashMap<Id, u64>>,
+    /// For each conversation with live subscribers, the shards they sit on.
+    /// Filled by the real-time layer's subscribe / unsubscribe messages.
+    subscribers: RefCell<HashMap<Id, Vec<usize>>>,
 }
 
 impl Owner {
@@ -91,6 +92,33 @@ impl Owner {
         }
     }
 
+    /// From now on, every batch committed with an activity of `conversation` is
+    /// sent to `shard`. Called between the owner's polls, so it falls cleanly
+    /// before or after any commit's fan-out: the subscriber reads from storage
+    /// what was committed before, and receives what is committed after.
+    pub fn add_subscriber_shard(&self, conversation: Id, shard: usize) {
+        let mut subs = self.subscribers.borrow_mut();
+        let shards = subs.entry(conversation).or_default();
+        if !shards.contains(&shard) {
+            shards.push(shard);
+        }
+    }
+
+    /// The shards `conversation`'s commits are forwarded to.
+    pub fn subscriber_shards(&self, conversation: Id) -> Vec<usize> {
+        self.subscribers.borrow().get(&conversation).cloned().unwrap_or_default()
+    }
+
+    pub fn remove_subscriber_shard(&self, conversation: Id, shard: usize) {
+        let mut subs = self.subscribers.borrow_mut();
+        if let Some(shards) = subs.get_mut(&conversation) {
+            shards.retain(|s| *s != shard);
+            if shards.is_empty() {
+                subs.remove(&conversation);
+            }
+        }
+    }
+
     /// Stops taking publishes once the queue is empty; `run` then returns.
     pub fn close(&self) {
         self.closing.set(true);
@@ -101,9 +129,9 @@ impl Owner {
 
     /// The group-commit loop; returns after [`Owner::close`] once everything
     /// queued is committed and answered.
-    pub async fn run(self: Rc<Self>, outbox: Rc<Outbox>) {
+    pub async fn run(self: Rc<Self>, outbox: Rc<Outbox>, local: Rc<Realtime>) {
         while let Some(batch) = self.next_batch().await {
-            self.commit(batch, &outbox).await;
+            self.commit(batch, &outbox, &local).await;
         }
     }
 
@@ -125,7 +153,7 @@ impl Owner {
         .await
     }
 
-    async fn commit(&self, batch: Vec<PublishRequest>, outbox: &Outbox) {
+    async fn commit(&self, batch: Vec<PublishRequest>, outbox: &Outbox, local: &Rc<Realtime>) {
         let (activities, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.activity, r.reply)).unzip();
         let size = activities.len();
         let started = Instant::now();
@@ -150,7 +178,7 @@ impl Owner {
                     let _ = reply.send(answer);
                 }
                 self.metrics.activities_committed(fresh.len());
-                self.fan_out(fresh, outbox);
+                self.fan_out(fresh, outbox, local);
             }
             Err(e) => {
                 for reply in replies {
@@ -161,24 +189,32 @@ impl Owner {
     }
 
     /// Sends the committed activities once to each shard whose clients follow
-    /// any of their conversations, after the commit and never before.
-    fn fan_out(&self, fresh: Vec<Activity>, outbox: &Outbox) {
+    /// any of their conversations, after the commit and never before; this
+    /// shard's own subscribers get them directly.
+    fn fan_out(&self, fresh: Vec<Activity>, outbox: &Outbox, local: &Rc<Realtime>) {
         if fresh.is_empty() {
             return;
         }
-        let subscribers = self.subscribers.borrow();
-        let shards =
-            fresh.iter().fold(0u64, |mask, a| mask | subscribers.get(&a.conversation_id).copied().unwrap_or(0));
-        if shards == 0 {
+        let mut shards: Vec<usize> = Vec::new();
+        {
+            let subscribers = self.subscribers.borrow();
+            for a in &fresh {
+                for s in subscribers.get(&a.conversation_id).into_iter().flatten() {
+                    if !shards.contains(s) {
+                        shards.push(*s);
+                    }
+                }
+            }
+        }
+        if shards.is_empty() {
             return;
         }
         let batch: Arc<[Activity]> = fresh.into();
-        for shard in (0..outbox.shards()).filter(|s| shards & (1 << s) != 0) {
+        for shard in shards {
             if shard == outbox.shard() {
-                continue; // local subscribers are served by the real-time layer directly
-            }
-            if outbox.send(shard, MeshMsg::Committed(batch.clone())).is_err() {
-                // The subscribers there fall behind; they resume from storage by seq.
+                local.deliver(&batch);
+            } else if outbox.send(shard, MeshMsg::Committed(batch.clone())).is_err() {
+                // Its subscribers see the gap at their next batch and fill it from storage.
                 tracing::warn!(shard, "mesh ring full: committed batch not forwarded");
             }
         }
@@ -189,28 +225,23 @@ impl Owner {
 mod tests {
     use super::*;
     use crate::shard::mesh;
+    use crate::testing::{conversation_in, message, runtime};
     use converger_storage::embedded::EmbeddedStore;
-    use converger_storage::{new_id, Json, NewActivity, NewChannel, NewConversation, NewTenant, Timestamp};
+    use converger_storage::new_id;
     use futures_channel::oneshot;
 
-    fn runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("runtime")
-    }
-
-    fn activity(tenant: Id, conversation: Id) -> NewActivity {
-        NewActivity {
-            id: new_id(),
-            tenant_id: tenant,
-            conversation_id: conversation,
-            kind: "message".into(),
-            text: Some("hi".into()),
-            attachments: None,
-            sender: "u".into(),
-            metadata: Json::empty_object(),
-            idempotency_key: None,
-            created_at: Timestamp::now(),
-            deliver_to: Vec::new(),
+    #[test]
+    fn owners_spread_evenly_and_never_exceed_the_shard_count() {
+        let mut counts = [0usize; 4];
+        for _ in 0..40_000 {
+            counts[owner_of(new_id(), 4)] += 1;
         }
+        for c in counts {
+            assert!((9_000..11_000).contains(&c), "{counts:?}");
+        }
+        let id = new_id();
+        assert_eq!(owner_of(id, 1), 0);
+        assert_eq!(owner_of(id, 3), owner_of(id, 3), "deterministic");
     }
 
     #[test]
@@ -218,31 +249,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).expect("open"));
         runtime().block_on(async move {
-            let t = store.create_tenant(NewTenant { name: "t".into(), api_key_hash: [1; 32] }).await.expect("tenant");
-            let ch = NewChannel {
-                tenant_id: t.id,
-                name: "c".into(),
-                kind: "websocket".into(),
-                secret: "s".into(),
-                config: Json::empty_object(),
-            };
-            let ch = store.create_channel(ch).await.expect("channel");
-            let conv = NewConversation {
-                tenant_id: t.id,
-                channel_id: ch.id,
-                metadata: Json::empty_object(),
-                external_id: None,
-            };
-            let conv = store.create_conversation(conv).await.expect("conversation");
-
+            let (tenant, conv) = conversation_in(&*store).await;
             let metrics = Arc::new(ShardMetrics::default());
             let owner = Owner::new(store.clone(), metrics.clone());
             let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
-            let task = monoio::spawn(owner.clone().run(outbox));
+            let realtime = Realtime::new(store.clone(), owner.clone(), outbox.clone());
+            let task = monoio::spawn(owner.clone().run(outbox, realtime));
             let answers: Vec<_> = (0..300)
                 .map(|_| {
                     let (reply, answer) = oneshot::channel();
-                    owner.enqueue(PublishRequest { activity: activity(t.id, conv.id), reply });
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply });
                     answer
                 })
                 .collect();
@@ -266,29 +282,15 @@ mod tests {
             let mut answers = Vec::new();
             for _ in 0..=MAX_QUEUED {
                 let (reply, answer) = oneshot::channel();
-                owner.enqueue(PublishRequest { activity: activity(new_id(), new_id()), reply });
+                owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply });
                 answers.push(answer);
             }
             let last = answers.pop().expect("one").await.expect("answered");
             assert!(matches!(last, Err(PublishError::Overloaded)), "{last:?}");
             owner.close();
             let (reply, answer) = oneshot::channel();
-            owner.enqueue(PublishRequest { activity: activity(new_id(), new_id()), reply });
+            owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply });
             assert!(matches!(answer.await.expect("answered"), Err(PublishError::ShuttingDown)));
         });
-    }
-
-    #[test]
-    fn owners_spread_evenly_and_never_exceed_the_shard_count() {
-        let mut counts = [0usize; 4];
-        for _ in 0..40_000 {
-            counts[owner_of(new_id(), 4)] += 1;
-        }
-        for c in counts {
-            assert!((9_000..11_000).contains(&c), "{counts:?}");
-        }
-        let id = new_id();
-        assert_eq!(owner_of(id, 1), 0);
-        assert_eq!(owner_of(id, 3), owner_of(id, 3), "deterministic");
     }
 }

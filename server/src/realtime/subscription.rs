@@ -1,0 +1,136 @@
+//! One client's following of one conversation: the last seq it was given, and
+//! whether it is still catching up from storage (live batches then wait in a
+//! buffer). See the module above for the seam this guards.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use converger_storage::{Activity, Id, Scope, Store, StoreResult};
+
+use super::SharedBatch;
+
+/// Activities read from storage per step of a catch-up.
+const PAGE: u32 = 1000;
+
+/// Where a subscription's activities go (a socket's send queue, a test).
+pub trait Sink {
+    /// `batch.activities()[range]`: one conversation's activities, in seq
+    /// order, each after the last one given. `false` = the sink can take no
+    /// more (its queue overflowed): the subscription ends.
+    fn deliver(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool;
+}
+
+pub struct Subscription {
+    pub conversation: Id,
+    scope: Scope,
+    sink: Rc<dyn Sink>,
+    last_seq: Cell<i64>,
+    catching_up: Cell<bool>,
+    /// Live activities that arrived during a catch-up, in commit order.
+    buffered: RefCell<Vec<Activity>>,
+    closed: Cell<bool>,
+}
+
+impl Subscription {
+    pub(super) fn new(conversation: Id, scope: Scope, after_seq: i64, sink: Rc<dyn Sink>) -> Subscription {
+        Subscription {
+            conversation,
+            scope,
+            sink,
+            last_seq: Cell::new(after_seq),
+            catching_up: Cell::new(true),
+            buffered: RefCell::new(Vec::new()),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// The seq of the last activity given to the sink.
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.get()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    pub(super) fn close(&self) {
+        self.closed.set(true);
+        self.buffered.borrow_mut().clear();
+    }
+
+    /// A live batch's run for this conversation. `false`: closed or full (end
+    /// it), or a gap was seen (it is now catching up and must be driven).
+    pub(super) fn offer(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        let acts = &batch.activities()[range.clone()];
+        if self.catching_up.get() {
+            self.buffered.borrow_mut().extend_from_slice(acts);
+            return true;
+        }
+        let last = self.last_seq.get();
+        let skip = acts.iter().take_while(|a| a.seq <= last).count();
+        let Some(first) = acts.get(skip) else { return true };
+        if first.seq != last + 1 {
+            // A forward was lost on the way: fill from storage, then go on.
+            self.catching_up.set(true);
+            self.buffered.borrow_mut().extend_from_slice(&acts[skip..]);
+            return false;
+        }
+        self.give(batch, range.start + skip..range.end)
+    }
+
+    /// Delivers from storage everything after the last seq, then what was
+    /// buffered meanwhile; returns once live (or closed).
+    pub(super) async fn catch_up(&self, store: &dyn Store) -> StoreResult<()> {
+        self.catching_up.set(true);
+        loop {
+            loop {
+                let page = store.read_range(self.scope, self.conversation, self.last_seq.get(), PAGE).await?;
+                if self.closed.get() {
+                    return Ok(());
+                }
+                let full = page.len() as u32 >= PAGE;
+                if !page.is_empty() {
+                    let n = page.len();
+                    if !self.give(&Rc::new(SharedBatch::new(Arc::from(page))), 0..n) {
+                        return Ok(());
+                    }
+                }
+                if !full {
+                    break;
+                }
+            }
+            // No await from here to the end of the drain: nothing can arrive in between.
+            let buffered = std::mem::take(&mut *self.buffered.borrow_mut());
+            let last = self.last_seq.get();
+            let mut fresh: Vec<Activity> = buffered.into_iter().filter(|a| a.seq > last).collect();
+            // The run that continues the watermark without a hole.
+            let run = fresh.iter().enumerate().take_while(|(i, a)| a.seq == last + 1 + *i as i64).count();
+            let rest = fresh.split_off(run);
+            if !fresh.is_empty() && !self.give(&Rc::new(SharedBatch::new(Arc::from(fresh))), 0..run) {
+                return Ok(());
+            }
+            if rest.is_empty() {
+                self.catching_up.set(false);
+                return Ok(());
+            }
+            // A hole before `rest` (committed after our read, or a lost forward): read again.
+            *self.buffered.borrow_mut() = rest;
+        }
+    }
+
+    /// Hands a contiguous run to the sink and moves the watermark.
+    fn give(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool {
+        let Some(last) = batch.activities()[range.clone()].last().map(|a| a.seq) else { return true };
+        if !self.sink.deliver(batch, range) {
+            self.close();
+            return false;
+        }
+        self.last_seq.set(last);
+        true
+    }
+}
