@@ -20,6 +20,8 @@
 //! subscriber of that format shares the bytes.
 
 mod batch;
+pub mod events;
+pub mod presence;
 mod subscription;
 
 use std::cell::RefCell;
@@ -31,6 +33,8 @@ use converger_storage::{Activity, Id, Scope, Store};
 use futures_channel::oneshot;
 
 pub use batch::SharedBatch;
+pub use events::{Ephemeral, LocalEvent};
+pub use presence::{Meta, PresenceDiff, PresenceState, Presences};
 pub use subscription::{Sink, Subscription};
 
 use crate::service::PublishError;
@@ -44,6 +48,8 @@ pub struct Realtime {
     outbox: Rc<Outbox>,
     /// Local subscriptions per conversation.
     subs: RefCell<HashMap<Id, Vec<Rc<Subscription>>>>,
+    /// Presence of the conversations this shard owns.
+    presences: RefCell<Presences>,
 }
 
 /// Why a subscription could not start.
@@ -57,7 +63,13 @@ pub enum SubscribeError {
 
 impl Realtime {
     pub fn new(store: Arc<dyn Store>, owner: Rc<Owner>, outbox: Rc<Outbox>) -> Rc<Realtime> {
-        Rc::new(Realtime { store, owner, outbox, subs: RefCell::new(HashMap::new()) })
+        Rc::new(Realtime {
+            store,
+            owner,
+            outbox,
+            subs: RefCell::new(HashMap::new()),
+            presences: RefCell::new(Presences::default()),
+        })
     }
 
     /// Follows `conversation` (readable in `scope`) for `sink`: first every
@@ -164,6 +176,92 @@ impl Realtime {
             return Err(PublishError::Overloaded);
         }
         registered.await.map_err(|_| PublishError::ShuttingDown)
+    }
+
+    /// Sends a typing signal (or any ephemeral event) to every subscriber of
+    /// `conversation`, through its owner. Not stored; a full ring drops it
+    /// (`Overloaded`), which is the right fate for a typing signal.
+    pub fn send_ephemeral(self: &Rc<Self>, conversation: Id, event: Ephemeral) -> Result<(), PublishError> {
+        let event = Arc::new(event);
+        let owner = owner_of(conversation, self.outbox.shards());
+        if owner == self.outbox.shard() {
+            self.pass_on(conversation, event);
+            Ok(())
+        } else {
+            let msg = MeshMsg::EphemeralToOwner { conversation, event };
+            self.outbox.send(owner, msg).map_err(|_| PublishError::Overloaded)
+        }
+    }
+
+    /// Adds a presence to `conversation` (at its owner); resolves to the state
+    /// to push to the joiner. The join itself is broadcast as a diff.
+    pub async fn presence_join(
+        self: &Rc<Self>,
+        conversation: Id,
+        key: String,
+        meta: Meta,
+    ) -> Result<PresenceState, PublishError> {
+        let owner = owner_of(conversation, self.outbox.shards());
+        if owner == self.outbox.shard() {
+            return Ok(self.owner_presence_join(conversation, &key, meta));
+        }
+        let (reply, state) = oneshot::channel();
+        let msg = MeshMsg::PresenceJoin { conversation, key, meta, reply };
+        self.outbox.send(owner, msg).map_err(|_| PublishError::Overloaded)?;
+        state.await.map_err(|_| PublishError::ShuttingDown)
+    }
+
+    /// Removes a presence (socket left or closed); the leave is broadcast.
+    pub fn presence_leave(self: &Rc<Self>, conversation: Id, key: String, phx_ref: String) {
+        let owner = owner_of(conversation, self.outbox.shards());
+        if owner == self.outbox.shard() {
+            self.owner_presence_leave(conversation, &key, &phx_ref);
+        } else {
+            let msg = MeshMsg::PresenceLeave { conversation, key, phx_ref };
+            if self.outbox.send(owner, msg).is_err() {
+                tracing::warn!(%conversation, "mesh ring full: presence leave lost");
+            }
+        }
+    }
+
+    /// Owner side of [`Realtime::presence_join`].
+    pub fn owner_presence_join(self: &Rc<Self>, conversation: Id, key: &str, meta: Meta) -> PresenceState {
+        let (state, diff) = self.presences.borrow_mut().join(conversation, key, meta);
+        self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+        state
+    }
+
+    /// Owner side of [`Realtime::presence_leave`].
+    pub fn owner_presence_leave(self: &Rc<Self>, conversation: Id, key: &str, phx_ref: &str) {
+        let diff = self.presences.borrow_mut().leave(conversation, key, phx_ref);
+        if let Some(diff) = diff {
+            self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+        }
+    }
+
+    /// Owner side: an ephemeral event goes to every shard with subscribers.
+    pub fn pass_on(self: &Rc<Self>, conversation: Id, event: Arc<Ephemeral>) {
+        for shard in self.owner.subscriber_shards(conversation) {
+            if shard == self.outbox.shard() {
+                self.deliver_event(conversation, event.clone());
+            } else if self.outbox.send(shard, MeshMsg::Ephemeral { conversation, event: event.clone() }).is_err() {
+                tracing::debug!(shard, "mesh ring full: ephemeral event dropped");
+            }
+        }
+    }
+
+    /// An ephemeral event for this shard's subscribers of `conversation`.
+    pub fn deliver_event(&self, conversation: Id, event: Arc<Ephemeral>) {
+        let subs: Vec<Rc<Subscription>> = self.subs.borrow().get(&conversation).cloned().unwrap_or_default();
+        if subs.is_empty() {
+            return;
+        }
+        let local = Rc::new(LocalEvent::new(conversation, event));
+        for sub in subs {
+            if !sub.offer_event(&local) {
+                self.unsubscribe(&sub);
+            }
+        }
     }
 
     /// Number of local subscriptions (for stats and tests).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use converger_storage::{Activity, Id, Scope, Store, StoreResult};
 
-use super::SharedBatch;
+use super::{LocalEvent, SharedBatch};
 
 /// Activities read from storage per step of a catch-up.
 const PAGE: u32 = 1000;
@@ -20,6 +20,9 @@ pub trait Sink {
     /// order, each after the last one given. `false` = the sink can take no
     /// more (its queue overflowed): the subscription ends.
     fn deliver(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool;
+
+    /// An ephemeral event (typing, presence diff). `false` ends the subscription.
+    fn event(&self, event: &Rc<LocalEvent>) -> bool;
 }
 
 pub struct Subscription {
@@ -81,6 +84,22 @@ impl Subscription {
             return false;
         }
         self.give(batch, range.start + skip..range.end)
+    }
+
+    /// An ephemeral event; dropped while catching up (it has no seq to order by,
+    /// and a client that is still reading its backlog does not need it).
+    pub(super) fn offer_event(&self, event: &Rc<LocalEvent>) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        if self.catching_up.get() {
+            return true;
+        }
+        if !self.sink.event(event) {
+            self.close();
+            return false;
+        }
+        true
     }
 
     /// Delivers from storage everything after the last seq, then what was

@@ -21,12 +21,13 @@ use crate::testing::{conversation_in, message, runtime};
 /// Collects the seqs it is given; refuses after `room` activities.
 struct Collect {
     seqs: RefCell<Vec<i64>>,
+    events: RefCell<Vec<Ephemeral>>,
     room: Cell<usize>,
 }
 
 impl Collect {
     fn new(room: usize) -> Rc<Collect> {
-        Rc::new(Collect { seqs: RefCell::new(Vec::new()), room: Cell::new(room) })
+        Rc::new(Collect { seqs: RefCell::new(Vec::new()), events: RefCell::new(Vec::new()), room: Cell::new(room) })
     }
 
     fn seqs(&self) -> Vec<i64> {
@@ -42,6 +43,11 @@ impl Sink for Collect {
         }
         self.room.set(self.room.get() - acts.len());
         self.seqs.borrow_mut().extend(acts.iter().map(|a| a.seq));
+        true
+    }
+
+    fn event(&self, event: &Rc<LocalEvent>) -> bool {
+        self.events.borrow_mut().push((*event.event).clone());
         true
     }
 }
@@ -184,5 +190,33 @@ fn another_tenants_conversation_cannot_be_followed() {
             w.realtime.subscribe(w.conversation, Scope::Tenant(converger_storage::new_id()), 0, Collect::new(1)).await;
         assert!(matches!(got, Err(SubscribeError::Store(converger_storage::StoreError::NotFound(_)))));
         assert!(w.owner.subscriber_shards(w.conversation).is_empty());
+    });
+}
+
+#[test]
+fn typing_and_presence_reach_live_subscribers_through_the_owner() {
+    let (_dir, store) = embedded();
+    runtime().block_on(async move {
+        let w = World::new(store).await;
+        let (a, b) = (Collect::new(usize::MAX), Collect::new(usize::MAX));
+        let _sa = w.subscribe(0, a.clone()).await;
+        let _sb = w.subscribe(0, b.clone()).await;
+        let meta = Meta { phx_ref: "r1".into(), online_at: converger_storage::Timestamp::from_micros(0) };
+        let state = w.realtime.presence_join(w.conversation, "alice".into(), meta).await.expect("join");
+        assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice"]);
+        let typing = Ephemeral::Typing { sender: "alice".into(), typing: true };
+        w.realtime.send_ephemeral(w.conversation, typing.clone()).expect("typing");
+        w.realtime.presence_leave(w.conversation, "alice".into(), "r1".into());
+        for sink in [&a, &b] {
+            let events = sink.events.borrow();
+            assert_eq!(events.len(), 3, "{events:?}");
+            assert!(matches!(&events[0], Ephemeral::Presence(d) if d.joins.0.contains_key("alice")));
+            assert_eq!(events[1], typing);
+            assert!(matches!(&events[2], Ephemeral::Presence(d) if d.leaves.0.contains_key("alice")));
+        }
+        assert!(
+            w.store.read_range(Scope::Tenant(w.tenant), w.conversation, 0, 10).await.expect("read").is_empty(),
+            "nothing ephemeral is stored"
+        );
     });
 }

@@ -21,6 +21,8 @@ use converger_storage::Activity;
 use futures_util::task::AtomicWaker;
 use rtrb::{Consumer, Producer, RingBuffer};
 
+use crate::realtime::events::Ephemeral;
+use crate::realtime::presence::{Meta, PresenceState};
 use crate::service::publish::PublishRequest;
 
 /// Slots per ring (per ordered pair of shards). Messages are two words, so a
@@ -39,6 +41,19 @@ pub enum MeshMsg {
     Subscribe { conversation: converger_storage::Id, shard: usize, reply: futures_channel::oneshot::Sender<()> },
     /// The sender's last subscriber of the conversation left.
     Unsubscribe { conversation: converger_storage::Id, shard: usize },
+    /// An ephemeral event for a conversation the target owns, to pass on.
+    EphemeralToOwner { conversation: converger_storage::Id, event: Arc<Ephemeral> },
+    /// An ephemeral event from the conversation's owner, for the target's subscribers.
+    Ephemeral { conversation: converger_storage::Id, event: Arc<Ephemeral> },
+    /// A socket joined: add its presence, answer with the conversation's state.
+    PresenceJoin {
+        conversation: converger_storage::Id,
+        key: String,
+        meta: Meta,
+        reply: futures_channel::oneshot::Sender<PresenceState>,
+    },
+    /// A socket left (or closed): remove its presence.
+    PresenceLeave { conversation: converger_storage::Id, key: String, phx_ref: String },
 }
 
 /// Builds the mesh for `n` shards: one [`MeshEnd`] per shard, in shard order.

@@ -268,6 +268,14 @@ fn deliver(message: MeshMsg, owner: &Owner, realtime: &Rc<Realtime>) {
             let _ = reply.send(());
         }
         MeshMsg::Unsubscribe { conversation, shard } => owner.remove_subscriber_shard(conversation, shard),
+        MeshMsg::EphemeralToOwner { conversation, event } => realtime.pass_on(conversation, event),
+        MeshMsg::Ephemeral { conversation, event } => realtime.deliver_event(conversation, event),
+        MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
+            let _ = reply.send(realtime.owner_presence_join(conversation, &key, meta));
+        }
+        MeshMsg::PresenceLeave { conversation, key, phx_ref } => {
+            realtime.owner_presence_leave(conversation, &key, &phx_ref)
+        }
     }
 }
 
