@@ -220,3 +220,91 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
         );
     });
 }
+
+/// Two shards on two threads: the subscriber's shard does not own the
+/// conversation, so registration, committed batches and ephemeral events all
+/// cross the mesh; a backlog is read while the owner keeps committing.
+#[test]
+fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
+    use std::sync::mpsc;
+
+    use crate::shard::owner::owner_of;
+    use crate::shard::shutdown::Shutdown;
+
+    let (_dir, store) = embedded();
+    let mut ends = mesh::build(2);
+    let end1 = ends.pop().expect("shard 1");
+    let end0 = ends.pop().expect("shard 0");
+    let quiet = Shutdown::new();
+    // A conversation shard 0 owns.
+    let (tenant, conversation) = runtime().block_on({
+        let store = store.clone();
+        async move {
+            loop {
+                let (t, c) = conversation_in(&*store).await;
+                if owner_of(c, 2) == 0 {
+                    return (t, c);
+                }
+            }
+        }
+    });
+    let (to_writer, writer_go) = mpsc::channel::<usize>();
+    let (to_test, done) = mpsc::channel::<Vec<i64>>();
+
+    let owner_thread = {
+        let (store, quiet) = (store.clone(), quiet.clone());
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
+                let outbox = Rc::new(end0.outbox);
+                let realtime = Realtime::new(store, owner.clone(), outbox.clone());
+                monoio::spawn(owner.clone().run(outbox, realtime.clone()));
+                let mesh = monoio::spawn(crate::shard::mesh_loop(end0.inbox, owner.clone(), realtime, quiet.clone()));
+                // Publish in rounds the test asks for.
+                while let Ok(n) = writer_go.recv() {
+                    if n == 0 {
+                        break;
+                    }
+                    let answers: Vec<_> = (0..n)
+                        .map(|_| {
+                            let (reply, answer) = oneshot::channel();
+                            owner.enqueue(PublishRequest { activity: message(tenant, conversation), reply });
+                            answer
+                        })
+                        .collect();
+                    for a in answers {
+                        a.await.expect("answered").expect("stored");
+                    }
+                }
+                quiet.trigger();
+                mesh.await;
+            })
+        })
+    };
+    to_writer.send(20).expect("writer");
+    let subscriber_thread = {
+        let (store, quiet) = (store.clone(), quiet.clone());
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
+                let outbox = Rc::new(end1.outbox);
+                let realtime = Realtime::new(store, owner.clone(), outbox);
+                let mesh = monoio::spawn(crate::shard::mesh_loop(end1.inbox, owner, realtime.clone(), quiet));
+                let sink = Collect::new(usize::MAX);
+                // Ask for more writes while the backlog is being read.
+                to_writer.send(30).expect("writer");
+                let _sub =
+                    realtime.subscribe(conversation, Scope::Tenant(tenant), 5, sink.clone()).await.expect("subscribe");
+                to_writer.send(25).expect("writer");
+                until_seen(&sink, 75).await;
+                to_test.send(sink.seqs()).expect("report");
+                to_writer.send(0).expect("stop");
+                mesh.await;
+            })
+        })
+    };
+    let seqs = done.recv_timeout(Duration::from_secs(30)).expect("the subscriber finished");
+    assert_eq!(seqs, (6..=75).collect::<Vec<_>>());
+    subscriber_thread.join().expect("subscriber");
+    owner_thread.join().expect("owner");
+}

@@ -242,7 +242,7 @@ impl ShardSetup {
 
 /// Delivers what other shards send this one, until every shard is quiet; then
 /// takes what is still in the rings and stops.
-async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime: Rc<Realtime>, all_quiet: Shutdown) {
+pub(crate) async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime: Rc<Realtime>, all_quiet: Shutdown) {
     let mut messages = Vec::new();
     loop {
         monoio::select! {
