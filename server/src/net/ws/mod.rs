@@ -1,0 +1,16 @@
+//! WebSocket (RFC 6455) on monoio: [`frame`] decodes client frames and
+//! [`encode`] writes server frames (a pure codec), [`handshake`] answers the
+//! upgrade request, and [`socket`] runs one upgraded connection behind the
+//! [`WsSocket`] API the real-time session layer uses. [`phoenix`] is the
+//! Phoenix Channels V2 message codec carried in text frames.
+
+pub mod encode;
+pub mod error;
+pub mod frame;
+
+
+#[cfg(test)]
+mod testing;
+
+pub use error::{code, WsError};
+pub use frame::{CloseFrame, Decoder, Message, Opcode};
