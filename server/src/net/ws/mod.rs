@@ -7,10 +7,18 @@
 pub mod encode;
 pub mod error;
 pub mod frame;
-
+pub mod handshake;
+mod rate;
+mod reader;
+mod sender;
+pub mod socket;
+mod upgrade;
 
 #[cfg(test)]
 mod testing;
 
 pub use error::{code, WsError};
 pub use frame::{CloseFrame, Decoder, Message, Opcode};
+pub use sender::{SendError, WsSender};
+pub use socket::{Closed, Incoming, WsLimits, WsSocket};
+pub use upgrade::Upgrade;
