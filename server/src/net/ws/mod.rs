@@ -8,6 +8,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod phoenix;
 mod rate;
 mod reader;
 mod sender;
