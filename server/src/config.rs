@@ -33,6 +33,11 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 120_000;
     pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 30_000;
+    /// As large as a REST body, so a message REST accepts WebSocket accepts too.
+    pub const WS_MAX_MESSAGE_BYTES: usize = 1 << 20;
+    /// Room for a few of the largest messages before a client counts as slow.
+    pub const WS_SEND_QUEUE_BYTES: usize = 4 << 20;
+    pub const WS_MESSAGES_PER_SECOND: u32 = 100;
 }
 
 /// Why the configuration cannot be used. Each message is one line that names
@@ -80,6 +85,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub http_idle_timeout: Duration,
     pub http_request_timeout: Duration,
+    /// Largest incoming WebSocket message; larger closes 1009.
+    pub ws_max_message_bytes: usize,
+    /// Bytes queued for one WebSocket client before it is closed 1008 `slow consumer`.
+    pub ws_send_queue_bytes: usize,
+    /// Incoming WebSocket messages per second per connection; more closes 1008 `rate limit`.
+    pub ws_messages_per_second: u32,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -158,6 +169,21 @@ impl Config {
                 o.http_request_timeout_ms.or(f.http_request_timeout_ms),
                 defaults::HTTP_REQUEST_TIMEOUT_MS,
             )?,
+            ws_max_message_bytes: at_least_one(
+                "ws_max_message_bytes",
+                o.ws_max_message_bytes.or(f.ws_max_message_bytes),
+                defaults::WS_MAX_MESSAGE_BYTES,
+            )?,
+            ws_send_queue_bytes: at_least_one(
+                "ws_send_queue_bytes",
+                o.ws_send_queue_bytes.or(f.ws_send_queue_bytes),
+                defaults::WS_SEND_QUEUE_BYTES,
+            )?,
+            ws_messages_per_second: at_least_one(
+                "ws_messages_per_second",
+                o.ws_messages_per_second.or(f.ws_messages_per_second),
+                defaults::WS_MESSAGES_PER_SECOND,
+            )?,
             config_file: o.config,
         })
     }
@@ -169,7 +195,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -182,6 +208,9 @@ impl Config {
             self.shutdown_grace.as_millis(),
             self.http_idle_timeout.as_millis(),
             self.http_request_timeout.as_millis(),
+            self.ws_max_message_bytes,
+            self.ws_send_queue_bytes,
+            self.ws_messages_per_second,
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
     }
@@ -193,6 +222,15 @@ fn millis(key: &'static str, given: Option<u64>, default: u64) -> Result<Duratio
         Some(0) => Err(invalid(key, "must be at least 1")),
         Some(ms) => Ok(Duration::from_millis(ms)),
         None => Ok(Duration::from_millis(default)),
+    }
+}
+
+/// A count option: given, or the default; zero is refused.
+fn at_least_one<T: PartialEq + Default>(key: &'static str, given: Option<T>, default: T) -> Result<T, ConfigError> {
+    match given {
+        Some(n) if n == T::default() => Err(invalid(key, "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
     }
 }
 

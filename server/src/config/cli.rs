@@ -108,4 +108,19 @@ pub struct Options {
     /// milliseconds after its first byte [default: 30000]
     #[arg(long, env = "CONVERGER_HTTP_REQUEST_TIMEOUT_MS", value_name = "MS", hide_env_values = true, global = true)]
     pub http_request_timeout_ms: Option<u64>,
+
+    /// Largest incoming WebSocket message in bytes (fragments together);
+    /// larger ones close the connection 1009 [default: 1048576 (1 MiB)]
+    #[arg(long, env = "CONVERGER_WS_MAX_MESSAGE_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]
+    pub ws_max_message_bytes: Option<usize>,
+
+    /// Bytes queued for one WebSocket client before it counts as a slow
+    /// consumer and is closed 1008 [default: 4194304 (4 MiB)]
+    #[arg(long, env = "CONVERGER_WS_SEND_QUEUE_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]
+    pub ws_send_queue_bytes: Option<usize>,
+
+    /// Incoming WebSocket messages per second per connection (bursts up to one
+    /// second's worth); more close the connection 1008 [default: 100]
+    #[arg(long, env = "CONVERGER_WS_MESSAGES_PER_SECOND", value_name = "N", hide_env_values = true, global = true)]
+    pub ws_messages_per_second: Option<u32>,
 }

@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub shutdown_grace_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,
     pub http_request_timeout_ms: Option<u64>,
+    pub ws_max_message_bytes: Option<usize>,
+    pub ws_send_queue_bytes: Option<usize>,
+    pub ws_messages_per_second: Option<u32>,
 }
 
 impl FileConfig {

@@ -4,5 +4,6 @@
 pub mod binary;
 pub mod http;
 pub mod listen;
+pub mod ws;
 
 pub use listen::{bind_reuseport, Listeners};

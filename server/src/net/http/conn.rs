@@ -7,6 +7,10 @@
 //! `connection: close`, then closes. The shard bounds the whole with the grace
 //! period.
 //!
+//! Upgrade: a `101` response carrying an `Upgrade` is written (after any
+//! answers before it), then the stream and the bytes read past the request go
+//! to the WebSocket layer, which owns the connection from then on.
+//!
 //! Slow or silent clients: a connection idle between requests for
 //! `idle_timeout` is closed; one whose request has not arrived whole within
 //! `request_timeout` of its first byte is answered 408 and closed, so a client
@@ -38,6 +42,8 @@ pub enum Closed {
     /// Idle too long between requests, or too slow sending one.
     TimedOut,
     Shutdown,
+    /// Switched to WebSocket, whose session has now ended.
+    Upgraded,
     Io(std::io::Error),
 }
 
@@ -61,7 +67,18 @@ pub async fn serve<S: Service>(
                     request.peer = Some(peer);
                     let head_only = request.method == Method::Head;
                     let client_close = request.wants_close();
-                    let response = service.call(request).await;
+                    let mut response = service.call(request).await;
+                    if let Some(upgrade) = response.upgrade.take().filter(|_| response.status == 101) {
+                        // Answers queued before this request go out first, then the 101;
+                        // what the client sent after its request is WebSocket already.
+                        response.encode(false, false, &mut out);
+                        let (res, _) = stream.write_all(out).await;
+                        if let Err(e) = res {
+                            return Closed::Io(e);
+                        }
+                        upgrade.run(stream, buf, shutdown.clone()).await;
+                        return Closed::Upgraded;
+                    }
                     if client_close {
                         close = Some(Closed::Client);
                     } else if shutdown.is_triggered() {

@@ -5,13 +5,17 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::net::ws::Upgrade;
+
 /// A response ready to encode. `Content-Length` and `Connection` are added by
-/// [`Response::encode`], never by handlers.
-#[derive(Clone, Debug)]
+/// [`Response::encode`], never by handlers. A `101` may carry an [`Upgrade`]:
+/// the connection then hands its stream to the WebSocket layer.
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
+    pub upgrade: Option<Upgrade>,
 }
 
 #[derive(Serialize)]
@@ -28,7 +32,7 @@ struct ErrorDetail<'a> {
 impl Response {
     /// An empty response with `status`.
     pub fn new(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Bytes::new() }
+        Response { status, headers: Vec::new(), body: Bytes::new(), upgrade: None }
     }
 
     /// `value` serialized as JSON.
@@ -56,6 +60,12 @@ impl Response {
         r
     }
 
+    /// Switches protocols after this (`101`) response: see `net::ws::Upgrade`.
+    pub fn with_upgrade(mut self, upgrade: Upgrade) -> Response {
+        self.upgrade = Some(upgrade);
+        self
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
         self
@@ -81,7 +91,10 @@ impl Response {
             out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
             out.extend_from_slice(b"\r\n");
         }
-        let _ = write!(out, "content-length: {}\r\n", self.body.len());
+        // A 1xx response has no body and must not say it has one (RFC 9110 §8.6).
+        if self.status >= 200 {
+            let _ = write!(out, "content-length: {}\r\n", self.body.len());
+        }
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
@@ -95,6 +108,7 @@ impl Response {
 /// The reason phrase for the statuses this server sends.
 fn reason(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",

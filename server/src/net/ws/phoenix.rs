@@ -1,0 +1,193 @@
+//! Phoenix Channels V2 serializer (`vsn=2.0.0`), as a pure codec.
+//!
+//! Text frames are JSON arrays `[join_ref, ref, topic, event, payload]`: refs
+//! are strings or null, payload an object. Client binary frames are Phoenix's
+//! push (kind 0): `0, jr_len, ref_len, topic_len, event_len` (u8 each), then
+//! those UTF-8 fields, then the raw data.
+//!
+//! Every encoder returns the complete WebSocket text frame (header + JSON) as
+//! `Bytes`, serialized in place: a broadcast is encoded once and the same
+//! bytes are queued on every subscriber's socket.
+
+use bytes::{BufMut, Bytes};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::encode;
+use super::frame::Opcode;
+
+/// A client message (from a text frame).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inbound {
+    pub join_ref: Option<String>,
+    pub msg_ref: Option<String>,
+    pub topic: String,
+    pub event: String,
+    pub payload: Map<String, Value>,
+}
+
+/// A client binary push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinaryPush {
+    pub join_ref: String,
+    pub msg_ref: String,
+    pub topic: String,
+    pub event: String,
+    pub data: Bytes,
+}
+
+/// Why a client frame is not a Phoenix message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PhoenixError {
+    #[error("not JSON: {0}")]
+    Json(String),
+    #[error("a message is a JSON array [join_ref, ref, topic, event, payload]")]
+    NotArray,
+    #[error("a message has 5 elements, not {0}")]
+    Arity(usize),
+    #[error("{0} must be a string or null")]
+    BadRef(&'static str),
+    #[error("{0} must be a string")]
+    NotString(&'static str),
+    #[error("payload must be a JSON object")]
+    PayloadNotObject,
+    #[error("binary frame kind {0} is not a client push (0)")]
+    BinaryKind(u8),
+    #[error("binary frame is truncated")]
+    Truncated,
+    #[error("binary frame {0} is not UTF-8")]
+    BinaryUtf8(&'static str),
+}
+
+/// Parses a client text frame.
+pub fn parse_text(text: &[u8]) -> Result<Inbound, PhoenixError> {
+    let value: Value = serde_json::from_slice(text).map_err(|e| PhoenixError::Json(e.to_string()))?;
+    let Value::Array(items) = value else {
+        return Err(PhoenixError::NotArray);
+    };
+    let Ok([join_ref, msg_ref, topic, event, payload]) = <[Value; 5]>::try_from(items) else {
+        return Err(PhoenixError::Arity(text_arity(text)));
+    };
+    let reference = |v: Value, name| match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(PhoenixError::BadRef(name)),
+    };
+    let string = |v: Value, name| match v {
+        Value::String(s) => Ok(s),
+        _ => Err(PhoenixError::NotString(name)),
+    };
+    Ok(Inbound {
+        join_ref: reference(join_ref, "join_ref")?,
+        msg_ref: reference(msg_ref, "ref")?,
+        topic: string(topic, "topic")?,
+        event: string(event, "event")?,
+        payload: match payload {
+            Value::Object(map) => map,
+            _ => return Err(PhoenixError::PayloadNotObject),
+        },
+    })
+}
+
+/// The element count of a JSON array already known to be one (for the error).
+fn text_arity(text: &[u8]) -> usize {
+    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(text) {
+        Ok(items) => items.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Parses a client binary push frame.
+pub fn parse_binary(frame: &Bytes) -> Result<BinaryPush, PhoenixError> {
+    match frame.first() {
+        Some(0) => {}
+        Some(&kind) => return Err(PhoenixError::BinaryKind(kind)),
+        None => return Err(PhoenixError::Truncated),
+    }
+    let lens: [u8; 4] = frame.get(1..5).and_then(|h| h.try_into().ok()).ok_or(PhoenixError::Truncated)?;
+    let mut at = 5;
+    let mut field = |len: u8, name: &'static str| {
+        let end = at + usize::from(len);
+        let bytes = frame.get(at..end).ok_or(PhoenixError::Truncated)?;
+        at = end;
+        String::from_utf8(bytes.to_vec()).map_err(|_| PhoenixError::BinaryUtf8(name))
+    };
+    let join_ref = field(lens[0], "join_ref")?;
+    let msg_ref = field(lens[1], "ref")?;
+    let topic = field(lens[2], "topic")?;
+    let event = field(lens[3], "event")?;
+    Ok(BinaryPush { join_ref, msg_ref, topic, event, data: frame.slice(at..) })
+}
+
+/// A `phx_reply` status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+#[derive(Serialize)]
+struct Reply<'a, T: Serialize + ?Sized> {
+    status: Status,
+    response: &'a T,
+}
+
+/// Any message, as a complete WebSocket text frame.
+pub fn message<T: Serialize + ?Sized>(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    event: &str,
+    payload: &T,
+) -> Result<Bytes, serde_json::Error> {
+    let mut result = Ok(());
+    let frame = encode::frame_with(Opcode::Text, 64, |out| {
+        result = serde_json::to_writer(out.writer(), &(join_ref, msg_ref, topic, event, payload));
+    });
+    result.map(|()| frame)
+}
+
+/// `phx_reply` to the client message `msg_ref` (joins, pushes, heartbeats, leaves).
+pub fn reply<T: Serialize + ?Sized>(
+    join_ref: Option<&str>,
+    msg_ref: &str,
+    topic: &str,
+    status: Status,
+    response: &T,
+) -> Result<Bytes, serde_json::Error> {
+    message(join_ref, Some(msg_ref), topic, "phx_reply", &Reply { status, response })
+}
+
+/// A server push to one joined channel: `[join_ref, null, topic, event, payload]`.
+pub fn push<T: Serialize + ?Sized>(
+    join_ref: &str,
+    topic: &str,
+    event: &str,
+    payload: &T,
+) -> Result<Bytes, serde_json::Error> {
+    message(Some(join_ref), None, topic, event, payload)
+}
+
+/// A broadcast, `[null, null, topic, event, payload]`: encode once, send to all.
+pub fn broadcast<T: Serialize + ?Sized>(topic: &str, event: &str, payload: &T) -> Result<Bytes, serde_json::Error> {
+    message(None, None, topic, event, payload)
+}
+
+/// `phx_close`: the server left the channel.
+pub fn close(join_ref: &str, topic: &str) -> Bytes {
+    let frame = message(Some(join_ref), Some(join_ref), topic, "phx_close", &Map::new());
+    // Strings and an empty map always serialize.
+    frame.unwrap_or_else(|_| Bytes::new())
+}
+
+/// `phx_error`: the channel crashed or was refused after the join; the
+/// client rejoins.
+pub fn error(join_ref: &str, topic: &str, reason: &str) -> Bytes {
+    let frame = message(Some(join_ref), Some(join_ref), topic, "phx_error", &serde_json::json!({ "reason": reason }));
+    frame.unwrap_or_else(|_| Bytes::new())
+}
+
+#[cfg(test)]
+#[path = "phoenix_tests.rs"]
+mod tests;

@@ -1,0 +1,234 @@
+//! The outgoing half of a socket: a send queue bounded in bytes, and the
+//! writer task that drains it.
+//!
+//! Rules:
+//! - A frame is queued as `Bytes` of a complete encoded frame, so a broadcast
+//!   encoded once is shared by every socket (reference count, no copy).
+//! - The byte count covers frames queued *and* the batch being written, and
+//!   drops only when the kernel took the batch: a client that stops reading
+//!   fills its TCP window, the write stalls, the count stays up.
+//! - A frame that would take the count past the limit is refused and the
+//!   connection is closed 1008 `slow consumer`; the frames still queued are
+//!   dropped (they would never be read) and the close frame takes their place.
+//!   One frame always fits an empty queue, so a frame larger than the limit is
+//!   still sent to a client that keeps up.
+//! - Coalescing: the writer takes every frame queued so far and writes them
+//!   with one call (one frame goes as is; several are copied into one buffer).
+//! - After the close frame nothing more is written; `dead` stops the writer
+//!   at once, even in the middle of a write to a stalled client.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::Bytes;
+use monoio::io::{AsyncWriteRentExt, OwnedWriteHalf};
+use monoio::net::TcpStream;
+
+use super::encode;
+use super::error::code;
+use super::frame::CloseFrame;
+
+/// Why a frame was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection is closing")]
+    Closed,
+    #[error("the send queue is full: the connection is closed 1008 slow consumer")]
+    SlowConsumer,
+}
+
+/// State shared by the reader task, the writer task and every [`WsSender`].
+#[derive(Default)]
+pub(super) struct Queue {
+    frames: VecDeque<Bytes>,
+    /// Bytes queued plus the batch being written.
+    bytes: usize,
+    limit: usize,
+    /// The close frame the server sent (or is sending), once closing began.
+    pub closing: Option<CloseFrame>,
+    /// The close frame has been written (or the write failed).
+    pub close_flushed: bool,
+    /// The connection is over: both tasks stop now.
+    pub dead: bool,
+    writer: Option<Waker>,
+    reader: Option<Waker>,
+}
+
+pub(super) type Shared = Rc<RefCell<Queue>>;
+
+impl Queue {
+    pub fn new(limit: usize) -> Shared {
+        Rc::new(RefCell::new(Queue { limit, ..Queue::default() }))
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// Starts the close handshake with `frame` unless it already began.
+    /// `echo` is the payload to send when answering a client's close.
+    pub fn start_close(&mut self, frame: CloseFrame, wire: Bytes) {
+        if self.closing.is_some() || self.dead {
+            return;
+        }
+        self.closing = Some(frame);
+        self.bytes += wire.len();
+        self.frames.push_back(wire);
+        self.wake_all();
+    }
+
+    /// Closes with `code` and `reason`.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        self.start_close(CloseFrame { code, reason: reason.into() }, encode::close(code, reason));
+    }
+
+    /// Queues a control frame (a pong) outside the byte limit: it is at most
+    /// 127 bytes and the message rate limit bounds how many a client can ask for.
+    pub fn push_control(&mut self, frame: Bytes) {
+        if self.closing.is_none() && !self.dead {
+            self.bytes += frame.len();
+            self.frames.push_back(frame);
+            self.wake_all();
+        }
+    }
+
+    /// Ends the connection now.
+    pub fn kill(&mut self) {
+        self.dead = true;
+        self.wake_all();
+    }
+
+    /// Registers the reader task to be woken on close, flush or death.
+    pub fn wake_reader(&mut self, waker: &Waker) {
+        self.reader = Some(waker.clone());
+    }
+}
+
+/// A handle to queue frames on one socket; cheap to clone, shard-local.
+#[derive(Clone)]
+pub struct WsSender {
+    queue: Shared,
+}
+
+impl WsSender {
+    pub(super) fn new(queue: Shared) -> WsSender {
+        WsSender { queue }
+    }
+
+    /// Queues a complete encoded frame (e.g. a broadcast from
+    /// `phoenix::broadcast_frame`, shared by many sockets).
+    pub fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
+        let mut q = self.queue.borrow_mut();
+        if q.closing.is_some() || q.dead {
+            return Err(SendError::Closed);
+        }
+        if q.bytes > 0 && q.bytes + frame.len() > q.limit {
+            let dropped: usize = q.frames.drain(..).map(|f| f.len()).sum();
+            q.bytes -= dropped;
+            q.close(code::POLICY, "slow consumer");
+            return Err(SendError::SlowConsumer);
+        }
+        q.bytes += frame.len();
+        q.frames.push_back(frame);
+        if let Some(w) = q.writer.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send_frame(encode::text(text))
+    }
+
+    pub fn send_binary(&self, data: &[u8]) -> Result<(), SendError> {
+        self.send_frame(encode::binary(data))
+    }
+
+    /// Starts the close handshake; the socket's `recv` then reports the close.
+    pub fn close(&self, code: u16, reason: &str) {
+        self.queue.borrow_mut().close(code, reason);
+    }
+
+    /// False once closing began: further sends are refused.
+    pub fn is_open(&self) -> bool {
+        let q = self.queue.borrow();
+        q.closing.is_none() && !q.dead
+    }
+
+    /// Bytes queued and in flight, for metrics and tests.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.borrow().bytes
+    }
+}
+
+/// The frames queued so far, or `None` once the connection is dead.
+async fn next_batch(queue: &Shared) -> Option<Vec<Bytes>> {
+    poll_fn(|cx| {
+        let mut q = queue.borrow_mut();
+        if q.dead {
+            Poll::Ready(None)
+        } else if !q.frames.is_empty() {
+            Poll::Ready(Some(q.frames.drain(..).collect()))
+        } else {
+            q.writer = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Resolves when the connection is dead.
+async fn dead(queue: &Shared) {
+    poll_fn(|cx| {
+        let mut q = queue.borrow_mut();
+        if q.dead {
+            return Poll::Ready(());
+        }
+        q.writer = Some(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
+}
+
+/// The writer task: one write per batch until the close frame or death.
+pub(super) async fn write_loop(mut stream: OwnedWriteHalf<TcpStream>, queue: Shared) {
+    let mut scratch: Vec<u8> = Vec::new();
+    while let Some(batch) = next_batch(&queue).await {
+        let len: usize = batch.iter().map(Bytes::len).sum();
+        // The close frame is always the last one queued.
+        let ends = queue.borrow().closing.is_some() && queue.borrow().frames.is_empty();
+        let result = if let [one] = batch.as_slice() {
+            let write = stream.write_all(one.clone());
+            monoio::select! { (r, _) = write => r, _ = dead(&queue) => break }
+        } else {
+            scratch.clear();
+            batch.iter().for_each(|f| scratch.extend_from_slice(f));
+            let write = stream.write_all(std::mem::take(&mut scratch));
+            monoio::select! {
+                (r, buf) = write => { scratch = buf; r }
+                _ = dead(&queue) => break,
+            }
+        };
+        let mut q = queue.borrow_mut();
+        q.bytes = q.bytes.saturating_sub(len);
+        if result.is_err() {
+            // The peer is gone: nothing more can be sent or received.
+            q.close_flushed = true;
+            q.kill();
+            break;
+        }
+        if ends {
+            q.close_flushed = true;
+            q.wake_all();
+            break;
+        }
+    }
+}
