@@ -71,6 +71,19 @@ fn auth_status(e: &AuthError) -> (u16, &'static str) {
     }
 }
 
+/// Status and code of a service error: the one mapping every transport uses
+/// (REST answers the status; real-time replies carry the code).
+pub fn service_status(e: &ServiceError) -> (u16, &'static str) {
+    match e {
+        ServiceError::Auth(a) => auth_status(a),
+        ServiceError::Validation { .. } => (422, "validation_failed"),
+        ServiceError::Publish(PublishError::Overloaded) => (503, "overloaded"),
+        ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
+        ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
+        ServiceError::Random(_) => (500, "internal"),
+    }
+}
+
 impl ApiError {
     fn status_code(&self) -> (u16, &'static str) {
         match self {
@@ -81,14 +94,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
             ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
-            ApiError::Service(e) => match e {
-                ServiceError::Auth(a) => auth_status(a),
-                ServiceError::Validation { .. } => (422, "validation_failed"),
-                ServiceError::Publish(PublishError::Overloaded) => (503, "overloaded"),
-                ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
-                ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
-                ServiceError::Random(_) => (500, "internal"),
-            },
+            ApiError::Service(e) => service_status(e),
         }
     }
 

@@ -16,9 +16,11 @@ pub mod openapi;
 mod query;
 mod render;
 pub mod router;
+pub mod socket;
 pub mod tenants_admin;
 pub mod tokens;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use converger_storage::Store;
@@ -30,6 +32,7 @@ pub use router::{Endpoint, Params};
 use crate::config::Config;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::net::http::{Method, Request, Response, Service};
+use crate::realtime::Realtime;
 use crate::service::{Hub, Publisher};
 
 /// What every handler can reach. One per shard; the store is shared.
@@ -37,7 +40,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     /// The service layer; handlers call it and only translate HTTP around it.
-    pub hub: Hub,
+    pub hub: Rc<Hub>,
+    /// This shard's live stream (absent in an app built without shards).
+    pub realtime: Option<Rc<Realtime>>,
     /// This shard's counters, and every shard's for `/metrics`.
     pub metrics: Arc<ShardMetrics>,
     pub registry: Registry,
@@ -48,7 +53,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> App {
         let registry = Registry::new(1);
         let hub = Hub::new(store.clone(), config.clone(), Publisher::direct(store.clone()));
-        App::for_shard(store, config, hub, registry.shard(0), registry)
+        App::for_shard(store, config, hub, None, registry.shard(0), registry)
     }
 
     /// The app of one shard, publishing through the owner shards.
@@ -56,10 +61,11 @@ impl App {
         store: Arc<dyn Store>,
         config: Arc<Config>,
         hub: Hub,
+        realtime: Option<Rc<Realtime>>,
         metrics: Arc<ShardMetrics>,
         registry: Registry,
     ) -> App {
-        App { store, config, hub, metrics, registry }
+        App { store, config, hub: Rc::new(hub), realtime, metrics, registry }
     }
 
     /// Routes and runs one request; never fails: errors become responses.
@@ -89,6 +95,7 @@ impl App {
             E::Ready => health::ready(self).await,
             E::Metrics => Ok(health::metrics(self)),
             E::OpenApi => Ok(openapi::serve()),
+            E::PhoenixSocket => socket::phoenix(self, r),
             E::ChannelCreate => channels::create(self, r).await,
             E::ChannelList => channels::list(self, r).await,
             E::ChannelGet => channels::get(self, p, r).await,

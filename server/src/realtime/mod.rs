@@ -21,6 +21,8 @@
 
 mod batch;
 pub mod events;
+pub mod phoenix_session;
+mod phoenix_sink;
 pub mod presence;
 mod subscription;
 

@@ -178,7 +178,14 @@ impl ShardSetup {
         let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), realtime.clone(), all_quiet.clone()));
         let publisher = Publisher::through_owners(owner.clone(), outbox);
         let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
-        let app = Rc::new(App::for_shard(self.store, self.config.clone(), hub, shard_metrics, self.metrics));
+        let app = Rc::new(App::for_shard(
+            self.store,
+            self.config.clone(),
+            hub,
+            Some(realtime.clone()),
+            shard_metrics,
+            self.metrics,
+        ));
         let tracker = ConnTracker::default();
         let abort = Shutdown::new();
         let limits = Limits {

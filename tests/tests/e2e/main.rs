@@ -27,6 +27,7 @@ mod health;
 mod http_protocol;
 mod isolation;
 mod lifecycle;
+mod phoenix_socket;
 mod rest_activities;
 mod rest_auth;
 mod rest_channels;

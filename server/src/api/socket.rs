@@ -1,0 +1,34 @@
+//! `GET /socket/websocket?vsn=2.0.0&token=<jwt>`: the Phoenix Channels V2
+//! socket. The version and the client token are checked here, before the
+//! upgrade, so a refused client gets a JSON error it can read; the session
+//! itself lives in `realtime::phoenix_session`.
+
+use crate::api::query::Query;
+use crate::api::{ApiError, App};
+use crate::auth::AuthError;
+use crate::net::http::{Request, Response};
+use crate::net::ws::{handshake, Upgrade, WsLimits};
+use crate::realtime::phoenix_session;
+
+pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let query = Query::parse(request.query.as_deref())?;
+    if query.get("vsn") != Some("2.0.0") {
+        return Err(ApiError::BadRequest(
+            "this socket speaks the Phoenix V2 serializer: connect with `vsn=2.0.0` (V1 is not supported)".into(),
+        ));
+    }
+    let token =
+        query.get("token").ok_or(AuthError::Invalid("a `token` query parameter (a client token) is required"))?;
+    let claims = app.hub.verify_token(token)?;
+    let Some(realtime) = app.realtime.clone() else {
+        return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
+    };
+    let hub = app.hub.clone();
+    let limits = WsLimits::from_config(&app.config);
+    Ok(match handshake::accept(request) {
+        Ok(switching) => {
+            switching.with_upgrade(Upgrade::new(limits, move |ws| phoenix_session::run(ws, hub, realtime, claims)))
+        }
+        Err(refusal) => refusal,
+    })
+}

@@ -1,0 +1,253 @@
+//! One Phoenix Channels V2 socket: `phx_join` / `phx_leave` of
+//! `conversation:{id}` topics, heartbeats on `phoenix`, and the client events
+//! `activity:create` (persisted through the service layer, replied with the
+//! stored activity) and `typing` (ephemeral).
+//!
+//! The socket's client token names one tenant, one conversation and the
+//! sender the client acts as: a join of another topic is refused, writes carry
+//! the token's sender. A join replies `ok` first, then the backlog after the
+//! join's `last_seq` arrives as `activity` events in seq order, then the live
+//! stream (see the module above for the seam). The token's expiry closes the
+//! socket (1008 `token expired`); so does silence longer than the heartbeat
+//! timeout.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use converger_storage::{Id, Scope, Status, Timestamp};
+use serde_json::{json, Map, Value};
+
+use super::phoenix_sink::PhoenixSink;
+use super::{Ephemeral, Meta, Realtime, Subscription};
+use crate::api::error::service_status;
+use crate::auth::Claims;
+use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
+use crate::net::ws::{Incoming, WsSender, WsSocket};
+use crate::service::activities::ActivityInput;
+use crate::service::caller::unix_now;
+use crate::service::{Caller, Hub, ServiceError};
+
+/// Phoenix clients heartbeat every 30 s; a socket silent for this long is gone.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Joined {
+    join_ref: Option<String>,
+    conversation: Id,
+    sub: Rc<Subscription>,
+    phx_ref: String,
+}
+
+struct Session {
+    hub: Rc<Hub>,
+    realtime: Rc<Realtime>,
+    claims: Claims,
+    sender: WsSender,
+    joined: HashMap<String, Joined>,
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, realtime: Rc<Realtime>, claims: Claims) {
+    let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
+    let expiry = monoio::time::sleep(expires_in);
+    futures_util::pin_mut!(expiry);
+    let mut session = Session { hub, realtime, claims, sender: ws.sender(), joined: HashMap::new() };
+    loop {
+        let incoming = monoio::select! {
+            m = ws.recv() => m,
+            _ = &mut expiry => {
+                session.leave_all();
+                ws.close(1008, "token expired").await;
+                return;
+            }
+            _ = monoio::time::sleep(HEARTBEAT_TIMEOUT) => {
+                session.leave_all();
+                ws.close(1000, "heartbeat timeout").await;
+                return;
+            }
+        };
+        let parsed = match incoming {
+            Incoming::Text(text) => phoenix::parse_text(&text),
+            Incoming::Binary(frame) => phoenix::parse_binary(&frame).map(|push| {
+                // A binary push's data is the payload; Converger's events take JSON objects.
+                let payload = match serde_json::from_slice::<Value>(&push.data) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                Inbound {
+                    join_ref: Some(push.join_ref),
+                    msg_ref: Some(push.msg_ref),
+                    topic: push.topic,
+                    event: push.event,
+                    payload,
+                }
+            }),
+            Incoming::Closed(_) => break,
+        };
+        match parsed {
+            Ok(message) => session.handle(message).await,
+            Err(e) => {
+                session.leave_all();
+                ws.close(1003, &format!("not a Phoenix V2 message: {e}")).await;
+                return;
+            }
+        }
+    }
+    session.leave_all();
+}
+
+impl Session {
+    async fn handle(&mut self, m: Inbound) {
+        match (m.topic.as_str(), m.event.as_str()) {
+            ("phoenix", "heartbeat") => self.reply(&m, Reply::Ok, json!({})),
+            (_, "phx_join") => self.join(m).await,
+            (_, "phx_leave") => self.leave(m),
+            (_, "activity:create") => self.create(m).await,
+            (_, "typing") => self.typing(m),
+            _ if self.joined.contains_key(&m.topic) => {
+                self.reply(&m, Reply::Error, json!({"reason": format!("unknown event `{}`", m.event)}))
+            }
+            _ => self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"})),
+        }
+    }
+
+    async fn join(&mut self, m: Inbound) {
+        let Some(conversation) = m.topic.strip_prefix("conversation:").and_then(|id| id.parse::<Id>().ok()) else {
+            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
+        };
+        if conversation != self.claims.conversation_id {
+            return self.reply(
+                &m,
+                Reply::Error,
+                json!({"reason": "unauthorized: the token is for another conversation"}),
+            );
+        }
+        if self.joined.contains_key(&m.topic) {
+            return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
+        }
+        let last_seq = match m.payload.get("last_seq") {
+            None | Some(Value::Null) => 0,
+            Some(v) => match v.as_i64().filter(|n| *n >= 0) {
+                Some(n) => n,
+                None => {
+                    return self.reply(&m, Reply::Error, json!({"reason": "last_seq must be a non-negative integer"}))
+                }
+            },
+        };
+        if let Err(reason) = self.may_join(conversation).await {
+            return self.reply(&m, Reply::Error, json!({"reason": reason}));
+        }
+        // The reply goes first: the backlog and the live stream follow it.
+        self.reply(&m, Reply::Ok, json!({}));
+        let scope = Scope::Tenant(self.claims.tenant_id);
+        let sink = Rc::new(PhoenixSink { sender: self.sender.clone() });
+        let sub = match self.realtime.subscribe(conversation, scope, last_seq, sink).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                let join_ref = m.join_ref.as_deref().unwrap_or_default();
+                let _ = self.sender.send_frame(phoenix::error(join_ref, &m.topic, &e.to_string()));
+                return;
+            }
+        };
+        let phx_ref = format!("{}", converger_storage::new_id().simple());
+        let meta = Meta { phx_ref: phx_ref.clone(), online_at: Timestamp::now() };
+        match self.realtime.presence_join(conversation, self.claims.sub.clone(), meta).await {
+            Ok(state) => {
+                if let Ok(frame) =
+                    phoenix::push(m.join_ref.as_deref().unwrap_or_default(), &m.topic, "presence_state", &state)
+                {
+                    let _ = self.sender.send_frame(frame);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "presence join failed"),
+        }
+        self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, conversation, sub, phx_ref });
+    }
+
+    /// A join is refused for a closed conversation or an inactive tenant.
+    async fn may_join(&self, conversation: Id) -> Result<(), String> {
+        let scope = Scope::Tenant(self.claims.tenant_id);
+        match self.hub.store.get_tenant(self.claims.tenant_id).await {
+            Ok(t) if t.status != Status::Active => return Err("tenant inactive".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match self.hub.store.get_conversation(scope, conversation).await {
+            Ok(c) if c.status == converger_storage::ConversationStatus::Closed => Err("conversation closed".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn leave(&mut self, m: Inbound) {
+        match self.joined.remove(&m.topic) {
+            Some(j) => {
+                self.drop_joined(j);
+                self.reply(&m, Reply::Ok, json!({}));
+                let _ = self.sender.send_frame(phoenix::close(m.join_ref.as_deref().unwrap_or_default(), &m.topic));
+            }
+            None => self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"})),
+        }
+    }
+
+    async fn create(&mut self, m: Inbound) {
+        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
+            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
+        };
+        let mut payload = m.payload.clone();
+        // The socket acts as the token's sender, whatever the payload says.
+        payload.insert("sender".into(), Value::String(self.claims.sub.clone()));
+        let result = match ActivityInput::from_json(payload, None) {
+            Ok(input) => self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(written) => self.reply(&m, Reply::Ok, serde_json::to_value(written.activity()).unwrap_or_default()),
+            Err(e) => self.reply(&m, Reply::Error, error_response(&e)),
+        }
+    }
+
+    fn typing(&mut self, m: Inbound) {
+        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
+            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
+        };
+        let typing = m.payload.get("typing").and_then(Value::as_bool).unwrap_or(true);
+        let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
+        match self.realtime.send_ephemeral(conversation, event) {
+            Ok(()) => self.reply(&m, Reply::Ok, json!({})),
+            Err(e) => self.reply(&m, Reply::Error, json!({"reason": e.to_string()})),
+        }
+    }
+
+    /// Answers a client message that carried a ref (Phoenix pushes do; a ref-less one gets nothing).
+    fn reply(&self, m: &Inbound, status: Reply, response: Value) {
+        let Some(msg_ref) = m.msg_ref.as_deref() else { return };
+        if let Ok(frame) = phoenix::reply(m.join_ref.as_deref(), msg_ref, &m.topic, status, &response) {
+            let _ = self.sender.send_frame(frame);
+        }
+    }
+
+    fn drop_joined(&self, j: Joined) {
+        self.realtime.unsubscribe(&j.sub);
+        self.realtime.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
+        let _ = j.join_ref;
+    }
+
+    fn leave_all(&mut self) {
+        for (_, j) in std::mem::take(&mut self.joined) {
+            self.drop_joined(j);
+        }
+    }
+}
+
+/// The `response` of an error reply: a reason, the API's error code, and the
+/// field for a validation error. Internal details stay in the log.
+fn error_response(e: &ServiceError) -> Value {
+    let (status, code) = service_status(e);
+    let reason = if status >= 500 && code != "overloaded" { code.replace('_', " ") } else { e.to_string() };
+    let mut response = json!({"reason": reason, "code": code});
+    if let ServiceError::Validation { field, .. } = e {
+        response["field"] = Value::String(field.clone());
+    }
+    response
+}

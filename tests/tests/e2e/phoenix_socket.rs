@@ -1,0 +1,173 @@
+//! The Phoenix Channels V2 socket over a real WebSocket: join with a client
+//! token, `activity:create` replied with the stored activity and broadcast,
+//! REST writes arriving on the socket, resume with `last_seq`, typing and
+//! presence across two sockets, and every refusal.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use converger_e2e::api::{expect, Fixture};
+use converger_e2e::TestServer;
+use serde_json::{json, Value};
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<TcpStream>;
+
+fn token(server: &TestServer, f: &Fixture, sender: &str) -> String {
+    let body = json!({"conversation_id": f.conversation_id(), "sender": sender});
+    let t = expect(&f.client(server).post("/api/v1/tokens", &body), 200);
+    t["token"].as_str().expect("token").to_string()
+}
+
+fn connect(server: &TestServer, query: &str) -> Result<Ws, tungstenite::Error> {
+    let stream = TcpStream::connect(server.http_addr()).expect("tcp");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let url = format!("ws://{}/socket/websocket?{query}", server.http_addr());
+    tungstenite::client(url, stream).map(|(ws, _)| ws).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+    })
+}
+
+fn socket(server: &TestServer, f: &Fixture, sender: &str) -> Ws {
+    connect(server, &format!("token={}&vsn=2.0.0", token(server, f, sender))).expect("handshake")
+}
+
+fn send(ws: &mut Ws, msg: Value) {
+    ws.send(Message::text(msg.to_string())).expect("send");
+}
+
+/// The next Phoenix message (skipping pings).
+fn next(ws: &mut Ws) -> Value {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Reads until a message with `event` arrives; returns it.
+fn until(ws: &mut Ws, event: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let m = next(ws);
+        if m[3] == event {
+            return m;
+        }
+    }
+    panic!("no {event} within 10 s");
+}
+
+fn join(ws: &mut Ws, topic: &str, payload: Value) -> Value {
+    send(ws, json!(["1", "1", topic, "phx_join", payload]));
+    until(ws, "phx_reply")
+}
+
+fn topic(f: &Fixture) -> String {
+    format!("conversation:{}", f.conversation_id())
+}
+
+#[test]
+fn join_create_and_receive_activities_from_the_socket_and_from_rest() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "ws");
+    let mut ws = socket(&server, &f, "alice");
+    let reply = join(&mut ws, &topic(&f), json!({}));
+    assert_eq!(reply, json!(["1", "1", topic(&f), "phx_reply", {"status": "ok", "response": {}}]));
+    let state = until(&mut ws, "presence_state");
+    assert!(state[4]["alice"]["metas"][0]["phx_ref"].is_string(), "{state}");
+
+    send(&mut ws, json!(["1", "2", topic(&f), "activity:create", {"text": "hi from the socket"}]));
+    let mut reply = None;
+    let mut broadcast = None;
+    while reply.is_none() || broadcast.is_none() {
+        let m = next(&mut ws);
+        match m[3].as_str() {
+            Some("phx_reply") => reply = Some(m),
+            Some("activity") => broadcast = Some(m),
+            _ => {}
+        }
+    }
+    let (reply, broadcast) = (reply.expect("reply"), broadcast.expect("broadcast"));
+    assert_eq!(reply[1], "2");
+    assert_eq!(reply[4]["status"], "ok");
+    assert_eq!(reply[4]["response"]["seq"], 1);
+    assert_eq!(reply[4]["response"]["sender"], "alice", "the token's sender");
+    assert_eq!(broadcast[0], Value::Null);
+    assert_eq!(broadcast[4]["id"], reply[4]["response"]["id"]);
+
+    let rest =
+        expect(&f.client(&server).post(&f.activities_path(), &json!({"sender": "bot", "text": "from REST"})), 201);
+    let live = until(&mut ws, "activity");
+    assert_eq!(live[4]["id"], rest["id"]);
+    assert_eq!(live[4]["seq"], 2);
+}
+
+#[test]
+fn rejoining_with_last_seq_gets_exactly_what_was_missed_then_the_live_stream() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "resume");
+    let client = f.client(&server);
+    for i in 0..5 {
+        expect(&client.post(&f.activities_path(), &json!({"sender": "s", "text": format!("{i}")})), 201);
+    }
+    let mut ws = socket(&server, &f, "bob");
+    assert_eq!(join(&mut ws, &topic(&f), json!({"last_seq": 2}))[4]["status"], "ok");
+    let seqs: Vec<i64> = (0..3).map(|_| until(&mut ws, "activity")[4]["seq"].as_i64().expect("seq")).collect();
+    assert_eq!(seqs, vec![3, 4, 5], "the backlog after last_seq, in order");
+    expect(&client.post(&f.activities_path(), &json!({"sender": "s", "text": "live"})), 201);
+    assert_eq!(until(&mut ws, "activity")[4]["seq"], 6, "then the live stream, without a gap or a repeat");
+}
+
+#[test]
+fn typing_and_presence_reach_the_other_socket() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "presence");
+    let mut a = socket(&server, &f, "alice");
+    join(&mut a, &topic(&f), json!({}));
+    until(&mut a, "presence_state");
+    let mut b = socket(&server, &f, "bob");
+    join(&mut b, &topic(&f), json!({}));
+    let state = until(&mut b, "presence_state");
+    assert!(state[4]["alice"].is_object() && state[4]["bob"].is_object(), "{state}");
+    let diff = until(&mut a, "presence_diff");
+    assert!(diff[4]["joins"]["bob"].is_object(), "{diff}");
+
+    send(&mut b, json!(["1", "3", topic(&f), "typing", {"typing": true}]));
+    let typing = until(&mut a, "typing");
+    assert_eq!(typing[4], json!({"sender": "bob", "typing": true}));
+
+    drop(b);
+    let left = until(&mut a, "presence_diff");
+    assert!(left[4]["leaves"]["bob"].is_object(), "a closed socket leaves: {left}");
+}
+
+#[test]
+fn refusals_are_clear() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "refusals");
+    let t = token(&server, &f, "alice");
+    match connect(&server, &format!("token={t}")) {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400, "no vsn=2.0.0"),
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+    match connect(&server, "token=not-a-token&vsn=2.0.0") {
+        Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let mut ws = socket(&server, &f, "alice");
+    let other = Fixture::new(&server, "other");
+    let reply = join(&mut ws, &topic(&other), json!({}));
+    assert_eq!(reply[4]["status"], "error");
+    assert!(reply[4]["response"]["reason"].as_str().expect("reason").contains("another conversation"));
+    let reply = join(&mut ws, "room:lobby", json!({}));
+    assert_eq!(reply[4]["response"]["reason"], "unmatched topic");
+    send(&mut ws, json!([null, "9", "phoenix", "heartbeat", {}]));
+    assert_eq!(next(&mut ws), json!([null, "9", "phoenix", "phx_reply", {"status": "ok", "response": {}}]));
+
+    expect(&f.client(&server).post(&format!("/api/v1/conversations/{}/close", f.conversation_id()), &json!({})), 200);
+    let reply = join(&mut ws, &topic(&f), json!({}));
+    assert_eq!(reply[4]["response"]["reason"], "conversation closed");
+}
