@@ -171,3 +171,47 @@ fn refusals_are_clear() {
     let reply = join(&mut ws, &topic(&f), json!({}));
     assert_eq!(reply[4]["response"]["reason"], "conversation closed");
 }
+
+#[test]
+fn a_stalled_subscriber_is_closed_as_a_slow_consumer_while_the_others_keep_up() {
+    let server = TestServer::embedded_with(&["--ws-send-queue-bytes", "262144"]);
+    let f = Fixture::new(&server, "slow");
+    let mut stalled = socket(&server, &f, "stalled");
+    join(&mut stalled, &topic(&f), json!({}));
+    let mut reader = socket(&server, &f, "reader");
+    join(&mut reader, &topic(&f), json!({}));
+    const N: i64 = 400;
+    // The reader keeps reading on its own thread; `stalled` is never read.
+    let reading = std::thread::spawn(move || {
+        let mut last = 0;
+        while last < N {
+            last = until(&mut reader, "activity")[4]["seq"].as_i64().expect("seq");
+        }
+        last
+    });
+    let text = "x".repeat(60_000);
+    let client = f.client(&server);
+    for i in 0..N {
+        let reply = client.post(&f.activities_path(), &json!({"sender": "pub", "text": format!("{i}{text}")}));
+        assert_eq!(reply.status, 201, "the publisher is never held up");
+    }
+    assert_eq!(reading.join().expect("reader"), N, "the reader got everything, in order");
+    // The stalled socket gets what was already on its way, then the end: a 1008
+    // close frame if its buffers let one through, else a reset.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the stalled socket was never closed");
+        match stalled.read() {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 1008);
+                assert_eq!(frame.reason.as_str(), "slow consumer");
+                break;
+            }
+            Ok(Message::Close(None)) => panic!("closed without a code"),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake))
+            | Err(tungstenite::Error::Io(_)) => break,
+            Err(e) => panic!("unexpected end: {e}"),
+        }
+    }
+}
