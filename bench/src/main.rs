@@ -8,6 +8,8 @@ mod mesh;
 mod report;
 mod rest_ingest;
 mod storage;
+mod ws;
+mod ws_fanout;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,8 @@ enum Scenario {
     Mesh(mesh::MeshArgs),
     /// Acknowledged REST activity creates/s from many keep-alive connections.
     RestIngest(rest_ingest::RestIngestArgs),
+    /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s.
+    WsFanout(ws_fanout::WsFanoutArgs),
 }
 
 fn main() {
@@ -34,6 +38,7 @@ fn main() {
         Scenario::Storage(args) => storage::run(args),
         Scenario::Mesh(args) => mesh::run(args),
         Scenario::RestIngest(args) => rest_ingest::run(args),
+        Scenario::WsFanout(args) => ws_fanout::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");
