@@ -215,3 +215,78 @@ fn a_stalled_subscriber_is_closed_as_a_slow_consumer_while_the_others_keep_up() 
         }
     }
 }
+
+#[test]
+fn many_sockets_across_both_shards_each_get_every_activity_in_order() {
+    let server = TestServer::embedded(); // two shards: the kernel spreads the sockets over them
+    let f = Fixture::new(&server, "many");
+    let mut sockets: Vec<Ws> = (0..20).map(|i| socket(&server, &f, &format!("s{i}"))).collect();
+    for ws in &mut sockets {
+        join(ws, &topic(&f), json!({}));
+    }
+    let client = f.client(&server);
+    for i in 0..50 {
+        expect(&client.post(&f.activities_path(), &json!({"sender": "p", "text": format!("{i}")})), 201);
+    }
+    for ws in &mut sockets {
+        let seqs: Vec<i64> = (0..50).map(|_| until(ws, "activity")[4]["seq"].as_i64().expect("seq")).collect();
+        assert_eq!(seqs, (1..=50).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_or_duplicate() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "churn");
+    const N: i64 = 300;
+    let publisher = {
+        let (addr, key, path) = (server.http_addr(), f.tenant.api_key.clone(), f.activities_path());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                let body = json!({"sender": "p", "text": format!("{i}")}).to_string();
+                let auth = format!("Bearer {key}");
+                let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+                let reply = converger_e2e::http::request(addr, "POST", &path, &headers, body.as_bytes()).expect("post");
+                assert_eq!(reply.status, 201);
+            }
+        })
+    };
+    let mut seen: Vec<i64> = Vec::new();
+    let mut last = 0;
+    // Reconnect every 40 activities while the publisher goes on.
+    while last < N {
+        let mut ws = socket(&server, &f, "reader");
+        assert_eq!(join(&mut ws, &topic(&f), json!({"last_seq": last}))[4]["status"], "ok");
+        for _ in 0..40 {
+            if last >= N {
+                break;
+            }
+            let seq = until(&mut ws, "activity")[4]["seq"].as_i64().expect("seq");
+            seen.push(seq);
+            last = seq;
+        }
+        drop(ws);
+    }
+    publisher.join().expect("publisher");
+    assert_eq!(seen, (1..=N).collect::<Vec<_>>(), "every activity once, in order, across 8 reconnects");
+}
+
+#[test]
+fn phoenix_binary_push_frames_are_accepted() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "binary");
+    let mut ws = socket(&server, &f, "bin");
+    join(&mut ws, &topic(&f), json!({}));
+    // kind 0 push: join_ref, ref, topic, event (u8 lengths), then the data.
+    let (jr, r, t, e) = ("1", "7", topic(&f), "activity:create");
+    let data = json!({"text": "sent as a binary push"}).to_string();
+    let mut frame = vec![0u8, jr.len() as u8, r.len() as u8, t.len() as u8, e.len() as u8];
+    for part in [jr, r, t.as_str(), e, data.as_str()] {
+        frame.extend_from_slice(part.as_bytes());
+    }
+    ws.send(Message::binary(frame)).expect("send");
+    let reply = until(&mut ws, "phx_reply");
+    assert_eq!(reply[1], "7");
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    assert_eq!(reply[4]["response"]["text"], "sent as a binary push");
+}
