@@ -236,8 +236,18 @@ fn many_sockets_across_both_shards_each_get_every_activity_in_order() {
 
 #[test]
 fn reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_or_duplicate() {
-    let server = TestServer::embedded();
-    let f = Fixture::new(&server, "churn");
+    churn(&TestServer::embedded());
+}
+
+#[test]
+fn reconnecting_with_last_seq_under_publishing_has_no_gap_or_duplicate_on_postgres() {
+    if let Some(server) = TestServer::postgres() {
+        churn(&server);
+    }
+}
+
+fn churn(server: &TestServer) {
+    let f = Fixture::new(server, "churn");
     const N: i64 = 300;
     let publisher = {
         let (addr, key, path) = (server.http_addr(), f.tenant.api_key.clone(), f.activities_path());
@@ -255,7 +265,7 @@ fn reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_o
     let mut last = 0;
     // Reconnect every 40 activities while the publisher goes on.
     while last < N {
-        let mut ws = socket(&server, &f, "reader");
+        let mut ws = socket(server, &f, "reader");
         assert_eq!(join(&mut ws, &topic(&f), json!({"last_seq": last}))[4]["status"], "ok");
         for _ in 0..40 {
             if last >= N {
