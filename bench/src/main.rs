@@ -10,6 +10,7 @@ mod rest_ingest;
 mod storage;
 mod ws;
 mod ws_fanout;
+mod ws_latency;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Scenario {
     RestIngest(rest_ingest::RestIngestArgs),
     /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s.
     WsFanout(ws_fanout::WsFanoutArgs),
+    /// Durable publish → receive latency on Phoenix sockets at a paced rate.
+    WsLatency(ws_latency::WsLatencyArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Scenario::Mesh(args) => mesh::run(args),
         Scenario::RestIngest(args) => rest_ingest::run(args),
         Scenario::WsFanout(args) => ws_fanout::run(args),
+        Scenario::WsLatency(args) => ws_latency::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");

@@ -1,0 +1,192 @@
+//! Scenario `ws-latency`: durable publish → receive. Publishers write
+//! activities over REST at a paced total rate; one Phoenix socket subscribed
+//! to the conversation receives them. Latency is measured from each write's
+//! *scheduled* send time (so a stalled server cannot hide its stall: no
+//! coordinated omission) to the broadcast's arrival, both on this process's
+//! clock; the schedule time travels in the activity's text.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::http::Client;
+use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::ws::WsClient;
+
+#[derive(Args, Debug, Serialize)]
+pub struct WsLatencyArgs {
+    /// The server's HTTP address (loopback).
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    addr: SocketAddr,
+    /// The server's admin token (for the setup).
+    #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
+    #[serde(skip)]
+    admin_token: String,
+    /// Total writes per second, paced.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// REST connections sharing the rate.
+    #[arg(long, default_value_t = 32)]
+    publishers: usize,
+    /// Conversations written to (one subscriber socket each).
+    #[arg(long, default_value_t = 10)]
+    conversations: usize,
+    /// Seconds measured per run (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Runs; the report merges their latencies.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    scenario: &'static str,
+    machine: Machine,
+    git_commit: String,
+    params: &'a WsLatencyArgs,
+    achieved_rate: Spread,
+    latency_us: Percentiles,
+}
+
+pub fn run(args: WsLatencyArgs) -> Result<(), String> {
+    if !args.addr.ip().is_loopback() {
+        return Err(format!("{} is not a loopback address: load runs only against this machine", args.addr));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let mut hist = new_histogram();
+    let mut rates = Vec::new();
+    for run in 0..args.runs {
+        let (h, rate) = rt.block_on(one_run(&args))?;
+        eprintln!(
+            "ws-latency run {}/{}: {rate:.0} msg/s received, p50 {} µs, p99 {} µs, p99.9 {} µs",
+            run + 1,
+            args.runs,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999)
+        );
+        hist.add(&h).map_err(|e| e.to_string())?;
+        rates.push(rate);
+    }
+    let report = Report {
+        scenario: "ws-latency",
+        machine: Machine::detect(),
+        git_commit: git_commit(),
+        params: &args,
+        achieved_rate: Spread::of(&rates),
+        latency_us: Percentiles::of(&hist),
+    };
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, f64), String> {
+    let mut c = Client::connect(args.addr).await?;
+    let body = json!({"name": "ws-latency"}).to_string();
+    let tenant = c.call("POST", "/admin/api/tenants", &args.admin_token, Some(body.as_bytes())).await?.json()?;
+    let key = tenant["api_key"].as_str().ok_or("no api_key")?.to_string();
+    let body = json!({"name": "bench", "type": "websocket"}).to_string();
+    let channel = c.call("POST", "/api/v1/channels", &key, Some(body.as_bytes())).await?.json()?;
+    let epoch = Instant::now();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut paths = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..args.conversations {
+        let body = json!({"channel_id": channel["id"]}).to_string();
+        let conv = c.call("POST", "/api/v1/conversations", &key, Some(body.as_bytes())).await?.json()?;
+        let id = conv["id"].as_str().ok_or("no conversation id")?.to_string();
+        let body = json!({"conversation_id": id, "sender": "subscriber"}).to_string();
+        let t = c.call("POST", "/api/v1/tokens", &key, Some(body.as_bytes())).await?.json()?;
+        let token = t["token"].as_str().ok_or("no token")?.to_string();
+        let mut ws = WsClient::connect(args.addr, &format!("/socket/websocket?vsn=2.0.0&token={token}")).await?;
+        ws.send_text(&json!(["1", "1", format!("conversation:{id}"), "phx_join", {}]).to_string()).await?;
+        let (measuring, stop) = (measuring.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut hist = new_histogram();
+            let mut received = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut sent_at = Vec::new();
+                let open = ws
+                    .read_frames(|frame| {
+                        if let Ok(Value::Array(m)) = serde_json::from_slice::<Value>(frame) {
+                            if m.get(3).and_then(Value::as_str) == Some("activity") {
+                                if let Some(t) = m[4]["text"].as_str().and_then(|t| t.parse::<u64>().ok()) {
+                                    sent_at.push(t);
+                                }
+                            }
+                        }
+                    })
+                    .await?;
+                let now = epoch.elapsed().as_micros() as u64;
+                if measuring.load(Ordering::Relaxed) {
+                    for t in sent_at {
+                        let _ = hist.record(now.saturating_sub(t).max(1));
+                        received += 1;
+                    }
+                }
+                if !open {
+                    return Err::<_, String>("a subscriber was closed by the server".into());
+                }
+            }
+            Ok((hist, received))
+        }));
+        paths.push(format!("/api/v1/conversations/{id}/activities"));
+    }
+    // Each publisher owns a slot in the schedule: writes k, k+P, k+2P, … of the total.
+    let interval = Duration::from_secs_f64(args.publishers as f64 / args.rate as f64);
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut pubs = Vec::new();
+    for p in 0..args.publishers {
+        let (key, paths, stop, addr) = (key.clone(), paths.clone(), stop.clone(), args.addr);
+        let offset = Duration::from_secs_f64(p as f64 / args.rate as f64);
+        pubs.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut next = start + offset;
+            let mut i = p;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep_until(next.into()).await;
+                let scheduled = next.duration_since(epoch).as_micros() as u64;
+                let body = json!({"sender": "publisher", "text": scheduled.to_string()}).to_string();
+                let r = c.call("POST", &paths[i % paths.len()], &key, Some(body.as_bytes())).await?;
+                if r.status != 201 {
+                    return Err(format!("publish answered {}", r.status));
+                }
+                next += interval;
+                i += 1;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for p in pubs {
+        p.await.map_err(|e| e.to_string())??;
+    }
+    // One more write per conversation wakes every reader so it sees `stop`.
+    for path in &paths {
+        let body = json!({"sender": "publisher", "text": "0"}).to_string();
+        c.call("POST", path, &key, Some(body.as_bytes())).await?;
+    }
+    let mut hist = new_histogram();
+    let mut received = 0;
+    for r in readers {
+        let (h, n) = r.await.map_err(|e| e.to_string())??;
+        hist.add(&h).map_err(|e| e.to_string())?;
+        received += n;
+    }
+    Ok((hist, received as f64 / args.seconds))
+}
