@@ -9,6 +9,7 @@ mod report;
 mod rest_ingest;
 mod storage;
 mod ws;
+mod ws_connections;
 mod ws_fanout;
 mod ws_latency;
 
@@ -33,6 +34,8 @@ enum Scenario {
     WsFanout(ws_fanout::WsFanoutArgs),
     /// Durable publish → receive latency on Phoenix sockets at a paced rate.
     WsLatency(ws_latency::WsLatencyArgs),
+    /// Idle Phoenix sockets held, and the server's memory per socket.
+    WsConnections(ws_connections::WsConnectionsArgs),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Scenario::RestIngest(args) => rest_ingest::run(args),
         Scenario::WsFanout(args) => ws_fanout::run(args),
         Scenario::WsLatency(args) => ws_latency::run(args),
+        Scenario::WsConnections(args) => ws_connections::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");
