@@ -8,6 +8,7 @@ mod mesh;
 mod report;
 mod rest_ingest;
 mod storage;
+mod target;
 mod ws;
 mod ws_connections;
 mod ws_fanout;

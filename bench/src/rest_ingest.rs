@@ -5,7 +5,6 @@
 //! Setup goes through the admin API (a fresh tenant, a `websocket` channel and
 //! `--conversations` conversations), so it needs the server's admin token.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,16 +14,12 @@ use serde_json::json;
 
 use crate::http::Client;
 use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::target::Target;
 
 #[derive(Args, Debug, Serialize)]
 pub struct RestIngestArgs {
-    /// The server's HTTP address (loopback).
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    addr: SocketAddr,
-    /// The server's admin token (for the setup).
-    #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
-    #[serde(skip)]
-    admin_token: String,
+    #[command(flatten)]
+    target: Target,
     /// Keep-alive connections, one request in flight each.
     #[arg(long, default_value_t = 256)]
     connections: usize,
@@ -53,14 +48,7 @@ struct Report<'a> {
 }
 
 pub fn run(args: RestIngestArgs) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address: load runs only against this machine", args.addr));
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let rt = args.target.runtime()?;
     let mut rates = Vec::new();
     let mut hist = new_histogram();
     for run in 0..args.runs {
@@ -90,7 +78,12 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
 }
 
 async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::Histogram<u64>), String> {
-    let (api_key, conversations) = setup(args).await?;
+    let mut tenant = args.target.tenant("rest-ingest").await?;
+    let mut conversations = Vec::new();
+    for _ in 0..args.conversations {
+        conversations.push(tenant.conversation().await?);
+    }
+    let api_key = tenant.api_key.clone();
     let paths: Arc<Vec<String>> =
         Arc::new(conversations.iter().map(|c| format!("/api/v1/conversations/{c}/activities")).collect());
     let body = Arc::new(json!({"sender": "bench", "text": "x".repeat(args.text_bytes)}).to_string().into_bytes());
@@ -98,7 +91,7 @@ async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::
     let end = warm_up + Duration::from_secs_f64(args.seconds);
     let mut tasks = Vec::new();
     for c in 0..args.connections {
-        let (paths, body, key, addr) = (paths.clone(), body.clone(), api_key.clone(), args.addr);
+        let (paths, body, key, addr) = (paths.clone(), body.clone(), api_key.clone(), args.target.addr);
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(addr).await?;
             let mut hist = new_histogram();
@@ -130,22 +123,4 @@ async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::
         hist.add(&h).map_err(|e| e.to_string())?;
     }
     Ok((acks, Duration::from_secs_f64(args.seconds), hist))
-}
-
-/// A fresh tenant with a channel and its conversations: (api key, conversation ids).
-async fn setup(args: &RestIngestArgs) -> Result<(String, Vec<String>), String> {
-    let mut c = Client::connect(args.addr).await?;
-    let body = json!({"name": "rest-ingest"}).to_string();
-    let tenant = c.call("POST", "/admin/api/tenants", &args.admin_token, Some(body.as_bytes())).await?.json()?;
-    let key = tenant["api_key"].as_str().ok_or(format!("no api_key in {tenant}"))?.to_string();
-    let body = json!({"name": "bench", "type": "websocket", "config": {}}).to_string();
-    let channel = c.call("POST", "/api/v1/channels", &key, Some(body.as_bytes())).await?.json()?;
-    let channel_id = channel["id"].as_str().ok_or(format!("no channel id in {channel}"))?.to_string();
-    let mut conversations = Vec::new();
-    for _ in 0..args.conversations {
-        let body = json!({"channel_id": channel_id}).to_string();
-        let conv = c.call("POST", "/api/v1/conversations", &key, Some(body.as_bytes())).await?.json()?;
-        conversations.push(conv["id"].as_str().ok_or(format!("no conversation id in {conv}"))?.to_string());
-    }
-    Ok((key, conversations))
 }

@@ -17,18 +17,13 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::http::Client;
 use crate::report::{git_commit, Machine};
+use crate::target::Target;
 
 #[derive(Args, Debug, Serialize)]
 pub struct WsConnectionsArgs {
-    /// The server's HTTP address (loopback).
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    addr: SocketAddr,
-    /// The server's admin token (for the setup).
-    #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
-    #[serde(skip)]
-    admin_token: String,
+    #[command(flatten)]
+    target: Target,
     /// The server's process id, to read its memory.
     #[arg(long, env = "CONVERGER_SERVER_PID")]
     server_pid: u32,
@@ -60,16 +55,12 @@ struct Report<'a> {
 }
 
 pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address: load runs only against this machine", args.addr));
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let rt = args.target.runtime()?;
     rt.block_on(async {
-        let (token, topic) = setup(&args).await?;
+        let mut tenant = args.target.tenant("ws-connections").await?;
+        let conversation = tenant.conversation().await?;
+        let token = tenant.token(&conversation, "idle").await?;
+        let topic = format!("conversation:{conversation}");
         let before = rss_kib(args.server_pid)?;
         let started = Instant::now();
         let mut held: Vec<TcpStream> = Vec::with_capacity(args.connections);
@@ -78,7 +69,7 @@ pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
             let wave = args.concurrency.min(args.connections - next);
             let opens: Vec<_> = (next..next + wave)
                 .map(|i| {
-                    let (addr, token, topic) = (args.addr, token.clone(), args.join.then(|| topic.clone()));
+                    let (addr, token, topic) = (args.target.addr, token.clone(), args.join.then(|| topic.clone()));
                     tokio::spawn(async move { open(addr, i, &token, topic.as_deref()).await })
                 })
                 .collect();
@@ -136,21 +127,6 @@ async fn open(addr: SocketAddr, i: usize, token: &str, join: Option<&str>) -> Re
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
     }
     Ok(stream)
-}
-
-async fn setup(args: &WsConnectionsArgs) -> Result<(String, String), String> {
-    let mut c = Client::connect(args.addr).await?;
-    let body = json!({"name": "ws-connections"}).to_string();
-    let tenant = c.call("POST", "/admin/api/tenants", &args.admin_token, Some(body.as_bytes())).await?.json()?;
-    let key = tenant["api_key"].as_str().ok_or("no api_key")?.to_string();
-    let body = json!({"name": "bench", "type": "websocket"}).to_string();
-    let channel = c.call("POST", "/api/v1/channels", &key, Some(body.as_bytes())).await?.json()?;
-    let body = json!({"channel_id": channel["id"]}).to_string();
-    let conv = c.call("POST", "/api/v1/conversations", &key, Some(body.as_bytes())).await?.json()?;
-    let id = conv["id"].as_str().ok_or("no conversation id")?.to_string();
-    let body = json!({"conversation_id": id, "sender": "idle"}).to_string();
-    let t = c.call("POST", "/api/v1/tokens", &key, Some(body.as_bytes())).await?.json()?;
-    Ok((t["token"].as_str().ok_or("no token")?.to_string(), format!("conversation:{id}")))
 }
 
 fn rss_kib(pid: u32) -> Result<u64, String> {

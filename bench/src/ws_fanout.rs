@@ -3,7 +3,6 @@
 //! `activity` broadcasts the subscribers receive per second. Every broadcast
 //! is durable before it is sent (publish → commit → fan-out).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,17 +13,13 @@ use serde_json::json;
 
 use crate::http::Client;
 use crate::report::{git_commit, Machine, Spread};
+use crate::target::Target;
 use crate::ws::WsClient;
 
 #[derive(Args, Debug, Serialize)]
 pub struct WsFanoutArgs {
-    /// The server's HTTP address (loopback).
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    addr: SocketAddr,
-    /// The server's admin token (for the setup).
-    #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
-    #[serde(skip)]
-    admin_token: String,
+    #[command(flatten)]
+    target: Target,
     /// Phoenix sockets joined to the conversation.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
@@ -53,14 +48,7 @@ struct Report<'a> {
 }
 
 pub fn run(args: WsFanoutArgs) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address: load runs only against this machine", args.addr));
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let rt = args.target.runtime()?;
     let (mut deliveries, mut publishes) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         let (d, p) = rt.block_on(one_run(&args))?;
@@ -81,13 +69,10 @@ pub fn run(args: WsFanoutArgs) -> Result<(), String> {
 }
 
 async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
-    let (api_key, conversation) = setup(args).await?;
-    let token = {
-        let mut c = Client::connect(args.addr).await?;
-        let body = json!({"conversation_id": conversation, "sender": "subscriber"}).to_string();
-        let t = c.call("POST", "/api/v1/tokens", &api_key, Some(body.as_bytes())).await?.json()?;
-        t["token"].as_str().ok_or(format!("no token in {t}"))?.to_string()
-    };
+    let mut tenant = args.target.tenant("ws-fanout").await?;
+    let conversation = tenant.conversation().await?;
+    let token = tenant.token(&conversation, "subscriber").await?;
+    let api_key = tenant.api_key.clone();
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -97,7 +82,7 @@ async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
     let mut subs = Vec::new();
     for _ in 0..args.subscribers {
         let path = format!("/socket/websocket?vsn=2.0.0&token={token}");
-        let mut ws = WsClient::connect(args.addr, &path).await?;
+        let mut ws = WsClient::connect(args.target.addr, &path).await?;
         ws.send_text(&json!(["1", "1", topic, "phx_join", {}]).to_string()).await?;
         let (counting, stop, delivered, prefix) = (counting.clone(), stop.clone(), delivered.clone(), prefix.clone());
         subs.push(tokio::spawn(async move {
@@ -128,7 +113,7 @@ async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
     for _ in 0..args.publishers {
         let (path, body, key, stop, counting, published) =
             (path.clone(), body.clone(), api_key.clone(), stop.clone(), counting.clone(), published.clone());
-        let addr = args.addr;
+        let addr = args.target.addr;
         pubs.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await?;
             while !stop.load(Ordering::Relaxed) {
@@ -158,16 +143,4 @@ async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
         s.abort();
     }
     Ok((delivered.load(Ordering::Relaxed) as f64 / elapsed, published.load(Ordering::Relaxed) as f64 / elapsed))
-}
-
-async fn setup(args: &WsFanoutArgs) -> Result<(String, String), String> {
-    let mut c = Client::connect(args.addr).await?;
-    let body = json!({"name": "ws-fanout"}).to_string();
-    let tenant = c.call("POST", "/admin/api/tenants", &args.admin_token, Some(body.as_bytes())).await?.json()?;
-    let key = tenant["api_key"].as_str().ok_or(format!("no api_key in {tenant}"))?.to_string();
-    let body = json!({"name": "bench", "type": "websocket"}).to_string();
-    let channel = c.call("POST", "/api/v1/channels", &key, Some(body.as_bytes())).await?.json()?;
-    let body = json!({"channel_id": channel["id"]}).to_string();
-    let conv = c.call("POST", "/api/v1/conversations", &key, Some(body.as_bytes())).await?.json()?;
-    Ok((key, conv["id"].as_str().ok_or(format!("no conversation id in {conv}"))?.to_string()))
 }

@@ -5,7 +5,6 @@
 //! coordinated omission) to the broadcast's arrival, both on this process's
 //! clock; the schedule time travels in the activity's text.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,17 +15,13 @@ use serde_json::{json, Value};
 
 use crate::http::Client;
 use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::target::Target;
 use crate::ws::WsClient;
 
 #[derive(Args, Debug, Serialize)]
 pub struct WsLatencyArgs {
-    /// The server's HTTP address (loopback).
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    addr: SocketAddr,
-    /// The server's admin token (for the setup).
-    #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
-    #[serde(skip)]
-    admin_token: String,
+    #[command(flatten)]
+    target: Target,
     /// Total writes per second, paced.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -55,14 +50,7 @@ struct Report<'a> {
 }
 
 pub fn run(args: WsLatencyArgs) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address: load runs only against this machine", args.addr));
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let rt = args.target.runtime()?;
     let mut hist = new_histogram();
     let mut rates = Vec::new();
     for run in 0..args.runs {
@@ -91,25 +79,18 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
 }
 
 async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, f64), String> {
-    let mut c = Client::connect(args.addr).await?;
-    let body = json!({"name": "ws-latency"}).to_string();
-    let tenant = c.call("POST", "/admin/api/tenants", &args.admin_token, Some(body.as_bytes())).await?.json()?;
-    let key = tenant["api_key"].as_str().ok_or("no api_key")?.to_string();
-    let body = json!({"name": "bench", "type": "websocket"}).to_string();
-    let channel = c.call("POST", "/api/v1/channels", &key, Some(body.as_bytes())).await?.json()?;
+    let mut tenant = args.target.tenant("ws-latency").await?;
+    let key = tenant.api_key.clone();
+    let mut c = Client::connect(args.target.addr).await?;
     let epoch = Instant::now();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut paths = Vec::new();
     let mut readers = Vec::new();
     for _ in 0..args.conversations {
-        let body = json!({"channel_id": channel["id"]}).to_string();
-        let conv = c.call("POST", "/api/v1/conversations", &key, Some(body.as_bytes())).await?.json()?;
-        let id = conv["id"].as_str().ok_or("no conversation id")?.to_string();
-        let body = json!({"conversation_id": id, "sender": "subscriber"}).to_string();
-        let t = c.call("POST", "/api/v1/tokens", &key, Some(body.as_bytes())).await?.json()?;
-        let token = t["token"].as_str().ok_or("no token")?.to_string();
-        let mut ws = WsClient::connect(args.addr, &format!("/socket/websocket?vsn=2.0.0&token={token}")).await?;
+        let id = tenant.conversation().await?;
+        let token = tenant.token(&id, "subscriber").await?;
+        let mut ws = WsClient::connect(args.target.addr, &format!("/socket/websocket?vsn=2.0.0&token={token}")).await?;
         ws.send_text(&json!(["1", "1", format!("conversation:{id}"), "phx_join", {}]).to_string()).await?;
         let (measuring, stop) = (measuring.clone(), stop.clone());
         readers.push(tokio::spawn(async move {
@@ -148,7 +129,7 @@ async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, 
     let start = Instant::now() + Duration::from_millis(200);
     let mut pubs = Vec::new();
     for p in 0..args.publishers {
-        let (key, paths, stop, addr) = (key.clone(), paths.clone(), stop.clone(), args.addr);
+        let (key, paths, stop, addr) = (key.clone(), paths.clone(), stop.clone(), args.target.addr);
         let offset = Duration::from_secs_f64(p as f64 / args.rate as f64);
         pubs.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await?;
