@@ -28,7 +28,12 @@ use super::sender::Shared;
 use super::socket::{Closed, Incoming};
 use crate::shard::shutdown::Shutdown;
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Read sizes adapt between these: an idle socket (most of them) asks for
+/// little and so holds little; one that keeps filling its reads doubles them.
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
+/// The first read's size.
+pub(super) const MIN_READ_START: usize = MIN_READ;
 
 pub(super) struct Reader {
     pub stream: OwnedReadHalf<TcpStream>,
@@ -39,6 +44,8 @@ pub(super) struct Reader {
     pub shutdown: Shutdown,
     pub close_timeout: Duration,
     pub tx: mpsc::Sender<Incoming>,
+    /// The size of the next read (see [`MIN_READ`]).
+    pub chunk: usize,
 }
 
 /// What one read produced.
@@ -104,7 +111,11 @@ impl Reader {
     /// elsewhere or shutdown stops the read (the buffer is then dropped with
     /// the cancelled read: we are closing, its partial frame does not matter).
     async fn read(&mut self, interruptible: bool) -> Read {
-        self.buf.reserve(READ_CHUNK);
+        if self.buf.is_empty() && self.buf.capacity() > 2 * self.chunk {
+            // A burst is over: give its buffer back instead of holding it while idle.
+            self.buf = BytesMut::new();
+        }
+        self.buf.reserve(self.chunk);
         let (len, cap) = (self.buf.len(), self.buf.capacity());
         let read = self.stream.read(std::mem::take(&mut self.buf).slice_mut(len..cap));
         let (res, slice) = if interruptible {
@@ -123,7 +134,11 @@ impl Reader {
         self.buf = slice.into_inner();
         match res {
             Ok(0) | Err(_) => Read::Eof,
-            Ok(_) => Read::Data,
+            Ok(n) => {
+                self.chunk =
+                    if n >= self.chunk { (self.chunk * 2).min(MAX_READ) } else { (self.chunk / 2).max(MIN_READ) };
+                Read::Data
+            }
         }
     }
 

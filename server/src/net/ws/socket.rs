@@ -110,6 +110,7 @@ impl WsSocket {
             shutdown,
             close_timeout: limits.close_timeout,
             tx,
+            chunk: super::reader::MIN_READ_START,
         };
         monoio::spawn(reader.run());
         monoio::spawn(write_loop(write, queue.clone()));
