@@ -7,6 +7,7 @@ mod http;
 mod mesh;
 mod report;
 mod rest_ingest;
+mod resume_storm;
 mod storage;
 mod target;
 mod ws;
@@ -37,6 +38,8 @@ enum Scenario {
     WsLatency(ws_latency::WsLatencyArgs),
     /// Idle Phoenix sockets held, and the server's memory per socket.
     WsConnections(ws_connections::WsConnectionsArgs),
+    /// Many clients rejoin with their last seq at once: time until all are complete.
+    ResumeStorm(resume_storm::ResumeStormArgs),
 }
 
 fn main() {
@@ -48,6 +51,7 @@ fn main() {
         Scenario::WsFanout(args) => ws_fanout::run(args),
         Scenario::WsLatency(args) => ws_latency::run(args),
         Scenario::WsConnections(args) => ws_connections::run(args),
+        Scenario::ResumeStorm(args) => resume_storm::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");

@@ -37,7 +37,7 @@ impl WsClient {
                     return Err(format!("upgrade refused: {}", head.lines().next().unwrap_or("")));
                 }
                 buf.drain(..end + 4);
-                return Ok(WsClient { stream, buf, chunk: vec![0u8; 64 * 1024] });
+                return Ok(WsClient { stream, buf, chunk: vec![0u8; 16 * 1024] });
             }
         }
     }
