@@ -77,7 +77,9 @@ impl Realtime {
     /// Follows `conversation` (readable in `scope`) for `sink`: first every
     /// activity after `after_seq`, in order, then the live stream. Resolves once
     /// the backlog is delivered; the subscription stays until [`Realtime::unsubscribe`]
-    /// or until its sink refuses a delivery.
+    /// or until its sink refuses a delivery. The caller has authorized the
+    /// subscription; the backlog read checks `scope` again, and a refusal there
+    /// undoes the registration.
     pub async fn subscribe(
         self: &Rc<Self>,
         conversation: Id,
@@ -85,8 +87,6 @@ impl Realtime {
         after_seq: i64,
         sink: Rc<dyn Sink>,
     ) -> Result<Rc<Subscription>, SubscribeError> {
-        // Fails early (and without registering) for an unknown or foreign conversation.
-        self.store.get_conversation(scope, conversation).await?;
         let sub = Rc::new(Subscription::new(conversation, scope, after_seq, sink));
         self.subs.borrow_mut().entry(conversation).or_default().push(sub.clone());
         if let Err(e) = self.register(conversation).await {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use converger_storage::{Id, Scope, Status, Timestamp};
+use converger_storage::{Id, Scope, Timestamp};
 use serde_json::{json, Map, Value};
 
 use super::phoenix_sink::PhoenixSink;
@@ -167,9 +167,9 @@ impl Session {
     /// A join is refused for a closed conversation or an inactive tenant.
     async fn may_join(&self, conversation: Id) -> Result<(), String> {
         let scope = Scope::Tenant(self.claims.tenant_id);
-        match self.hub.store.get_tenant(self.claims.tenant_id).await {
-            Ok(t) if t.status != Status::Active => return Err("tenant inactive".into()),
-            Ok(_) => {}
+        match self.hub.tenant_is_active(self.claims.tenant_id).await {
+            Ok(false) => return Err("tenant inactive".into()),
+            Ok(true) => {}
             Err(e) => return Err(e.to_string()),
         }
         match self.hub.store.get_conversation(scope, conversation).await {

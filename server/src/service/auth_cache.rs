@@ -49,11 +49,13 @@ struct Entry {
 pub struct AuthCache {
     epoch: TenantEpoch,
     entries: RefCell<HashMap<[u8; 32], Entry>>,
+    /// Tenants recently seen active (for checks by id, e.g. a socket's join).
+    active: RefCell<HashMap<Id, (u64, Instant)>>,
 }
 
 impl AuthCache {
     pub fn new(epoch: TenantEpoch) -> AuthCache {
-        AuthCache { epoch, entries: RefCell::new(HashMap::new()) }
+        AuthCache { epoch, entries: RefCell::new(HashMap::new()), active: RefCell::new(HashMap::new()) }
     }
 
     pub fn epoch(&self) -> &TenantEpoch {
@@ -74,6 +76,23 @@ impl AuthCache {
             entries.clear();
         }
         entries.insert(hash, Entry { tenant, epoch, at: Instant::now() });
+    }
+}
+
+impl AuthCache {
+    /// Whether `tenant` is remembered as active and still trusted.
+    pub fn is_active(&self, tenant: Id) -> bool {
+        let active = self.active.borrow();
+        active.get(&tenant).is_some_and(|(epoch, at)| *epoch == self.epoch.current() && at.elapsed() < TTL)
+    }
+
+    /// Remembers `tenant` as active, seen by a lookup that started at `epoch`.
+    pub fn remember_active(&self, tenant: Id, epoch: u64) {
+        let mut active = self.active.borrow_mut();
+        if active.len() >= CAPACITY && !active.contains_key(&tenant) {
+            active.clear();
+        }
+        active.insert(tenant, (epoch, Instant::now()));
     }
 }
 

@@ -103,6 +103,20 @@ impl Hub {
         }
     }
 
+    /// Whether `tenant` is active, remembered per shard like API keys (see
+    /// [`super::auth_cache`]): a disable through this node is seen at once.
+    pub async fn tenant_is_active(&self, tenant: Id) -> ServiceResult<bool> {
+        if self.auth_cache.is_active(tenant) {
+            return Ok(true);
+        }
+        let epoch = self.auth_cache.epoch().current();
+        let active = self.store.get_tenant(tenant).await?.status == Status::Active;
+        if active {
+            self.auth_cache.remember_active(tenant, epoch);
+        }
+        Ok(active)
+    }
+
     /// The claims of a valid, unexpired client token.
     pub fn verify_token(&self, token: &str) -> ServiceResult<Claims> {
         let key = self.config.jwt_secret.key.expose().as_bytes();
