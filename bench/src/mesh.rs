@@ -14,7 +14,7 @@ use converger_server::shard::mesh::{self, Inbox, MeshMsg, Outbox};
 use converger_storage::{new_id, Activity, Json, Timestamp};
 use serde::Serialize;
 
-use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::report::{emit, new_histogram, Percentiles, Spread};
 
 #[derive(Args, Debug, Serialize)]
 pub struct MeshArgs {
@@ -33,11 +33,7 @@ pub struct MeshArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a MeshArgs,
+struct Report {
     round_trip_us: Percentiles,
     round_trips_per_s: Spread,
     messages_per_s: Spread,
@@ -63,15 +59,11 @@ pub fn run(args: MeshArgs) -> Result<(), String> {
         );
     }
     let report = Report {
-        scenario: "mesh",
-        machine: Machine::detect(),
-        git_commit: git_commit(),
-        params: &args,
         round_trip_us: Percentiles::of(&hist),
         round_trips_per_s: Spread::of(&rtt_rates),
         messages_per_s: Spread::of(&rates),
     };
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    emit("mesh", &args, report)?;
     Ok(())
 }
 

@@ -111,3 +111,23 @@ mod tests {
         assert_eq!(Spread::of(&[1.0, 2.0, 3.0, 10.0]).median, 2.5);
     }
 }
+
+/// The JSON every scenario prints: what ran where (scenario, machine, commit,
+/// parameters), then the scenario's own results at the same level.
+#[derive(Serialize)]
+struct Document<'a, P: Serialize, R: Serialize> {
+    scenario: &'static str,
+    machine: Machine,
+    git_commit: String,
+    params: &'a P,
+    #[serde(flatten)]
+    results: R,
+}
+
+/// Prints the scenario's JSON document on stdout and returns it.
+pub fn emit<P: Serialize, R: Serialize>(scenario: &'static str, params: &P, results: R) -> Result<String, String> {
+    let doc = Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results };
+    let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(json)
+}

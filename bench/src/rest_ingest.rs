@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::http::Client;
-use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
 #[derive(Args, Debug, Serialize)]
@@ -38,11 +38,7 @@ pub struct RestIngestArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a RestIngestArgs,
+struct Report {
     acks_per_s: Spread,
     latency_us: Percentiles,
 }
@@ -65,15 +61,8 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
         rates.push(rate);
         hist.add(&h).map_err(|e| e.to_string())?;
     }
-    let report = Report {
-        scenario: "rest-ingest",
-        machine: Machine::detect(),
-        git_commit: git_commit(),
-        params: &args,
-        acks_per_s: Spread::of(&rates),
-        latency_us: Percentiles::of(&hist),
-    };
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist) };
+    emit("rest-ingest", &args, report)?;
     Ok(())
 }
 

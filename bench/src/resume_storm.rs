@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::http::Client;
-use crate::report::{git_commit, new_histogram, Machine, Percentiles};
+use crate::report::{emit, new_histogram, Percentiles};
 use crate::target::Target;
 use crate::ws::WsClient;
 
@@ -35,11 +35,7 @@ pub struct ResumeStormArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a ResumeStormArgs,
+struct Report {
     all_complete_s: f64,
     activities_delivered: u64,
     per_client_complete_ms: Percentiles,
@@ -115,15 +111,11 @@ pub fn run(args: ResumeStormArgs) -> Result<(), String> {
             args.clients
         );
         let report = Report {
-            scenario: "resume-storm",
-            machine: Machine::detect(),
-            git_commit: git_commit(),
-            params: &args,
             all_complete_s: all,
             activities_delivered: delivered,
             per_client_complete_ms: Percentiles::of(&hist),
         };
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        emit("resume-storm", &args, report)?;
         Ok(())
     })
 }

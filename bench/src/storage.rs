@@ -14,7 +14,7 @@ use converger_storage::postgres::{PgOptions, PgStore};
 use converger_storage::*;
 use serde::Serialize;
 
-use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::report::{emit, new_histogram, Percentiles, Spread};
 
 #[derive(Clone, Copy, Debug, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,11 +73,7 @@ struct Case {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a StorageArgs,
+struct Report {
     cases: Vec<Case>,
 }
 
@@ -121,10 +117,8 @@ pub fn run(args: StorageArgs) -> Result<(), String> {
             });
         }
     }
-    let report =
-        Report { scenario: "storage", machine: Machine::detect(), git_commit: git_commit(), params: &args, cases };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    println!("{json}");
+    let report = Report { cases };
+    let json = emit("storage", &args, report)?;
     if let Some(path) = &args.output {
         std::fs::write(path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::report::{git_commit, Machine};
+use crate::report::emit;
 use crate::target::Target;
 
 #[derive(Args, Debug, Serialize)]
@@ -42,11 +42,7 @@ pub struct WsConnectionsArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a WsConnectionsArgs,
+struct Report {
     held: usize,
     open_seconds: f64,
     server_rss_before_kib: u64,
@@ -85,10 +81,6 @@ pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs_f64(args.hold_seconds)).await;
         let after = rss_kib(args.server_pid)?;
         let report = Report {
-            scenario: "ws-connections",
-            machine: Machine::detect(),
-            git_commit: git_commit(),
-            params: &args,
             held: held.len(),
             open_seconds,
             server_rss_before_kib: before,
@@ -99,7 +91,7 @@ pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
             "ws-connections: {} sockets held, server RSS {} → {} KiB ({:.1} KiB per socket)",
             report.held, before, after, report.server_kib_per_socket
         );
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        emit("ws-connections", &args, report)?;
         Ok(())
     })
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::http::Client;
-use crate::report::{git_commit, Machine, Spread};
+use crate::report::{emit, Spread};
 use crate::target::Target;
 use crate::ws::WsClient;
 
@@ -39,11 +39,7 @@ pub struct WsFanoutArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a WsFanoutArgs,
+struct Report {
     deliveries_per_s: Spread,
     publishes_per_s: Spread,
 }
@@ -57,15 +53,8 @@ pub fn run(args: WsFanoutArgs) -> Result<(), String> {
         deliveries.push(d);
         publishes.push(p);
     }
-    let report = Report {
-        scenario: "ws-fanout",
-        machine: Machine::detect(),
-        git_commit: git_commit(),
-        params: &args,
-        deliveries_per_s: Spread::of(&deliveries),
-        publishes_per_s: Spread::of(&publishes),
-    };
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    let report = Report { deliveries_per_s: Spread::of(&deliveries), publishes_per_s: Spread::of(&publishes) };
+    emit("ws-fanout", &args, report)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::http::Client;
-use crate::report::{git_commit, new_histogram, Machine, Percentiles, Spread};
+use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 use crate::ws::WsClient;
 
@@ -40,11 +40,7 @@ pub struct WsLatencyArgs {
 }
 
 #[derive(Serialize)]
-struct Report<'a> {
-    scenario: &'static str,
-    machine: Machine,
-    git_commit: String,
-    params: &'a WsLatencyArgs,
+struct Report {
     achieved_rate: Spread,
     latency_us: Percentiles,
 }
@@ -66,15 +62,8 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         hist.add(&h).map_err(|e| e.to_string())?;
         rates.push(rate);
     }
-    let report = Report {
-        scenario: "ws-latency",
-        machine: Machine::detect(),
-        git_commit: git_commit(),
-        params: &args,
-        achieved_rate: Spread::of(&rates),
-        latency_us: Percentiles::of(&hist),
-    };
-    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    let report = Report { achieved_rate: Spread::of(&rates), latency_us: Percentiles::of(&hist) };
+    emit("ws-latency", &args, report)?;
     Ok(())
 }
 
