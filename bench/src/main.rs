@@ -5,6 +5,7 @@
 
 mod http;
 mod mesh;
+mod pacer;
 mod report;
 mod rest_ingest;
 mod resume_storm;

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::http::Client;
+use crate::pacer;
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 use crate::ws::WsClient;
@@ -42,32 +44,51 @@ pub struct WsLatencyArgs {
 #[derive(Serialize)]
 struct Report {
     achieved_rate: Spread,
+    /// Schedule → broadcast received on the subscriber's socket.
     latency_us: Percentiles,
+    /// Schedule → the publisher's REST answer (201).
+    ack_latency_us: Percentiles,
 }
 
 pub fn run(args: WsLatencyArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
-    let mut hist = new_histogram();
+    let (mut delivered, mut acked) = (new_histogram(), new_histogram());
     let mut rates = Vec::new();
     for run in 0..args.runs {
-        let (h, rate) = rt.block_on(one_run(&args))?;
+        let r = rt.block_on(one_run(&args))?;
+        let h = &r.delivered;
         eprintln!(
-            "ws-latency run {}/{}: {rate:.0} msg/s received, p50 {} µs, p99 {} µs, p99.9 {} µs",
+            "ws-latency run {}/{}: {:.0} msg/s received, p50 {} µs, p99 {} µs, p99.9 {} µs (REST answer p50 {} µs, p99 {} µs)",
             run + 1,
             args.runs,
+            r.rate,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999)
+            h.value_at_quantile(0.999),
+            r.acked.value_at_quantile(0.5),
+            r.acked.value_at_quantile(0.99),
         );
-        hist.add(&h).map_err(|e| e.to_string())?;
-        rates.push(rate);
+        delivered.add(h).map_err(|e| e.to_string())?;
+        acked.add(&r.acked).map_err(|e| e.to_string())?;
+        rates.push(r.rate);
     }
-    let report = Report { achieved_rate: Spread::of(&rates), latency_us: Percentiles::of(&hist) };
+    let report = Report {
+        achieved_rate: Spread::of(&rates),
+        latency_us: Percentiles::of(&delivered),
+        ack_latency_us: Percentiles::of(&acked),
+    };
     emit("ws-latency", &args, report)?;
     Ok(())
 }
 
-async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, f64), String> {
+/// One run's latencies: schedule → broadcast received, schedule → REST answer.
+struct Run {
+    delivered: Histogram<u64>,
+    acked: Histogram<u64>,
+    rate: f64,
+}
+
+async fn one_run(args: &WsLatencyArgs) -> Result<Run, String> {
     let mut tenant = args.target.tenant("ws-latency").await?;
     let key = tenant.api_key.clone();
     let mut c = Client::connect(args.target.addr).await?;
@@ -113,29 +134,28 @@ async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, 
         }));
         paths.push(format!("/api/v1/conversations/{id}/activities"));
     }
-    // Each publisher owns a slot in the schedule: writes k, k+P, k+2P, … of the total.
-    let interval = Duration::from_secs_f64(args.publishers as f64 / args.rate as f64);
-    let start = Instant::now() + Duration::from_millis(200);
+    // The pacer hands each scheduled write to the publishers in turn.
+    let limit = Duration::from_secs_f64(args.seconds + 2.0);
+    let (pacer, ticks) = pacer::start(args.rate, args.publishers, epoch, Instant::now(), limit);
     let mut pubs = Vec::new();
-    for p in 0..args.publishers {
-        let (key, paths, stop, addr) = (key.clone(), paths.clone(), stop.clone(), args.target.addr);
-        let offset = Duration::from_secs_f64(p as f64 / args.rate as f64);
+    for mut ticks in ticks {
+        let (key, paths, addr, measuring) = (key.clone(), paths.clone(), args.target.addr, measuring.clone());
         pubs.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await?;
-            let mut next = start + offset;
-            let mut i = p;
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep_until(next.into()).await;
-                let scheduled = next.duration_since(epoch).as_micros() as u64;
-                let body = json!({"sender": "publisher", "text": scheduled.to_string()}).to_string();
-                let r = c.call("POST", &paths[i % paths.len()], &key, Some(body.as_bytes())).await?;
+            let mut acks = new_histogram();
+            while let Some(tick) = ticks.recv().await {
+                let body = json!({"sender": "publisher", "text": tick.scheduled_us.to_string()}).to_string();
+                let path = &paths[tick.index as usize % paths.len()];
+                let r = c.call("POST", path, &key, Some(body.as_bytes())).await?;
                 if r.status != 201 {
                     return Err(format!("publish answered {}", r.status));
                 }
-                next += interval;
-                i += 1;
+                if measuring.load(Ordering::Relaxed) {
+                    let now = epoch.elapsed().as_micros() as u64;
+                    let _ = acks.record(now.saturating_sub(tick.scheduled_us).max(1));
+                }
             }
-            Ok::<(), String>(())
+            Ok::<_, String>(acks)
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -143,8 +163,10 @@ async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, 
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
+    pacer.stop();
+    let mut acks = new_histogram();
     for p in pubs {
-        p.await.map_err(|e| e.to_string())??;
+        acks.add(&p.await.map_err(|e| e.to_string())??).map_err(|e| e.to_string())?;
     }
     // One more write per conversation wakes every reader so it sees `stop`.
     for path in &paths {
@@ -158,5 +180,5 @@ async fn one_run(args: &WsLatencyArgs) -> Result<(hdrhistogram::Histogram<u64>, 
         hist.add(&h).map_err(|e| e.to_string())?;
         received += n;
     }
-    Ok((hist, received as f64 / args.seconds))
+    Ok(Run { delivered: hist, acked: acks, rate: received as f64 / args.seconds })
 }
