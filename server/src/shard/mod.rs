@@ -205,11 +205,13 @@ impl ShardSetup {
                         let guard = tracker.open();
                         let (app, shutdown, abort) = (app.clone(), self.shutdown.clone(), abort.clone());
                         monoio::spawn(async move {
-                            let _guard = guard;
                             monoio::select! {
-                                why = conn::serve(stream, peer, &*app, limits, &shutdown) => {
-                                    debug!(shard = id, %peer, ?why, "http connection closed");
-                                }
+                                why = conn::serve(stream, peer, &*app, limits, &shutdown) => match why {
+                                    conn::Closed::Upgraded(ws) => {
+                                        monoio::spawn(run_websocket(ws, guard, shutdown, abort, id, peer));
+                                    }
+                                    why => debug!(shard = id, %peer, ?why, "http connection closed"),
+                                },
                                 _ = abort.wait() => debug!(shard = id, %peer, "http connection cut after the grace period"),
                             }
                         });
@@ -263,6 +265,23 @@ pub(crate) async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime
     inbox.drain_now(&mut messages);
     for message in messages.drain(..) {
         deliver(message, &owner, &realtime);
+    }
+}
+
+/// One upgraded connection, on a task of its own: the HTTP task that accepted
+/// it has ended, so a long-lived socket holds only its WebSocket state.
+async fn run_websocket(
+    ws: conn::Upgraded,
+    guard: tracker::ConnGuard,
+    shutdown: Shutdown,
+    abort: Shutdown,
+    shard: usize,
+    peer: std::net::SocketAddr,
+) {
+    let _guard = guard;
+    monoio::select! {
+        _ = ws.run(shutdown) => debug!(shard, %peer, "websocket closed"),
+        _ = abort.wait() => debug!(shard, %peer, "websocket cut after the grace period"),
     }
 }
 

@@ -8,8 +8,10 @@
 //! period.
 //!
 //! Upgrade: a `101` response carrying an `Upgrade` is written (after any
-//! answers before it), then the stream and the bytes read past the request go
-//! to the WebSocket layer, which owns the connection from then on.
+//! answers before it), then `serve` returns the stream and the bytes read past
+//! the request as [`Closed::Upgraded`]; the caller runs the WebSocket on a task
+//! of its own, so none of this connection's HTTP state stays behind with each
+//! of many long-lived sockets.
 //!
 //! Slow or silent clients: a connection idle between requests for
 //! `idle_timeout` is closed; one whose request has not arrived whole within
@@ -27,6 +29,7 @@ use super::parse::{parse, Limits};
 use super::request::Method;
 use super::response::Response;
 use super::Service;
+use crate::net::ws::Upgrade;
 use crate::shard::shutdown::Shutdown;
 
 /// Bytes asked of the kernel per read.
@@ -42,9 +45,29 @@ pub enum Closed {
     /// Idle too long between requests, or too slow sending one.
     TimedOut,
     Shutdown,
-    /// Switched to WebSocket, whose session has now ended.
-    Upgraded,
+    /// Switched to WebSocket: the `101` is written; [`Upgraded::run`] serves the rest.
+    Upgraded(Upgraded),
     Io(std::io::Error),
+}
+
+/// A connection switched to WebSocket, ready to run.
+pub struct Upgraded {
+    upgrade: Upgrade,
+    stream: TcpStream,
+    buffered: BytesMut,
+}
+
+impl Upgraded {
+    /// Runs the WebSocket session until it ends.
+    pub async fn run(self, shutdown: Shutdown) {
+        self.upgrade.run(self.stream, self.buffered, shutdown).await;
+    }
+}
+
+impl std::fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgraded").field("upgrade", &self.upgrade).finish_non_exhaustive()
+    }
 }
 
 /// Serves `stream` until the client leaves, an error, or shutdown.
@@ -76,8 +99,7 @@ pub async fn serve<S: Service>(
                         if let Err(e) = res {
                             return Closed::Io(e);
                         }
-                        upgrade.run(stream, buf, shutdown.clone()).await;
-                        return Closed::Upgraded;
+                        return Closed::Upgraded(Upgraded { upgrade, stream, buffered: buf });
                     }
                     if client_close {
                         close = Some(Closed::Client);

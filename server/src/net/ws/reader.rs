@@ -70,7 +70,8 @@ impl Reader {
             // Not `if let` on the borrow: it would live across the await.
             let closing = self.queue.borrow().closing.clone();
             if let Some(frame) = closing {
-                return self.finish_server_close(frame).await;
+                // Boxed, as below: a rare path need not widen every idle socket's task.
+                return Box::pin(self.finish_server_close(frame)).await;
             }
             if self.queue.borrow().dead {
                 return Closed::Dropped;
@@ -86,7 +87,7 @@ impl Reader {
                         Message::Binary(b) => self.deliver(Incoming::Binary(b)).await,
                         Message::Ping(p) => self.queue.borrow_mut().push_control(encode::pong(&p)),
                         Message::Pong(_) => {}
-                        Message::Close(frame) => return self.answer_client_close(frame).await,
+                        Message::Close(frame) => return Box::pin(self.answer_client_close(frame)).await,
                     }
                 }
                 Ok(None) => match self.read(true).await {

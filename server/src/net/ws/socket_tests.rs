@@ -87,7 +87,13 @@ fn start(limits: WsLimits) -> Harness {
             let service = std::rc::Rc::new(TestService { limits, report });
             while let Ok((stream, peer)) = listener.accept().await {
                 let (service, shutdown) = (service.clone(), server_shutdown.clone());
-                monoio::spawn(async move { conn::serve(stream, peer, &*service, Limits::default(), &shutdown).await });
+                monoio::spawn(async move {
+                    if let conn::Closed::Upgraded(ws) =
+                        conn::serve(stream, peer, &*service, Limits::default(), &shutdown).await
+                    {
+                        ws.run(shutdown).await;
+                    }
+                });
             }
         });
     });
