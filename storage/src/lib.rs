@@ -39,6 +39,15 @@ pub trait Store: Send + Sync + 'static {
     /// Short name for logs and metrics: `embedded` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// Whether `write_batch` calls commit in the order their futures are first
+    /// polled, with seqs assigned in that order, so that one caller may keep
+    /// several in flight and still see its commits in submission order (the
+    /// embedded store: one writer thread, first in, first committed). When
+    /// false, a caller that needs commit order keeps one write at a time.
+    fn ordered_writes(&self) -> bool {
+        false
+    }
+
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -32,8 +32,11 @@ pub enum PublishError {
 /// A publish on its way to the owner, with the way back to the publisher.
 pub struct PublishRequest {
     pub activity: NewActivity,
-    pub reply: oneshot::Sender<Result<Written, PublishError>>,
+    pub reply: Reply,
 }
+
+/// Where a publish's answer goes.
+pub type Reply = oneshot::Sender<Result<Written, PublishError>>;
 
 /// This shard's way to the owners of conversations.
 #[derive(Clone)]

@@ -5,32 +5,54 @@
 //! Group commit: publishes for this shard's conversations — from its own
 //! connections or over the mesh — queue here; one task takes everything queued
 //! (up to [`MAX_BATCH`]), commits it with one `Store::write_batch`, answers each
-//! publisher, and hands the new activities to the live fan-out. While a batch
-//! commits the next one fills, and it is flushed the moment the previous
-//! returns, so a lone publish waits for no timer and a burst becomes one
-//! transaction. Exactly one batch is in flight per owner, which keeps one
-//! sequencer per conversation and the commit order equal to the seq order.
+//! publisher, and hands the new activities to the live fan-out. A lone publish
+//! waits for no timer, and what arrives while a batch commits becomes the next
+//! batch. With a store that commits in submission order (the embedded store's
+//! single writer) up to [`MAX_IN_FLIGHT`] batches are at the store at once, so
+//! the writer finds the next one queued when a commit ends; with any other
+//! store one batch is in flight. Either way commits are answered and fanned
+//! out strictly in submission order, which is the seq order: the owner stays
+//! the one sequencer of its conversations.
 //!
 //! The queue is bounded: past [`MAX_QUEUED`] a publish is refused at once with
 //! `Overloaded` rather than waiting without bound.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
-use converger_storage::{Activity, Id, Store, StoreError, Written};
+use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 
 use super::mesh::{MeshMsg, Outbox};
 use crate::metrics::ShardMetrics;
 use crate::realtime::Realtime;
-use crate::service::publish::{PublishError, PublishRequest};
+use crate::service::publish::{PublishError, PublishRequest, Reply};
 
 /// Most activities committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
+
+/// Most batches committing at once on one owner, when the store commits in
+/// submission order ([`Store::ordered_writes`]): the next batch is already at
+/// the store when the previous commit returns, instead of one cross-thread
+/// round trip later. Otherwise one at a time.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// What `Store::write_batch` answers: the batch's fate, then each item's.
+type BatchResult = StoreResult<Vec<StoreResult<Written>>>;
+
+/// One batch at the store.
+struct InFlight<'a> {
+    commit: Pin<Box<dyn Future<Output = BatchResult> + Send + 'a>>,
+    replies: Vec<Reply>,
+    size: usize,
+    started: Instant,
+    result: Option<BatchResult>,
+}
 
 /// Most publishes waiting for a batch on one owner before new ones are refused.
 pub const MAX_QUEUED: usize = 16 * 1024;
@@ -130,21 +152,42 @@ impl Owner {
     /// The group-commit loop; returns after [`Owner::close`] once everything
     /// queued is committed and answered.
     pub async fn run(self: Rc<Self>, outbox: Rc<Outbox>, local: Rc<Realtime>) {
-        while let Some(batch) = self.next_batch().await {
-            self.commit(batch, &outbox, &local).await;
+        let depth = if self.store.ordered_writes() { MAX_IN_FLIGHT } else { 1 };
+        let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::new();
+        while let Some(done) = self.next_commit(&mut in_flight, depth).await {
+            self.finish(done, &outbox, &local);
         }
     }
 
-    async fn next_batch(&self) -> Option<Vec<PublishRequest>> {
+    /// Starts batches while fewer than `depth` are in flight, and resolves to
+    /// the oldest once it has committed: commits are answered and fanned out
+    /// in the order they were submitted, which is their seq order. `None` once
+    /// closed with nothing queued or in flight.
+    async fn next_commit<'a>(&'a self, in_flight: &mut VecDeque<InFlight<'a>>, depth: usize) -> Option<InFlight<'a>> {
         poll_fn(|cx| {
-            let mut queue = self.queue.borrow_mut();
-            if !queue.is_empty() {
+            while in_flight.len() < depth {
+                let mut queue = self.queue.borrow_mut();
+                if queue.is_empty() {
+                    break;
+                }
                 let n = queue.len().min(MAX_BATCH);
-                let batch: Vec<_> = queue.drain(..n).collect();
+                let (activities, replies): (Vec<_>, Vec<_>) = queue.drain(..n).map(|r| (r.activity, r.reply)).unzip();
                 self.metrics.set_queue_depth(queue.len());
-                return Poll::Ready(Some(batch));
+                drop(queue);
+                let size = activities.len();
+                let commit = self.store.write_batch(activities);
+                in_flight.push_back(InFlight { commit, replies, size, started: Instant::now(), result: None });
             }
-            if self.closing.get() {
+            // In submission order: a store with ordered writes takes each at its first poll.
+            for f in in_flight.iter_mut().filter(|f| f.result.is_none()) {
+                if let Poll::Ready(result) = f.commit.as_mut().poll(cx) {
+                    f.result = Some(result);
+                }
+            }
+            if in_flight.front().is_some_and(|f| f.result.is_some()) {
+                return Poll::Ready(in_flight.pop_front());
+            }
+            if in_flight.is_empty() && self.closing.get() && self.queue.borrow().is_empty() {
                 return Poll::Ready(None);
             }
             *self.waker.borrow_mut() = Some(cx.waker().clone());
@@ -153,11 +196,11 @@ impl Owner {
         .await
     }
 
-    async fn commit(&self, batch: Vec<PublishRequest>, outbox: &Outbox, local: &Rc<Realtime>) {
-        let (activities, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|r| (r.activity, r.reply)).unzip();
-        let size = activities.len();
-        let started = Instant::now();
-        let result = self.store.write_batch(activities).await;
+    /// Answers each publisher of a committed (or failed) batch and hands the
+    /// new activities to the fan-out.
+    fn finish(&self, done: InFlight<'_>, outbox: &Outbox, local: &Rc<Realtime>) {
+        let InFlight { replies, size, started, result, .. } = done;
+        let result = result.unwrap_or_else(|| Err(StoreError::Internal("a batch finished without an answer".into())));
         self.metrics.batch_committed(size, started.elapsed(), result.is_ok());
         match result {
             Ok(items) => {
@@ -269,6 +312,37 @@ mod tests {
             assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "publish order is seq order");
             let (_, _, batches) = metrics.batch_size.snapshot();
             assert!(batches < 300, "a burst is grouped: {batches} batches for 300 publishes");
+            owner.close();
+            task.await;
+        });
+    }
+
+    #[test]
+    fn batches_committing_together_answer_and_fan_out_in_submission_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).expect("open"));
+        assert!(store.ordered_writes(), "the embedded store lets an owner keep batches in flight");
+        runtime().block_on(async move {
+            let (tenant, conv) = conversation_in(&*store).await;
+            let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
+            let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
+            let realtime = Realtime::new(store.clone(), owner.clone(), outbox.clone());
+            let task = monoio::spawn(owner.clone().run(outbox, realtime));
+            // Waves arriving while earlier batches commit, so several are at the store at once.
+            let mut answers = Vec::new();
+            for _ in 0..30 {
+                for _ in 0..10 {
+                    let (reply, answer) = oneshot::channel();
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply });
+                    answers.push(answer);
+                }
+                monoio::time::sleep(std::time::Duration::from_micros(100)).await;
+            }
+            let mut seqs = Vec::new();
+            for answer in answers {
+                seqs.push(answer.await.expect("answered").expect("stored").activity().seq);
+            }
+            assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "publish order is seq order");
             owner.close();
             task.await;
         });

@@ -128,6 +128,12 @@ impl Store for EmbeddedStore {
         "embedded"
     }
 
+    /// One writer thread takes jobs first in, first committed; a job is sent
+    /// when its future is first polled.
+    fn ordered_writes(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::sql_err)).await
     }
