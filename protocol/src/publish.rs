@@ -20,7 +20,7 @@ use crate::WireError;
 ///
 /// | size | field | notes |
 /// | --- | --- | --- |
-/// | 4 | `request_id` u32 | echoed by PublishAck or Error; 0 = no answer wanted on success |
+/// | 4 | `request_id` u32 | echoed by PublishAck or Error |
 /// | … | `activity` | a draft record (see Draft) |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Publish {
