@@ -11,6 +11,27 @@
 //!   what the socket gave and calls again; the frame's size is checked against
 //!   the limit from its first four bytes.
 //! - Malformed input answers a typed [`WireError`], never a panic.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use converger_protocol::{decode_frame, Body, Frame, Ping};
+//!
+//! // Encode two frames into one buffer…
+//! let mut out = BytesMut::new();
+//! Ping { payload: 1 }.encode_frame(&mut out).unwrap();
+//! Ping { payload: 2 }.encode_frame(&mut out).unwrap();
+//!
+//! // …and read them back as a socket might deliver them: in pieces.
+//! let (mut buf, mut frames) = (Vec::new(), Vec::new());
+//! for piece in out.chunks(5) {
+//!     buf.extend_from_slice(piece);
+//!     while let Some((frame, used)) = decode_frame(&buf).expect("a valid stream") {
+//!         frames.push(frame);
+//!         buf.drain(..used);
+//!     }
+//! }
+//! assert_eq!(frames, [Frame::Ping(Ping { payload: 1 }), Frame::Ping(Ping { payload: 2 })]);
+//! ```
 
 #![forbid(unsafe_code)]
 

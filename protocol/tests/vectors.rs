@@ -116,3 +116,12 @@ fn invalid_vectors_fail_with_the_named_error() {
         }
     }
 }
+
+#[test]
+fn every_sample_round_trips() {
+    for (kind, name, frame) in samples() {
+        let bytes = encode(&frame);
+        let (back, used) = decode_frame(&bytes).expect("decodes").expect("complete");
+        assert_eq!((back, used), (frame, bytes.len()), "{kind}/{name}");
+    }
+}
