@@ -96,6 +96,7 @@ impl App {
             E::Metrics => Ok(health::metrics(self)),
             E::OpenApi => Ok(openapi::serve()),
             E::PhoenixSocket => socket::phoenix(self, r),
+            E::BinarySocket => socket::binary(self, r),
             E::ChannelCreate => channels::create(self, r).await,
             E::ChannelList => channels::list(self, r).await,
             E::ChannelGet => channels::get(self, p, r).await,

@@ -1,5 +1,5 @@
 //! `GET /socket/websocket?vsn=2.0.0&token=<jwt>`: the Phoenix Channels V2
-//! socket. The version and the client token are checked here, before the
+//! socket, and `GET /socket/binary`: the binary protocol over WebSocket. The version and the client token are checked here, before the
 //! upgrade, so a refused client gets a JSON error it can read; the session
 //! itself lives in `realtime::phoenix_session`.
 
@@ -8,6 +8,8 @@ use crate::api::{ApiError, App};
 use crate::auth::AuthError;
 use crate::net::http::{Request, Response};
 use crate::net::ws::{handshake, Upgrade, WsLimits};
+use crate::realtime::binary_link::WsLink;
+use crate::realtime::binary_session;
 use crate::realtime::phoenix_session;
 
 pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
@@ -29,6 +31,33 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
         Ok(switching) => {
             switching.with_upgrade(Upgrade::new(limits, move |ws| phoenix_session::run(ws, hub, realtime, claims)))
         }
+        Err(refusal) => refusal,
+    })
+}
+
+/// `GET /socket/binary[?token=<jwt>]`: the binary protocol, one frame per
+/// WebSocket binary message. A token in the query is checked here, so a
+/// browser with a bad token gets a 401 it can read; the Hello then carries
+/// the credential as on TCP.
+pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let query = Query::parse(request.query.as_deref())?;
+    let token = query.get("token").map(str::to_string);
+    if let Some(token) = &token {
+        app.hub.verify_token(token)?;
+    }
+    let Some(realtime) = app.realtime.clone() else {
+        return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
+    };
+    let hub = app.hub.clone();
+    // The WebSocket reader handles shutdown (close 1001 `going away`).
+    let shutdown = crate::shard::shutdown::Shutdown::new();
+    let limits = crate::net::binary::limits(app);
+    let ws_limits = WsLimits { messages_per_second: u32::MAX, ..WsLimits::from_config(&app.config) };
+    Ok(match handshake::accept(request) {
+        Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {
+            let link = WsLink { ws, max_frame: limits.max_frame };
+            binary_session::run(link, hub, realtime, shutdown, limits, token)
+        })),
         Err(refusal) => refusal,
     })
 }

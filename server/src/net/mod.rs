@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod http;
 pub mod listen;
+pub mod send_queue;
 pub mod ws;
 
 pub use listen::{bind_reuseport, Listeners};

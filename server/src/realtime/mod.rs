@@ -20,6 +20,9 @@
 //! subscriber of that format shares the bytes.
 
 mod batch;
+pub mod binary_link;
+pub mod binary_session;
+mod binary_sink;
 pub mod events;
 pub mod phoenix_session;
 mod phoenix_sink;

@@ -14,6 +14,7 @@ use super::{Caller, Hub, ServiceError, ServiceResult};
 
 /// Activity types a client may persist; `typing` is ephemeral (WebSocket only).
 pub const PERSISTED_TYPES: &[&str] = &["message", "event"];
+pub const MAX_TYPE_BYTES: usize = 32;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_SENDER_BYTES: usize = 256;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -34,21 +35,9 @@ impl ActivityInput {
     /// `transport_key` is the key the transport carried beside the payload.
     pub fn from_json(map: Map<String, Value>, transport_key: Option<&str>) -> ServiceResult<ActivityInput> {
         let f = Fields::new(map, &["type", "text", "attachments", "sender", "metadata", "idempotency_key"])?;
-        let kind = f.string("type", 32)?.unwrap_or_else(|| "message".into());
-        if kind == "typing" {
-            return Err(ServiceError::invalid("type", "`typing` is ephemeral: send it over a real-time connection"));
-        }
-        if !PERSISTED_TYPES.contains(&kind.as_str()) {
-            return Err(ServiceError::invalid(
-                "type",
-                format!("unknown activity type `{kind}` (expected message or event)"),
-            ));
-        }
+        let kind = f.string("type", MAX_TYPE_BYTES)?;
         let text = f.string("text", MAX_TEXT_BYTES)?;
         let attachments = f.array_of_objects("attachments")?;
-        if kind == "message" && text.is_none() && attachments.is_none() {
-            return Err(ServiceError::invalid("text", "a message needs `text` or `attachments`"));
-        }
         let field_key = f.non_blank_string("idempotency_key", MAX_IDEMPOTENCY_KEY_BYTES)?;
         let idempotency_key = match (transport_key, field_key) {
             (Some(h), Some(f)) if h != f => {
@@ -60,12 +49,82 @@ impl ActivityInput {
             (Some(h), _) => Some(check_key(h)?),
             (None, f) => f,
         };
+        let sender = f.required_string("sender", MAX_SENDER_BYTES)?;
+        let metadata = f.object("metadata")?;
+        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key)
+    }
+
+    /// The same activity from fields that arrived separately, the JSON ones
+    /// as raw text (the binary protocol's draft): the same rules as
+    /// [`ActivityInput::from_json`], and the JSON kept as the client wrote it.
+    pub fn from_parts(
+        kind: Option<String>,
+        text: Option<String>,
+        attachments: Option<String>,
+        sender: String,
+        metadata: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> ServiceResult<ActivityInput> {
+        let too_long = |name: &str, value: &Option<String>, max: usize| match value {
+            Some(v) if v.len() > max => {
+                Err(ServiceError::invalid(name, format!("`{name}` is longer than {max} bytes")))
+            }
+            _ => Ok(()),
+        };
+        too_long("type", &kind, MAX_TYPE_BYTES)?;
+        too_long("text", &text, MAX_TEXT_BYTES)?;
+        let sender = Some(sender).filter(|s| !s.trim().is_empty());
+        too_long("sender", &sender, MAX_SENDER_BYTES)?;
+        let sender = sender.ok_or_else(|| ServiceError::invalid("sender", "`sender` is required"))?;
+        let idempotency_key = idempotency_key.map(|k| check_key(&k)).transpose()?;
+        let attachments = attachments
+            .map(|a| {
+                match serde_json::from_str::<Vec<Value>>(&a) {
+                    Ok(items) if items.iter().all(Value::is_object) => Json::parse(a).ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| ServiceError::invalid("attachments", "`attachments` must be an array of JSON objects"))
+            })
+            .transpose()?;
+        let metadata = metadata
+            .map(|m| {
+                Json::parse(m)
+                    .ok()
+                    .filter(Json::is_object)
+                    .ok_or_else(|| ServiceError::invalid("metadata", "`metadata` must be a JSON object"))
+            })
+            .transpose()?;
+        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key)
+    }
+
+    /// The rules across fields, once the fields themselves are well-formed.
+    fn checked(
+        kind: Option<String>,
+        text: Option<String>,
+        attachments: Option<Json>,
+        sender: String,
+        metadata: Option<Json>,
+        idempotency_key: Option<String>,
+    ) -> ServiceResult<ActivityInput> {
+        let kind = kind.unwrap_or_else(|| "message".into());
+        if kind == "typing" {
+            return Err(ServiceError::invalid("type", "`typing` is ephemeral: send it over a real-time connection"));
+        }
+        if !PERSISTED_TYPES.contains(&kind.as_str()) {
+            return Err(ServiceError::invalid(
+                "type",
+                format!("unknown activity type `{kind}` (expected message or event)"),
+            ));
+        }
+        if kind == "message" && text.is_none() && attachments.is_none() {
+            return Err(ServiceError::invalid("text", "a message needs `text` or `attachments`"));
+        }
         Ok(ActivityInput {
             kind,
             text,
             attachments,
-            sender: f.required_string("sender", MAX_SENDER_BYTES)?,
-            metadata: f.object("metadata")?.unwrap_or_else(Json::empty_object),
+            sender,
+            metadata: metadata.unwrap_or_else(Json::empty_object),
             idempotency_key,
         })
     }

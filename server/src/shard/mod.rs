@@ -168,7 +168,6 @@ impl ShardSetup {
             }
         };
         let id = self.id;
-        let binary_task = monoio::spawn(crate::net::binary::accept_loop(binary, id, self.shutdown.clone()));
         let shard_metrics = self.metrics.shard(id);
         let owner = Owner::new(self.store.clone(), shard_metrics.clone());
         let outbox = Rc::new(self.mesh.outbox);
@@ -186,8 +185,16 @@ impl ShardSetup {
             shard_metrics,
             self.metrics,
         ));
-        let tracker = ConnTracker::default();
+        let tracker = Rc::new(ConnTracker::default());
         let abort = Shutdown::new();
+        let binary_task = monoio::spawn(crate::net::binary::accept_loop(
+            binary,
+            id,
+            app.clone(),
+            tracker.clone(),
+            self.shutdown.clone(),
+            abort.clone(),
+        ));
         let limits = Limits {
             max_body_bytes: self.config.max_body_bytes,
             idle_timeout: self.config.http_idle_timeout,

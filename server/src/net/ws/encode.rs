@@ -58,6 +58,14 @@ pub fn frame_with(opcode: Opcode, size_hint: usize, write: impl FnOnce(&mut Byte
     out.split_off(start).freeze()
 }
 
+/// The header alone of a binary frame whose `len` payload bytes the caller
+/// queues right after it (in shared pieces, without copying them together).
+pub fn binary_header(len: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(header_len(len));
+    put_header(Opcode::Binary, len, &mut out);
+    out.freeze()
+}
+
 pub fn text(text: &str) -> Bytes {
     frame(Opcode::Text, text.as_bytes())
 }

@@ -11,15 +11,14 @@ pub mod handshake;
 pub mod phoenix;
 mod rate;
 mod reader;
-mod sender;
 pub mod socket;
 mod upgrade;
 
 #[cfg(test)]
 mod testing;
 
+pub use crate::net::send_queue::{FrameSender as WsSender, SendError};
 pub use error::{code, WsError};
 pub use frame::{CloseFrame, Decoder, Message, Opcode};
-pub use sender::{SendError, WsSender};
 pub use socket::{Closed, Incoming, WsLimits, WsSocket};
 pub use upgrade::Upgrade;

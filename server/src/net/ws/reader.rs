@@ -9,8 +9,6 @@
 //! and the client's close (or EOF) to arrive, reports the close as the last
 //! item on the channel, and ends the connection.
 
-use std::future::poll_fn;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -24,8 +22,8 @@ use super::encode;
 use super::error::code;
 use super::frame::{CloseFrame, Decoder, Message, Opcode};
 use super::rate::RateLimit;
-use super::sender::Shared;
 use super::socket::{Closed, Incoming};
+use crate::net::send_queue::{closing, flushed, Shared};
 use crate::shard::shutdown::Shutdown;
 
 /// Read sizes adapt between these: an idle socket (most of them) asks for
@@ -179,30 +177,4 @@ impl Reader {
         let _ = monoio::time::timeout(timeout, wait).await;
         Closed::ByServer(frame)
     }
-}
-
-/// Resolves once a close has begun or the connection is dead.
-async fn closing(queue: &Shared) {
-    poll_fn(|cx| {
-        let mut q = queue.borrow_mut();
-        if q.closing.is_some() || q.dead {
-            return Poll::Ready(());
-        }
-        q.wake_reader(cx.waker());
-        Poll::Pending
-    })
-    .await
-}
-
-/// Resolves once the close frame is written (or the connection is dead).
-async fn flushed(queue: &Shared) {
-    poll_fn(|cx| {
-        let mut q = queue.borrow_mut();
-        if q.close_flushed || q.dead {
-            return Poll::Ready(());
-        }
-        q.wake_reader(cx.waker());
-        Poll::Pending
-    })
-    .await
 }

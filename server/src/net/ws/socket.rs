@@ -18,11 +18,12 @@ use futures_util::StreamExt;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
+use super::encode;
 use super::frame::{CloseFrame, Decoder};
 use super::rate::RateLimit;
 use super::reader::Reader;
-use super::sender::{write_loop, Queue, Shared, WsSender};
 use crate::config::Config;
+use crate::net::send_queue::{write_loop, FrameSender as WsSender, Queue, Shared};
 use crate::shard::shutdown::Shutdown;
 
 /// Messages decoded ahead of the session; beyond this the reader stops reading.
@@ -98,7 +99,7 @@ impl WsSocket {
     /// Runs the WebSocket protocol on `stream`, whose HTTP upgrade is done;
     /// `buffered` holds bytes the client sent right after its request.
     pub fn start(stream: TcpStream, buffered: BytesMut, limits: WsLimits, shutdown: Shutdown) -> WsSocket {
-        let queue = Queue::new(limits.send_queue_bytes);
+        let queue = Queue::new(limits.send_queue_bytes, encode::close);
         let (read, write) = stream.into_split();
         let (tx, inbox) = mpsc::channel(INBOX);
         let reader = Reader {

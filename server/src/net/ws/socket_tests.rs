@@ -21,8 +21,8 @@ async fn echo(mut ws: WsSocket, report: mpsc::Sender<Closed>) {
     let out = ws.sender();
     loop {
         let sent = match ws.recv().await {
-            Incoming::Text(t) => out.send_text(std::str::from_utf8(&t).unwrap_or_default()),
-            Incoming::Binary(b) => out.send_binary(&b),
+            Incoming::Text(t) => out.send_frame(encode::text(std::str::from_utf8(&t).unwrap_or_default())),
+            Incoming::Binary(b) => out.send_frame(encode::binary(&b)),
             Incoming::Closed(c) => return drop(report.send(c)),
         };
         assert!(sent.is_ok() || !out.is_open());

@@ -1,5 +1,8 @@
-//! The outgoing half of a socket: a send queue bounded in bytes, and the
-//! writer task that drains it.
+//! The outgoing half of a connection (WebSocket or binary TCP): a send queue
+//! bounded in bytes, and the writer task that drains it. The queue holds
+//! complete encoded frames of the connection's transport; the one thing it
+//! encodes itself is the frame that closes the connection, through the
+//! transport's [`Closer`].
 //!
 //! Rules:
 //! - A frame is queued as `Bytes` of a complete encoded frame, so a broadcast
@@ -8,8 +11,9 @@
 //!   drops only when the kernel took the batch: a client that stops reading
 //!   fills its TCP window, the write stalls, the count stays up.
 //! - A frame that would take the count past the limit is refused and the
-//!   connection is closed 1008 `slow consumer`; the frames still queued are
-//!   dropped (they would never be read) and the close frame takes their place.
+//!   connection is closed as a slow consumer (WebSocket: 1008 `slow consumer`;
+//!   binary: Error `slow_consumer`); the frames still queued are dropped (they
+//!   would never be read) and the close frame takes their place.
 //!   One frame always fits an empty queue, so a frame larger than the limit is
 //!   still sent to a client that keeps up.
 //! - Coalescing: the writer takes every frame queued so far and writes them
@@ -27,9 +31,12 @@ use bytes::Bytes;
 use monoio::io::{AsyncWriteRentExt, OwnedWriteHalf};
 use monoio::net::TcpStream;
 
-use super::encode;
-use super::error::code;
-use super::frame::CloseFrame;
+use super::ws::code;
+use super::ws::CloseFrame;
+
+/// Encodes the frame that closes a connection with a WebSocket close `code`
+/// and `reason` (the binary transport maps them onto its error codes).
+pub type Closer = fn(u16, &str) -> Bytes;
 
 /// Why a frame was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -40,9 +47,8 @@ pub enum SendError {
     SlowConsumer,
 }
 
-/// State shared by the reader task, the writer task and every [`WsSender`].
-#[derive(Default)]
-pub(super) struct Queue {
+/// State shared by the reader task, the writer task and every [`FrameSender`].
+pub(crate) struct Queue {
     frames: VecDeque<Bytes>,
     /// Bytes queued plus the batch being written.
     bytes: usize,
@@ -55,13 +61,24 @@ pub(super) struct Queue {
     pub dead: bool,
     writer: Option<Waker>,
     reader: Option<Waker>,
+    closer: Closer,
 }
 
-pub(super) type Shared = Rc<RefCell<Queue>>;
+pub(crate) type Shared = Rc<RefCell<Queue>>;
 
 impl Queue {
-    pub fn new(limit: usize) -> Shared {
-        Rc::new(RefCell::new(Queue { limit, ..Queue::default() }))
+    pub fn new(limit: usize, closer: Closer) -> Shared {
+        Rc::new(RefCell::new(Queue {
+            frames: VecDeque::new(),
+            bytes: 0,
+            limit,
+            closing: None,
+            close_flushed: false,
+            dead: false,
+            writer: None,
+            reader: None,
+            closer,
+        }))
     }
 
     fn wake_all(&mut self) {
@@ -87,7 +104,8 @@ impl Queue {
 
     /// Closes with `code` and `reason`.
     pub fn close(&mut self, code: u16, reason: &str) {
-        self.start_close(CloseFrame { code, reason: reason.into() }, encode::close(code, reason));
+        let wire = (self.closer)(code, reason);
+        self.start_close(CloseFrame { code, reason: reason.into() }, wire);
     }
 
     /// Queues a control frame (a pong) outside the byte limit: it is at most
@@ -112,15 +130,15 @@ impl Queue {
     }
 }
 
-/// A handle to queue frames on one socket; cheap to clone, shard-local.
+/// A handle to queue frames on one connection; cheap to clone, shard-local.
 #[derive(Clone)]
-pub struct WsSender {
+pub struct FrameSender {
     queue: Shared,
 }
 
-impl WsSender {
-    pub(super) fn new(queue: Shared) -> WsSender {
-        WsSender { queue }
+impl FrameSender {
+    pub(crate) fn new(queue: Shared) -> FrameSender {
+        FrameSender { queue }
     }
 
     /// Queues a complete encoded frame (e.g. a broadcast from
@@ -144,12 +162,16 @@ impl WsSender {
         Ok(())
     }
 
-    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
-        self.send_frame(encode::text(text))
+    /// Queues several chunks that together make one frame: either all or none
+    /// (on a refusal the connection closes, so a partial frame is never written).
+    pub fn send_chunks(&self, chunks: impl IntoIterator<Item = Bytes>) -> Result<(), SendError> {
+        chunks.into_iter().try_for_each(|c| self.send_frame(c))
     }
 
-    pub fn send_binary(&self, data: &[u8]) -> Result<(), SendError> {
-        self.send_frame(encode::binary(data))
+    /// Starts closing with `frame` (already encoded for the transport) standing
+    /// for `code` and `reason`; queued frames are still written before it.
+    pub fn close_with(&self, code: u16, reason: &str, frame: Bytes) {
+        self.queue.borrow_mut().start_close(CloseFrame { code, reason: reason.into() }, frame);
     }
 
     /// Starts the close handshake; the socket's `recv` then reports the close.
@@ -167,6 +189,32 @@ impl WsSender {
     pub fn queued_bytes(&self) -> usize {
         self.queue.borrow().bytes
     }
+}
+
+/// Resolves once a close has begun or the connection is dead (for a reader task).
+pub(crate) async fn closing(queue: &Shared) {
+    poll_fn(|cx| {
+        let mut q = queue.borrow_mut();
+        if q.closing.is_some() || q.dead {
+            return Poll::Ready(());
+        }
+        q.wake_reader(cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Resolves once the close frame is written (or the connection is dead).
+pub(crate) async fn flushed(queue: &Shared) {
+    poll_fn(|cx| {
+        let mut q = queue.borrow_mut();
+        if q.close_flushed || q.dead {
+            return Poll::Ready(());
+        }
+        q.wake_reader(cx.waker());
+        Poll::Pending
+    })
+    .await
 }
 
 /// The frames queued so far, or `None` once the connection is dead.
@@ -199,7 +247,7 @@ async fn dead(queue: &Shared) {
 }
 
 /// The writer task: one write per batch until the close frame or death.
-pub(super) async fn write_loop(mut stream: OwnedWriteHalf<TcpStream>, queue: Shared) {
+pub(crate) async fn write_loop(mut stream: OwnedWriteHalf<TcpStream>, queue: Shared) {
     let mut scratch: Vec<u8> = Vec::new();
     while let Some(batch) = next_batch(&queue).await {
         let len: usize = batch.iter().map(Bytes::len).sum();

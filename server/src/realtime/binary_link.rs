@@ -1,0 +1,72 @@
+//! The two transports of the binary protocol, as the session sees them: a TCP
+//! byte stream cut into frames ([`FrameConn`]), and `/socket/binary`, where
+//! each WebSocket binary message holds exactly one frame.
+
+use converger_protocol::{decode_frame_with_limit, ErrorFrame, WireError};
+
+use super::binary_sink::BinarySender;
+use crate::net::binary::conn::{FrameConn, Inbound};
+use crate::net::ws::{code, Incoming, WsSocket};
+
+pub(crate) trait Link {
+    /// The next frame, a decode error, or the end. Cancel-safe.
+    async fn recv(&mut self) -> Inbound;
+    fn sender(&self) -> BinarySender;
+    /// Sends `error` with the close flag after what is queued, then ends the
+    /// connection (bounded wait).
+    async fn close(self, error: ErrorFrame);
+}
+
+impl Link for FrameConn {
+    async fn recv(&mut self) -> Inbound {
+        FrameConn::recv(self).await
+    }
+
+    fn sender(&self) -> BinarySender {
+        BinarySender::tcp(FrameConn::sender(self))
+    }
+
+    async fn close(self, error: ErrorFrame) {
+        FrameConn::close(self, error).await
+    }
+}
+
+/// `/socket/binary`.
+pub(crate) struct WsLink {
+    pub ws: WsSocket,
+    pub max_frame: u32,
+}
+
+impl Link for WsLink {
+    async fn recv(&mut self) -> Inbound {
+        loop {
+            return match self.ws.recv().await {
+                Incoming::Binary(message) => match decode_frame_with_limit(&message, self.max_frame) {
+                    Ok(Some((frame, used))) if used == message.len() => Inbound::Frame(frame),
+                    Ok(Some((frame, used))) => {
+                        Inbound::Bad(WireError::TrailingBytes { kind: frame.kind() as u8, extra: message.len() - used })
+                    }
+                    Ok(None) => Inbound::Bad(WireError::Truncated { field: "frame" }),
+                    Err(e) => Inbound::Bad(e),
+                },
+                Incoming::Text(_) => {
+                    self.ws.sender().close(code::UNSUPPORTED, "text messages are not part of the binary protocol");
+                    continue;
+                }
+                Incoming::Closed(_) => Inbound::Closed,
+            };
+        }
+    }
+
+    fn sender(&self) -> BinarySender {
+        BinarySender::websocket(self.ws.sender())
+    }
+
+    async fn close(self, error: ErrorFrame) {
+        let reason = error.message.clone();
+        let sender = self.sender();
+        let _ = sender.send(error.closing());
+        let ws_code = if reason.is_empty() { code::NORMAL } else { code::POLICY };
+        self.ws.close(ws_code, &reason).await;
+    }
+}

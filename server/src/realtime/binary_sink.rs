@@ -1,0 +1,190 @@
+//! The binary-protocol side of a subscription, and the sender both binary
+//! transports share. An activity's record holds nothing about the connection
+//! (docs/protocol.md, Deliver), so each committed activity is encoded once per
+//! shard and its bytes are shared by every binary subscriber, over TCP and over
+//! WebSocket alike; per connection only the Deliver prefix (and on WebSocket
+//! the message header) is written.
+
+use std::cell::Cell;
+use std::ops::Range;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use converger_protocol as proto;
+use converger_protocol::{put_deliver_prefix, Frame, WireError, DELIVER_PREFIX_SIZE};
+use converger_storage::Activity;
+
+use super::{Ephemeral, LocalEvent, SharedBatch, Sink};
+use crate::net::send_queue::{FrameSender, SendError};
+use crate::net::ws::encode;
+use crate::net::ws::Opcode;
+
+/// The activity records' cache key: the same bytes serve both transports.
+const RECORDS: &str = "binary-records";
+/// Records per Deliver frame, and the bytes they may take, at most: a big
+/// committed batch goes out as several frames a client can take in turn.
+const DELIVER_MAX_RECORDS: usize = 512;
+const DELIVER_MAX_BYTES: usize = 256 * 1024;
+
+/// Why a frame was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum BinarySendError {
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("cannot encode: {0}")]
+    Encode(#[from] WireError),
+}
+
+/// Queues protocol frames on one connection, in its transport's framing.
+#[derive(Clone)]
+pub struct BinarySender {
+    inner: FrameSender,
+    /// On `/socket/binary` each frame travels as one WebSocket binary message.
+    websocket: bool,
+}
+
+impl BinarySender {
+    pub fn tcp(inner: FrameSender) -> BinarySender {
+        BinarySender { inner, websocket: false }
+    }
+
+    pub fn websocket(inner: FrameSender) -> BinarySender {
+        BinarySender { inner, websocket: true }
+    }
+
+    /// The cache key of this transport's whole-frame encodings.
+    fn format(&self) -> &'static str {
+        if self.websocket {
+            "binary-ws"
+        } else {
+            "binary-tcp"
+        }
+    }
+
+    /// Encodes and queues one frame.
+    pub fn send(&self, frame: impl Into<Frame>) -> Result<(), BinarySendError> {
+        let bytes = self.encode(&frame.into())?;
+        Ok(self.inner.send_frame(bytes)?)
+    }
+
+    /// One frame in this transport's framing.
+    pub fn encode(&self, frame: &Frame) -> Result<Bytes, WireError> {
+        if self.websocket {
+            let mut result = Ok(());
+            let bytes = encode::frame_with(Opcode::Binary, frame.encoded_size(), |out| result = frame.encode(out));
+            result.map(|()| bytes)
+        } else {
+            let mut out = BytesMut::with_capacity(frame.encoded_size());
+            frame.encode(&mut out)?;
+            Ok(out.freeze())
+        }
+    }
+
+    /// A Deliver frame of already-encoded activity records.
+    fn send_records(&self, records: &[Bytes]) -> Result<(), BinarySendError> {
+        // An activity that failed to encode (logged there) is left out, never sent empty.
+        let records = || records.iter().filter(|r| !r.is_empty());
+        let size: usize = records().map(Bytes::len).sum();
+        let mut prefix = BytesMut::with_capacity(DELIVER_PREFIX_SIZE);
+        put_deliver_prefix(&mut prefix, records().count(), size)?;
+        let head = if self.websocket {
+            let mut head = BytesMut::from(&encode::binary_header(DELIVER_PREFIX_SIZE + size)[..]);
+            head.extend_from_slice(&prefix);
+            head.freeze()
+        } else {
+            prefix.freeze()
+        };
+        Ok(self.inner.send_chunks(std::iter::once(head).chain(records().cloned()))?)
+    }
+}
+
+/// A storage activity as a protocol record.
+pub fn to_wire(a: &Activity) -> proto::Activity {
+    proto::Activity {
+        id: *a.id.as_bytes(),
+        conversation_id: *a.conversation_id.as_bytes(),
+        seq: a.seq.max(0) as u64,
+        created_at: a.created_at.as_micros(),
+        kind: a.kind.clone(),
+        sender: a.sender.clone(),
+        text: a.text.clone(),
+        attachments: a.attachments.as_ref().map(|j| j.as_str().to_string()),
+        metadata: a.metadata.as_str().to_string(),
+        idempotency_key: a.idempotency_key.clone(),
+    }
+}
+
+pub struct BinarySink {
+    pub sender: BinarySender,
+    /// Cleared by Unsubscribe: from its Ack on, nothing more of the
+    /// conversation goes out, even a backlog still being read.
+    pub active: Rc<Cell<bool>>,
+}
+
+impl Sink for BinarySink {
+    fn deliver(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool {
+        if !self.active.get() {
+            return false;
+        }
+        let records = batch.encoded(RECORDS, encode_records);
+        let records = &records[range];
+        let mut start = 0;
+        while start < records.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < records.len()
+                && end - start < DELIVER_MAX_RECORDS
+                && (end == start || bytes < DELIVER_MAX_BYTES)
+            {
+                bytes += records[end].len();
+                end += 1;
+            }
+            if let Err(e) = self.sender.send_records(&records[start..end]) {
+                tracing::debug!(error = %e, "binary delivery refused");
+                return false;
+            }
+            start = end;
+        }
+        true
+    }
+
+    fn event(&self, event: &Rc<LocalEvent>) -> bool {
+        if !self.active.get() {
+            return false;
+        }
+        // Typing only: presence is a Phoenix feature (docs/protocol.md, Ephemeral).
+        let Ephemeral::Typing { .. } = &*event.event else { return true };
+        let sender = self.sender.clone();
+        let frame = event.encoded(self.sender.format(), |e| encode_event(&sender, e));
+        frame.is_empty() || self.sender.inner.send_frame(frame).is_ok()
+    }
+}
+
+fn encode_records(activities: &[Activity]) -> Vec<Bytes> {
+    activities
+        .iter()
+        .map(|a| {
+            let mut out = BytesMut::new();
+            match to_wire(a).encode(&mut out) {
+                Ok(()) => out.freeze(),
+                Err(e) => {
+                    // Stored activities fit the wire's limits; this would be a bug.
+                    tracing::error!(error = %e, activity = %a.id, "activity does not encode");
+                    Bytes::new()
+                }
+            }
+        })
+        .collect()
+}
+
+fn encode_event(sender: &BinarySender, e: &LocalEvent) -> Bytes {
+    let Ephemeral::Typing { sender: who, typing } = &*e.event else { return Bytes::new() };
+    let frame = Frame::Ephemeral(proto::Ephemeral {
+        request_id: 0,
+        conversation_id: *e.conversation.as_bytes(),
+        kind: "typing".into(),
+        sender: who.clone(),
+        data: serde_json::json!({ "typing": typing }).to_string(),
+    });
+    sender.encode(&frame).unwrap_or_default()
+}
