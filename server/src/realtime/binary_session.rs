@@ -363,6 +363,9 @@ impl Session {
                     Ok((conversation, after_seq, active)) => {
                         let result = match follow(&hub, scope, conversation).await {
                             Ok(last_seq) => {
+                                // Live only: from the last seq this answer names (the store's
+                                // watermark is an i64, so u64::MAX would skip every activity).
+                                let after_seq = if after_seq == proto::LIVE_ONLY { last_seq } else { after_seq };
                                 starting.push((conversation, after_seq, active));
                                 Ok(last_seq)
                             }
