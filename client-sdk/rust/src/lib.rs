@@ -1,0 +1,103 @@
+//! The Rust SDK of Converger's binary protocol (docs/protocol.md), on tokio.
+//!
+//! A [`Client`] is one TCP connection (`TCP_NODELAY`), authenticated with a
+//! client token or a tenant API key ([`Credential`]), kept up across losses:
+//!
+//! - [`Client::publish`] / [`Client::publish_batch`] return once the server
+//!   has committed the activities. Requests from any number of clones and
+//!   tasks are in flight at once; a reader task matches answers by request id.
+//! - [`Client::subscribe`] gives a [`Subscription`]: the backlog after your
+//!   last seq, then the live stream, in seq order. After a reconnect it
+//!   resumes from the last seq it handed out: no gap, no duplicate.
+//! - [`Client::history`], [`Client::typing`] (and [`Client::typing_events`]),
+//!   [`Client::ping`], [`Client::reauth`].
+//! - [`Rest`]: the REST calls an integrator makes around it (channels,
+//!   conversations, client tokens, the activity list).
+//!
+//! Frames are encoded and decoded by `converger-protocol`, the codec the
+//! server uses: the SDK has no second one.
+//!
+//! ```no_run
+//! use converger_client::{Client, Credential, Draft, Rest};
+//!
+//! # async fn demo() -> converger_client::Result<()> {
+//! // Server side: a channel, a conversation and a token for a user.
+//! let rest = Rest::new("http://127.0.0.1:4000", "cvg_…tenant api key…")?;
+//! let channel = rest.create_channel("support", "websocket", serde_json::json!({})).await?;
+//! let conversation = rest.create_conversation(channel.id, None, None).await?;
+//! let token = rest.create_token(conversation.id, "user-42", None).await?;
+//!
+//! // The user's side: connect with the token, follow the conversation, write.
+//! let client = Client::connect("127.0.0.1:4001", Credential::Token(token.token)).await?;
+//! let mut sub = client.subscribe(conversation.id, 0).await?;
+//! let written = client.publish(Draft::message(conversation.id, "hello").idempotency_key("hello-1")).await?;
+//! while let Some(activity) = sub.next().await {
+//!     println!("{} {}: {:?}", activity.seq, activity.sender, activity.text);
+//!     if activity.seq == written.seq {
+//!         break;
+//!     }
+//! }
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Reconnect and resume
+//!
+//! Any loss of the connection (a server restart, `slow_consumer`,
+//! `shutting_down`, a network error, a dead peer found by the keepalive
+//! pings) is followed by a new connection after an exponential backoff
+//! ([`Options::reconnect_min`] to [`Options::reconnect_max`], with jitter).
+//! The new connection subscribes every subscription again with the last seq
+//! it queued; the server sends what follows, and every activity at or below
+//! that seq is dropped. Requests in flight when a connection is lost fail
+//! with [`Error::ConnectionLost`] (their outcome is unknown: publish again
+//! with the same idempotency key); requests made while reconnecting wait
+//! for the new connection, up to [`Options::request_timeout`]. A reconnect
+//! refused for its credential (an expired token, a disabled tenant) closes
+//! the client: subscriptions end and [`Subscription::end_reason`] says why.
+//! Renew a token before it expires with [`Client::reauth`].
+//!
+//! # Flow control and memory
+//!
+//! Every queue is bounded. Towards the server, frames wait in an outbox of
+//! 256 frames, and callers wait when it is full, so the server's TCP
+//! backpressure reaches them; at most [`Options::max_in_flight`] requests
+//! wait for answers. From the server, the reader never waits on a consumer:
+//! each subscription holds at most [`Options::subscription_buffer`]
+//! activities, and when a consumer is that far behind its subscription
+//! pauses and later resumes from its last seq (see [`Subscription`]), so a
+//! slow consumer costs a resubscription, never unbounded memory, never a
+//! lost activity, and never delays other subscriptions or acks. Typing
+//! events, which are ephemeral, are dropped for a receiver that falls
+//! [`Options::typing_buffer`] behind.
+//!
+//! # The HTTP client
+//!
+//! [`Rest`] uses a small HTTP/1.1 client written here over tokio's
+//! `TcpStream` (one request per connection, `Content-Length` JSON bodies;
+//! responses by length, chunked or to close) rather than `reqwest`:
+//! `reqwest` with rustls would add hyper, rustls and its crypto backend, about
+//! sixty crates and minutes to every cold build of the workspace on the
+//! project's 2-core machines, for five JSON calls. The cost is that [`Rest`]
+//! speaks plain HTTP only: use it on a trusted network (or behind a local
+//! TLS-terminating proxy), or call the documented JSON API with any HTTP
+//! client that does TLS.
+
+mod client;
+pub mod codec;
+mod connection;
+mod error;
+mod http;
+mod rest;
+mod state;
+mod subscription;
+mod types;
+
+pub use client::{Client, Options};
+pub use converger_protocol::{ErrorCode, LIVE_ONLY};
+pub use error::{code_of, Error, ProtocolError, Result, ServerError};
+pub use rest::{ActivityList, Channel, Conversation, Rest, RestActivity, Token};
+pub use subscription::{Subscription, TypingEvents};
+pub use types::{Activity, Credential, Draft, HistoryPage, TypingEvent, Welcome, Written};
+pub use uuid::Uuid;

@@ -1,0 +1,462 @@
+//! What every handle of one client shares: the current connection (if any),
+//! the requests waiting for answers, the subscriptions and their resume
+//! points. The connection's reader hands each frame to [`Shared::dispatch`].
+//!
+//! Invariants:
+//! - The reader never waits on anyone: answers go to one-shot channels,
+//!   activities to bounded per-subscription queues with `try_send`, typing
+//!   events to a bounded broadcast. So the server's send queue drains at
+//!   the pace of the socket, never at the pace of a consumer.
+//! - A subscription hands out activities of its conversation in seq order,
+//!   each exactly once, without gaps: an activity is queued only when its
+//!   seq is the last queued one plus one. Anything else is a repeat
+//!   (dropped) or follows a loss (the subscription resumes from its last
+//!   seq, see [`Flow`]).
+//! - A pending request belongs to the connection it was written on: when
+//!   that connection ends its entry is dropped and the caller gets
+//!   [`Error::ConnectionLost`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use converger_protocol::{ErrorCode, Frame, Subscribe, SubscribeItem, Subscribed, Unsubscribe};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify, Semaphore};
+use tracing::debug;
+use uuid::Uuid;
+
+use crate::codec::encode;
+use crate::error::{Error, ProtocolError, ServerError};
+use crate::types::{Activity, Credential, TypingEvent, Welcome};
+use crate::Options;
+
+/// Subscribe items per frame when a reconnect subscribes everything again
+/// (24 bytes each: about 100 KB per frame).
+const RESUBSCRIBE_CHUNK: usize = 4096;
+
+pub(crate) struct Shared {
+    pub options: Options,
+    state: Mutex<State>,
+    next_id: AtomicU32,
+    /// The number of connections made so far; it notifies when one is up and
+    /// when the client closes, so requests waiting for a connection look again.
+    pub conn_changed: watch::Sender<u64>,
+    pub closed: watch::Sender<bool>,
+    typing: Mutex<Option<broadcast::Sender<TypingEvent>>>,
+    pub in_flight: Semaphore,
+}
+
+pub(crate) struct State {
+    pub addr: String,
+    pub credential: Credential,
+    pub welcome: Welcome,
+    pub conn: Option<Conn>,
+    generation: u64,
+    pending: HashMap<u32, Pending>,
+    pub subs: HashMap<Uuid, SubState>,
+    /// `Some` once closed, with the reason (`None`: closed by the application).
+    pub closed: Option<Option<Error>>,
+}
+
+/// The connection requests are written to.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    pub generation: u64,
+    pub outbox: mpsc::Sender<Bytes>,
+    /// Ends the connection (the client then reconnects).
+    pub kill: Arc<Notify>,
+}
+
+struct Pending {
+    generation: u64,
+    /// `None`: nobody waits (the client's own Subscribe and Unsubscribe).
+    reply: Option<oneshot::Sender<Frame>>,
+}
+
+/// Where a subscription's stream stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Subscribed on the current connection: activities are queued.
+    Live,
+    /// A Subscribe is on its way (first one, after a reconnect, after a lag):
+    /// activities that follow the last one are queued, others dropped; the
+    /// backlog of the new subscription brings the rest.
+    Resuming,
+    /// The consumer's queue was full (or an activity was missing): nothing
+    /// more is queued until the consumer has taken everything, then it
+    /// resubscribes from its last seq ([`crate::Subscription::next`]).
+    Lagging,
+}
+
+pub(crate) struct SubState {
+    tx: mpsc::Sender<Activity>,
+    /// The last seq queued (the resume point); `None` for a live-only
+    /// subscription before its Subscribed answer.
+    pub last: Option<u64>,
+    pub flow: Flow,
+    /// The Subscribe whose answer counts (earlier ones are stale).
+    pub request: u32,
+    pub signal: Arc<SubSignal>,
+}
+
+/// Shared between a [`SubState`] and its [`crate::Subscription`].
+#[derive(Default)]
+pub(crate) struct SubSignal {
+    pub lagging: AtomicBool,
+    pub wake: Notify,
+    pub end: Mutex<Option<Error>>,
+}
+
+impl SubState {
+    pub fn new(tx: mpsc::Sender<Activity>, last: Option<u64>, request: u32, signal: Arc<SubSignal>) -> SubState {
+        SubState { tx, last, flow: Flow::Resuming, request, signal }
+    }
+
+    fn lag(&mut self) {
+        self.flow = Flow::Lagging;
+        self.signal.lagging.store(true, Ordering::Release);
+        self.signal.wake.notify_one();
+    }
+
+    /// Queues `a` if it is the next one; false when the consumer is gone.
+    fn offer(&mut self, a: Activity) -> bool {
+        let next = match self.last {
+            Some(last) if a.seq <= last => return true, // a repeat: seen already
+            Some(last) => last + 1,
+            None => a.seq,
+        };
+        if self.flow == Flow::Lagging {
+            return true;
+        }
+        if a.seq != next {
+            if self.flow == Flow::Live {
+                debug!(seq = a.seq, expected = next, "activity missing: resuming the subscription");
+                self.lag();
+            }
+            return true;
+        }
+        let seq = a.seq;
+        match self.tx.try_send(a) {
+            Ok(()) => {
+                self.last = Some(seq);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                debug!(seq, "subscriber queue full: pausing until the consumer catches up");
+                self.lag();
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Ends the stream: the consumer takes what is queued, then `None`.
+    fn end(self, reason: Option<Error>) {
+        *self.signal.end.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+        self.signal.wake.notify_one();
+    }
+}
+
+impl Shared {
+    pub fn new(options: Options, addr: String, credential: Credential, welcome: Welcome) -> Shared {
+        let (typing, _) = broadcast::channel(options.typing_buffer.max(1));
+        Shared {
+            in_flight: Semaphore::new(options.max_in_flight.max(1)),
+            options,
+            state: Mutex::new(State {
+                addr,
+                credential,
+                welcome,
+                conn: None,
+                generation: 0,
+                pending: HashMap::new(),
+                subs: HashMap::new(),
+                closed: None,
+            }),
+            next_id: AtomicU32::new(1),
+            conn_changed: watch::channel(0).0,
+            closed: watch::channel(false).0,
+            typing: Mutex::new(Some(typing)),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent maps: go on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A request id: never 0 (0 means "no request" in Error frames).
+    pub fn next_id(&self) -> u32 {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    pub fn typing_receiver(&self) -> Option<broadcast::Receiver<TypingEvent>> {
+        self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(broadcast::Sender::subscribe)
+    }
+
+    /// Registers request `id` on the current connection, if there is one
+    /// (then `reply` moves into the pending map).
+    pub fn register(&self, id: u32, reply: &mut Option<oneshot::Sender<Frame>>) -> Result<Option<Conn>, Error> {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return Err(Error::Closed);
+        }
+        let Some(conn) = state.conn.clone() else { return Ok(None) };
+        state.pending.insert(id, Pending { generation: conn.generation, reply: reply.take() });
+        Ok(Some(conn))
+    }
+
+    pub fn forget(&self, id: u32) {
+        self.lock().pending.remove(&id);
+    }
+
+    /// A new connection is up: requests may use it, and every subscription
+    /// not lagging is subscribed again from its last seq. `None` when the
+    /// client was closed meanwhile.
+    pub fn connected(&self, outbox: mpsc::Sender<Bytes>, kill: Arc<Notify>, welcome: Welcome) -> Option<u64> {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return None;
+        }
+        state.generation += 1;
+        let generation = state.generation;
+        state.welcome = welcome;
+        let mut items = Vec::new();
+        for (id, sub) in state.subs.iter_mut().filter(|(_, s)| s.flow != Flow::Lagging) {
+            sub.flow = Flow::Resuming;
+            items.push((*id, sub.last));
+        }
+        for chunk in items.chunks(RESUBSCRIBE_CHUNK) {
+            let request_id = self.next_id();
+            let items = chunk
+                .iter()
+                .map(|(id, last)| SubscribeItem {
+                    conversation_id: id.into_bytes(),
+                    after_seq: last.unwrap_or(converger_protocol::LIVE_ONLY),
+                })
+                .collect();
+            for (id, _) in chunk {
+                if let Some(sub) = state.subs.get_mut(id) {
+                    sub.request = request_id;
+                }
+            }
+            // The outbox is new and has room for this many frames.
+            let queued = encode(&Frame::Subscribe(Subscribe { request_id, items }))
+                .is_ok_and(|bytes| outbox.try_send(bytes).is_ok());
+            if queued {
+                state.pending.insert(request_id, Pending { generation, reply: None });
+            } else {
+                debug!("could not queue a resubscription");
+            }
+        }
+        state.conn = Some(Conn { generation, outbox, kill });
+        drop(state);
+        self.conn_changed.send_modify(|n| *n += 1);
+        Some(generation)
+    }
+
+    /// Connection `generation` ended: its requests fail, subscriptions wait
+    /// for the next one.
+    pub fn disconnected(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.conn.as_ref().is_some_and(|c| c.generation == generation) {
+            state.conn = None;
+        }
+        state.pending.retain(|_, p| p.generation != generation);
+        for sub in state.subs.values_mut().filter(|s| s.flow == Flow::Live) {
+            sub.flow = Flow::Resuming;
+        }
+    }
+
+    /// Closes the client for good: requests fail with `Closed`, subscriptions
+    /// end (with `reason`, if any) once their queues are drained.
+    pub fn close(&self, reason: Option<Error>) {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return;
+        }
+        state.closed = Some(reason.clone());
+        state.conn = None;
+        state.pending.clear();
+        for (_, sub) in state.subs.drain() {
+            sub.end(reason.clone());
+        }
+        drop(state);
+        self.typing.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.closed.send_replace(true);
+        // Wakes requests waiting for a connection (the count stays).
+        self.conn_changed.send_modify(|_| {});
+    }
+
+    /// Handles one frame from the server. `Some(error)`: the connection ends.
+    pub fn dispatch(&self, frame: Frame, outbox: &mpsc::Sender<Bytes>) -> Option<Error> {
+        match frame {
+            Frame::Deliver(d) => {
+                let mut state = self.lock();
+                for a in d.activities {
+                    let conversation = Uuid::from_bytes(a.conversation_id);
+                    let gone = state.subs.get_mut(&conversation).is_some_and(|sub| !sub.offer(a.into()));
+                    if gone {
+                        state.subs.remove(&conversation);
+                    }
+                }
+            }
+            Frame::Subscribed(s) => {
+                self.on_subscribed(&s);
+                self.resolve(s.request_id, Frame::Subscribed(s));
+            }
+            Frame::PublishAck(ref a) => {
+                self.resolve(a.request_id, frame);
+            }
+            Frame::PublishBatchAck(ref a) => {
+                let id = a.request_id;
+                self.resolve(id, frame);
+            }
+            Frame::HistoryPage(ref p) => {
+                let id = p.request_id;
+                self.resolve(id, frame);
+            }
+            Frame::Ack(a) => {
+                self.resolve(a.request_id, frame);
+            }
+            Frame::Pong(p) => {
+                // Keepalive pings carry 0; `Client::ping` uses its request id.
+                if let Ok(id @ 1..) = u32::try_from(p.payload) {
+                    self.resolve(id, frame);
+                }
+            }
+            Frame::Ping(p) => {
+                let pong = Frame::Pong(converger_protocol::Pong { payload: p.payload });
+                // A full outbox means the server is hearing from us anyway.
+                if let Ok(bytes) = encode(&pong) {
+                    let _ = outbox.try_send(bytes);
+                }
+            }
+            Frame::Ephemeral(ref e) => {
+                if let Some(event) = TypingEvent::from_frame(e) {
+                    if let Some(tx) = self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        let _ = tx.send(event); // no receiver: nobody listens
+                    }
+                }
+            }
+            Frame::Error(e) => {
+                let error = ServerError::from(&e);
+                if e.request_id != 0 && !self.resolve(e.request_id, Frame::Error(e.clone())) {
+                    self.on_late_error(e.request_id, &error);
+                }
+                if e.close {
+                    return Some(Error::Server(error));
+                }
+                if e.request_id == 0 {
+                    debug!(%error, "error from the server");
+                }
+            }
+            other => return Some(Error::Protocol(ProtocolError::Unexpected(other.kind().name()))),
+        }
+        None
+    }
+
+    /// Hands an answer to whoever waits for request `id`; false if nobody
+    /// had asked it.
+    fn resolve(&self, id: u32, frame: Frame) -> bool {
+        let Some(pending) = self.lock().pending.remove(&id) else { return false };
+        match (pending.reply, &frame) {
+            (Some(reply), _) => {
+                let _ = reply.send(frame); // the caller may have given up
+            }
+            (None, Frame::Error(e)) => debug!(request = id, error = %ServerError::from(e), "refused"),
+            (None, _) => {}
+        }
+        true
+    }
+
+    fn on_subscribed(&self, s: &Subscribed) {
+        let mut state = self.lock();
+        for item in &s.items {
+            let id = Uuid::from_bytes(item.conversation_id);
+            let Some(sub) = state.subs.get_mut(&id).filter(|sub| sub.request == s.request_id) else { continue };
+            match &item.result {
+                Ok(last_seq) => {
+                    if sub.flow == Flow::Resuming {
+                        sub.flow = Flow::Live;
+                    }
+                    sub.last.get_or_insert(*last_seq);
+                }
+                // Our own repeat (a reconnect and a resume crossed): the stream is on.
+                Err(f) if f.code == ErrorCode::AlreadySubscribed.code() => {}
+                Err(f) => {
+                    let reason = Error::Server(ServerError::from(f.clone()));
+                    if let Some(sub) = state.subs.remove(&id) {
+                        sub.end(Some(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An Error for a request already answered: a subscription that was
+    /// accepted and then could not start. It resumes like a lagging one.
+    fn on_late_error(&self, request: u32, error: &ServerError) {
+        let mut state = self.lock();
+        for sub in state.subs.values_mut().filter(|s| s.request == request) {
+            debug!(%error, "subscription did not start: resuming it");
+            sub.lag();
+        }
+    }
+
+    /// The consumer of a lagging subscription has taken everything: pause no
+    /// more, and subscribe again from its last seq. The frames to send, if a
+    /// connection is up (otherwise the next connection subscribes it).
+    pub fn resume(&self, conversation: Uuid) -> Option<(Conn, [Bytes; 2])> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let request = self.next_id();
+        let sub = state.subs.get_mut(&conversation).filter(|s| s.flow == Flow::Lagging)?;
+        sub.flow = Flow::Resuming;
+        sub.request = request;
+        let after_seq = sub.last.unwrap_or(converger_protocol::LIVE_ONLY);
+        let conn = state.conn.clone()?;
+        let unsubscribe = self.next_id();
+        let frames = [
+            Frame::Unsubscribe(Unsubscribe {
+                request_id: unsubscribe,
+                conversation_ids: vec![conversation.into_bytes()],
+            }),
+            Frame::Subscribe(Subscribe {
+                request_id: request,
+                items: vec![SubscribeItem { conversation_id: conversation.into_bytes(), after_seq }],
+            }),
+        ];
+        let [Ok(a), Ok(b)] = frames.map(|f| encode(&f)) else { return None };
+        for id in [unsubscribe, request] {
+            state.pending.insert(id, Pending { generation: conn.generation, reply: None });
+        }
+        Some((conn, [a, b]))
+    }
+
+    /// A [`crate::Subscription`] is gone: forget it (if it is still the one
+    /// registered) and tell the server, if that can be done without waiting.
+    pub fn drop_subscription(&self, conversation: Uuid, signal: &Arc<SubSignal>) {
+        let mut state = self.lock();
+        if !state.subs.get(&conversation).is_some_and(|s| Arc::ptr_eq(&s.signal, signal)) {
+            return;
+        }
+        state.subs.remove(&conversation);
+        let Some(conn) = state.conn.clone() else { return };
+        let request_id = self.next_id();
+        let frame = Frame::Unsubscribe(Unsubscribe { request_id, conversation_ids: vec![conversation.into_bytes()] });
+        if let Ok(bytes) = encode(&frame) {
+            if conn.outbox.try_send(bytes).is_ok() {
+                state.pending.insert(request_id, Pending { generation: conn.generation, reply: None });
+            }
+            // Else the server keeps sending it and the reader drops it:
+            // harmless, and gone at the next reconnect.
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The SDK against the real server: handshake, publishing, subscriptions,
+//! history, typing, ping, reauth, the REST helpers.
+
+mod common;
+
+use common::{next, within, Env};
+use converger_client::{Client, Credential, Draft, Error, ErrorCode, Uuid, LIVE_ONLY};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_with_a_token_and_with_an_api_key() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+
+    let user = env.token_client(conversation, "user-1").await;
+    let w = user.welcome();
+    assert_eq!((w.version, w.tenant_id, w.conversation_id), (1, env.tenant_id, Some(conversation)));
+    assert_eq!(w.sender, "user-1");
+    assert!(w.expires_at > 0 && w.idle_timeout.as_secs() > 0 && w.max_frame > 0, "{w:?}");
+    assert!(user.is_connected());
+    assert_eq!(user.connections(), 1);
+
+    let service = env.api_client().await;
+    let w = service.welcome();
+    assert_eq!((w.tenant_id, w.conversation_id, w.expires_at, w.sender.as_str()), (env.tenant_id, None, 0, ""));
+    assert!(w.server.starts_with("converger/"), "{}", w.server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_typed_errors() {
+    let env = Env::start().await;
+    let addr = env.server.binary_addr();
+    let unknown_key = "cvg_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+    for credential in [Credential::ApiKey(unknown_key), Credential::Token("not.a.token".into())] {
+        match Client::connect(addr, credential.clone()).await {
+            Err(Error::Server(e)) => assert_eq!(e.code, ErrorCode::Unauthorized, "{credential:?}: {e}"),
+            other => panic!("{credential:?}: {other:?}"),
+        }
+    }
+    // Nothing listening: an I/O error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    assert!(matches!(Client::connect(closed, Credential::ApiKey("cvg_x".into())).await, Err(Error::Io(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_is_acked_with_its_seq_and_a_repeat_replays() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let service = env.api_client().await;
+
+    let first = service.publish(Draft::message(conversation, "one").sender("bot").idempotency_key("k1")).await.unwrap();
+    assert_eq!((first.seq, first.replayed), (1, false));
+    let second = service.publish(Draft::event(conversation).sender("bot").metadata(r#"{"n":2}"#)).await.unwrap();
+    assert_eq!(second.seq, 2);
+    let again = service.publish(Draft::message(conversation, "one").sender("bot").idempotency_key("k1")).await.unwrap();
+    assert_eq!(
+        (again.activity_id, again.seq, again.created_at, again.replayed),
+        (first.activity_id, 1, first.created_at, true)
+    );
+
+    // The server's rules come back typed.
+    let no_sender = service.publish(Draft::message(conversation, "x")).await.unwrap_err();
+    assert_eq!(no_sender.code(), Some(ErrorCode::ValidationFailed), "{no_sender}");
+    let missing = service.publish(Draft::message(Uuid::now_v7(), "x").sender("bot")).await.unwrap_err();
+    assert_eq!(missing.code(), Some(ErrorCode::NotFound), "{missing}");
+
+    // A token client writes as the token's sender.
+    let user = env.token_client(conversation, "user-7").await;
+    let w = user.publish(Draft::message(conversation, "from the user")).await.unwrap();
+    assert_eq!(w.seq, 3);
+    let spoofed = user.publish(Draft::message(conversation, "x").sender("someone-else")).await.unwrap_err();
+    assert_eq!(spoofed.code(), Some(ErrorCode::Forbidden));
+    let page = env.rest.list_activities(conversation, 0, 10).await.unwrap();
+    assert_eq!(page.last_seq, 3);
+    assert_eq!(page.data.iter().map(|a| a.sender.as_str()).collect::<Vec<_>>(), ["bot", "bot", "user-7"]);
+    assert_eq!(page.data[1].metadata, serde_json::json!({"n": 2}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_publishes_from_clones_are_in_flight_at_once() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let service = env.api_client().await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let client = service.clone();
+            tokio::spawn(async move {
+                client.publish(Draft::message(conversation, format!("m{i}")).sender("bot")).await.unwrap().seq
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(within("a publish", t).await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fails_item_by_item() {
+    let env = Env::start().await;
+    let (a, b) = (env.conversation().await, env.conversation().await);
+    let service = env.api_client().await;
+    let items = service
+        .publish_batch(vec![
+            Draft::message(a, "a1").sender("bot"),
+            Draft::message(Uuid::now_v7(), "lost").sender("bot"),
+            Draft::message(b, "b1").sender("bot").idempotency_key("kb"),
+            Draft::message(a, "").sender("bot").text(String::new()).metadata("[]"),
+            Draft::message(a, "a2").sender("bot"),
+            Draft::message(b, "b1 again").sender("bot").idempotency_key("kb"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items[0].as_ref().unwrap().seq, 1);
+    assert_eq!(items[1].as_ref().unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(items[2].as_ref().unwrap().seq, 1);
+    assert!(items[3].is_err(), "{:?}", items[3]);
+    assert_eq!(items[4].as_ref().unwrap().seq, 2);
+    let replay = items[5].as_ref().unwrap();
+    assert_eq!((replay.seq, replay.replayed, replay.activity_id), (1, true, items[2].as_ref().unwrap().activity_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_gets_the_backlog_then_the_live_stream_in_order() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let service = env.api_client().await;
+    for i in 1..=5 {
+        service.publish(Draft::message(conversation, format!("m{i}")).sender("bot")).await.unwrap();
+    }
+    let user = env.token_client(conversation, "user-1").await;
+    let mut from_two = user.subscribe(conversation, 2).await.unwrap();
+    let mut live = service.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    for i in 6..=10 {
+        service.publish(Draft::message(conversation, format!("m{i}")).sender("bot")).await.unwrap();
+    }
+    for seq in 3..=10 {
+        let a = next(&mut from_two).await;
+        assert_eq!(
+            (a.seq, a.text.as_deref(), a.conversation_id),
+            (seq, Some(format!("m{seq}").as_str()), conversation)
+        );
+    }
+    for seq in 6..=10 {
+        assert_eq!(next(&mut live).await.seq, seq);
+    }
+    assert_eq!(from_two.last_seq(), Some(10));
+
+    // Refusals are typed: a missing conversation, another conversation than
+    // the token's, a second subscription to the same one.
+    let missing = service.subscribe(Uuid::now_v7(), 0).await.unwrap_err();
+    assert_eq!(missing.code(), Some(ErrorCode::NotFound), "{missing}");
+    let other = env.conversation().await;
+    assert_eq!(user.subscribe(other, 0).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    assert_eq!(user.subscribe(conversation, 0).await.unwrap_err().code(), Some(ErrorCode::AlreadySubscribed));
+
+    // Unsubscribing ends the stream; subscribing again starts anew.
+    from_two.unsubscribe().await.unwrap();
+    let mut again = user.subscribe(conversation, 9).await.unwrap();
+    assert_eq!(next(&mut again).await.seq, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_a_range() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let service = env.api_client().await;
+    let drafts = (1..=10).map(|i| Draft::message(conversation, format!("m{i}")).sender("bot")).collect();
+    service.publish_batch(drafts).await.unwrap();
+
+    let page = service.history(conversation, 3, Some(7), 100).await.unwrap();
+    assert_eq!((page.conversation_id, page.last_seq), (conversation, 10));
+    assert_eq!(page.activities.iter().map(|a| a.seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    let page = service.history(conversation, 8, None, 100).await.unwrap();
+    assert_eq!(page.activities.iter().map(|a| a.seq).collect::<Vec<_>>(), [9, 10]);
+    let page = service.history(conversation, 0, None, 2).await.unwrap();
+    assert_eq!(page.activities.iter().map(|a| a.text.clone().unwrap()).collect::<Vec<_>>(), ["m1", "m2"]);
+    let missing = service.history(Uuid::now_v7(), 0, None, 10).await.unwrap_err();
+    assert_eq!(missing.code(), Some(ErrorCode::NotFound));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_reaches_the_other_client() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let alice = env.token_client(conversation, "alice").await;
+    let bob = env.token_client(conversation, "bob").await;
+    let _alice_sub = alice.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    let _bob_sub = bob.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    let mut bob_events = bob.typing_events();
+
+    alice.typing(conversation, true).await.unwrap();
+    let event = within("alice typing", bob_events.next()).await.expect("event");
+    assert_eq!((event.conversation_id, event.sender.as_str(), event.typing), (conversation, "alice", true));
+    alice.typing(conversation, false).await.unwrap();
+    let event = within("alice stopped", bob_events.next()).await.expect("event");
+    assert_eq!((event.sender.as_str(), event.typing), ("alice", false));
+
+    // An API-key client names the sender.
+    let service = env.api_client().await;
+    assert!(matches!(service.typing(conversation, true).await, Err(Error::InvalidArgument(_))));
+    service.typing_as(conversation, "agent-3", true).await.unwrap();
+    let event = within("the agent typing", bob_events.next()).await.expect("event");
+    assert_eq!(event.sender, "agent-3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_and_reauth() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let user = env.token_client(conversation, "user-1").await;
+    assert!(user.ping().await.unwrap() < common::WAIT);
+
+    // A refreshed token is accepted; one for another conversation is not.
+    let old = user.welcome();
+    let token = env.rest.create_token(conversation, "user-1", Some(60)).await.unwrap().token;
+    let fresh = env.rest.refresh_token(&token).await.unwrap();
+    user.reauth(fresh.token).await.unwrap();
+    let other = env.rest.create_token(env.conversation().await, "user-1", None).await.unwrap();
+    assert_eq!(user.reauth(other.token).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    assert_eq!(user.reauth("garbage").await.unwrap_err().code(), Some(ErrorCode::Unauthorized));
+    // The connection goes on; the new token is the one of later reconnects.
+    user.reconnect();
+    within("the reconnect", async {
+        while user.connections() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(user.publish(Draft::message(conversation, "still here")).await.is_ok());
+    assert_eq!(user.welcome().sender, old.sender);
+
+    let service = env.api_client().await;
+    assert_eq!(service.reauth(token).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_client_refuses_calls_and_ends_its_subscriptions() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let service = env.api_client().await;
+    let mut sub = service.subscribe(conversation, 0).await.unwrap();
+    let clone = service.clone();
+    service.close().await;
+    assert!(!clone.is_connected());
+    assert!(matches!(clone.publish(Draft::message(conversation, "x").sender("bot")).await, Err(Error::Closed)));
+    assert!(within("the end", sub.next()).await.is_none());
+    assert!(sub.end_reason().is_none());
+    let mut typing = clone.typing_events();
+    assert!(typing.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_helpers_make_what_a_client_needs() {
+    let env = Env::start().await;
+    let conversation = env
+        .rest
+        .create_conversation(env.channel_id, Some(serde_json::json!({"topic": "billing"})), Some("ext-1"))
+        .await
+        .unwrap();
+    assert_eq!((conversation.channel_id, conversation.last_seq), (env.channel_id, 0));
+    assert_eq!(conversation.external_id.as_deref(), Some("ext-1"));
+    let taken = env.rest.create_conversation(env.channel_id, None, Some("ext-1")).await.unwrap_err();
+    assert_eq!(taken.code(), Some(ErrorCode::Conflict), "{taken}");
+    let token = env.rest.create_token(conversation.id, "user-1", Some(120)).await.unwrap();
+    assert_eq!(token.conversation_id, conversation.id);
+    let missing = env.rest.list_activities(Uuid::now_v7(), 0, 10).await.unwrap_err();
+    assert_eq!(missing.code(), Some(ErrorCode::NotFound));
+    let unknown = converger_client::Rest::new(&format!("http://{}", env.server.http_addr()), "cvg_nope").unwrap();
+    assert_eq!(
+        unknown.create_channel("x", "websocket", serde_json::json!({})).await.unwrap_err().code(),
+        Some(ErrorCode::Unauthorized)
+    );
+}
