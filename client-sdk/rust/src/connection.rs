@@ -118,6 +118,14 @@ pub(crate) async fn run(shared: Arc<Shared>, first: Established) {
         if *closed.borrow() {
             return;
         }
+        if let Error::Server(e) = &reason {
+            if e.is_auth() {
+                // `token_expired`: the same token cannot come back.
+                debug!(error = %e, "connection closed for its credential: closing the client");
+                shared.close(Some(reason));
+                return;
+            }
+        }
         debug!(error = %reason, "connection ended: reconnecting");
         if started.elapsed() >= STABLE {
             backoff = shared.options.reconnect_min;

@@ -17,7 +17,7 @@
 //!   [`Error::ConnectionLost`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -100,10 +100,22 @@ pub(crate) struct SubState {
     pub signal: Arc<SubSignal>,
 }
 
+/// What became of an activity offered to a subscription.
+enum Offer {
+    /// Queued, or dropped as a repeat or while paused.
+    Taken,
+    /// Not queued: the subscription just paused.
+    Paused,
+    /// The consumer is gone.
+    Gone,
+}
+
 /// Shared between a [`SubState`] and its [`crate::Subscription`].
 #[derive(Default)]
 pub(crate) struct SubSignal {
     pub lagging: AtomicBool,
+    /// Times the subscription paused (a statistic for the consumer).
+    pub pauses: AtomicU64,
     pub wake: Notify,
     pub end: Mutex<Option<Error>>,
 }
@@ -115,39 +127,41 @@ impl SubState {
 
     fn lag(&mut self) {
         self.flow = Flow::Lagging;
+        self.signal.pauses.fetch_add(1, Ordering::Relaxed);
         self.signal.lagging.store(true, Ordering::Release);
         self.signal.wake.notify_one();
     }
 
-    /// Queues `a` if it is the next one; false when the consumer is gone.
-    fn offer(&mut self, a: Activity) -> bool {
+    /// Queues `a` if it is the next one.
+    fn offer(&mut self, a: Activity) -> Offer {
         let next = match self.last {
-            Some(last) if a.seq <= last => return true, // a repeat: seen already
+            Some(last) if a.seq <= last => return Offer::Taken, // a repeat: seen already
             Some(last) => last + 1,
             None => a.seq,
         };
         if self.flow == Flow::Lagging {
-            return true;
+            return Offer::Taken;
         }
         if a.seq != next {
             if self.flow == Flow::Live {
                 debug!(seq = a.seq, expected = next, "activity missing: resuming the subscription");
                 self.lag();
+                return Offer::Paused;
             }
-            return true;
+            return Offer::Taken;
         }
         let seq = a.seq;
         match self.tx.try_send(a) {
             Ok(()) => {
                 self.last = Some(seq);
-                true
+                Offer::Taken
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 debug!(seq, "subscriber queue full: pausing until the consumer catches up");
                 self.lag();
-                true
+                Offer::Paused
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
         }
     }
 
@@ -301,9 +315,16 @@ impl Shared {
                 let mut state = self.lock();
                 for a in d.activities {
                     let conversation = Uuid::from_bytes(a.conversation_id);
-                    let gone = state.subs.get_mut(&conversation).is_some_and(|sub| !sub.offer(a.into()));
-                    if gone {
-                        state.subs.remove(&conversation);
+                    let Some(sub) = state.subs.get_mut(&conversation) else { continue };
+                    match sub.offer(a.into()) {
+                        Offer::Taken => {}
+                        // Stop the stream until the consumer resumes it (best effort:
+                        // what still comes is dropped). Nobody waits for the Ack.
+                        Offer::Paused => self.unsubscribe_now(conversation, outbox),
+                        Offer::Gone => {
+                            state.subs.remove(&conversation);
+                            self.unsubscribe_now(conversation, outbox);
+                        }
                     }
                 }
             }
@@ -440,6 +461,15 @@ impl Shared {
         Some((conn, [a, b]))
     }
 
+    /// Queues an Unsubscribe if the outbox has room (never waits).
+    fn unsubscribe_now(&self, conversation: Uuid, outbox: &mpsc::Sender<Bytes>) {
+        let request_id = self.next_id();
+        let frame = Frame::Unsubscribe(Unsubscribe { request_id, conversation_ids: vec![conversation.into_bytes()] });
+        if let Ok(bytes) = encode(&frame) {
+            let _ = outbox.try_send(bytes);
+        }
+    }
+
     /// A [`crate::Subscription`] is gone: forget it (if it is still the one
     /// registered) and tell the server, if that can be done without waiting.
     pub fn drop_subscription(&self, conversation: Uuid, signal: &Arc<SubSignal>) {
@@ -448,15 +478,10 @@ impl Shared {
             return;
         }
         state.subs.remove(&conversation);
-        let Some(conn) = state.conn.clone() else { return };
-        let request_id = self.next_id();
-        let frame = Frame::Unsubscribe(Unsubscribe { request_id, conversation_ids: vec![conversation.into_bytes()] });
-        if let Ok(bytes) = encode(&frame) {
-            if conn.outbox.try_send(bytes).is_ok() {
-                state.pending.insert(request_id, Pending { generation: conn.generation, reply: None });
-            }
-            // Else the server keeps sending it and the reader drops it:
-            // harmless, and gone at the next reconnect.
+        // If the outbox is full the server keeps sending it and the reader
+        // drops it: harmless, and gone at the next reconnect.
+        if let Some(conn) = &state.conn {
+            self.unsubscribe_now(conversation, &conn.outbox);
         }
     }
 }

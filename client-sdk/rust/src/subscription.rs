@@ -61,6 +61,12 @@ impl Subscription {
         self.last_seq
     }
 
+    /// How many times this subscription paused because its consumer was a
+    /// full buffer behind (each pause costs a resubscription, loses nothing).
+    pub fn pauses(&self) -> u64 {
+        self.signal.pauses.load(Ordering::Relaxed)
+    }
+
     /// The next activity; `None` once the subscription has ended (see
     /// [`Subscription::end_reason`]). Cancel-safe.
     pub async fn next(&mut self) -> Option<Activity> {

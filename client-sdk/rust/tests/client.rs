@@ -187,8 +187,13 @@ async fn typing_reaches_the_other_client() {
     let conversation = env.conversation().await;
     let alice = env.token_client(conversation, "alice").await;
     let bob = env.token_client(conversation, "bob").await;
-    let _alice_sub = alice.subscribe(conversation, LIVE_ONLY).await.unwrap();
-    let _bob_sub = bob.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    let mut alice_sub = alice.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    let mut bob_sub = bob.subscribe(conversation, LIVE_ONLY).await.unwrap();
+    // The server drops ephemeral events for a subscription still reading its
+    // backlog; once an activity has come through, both are live.
+    alice.publish(Draft::message(conversation, "hi")).await.unwrap();
+    assert_eq!(next(&mut alice_sub).await.seq, 1);
+    assert_eq!(next(&mut bob_sub).await.seq, 1);
     let mut bob_events = bob.typing_events();
 
     alice.typing(conversation, true).await.unwrap();
@@ -273,4 +278,21 @@ async fn rest_helpers_make_what_a_client_needs() {
         unknown.create_channel("x", "websocket", serde_json::json!({})).await.unwrap_err().code(),
         Some(ErrorCode::Unauthorized)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_ends_the_client_with_the_reason() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let token = env.rest.create_token(conversation, "user-1", Some(1)).await.unwrap().token;
+    let user =
+        Client::connect_with(env.server.binary_addr(), Credential::Token(token), common::options()).await.unwrap();
+    let mut sub = user.subscribe(conversation, 0).await.unwrap();
+    // The server closes the connection at the token's expiry; the client does
+    // not come back with the same token.
+    assert!(within("the expiry", sub.next()).await.is_none());
+    assert_eq!(sub.end_reason().and_then(|e| e.code()), Some(ErrorCode::TokenExpired));
+    let refused = user.publish(Draft::message(conversation, "late")).await.unwrap_err();
+    assert!(matches!(refused, Error::Closed), "{refused}");
+    assert_eq!(user.connections(), 1);
 }
