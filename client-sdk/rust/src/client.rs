@@ -332,6 +332,12 @@ impl Client {
         let timeout = shared.options.request_timeout;
         let deadline = Instant::now() + timeout;
         let bytes = encode(&frame)?;
+        let max_frame = shared.lock().welcome.max_frame;
+        if bytes.len() > max_frame as usize {
+            // The server would close the connection (`frame_too_large`).
+            let why = format!("a frame of {} bytes is over the server's limit of {max_frame}", bytes.len());
+            return Err(Error::InvalidArgument(why));
+        }
         let attempt = async {
             let _slot = shared.in_flight.acquire().await.map_err(|_| Error::Closed)?;
             let (reply, answer) = oneshot::channel();

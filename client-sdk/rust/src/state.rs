@@ -485,3 +485,71 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activity(seq: u64) -> Activity {
+        Activity {
+            id: Uuid::nil(),
+            conversation_id: Uuid::nil(),
+            seq,
+            created_at: 0,
+            kind: "message".into(),
+            sender: "u".into(),
+            text: None,
+            attachments: None,
+            metadata: "{}".into(),
+            idempotency_key: None,
+        }
+    }
+
+    fn sub(buffer: usize, last: Option<u64>) -> (SubState, mpsc::Receiver<Activity>) {
+        let (tx, rx) = mpsc::channel(buffer);
+        let mut s = SubState::new(tx, last, 1, Arc::new(SubSignal::default()));
+        s.flow = Flow::Live;
+        (s, rx)
+    }
+
+    fn queued(rx: &mut mpsc::Receiver<Activity>) -> Vec<u64> {
+        std::iter::from_fn(|| rx.try_recv().ok()).map(|a| a.seq).collect()
+    }
+
+    #[test]
+    fn repeats_are_dropped_and_the_next_seq_is_queued() {
+        let (mut s, mut rx) = sub(8, Some(2));
+        for seq in [1, 2, 3, 3, 4, 2, 5] {
+            assert!(matches!(s.offer(activity(seq)), Offer::Taken));
+        }
+        assert_eq!(queued(&mut rx), [3, 4, 5]);
+        assert_eq!((s.last, s.flow), (Some(5), Flow::Live));
+    }
+
+    #[test]
+    fn a_gap_pauses_a_live_subscription_and_is_ignored_while_resuming() {
+        let (mut s, mut rx) = sub(8, Some(0));
+        assert!(matches!(s.offer(activity(1)), Offer::Taken));
+        assert!(matches!(s.offer(activity(3)), Offer::Paused));
+        assert_eq!((s.flow, s.signal.lagging.load(Ordering::Acquire)), (Flow::Lagging, true));
+        assert!(matches!(s.offer(activity(2)), Offer::Taken), "nothing is queued while paused");
+        s.flow = Flow::Resuming;
+        assert!(matches!(s.offer(activity(4)), Offer::Taken));
+        assert!(matches!(s.offer(activity(2)), Offer::Taken));
+        assert_eq!(queued(&mut rx), [1, 2]);
+        assert_eq!((s.last, s.flow, s.signal.pauses.load(Ordering::Relaxed)), (Some(2), Flow::Resuming, 1));
+    }
+
+    #[test]
+    fn a_full_queue_pauses_without_losing_the_resume_point() {
+        let (mut s, mut rx) = sub(2, None);
+        assert!(matches!(s.offer(activity(7)), Offer::Taken), "live only: the first one sets the start");
+        assert!(matches!(s.offer(activity(8)), Offer::Taken));
+        assert!(matches!(s.offer(activity(9)), Offer::Paused));
+        assert!(matches!(s.offer(activity(10)), Offer::Taken));
+        assert_eq!((queued(&mut rx), s.last), (vec![7, 8], Some(8)));
+        drop(rx);
+        s.flow = Flow::Live;
+        assert!(matches!(s.offer(activity(9)), Offer::Gone));
+    }
+}

@@ -63,6 +63,12 @@ async fn publish_is_acked_with_its_seq_and_a_repeat_replays() {
     let missing = service.publish(Draft::message(Uuid::now_v7(), "x").sender("bot")).await.unwrap_err();
     assert_eq!(missing.code(), Some(ErrorCode::NotFound), "{missing}");
 
+    // A frame over the server's limit is refused before it is sent.
+    let huge = "x".repeat(service.welcome().max_frame as usize);
+    let too_big = service.publish(Draft::message(conversation, huge).sender("bot")).await.unwrap_err();
+    assert!(matches!(too_big, Error::InvalidArgument(_)), "{too_big}");
+    assert_eq!(service.connections(), 1);
+
     // A token client writes as the token's sender.
     let user = env.token_client(conversation, "user-7").await;
     let w = user.publish(Draft::message(conversation, "from the user")).await.unwrap();
