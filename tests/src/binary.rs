@@ -67,11 +67,11 @@ impl BinClient {
     }
 
     /// Sends Hello; the Welcome, or the frame that refused it.
-    pub fn hello(&mut self, auth: Auth) -> Result<Welcome, Frame> {
+    pub fn hello(&mut self, auth: Auth) -> Result<Welcome, Box<Frame>> {
         self.send(Hello { min_version: 1, max_version: 1, auth, client: "e2e".into() });
-        match self.next() {
+        match self.read_next() {
             Next::Frame(Frame::Welcome(w)) => Ok(w),
-            Next::Frame(other) => Err(other),
+            Next::Frame(other) => Err(Box::new(other)),
             Next::Closed => panic!("closed during the handshake"),
         }
     }
@@ -91,7 +91,7 @@ impl BinClient {
     }
 
     /// The next frame, or the end of the connection.
-    pub fn next(&mut self) -> Next {
+    pub fn read_next(&mut self) -> Next {
         loop {
             if let Some((frame, used)) = decode_frame(&self.buf).expect("the server sends valid frames") {
                 self.buf.drain(..used);
@@ -119,7 +119,7 @@ impl BinClient {
 
     /// The next frame; panics when the connection closed instead.
     pub fn frame(&mut self) -> Frame {
-        match self.next() {
+        match self.read_next() {
             Next::Frame(f) => f,
             Next::Closed => panic!("the server closed the connection"),
         }
@@ -135,7 +135,7 @@ impl BinClient {
             }
             other => panic!("expected Error {}, got {other:?}", code.name()),
         };
-        assert!(matches!(self.next(), Next::Closed), "closed after the error");
+        assert!(matches!(self.read_next(), Next::Closed), "closed after the error");
         message
     }
 }

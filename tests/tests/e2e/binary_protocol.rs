@@ -82,12 +82,12 @@ fn refused_handshakes_and_malformed_frames_get_an_error_then_the_close() {
 
     let mut c = BinClient::tcp(addr);
     let refused = c.hello(Auth::Token("not-a-jwt".into())).expect_err("refused");
-    assert!(matches!(refused, Frame::Error(ref e) if e.error_code() == Some(ErrorCode::Unauthorized) && e.close));
-    assert!(matches!(c.next(), Next::Closed));
+    assert!(matches!(*refused, Frame::Error(ref e) if e.error_code() == Some(ErrorCode::Unauthorized) && e.close));
+    assert!(matches!(c.read_next(), Next::Closed));
 
     let mut c = BinClient::tcp(addr);
     let refused = c.hello(Auth::ApiKey("cvg_wrong".into())).expect_err("refused");
-    assert!(matches!(refused, Frame::Error(ref e) if e.error_code() == Some(ErrorCode::Unauthorized)));
+    assert!(matches!(*refused, Frame::Error(ref e) if e.error_code() == Some(ErrorCode::Unauthorized)));
 
     let mut c = BinClient::tcp(addr);
     c.send(Ping { payload: 1 });
@@ -353,7 +353,7 @@ fn the_websocket_transport_carries_the_same_protocol() {
     let mut c = BinClient::websocket(server.http_addr(), Some(&t)).expect("upgrade");
     let other = token(&server, &f, "dave");
     assert!(
-        matches!(c.hello(Auth::Token(other)), Err(Frame::Error(e)) if e.error_code() == Some(ErrorCode::Forbidden))
+        matches!(c.hello(Auth::Token(other)).map_err(|f| *f), Err(Frame::Error(e)) if e.error_code() == Some(ErrorCode::Forbidden))
     );
 }
 
@@ -379,7 +379,7 @@ fn a_stalled_binary_subscriber_is_closed_as_a_slow_consumer_while_publishers_kee
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         assert!(Instant::now() < deadline, "the stalled connection was never closed");
-        match stalled.next() {
+        match stalled.read_next() {
             Next::Frame(Frame::Error(e)) => {
                 assert_eq!(e.error_code(), Some(ErrorCode::SlowConsumer));
                 assert!(e.close);
