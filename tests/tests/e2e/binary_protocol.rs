@@ -225,6 +225,12 @@ fn subscribe_sends_the_backlog_after_the_resume_seq_then_the_live_stream() {
     c.send(Ping { payload: 42 });
     assert!(matches!(c.frame(), Frame::Pong(p) if p.payload == 42), "no Deliver after the unsubscribe");
 
+    // Live only: no backlog, the next write is the first delivery.
+    let (mut live, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "late"));
+    assert_eq!(subscribe(&mut live, conv, converger_protocol::LIVE_ONLY), 7);
+    expect(&rest.post(&f.activities_path(), &json!({"sender": "s", "text": "next"})), 201);
+    assert_eq!(delivered(&mut live, 1), vec![8]);
+
     // A token cannot follow another conversation.
     let other = expect(&rest.post("/api/v1/conversations", &json!({"channel_id": f.channel_id()})), 201);
     c.send(Subscribe {
