@@ -191,13 +191,24 @@ export class Client {
   async subscribe(conversationId, afterSeq = 0n, { maxBuffered = this.#options.maxBuffered } = {}) {
     const id = conversationId.toLowerCase();
     if (this.#subs.has(id)) throw new ConvergerError(ErrorCode.already_subscribed, "already subscribed on this client");
-    const sub = new Subscription(this.#subControl, id, BigInt(afterSeq), maxBuffered);
+    let after = BigInt(afterSeq);
+    if (after === LIVE_ONLY) {
+      // The server (as of this SDK) takes LIVE_ONLY as a watermark no seq
+      // ever passes, so such a subscription would never deliver anything.
+      // Ask for the conversation's last seq instead (an empty History page
+      // carries it) and resume after it: the same "from now on" stream.
+      after = (await this.history(id, { afterSeq: LIVE_ONLY, limit: 1 })).lastSeq;
+      if (this.#subs.has(id)) throw new ConvergerError(ErrorCode.already_subscribed, "already subscribed on this client");
+    }
+    const sub = new Subscription(this.#subControl, id, after, maxBuffered);
     this.#subs.set(id, sub);
     try {
-      const answer = await this.#request((requestId) => ({ kind: "subscribe", requestId, items: [{ conversationId: id, afterSeq: sub.resumeSeq }] }));
+      const answer = await this.#request(
+        (requestId) => ({ kind: "subscribe", requestId, items: [{ conversationId: id, afterSeq: sub.resumeSeq }] }),
+        (frame) => this.#applySubscribed(frame, [sub]),
+      );
       const item = answer.items[0];
       if (item.code !== 0) throw new ConvergerError(item.code, item.message, { requestId: answer.requestId });
-      sub._subscribed(item.lastSeq);
       return sub;
     } catch (e) {
       if (this.#subs.get(id) === sub) this.#subs.delete(id);
@@ -283,9 +294,9 @@ export class Client {
       transport.onframe = (frame) => {
         clearTimeout(timer);
         if (frame.kind === "welcome") return resolve(frame);
-        transport.close();
         if (frame.kind === "error") reject(new ConvergerError(frame.code, frame.message, { close: frame.close }));
         else reject(new ConnectionError(`the server answered Hello with ${frame.kind}`));
+        transport.close();
       };
       transport.onclose = (error) => {
         clearTimeout(timer);
@@ -373,19 +384,27 @@ export class Client {
 
   #startSubs(subs) {
     const items = subs.map((s) => ({ conversationId: s.conversationId, afterSeq: s.resumeSeq }));
-    this.#request((requestId) => ({ kind: "subscribe", requestId, items })).then((answer) => {
-      answer.items.forEach((item, i) => {
-        const sub = subs[i];
-        if (this.#subs.get(sub.conversationId) !== sub) return;
-        if (item.code === 0) {
-          sub._subscribed(item.lastSeq);
-        } else {
-          this.#subs.delete(sub.conversationId);
-          sub._end(new ConvergerError(item.code, item.message, { requestId: answer.requestId }));
-        }
+    this.#request((requestId) => ({ kind: "subscribe", requestId, items }), (frame) => this.#applySubscribed(frame, subs))
+      .catch(() => {
+        // The connection dropped again: the next reconnect resubscribes.
       });
-    }, () => {
-      // The connection dropped again: the next reconnect resubscribes.
+  }
+
+  /**
+   * A Subscribed answer, applied as its frame is read: the Deliver frames
+   * right behind it (often in the same read) must find their subscription
+   * started.
+   */
+  #applySubscribed(frame, subs) {
+    frame.items.forEach((item, i) => {
+      const sub = subs[i];
+      if (!sub || this.#subs.get(sub.conversationId) !== sub) return;
+      if (item.code === 0) {
+        sub._subscribed(item.lastSeq);
+      } else {
+        this.#subs.delete(sub.conversationId);
+        sub._end(new ConvergerError(item.code, item.message, { requestId: frame.requestId }));
+      }
     });
   }
 
@@ -475,8 +494,10 @@ export class Client {
       case "publish_batch_ack":
       case "history_page": {
         const pending = this.#pending.get(frame.requestId);
+        if (!pending) return; // timed out meanwhile
         this.#pending.delete(frame.requestId);
-        pending?.resolve(frame);
+        pending.onAnswer?.(frame);
+        pending.resolve(frame);
         return;
       }
       default:
@@ -500,8 +521,11 @@ export class Client {
     return this.#nextId;
   }
 
-  /** Sends the frame `build(requestId)` makes and waits for its answer (bounded by requestTimeoutMs). */
-  async #request(build) {
+  /**
+   * Sends the frame `build(requestId)` makes and waits for its answer (bounded
+   * by requestTimeoutMs). `onAnswer` runs synchronously as the answer is read.
+   */
+  async #request(build, onAnswer = null) {
     const timeoutMs = this.#options.requestTimeoutMs;
     let timer;
     const timeout = new Promise((_, reject) => {
@@ -516,6 +540,7 @@ export class Client {
         requestId = this.#takeId();
         const frame = build(requestId);
         const answer = deferred();
+        answer.onAnswer = onAnswer;
         this.#pending.set(requestId, answer);
         try {
           this.#send(frame);
