@@ -477,13 +477,12 @@ export class Client {
         return;
       case "error": {
         const error = new ConvergerError(frame.code, frame.message, { requestId: frame.requestId, close: frame.close });
-        const pending = this.#pending.get(frame.requestId);
-        if (frame.requestId !== 0 && pending) {
+        const pending = frame.requestId !== 0 ? this.#pending.get(frame.requestId) : undefined;
+        if (frame.close) this.#closeError = error; // the reason the connection is about to end
+        if (pending) {
           this.#pending.delete(frame.requestId);
           pending.reject(error);
-        } else if (frame.close) {
-          this.#closeError = error; // the reason the connection is about to end
-        } else {
+        } else if (!frame.close) {
           this.#events.emit("error", error);
         }
         return;

@@ -49,6 +49,17 @@ function nextEvent(client, name, where = () => true, ms = 5_000) {
   });
 }
 
+/** Runs `action` every 50 ms (at most 40 times) until `event` settles. */
+async function repeatUntil(event, action) {
+  let settled = false;
+  const done = event.finally(() => { settled = true; });
+  for (let i = 0; i < 40 && !settled; i++) {
+    await action();
+    await Promise.race([done.catch(() => {}), new Promise((r) => setTimeout(r, 50))]);
+  }
+  return done;
+}
+
 const seqs = (activities) => activities.map((a) => Number(a.seq));
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -168,12 +179,12 @@ for (const transport of Object.keys(TRANSPORTS)) {
       const alice = await open(transport, { token: await server.token(world, "alice") });
       const bob = await open(transport, { token: await server.token(world, "bob") });
       await bob.subscribe(world.conversationId, LIVE_ONLY);
-      const started = nextEvent(bob, "typing", (e) => e.sender === "alice" && e.typing);
-      await alice.typing(world.conversationId, true);
-      assert.deepEqual(await started, { conversationId: world.conversationId, sender: "alice", typing: true });
-      const stopped = nextEvent(bob, "typing", (e) => e.sender === "alice" && !e.typing);
-      await alice.typing(world.conversationId, false);
-      assert.equal((await stopped).typing, false);
+      // Ephemeral signals may be dropped (e.g. while bob's subscription is
+      // still reading its backlog), so alice repeats until bob has one.
+      const started = await repeatUntil(nextEvent(bob, "typing", (e) => e.sender === "alice" && e.typing), () => alice.typing(world.conversationId, true));
+      assert.deepEqual(started, { conversationId: world.conversationId, sender: "alice", typing: true });
+      const stopped = await repeatUntil(nextEvent(bob, "typing", (e) => e.sender === "alice" && !e.typing), () => alice.typing(world.conversationId, false));
+      assert.equal(stopped.typing, false);
       alice.close();
       bob.close();
     });
