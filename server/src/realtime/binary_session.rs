@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use converger_protocol as proto;
 use converger_protocol::{
     Ack, Auth, ErrorCode, ErrorFrame, Failure, Frame, Hello, HistoryPage, PublishAck, PublishBatchAck, Subscribed,
-    SubscribedItem, Welcome, VERSION,
+    SubscribedItem, Welcome, LIVE_ONLY, VERSION,
 };
 use converger_storage::{Id, Scope, Written};
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
@@ -363,6 +363,8 @@ impl Session {
                     Ok((conversation, after_seq, active)) => {
                         let result = match follow(&hub, scope, conversation).await {
                             Ok(last_seq) => {
+                                // Live only: from the conversation's last seq on.
+                                let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
                                 starting.push((conversation, after_seq, active));
                                 Ok(last_seq)
                             }
@@ -459,25 +461,33 @@ impl Session {
             b.activities.into_iter().map(|d| self.input(d)).collect();
         let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
         Some(Box::pin(async move {
-            // Every item goes to its owner at once: they commit in the owners' next batches.
-            let results = join_all(inputs.into_iter().map(|input| {
-                let hub = hub.clone();
-                async move {
-                    let (conversation, input) = input?;
-                    hub.create_activity(caller, conversation, input).await.map_err(|e| {
-                        let (code, message) = wire_error(&e);
-                        Failure::new(code, message)
-                    })
+            // The valid items go to their owners together (one mesh message per owner).
+            let mut results: Vec<Option<Result<proto::Written, Failure>>> = Vec::with_capacity(inputs.len());
+            let mut valid = Vec::new();
+            for input in inputs {
+                match input {
+                    Ok(item) => {
+                        valid.push(item);
+                        results.push(None);
+                    }
+                    Err(f) => results.push(Some(Err(f))),
                 }
-            }))
-            .await;
+            }
+            let mut written = hub.create_activities(caller, valid).await.into_iter();
+            let results: Vec<Result<proto::Written, Failure>> = results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| match written.next() {
+                        Some(Ok(w)) => Ok(self::written(&w)),
+                        Some(Err(e)) => Err(failure(&e)),
+                        None => Err(Failure::new(ErrorCode::Internal, "internal error")),
+                    })
+                })
+                .collect();
             let whole = results.iter().all(|r| matches!(r, Err(f) if is_whole_frame(f)));
             let frame = match results.first() {
                 Some(Err(f)) if whole => Frame::Error(ErrorFrame::new(b.request_id, code_of(f), f.message.clone())),
-                _ => Frame::PublishBatchAck(PublishBatchAck {
-                    request_id: b.request_id,
-                    items: results.into_iter().map(|r| r.map(|w| written(&w))).collect(),
-                }),
+                _ => Frame::PublishBatchAck(PublishBatchAck { request_id: b.request_id, items: results }),
             };
             send(&out, frame);
             Done::Nothing
