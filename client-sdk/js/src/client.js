@@ -10,7 +10,7 @@
 // Handshake refusals that a retry cannot fix (2xxx authentication codes,
 // unsupported_version) end the client instead.
 
-import { encodeFrame, LIVE_ONLY, MAX_FRAME_SIZE, VERSION } from "./codec.js";
+import { encodeFrame, MAX_FRAME_SIZE, VERSION } from "./codec.js";
 import { ConnectionError, ConvergerError, errorGroup, ErrorCode } from "./errors.js";
 import { Subscription } from "./subscription.js";
 import { openTcp, openWebSocket } from "./transport.js";
@@ -191,16 +191,7 @@ export class Client {
   async subscribe(conversationId, afterSeq = 0n, { maxBuffered = this.#options.maxBuffered } = {}) {
     const id = conversationId.toLowerCase();
     if (this.#subs.has(id)) throw new ConvergerError(ErrorCode.already_subscribed, "already subscribed on this client");
-    let after = BigInt(afterSeq);
-    if (after === LIVE_ONLY) {
-      // The server (as of this SDK) takes LIVE_ONLY as a watermark no seq
-      // ever passes, so such a subscription would never deliver anything.
-      // Ask for the conversation's last seq instead (an empty History page
-      // carries it) and resume after it: the same "from now on" stream.
-      after = (await this.history(id, { afterSeq: LIVE_ONLY, limit: 1 })).lastSeq;
-      if (this.#subs.has(id)) throw new ConvergerError(ErrorCode.already_subscribed, "already subscribed on this client");
-    }
-    const sub = new Subscription(this.#subControl, id, after, maxBuffered);
+    const sub = new Subscription(this.#subControl, id, BigInt(afterSeq), maxBuffered);
     this.#subs.set(id, sub);
     try {
       const answer = await this.#request(
@@ -591,4 +582,3 @@ export class Client {
   }
 }
 
-export { LIVE_ONLY };

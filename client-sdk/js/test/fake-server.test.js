@@ -6,7 +6,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 
-import { connect as sdkConnect, ConvergerError, encodeFrame, FrameDecoder } from "../index.js";
+import { connect as sdkConnect, ConvergerError, encodeFrame, FrameDecoder, LIVE_ONLY } from "../index.js";
 
 /** connect(), closed by the after hook even when a test fails half-way. */
 async function connect(...args) {
@@ -145,5 +145,22 @@ test("a gap in the seqs is healed by resubscribing after the last one", async ()
   assert.equal((await sub.next()).value.seq, 2n);
   assert.equal((await sub.next()).value.seq, 3n);
   assert.equal(sub.stats.resyncs, 1);
+  c.close();
+});
+
+test("a live-only subscription takes its resume point from Subscribed", async () => {
+  const fake = await fakeServer();
+  servers.push(fake);
+  const c = await connect(fake.target, { apiKey: "cvg_x" }, { reconnect: { minDelayMs: 10 } });
+  const first = await fake.connection(0);
+  const subscribing = c.subscribe(CONV, LIVE_ONLY);
+  await subscribed(first, LIVE_ONLY, 5n);
+  const sub = await subscribing;
+  assert.equal(sub.lastSeq, 5n);
+  first.send({ kind: "deliver", activities: [activity(6)] });
+  assert.equal((await sub.next()).value.seq, 6n);
+  c.reconnect();
+  const second = await fake.connection(1);
+  await subscribed(second, 6n, 6n); // resumes after 6, not live-only again
   c.close();
 });
