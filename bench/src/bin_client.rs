@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
-use converger_protocol::{decode_frame, Auth, Frame, Header, Hello, Kind, Welcome, HEADER_SIZE, MAX_FRAME_SIZE};
+use converger_protocol::{decode_frame, Auth, Draft, Frame, Header, Hello, Kind, Welcome, HEADER_SIZE, MAX_FRAME_SIZE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -38,6 +38,19 @@ pub async fn connect(addr: SocketAddr, api_key: &str) -> Result<(BinReader, BinW
     match reader.frame().await? {
         Frame::Welcome(w) => Ok((reader, writer, w)),
         other => Err(format!("handshake refused: {other:?}")),
+    }
+}
+
+/// A message draft from `sender` with `text`, for `conversation`.
+pub fn draft(conversation: [u8; 16], sender: &str, text: &str) -> Draft {
+    Draft {
+        conversation_id: conversation,
+        kind: "message".into(),
+        sender: sender.into(),
+        text: Some(text.into()),
+        attachments: None,
+        metadata: None,
+        idempotency_key: None,
     }
 }
 

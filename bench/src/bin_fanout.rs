@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use converger_protocol::{Draft, Frame, Kind, PublishBatch, Subscribe, SubscribeItem, LIVE_ONLY};
+use converger_protocol::{Frame, Kind, PublishBatch, Subscribe, SubscribeItem, LIVE_ONLY};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -104,15 +104,7 @@ async fn one_run(args: &BinFanoutArgs, binary: std::net::SocketAddr) -> Result<(
         }));
     }
     let (mut reader, mut writer, _) = bin_client::connect(binary, &tenant.api_key).await?;
-    let draft = Draft {
-        conversation_id: conversation,
-        kind: "message".into(),
-        sender: "publisher".into(),
-        text: Some("x".repeat(args.text_bytes)),
-        attachments: None,
-        metadata: None,
-        idempotency_key: None,
-    };
+    let draft = bin_client::draft(conversation, "publisher", &"x".repeat(args.text_bytes));
     let window = Arc::new(Semaphore::new(args.window.max(1)));
     let published = Arc::new(AtomicU64::new(0));
     let (stop_w, window_w, batch) = (stop.clone(), window.clone(), args.batch);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use converger_protocol::{Draft, Frame, PublishBatch};
+use converger_protocol::{Frame, PublishBatch};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -104,14 +104,8 @@ async fn one_run(
             .map(|f| PublishBatch {
                 request_id: 0,
                 activities: (0..args.batch)
-                    .map(|i| Draft {
-                        conversation_id: conversations[(c + f * args.batch + i) % conversations.len()],
-                        kind: "message".into(),
-                        sender: "bench".into(),
-                        text: Some(text.clone()),
-                        attachments: None,
-                        metadata: None,
-                        idempotency_key: None,
+                    .map(|i| {
+                        bin_client::draft(conversations[(c + f * args.batch + i) % conversations.len()], "bench", &text)
                     })
                     .collect(),
             })

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use converger_protocol::{Draft, Frame, Publish};
+use converger_protocol::{Frame, Publish};
 use serde::Serialize;
 
 use crate::bin_client;
@@ -43,15 +43,8 @@ pub fn run(args: BinLatencyArgs) -> Result<(), String> {
             let mut tenant = args.target.tenant("bin-latency").await?;
             let conversation = tenant.conversation().await?;
             let (mut reader, mut writer, _) = bin_client::connect(binary, &tenant.api_key).await?;
-            let draft = Draft {
-                conversation_id: *uuid::Uuid::parse_str(&conversation).map_err(|e| e.to_string())?.as_bytes(),
-                kind: "message".into(),
-                sender: "bench".into(),
-                text: Some("x".repeat(args.text_bytes)),
-                attachments: None,
-                metadata: None,
-                idempotency_key: None,
-            };
+            let conversation = *uuid::Uuid::parse_str(&conversation).map_err(|e| e.to_string())?.as_bytes();
+            let draft = bin_client::draft(conversation, "bench", &"x".repeat(args.text_bytes));
             let mut hist = new_histogram();
             let start = Instant::now();
             let (warm, end) = (start + Duration::from_secs(1), start + Duration::from_secs_f64(1.0 + args.seconds));
