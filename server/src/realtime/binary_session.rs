@@ -105,6 +105,9 @@ enum Done {
     },
     /// A new token took effect: its expiry.
     Reauthorized(Claims),
+    /// The connection cannot go on as the client believes (a subscription
+    /// that was answered could not start): close it; the client resumes.
+    Close(ErrorFrame),
 }
 
 type Pending = LocalBoxFuture<'static, Done>;
@@ -169,11 +172,14 @@ pub(crate) async fn run<L: Link>(
                     Inbound::Closed => break None,
                 }
             }
-            Some(done) = pending.next(), if !pending.is_empty() => {
-                if let Some(claims) = session.record(done) {
-                    expiry.set(monoio::time::sleep(expires_in(&claims)));
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Done::Close(error) => break Some(error),
+                done => {
+                    if let Some(claims) = session.record(done) {
+                        expiry.set(monoio::time::sleep(expires_in(&claims)));
+                    }
                 }
-            }
+            },
             _ = &mut expiry => break Some(ErrorFrame::new(0, ErrorCode::TokenExpired, "the client token expired")),
             _ = idle => break Some(ErrorFrame::new(0, ErrorCode::IdleTimeout, "nothing heard from the client")),
             _ = shutdown.wait() => break Some(ErrorFrame::new(0, ErrorCode::ShuttingDown, "the server is stopping")),
@@ -326,6 +332,7 @@ impl Session {
                 self.identity = Identity::Token(claims.clone());
                 return Some(claims);
             }
+            Done::Close(_) => {}
         }
         None
     }
@@ -379,20 +386,33 @@ impl Session {
             }
             send(&out, Frame::Subscribed(Subscribed { request_id: s.request_id, items: answer }));
             let mut started = Vec::new();
+            let mut broken = None;
             for (conversation, after_seq, active) in starting {
                 let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
                 let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
                 match realtime.subscribe(conversation, scope, after, sink).await {
                     Ok(sub) => started.push((conversation, sub, active)),
                     Err(e) => {
-                        tracing::debug!(%conversation, error = %e, "binary subscription could not start");
-                        let message = format!("the subscription to {conversation} ended: {e}");
-                        send(&out, Frame::Error(ErrorFrame::new(s.request_id, ErrorCode::StorageUnavailable, message)));
+                        // Already answered as subscribed: rather than a silent hole, the
+                        // connection closes and the client resubscribes from its last seq.
+                        tracing::warn!(%conversation, error = %e, "binary subscription could not start; closing");
+                        let message = format!("the subscription to {conversation} could not start: {e}");
+                        broken = Some(ErrorFrame::new(s.request_id, ErrorCode::StorageUnavailable, message));
                         refused.push((conversation, active));
                     }
                 }
             }
-            Done::Subscribed { started, refused }
+            match broken {
+                // `record` of the others is moot: the connection is closing.
+                Some(error) => {
+                    started.iter().for_each(|(_, sub, active)| {
+                        active.set(false);
+                        realtime.unsubscribe(sub);
+                    });
+                    Done::Close(error)
+                }
+                None => Done::Subscribed { started, refused },
+            }
         }))
     }
 
