@@ -3,6 +3,10 @@
 //! local storage, and prints a JSON result (machine, commit, parameters,
 //! throughput, latency percentiles) on stdout with progress on stderr.
 
+mod bin_client;
+mod bin_fanout;
+mod bin_ingest;
+mod bin_latency;
 mod http;
 mod mesh;
 mod pacer;
@@ -41,6 +45,12 @@ enum Scenario {
     WsConnections(ws_connections::WsConnectionsArgs),
     /// Many clients rejoin with their last seq at once: time until all are complete.
     ResumeStorm(resume_storm::ResumeStormArgs),
+    /// Durable acknowledged activities/s through the binary protocol's batched publish.
+    BinIngest(bin_ingest::BinIngestArgs),
+    /// One binary publisher → one conversation → many binary subscribers: deliveries/s.
+    BinFanout(bin_fanout::BinFanoutArgs),
+    /// One binary connection, one publish in flight: ack latency.
+    BinLatency(bin_latency::BinLatencyArgs),
 }
 
 fn main() {
@@ -53,6 +63,9 @@ fn main() {
         Scenario::WsLatency(args) => ws_latency::run(args),
         Scenario::WsConnections(args) => ws_connections::run(args),
         Scenario::ResumeStorm(args) => resume_storm::run(args),
+        Scenario::BinIngest(args) => bin_ingest::run(args),
+        Scenario::BinFanout(args) => bin_fanout::run(args),
+        Scenario::BinLatency(args) => bin_latency::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");

@@ -20,6 +20,9 @@ pub struct Target {
     #[arg(long, env = "CONVERGER_ADMIN_TOKEN")]
     #[serde(skip)]
     pub admin_token: String,
+    /// The server's binary-protocol address (loopback), for the `bin-*` scenarios.
+    #[arg(long, env = "CONVERGER_BENCH_BINARY_ADDR")]
+    pub binary_addr: Option<SocketAddr>,
 }
 
 impl Target {
@@ -33,6 +36,15 @@ impl Target {
             .enable_all()
             .build()
             .map_err(|e| format!("runtime: {e}"))
+    }
+
+    /// The binary-protocol address, once known to be loopback.
+    pub fn binary(&self) -> Result<SocketAddr, String> {
+        let addr = self.binary_addr.ok_or("this scenario needs --binary-addr (scripts/bench-server passes it)")?;
+        if !addr.ip().is_loopback() {
+            return Err(format!("{addr} is not a loopback address: load runs only against this machine"));
+        }
+        Ok(addr)
     }
 
     /// A fresh tenant with one `websocket` channel, ready for conversations.

@@ -197,18 +197,20 @@ pub struct NewActivity {
 
 impl NewActivity {
     /// The activity as stored with `seq`.
-    pub fn stored(&self, seq: i64) -> Activity {
+    /// The activity as stored with `seq` (the delivery targets are left out:
+    /// take them first). Moves the fields: the writer thread copies nothing.
+    pub fn into_stored(self, seq: i64) -> Activity {
         Activity {
             id: self.id,
             tenant_id: self.tenant_id,
             conversation_id: self.conversation_id,
             seq,
-            kind: self.kind.clone(),
-            text: self.text.clone(),
-            attachments: self.attachments.clone(),
-            sender: self.sender.clone(),
-            metadata: self.metadata.clone(),
-            idempotency_key: self.idempotency_key.clone(),
+            kind: self.kind,
+            text: self.text,
+            attachments: self.attachments,
+            sender: self.sender,
+            metadata: self.metadata,
+            idempotency_key: self.idempotency_key,
             created_at: self.created_at,
         }
     }

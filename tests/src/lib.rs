@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod bin;
+pub mod binary;
 pub mod http;
 pub mod pg;
 pub mod server;

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use converger_protocol as proto;
 use converger_protocol::{
     Ack, Auth, ErrorCode, ErrorFrame, Failure, Frame, Hello, HistoryPage, PublishAck, PublishBatchAck, Subscribed,
-    SubscribedItem, Welcome, VERSION,
+    SubscribedItem, Welcome, LIVE_ONLY, VERSION,
 };
 use converger_storage::{Id, Scope, Written};
-use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
@@ -105,6 +105,9 @@ enum Done {
     },
     /// A new token took effect: its expiry.
     Reauthorized(Claims),
+    /// The connection cannot go on as the client believes (a subscription
+    /// that was answered could not start): close it; the client resumes.
+    Close(ErrorFrame),
 }
 
 type Pending = LocalBoxFuture<'static, Done>;
@@ -169,11 +172,14 @@ pub(crate) async fn run<L: Link>(
                     Inbound::Closed => break None,
                 }
             }
-            Some(done) = pending.next(), if !pending.is_empty() => {
-                if let Some(claims) = session.record(done) {
-                    expiry.set(monoio::time::sleep(expires_in(&claims)));
+            Some(done) = pending.next(), if !pending.is_empty() => match done {
+                Done::Close(error) => break Some(error),
+                done => {
+                    if let Some(claims) = session.record(done) {
+                        expiry.set(monoio::time::sleep(expires_in(&claims)));
+                    }
                 }
-            }
+            },
             _ = &mut expiry => break Some(ErrorFrame::new(0, ErrorCode::TokenExpired, "the client token expired")),
             _ = idle => break Some(ErrorFrame::new(0, ErrorCode::IdleTimeout, "nothing heard from the client")),
             _ = shutdown.wait() => break Some(ErrorFrame::new(0, ErrorCode::ShuttingDown, "the server is stopping")),
@@ -326,6 +332,7 @@ impl Session {
                 self.identity = Identity::Token(claims.clone());
                 return Some(claims);
             }
+            Done::Close(_) => {}
         }
         None
     }
@@ -363,9 +370,8 @@ impl Session {
                     Ok((conversation, after_seq, active)) => {
                         let result = match follow(&hub, scope, conversation).await {
                             Ok(last_seq) => {
-                                // Live only: from the last seq this answer names (the store's
-                                // watermark is an i64, so u64::MAX would skip every activity).
-                                let after_seq = if after_seq == proto::LIVE_ONLY { last_seq } else { after_seq };
+                                // Live only: from the conversation's last seq on.
+                                let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
                                 starting.push((conversation, after_seq, active));
                                 Ok(last_seq)
                             }
@@ -380,20 +386,33 @@ impl Session {
             }
             send(&out, Frame::Subscribed(Subscribed { request_id: s.request_id, items: answer }));
             let mut started = Vec::new();
+            let mut broken = None;
             for (conversation, after_seq, active) in starting {
                 let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
                 let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
                 match realtime.subscribe(conversation, scope, after, sink).await {
                     Ok(sub) => started.push((conversation, sub, active)),
                     Err(e) => {
-                        tracing::debug!(%conversation, error = %e, "binary subscription could not start");
-                        let message = format!("the subscription to {conversation} ended: {e}");
-                        send(&out, Frame::Error(ErrorFrame::new(s.request_id, ErrorCode::StorageUnavailable, message)));
+                        // Already answered as subscribed: rather than a silent hole, the
+                        // connection closes and the client resubscribes from its last seq.
+                        tracing::warn!(%conversation, error = %e, "binary subscription could not start; closing");
+                        let message = format!("the subscription to {conversation} could not start: {e}");
+                        broken = Some(ErrorFrame::new(s.request_id, ErrorCode::StorageUnavailable, message));
                         refused.push((conversation, active));
                     }
                 }
             }
-            Done::Subscribed { started, refused }
+            match broken {
+                // `record` of the others is moot: the connection is closing.
+                Some(error) => {
+                    started.iter().for_each(|(_, sub, active)| {
+                        active.set(false);
+                        realtime.unsubscribe(sub);
+                    });
+                    Done::Close(error)
+                }
+                None => Done::Subscribed { started, refused },
+            }
         }))
     }
 
@@ -462,25 +481,33 @@ impl Session {
             b.activities.into_iter().map(|d| self.input(d)).collect();
         let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
         Some(Box::pin(async move {
-            // Every item goes to its owner at once: they commit in the owners' next batches.
-            let results = join_all(inputs.into_iter().map(|input| {
-                let hub = hub.clone();
-                async move {
-                    let (conversation, input) = input?;
-                    hub.create_activity(caller, conversation, input).await.map_err(|e| {
-                        let (code, message) = wire_error(&e);
-                        Failure::new(code, message)
-                    })
+            // The valid items go to their owners together (one mesh message per owner).
+            let mut results: Vec<Option<Result<proto::Written, Failure>>> = Vec::with_capacity(inputs.len());
+            let mut valid = Vec::new();
+            for input in inputs {
+                match input {
+                    Ok(item) => {
+                        valid.push(item);
+                        results.push(None);
+                    }
+                    Err(f) => results.push(Some(Err(f))),
                 }
-            }))
-            .await;
+            }
+            let mut written = hub.create_activities(caller, valid).await.into_iter();
+            let results: Vec<Result<proto::Written, Failure>> = results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| match written.next() {
+                        Some(Ok(w)) => Ok(self::written(&w)),
+                        Some(Err(e)) => Err(failure(&e)),
+                        None => Err(Failure::new(ErrorCode::Internal, "internal error")),
+                    })
+                })
+                .collect();
             let whole = results.iter().all(|r| matches!(r, Err(f) if is_whole_frame(f)));
             let frame = match results.first() {
                 Some(Err(f)) if whole => Frame::Error(ErrorFrame::new(b.request_id, code_of(f), f.message.clone())),
-                _ => Frame::PublishBatchAck(PublishBatchAck {
-                    request_id: b.request_id,
-                    items: results.into_iter().map(|r| r.map(|w| written(&w))).collect(),
-                }),
+                _ => Frame::PublishBatchAck(PublishBatchAck { request_id: b.request_id, items: results }),
             };
             send(&out, frame);
             Done::Nothing

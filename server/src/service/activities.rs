@@ -140,6 +140,23 @@ fn check_key(key: &str) -> ServiceResult<String> {
     Ok(key.to_string())
 }
 
+fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput) -> NewActivity {
+    NewActivity {
+        id: new_id(),
+        tenant_id: caller.tenant_id(),
+        conversation_id,
+        kind: input.kind,
+        text: input.text,
+        attachments: input.attachments,
+        sender: input.sender,
+        metadata: input.metadata,
+        idempotency_key: input.idempotency_key,
+        created_at: Timestamp::now(),
+        // Deliveries to the channel's adapter come with the delivery workers.
+        deliver_to: Vec::new(),
+    }
+}
+
 impl Hub {
     /// Writes one activity; answers once it is durable. A repeated idempotency
     /// key answers `Written::Replay` with the original, even if the
@@ -150,21 +167,18 @@ impl Hub {
         conversation_id: Id,
         input: ActivityInput,
     ) -> ServiceResult<Written> {
-        let new = NewActivity {
-            id: new_id(),
-            tenant_id: caller.tenant_id(),
-            conversation_id,
-            kind: input.kind,
-            text: input.text,
-            attachments: input.attachments,
-            sender: input.sender,
-            metadata: input.metadata,
-            idempotency_key: input.idempotency_key,
-            created_at: Timestamp::now(),
-            // Deliveries to the channel's adapter come with the delivery workers.
-            deliver_to: Vec::new(),
-        };
-        Ok(self.publisher.publish(new).await?)
+        Ok(self.publisher.publish(new_activity(caller, conversation_id, input)).await?)
+    }
+
+    /// Writes many activities (a batched publish); each answers on its own, in
+    /// order, and activities of one conversation take seqs in that order.
+    pub async fn create_activities(
+        &self,
+        caller: Caller,
+        items: Vec<(Id, ActivityInput)>,
+    ) -> Vec<ServiceResult<Written>> {
+        let new = items.into_iter().map(|(conversation, input)| new_activity(caller, conversation, input)).collect();
+        self.publisher.publish_many(new).await.into_iter().map(|r| r.map_err(ServiceError::from)).collect()
     }
 
     /// Activities with seq > `after_seq` (at most `limit`), and the

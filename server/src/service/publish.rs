@@ -81,6 +81,49 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Persists many activities, as one publish each but crossing to each owner
+    /// shard once; the answers keep the input's order, and activities of one
+    /// conversation commit in that order.
+    pub async fn publish_many(&self, activities: Vec<NewActivity>) -> Vec<Result<Written, PublishError>> {
+        let (local, outbox) = match &self.route {
+            Route::Direct(store) => {
+                let n = activities.len();
+                return match store.write_batch(activities).await {
+                    Ok(items) => items.into_iter().map(|i| i.map_err(PublishError::from)).collect(),
+                    Err(e) => (0..n).map(|_| Err(PublishError::Store(e.clone()))).collect(),
+                };
+            }
+            Route::Owners { local, outbox } => (local, outbox),
+        };
+        let mut per_owner: Vec<Vec<PublishRequest>> = (0..outbox.shards()).map(|_| Vec::new()).collect();
+        let answers: Vec<_> = activities
+            .into_iter()
+            .map(|activity| {
+                let (reply, answer) = oneshot::channel();
+                let owner = owner_of(activity.conversation_id, outbox.shards());
+                per_owner[owner].push(PublishRequest { activity, reply });
+                answer
+            })
+            .collect();
+        for (owner, requests) in per_owner.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            if owner == outbox.shard() {
+                requests.into_iter().for_each(|r| local.enqueue(r));
+            } else if let Err(MeshMsg::PublishMany(requests)) = outbox.send(owner, MeshMsg::PublishMany(requests)) {
+                // The ring is full: every request of this owner answers Overloaded.
+                for r in requests {
+                    let _ = r.reply.send(Err(PublishError::Overloaded));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(answer.await.unwrap_or(Err(PublishError::ShuttingDown)));
+        }
+        out
+    }
+}
+
 async fn direct(store: &Arc<dyn Store>, activity: NewActivity) -> Result<Written, PublishError> {
     let mut out = store.write_batch(vec![activity]).await?;
     match out.pop() {

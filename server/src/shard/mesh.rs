@@ -33,6 +33,9 @@ pub const RING_CAPACITY: usize = 1024;
 pub enum MeshMsg {
     /// A write for a conversation the target owns (boxed: keeps ring slots small).
     Publish(Box<PublishRequest>),
+    /// Many writes for conversations the target owns, in order, in one slot
+    /// (a batched publish crosses the mesh once per owner, not per activity).
+    PublishMany(Vec<PublishRequest>),
     /// Activities the sender (their owner) just committed, in seq order, for the
     /// target's local subscribers. Shared, not copied, across targets.
     Committed(Arc<[Activity]>),

@@ -295,6 +295,7 @@ async fn run_websocket(
 fn deliver(message: MeshMsg, owner: &Owner, realtime: &Rc<Realtime>) {
     match message {
         MeshMsg::Publish(request) => owner.enqueue(*request),
+        MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| owner.enqueue(r)),
         MeshMsg::Committed(activities) => realtime.deliver(&activities),
         MeshMsg::Subscribe { conversation, shard, reply } => {
             owner.add_subscriber_shard(conversation, shard);

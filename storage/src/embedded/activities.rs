@@ -34,7 +34,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
         )
         .map_err(sql_err)?;
 
-    for item in batch {
+    for mut item in batch {
         let state = match conversations.get_mut(&item.conversation_id) {
             Some(s) => s,
             None => {
@@ -67,7 +67,8 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
             continue;
         }
         state.last_seq += 1;
-        let a = item.stored(state.last_seq);
+        let deliver_to = std::mem::take(&mut item.deliver_to);
+        let a = item.into_stored(state.last_seq);
         insert_activity
             .execute(params![
                 a.id,
@@ -83,7 +84,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
                 a.created_at
             ])
             .map_err(sql_err)?;
-        for channel_id in &item.deliver_to {
+        for channel_id in &deliver_to {
             insert_delivery
                 .execute(params![
                     new_id(),

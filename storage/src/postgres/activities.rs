@@ -259,7 +259,7 @@ fn assign(
                 at: item.created_at,
             });
         }
-        let a = item.stored(state.last_seq);
+        let a = item.clone().into_stored(state.last_seq);
         if let Some(key) = &a.idempotency_key {
             stored.insert((a.conversation_id, key.clone()), a.clone());
         }

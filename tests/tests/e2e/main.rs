@@ -22,6 +22,7 @@ macro_rules! on_both_backends {
 }
 
 mod admin;
+mod binary_protocol;
 mod cli;
 mod health;
 mod http_protocol;

@@ -1,0 +1,104 @@
+// The error types of the SDK and the server's error-code catalogue.
+//
+// - ConvergerError: the server refused something (an Error frame, or a failed
+//   item of Subscribed / PublishBatchAck). Carries the catalogue number and name.
+// - WireError (codec.js): bytes that are not a frame, or a frame that does not
+//   fit its layout.
+// - ConnectionError: the connection failed or closed before an answer came.
+//
+// The catalogue is docs/protocol.md's table (the same numbers and names as
+// the Rust `converger_protocol::ErrorCode`); test/catalogue.test.js checks the
+// two agree, so it cannot drift.
+
+/** [code, name, HTTP status or null (binary protocol only)], in catalogue order. */
+const CATALOGUE = [
+  [1001, "bad_frame", null],
+  [1002, "frame_too_large", null],
+  [1003, "unsupported_version", null],
+  [1004, "unexpected_frame", null],
+  [1005, "handshake_timeout", null],
+  [1006, "idle_timeout", null],
+  [1007, "slow_consumer", null],
+  [2001, "unauthorized", 401],
+  [2002, "token_expired", null],
+  [2003, "forbidden", 403],
+  [2004, "tenant_inactive", 403],
+  [2005, "channel_inactive", 403],
+  [2006, "admin_disabled", 404],
+  [3001, "bad_request", 400],
+  [3002, "invalid_json", 400],
+  [3003, "invalid_parameter", 400],
+  [3004, "validation_failed", 422],
+  [3005, "payload_too_large", 413],
+  [3006, "unsupported_media_type", 415],
+  [3007, "method_not_allowed", 405],
+  [4001, "not_found", 404],
+  [4002, "conflict", 409],
+  [4003, "conversation_closed", 409],
+  [4004, "invalid_reference", 422],
+  [4005, "already_subscribed", null],
+  [5001, "overloaded", 503],
+  [5002, "rate_limited", 429],
+  [5003, "shutting_down", 503],
+  [5004, "storage_unavailable", 503],
+  [5005, "internal", 500],
+];
+
+/** Every catalogue entry: `{ code, name, http }`. */
+export const ERROR_CATALOGUE = Object.freeze(
+  CATALOGUE.map(([code, name, http]) => Object.freeze({ code, name, http })),
+);
+
+/** Catalogue numbers by name: `ErrorCode.not_found === 4001`. */
+export const ErrorCode = Object.freeze(Object.fromEntries(CATALOGUE.map(([code, name]) => [name, code])));
+
+const NAMES = new Map(CATALOGUE.map(([code, name]) => [code, name]));
+
+/** The catalogue name of a number, or null for a number this version does not know. */
+export function errorName(code) {
+  return NAMES.get(code) ?? null;
+}
+
+/** The thousands group of a code: 1 protocol, 2 authentication, 3 request, 4 state, 5 capacity and server. */
+export function errorGroup(code) {
+  return Math.floor(code / 1000);
+}
+
+/** The server refused something; `code` is a catalogue number. */
+export class ConvergerError extends Error {
+  /**
+   * @param {number} code catalogue number
+   * @param {string} message the server's message (for people)
+   * @param {{requestId?: number, close?: boolean}} [details]
+   */
+  constructor(code, message, { requestId = 0, close = false } = {}) {
+    const codeName = errorName(code);
+    super(`${codeName ?? `error ${code}`}: ${message}`);
+    this.name = "ConvergerError";
+    this.code = code;
+    this.codeName = codeName;
+    this.group = errorGroup(code);
+    this.serverMessage = message;
+    this.requestId = requestId;
+    this.close = close;
+  }
+
+  /** True when this is the named catalogue error (`err.is("not_found")`). */
+  is(name) {
+    return this.codeName === name;
+  }
+
+  /** Momentary refusals worth retrying after a pause. */
+  get retryable() {
+    return this.code === ErrorCode.overloaded || this.code === ErrorCode.rate_limited
+      || this.code === ErrorCode.shutting_down || this.code === ErrorCode.storage_unavailable;
+  }
+}
+
+/** The connection failed or closed; `cause` says why when known (a ConvergerError with the close flag, a socket error…). */
+export class ConnectionError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "ConnectionError";
+  }
+}

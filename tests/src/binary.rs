@@ -1,0 +1,141 @@
+//! A blocking client of the binary protocol for end-to-end tests, over TCP or
+//! over `/socket/binary` (one frame per WebSocket binary message). It speaks
+//! through the `converger-protocol` codec and exposes the raw byte stream too,
+//! so tests can send what no SDK would (garbage, oversized frames).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Welcome};
+use tungstenite::{Message, WebSocket};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Transport {
+    Tcp(TcpStream),
+    Ws(Box<WebSocket<TcpStream>>),
+}
+
+pub struct BinClient {
+    transport: Transport,
+    buf: Vec<u8>,
+}
+
+/// What the server sent last before closing.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Frame),
+    Closed,
+}
+
+impl BinClient {
+    /// A TCP connection, before any frame.
+    pub fn tcp(addr: SocketAddr) -> BinClient {
+        let stream = TcpStream::connect(addr).expect("connect to the binary listener");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        BinClient { transport: Transport::Tcp(stream), buf: Vec::new() }
+    }
+
+    /// A WebSocket on `/socket/binary` (with `?token=` when given).
+    pub fn websocket(http: SocketAddr, token: Option<&str>) -> Result<BinClient, tungstenite::Error> {
+        let stream = TcpStream::connect(http).expect("connect to the HTTP listener");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
+        let url = format!("ws://{http}/socket/binary{query}");
+        let (ws, _) = tungstenite::client(url, stream).map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => e,
+            tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+        })?;
+        Ok(BinClient { transport: Transport::Ws(Box::new(ws)), buf: Vec::new() })
+    }
+
+    /// Connects and authenticates with a client token.
+    pub fn with_token(addr: SocketAddr, token: &str) -> (BinClient, Welcome) {
+        let mut c = BinClient::tcp(addr);
+        let welcome = c.hello(Auth::Token(token.into())).expect("welcome");
+        (c, welcome)
+    }
+
+    /// Connects and authenticates with a tenant API key.
+    pub fn with_api_key(addr: SocketAddr, key: &str) -> (BinClient, Welcome) {
+        let mut c = BinClient::tcp(addr);
+        let welcome = c.hello(Auth::ApiKey(key.into())).expect("welcome");
+        (c, welcome)
+    }
+
+    /// Sends Hello; the Welcome, or the frame that refused it.
+    pub fn hello(&mut self, auth: Auth) -> Result<Welcome, Box<Frame>> {
+        self.send(Hello { min_version: 1, max_version: 1, auth, client: "e2e".into() });
+        match self.read_next() {
+            Next::Frame(Frame::Welcome(w)) => Ok(w),
+            Next::Frame(other) => Err(Box::new(other)),
+            Next::Closed => panic!("closed during the handshake"),
+        }
+    }
+
+    pub fn send(&mut self, frame: impl Into<Frame>) {
+        let mut out = BytesMut::new();
+        frame.into().encode(&mut out).expect("encode");
+        self.send_raw(&out);
+    }
+
+    /// Bytes as they are: on WebSocket, one binary message.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        match &mut self.transport {
+            Transport::Tcp(s) => s.write_all(bytes).expect("write"),
+            Transport::Ws(ws) => ws.send(Message::binary(bytes.to_vec())).expect("send"),
+        }
+    }
+
+    /// The next frame, or the end of the connection.
+    pub fn read_next(&mut self) -> Next {
+        loop {
+            if let Some((frame, used)) = decode_frame(&self.buf).expect("the server sends valid frames") {
+                self.buf.drain(..used);
+                return Next::Frame(frame);
+            }
+            match &mut self.transport {
+                Transport::Tcp(s) => {
+                    let mut chunk = [0u8; 64 * 1024];
+                    match s.read(&mut chunk) {
+                        Ok(0) => return Next::Closed,
+                        Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Next::Closed,
+                        Err(e) => panic!("read: {e}"),
+                    }
+                }
+                Transport::Ws(ws) => match ws.read() {
+                    Ok(Message::Binary(b)) => self.buf.extend_from_slice(&b),
+                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => return Next::Closed,
+                    Ok(_) => {}
+                    Err(e) => panic!("ws read: {e}"),
+                },
+            }
+        }
+    }
+
+    /// The next frame; panics when the connection closed instead.
+    pub fn frame(&mut self) -> Frame {
+        match self.read_next() {
+            Next::Frame(f) => f,
+            Next::Closed => panic!("the server closed the connection"),
+        }
+    }
+
+    /// Expects an Error frame with the close flag and `code`, then the end.
+    pub fn expect_closing_error(&mut self, code: ErrorCode) -> String {
+        let message = match self.frame() {
+            Frame::Error(e) => {
+                assert_eq!(e.error_code(), Some(code), "{e:?}");
+                assert!(e.close, "the error closes the connection: {e:?}");
+                e.message
+            }
+            other => panic!("expected Error {}, got {other:?}", code.name()),
+        };
+        assert!(matches!(self.read_next(), Next::Closed), "closed after the error");
+        message
+    }
+}
