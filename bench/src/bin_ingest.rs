@@ -29,8 +29,8 @@ pub struct BinIngestArgs {
     /// Activities per PublishBatch.
     #[arg(long, default_value_t = 500)]
     batch: usize,
-    /// Conversations the activities are spread over.
-    #[arg(long, default_value_t = 100)]
+    /// Conversations the activities are spread over (10, as the storage scenario's headline figure).
+    #[arg(long, default_value_t = 10)]
     conversations: usize,
     /// Seconds measured per run (after a 1 s warm-up).
     #[arg(long, default_value_t = 10.0)]
