@@ -49,6 +49,9 @@ pub struct EmbeddedStore {
     writer: Option<mpsc::Sender<Box<dyn WriteJob>>>,
     readers: Option<mpsc::Sender<ReadJob>>,
     threads: Vec<JoinHandle<()>>,
+    /// Dropped to stop the background checkpointer (joined first, before the
+    /// writer's final checkpoint).
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl EmbeddedStore {
@@ -72,7 +75,16 @@ impl EmbeddedStore {
             let rx = Arc::clone(&reader_rx);
             threads.push(spawn(&format!("store-reader-{i}"), move || worker::reader_loop(conn, rx))?);
         }
-        Ok(EmbeddedStore { path, writer: Some(writer_tx), readers: Some(reader_tx), threads })
+        let (stop, stopped) = mpsc::channel::<()>();
+        let conn = schema::open_connection(&path, false)?;
+        let checkpointer = spawn("store-checkpoint", move || worker::checkpoint_loop(conn, stopped))?;
+        Ok(EmbeddedStore {
+            path,
+            writer: Some(writer_tx),
+            readers: Some(reader_tx),
+            threads,
+            checkpointer: Some((stop, checkpointer)),
+        })
     }
 
     /// The database file.
@@ -103,6 +115,10 @@ impl EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
         self.writer.take();
         self.readers.take();
         for t in self.threads.drain(..) {

@@ -121,6 +121,25 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     }
 }
 
+/// How often the background checkpointer copies new WAL frames into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Copies committed WAL frames into the database file in the background
+/// (passive checkpoints: it never blocks the writer or a reader). The writer
+/// still checkpoints itself when the WAL passes its threshold — that one lets
+/// the WAL start over — but finds nearly every frame already copied, so the
+/// pause it puts in front of the commits queued behind it is short. Ends when
+/// `stop` is dropped.
+pub(crate) fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+        if let Err(e) = done {
+            tracing::warn!("embedded storage: background checkpoint failed: {e}");
+        }
+    }
+}
+
 pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub(crate) fn reader_loop(conn: Connection, jobs: Arc<Mutex<Receiver<ReadJob>>>) {
