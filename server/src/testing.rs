@@ -97,7 +97,7 @@ impl Store for StubStore {
     async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration) -> StoreResult<Vec<Delivery>> {
         no()
     }
-    async fn complete_delivery(&self, _: Id, _: DeliveryOutcome) -> StoreResult<Delivery> {
+    async fn complete_delivery(&self, _: Id, _: i32, _: DeliveryOutcome) -> StoreResult<Delivery> {
         no()
     }
     async fn merge_delivery_metadata(&self, _: Scope, _: Id, _: Json) -> StoreResult<Delivery> {

@@ -71,3 +71,15 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// Why the outcome of claim `attempt` was not recorded: the delivery was
+    /// claimed again since, or is no longer pending (`current`).
+    pub(crate) fn stale_claim(current: &crate::Delivery, attempt: i32) -> StoreError {
+        StoreError::Conflict(format!(
+            "the outcome of attempt {attempt} comes too late: the delivery is {} at attempt {}",
+            current.status.as_str(),
+            current.attempts
+        ))
+    }
+}

@@ -111,7 +111,11 @@ pub trait Store: Send + Sync + 'static {
     /// gets `attempts + 1` and `next_attempt_at = now + lease`, so it returns to the
     /// queue by itself if the claimer dies before completing it.
     async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>>;
-    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
+    /// Records the outcome of the claim that made `attempts` equal to
+    /// `attempt`. A claim whose lease ran out and was claimed again since (or a
+    /// delivery no longer pending) answers `Conflict` and changes nothing, so a
+    /// slow worker can never overwrite a later claimer's outcome.
+    async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
     /// Merges the keys of `patch` (a JSON object, else `Invalid`) into the delivery's metadata.
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery>;
     /// Puts a failed delivery back in the queue, due now, with its attempts reset.

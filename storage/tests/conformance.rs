@@ -107,6 +107,7 @@ cases: [
     claims::claim_takes_the_oldest_due_first_and_respects_limit,
     claims::expired_lease_makes_the_row_claimable_again,
     claims::complete_delivery_records_each_outcome,
+    claims::a_stale_claim_cannot_record_an_outcome,
     claims::retry_delivery_puts_a_failed_row_back_due_now,
     pagination::pagination_is_stable_for_every_list,
     pagination::rows_added_after_a_cursor_appear_on_later_pages,

@@ -214,7 +214,7 @@ async fn competing_claimers_never_share_a_delivery() {
     assert!(again.iter().all(|d| d.attempts == 2));
     assert!(again.windows(2).all(|p| p[0].id < p[1].id), "oldest due first, then by id");
 
-    let d = store.complete_delivery(again[0].id, DeliveryOutcome::Failed { error: "boom".into() }).await.unwrap();
+    let d = store.complete_delivery(again[0].id, 2, DeliveryOutcome::Failed { error: "boom".into() }).await.unwrap();
     assert_eq!((d.status, d.last_error.as_deref()), (DeliveryStatus::Failed, Some("boom")));
     let scope = Scope::Tenant(w.tenant.id);
     let retried = store.retry_delivery(scope, d.id).await.unwrap();

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 
 use super::crud::in_scope;
 use super::query::{id_value, ListQuery};
-use super::rows::{self, found, sql_err, DELIVERY_COLS};
+use super::rows::{self, found, optional, sql_err, DELIVERY_COLS};
 use crate::{
     Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, Json, Page, PageRequest, Scope, Stats,
     StoreError, StoreResult, Timestamp,
@@ -62,11 +62,17 @@ pub(crate) fn claim_deliveries(
         .collect()
 }
 
-pub(crate) fn complete_delivery(conn: &Connection, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+pub(crate) fn complete_delivery(
+    conn: &Connection,
+    id: Id,
+    attempt: i32,
+    outcome: DeliveryOutcome,
+) -> StoreResult<Delivery> {
     let now = Timestamp::now();
     let sql = format!(
         "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), \
-         delivered_at = ?, updated_at = ? WHERE id = ? RETURNING {DELIVERY_COLS}"
+         delivered_at = ?, updated_at = ? WHERE id = ? AND attempts = ? AND status = 'pending' \
+         RETURNING {DELIVERY_COLS}"
     );
     let (status, error, next, delivered_at) = match outcome {
         DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
@@ -75,11 +81,16 @@ pub(crate) fn complete_delivery(conn: &Connection, id: Id, outcome: DeliveryOutc
         }
         DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
     };
-    found(
-        Entity::Delivery,
-        conn.prepare_cached(&sql)
-            .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id], rows::delivery)),
-    )
+    let updated = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id, attempt], rows::delivery));
+    match optional(updated)? {
+        Some(d) => Ok(d),
+        None => {
+            let current = get_delivery(conn, Scope::Admin, id)?;
+            Err(StoreError::stale_claim(&current, attempt))
+        }
+    }
 }
 
 pub(crate) fn merge_delivery_metadata(conn: &Connection, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {

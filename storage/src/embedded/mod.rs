@@ -255,8 +255,8 @@ impl Store for EmbeddedStore {
         self.write(move |c| deliveries::claim_deliveries(c, now, limit, lease)).await
     }
 
-    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
-        self.write(move |c| deliveries::complete_delivery(c, id, outcome)).await
+    async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+        self.write(move |c| deliveries::complete_delivery(c, id, attempt, outcome)).await
     }
 
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {

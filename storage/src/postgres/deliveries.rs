@@ -74,7 +74,12 @@ impl PgStore {
         Ok(claimed.into_iter().map(|(_, d)| d).collect())
     }
 
-    pub(super) async fn complete_delivery_impl(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+    pub(super) async fn complete_delivery_impl(
+        &self,
+        id: Id,
+        attempt: i32,
+        outcome: DeliveryOutcome,
+    ) -> StoreResult<Delivery> {
         let (status, error, next, delivered_at) = match outcome {
             DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
             DeliveryOutcome::Retry { error, next_attempt_at } => {
@@ -85,10 +90,17 @@ impl PgStore {
         let sql = format!(
             "UPDATE deliveries SET status = $2, last_error = $3, \
              next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6 \
-             WHERE id = $1 RETURNING {DELIVERY_COLS}"
+             WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}"
         );
-        let params: [&(dyn ToSql + Sync); 6] = [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now()];
-        self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now(), &attempt];
+        match self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await {
+            Err(StoreError::NotFound(_)) => {
+                let current = self.get_delivery_impl(Scope::Admin, id).await?;
+                Err(StoreError::stale_claim(&current, attempt))
+            }
+            other => other,
+        }
     }
 
     /// A shallow merge (`||`): the patch's keys replace the stored ones.

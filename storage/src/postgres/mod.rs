@@ -233,8 +233,8 @@ impl Store for PgStore {
         self.claim_deliveries_impl(now, limit, lease).await
     }
 
-    async fn complete_delivery(&self, id: Id, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
-        self.complete_delivery_impl(id, outcome).await
+    async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
+        self.complete_delivery_impl(id, attempt, outcome).await
     }
 
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use converger_storage::{
-    new_id, Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, PageRequest, Scope, Store, Timestamp,
+    new_id, Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, PageRequest, Scope, Store,
+    StoreError, Timestamp,
 };
 
 use crate::harness::{assert_not_found, channel, message, world, write, World};
@@ -96,7 +97,7 @@ pub async fn claim_takes_the_oldest_due_first_and_respects_limit(store: Arc<dyn 
     let due = [30u64, 10, 20, 40].map(|m| base.plus(Duration::from_secs(m * 60)));
     for (id, at) in ids.iter().zip(due) {
         let outcome = DeliveryOutcome::Retry { error: "busy".into(), next_attempt_at: at };
-        s.complete_delivery(*id, outcome).await.expect("reschedule");
+        s.complete_delivery(*id, 0, outcome).await.expect("reschedule");
     }
     let lease = Duration::from_secs(60);
     assert!(s.claim_deliveries(base, 10, lease).await.expect("claim").is_empty(), "none due yet");
@@ -137,7 +138,7 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     assert_eq!(s.claim_deliveries(now, 10, lease).await.expect("claim").len(), 3);
 
     let delivered_at = now.plus(Duration::from_secs(2));
-    let d = s.complete_delivery(ids[0], DeliveryOutcome::Delivered { at: delivered_at }).await.expect("delivered");
+    let d = s.complete_delivery(ids[0], 1, DeliveryOutcome::Delivered { at: delivered_at }).await.expect("delivered");
     assert_eq!(
         (d.id, d.status, d.delivered_at, d.attempts),
         (ids[0], DeliveryStatus::Delivered, Some(delivered_at), 1)
@@ -146,7 +147,7 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
 
     let retry_at = now.plus(HOUR);
     let outcome = DeliveryOutcome::Retry { error: "HTTP 503".into(), next_attempt_at: retry_at };
-    let r = s.complete_delivery(ids[1], outcome).await.expect("retry");
+    let r = s.complete_delivery(ids[1], 1, outcome).await.expect("retry");
     assert_eq!(
         (r.status, r.last_error.as_deref(), r.next_attempt_at),
         (DeliveryStatus::Pending, Some("HTTP 503"), retry_at)
@@ -154,8 +155,10 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     assert_eq!((r.delivered_at, r.attempts), (None, 1));
     assert_eq!(get(s, ids[1]).await, r);
 
-    let f =
-        s.complete_delivery(ids[2], DeliveryOutcome::Failed { error: "HTTP 410 gone".into() }).await.expect("failed");
+    let f = s
+        .complete_delivery(ids[2], 1, DeliveryOutcome::Failed { error: "HTTP 410 gone".into() })
+        .await
+        .expect("failed");
     assert_eq!(
         (f.status, f.last_error.as_deref(), f.delivered_at),
         (DeliveryStatus::Failed, Some("HTTP 410 gone"), None)
@@ -171,10 +174,32 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     let stats = s.stats().await.expect("stats");
     assert_eq!((stats.deliveries_pending, stats.deliveries_delivered, stats.deliveries_failed), (1, 1, 1));
     assert_not_found(
-        s.complete_delivery(new_id(), DeliveryOutcome::Delivered { at: now }).await,
+        s.complete_delivery(new_id(), 1, DeliveryOutcome::Delivered { at: now }).await,
         Entity::Delivery,
         "complete an unknown delivery",
     );
+}
+
+/// A worker whose lease ran out cannot overwrite the outcome of the worker
+/// that claimed the delivery after it, nor complete a delivery twice.
+pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let ids = queue(s, &w, 1, 0).await;
+    let lease = Duration::from_secs(60);
+    let now = Timestamp::now().plus(Duration::from_secs(1));
+    let first = s.claim_deliveries(now, 10, lease).await.expect("claim");
+    assert_eq!(first[0].attempts, 1);
+    // The first worker stalls past its lease; a second one claims the row.
+    let second = s.claim_deliveries(now.plus(Duration::from_secs(61)), 10, lease).await.expect("reclaim");
+    assert_eq!(second[0].attempts, 2);
+    let late = s.complete_delivery(ids[0], 1, DeliveryOutcome::Failed { error: "timeout".into() }).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "the stale claim is refused: {late:?}");
+    assert_eq!(get(s, ids[0]).await.status, DeliveryStatus::Pending, "and changed nothing");
+    let done = s.complete_delivery(ids[0], 2, DeliveryOutcome::Delivered { at: now }).await.expect("the live claim");
+    assert_eq!(done.status, DeliveryStatus::Delivered);
+    let again = s.complete_delivery(ids[0], 2, DeliveryOutcome::Failed { error: "dup".into() }).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "a completed delivery stays completed: {again:?}");
 }
 
 pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>) {
@@ -187,9 +212,10 @@ pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>
         let claimed = s.claim_deliveries(now.plus(HOUR * 10), 10, lease).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         let next = DeliveryOutcome::Retry { error: "again".into(), next_attempt_at: now };
-        s.complete_delivery(ids[0], next).await.expect("retry later");
+        s.complete_delivery(ids[0], claimed[0].attempts, next).await.expect("retry later");
     }
-    let failed = s.complete_delivery(ids[0], DeliveryOutcome::Failed { error: "gave up".into() }).await.expect("fail");
+    let failed =
+        s.complete_delivery(ids[0], 3, DeliveryOutcome::Failed { error: "gave up".into() }).await.expect("fail");
     assert_eq!((failed.status, failed.attempts), (DeliveryStatus::Failed, 3));
     assert!(s.claim_deliveries(now.plus(HOUR * 1000), 10, lease).await.expect("claim").is_empty(), "failed rows wait");
 

@@ -108,7 +108,7 @@ pub async fn deliveries_list_filters_and_get(store: Arc<dyn Store>) {
 
     let failed = by_channel[0].id;
     let reason = converger_storage::DeliveryOutcome::Failed { error: "HTTP 410".into() };
-    s.complete_delivery(failed, reason).await.expect("fail one");
+    s.complete_delivery(failed, 0, reason).await.expect("fail one");
     let pending = list(DeliveryFilter { status: Some(DeliveryStatus::Pending), ..Default::default() }).await;
     assert_eq!(pending.len(), 5);
     let failed_rows = list(DeliveryFilter { status: Some(DeliveryStatus::Failed), ..Default::default() }).await;

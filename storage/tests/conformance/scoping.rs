@@ -30,7 +30,7 @@ pub async fn tenant_scope_hides_other_tenants_objects(store: Arc<dyn Store>) {
     let (b, b_delivery) = populated(s, "Globex").await;
     // Fail B's delivery so retry_delivery has something it could act on.
     let b_delivery = s
-        .complete_delivery(b_delivery.id, DeliveryOutcome::Failed { error: "boom".into() })
+        .complete_delivery(b_delivery.id, 0, DeliveryOutcome::Failed { error: "boom".into() })
         .await
         .expect("fail B's delivery");
     let as_a = Scope::Tenant(a.tenant.id);
@@ -110,9 +110,9 @@ pub async fn stats_count_every_entity(store: Arc<dyn Store>) {
     write(s, batch[..2].to_vec()).await; // replays count nothing
     let filter = DeliveryFilter { channel_id: Some(a.channel.id), ..Default::default() };
     let ids: Vec<_> = s.list_deliveries(Scope::Admin, filter, PageRequest::first(10)).await.expect("list").items;
-    s.complete_delivery(ids[0].id, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
-    s.complete_delivery(ids[1].id, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
-    s.complete_delivery(ids[2].id, DeliveryOutcome::Failed { error: "x".into() }).await.expect("fail");
+    s.complete_delivery(ids[0].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
+    s.complete_delivery(ids[1].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
+    s.complete_delivery(ids[2].id, 0, DeliveryOutcome::Failed { error: "x".into() }).await.expect("fail");
     let want = Stats {
         tenants: 2,
         channels: 2,
