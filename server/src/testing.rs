@@ -97,6 +97,10 @@ impl Store for StubStore {
     async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration) -> StoreResult<Vec<Delivery>> {
         no()
     }
+    async fn get_activity(&self, _: Scope, _: Id) -> StoreResult<Activity> {
+        Err(StoreError::NotFound(converger_storage::Entity::Activity))
+    }
+
     async fn complete_delivery(&self, _: Id, _: i32, _: DeliveryOutcome) -> StoreResult<Delivery> {
         no()
     }

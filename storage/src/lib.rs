@@ -89,6 +89,8 @@ pub trait Store: Send + Sync + 'static {
     /// write it repeats did succeed. A channel named twice in `deliver_to` gets one
     /// delivery row. The outer error means nothing of the batch was written.
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>>;
+    /// One activity by id (a delivery names its activity this way).
+    async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity>;
     /// Activities with seq > `after_seq`, in seq order, at most `limit` (clamped to
     /// 1..=[`PageRequest::MAX_LIMIT`] like every page).
     async fn read_range(

@@ -88,6 +88,7 @@ cases: [
     activities::write_batch_empty_batch_writes_nothing,
     activities::write_batch_failing_items_fail_alone,
     activities::write_batch_item_of_another_tenant_is_not_found,
+    activities::get_activity_finds_one_by_id_within_its_tenant,
     activities::read_range_pages_by_after_seq_in_seq_order,
     activities::read_range_limit_is_clamped,
     activities::seq_is_gap_free_under_concurrent_batches,

@@ -135,6 +135,14 @@ fn by_idempotency_key(conn: &Connection, conversation_id: Id, key: &str) -> Stor
     .map_err(sql_err)
 }
 
+pub(crate) fn get_activity(conn: &Connection, scope: Scope, id: Id) -> StoreResult<Activity> {
+    let sql = format!("SELECT {ACTIVITY_COLS} FROM activities WHERE id = ?");
+    let a =
+        rows::found(Entity::Activity, conn.prepare_cached(&sql).and_then(|mut s| s.query_row([id], rows::activity)))?;
+    in_scope(scope, a.tenant_id, Entity::Activity)?;
+    Ok(a)
+}
+
 pub(crate) fn read_range(
     conn: &Connection,
     scope: Scope,

@@ -228,6 +228,10 @@ impl Store for EmbeddedStore {
         self.write(move |c| activities::write_batch(c, batch)).await
     }
 
+    async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity> {
+        self.read(move |c| activities::get_activity(c, scope, id)).await
+    }
+
     async fn read_range(
         &self,
         scope: Scope,

@@ -152,6 +152,12 @@ impl PgStore {
         }
     }
 
+    pub(super) async fn get_activity_impl(&self, scope: Scope, id: Id) -> StoreResult<Activity> {
+        let sql =
+            format!("SELECT {ACTIVITY_COLS} FROM activities WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)");
+        self.pool.get().await?.one(&sql, &[&id, &scope.tenant()], rows::activity, Entity::Activity).await
+    }
+
     pub(super) async fn read_range_impl(
         &self,
         scope: Scope,

@@ -206,6 +206,10 @@ impl Store for PgStore {
         self.write_batch_impl(batch).await
     }
 
+    async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity> {
+        self.get_activity_impl(scope, id).await
+    }
+
     async fn read_range(
         &self,
         scope: Scope,

@@ -153,6 +153,19 @@ pub async fn write_batch_item_of_another_tenant_is_not_found(store: Arc<dyn Stor
     assert_eq!(s.get_conversation(Scope::Admin, b.conversation.id).await.expect("get").last_seq, 0);
 }
 
+pub async fn get_activity_finds_one_by_id_within_its_tenant(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = world(s, "Acme").await;
+    let b = world(s, "Globex").await;
+    let new = message(&a.conversation, "hello");
+    let stored = write_one(s, new.clone()).await.activity().clone();
+    let got = s.get_activity(Scope::Tenant(a.tenant.id), new.id).await.expect("get");
+    assert_eq!(got, stored);
+    assert_eq!(s.get_activity(Scope::Admin, new.id).await.expect("admin"), stored);
+    assert_not_found(s.get_activity(Scope::Tenant(b.tenant.id), new.id).await, Entity::Activity, "another tenant's");
+    assert_not_found(s.get_activity(Scope::Admin, new_id()).await, Entity::Activity, "unknown id");
+}
+
 pub async fn read_range_pages_by_after_seq_in_seq_order(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme").await;
