@@ -6,7 +6,7 @@
 //! the payload (`idempotency_key`); when both are given they must be equal,
 //! so a client never gets a replay keyed differently from what it believes.
 
-use converger_storage::{new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, Timestamp, Written};
+use converger_storage::{new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, StoreError, Timestamp, Written};
 use serde_json::{Map, Value};
 
 use super::input::Fields;
@@ -140,7 +140,7 @@ fn check_key(key: &str) -> ServiceResult<String> {
     Ok(key.to_string())
 }
 
-fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput) -> NewActivity {
+fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput, deliver_to: Vec<Id>) -> NewActivity {
     NewActivity {
         id: new_id(),
         tenant_id: caller.tenant_id(),
@@ -152,8 +152,7 @@ fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput) -> Ne
         metadata: input.metadata,
         idempotency_key: input.idempotency_key,
         created_at: Timestamp::now(),
-        // Deliveries to the channel's adapter come with the delivery workers.
-        deliver_to: Vec::new(),
+        deliver_to,
     }
 }
 
@@ -167,7 +166,8 @@ impl Hub {
         conversation_id: Id,
         input: ActivityInput,
     ) -> ServiceResult<Written> {
-        Ok(self.publisher.publish(new_activity(caller, conversation_id, input)).await?)
+        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, None).await?;
+        Ok(self.publisher.publish(new_activity(caller, conversation_id, input, targets)).await?)
     }
 
     /// Writes many activities (a batched publish); each answers on its own, in
@@ -177,8 +177,29 @@ impl Hub {
         caller: Caller,
         items: Vec<(Id, ActivityInput)>,
     ) -> Vec<ServiceResult<Written>> {
-        let new = items.into_iter().map(|(conversation, input)| new_activity(caller, conversation, input)).collect();
-        self.publisher.publish_many(new).await.into_iter().map(|r| r.map_err(ServiceError::from)).collect()
+        // An item whose delivery targets cannot be looked up is not written (it
+        // would lack its delivery row); the others go to their owners together.
+        let mut results: Vec<Option<ServiceResult<Written>>> = Vec::with_capacity(items.len());
+        let mut new = Vec::with_capacity(items.len());
+        for (conversation, input) in items {
+            match self.routes.targets(&*self.store, caller.scope(), conversation, None).await {
+                Ok(targets) => {
+                    new.push(new_activity(caller, conversation, input, targets));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let mut written = self.publisher.publish_many(new).await.into_iter();
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| match written.next() {
+                    Some(w) => w.map_err(ServiceError::from),
+                    None => Err(StoreError::Internal("the publisher answered fewer items".into()).into()),
+                })
+            })
+            .collect()
     }
 
     /// Activities with seq > `after_seq` (at most `limit`), and the

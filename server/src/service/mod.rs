@@ -17,6 +17,7 @@ pub mod deliveries;
 mod error;
 pub mod input;
 pub mod publish;
+pub mod routes;
 pub mod stats;
 pub mod tenants;
 #[cfg(test)]
@@ -40,6 +41,8 @@ pub struct Hub {
     pub publisher: Publisher,
     /// API keys this shard resolved recently (see [`auth_cache`]).
     pub auth_cache: AuthCache,
+    /// Conversations' delivery targets this shard looked up (see [`routes`]).
+    pub routes: routes::Routes,
 }
 
 impl Hub {
@@ -50,6 +53,6 @@ impl Hub {
 
     /// A shard's hub; `epoch` is shared by every shard of the process.
     pub fn sharing(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher, epoch: TenantEpoch) -> Hub {
-        Hub { store, config, publisher, auth_cache: AuthCache::new(epoch) }
+        Hub { store, config, publisher, auth_cache: AuthCache::new(epoch), routes: routes::Routes::default() }
     }
 }

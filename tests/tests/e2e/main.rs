@@ -24,6 +24,7 @@ macro_rules! on_both_backends {
 mod admin;
 mod binary_protocol;
 mod cli;
+mod deliveries;
 mod health;
 mod http_protocol;
 mod isolation;
