@@ -194,6 +194,15 @@ mod tests {
         assert_eq!(verify(&parse_whsec(&whsec(&a)).expect("b64"), &h, b"{}", 1), Ok(()));
     }
 
+    #[test]
+    fn matches_the_reference_python_library() {
+        // From `standardwebhooks` 1.1.0 (PyPI): Webhook(whsec).sign("msg_1", 1749416400, '{"a":1}'),
+        // with whsec = "whsec_" + base64(HMAC-SHA256(b"cvs_one", KEY_LABEL)) as docs/webhooks.md says.
+        let key = channel_key("cvs_one");
+        assert_eq!(whsec(&key), "whsec_1bePUFuybA2xjC21kfMzpca38Luu8AB4N48JuI8AiKQ=");
+        assert_eq!(sign(&key, "msg_1", 1749416400, br#"{"a":1}"#), "v1,ujEUd9VfLs4h32//yKJsJcpYVx9MdPn4dk6tIcm1OSw=");
+    }
+
     /// HMAC-SHA256(key "cvs_one", "converger-webhook-signing-v1").
     const CHANNEL_KEY_OF_CVS_ONE: &str = "d5b78f505bb26c0db18c2db591f333a5c6b7f0bbaef00078378f09b88f0088a4";
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 
 use super::fields::{Config, MAX_VALUE_BYTES};
 use super::standard_webhooks::{self, channel_key};
-use super::wire::{json_object, At};
+use super::wire::{json_object, At, MAX_ID_BYTES};
 use super::{
     is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
     InboundError, InboundMessage, InboundRequest, OutboundRequest,
@@ -142,6 +142,9 @@ impl Adapter for Webhook {
             .map_err(|e| InboundError::Unauthorized(format!("bad Standard Webhooks signature: {e}")))?;
         // verify() saw the header: it is there and non-empty.
         let message_id = req.header("webhook-id").unwrap_or_default().to_string();
+        if message_id.len() > MAX_ID_BYTES {
+            return Err(InboundError::invalid("webhook-id", format!("must be at most {MAX_ID_BYTES} bytes")));
+        }
         let map = json_object(&req.body)?;
         let root = Value::Object(map);
         let at = At::new("", &root)?;
@@ -165,9 +168,9 @@ impl Adapter for Webhook {
         };
         metadata.insert("inbound".into(), json!({"channel_type": "webhook", "message_id": message_id}));
         let message = InboundMessage {
-            external_id: at.str("external_id")?.to_string(),
+            external_id: at.id("external_id", MAX_ID_BYTES)?.to_string(),
             message_id,
-            sender: at.str("sender")?.to_string(),
+            sender: at.id("sender", MAX_ID_BYTES)?.to_string(),
             kind: kind.to_string(),
             text,
             metadata: Value::Object(metadata),

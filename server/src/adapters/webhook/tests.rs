@@ -162,6 +162,7 @@ fn a_signed_but_malformed_body_is_400_or_422_naming_the_field() {
         (r#"{"external_id":"c","sender":"s","text":"t","type":"typing"}"#, "type"),
         (r#"{"external_id":"c","sender":"s","text":"t","metadata":[]}"#, "metadata"),
         (r#"{"external_id":"c","sender":"s","text":"t","colour":"red"}"#, "colour"),
+        (&format!(r#"{{"external_id":"{}","sender":"s","text":"t"}}"#, "x".repeat(256)), "external_id"),
     ] {
         match parse(body) {
             InboundError::Invalid { field: f, .. } => assert_eq!(f, field, "{body}"),
