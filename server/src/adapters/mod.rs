@@ -104,7 +104,7 @@ pub trait Adapter: Send + Sync {
 
 /// The parts of a channel an adapter reads. `config` is the channel's config
 /// parsed once by the caller (`channel.config.to_value()`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ChannelView<'a> {
     pub id: Id,
     pub secret: &'a str,
@@ -114,6 +114,15 @@ pub struct ChannelView<'a> {
 impl<'a> ChannelView<'a> {
     pub fn new(channel: &'a Channel, config: &'a Value) -> ChannelView<'a> {
         ChannelView { id: channel.id, secret: &channel.secret, config }
+    }
+}
+
+/// Shows the config's keys only: the secret and the config's tokens stay out of logs.
+impl std::fmt::Debug for ChannelView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> =
+            self.config.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+        f.debug_struct("ChannelView").field("id", &self.id).field("config_keys", &keys).finish_non_exhaustive()
     }
 }
 
@@ -262,7 +271,7 @@ pub fn outcome_for(outcome: &ResponseOutcome, attempts_made: u32, now: Timestamp
 }
 
 /// An inbound HTTP request as the endpoint received it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct InboundRequest {
     pub method: String,
     /// The raw query string (after `?`, still percent-encoded).
@@ -278,6 +287,19 @@ impl InboundRequest {
     /// The value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         wire::find_header(&self.headers, name)
+    }
+}
+
+/// Leaves out header values, the query and the path secret: they carry secrets.
+impl std::fmt::Debug for InboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("InboundRequest")
+            .field("method", &self.method)
+            .field("headers", &names)
+            .field("body_len", &self.body.len())
+            .field("path_secret", &self.path_secret.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
     }
 }
 

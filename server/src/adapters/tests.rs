@@ -199,3 +199,11 @@ fn outbound_requests_hide_header_values_in_debug() {
     assert!(shown.contains("Authorization") && !shown.contains("top-secret"), "{shown}");
     assert_eq!(r.header("authorization"), Some("Bearer top-secret"));
 }
+
+#[test]
+fn channel_views_keep_secrets_and_tokens_out_of_debug() {
+    let config = json!({"access_token": "EAAG-very-secret"});
+    let shown = format!("{:?}", context(&config, &activity("x"), None));
+    assert!(shown.contains("access_token"), "{shown}");
+    assert!(!shown.contains("EAAG-very-secret") && !shown.contains(SECRET), "{shown}");
+}
