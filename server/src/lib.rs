@@ -4,6 +4,7 @@
 //! Embedders and tests start a server on listeners they bound themselves with
 //! [`Server::start`]; the `converger` binary does the same through [`run`].
 
+pub mod adapters;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -1,19 +1,20 @@
 //! Channel operations: create (with a fresh secret), list, read, update name,
 //! config and status, rotate the secret.
 //!
-//! [`validate_config`] is the hook where each adapter will check its own
-//! config (URLs, tokens …); today it only knows the types and that a config is
-//! a JSON object.
+//! [`validate_config`] hands a config to its type's adapter
+//! ([`crate::adapters`]), which names the offending key as `config.<key>`;
+//! create and update (against the stored channel's type) both go through it.
 
 use converger_storage::{Channel, ChannelFilter, ChannelPatch, Id, Json, NewChannel, Page, PageRequest, Scope, Status};
 use serde_json::{Map, Value};
 
 use super::input::Fields;
 use super::{Caller, Hub, ServiceError, ServiceResult};
+use crate::adapters;
 use crate::auth::keys;
 
-/// Every channel type an adapter exists (or is planned) for.
-pub const CHANNEL_TYPES: &[&str] = &["echo", "webhook", "websocket", "whatsapp_meta", "whatsapp_infobip"];
+/// Every channel type: one adapter each.
+pub const CHANNEL_TYPES: &[&str] = adapters::KINDS;
 pub const MAX_NAME_BYTES: usize = 200;
 
 /// A validated channel to create.
@@ -69,17 +70,15 @@ impl ChannelPatchInput {
     }
 }
 
-/// Checks `config` for a channel of type `kind`. Adapters plug their checks in
-/// here (and name the offending key as `config.<key>`).
+/// Checks `config` for a channel of type `kind` with the type's adapter; a
+/// refusal is a validation error naming `config` or `config.<key>`.
 pub fn validate_config(kind: &str, config: &Json) -> ServiceResult<()> {
     if !config.is_object() {
         return Err(ServiceError::invalid("config", "`config` must be a JSON object"));
     }
-    match kind {
-        // Adapter-specific rules arrive with the adapters.
-        "echo" | "webhook" | "websocket" | "whatsapp_meta" | "whatsapp_infobip" => Ok(()),
-        other => Err(ServiceError::invalid("type", format!("unknown channel type `{other}`"))),
-    }
+    let adapter = adapters::adapter_for(kind)
+        .ok_or_else(|| ServiceError::invalid("type", format!("unknown channel type `{kind}`")))?;
+    adapter.validate_config(&config.to_value()).map_err(|e| ServiceError::invalid(e.field, e.message))
 }
 
 impl Hub {
@@ -152,6 +151,32 @@ mod tests {
         assert_eq!(field(e), "config");
         let e = NewChannelInput::from_json(map(json!({"type": "echo"}))).expect_err("name");
         assert_eq!(field(e), "name");
+    }
+
+    #[test]
+    fn create_input_validates_config_through_the_adapter() {
+        let create = |v: Value| NewChannelInput::from_json(map(v));
+        let ok = create(json!({"name": "h", "type": "webhook", "config": {"url": "https://h.example/in"}}));
+        assert_eq!(ok.expect("valid webhook").kind, "webhook");
+        for (body, want) in [
+            (json!({"name": "h", "type": "webhook"}), "config.url"),
+            (json!({"name": "h", "type": "webhook", "config": {"url": "nope"}}), "config.url"),
+            (json!({"name": "m", "type": "whatsapp_meta", "config": {}}), "config.phone_number_id"),
+            (json!({"name": "i", "type": "whatsapp_infobip", "config": {"sender": "1"}}), "config.api_key"),
+            (json!({"name": "w", "type": "websocket", "config": {"k": 1}}), "config.k"),
+            (json!({"name": "e", "type": "echo", "config": {"sender": 5}}), "config.sender"),
+        ] {
+            assert_eq!(field(create(body.clone()).expect_err("refused")), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn validate_config_refuses_unknown_types_and_non_objects() {
+        let cfg = Json::parse(r#"{"url":"https://h.example"}"#).expect("json");
+        assert!(validate_config("webhook", &cfg).is_ok());
+        assert_eq!(field(validate_config("fax", &cfg).expect_err("type")), "type");
+        assert_eq!(field(validate_config("echo", &Json::parse("[]").expect("json")).expect_err("cfg")), "config");
+        assert_eq!(field(validate_config("echo", &cfg).expect_err("echo has no url")), "config.url");
     }
 
     #[test]

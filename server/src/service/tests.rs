@@ -7,7 +7,7 @@ use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use converger_storage::{ConversationStatus, Status, Store};
 use serde_json::json;
 
-use super::channels::NewChannelInput;
+use super::channels::{ChannelPatchInput, NewChannelInput};
 use super::conversations::NewConversationInput;
 use super::tenants::TenantPatchInput;
 use super::tokens::TokenInput;
@@ -85,5 +85,39 @@ fn channel_secrets_open_their_channel_and_tokens_verify() {
         let old = hub.caller_by_channel_secret(channel.id, &channel.secret).await;
         assert!(matches!(auth_error(old), AuthError::Invalid(_)));
         assert!(hub.caller_by_channel_secret(channel.id, &rotated.secret).await.is_ok());
+    });
+}
+
+fn invalid_field<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> String {
+    match r {
+        Err(ServiceError::Validation { field, .. }) => field,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_config_patch_is_validated_against_the_stored_channels_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = hub(dir.path());
+    run(async {
+        let (tenant, _) = hub.create_tenant("t".into()).await.expect("tenant");
+        let caller = Caller::Tenant(tenant.id);
+        let body = json!({"name": "h", "type": "webhook", "config": {"url": "https://h.example/in"}});
+        let hook =
+            hub.create_channel(caller, NewChannelInput::from_json(map(body)).expect("input")).await.expect("hook");
+        let patch = |v| ChannelPatchInput::from_json(map(json!({ "config": v }))).expect("patch");
+        let bad = hub.update_channel(caller.scope(), hook.id, patch(json!({"url": "ftp://h.example"}))).await;
+        assert_eq!(invalid_field(bad), "config.url");
+        // A config valid for another type is not valid for this one.
+        let echo_cfg = hub.update_channel(caller.scope(), hook.id, patch(json!({"sender": "bot"}))).await;
+        assert_eq!(invalid_field(echo_cfg), "config.sender");
+        let good = json!({"url": "https://h.example/v2", "method": "PUT"});
+        let updated = hub.update_channel(caller.scope(), hook.id, patch(good.clone())).await.expect("valid patch");
+        assert_eq!(updated.config.to_value(), good);
+        let body = json!({"name": "e", "type": "echo"});
+        let echo =
+            hub.create_channel(caller, NewChannelInput::from_json(map(body)).expect("input")).await.expect("echo");
+        let hook_cfg = hub.update_channel(caller.scope(), echo.id, patch(json!({"url": "https://h.example"}))).await;
+        assert_eq!(invalid_field(hook_cfg), "config.url");
     });
 }

@@ -70,10 +70,11 @@ fn update_changes_name_config_and_status_and_refuses_type(server: &TestServer) {
     let c = Client::bearer(server, &tenant.api_key);
     let ch = expect(&c.post("/api/v1/channels", &json!({"name": "a", "type": "echo"})), 201);
     let path = format!("/api/v1/channels/{}", ch["id"].as_str().expect("id"));
-    let updated = expect(&c.patch(&path, &json!({"name": "b", "config": {"k": 1}, "status": "inactive"})), 200);
+    let updated =
+        expect(&c.patch(&path, &json!({"name": "b", "config": {"sender": "bot"}, "status": "inactive"})), 200);
     assert_eq!(
         (updated["name"].clone(), updated["config"].clone(), updated["status"].clone()),
-        (json!("b"), json!({"k": 1}), json!("inactive"))
+        (json!("b"), json!({"sender": "bot"}), json!("inactive"))
     );
     assert!(updated.get("secret").is_none());
     assert_eq!(expect(&c.get(&path), 200)["name"], "b");
@@ -81,6 +82,9 @@ fn update_changes_name_config_and_status_and_refuses_type(server: &TestServer) {
     assert_eq!(e["field"], "type");
     let e = assert_error(&c.patch(&path, &json!({"config": "x"})), 422, "validation_failed");
     assert_eq!(e["field"], "config");
+    // The patch is checked by the channel's adapter: echo knows no `url`.
+    let e = assert_error(&c.patch(&path, &json!({"config": {"url": "https://h.example"}})), 422, "validation_failed");
+    assert_eq!(e["field"], "config.url");
     assert_error(&c.patch(&path, &json!({})), 422, "validation_failed");
     assert_error(&c.patch(&path, &json!({"status": "paused"})), 422, "validation_failed");
 }
@@ -113,7 +117,30 @@ fn bad_channel_input_is_422_naming_the_field(server: &TestServer) {
         let e = assert_error(&c.post("/api/v1/channels", &body), 422, "validation_failed");
         assert_eq!(e["field"], field, "{body}");
     }
-    for kind in ["echo", "webhook", "websocket", "whatsapp_meta", "whatsapp_infobip"] {
-        expect(&c.post("/api/v1/channels", &json!({"name": kind, "type": kind, "config": {}})), 201);
+    // Each type's adapter checks its config and names the key.
+    for (kind, field) in
+        [("webhook", "config.url"), ("whatsapp_meta", "config.phone_number_id"), ("whatsapp_infobip", "config.api_key")]
+    {
+        let e = assert_error(
+            &c.post("/api/v1/channels", &json!({"name": kind, "type": kind, "config": {}})),
+            422,
+            "validation_failed",
+        );
+        assert_eq!(e["field"], field, "{kind}");
+    }
+    let e = assert_error(
+        &c.post("/api/v1/channels", &json!({"name": "w", "type": "websocket", "config": {"k": 1}})),
+        422,
+        "validation_failed",
+    );
+    assert_eq!(e["field"], "config.k");
+    for (kind, config) in [
+        ("echo", json!({})),
+        ("websocket", json!({})),
+        ("webhook", json!({"url": "https://h.example/in", "method": "PUT", "headers": {"X-Tenant": "t"}})),
+        ("whatsapp_meta", json!({"phone_number_id": "106540352242922", "access_token": "t", "verify_token": "v"})),
+        ("whatsapp_infobip", json!({"api_key": "k", "sender": "441134960000"})),
+    ] {
+        expect(&c.post("/api/v1/channels", &json!({"name": kind, "type": kind, "config": config})), 201);
     }
 }

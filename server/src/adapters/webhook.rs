@@ -1,0 +1,183 @@
+//! `webhook`: every activity is sent to the tenant's URL as JSON, signed per
+//! Standard Webhooks ([`super::standard_webhooks`]) with the channel's
+//! derived key; the same signature protects the inbound endpoint.
+//!
+//! Config: `url` (required, http/https), `method` (`POST` default, `PUT`,
+//! `PATCH`), `headers` (an object of extra header names to string values;
+//! the signing headers, `content-type`, `content-length`, `host`,
+//! `connection` and `transfer-encoding` are the adapter's own and refused).
+//!
+//! Outbound body:
+//! `{"type":"activity.created","timestamp":"<RFC 3339>","data":{"channel_id",
+//! "conversation_id","external_id","activity":{…the activity as the REST API
+//! shows it…}}}`; `webhook-id` is `msg_<delivery id>`, the same on every retry.
+//!
+//! Inbound body (POST): `{"external_id", "sender", "text"?, "type"?
+//! ("message" default, or "event"), "metadata"? (object)}`; the `webhook-id`
+//! header is the message id (the activity's idempotency key).
+
+use serde_json::{json, Map, Value};
+
+use super::fields::{Config, MAX_VALUE_BYTES};
+use super::standard_webhooks::{self, channel_key};
+use super::wire::{json_object, At, MAX_ID_BYTES};
+use super::{
+    is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
+    InboundError, InboundMessage, InboundRequest, OutboundRequest,
+};
+use converger_storage::Timestamp;
+
+pub struct Webhook;
+
+const KEYS: &[&str] = &["url", "method", "headers"];
+const METHODS: &[&str] = &["POST", "PUT", "PATCH"];
+/// Headers the adapter sets itself (or the HTTP client does).
+const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-type",
+    "content-length",
+    "host",
+    "connection",
+    "transfer-encoding",
+];
+const MAX_HEADERS: usize = 32;
+/// The activity type of outbound events.
+pub const EVENT_TYPE: &str = "activity.created";
+
+struct WebhookConfig<'a> {
+    url: &'a str,
+    method: &'a str,
+    headers: Vec<(String, String)>,
+}
+
+fn parse(config: &Value) -> Result<WebhookConfig<'_>, ConfigError> {
+    let c = Config::new(config, KEYS)?;
+    let url = c.url("url")?.ok_or_else(|| ConfigError::new("config.url", "is required"))?;
+    let method = c.string("method", 16)?.unwrap_or("POST");
+    if !METHODS.contains(&method) {
+        return Err(ConfigError::new("config.method", format!("must be one of {}", METHODS.join(", "))));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in c.object("headers")?.into_iter().flatten() {
+        let field = || format!("config.headers.{name}");
+        if !is_token(name) {
+            return Err(ConfigError::new(field(), "is not a valid header name"));
+        }
+        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError::new(field(), "is set by Converger and cannot be configured"));
+        }
+        let Some(value) = value.as_str() else { return Err(ConfigError::new(field(), "must be a string")) };
+        if value.len() > MAX_VALUE_BYTES || value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ConfigError::new(field(), "must be at most 1024 bytes, without line breaks"));
+        }
+        headers.push((name.clone(), value.to_string()));
+    }
+    if headers.len() > MAX_HEADERS {
+        return Err(ConfigError::new("config.headers", format!("at most {MAX_HEADERS} headers")));
+    }
+    Ok(WebhookConfig { url, method, headers })
+}
+
+/// An HTTP token (RFC 9110): the characters a header name may have.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The outbound JSON body of one delivery.
+fn body(ctx: &DeliveryContext<'_>) -> Vec<u8> {
+    let a = ctx.activity;
+    let payload = json!({
+        "type": EVENT_TYPE,
+        "timestamp": Timestamp::from_micros(ctx.now.saturating_mul(1_000_000)).to_string(),
+        "data": {
+            "channel_id": ctx.channel.id.to_string(),
+            "conversation_id": a.conversation_id.to_string(),
+            "external_id": ctx.external_id,
+            "activity": a,
+        },
+    });
+    payload.to_string().into_bytes()
+}
+
+impl Adapter for Webhook {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        parse(config).map(|_| ())
+    }
+
+    fn delivers(&self) -> bool {
+        true
+    }
+
+    fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
+        let config = parse(ctx.channel.config)?;
+        if is_inbound(ctx.activity) {
+            return Ok(Delivery::Nothing);
+        }
+        let body = body(ctx);
+        let id = format!("msg_{}", ctx.delivery_id);
+        let key = channel_key(ctx.channel.secret);
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        headers.extend(config.headers);
+        headers.extend(standard_webhooks::headers(&key, &id, ctx.now, &body));
+        Ok(Delivery::Http(OutboundRequest { method: config.method.into(), url: config.url.into(), headers, body }))
+    }
+
+    fn parse_inbound(
+        &self,
+        req: &InboundRequest,
+        channel: &ChannelView<'_>,
+        now: i64,
+    ) -> Result<Inbound, InboundError> {
+        parse(channel.config)?;
+        if req.method != "POST" {
+            return Err(InboundError::MethodNotAllowed { method: req.method.clone(), allow: "POST" });
+        }
+        standard_webhooks::verify(&channel_key(channel.secret), &req.headers, &req.body, now)
+            .map_err(|e| InboundError::Unauthorized(format!("bad Standard Webhooks signature: {e}")))?;
+        // verify() saw the header: it is there and non-empty.
+        let message_id = req.header("webhook-id").unwrap_or_default().to_string();
+        if message_id.len() > MAX_ID_BYTES {
+            return Err(InboundError::invalid("webhook-id", format!("must be at most {MAX_ID_BYTES} bytes")));
+        }
+        let map = json_object(&req.body)?;
+        let root = Value::Object(map);
+        let at = At::new("", &root)?;
+        for key in at.map.keys() {
+            if !["external_id", "sender", "text", "type", "metadata"].contains(&key.as_str()) {
+                return Err(InboundError::invalid(key.clone(), "unknown field"));
+            }
+        }
+        let kind = at.opt_str("type")?.unwrap_or("message");
+        if kind != "message" && kind != "event" {
+            return Err(InboundError::invalid("type", "must be `message` or `event`"));
+        }
+        let text = at.opt_str("text")?.map(str::to_string);
+        if kind == "message" && text.as_deref().is_none_or(str::is_empty) {
+            return Err(InboundError::invalid("text", "a message needs a non-empty `text`"));
+        }
+        let mut metadata = match at.get("metadata") {
+            None => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(InboundError::invalid("metadata", "must be a JSON object")),
+        };
+        metadata.insert("inbound".into(), json!({"channel_type": "webhook", "message_id": message_id}));
+        let message = InboundMessage {
+            external_id: at.id("external_id", MAX_ID_BYTES)?.to_string(),
+            message_id,
+            sender: at.id("sender", MAX_ID_BYTES)?.to_string(),
+            kind: kind.to_string(),
+            text,
+            metadata: Value::Object(metadata),
+        };
+        Ok(Inbound::Events(Events { messages: vec![message], ..Events::default() }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
