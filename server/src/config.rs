@@ -38,6 +38,8 @@ pub mod defaults {
     /// Room for a few of the largest messages before a client counts as slow.
     pub const WS_SEND_QUEUE_BYTES: usize = 4 << 20;
     pub const WS_MESSAGES_PER_SECOND: u32 = 100;
+    pub const DELIVERY_RETRY_BASE_MS: u64 = 10_000;
+    pub const DELIVERY_CONCURRENCY: usize = 64;
 }
 
 /// Why the configuration cannot be used. Each message is one line that names
@@ -91,6 +93,10 @@ pub struct Config {
     pub ws_send_queue_bytes: usize,
     /// Incoming WebSocket messages per second per connection; more closes 1008 `rate limit`.
     pub ws_messages_per_second: u32,
+    /// The base of the delivery retry schedule: base × 3^attempt.
+    pub delivery_retry_base: Duration,
+    /// Deliveries attempted at once by the delivery worker.
+    pub delivery_concurrency: usize,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -184,6 +190,16 @@ impl Config {
                 o.ws_messages_per_second.or(f.ws_messages_per_second),
                 defaults::WS_MESSAGES_PER_SECOND,
             )?,
+            delivery_retry_base: millis(
+                "delivery_retry_base_ms",
+                o.delivery_retry_base_ms.or(f.delivery_retry_base_ms),
+                defaults::DELIVERY_RETRY_BASE_MS,
+            )?,
+            delivery_concurrency: at_least_one(
+                "delivery_concurrency",
+                o.delivery_concurrency.or(f.delivery_concurrency),
+                defaults::DELIVERY_CONCURRENCY,
+            )?,
             config_file: o.config,
         })
     }
@@ -195,7 +211,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -211,6 +227,8 @@ impl Config {
             self.ws_max_message_bytes,
             self.ws_send_queue_bytes,
             self.ws_messages_per_second,
+            self.delivery_retry_base.as_millis(),
+            self.delivery_concurrency,
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
     }

@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod logging;
 pub mod metrics;
 pub mod net;

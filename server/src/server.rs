@@ -10,6 +10,7 @@ use converger_storage::Store;
 use tracing::info;
 
 use crate::config::Config;
+use crate::delivery;
 use crate::metrics::Registry;
 use crate::net::Listeners;
 use crate::shard::shutdown::Shutdown;
@@ -18,6 +19,8 @@ use crate::shard::{ShardStartError, Shards};
 /// A running server.
 pub struct Server {
     shards: Shards,
+    /// The delivery worker's thread (stops with the shutdown signal).
+    delivery: Option<std::thread::JoinHandle<()>>,
     shutdown: Shutdown,
     store: Arc<dyn Store>,
     http_addr: SocketAddr,
@@ -32,9 +35,24 @@ impl Server {
         let binary_addr = listeners.binary_addr().map_err(addr_err)?;
         let shutdown = Shutdown::new();
         let metrics = Registry::new(listeners.http.len());
-        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone(), metrics)?;
+        let settings = delivery::Settings {
+            retry_base: config.delivery_retry_base,
+            concurrency: config.delivery_concurrency,
+            ..delivery::Settings::default()
+        };
+        let (injector, injections) = delivery::injector();
+        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone(), metrics, injections)?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
-        Ok(Server { shards, shutdown, store, http_addr, binary_addr })
+        let worker_metrics = Arc::new(delivery::DeliveryMetrics::default());
+        let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, shutdown.clone()) {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                shutdown.trigger();
+                shards.join();
+                return Err(ShardStartError { shard: 0, message: format!("cannot start the delivery worker: {e}") });
+            }
+        };
+        Ok(Server { shards, delivery, shutdown, store, http_addr, binary_addr })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -62,6 +80,10 @@ impl Server {
         self.shutdown.trigger();
         self.shards.join();
         info!("all shards stopped");
+        if let Some(worker) = self.delivery {
+            // It finishes the deliveries in flight (bounded by their request timeout).
+            let _ = worker.join();
+        }
         let holders = Arc::strong_count(&self.store);
         drop(self.store);
         if holders == 1 {

@@ -8,6 +8,7 @@ pub mod bin;
 pub mod binary;
 pub mod http;
 pub mod pg;
+pub mod receiver;
 pub mod server;
 
 pub use bin::{converger_bin, converger_command};

@@ -123,4 +123,14 @@ pub struct Options {
     /// second's worth); more close the connection 1008 [default: 100]
     #[arg(long, env = "CONVERGER_WS_MESSAGES_PER_SECOND", value_name = "N", hide_env_values = true, global = true)]
     pub ws_messages_per_second: Option<u32>,
+
+    /// Base of the delivery retry schedule in milliseconds: a failed delivery
+    /// is retried after base × 3^attempt, at most 5 attempts [default: 10000]
+    #[arg(long, env = "CONVERGER_DELIVERY_RETRY_BASE_MS", value_name = "MS", hide_env_values = true, global = true)]
+    pub delivery_retry_base_ms: Option<u64>,
+
+    /// Deliveries (webhook calls, WhatsApp sends, echo replies) attempted at
+    /// once [default: 64]
+    #[arg(long, env = "CONVERGER_DELIVERY_CONCURRENCY", value_name = "N", hide_env_values = true, global = true)]
+    pub delivery_concurrency: Option<usize>,
 }

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub ws_max_message_bytes: Option<usize>,
     pub ws_send_queue_bytes: Option<usize>,
     pub ws_messages_per_second: Option<u32>,
+    pub delivery_retry_base_ms: Option<u64>,
+    pub delivery_concurrency: Option<usize>,
 }
 
 impl FileConfig {

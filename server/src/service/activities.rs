@@ -166,7 +166,20 @@ impl Hub {
         conversation_id: Id,
         input: ActivityInput,
     ) -> ServiceResult<Written> {
-        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, None).await?;
+        self.create_activity_via(caller, conversation_id, input, None).await
+    }
+
+    /// [`Hub::create_activity`] for an activity that came in through channel
+    /// `origin` (an inbound message, an echo reply): it is not delivered back
+    /// out to that channel.
+    pub async fn create_activity_via(
+        &self,
+        caller: Caller,
+        conversation_id: Id,
+        input: ActivityInput,
+        origin: Option<Id>,
+    ) -> ServiceResult<Written> {
+        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, origin).await?;
         Ok(self.publisher.publish(new_activity(caller, conversation_id, input, targets)).await?)
     }
 

@@ -17,11 +17,6 @@ use super::ServiceResult;
 /// Conversations remembered per shard; past this the memory starts over.
 const MAX_REMEMBERED: usize = 100_000;
 
-/// Channel types whose adapter sends activities somewhere (see `adapters`).
-pub fn delivers(kind: &str) -> bool {
-    matches!(kind, "echo" | "webhook" | "whatsapp_meta" | "whatsapp_infobip")
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Route {
     channel_id: Id,
@@ -54,7 +49,8 @@ impl Routes {
                     Err(e) => return Err(e.into()),
                 };
                 let channel = store.get_channel(scope, c.channel_id).await?;
-                let route = Route { channel_id: channel.id, delivers: delivers(&channel.kind) };
+                let delivers = crate::adapters::adapter_for(&channel.kind).is_some_and(|a| a.delivers());
+                let route = Route { channel_id: channel.id, delivers };
                 let mut remembered = self.by_conversation.borrow_mut();
                 if remembered.len() >= MAX_REMEMBERED {
                     remembered.clear();

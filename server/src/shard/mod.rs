@@ -64,6 +64,7 @@ impl Shards {
         listeners: Listeners,
         shutdown: Shutdown,
         metrics: Registry,
+        injections: crate::delivery::Injections,
     ) -> Result<Shards, ShardStartError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -71,6 +72,8 @@ impl Shards {
         let quiesce = Quiesce::new(n);
         let tenant_epoch = TenantEpoch::default();
         let pairs = listeners.http.into_iter().zip(listeners.binary);
+        // Replies the delivery worker writes (echo) go through shard 0's write path.
+        let mut injections = Some(injections);
         for (id, ((http, binary), mesh)) in pairs.zip(mesh::build(n)).enumerate() {
             let shard = ShardSetup {
                 id,
@@ -82,6 +85,7 @@ impl Shards {
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
                 arrival: quiesce.arrival(),
+                injections: injections.take(),
             };
             let spawned =
                 std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
@@ -139,6 +143,8 @@ struct ShardSetup {
     tenant_epoch: TenantEpoch,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
+    /// On one shard: the delivery worker's writes.
+    injections: Option<crate::delivery::Injections>,
 }
 
 impl ShardSetup {
@@ -185,6 +191,10 @@ impl ShardSetup {
             shard_metrics,
             self.metrics,
         ));
+        if let Some(rx) = self.injections.take() {
+            // Ends when the delivery worker stops (it holds the sending side).
+            monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone()));
+        }
         let tracker = Rc::new(ConnTracker::default());
         let abort = Shutdown::new();
         let binary_task = monoio::spawn(crate::net::binary::accept_loop(

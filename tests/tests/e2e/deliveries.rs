@@ -1,10 +1,14 @@
 //! The delivery queue as clients see it: an activity on a channel whose adapter
-//! delivers gets its delivery row in the same write (pending until a worker
-//! takes it); one on a channel that does not deliver (websocket) gets none.
+//! delivers gets its delivery row in the same write; one on a channel that does
+//! not deliver (websocket) gets none. The worker delivers to a local receiver,
+//! retries on schedule, gives up after five attempts, and admin retry requeues.
+
+use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, expect, Client};
+use converger_e2e::receiver::Receiver;
 use converger_e2e::TestServer;
-use serde_json::json;
+use serde_json::{json, Value};
 
 on_both_backends!(an_activity_on_a_delivering_channel_is_queued_for_it_in_the_same_write);
 
@@ -28,4 +32,88 @@ fn an_activity_on_a_delivering_channel_is_queued_for_it_in_the_same_write(server
             }
         }
     }
+}
+
+/// Polls the activity's delivery until `done` says so (bounded).
+fn delivery_of(api: &Client, activity_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = expect(&api.get(&format!("/api/v1/deliveries?activity_id={activity_id}")), 200);
+        if let Some(d) = list["data"].get(0) {
+            if done(d) {
+                return d.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "delivery never got there: {list}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A webhook channel pointing at `url`, a conversation on it, and the activities path.
+fn webhook_conversation(api: &Client, url: &str) -> (Value, String) {
+    let channel = json!({"name": "hook", "type": "webhook", "config": {"url": url}});
+    let channel = expect(&api.post("/api/v1/channels", &channel), 201);
+    let conv = expect(&api.post("/api/v1/conversations", &json!({"channel_id": channel["id"]})), 201);
+    (channel, format!("/api/v1/conversations/{}/activities", conv["id"].as_str().expect("id")))
+}
+
+on_both_backends!(a_webhook_delivery_reaches_the_receiver_signed);
+
+fn a_webhook_delivery_reaches_the_receiver_signed(server: &TestServer) {
+    let receiver = Receiver::start(vec![200], "{}");
+    let tenant = create_tenant(server, "hooked");
+    let api = Client::bearer(server, &tenant.api_key);
+    let (_, path) = webhook_conversation(&api, &receiver.url("/hook"));
+    let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "hello"})), 201);
+    let id = a["id"].as_str().expect("id");
+    let d = delivery_of(&api, id, |d| d["status"] == "delivered");
+    assert_eq!(d["attempts"], 1);
+    let got = receiver.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "delivered once");
+    let r = &got[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/hook"));
+    assert!(r.header("webhook-id").is_some() && r.header("webhook-timestamp").is_some());
+    assert!(r.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "{:?}", r.headers);
+    assert_eq!(r.json()["data"]["activity"]["id"], a["id"]);
+    assert_eq!(r.json()["data"]["activity"]["text"], "hello");
+}
+
+#[test]
+fn a_failing_receiver_is_retried_on_schedule_until_it_answers() {
+    let server = TestServer::embedded_with(&["--delivery-retry-base-ms", "100"]);
+    let receiver = Receiver::start(vec![503, 503, 200], "{}");
+    let tenant = create_tenant(&server, "retried");
+    let api = Client::bearer(&server, &tenant.api_key);
+    let (_, path) = webhook_conversation(&api, &receiver.url("/hook"));
+    let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "again"})), 201);
+    let d = delivery_of(&api, a["id"].as_str().expect("id"), |d| d["status"] == "delivered");
+    assert_eq!(d["attempts"], 3);
+    let got = receiver.requests();
+    assert_eq!(got.len(), 3);
+    let ids: Vec<_> = got.iter().map(|r| r.header("webhook-id").map(str::to_string)).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one webhook-id across retries: {ids:?}");
+    // base × 3^attempt: ~100 ms, then ~300 ms.
+    let (first, second) = (got[1].at - got[0].at, got[2].at - got[1].at);
+    assert!(first >= Duration::from_millis(90), "first retry after {first:?}");
+    assert!(second >= Duration::from_millis(280), "second retry after {second:?}");
+}
+
+#[test]
+fn five_failures_leave_the_delivery_failed_with_the_error_and_admin_retry_requeues_it() {
+    let server = TestServer::embedded_with(&["--delivery-retry-base-ms", "10"]);
+    let receiver = Receiver::start(vec![500, 500, 500, 500, 500, 200], "{}");
+    let tenant = create_tenant(&server, "failing");
+    let api = Client::bearer(&server, &tenant.api_key);
+    let (_, path) = webhook_conversation(&api, &receiver.url("/hook"));
+    let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "doomed"})), 201);
+    let id = a["id"].as_str().expect("id");
+    let d = delivery_of(&api, id, |d| d["status"] == "failed");
+    assert_eq!(d["attempts"], 5);
+    assert!(d["last_error"].as_str().is_some_and(|e| e.contains("500")), "{d}");
+    assert_eq!(receiver.requests().len(), 5);
+
+    let admin = Client::admin(&server);
+    expect(&admin.post(&format!("/admin/api/deliveries/{}/retry", d["id"].as_str().expect("id")), &json!({})), 200);
+    let d = delivery_of(&api, id, |d| d["status"] == "delivered");
+    assert_eq!(d["attempts"], 1, "a retried delivery starts over");
 }

@@ -1,0 +1,141 @@
+//! Outbound delivery: the worker that drains the delivery queue (`worker`),
+//! apart from the shards on a thread and tokio runtime of its own, and the
+//! injector through which it writes replies (the echo adapter's) back into
+//! conversations via a shard's normal write path.
+
+pub mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use converger_storage::{Activity, DeliveryOutcome, Id, Store};
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use tracing::warn;
+
+use crate::adapters::Reply;
+use crate::service::activities::ActivityInput;
+use crate::service::{Caller, Hub};
+use crate::shard::shutdown::Shutdown;
+
+/// How the worker runs (from the config).
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Deliveries attempted at once.
+    pub concurrency: usize,
+    /// How long a claim holds a row before another claim may take it.
+    pub lease: Duration,
+    /// The pause between claims when nothing was due.
+    pub poll: Duration,
+    /// The base of the retry schedule: base × 3^attempt.
+    pub retry_base: Duration,
+    /// The longest an HTTP delivery may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            concurrency: 64,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(20),
+            retry_base: crate::adapters::DEFAULT_RETRY_BASE,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters for `/metrics`: attempts by outcome and their total time.
+#[derive(Default)]
+pub struct DeliveryMetrics {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub attempt_micros: AtomicU64,
+}
+
+impl DeliveryMetrics {
+    fn attempted(&self, outcome: &DeliveryOutcome, took: Duration) {
+        let counter = match outcome {
+            DeliveryOutcome::Delivered { .. } => &self.delivered,
+            DeliveryOutcome::Retry { .. } => &self.retried,
+            DeliveryOutcome::Failed { .. } => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.attempt_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// A reply to write into a conversation, as the channel it came from.
+pub struct Injection {
+    tenant: Id,
+    conversation: Id,
+    origin: Id,
+    input: ActivityInput,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The worker's way into the write path (cloneable, any thread).
+#[derive(Clone)]
+pub struct Injector {
+    tx: mpsc::UnboundedSender<Injection>,
+}
+
+/// The shard side of the [`Injector`].
+pub type Injections = mpsc::UnboundedReceiver<Injection>;
+
+pub fn injector() -> (Injector, Injections) {
+    let (tx, rx) = mpsc::unbounded();
+    (Injector { tx }, rx)
+}
+
+impl Injector {
+    /// Writes `reply` into `to`'s conversation as channel `origin` (so it is
+    /// not delivered back to that channel), through a shard's write path.
+    async fn reply(&self, to: &Activity, origin: Id, reply: Reply) -> Result<(), String> {
+        let input = ActivityInput::from_parts(
+            Some(reply.kind),
+            reply.text,
+            reply.attachments.map(|a| a.to_string()),
+            reply.sender,
+            Some(reply.metadata.to_string()),
+            Some(reply.idempotency_key),
+        )
+        .map_err(|e| format!("reply: {e}"))?;
+        let (done, answer) = oneshot::channel();
+        let injection = Injection { tenant: to.tenant_id, conversation: to.conversation_id, origin, input, done };
+        self.tx.unbounded_send(injection).map_err(|_| "the server is stopping".to_string())?;
+        answer.await.unwrap_or_else(|_| Err("the server is stopping".into()))
+    }
+}
+
+/// Runs on one shard: writes what the worker injects, until the worker is gone.
+pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>) {
+    while let Some(i) = rx.next().await {
+        let caller = Caller::Tenant(i.tenant);
+        let result = hub.create_activity_via(caller, i.conversation, i.input, Some(i.origin)).await;
+        let _ = i.done.send(result.map(|_| ()).map_err(|e| e.to_string()));
+    }
+}
+
+/// The worker's thread; stops when `shutdown` triggers.
+pub fn start(
+    store: Arc<dyn Store>,
+    settings: Settings,
+    injector: Injector,
+    metrics: Arc<DeliveryMetrics>,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("delivery".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                warn!(error = %e, "delivery worker: no runtime; deliveries stay queued");
+                return;
+            }
+        };
+        rt.block_on(worker::run(store, settings, injector, metrics, shutdown));
+    })
+}
