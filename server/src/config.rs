@@ -40,6 +40,7 @@ pub mod defaults {
     pub const WS_MESSAGES_PER_SECOND: u32 = 100;
     pub const DELIVERY_RETRY_BASE_MS: u64 = 10_000;
     pub const DELIVERY_CONCURRENCY: usize = 64;
+    pub const DELIVERY_LEASE_MS: u64 = 60_000;
 }
 
 /// Why the configuration cannot be used. Each message is one line that names
@@ -97,6 +98,8 @@ pub struct Config {
     pub delivery_retry_base: Duration,
     /// Deliveries attempted at once by the delivery worker.
     pub delivery_concurrency: usize,
+    /// How long a claimed delivery is held before another claim may retry it.
+    pub delivery_lease: Duration,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -200,6 +203,11 @@ impl Config {
                 o.delivery_concurrency.or(f.delivery_concurrency),
                 defaults::DELIVERY_CONCURRENCY,
             )?,
+            delivery_lease: millis(
+                "delivery_lease_ms",
+                o.delivery_lease_ms.or(f.delivery_lease_ms),
+                defaults::DELIVERY_LEASE_MS,
+            )?,
             config_file: o.config,
         })
     }
@@ -211,7 +219,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -229,6 +237,7 @@ impl Config {
             self.ws_messages_per_second,
             self.delivery_retry_base.as_millis(),
             self.delivery_concurrency,
+            self.delivery_lease.as_millis(),
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
     }

@@ -38,6 +38,7 @@ impl Server {
         let settings = delivery::Settings {
             retry_base: config.delivery_retry_base,
             concurrency: config.delivery_concurrency,
+            lease: config.delivery_lease,
             ..delivery::Settings::default()
         };
         let (injector, injections) = delivery::injector();

@@ -133,4 +133,10 @@ pub struct Options {
     /// once [default: 64]
     #[arg(long, env = "CONVERGER_DELIVERY_CONCURRENCY", value_name = "N", hide_env_values = true, global = true)]
     pub delivery_concurrency: Option<usize>,
+
+    /// How long a claimed delivery is held, in milliseconds: if the server
+    /// dies mid-delivery, the delivery is retried once this has passed
+    /// [default: 60000]
+    #[arg(long, env = "CONVERGER_DELIVERY_LEASE_MS", value_name = "MS", hide_env_values = true, global = true)]
+    pub delivery_lease_ms: Option<u64>,
 }

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub ws_messages_per_second: Option<u32>,
     pub delivery_retry_base_ms: Option<u64>,
     pub delivery_concurrency: Option<usize>,
+    pub delivery_lease_ms: Option<u64>,
 }
 
 impl FileConfig {

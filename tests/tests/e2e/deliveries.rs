@@ -117,3 +117,66 @@ fn five_failures_leave_the_delivery_failed_with_the_error_and_admin_retry_requeu
     let d = delivery_of(&api, id, |d| d["status"] == "delivered");
     assert_eq!(d["attempts"], 1, "a retried delivery starts over");
 }
+
+#[test]
+fn the_echo_channel_answers_once_through_the_write_path() {
+    let server = TestServer::embedded();
+    let tenant = create_tenant(&server, "echoed");
+    let api = Client::bearer(&server, &tenant.api_key);
+    let channel = json!({"name": "echo", "type": "echo", "config": {"sender": "bot", "prefix": "you said: "}});
+    let channel = expect(&api.post("/api/v1/channels", &channel), 201);
+    let conv = expect(&api.post("/api/v1/conversations", &json!({"channel_id": channel["id"]})), 201);
+    let path = format!("/api/v1/conversations/{}/activities", conv["id"].as_str().expect("id"));
+    let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "hi"})), 201);
+    delivery_of(&api, a["id"].as_str().expect("id"), |d| d["status"] == "delivered");
+    let list = expect(&api.get(&path), 200);
+    let data = list["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2, "the original and one reply: {list}");
+    assert_eq!((data[1]["seq"].as_i64(), data[1]["sender"].as_str()), (Some(2), Some("bot")));
+    assert_eq!(data[1]["text"], "you said: hi");
+    // The reply is not echoed again: no delivery for it.
+    let replies =
+        expect(&api.get(&format!("/api/v1/deliveries?activity_id={}", data[1]["id"].as_str().expect("id"))), 200);
+    assert_eq!(replies["data"].as_array().map(Vec::len), Some(0), "{replies}");
+}
+
+#[test]
+fn deliveries_pending_when_the_server_is_killed_are_all_delivered_after_the_restart() {
+    let args = ["--delivery-retry-base-ms", "200", "--delivery-lease-ms", "500"];
+    let mut server = TestServer::embedded_with(&args);
+    // Down at first: every attempt fails and is rescheduled.
+    let receiver = Receiver::start(vec![503; 1000], "{}");
+    let tenant = create_tenant(&server, "survivor");
+    let api_key = tenant.api_key.clone();
+    let ids: Vec<String> = {
+        let api = Client::bearer(&server, &api_key);
+        let (_, path) = webhook_conversation(&api, &receiver.url("/hook"));
+        (0..20)
+            .map(|i| {
+                let a = expect(&api.post(&path, &json!({"sender": "u", "text": format!("{i}")})), 201);
+                a["id"].as_str().expect("id").to_string()
+            })
+            .collect()
+    };
+    receiver.wait_for(5, Duration::from_secs(5));
+    server.kill_and_restart();
+    let healthy = Receiver::start(vec![200], "{}");
+    let api = Client::bearer(&server, &api_key);
+    // Point the channel at the receiver that is up now (the rows keep their channel).
+    let channels = expect(&api.get("/api/v1/channels"), 200);
+    let hook =
+        channels["data"].as_array().expect("data").iter().find(|c| c["type"] == "webhook").expect("hook").clone();
+    let patch = json!({"config": {"url": healthy.url("/hook")}});
+    expect(&api.patch(&format!("/api/v1/channels/{}", hook["id"].as_str().expect("id")), &patch), 200);
+    for id in &ids {
+        delivery_of(&api, id, |d| d["status"] == "delivered");
+    }
+    let got = healthy.wait_for(20, Duration::from_secs(5));
+    let mut delivered: Vec<String> =
+        got.iter().map(|r| r.json()["data"]["activity"]["id"].as_str().expect("id").to_string()).collect();
+    delivered.sort();
+    delivered.dedup();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(delivered, want, "every acknowledged activity delivered after the restart");
+}
