@@ -81,6 +81,12 @@ pub fn service_status(e: &ServiceError) -> (u16, &'static str) {
         ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
         ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
         ServiceError::Random(_) => (500, "internal"),
+        // The adapters' own codes, folded into the one catalogue.
+        ServiceError::Inbound(i) => match i.code() {
+            "no_inbound" => (i.status(), "not_found"),
+            "channel_misconfigured" => (i.status(), "conflict"),
+            code => (i.status(), code),
+        },
     }
 }
 

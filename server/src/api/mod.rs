@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod deliveries;
 pub mod error;
 pub mod health;
+pub mod inbound;
 pub mod openapi;
 mod query;
 mod render;
@@ -102,6 +103,7 @@ impl App {
             E::ChannelGet => channels::get(self, p, r).await,
             E::ChannelUpdate => channels::update(self, p, r).await,
             E::ChannelRotateSecret => channels::rotate_secret(self, p, r).await,
+            E::ChannelInbound => inbound::receive(self, p, r).await,
             E::ConversationCreate => conversations::create(self, r).await,
             E::ConversationList => conversations::list(self, r).await,
             E::ConversationGet => conversations::get(self, p, r).await,

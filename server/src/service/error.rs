@@ -23,6 +23,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// An inbound webhook the channel's adapter refused (signature, shape …).
+    #[error(transparent)]
+    Inbound(#[from] crate::adapters::InboundError),
 }
 
 impl ServiceError {

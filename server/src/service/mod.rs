@@ -15,6 +15,7 @@ pub mod channels;
 pub mod conversations;
 pub mod deliveries;
 mod error;
+pub mod inbound;
 pub mod input;
 pub mod publish;
 pub mod routes;

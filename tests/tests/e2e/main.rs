@@ -27,6 +27,7 @@ mod cli;
 mod deliveries;
 mod health;
 mod http_protocol;
+mod inbound;
 mod isolation;
 mod lifecycle;
 mod phoenix_socket;
