@@ -87,7 +87,9 @@ impl Worker {
         };
         let recorded =
             adapters::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);
-        self.metrics.attempted(&recorded, started.elapsed());
+        let created = d.created_at.as_micros();
+        let since_created = Duration::from_micros((Timestamp::now().as_micros() - created).max(0) as u64);
+        super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
         if !metadata.is_empty() {
             let patch = Json::from_value(&Value::Object(metadata));
             if let Err(e) = self.store.merge_delivery_metadata(Scope::Tenant(d.tenant_id), d.id, patch).await {
