@@ -103,7 +103,10 @@ impl App {
             E::ChannelGet => channels::get(self, p, r).await,
             E::ChannelUpdate => channels::update(self, p, r).await,
             E::ChannelRotateSecret => channels::rotate_secret(self, p, r).await,
-            E::ChannelInbound => inbound::receive(self, p, r).await,
+            E::ChannelInbound
+            | E::ChannelInboundVerify
+            | E::ChannelInboundWithSecret
+            | E::ChannelInboundVerifyWithSecret => inbound::receive(self, p, r).await,
             E::ConversationCreate => conversations::create(self, r).await,
             E::ConversationList => conversations::list(self, r).await,
             E::ConversationGet => conversations::get(self, p, r).await,

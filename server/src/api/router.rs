@@ -21,7 +21,13 @@ pub enum Endpoint {
     ChannelGet,
     ChannelUpdate,
     ChannelRotateSecret,
+    /// Provider webhooks (POST) and verifications (GET), with the channel
+    /// secret in the path or not: one handler, one route each (metrics label
+    /// every route by its own pattern).
     ChannelInbound,
+    ChannelInboundVerify,
+    ChannelInboundWithSecret,
+    ChannelInboundVerifyWithSecret,
     ConversationCreate,
     ConversationList,
     ConversationGet,
@@ -73,9 +79,9 @@ const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::Patch, "/api/v1/channels/{id}", Endpoint::ChannelUpdate),
     (Method::Post, "/api/v1/channels/{id}/rotate-secret", Endpoint::ChannelRotateSecret),
     (Method::Post, "/api/v1/channels/{id}/inbound", Endpoint::ChannelInbound),
-    (Method::Get, "/api/v1/channels/{id}/inbound", Endpoint::ChannelInbound),
-    (Method::Post, "/api/v1/channels/{id}/inbound/{secret}", Endpoint::ChannelInbound),
-    (Method::Get, "/api/v1/channels/{id}/inbound/{secret}", Endpoint::ChannelInbound),
+    (Method::Get, "/api/v1/channels/{id}/inbound", Endpoint::ChannelInboundVerify),
+    (Method::Post, "/api/v1/channels/{id}/inbound/{secret}", Endpoint::ChannelInboundWithSecret),
+    (Method::Get, "/api/v1/channels/{id}/inbound/{secret}", Endpoint::ChannelInboundVerifyWithSecret),
     (Method::Post, "/api/v1/conversations", Endpoint::ConversationCreate),
     (Method::Get, "/api/v1/conversations", Endpoint::ConversationList),
     (Method::Get, "/api/v1/conversations/{id}", Endpoint::ConversationGet),
