@@ -1,12 +1,17 @@
-//! `/api/v1/channels`: create with the secret shown once, read, list with
-//! cursor pages and filters, update, rotate the secret, and every refusal.
+//! `/api/v1/channels`: create with the secret shown once (and, for webhook
+//! channels, the signing key derived from it), read, list with cursor pages
+//! and filters, update, rotate the secret, and every refusal.
 
+use base64::Engine;
 use converger_e2e::api::{assert_error, create_tenant, expect, Client};
 use converger_e2e::TestServer;
-use serde_json::json;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
 
 on_both_backends!(
     create_shows_the_secret_once_and_read_never,
+    webhook_channels_show_their_signing_key_with_the_secret_and_others_none,
     list_pages_with_a_cursor_and_filters,
     update_changes_name_config_and_status_and_refuses_type,
     rotate_secret_returns_a_new_secret_and_the_old_one_stops_working,
@@ -31,6 +36,44 @@ fn create_shows_the_secret_once_and_read_never(server: &TestServer) {
     assert!(list["data"][0].get("secret").is_none(), "{list}");
     let no_config = expect(&c.post("/api/v1/channels", &json!({"name": "e", "type": "echo"})), 201);
     assert_eq!(no_config["config"], json!({}));
+}
+
+/// `whsec_` + base64(HMAC-SHA256(channel secret, "converger-webhook-signing-v1")),
+/// as docs/webhooks.md tells a receiver to compute it.
+fn expected_signing_key(channel: &Value) -> String {
+    let secret = channel["secret"].as_str().expect("secret");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(b"converger-webhook-signing-v1");
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn webhook_channels_show_their_signing_key_with_the_secret_and_others_none(server: &TestServer) {
+    let tenant = create_tenant(server, "keys");
+    let c = Client::bearer(server, &tenant.api_key);
+    let body = json!({"name": "hooks", "type": "webhook", "config": {"url": "https://example.test/hook"}});
+    let hook = expect(&c.post("/api/v1/channels", &body), 201);
+    let key = hook["webhook_signing_key"].as_str().expect("webhook_signing_key on create").to_string();
+    assert_eq!(key, expected_signing_key(&hook));
+    let path = format!("/api/v1/channels/{}", hook["id"].as_str().expect("id"));
+    // Only where the secret is shown: not on read, list or update.
+    assert!(expect(&c.get(&path), 200).get("webhook_signing_key").is_none());
+    assert!(expect(&c.get("/api/v1/channels"), 200)["data"][0].get("webhook_signing_key").is_none());
+    assert!(expect(&c.patch(&path, &json!({"name": "h2"})), 200).get("webhook_signing_key").is_none());
+    // Rotating the secret rotates the key.
+    let rotated = expect(&c.post(&format!("{path}/rotate-secret"), &json!({})), 200);
+    let new_key = rotated["webhook_signing_key"].as_str().expect("webhook_signing_key on rotate");
+    assert_eq!(new_key, expected_signing_key(&rotated));
+    assert_ne!(new_key, key);
+    // Other types have no signing key, on create or rotate.
+    for kind in ["echo", "websocket"] {
+        let ch = expect(&c.post("/api/v1/channels", &json!({"name": kind, "type": kind})), 201);
+        assert!(ch["secret"].is_string() && ch.get("webhook_signing_key").is_none(), "{ch}");
+        let rotated = expect(
+            &c.post(&format!("/api/v1/channels/{}/rotate-secret", ch["id"].as_str().expect("id")), &json!({})),
+            200,
+        );
+        assert!(rotated["secret"].is_string() && rotated.get("webhook_signing_key").is_none(), "{rotated}");
+    }
 }
 
 fn list_pages_with_a_cursor_and_filters(server: &TestServer) {
