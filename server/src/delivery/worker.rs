@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::{DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
+use crate::service::channels::channels_epoch;
 use crate::shard::shutdown::Shutdown;
 
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
@@ -98,13 +99,16 @@ const CHANNEL_TTL: Duration = Duration::from_secs(1);
 /// Channels and conversations remembered; past this the memory starts over.
 const MAX_REMEMBERED: usize = 10_000;
 
+/// A channel as read, when, and under which [`channels_epoch`].
+type Remembered = (Arc<Channel>, Instant, u64);
+
 struct Worker {
     store: Arc<dyn Store>,
     settings: Settings,
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
     http: reqwest::Client,
-    channels: Mutex<HashMap<Id, (Arc<Channel>, Instant)>>,
+    channels: Mutex<HashMap<Id, Remembered>>,
     recipients: Mutex<HashMap<Id, Option<String>>>,
 }
 
@@ -190,11 +194,13 @@ impl Worker {
         })
     }
 
-    /// The channel, read at most once per [`CHANNEL_TTL`]: a config or
-    /// status change reaches deliveries within that time.
+    /// The channel, read again after any channel change made through this
+    /// process, and at least every [`CHANNEL_TTL`] (changes made through
+    /// another node).
     async fn channel(&self, scope: Scope, id: Id) -> Result<Arc<Channel>, StoreError> {
-        if let Some((c, at)) = self.channels.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            if at.elapsed() < CHANNEL_TTL {
+        let epoch = channels_epoch();
+        if let Some((c, at, seen)) = self.channels.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            if seen == epoch && at.elapsed() < CHANNEL_TTL {
                 return Ok(c);
             }
         }
@@ -203,7 +209,7 @@ impl Worker {
             if m.len() >= MAX_REMEMBERED {
                 m.clear();
             }
-            m.insert(id, (c.clone(), Instant::now()));
+            m.insert(id, (c.clone(), Instant::now(), epoch));
         }
         Ok(c)
     }

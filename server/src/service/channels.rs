@@ -5,6 +5,8 @@
 //! ([`crate::adapters`]), which names the offending key as `config.<key>`;
 //! create and update (against the stored channel's type) both go through it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use converger_storage::{Channel, ChannelFilter, ChannelPatch, Id, Json, NewChannel, Page, PageRequest, Scope, Status};
 use serde_json::{Map, Value};
 
@@ -114,14 +116,28 @@ impl Hub {
             validate_config(&channel.kind, config)?;
         }
         let patch = ChannelPatch { name: patch.name, config: patch.config, status: patch.status, secret: None };
-        Ok(self.store.update_channel(scope, id, patch).await?)
+        let updated = self.store.update_channel(scope, id, patch).await?;
+        CHANNELS_CHANGED.fetch_add(1, Ordering::Release);
+        Ok(updated)
     }
 
     /// Replaces the channel's secret; the old one stops working at once.
     pub async fn rotate_channel_secret(&self, scope: Scope, id: Id) -> ServiceResult<Channel> {
         let patch = ChannelPatch { secret: Some(keys::generate_channel_secret()?), ..ChannelPatch::default() };
-        Ok(self.store.update_channel(scope, id, patch).await?)
+        let updated = self.store.update_channel(scope, id, patch).await?;
+        CHANNELS_CHANGED.fetch_add(1, Ordering::Release);
+        Ok(updated)
     }
+}
+
+/// Bumped after every channel change made through this process (config,
+/// status, secret), so whoever remembers channels (the delivery worker) reads
+/// them again at once instead of signing with a rotated-out secret.
+pub static CHANNELS_CHANGED: AtomicU64 = AtomicU64::new(0);
+
+/// The current value of [`CHANNELS_CHANGED`].
+pub fn channels_epoch() -> u64 {
+    CHANNELS_CHANGED.load(Ordering::Acquire)
 }
 
 #[cfg(test)]
