@@ -7,6 +7,7 @@ mod bin_client;
 mod bin_fanout;
 mod bin_ingest;
 mod bin_latency;
+mod delivery;
 mod http;
 mod mesh;
 mod pacer;
@@ -51,6 +52,8 @@ enum Scenario {
     BinFanout(bin_fanout::BinFanoutArgs),
     /// One binary connection, one publish in flight: ack latency.
     BinLatency(bin_latency::BinLatencyArgs),
+    /// Activities → webhook deliveries to a local receiver: deliveries/s and publish → delivered latency.
+    Delivery(delivery::DeliveryArgs),
 }
 
 fn main() {
@@ -66,6 +69,7 @@ fn main() {
         Scenario::BinIngest(args) => bin_ingest::run(args),
         Scenario::BinFanout(args) => bin_fanout::run(args),
         Scenario::BinLatency(args) => bin_latency::run(args),
+        Scenario::Delivery(args) => delivery::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");

@@ -42,9 +42,9 @@ impl Server {
             ..delivery::Settings::default()
         };
         let (injector, injections) = delivery::injector();
+        let worker_metrics = metrics.delivery();
         let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone(), metrics, injections)?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
-        let worker_metrics = Arc::new(delivery::DeliveryMetrics::default());
         let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, shutdown.clone()) {
             Ok(thread) => Some(thread),
             Err(e) => {

@@ -5,7 +5,7 @@
 
 pub mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use tracing::warn;
 
 use crate::adapters::Reply;
+pub use crate::metrics::DeliveryMetrics;
 use crate::service::activities::ActivityInput;
 use crate::service::{Caller, Hub};
 use crate::shard::shutdown::Shutdown;
@@ -47,24 +48,18 @@ impl Default for Settings {
     }
 }
 
-/// Counters for `/metrics`: attempts by outcome and their total time.
-#[derive(Default)]
-pub struct DeliveryMetrics {
-    pub delivered: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-    pub attempt_micros: AtomicU64,
-}
-
-impl DeliveryMetrics {
-    fn attempted(&self, outcome: &DeliveryOutcome, took: Duration) {
-        let counter = match outcome {
-            DeliveryOutcome::Delivered { .. } => &self.delivered,
-            DeliveryOutcome::Retry { .. } => &self.retried,
-            DeliveryOutcome::Failed { .. } => &self.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.attempt_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+/// Records one attempt's outcome and duration; for a delivery, the time since
+/// the activity was created.
+fn attempted(metrics: &DeliveryMetrics, outcome: &DeliveryOutcome, took: Duration, since_created: Duration) {
+    let counter = match outcome {
+        DeliveryOutcome::Delivered { .. } => &metrics.delivered,
+        DeliveryOutcome::Retry { .. } => &metrics.retried,
+        DeliveryOutcome::Failed { .. } => &metrics.failed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    metrics.attempt_seconds.observe(took.as_secs_f64());
+    if let DeliveryOutcome::Delivered { .. } = outcome {
+        metrics.delivered_after_seconds.observe(since_created.as_secs_f64());
     }
 }
 

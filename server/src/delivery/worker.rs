@@ -8,9 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use converger_storage::{Json, Scope, Status, Store, StoreError, Timestamp};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use converger_storage::{Channel, Id, Json, Scope, Status, Store, StoreError, Timestamp};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::{DeliveryMetrics, Injector, Settings};
@@ -19,6 +22,10 @@ use crate::shard::shutdown::Shutdown;
 
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.
+///
+/// Each attempt is a task of its own, so claiming never holds attempts up; a
+/// claim is made when at least a quarter of the slots are free (or nothing
+/// is in flight), so claims come in batches rather than one per completion.
 pub async fn run(
     store: Arc<dyn Store>,
     settings: Settings,
@@ -33,40 +40,63 @@ pub async fn run(
             return;
         }
     };
-    let worker = Worker { store, settings, injector, metrics, http };
-    let mut in_flight = FuturesUnordered::new();
+    let worker = Arc::new(Worker {
+        store,
+        settings,
+        injector,
+        metrics,
+        http,
+        channels: Mutex::new(HashMap::new()),
+        recipients: Mutex::new(HashMap::new()),
+    });
+    let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let batch = (settings.concurrency / 4).max(1);
     loop {
         if shutdown.is_triggered() {
             break;
         }
-        let room = settings.concurrency.saturating_sub(in_flight.len());
-        let claimed = if room == 0 {
-            Vec::new()
-        } else {
-            match worker.store.claim_deliveries(Timestamp::now(), room as u32, settings.lease).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    warn!(error = %e, "delivery worker: claim failed");
-                    Vec::new()
-                }
+        let free = slots.available_permits();
+        if free < batch {
+            // Wait for attempts to finish, then claim for all the free slots at once.
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll) => {}
+                _ = shutdown.wait() => break,
+            }
+            continue;
+        }
+        let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "delivery worker: claim failed");
+                Vec::new()
             }
         };
-        let idle = claimed.is_empty();
+        let full = claimed.len() == free;
         for d in claimed {
-            in_flight.push(worker.attempt(d));
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                worker.attempt(d).await;
+                drop(permit);
+            });
         }
-        // Wait for a delivery to finish, or poll again after a short pause
-        // (immediately when the last claim was full and there is room).
-        let pause = if idle || room == 0 { settings.poll } else { Duration::ZERO };
-        tokio::select! {
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.wait() => break,
+        if !full {
+            // Nothing more is due yet.
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll) => {}
+                _ = shutdown.wait() => break,
+            }
         }
     }
-    while in_flight.next().await.is_some() {}
+    // Let the attempts in flight finish and record their outcomes.
+    let _ = slots.acquire_many(settings.concurrency.max(1) as u32).await;
     debug!("delivery worker stopped");
 }
+
+/// How long a channel read by the worker is used before it is read again.
+const CHANNEL_TTL: Duration = Duration::from_secs(1);
+/// Channels and conversations remembered; past this the memory starts over.
+const MAX_REMEMBERED: usize = 10_000;
 
 struct Worker {
     store: Arc<dyn Store>,
@@ -74,6 +104,8 @@ struct Worker {
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
     http: reqwest::Client,
+    channels: Mutex<HashMap<Id, (Arc<Channel>, Instant)>>,
+    recipients: Mutex<HashMap<Id, Option<String>>>,
 }
 
 impl Worker {
@@ -87,14 +119,21 @@ impl Worker {
         };
         let recorded =
             adapters::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);
-        self.metrics.attempted(&recorded, started.elapsed());
-        if !metadata.is_empty() {
+        let created = d.created_at.as_micros();
+        let since_created = Duration::from_micros((Timestamp::now().as_micros() - created).max(0) as u64);
+        super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
+        // Both go to the store at once: one group commit instead of two in a row.
+        let merge = async {
+            if metadata.is_empty() {
+                return;
+            }
             let patch = Json::from_value(&Value::Object(metadata));
             if let Err(e) = self.store.merge_delivery_metadata(Scope::Tenant(d.tenant_id), d.id, patch).await {
                 warn!(delivery = %d.id, error = %e, "delivery metadata not recorded");
             }
-        }
-        match self.store.complete_delivery(d.id, attempt, recorded).await {
+        };
+        let (_, completed) = tokio::join!(merge, self.store.complete_delivery(d.id, attempt, recorded));
+        match completed {
             Ok(_) => {}
             // Claimed again after our lease ran out: the later claim's outcome stands.
             Err(StoreError::Conflict(why)) => debug!(delivery = %d.id, %why, "outcome dropped"),
@@ -109,7 +148,7 @@ impl Worker {
     ) -> Result<(ResponseOutcome, serde_json::Map<String, Value>), StoreError> {
         let scope = Scope::Tenant(d.tenant_id);
         let activity = self.store.get_activity(scope, d.activity_id).await?;
-        let channel = self.store.get_channel(scope, d.channel_id).await?;
+        let channel = self.channel(scope, d.channel_id).await?;
         if channel.status != Status::Active {
             return Ok((ResponseOutcome::Retry { error: "the channel is inactive".into() }, Default::default()));
         }
@@ -117,12 +156,12 @@ impl Worker {
             let error = format!("no adapter for channel type `{}`", channel.kind);
             return Ok((ResponseOutcome::Failed { error }, Default::default()));
         };
-        let conversation = self.store.get_conversation(scope, activity.conversation_id).await?;
+        let external_id = self.external_id(scope, activity.conversation_id).await?;
         let config = channel.config.to_value();
         let ctx = DeliveryContext {
             channel: ChannelView::new(&channel, &config),
             activity: &activity,
-            external_id: conversation.external_id.as_deref(),
+            external_id: external_id.as_deref(),
             delivery_id: d.id,
             attempt: d.attempts.max(0) as u32,
             now: Timestamp::now().as_micros() / 1_000_000,
@@ -149,6 +188,39 @@ impl Worker {
                 (outcome, metadata)
             }
         })
+    }
+
+    /// The channel, read at most once per [`CHANNEL_TTL`]: a config or
+    /// status change reaches deliveries within that time.
+    async fn channel(&self, scope: Scope, id: Id) -> Result<Arc<Channel>, StoreError> {
+        if let Some((c, at)) = self.channels.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            if at.elapsed() < CHANNEL_TTL {
+                return Ok(c);
+            }
+        }
+        let c = Arc::new(self.store.get_channel(scope, id).await?);
+        if let Ok(mut m) = self.channels.lock() {
+            if m.len() >= MAX_REMEMBERED {
+                m.clear();
+            }
+            m.insert(id, (c.clone(), Instant::now()));
+        }
+        Ok(c)
+    }
+
+    /// A conversation's external_id (the recipient); it never changes.
+    async fn external_id(&self, scope: Scope, conversation: Id) -> Result<Option<String>, StoreError> {
+        if let Some(known) = self.recipients.lock().ok().and_then(|m| m.get(&conversation).cloned()) {
+            return Ok(known);
+        }
+        let external_id = self.store.get_conversation(scope, conversation).await?.external_id;
+        if let Ok(mut m) = self.recipients.lock() {
+            if m.len() >= MAX_REMEMBERED {
+                m.clear();
+            }
+            m.insert(conversation, external_id.clone());
+        }
+        Ok(external_id)
     }
 
     async fn send(&self, r: OutboundRequest) -> Result<(u16, Vec<u8>), reqwest::Error> {

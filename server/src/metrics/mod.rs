@@ -81,11 +81,41 @@ impl ShardMetrics {
 #[derive(Clone)]
 pub struct Registry {
     shards: Arc<[Arc<ShardMetrics>]>,
+    delivery: Arc<DeliveryMetrics>,
+}
+
+/// The delivery worker's counters: attempts by outcome, the time an attempt
+/// takes, and the time from an activity's creation to its delivery.
+pub struct DeliveryMetrics {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub attempt_seconds: Histogram,
+    pub delivered_after_seconds: Histogram,
+}
+
+impl Default for DeliveryMetrics {
+    fn default() -> Self {
+        DeliveryMetrics {
+            delivered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            attempt_seconds: Histogram::new(LATENCY_BOUNDS),
+            delivered_after_seconds: Histogram::new(LATENCY_BOUNDS),
+        }
+    }
 }
 
 impl Registry {
     pub fn new(shards: usize) -> Registry {
-        Registry { shards: (0..shards.max(1)).map(|_| Arc::new(ShardMetrics::default())).collect() }
+        Registry {
+            shards: (0..shards.max(1)).map(|_| Arc::new(ShardMetrics::default())).collect(),
+            delivery: Arc::new(DeliveryMetrics::default()),
+        }
+    }
+
+    pub fn delivery(&self) -> Arc<DeliveryMetrics> {
+        self.delivery.clone()
     }
 
     pub fn shard(&self, id: usize) -> Arc<ShardMetrics> {

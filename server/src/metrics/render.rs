@@ -42,7 +42,32 @@ pub fn render(registry: &Registry) -> String {
     let _ = writeln!(out, "converger_publish_queue_depth {}", sum(|s| s.queue_depth.load(Ordering::Relaxed)));
     histogram(&mut out, "converger_batch_size", "Activities per group-commit batch.", shards, |s| &s.batch_size);
     histogram(&mut out, "converger_commit_seconds", "Time to commit one batch.", shards, |s| &s.commit_seconds);
+
+    let d = &registry.delivery;
+    header(&mut out, "converger_delivery_attempts_total", "counter", "Delivery attempts, by what they came to.");
+    for (outcome, n) in [("delivered", &d.delivered), ("retry", &d.retried), ("failed", &d.failed)] {
+        let _ =
+            writeln!(out, "converger_delivery_attempts_total{{outcome=\"{outcome}\"}} {}", n.load(Ordering::Relaxed));
+    }
+    single_histogram(
+        &mut out,
+        "converger_delivery_attempt_seconds",
+        "Time one delivery attempt takes.",
+        &d.attempt_seconds,
+    );
+    single_histogram(
+        &mut out,
+        "converger_delivery_delivered_after_seconds",
+        "Time from an activity's creation to its delivery.",
+        &d.delivered_after_seconds,
+    );
     out
+}
+
+fn single_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    header(out, name, "histogram", help);
+    let (buckets, sum, count) = h.snapshot();
+    write_buckets(out, name, h.bounds(), &buckets, sum, count);
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -68,8 +93,12 @@ fn histogram(
         sum += s_sum;
         count += s_count;
     }
+    write_buckets(out, name, bounds, &buckets, sum, count);
+}
+
+fn write_buckets(out: &mut String, name: &str, bounds: &[f64], buckets: &[u64], sum: f64, count: u64) {
     let mut cumulative = 0;
-    for (bound, n) in bounds.iter().zip(&buckets) {
+    for (bound, n) in bounds.iter().zip(buckets) {
         cumulative += n;
         let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
     }

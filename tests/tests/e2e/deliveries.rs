@@ -76,6 +76,9 @@ fn a_webhook_delivery_reaches_the_receiver_signed(server: &TestServer) {
     assert!(r.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "{:?}", r.headers);
     assert_eq!(r.json()["data"]["activity"]["id"], a["id"]);
     assert_eq!(r.json()["data"]["activity"]["text"], "hello");
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("converger_delivery_attempts_total{outcome=\"delivered\"} 1"), "{metrics}");
+    assert!(metrics.contains("converger_delivery_delivered_after_seconds_count 1"), "{metrics}");
 }
 
 #[test]
