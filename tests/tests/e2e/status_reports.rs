@@ -91,7 +91,10 @@ fn a_whatsapp_meta_status_webhook_updates_the_delivery_it_names(server: &TestSer
     let a = expect(&api.post(&path, &json!({"sender": "agent", "text": "Yes, it comes in blue."})), 201);
     let activity_id = a["id"].as_str().expect("id");
 
-    let d = delivery_of(&api, activity_id, |d| d["status"] == "delivered");
+    // The worker records the outcome and the answer's metadata side by side: wait for both.
+    let d = delivery_of(&api, activity_id, |d| {
+        d["status"] == "delivered" && d["metadata"]["provider_message_id"].is_string()
+    });
     assert_eq!(d["attempts"], 1);
     assert_eq!(d["metadata"], json!({"provider_message_id": "wamid.TEST1", "wa_id": CUSTOMER, "response_status": 200}));
 
@@ -171,7 +174,10 @@ fn an_infobip_delivery_report_updates_the_delivery_it_names(server: &TestServer)
     let a = expect(&api.post(&path, &json!({"sender": "agent", "text": "Some text"})), 201);
     let activity_id = a["id"].as_str().expect("id");
 
-    let d = delivery_of(&api, activity_id, |d| d["status"] == "delivered");
+    // The worker records the outcome and the answer's metadata side by side: wait for both.
+    let d = delivery_of(&api, activity_id, |d| {
+        d["status"] == "delivered" && d["metadata"]["provider_message_id"].is_string()
+    });
     let delivery_id = d["id"].as_str().expect("id").to_string();
     assert_eq!(
         d["metadata"],
