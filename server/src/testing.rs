@@ -107,6 +107,9 @@ impl Store for StubStore {
     async fn merge_delivery_metadata(&self, _: Scope, _: Id, _: Json) -> StoreResult<Delivery> {
         no()
     }
+    async fn find_delivery_by_provider_id(&self, _: Id, _: &str) -> StoreResult<Option<Delivery>> {
+        no()
+    }
     async fn retry_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
         no()
     }

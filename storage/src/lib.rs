@@ -120,6 +120,17 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
     /// Merges the keys of `patch` (a JSON object, else `Invalid`) into the delivery's metadata.
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery>;
+    /// The delivery of channel `channel_id` whose metadata has
+    /// `"provider_message_id": provider_message_id` (a JSON string, as the
+    /// adapters record the provider's id of a sent message), or `None`. No
+    /// tenant scope: a channel belongs to one tenant, so its id scopes the
+    /// lookup. Should two deliveries of the channel carry the same id, the one
+    /// with the lowest id answers. Indexed on both backends.
+    async fn find_delivery_by_provider_id(
+        &self,
+        channel_id: Id,
+        provider_message_id: &str,
+    ) -> StoreResult<Option<Delivery>>;
     /// Puts a failed delivery back in the queue, due now, with its attempts reset.
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;
 

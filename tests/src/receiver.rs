@@ -1,7 +1,8 @@
 //! A local HTTP server standing in for an external service (a webhook
 //! receiver, the WhatsApp APIs): it records every request it gets and answers
-//! each with the next status of its script (the last one repeats). Loopback
-//! only; it stops when dropped.
+//! each with the next status of its script (the last one repeats) and a JSON
+//! body, fixed or computed from the request (a provider echoing an id it was
+//! sent). Loopback only; it stops when dropped.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -39,16 +40,23 @@ impl Receiver {
     /// Answers the n-th request with `script[n]` (the last status repeats)
     /// and `body` (JSON).
     pub fn start(script: Vec<u16>, body: &str) -> Receiver {
+        let body = body.to_string();
+        Receiver::start_with(script, move |_| body.clone())
+    }
+
+    /// Like [`Receiver::start`], with each answer's body computed from the
+    /// request it answers.
+    pub fn start_with(script: Vec<u16>, answer: impl Fn(&Recorded) -> String + Send + 'static) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let got = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (got2, stop2, body) = (got.clone(), stop.clone(), body.to_string());
+        let (got2, stop2) = (got.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &got2, &script, &body),
+                    Ok((stream, _)) => serve(stream, &got2, &script, &answer),
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
@@ -83,7 +91,7 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(mut stream: TcpStream, got: &Mutex<Vec<Recorded>>, script: &[u16], body: &str) {
+fn serve(mut stream: TcpStream, got: &Mutex<Vec<Recorded>>, script: &[u16], answer: &dyn Fn(&Recorded) -> String) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     // Keep-alive: several requests may come on one connection.
@@ -113,10 +121,12 @@ fn serve(mut stream: TcpStream, got: &Mutex<Vec<Recorded>>, script: &[u16], body
             }
         }
         let request_body: Vec<u8> = buf.drain(..len).collect();
+        let recorded = Recorded { method, path, headers, body: request_body, at: Instant::now() };
+        let body = answer(&recorded);
         let status = {
             let mut got = got.lock().expect("lock");
             let status = script.get(got.len()).or(script.last()).copied().unwrap_or(200);
-            got.push(Recorded { method, path, headers, body: request_body, at: Instant::now() });
+            got.push(recorded);
             status
         };
         let answer = format!(

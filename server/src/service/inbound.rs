@@ -5,6 +5,23 @@
 //! `external_id`, through the normal write path (persisted, ordered, broadcast),
 //! keyed by the provider's message id so a repeated webhook writes nothing new,
 //! and marked as coming from this channel so it is not delivered back to it.
+//!
+//! Status reports (WhatsApp `statuses[]`, Infobip delivery and seen reports)
+//! update the delivery they name: it is found by the channel and the
+//! provider's message id, which the delivery worker recorded as
+//! `provider_message_id` in the delivery's metadata when the provider accepted
+//! the send, and the report's keys ([`StatusUpdate::metadata_patch`]) are merged
+//! into that metadata. One code path for every adapter: Infobip's reports name
+//! the `messageId` Converger sent, which is the delivery's id, but its send
+//! answer echoes that id and the worker records it as `provider_message_id`
+//! like Meta's wamid, so both are looked up the same way (and the lookup is
+//! scoped by the channel by construction). A report that names no delivery of
+//! this channel is acknowledged and counted as unmatched: another system's
+//! message, a delivery of another channel, or a report that arrived before the
+//! worker recorded the send's answer (the provider may report within
+//! milliseconds of accepting a message; such a report is not kept for later).
+//!
+//! [`StatusUpdate::metadata_patch`]: crate::adapters::StatusUpdate::metadata_patch
 
 use converger_storage::{Id, Json, NewConversation, Scope, Status, Timestamp, Written};
 use serde::Serialize;
@@ -28,9 +45,10 @@ pub struct InboundSummary {
     pub created: usize,
     /// Messages seen before (same provider message id): nothing written.
     pub replayed: usize,
-    /// Delivery status reports received (matching them to deliveries is not
-    /// done yet: they are acknowledged and dropped).
-    pub statuses_received: usize,
+    /// Status reports merged into the metadata of the delivery they name.
+    pub statuses_applied: usize,
+    /// Status reports naming no delivery of this channel: acknowledged, ignored.
+    pub statuses_unmatched: usize,
 }
 
 impl Hub {
@@ -50,7 +68,7 @@ impl Hub {
             Inbound::Events(events) => (events.messages, events.statuses),
         };
         let caller = Caller::Tenant(channel.tenant_id);
-        let mut summary = InboundSummary { statuses_received: statuses.len(), ..InboundSummary::default() };
+        let mut summary = InboundSummary::default();
         for m in messages {
             let new = NewConversation {
                 tenant_id: channel.tenant_id,
@@ -71,6 +89,18 @@ impl Hub {
                 Written::New(_) => summary.created += 1,
                 Written::Replay(_) => summary.replayed += 1,
             }
+        }
+        let scope = Scope::Tenant(channel.tenant_id);
+        for status in statuses {
+            let Some(delivery) =
+                self.store.find_delivery_by_provider_id(channel.id, &status.provider_message_id).await?
+            else {
+                summary.statuses_unmatched += 1;
+                continue;
+            };
+            let patch = Json::from_value(&status.metadata_patch());
+            self.store.merge_delivery_metadata(scope, delivery.id, patch).await?;
+            summary.statuses_applied += 1;
         }
         Ok(InboundAnswer::Accepted(summary))
     }

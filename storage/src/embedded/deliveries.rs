@@ -103,6 +103,26 @@ pub(crate) fn merge_delivery_metadata(conn: &Connection, scope: Scope, id: Id, p
     )
 }
 
+/// Served by the expression index `deliveries_by_provider_message_id` (schema step 2):
+/// the expression here must be written exactly as in the index.
+pub(crate) fn find_delivery_by_provider_id(
+    conn: &Connection,
+    channel_id: Id,
+    provider_message_id: &str,
+) -> StoreResult<Option<Delivery>> {
+    optional(
+        conn.prepare_cached(&provider_id_sql())
+            .and_then(|mut s| s.query_row(params![channel_id, provider_message_id], rows::delivery)),
+    )
+}
+
+fn provider_id_sql() -> String {
+    format!(
+        "SELECT {DELIVERY_COLS} FROM deliveries \
+         WHERE channel_id = ? AND json_extract(metadata, '$.provider_message_id') = ? ORDER BY id LIMIT 1"
+    )
+}
+
 /// The keys of `patch` laid over `base` (both JSON objects), shallowly.
 pub(crate) fn merge_objects(base: &Json, patch: &Json) -> StoreResult<Json> {
     let serde_json::Value::Object(patch) = patch.to_value() else {
@@ -159,4 +179,27 @@ pub(crate) fn stats(conn: &Connection) -> StoreResult<Stats> {
         }
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for the lookup, one line per step.
+    fn plan(conn: &Connection) -> String {
+        let sql = format!("EXPLAIN QUERY PLAN {}", provider_id_sql());
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let rows = stmt.query_map(params![crate::new_id(), "wamid.1"], |r| r.get::<_, String>(3)).unwrap();
+        rows.collect::<rusqlite::Result<Vec<_>>>().unwrap().join("\n")
+    }
+
+    #[test]
+    fn the_provider_id_lookup_uses_its_index_without_a_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::schema::open_connection(&dir.path().join("t.db"), false).unwrap();
+        super::super::schema::prepare(&mut conn).unwrap();
+        let plan = plan(&conn);
+        assert!(plan.contains("USING INDEX deliveries_by_provider_message_id"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort for ORDER BY id: {plan}");
+    }
 }

@@ -267,6 +267,15 @@ impl Store for EmbeddedStore {
         self.write(move |c| deliveries::merge_delivery_metadata(c, scope, id, patch)).await
     }
 
+    async fn find_delivery_by_provider_id(
+        &self,
+        channel_id: Id,
+        provider_message_id: &str,
+    ) -> StoreResult<Option<Delivery>> {
+        let provider_message_id = provider_message_id.to_owned();
+        self.read(move |c| deliveries::find_delivery_by_provider_id(c, channel_id, &provider_message_id)).await
+    }
+
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
         self.write(move |c| deliveries::retry_delivery(c, scope, id)).await
     }

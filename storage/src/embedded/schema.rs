@@ -11,8 +11,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::rows::sql_err;
 use crate::{StoreError, StoreResult};
 
-/// Schema steps; index i takes `user_version` from i to i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+/// Schema steps; index i takes `user_version` from i to i + 1. A released step
+/// is never edited: a change is a new step.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 
 /// Pragmas every connection gets. `synchronous=FULL` in WAL mode fsyncs the log at
 /// every commit: an acknowledged write survives power loss, not only a crash.
@@ -64,4 +65,34 @@ pub(crate) fn prepare(conn: &mut Connection) -> StoreResult<()> {
         tracing::info!(version = i + 1, "embedded storage schema upgraded");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_file_is_upgraded_to_the_latest_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = open_connection(&path, false).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut conn = open_connection(&path, false).unwrap();
+        prepare(&mut conn).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_by_provider_message_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1, "step 2 added the provider id index");
+        // Preparing again changes nothing.
+        prepare(&mut conn).unwrap();
+    }
 }

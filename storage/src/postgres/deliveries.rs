@@ -122,6 +122,21 @@ impl PgStore {
         self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await
     }
 
+    /// Served by the index `deliveries_channel_provider_message_id` (migration
+    /// 0002): the expression here must be written exactly as in the index.
+    pub(super) async fn find_delivery_by_provider_id_impl(
+        &self,
+        channel_id: Id,
+        provider_message_id: &str,
+    ) -> StoreResult<Option<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLS} FROM deliveries \
+             WHERE channel_id = $1 AND (metadata->>'provider_message_id') = $2 ORDER BY id LIMIT 1"
+        );
+        let row = self.pool.get().await?.query_opt(&sql, &[&channel_id, &provider_message_id]).await?;
+        row.as_ref().map(rows::delivery).transpose()
+    }
+
     pub(super) async fn retry_delivery_impl(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
         let sql = format!(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, updated_at = $3 \

@@ -1,9 +1,10 @@
 //! Schema migrations: the files of `migrations/`, compiled into the binary and
-//! applied in name order, each in its own transaction.
+//! applied in name order, all pending ones in one transaction (PostgreSQL's DDL
+//! is transactional: a failing file leaves the database as it was).
 //!
-//! Every transaction first takes a transaction-scoped advisory lock, so nodes
-//! starting at once apply each file exactly once: the second waits, then sees
-//! the file recorded and skips it. The bookkeeping table `schema_migrations`
+//! The transaction first takes a transaction-scoped advisory lock, so nodes
+//! starting at once apply each file exactly once, and one node applies them
+//! all: the others wait, then see every file recorded and skip them. The bookkeeping table `schema_migrations`
 //! is created here, not by a migration, because it must exist before the first
 //! one runs. A database that records a migration this binary does not know is
 //! newer than the code, and refused.
@@ -18,8 +19,13 @@ pub(super) struct Migration {
 }
 
 /// In the order they apply; names sort the same way.
-pub(super) const MIGRATIONS: &[Migration] =
-    &[Migration { name: "0001_init", sql: include_str!("../../../migrations/0001_init.sql") }];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration { name: "0001_init", sql: include_str!("../../../migrations/0001_init.sql") },
+    Migration {
+        name: "0002_delivery_provider_message_id",
+        sql: include_str!("../../../migrations/0002_delivery_provider_message_id.sql"),
+    },
+];
 
 /// Key of the advisory lock that serializes migrations ("converge" in ASCII).
 const LOCK_KEY: i64 = 0x636f_6e76_6572_6765;
@@ -29,32 +35,29 @@ const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
 
 /// Applies the pending migrations; returns the names applied now.
 pub(super) async fn apply(conn: &mut PooledConn<'_>) -> StoreResult<Vec<String>> {
-    let mut applied_now = Vec::new();
-    for (i, m) in MIGRATIONS.iter().enumerate() {
-        conn.set_in_tx(true);
-        conn.client.batch_execute("BEGIN").await.map_err(map_err)?;
-        match apply_one(conn, m, i == 0).await {
-            Ok(applied) => {
-                conn.client.batch_execute("COMMIT").await.map_err(map_err)?;
+    conn.set_in_tx(true);
+    conn.client.batch_execute("BEGIN").await.map_err(map_err)?;
+    match apply_pending(conn).await {
+        Ok(applied_now) => {
+            conn.client.batch_execute("COMMIT").await.map_err(map_err)?;
+            conn.set_in_tx(false);
+            for name in &applied_now {
+                tracing::info!(migration = %name, "applied migration");
+            }
+            Ok(applied_now)
+        }
+        Err(e) => {
+            if conn.client.batch_execute("ROLLBACK").await.is_ok() {
                 conn.set_in_tx(false);
-                if applied {
-                    tracing::info!(migration = m.name, "applied migration");
-                    applied_now.push(m.name.to_owned());
-                }
             }
-            Err(e) => {
-                if conn.client.batch_execute("ROLLBACK").await.is_ok() {
-                    conn.set_in_tx(false);
-                }
-                return Err(e);
-            }
+            Err(e)
         }
     }
-    Ok(applied_now)
 }
 
-/// Inside the caller's transaction: true when `m` was applied now.
-async fn apply_one(conn: &mut PooledConn<'_>, m: &Migration, check_known: bool) -> StoreResult<bool> {
+/// Inside the caller's transaction: applies every migration not yet recorded,
+/// in order, and answers their names.
+async fn apply_pending(conn: &mut PooledConn<'_>) -> StoreResult<Vec<String>> {
     let client = &conn.client;
     client.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.map_err(map_err)?;
     client.batch_execute(BOOKKEEPING).await.map_err(map_err)?;
@@ -63,19 +66,18 @@ async fn apply_one(conn: &mut PooledConn<'_>, m: &Migration, check_known: bool) 
     for r in &rows {
         recorded.push(r.try_get::<_, String>(0).map_err(|e| StoreError::Schema(e.to_string()))?);
     }
-    if check_known {
-        if let Some(unknown) = unknown_migration(&recorded) {
-            return Err(StoreError::Schema(format!(
-                "the database has migration {unknown}, which this build does not know: it is newer than the code"
-            )));
-        }
+    if let Some(unknown) = unknown_migration(&recorded) {
+        return Err(StoreError::Schema(format!(
+            "the database has migration {unknown}, which this build does not know: it is newer than the code"
+        )));
     }
-    if recorded.iter().any(|r| r == m.name) {
-        return Ok(false);
+    let mut applied_now = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !recorded.iter().any(|r| r == m.name)) {
+        client.batch_execute(m.sql).await.map_err(map_err)?;
+        client.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[&m.name]).await.map_err(map_err)?;
+        applied_now.push(m.name.to_owned());
     }
-    client.batch_execute(m.sql).await.map_err(map_err)?;
-    client.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[&m.name]).await.map_err(map_err)?;
-    Ok(true)
+    Ok(applied_now)
 }
 
 fn unknown_migration(recorded: &[String]) -> Option<&str> {

@@ -245,6 +245,14 @@ impl Store for PgStore {
         self.merge_delivery_metadata_impl(scope, id, patch).await
     }
 
+    async fn find_delivery_by_provider_id(
+        &self,
+        channel_id: Id,
+        provider_message_id: &str,
+    ) -> StoreResult<Option<Delivery>> {
+        self.find_delivery_by_provider_id_impl(channel_id, provider_message_id).await
+    }
+
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
         self.retry_delivery_impl(scope, id).await
     }

@@ -177,3 +177,83 @@ pub async fn merge_delivery_metadata_rejects_a_non_object(store: Arc<dyn Store>)
     let got = s.merge_delivery_metadata(Scope::Admin, d.id, json("[1]")).await;
     assert!(matches!(got, Err(StoreError::Invalid(_))), "got {got:?}");
 }
+
+/// The delivery of `activity` on `channel`.
+async fn delivery_of(s: &dyn Store, activity: Id, channel: Id) -> converger_storage::Delivery {
+    let filter = DeliveryFilter { activity_id: Some(activity), channel_id: Some(channel), status: None };
+    s.list_deliveries(Scope::Admin, filter, PageRequest::first(1)).await.expect("list").items.remove(0)
+}
+
+pub async fn find_delivery_by_provider_id_finds_the_one_that_recorded_it(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let scope = Scope::Tenant(w.tenant.id);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut new = message(&w.conversation, &format!("m{i}"));
+        new.deliver_to = vec![w.channel.id];
+        let activity = write_one(s, new).await.into_activity();
+        let d = delivery_of(s, activity.id, w.channel.id).await;
+        let patch = json(&format!(r#"{{"provider_message_id": "wamid.{i}", "wa_id": "16505551234"}}"#));
+        s.merge_delivery_metadata(scope, d.id, patch).await.expect("record the provider id");
+        ids.push(d.id);
+    }
+    // One without the key at all: never matched.
+    let mut bare = message(&w.conversation, "bare");
+    bare.deliver_to = vec![w.channel.id];
+    write_one(s, bare).await;
+
+    let found = s.find_delivery_by_provider_id(w.channel.id, "wamid.1").await.expect("find");
+    let found = found.expect("the delivery that recorded wamid.1");
+    assert_eq!(found, s.get_delivery(scope, ids[1]).await.expect("get"), "the whole row, as get_delivery reads it");
+
+    // The match follows the metadata as it changes.
+    s.merge_delivery_metadata(scope, ids[1], json(r#"{"provider_status": "read"}"#)).await.expect("merge");
+    let again = s.find_delivery_by_provider_id(w.channel.id, "wamid.1").await.expect("find").expect("still found");
+    assert_eq!((again.id, again.metadata.to_value()["provider_status"].as_str()), (ids[1], Some("read")));
+    s.merge_delivery_metadata(scope, ids[2], json(r#"{"provider_message_id": "wamid.9"}"#)).await.expect("merge");
+    let moved = s.find_delivery_by_provider_id(w.channel.id, "wamid.9").await.expect("find");
+    assert_eq!(moved.map(|d| d.id), Some(ids[2]), "the id as now recorded");
+    assert_eq!(s.find_delivery_by_provider_id(w.channel.id, "wamid.2").await.expect("find"), None);
+}
+
+pub async fn find_delivery_by_provider_id_answers_none_for_an_unknown_id(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let mut new = message(&w.conversation, "m");
+    new.deliver_to = vec![w.channel.id];
+    let activity = write_one(s, new).await.into_activity();
+    let d = delivery_of(s, activity.id, w.channel.id).await;
+    s.merge_delivery_metadata(Scope::Admin, d.id, json(r#"{"provider_message_id": "wamid.A", "other": "wamid.B"}"#))
+        .await
+        .expect("merge");
+
+    for unknown in ["wamid.B", "wamid.a", "wamid.", "", "provider_message_id", "wamid.A' OR '1'='1"] {
+        let got = s.find_delivery_by_provider_id(w.channel.id, unknown).await.expect("find");
+        assert_eq!(got, None, "{unknown:?} is no delivery's provider_message_id");
+    }
+    assert_eq!(s.find_delivery_by_provider_id(new_id(), "wamid.A").await.expect("find"), None, "unknown channel");
+    assert!(s.find_delivery_by_provider_id(w.channel.id, "wamid.A").await.expect("find").is_some());
+}
+
+/// The channel scopes the lookup: the same provider id recorded by a delivery
+/// of another channel (the tenant's own or another tenant's) is not found.
+pub async fn find_delivery_by_provider_id_ignores_other_channels(store: Arc<dyn Store>) {
+    let s = &*store;
+    let a = world(s, "Acme").await;
+    let b = world(s, "Globex").await;
+    let a2 = channel(s, a.tenant.id, "second").await;
+    let mut new = message(&a.conversation, "m");
+    new.deliver_to = vec![a.channel.id];
+    let activity = write_one(s, new).await.into_activity();
+    let d = delivery_of(s, activity.id, a.channel.id).await;
+    let patch = json(r#"{"provider_message_id": "wamid.SHARED"}"#);
+    s.merge_delivery_metadata(Scope::Tenant(a.tenant.id), d.id, patch).await.expect("merge");
+
+    for (other, what) in [(a2.id, "the tenant's other channel"), (b.channel.id, "another tenant's channel")] {
+        let got = s.find_delivery_by_provider_id(other, "wamid.SHARED").await.expect("find");
+        assert_eq!(got, None, "{what} has no delivery with that id");
+    }
+    let got = s.find_delivery_by_provider_id(a.channel.id, "wamid.SHARED").await.expect("find");
+    assert_eq!(got.map(|d| d.id), Some(d.id));
+}

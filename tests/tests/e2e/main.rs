@@ -38,4 +38,5 @@ mod rest_conversations;
 mod rest_errors;
 mod rest_tokens;
 mod startup_errors;
+mod status_reports;
 mod write_path;

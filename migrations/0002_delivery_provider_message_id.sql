@@ -1,0 +1,13 @@
+-- Status reports (WhatsApp statuses, Infobip delivery reports) name the
+-- provider's id of a sent message, which the delivery worker records as
+-- `provider_message_id` in the delivery's metadata. This index finds the
+-- delivery by (channel, that id); the lookup must write the expression exactly
+-- like this. `id` last: the lookup's ORDER BY id then needs no sort, so the
+-- planner never prefers walking every delivery of the channel in id order.
+-- Partial: deliveries without the key (webhook, echo …) stay out.
+--
+-- A plain CREATE INDEX (migrations run in a transaction, which CONCURRENTLY
+-- cannot): it blocks writes to deliveries while it builds, once.
+CREATE INDEX deliveries_channel_provider_message_id
+    ON deliveries (channel_id, (metadata->>'provider_message_id'), id)
+    WHERE (metadata->>'provider_message_id') IS NOT NULL;
