@@ -262,18 +262,14 @@ pub struct Delivery {
 /// The result of one delivery attempt, recorded by [`crate::Store::complete_delivery`].
 #[derive(Clone, Debug)]
 pub enum DeliveryOutcome {
-    Delivered {
-        at: Timestamp,
-    },
+    /// Delivered at `at`; `metadata` (a JSON object: what the provider
+    /// answered, e.g. its message id) is merged into the delivery's, shallowly,
+    /// in the same write.
+    Delivered { at: Timestamp, metadata: Option<Json> },
     /// Failed this time; try again at `next_attempt_at`.
-    Retry {
-        error: String,
-        next_attempt_at: Timestamp,
-    },
+    Retry { error: String, next_attempt_at: Timestamp },
     /// Failed for good.
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
 }
 
 /// Who is asking: a tenant sees only its own rows; the admin sees all.

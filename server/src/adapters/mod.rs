@@ -39,7 +39,7 @@ mod wire;
 
 use std::time::Duration;
 
-use converger_storage::{Activity, Channel, DeliveryOutcome, Id, Timestamp};
+use converger_storage::{Activity, Channel, DeliveryOutcome, Id, Json, Timestamp};
 use serde_json::{json, Map, Value};
 
 pub use echo::Echo;
@@ -258,7 +258,10 @@ pub fn retry_delay(attempt: u32, base: Duration) -> Duration {
 /// retryable failure of the last allowed attempt is a permanent one.
 pub fn outcome_for(outcome: &ResponseOutcome, attempts_made: u32, now: Timestamp, base: Duration) -> DeliveryOutcome {
     match outcome {
-        ResponseOutcome::Delivered { .. } => DeliveryOutcome::Delivered { at: now },
+        ResponseOutcome::Delivered { metadata } => DeliveryOutcome::Delivered {
+            at: now,
+            metadata: (!metadata.is_empty()).then(|| Json::from_value(&Value::Object(metadata.clone()))),
+        },
         ResponseOutcome::Failed { error } => DeliveryOutcome::Failed { error: error.clone() },
         ResponseOutcome::Retry { error } if attempts_made >= MAX_ATTEMPTS => {
             DeliveryOutcome::Failed { error: format!("{error} (gave up after {attempts_made} attempts)") }

@@ -132,7 +132,7 @@ fn outcomes_retry_until_the_last_attempt_then_fail() {
     let failed = ResponseOutcome::Failed { error: "HTTP 400".into() };
     assert!(matches!(outcome_for(&failed, 1, now, base), DeliveryOutcome::Failed { .. }));
     let ok = ResponseOutcome::Delivered { metadata: Map::new() };
-    assert!(matches!(outcome_for(&ok, 1, now, base), DeliveryOutcome::Delivered { at } if at == now));
+    assert!(matches!(outcome_for(&ok, 1, now, base), DeliveryOutcome::Delivered { at, .. } if at == now));
     assert!(
         matches!(ResponseOutcome::network("connection refused"), ResponseOutcome::Retry { error } if error == "network: connection refused")
     );

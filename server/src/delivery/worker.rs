@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use converger_storage::{Channel, Id, Json, Scope, Status, Store, StoreError, Timestamp};
-use serde_json::Value;
+use converger_storage::{Channel, Id, Scope, Status, Store, StoreError, Timestamp};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -117,27 +116,17 @@ impl Worker {
     async fn attempt(&self, d: converger_storage::Delivery) {
         let started = Instant::now();
         let attempt = d.attempts;
-        let (outcome, metadata) = match self.perform(&d).await {
-            Ok((outcome, metadata)) => (outcome, metadata),
-            Err(e) => (ResponseOutcome::Retry { error: format!("storage: {e}") }, serde_json::Map::new()),
+        let outcome = match self.perform(&d).await {
+            Ok(outcome) => outcome,
+            Err(e) => ResponseOutcome::Retry { error: format!("storage: {e}") },
         };
         let recorded =
             adapters::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);
         let created = d.created_at.as_micros();
         let since_created = Duration::from_micros((Timestamp::now().as_micros() - created).max(0) as u64);
         super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
-        // Both go to the store at once: one group commit instead of two in a row.
-        let merge = async {
-            if metadata.is_empty() {
-                return;
-            }
-            let patch = Json::from_value(&Value::Object(metadata));
-            if let Err(e) = self.store.merge_delivery_metadata(Scope::Tenant(d.tenant_id), d.id, patch).await {
-                warn!(delivery = %d.id, error = %e, "delivery metadata not recorded");
-            }
-        };
-        let (_, completed) = tokio::join!(merge, self.store.complete_delivery(d.id, attempt, recorded));
-        match completed {
+        // The provider's answer (its message id …) is recorded with the outcome, in one write.
+        match self.store.complete_delivery(d.id, attempt, recorded).await {
             Ok(_) => {}
             // Claimed again after our lease ran out: the later claim's outcome stands.
             Err(StoreError::Conflict(why)) => debug!(delivery = %d.id, %why, "outcome dropped"),
@@ -145,20 +134,17 @@ impl Worker {
         }
     }
 
-    /// What the attempt came to, and metadata to merge into the delivery.
-    async fn perform(
-        &self,
-        d: &converger_storage::Delivery,
-    ) -> Result<(ResponseOutcome, serde_json::Map<String, Value>), StoreError> {
+    /// What the attempt came to.
+    async fn perform(&self, d: &converger_storage::Delivery) -> Result<ResponseOutcome, StoreError> {
         let scope = Scope::Tenant(d.tenant_id);
         let activity = self.store.get_activity(scope, d.activity_id).await?;
         let channel = self.channel(scope, d.channel_id).await?;
         if channel.status != Status::Active {
-            return Ok((ResponseOutcome::Retry { error: "the channel is inactive".into() }, Default::default()));
+            return Ok(ResponseOutcome::Retry { error: "the channel is inactive".into() });
         }
         let Some(adapter) = adapters::adapter_for(&channel.kind) else {
             let error = format!("no adapter for channel type `{}`", channel.kind);
-            return Ok((ResponseOutcome::Failed { error }, Default::default()));
+            return Ok(ResponseOutcome::Failed { error });
         };
         let external_id = self.external_id(scope, activity.conversation_id).await?;
         let config = channel.config.to_value();
@@ -172,25 +158,18 @@ impl Worker {
         };
         let delivery = match adapter.deliver_activity(&ctx) {
             Ok(delivery) => delivery,
-            Err(e) => return Ok((ResponseOutcome::Failed { error: e.to_string() }, Default::default())),
+            Err(e) => return Ok(ResponseOutcome::Failed { error: e.to_string() }),
         };
         Ok(match delivery {
-            Delivery::Nothing => (ResponseOutcome::Delivered { metadata: Default::default() }, Default::default()),
+            Delivery::Nothing => ResponseOutcome::Delivered { metadata: Default::default() },
             Delivery::Reply(reply) => match self.injector.reply(&activity, channel.id, reply).await {
-                Ok(()) => (ResponseOutcome::Delivered { metadata: Default::default() }, Default::default()),
-                Err(error) => (ResponseOutcome::Retry { error }, Default::default()),
+                Ok(()) => ResponseOutcome::Delivered { metadata: Default::default() },
+                Err(error) => ResponseOutcome::Retry { error },
             },
-            Delivery::Http(request) => {
-                let outcome = match self.send(request).await {
-                    Ok((status, body)) => adapter.interpret_response(status, &body),
-                    Err(e) => ResponseOutcome::network(e),
-                };
-                let metadata = match &outcome {
-                    ResponseOutcome::Delivered { metadata } => metadata.clone(),
-                    _ => Default::default(),
-                };
-                (outcome, metadata)
-            }
+            Delivery::Http(request) => match self.send(request).await {
+                Ok((status, body)) => adapter.interpret_response(status, &body),
+                Err(e) => ResponseOutcome::network(e),
+            },
         })
     }
 

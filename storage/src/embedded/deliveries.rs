@@ -74,8 +74,12 @@ pub(crate) fn complete_delivery(
          delivered_at = ?, updated_at = ? WHERE id = ? AND attempts = ? AND status = 'pending' \
          RETURNING {DELIVERY_COLS}"
     );
+    let mut patch = None;
     let (status, error, next, delivered_at) = match outcome {
-        DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
+        DeliveryOutcome::Delivered { at, metadata } => {
+            patch = metadata;
+            (DeliveryStatus::Delivered, None, None, Some(at))
+        }
         DeliveryOutcome::Retry { error, next_attempt_at } => {
             (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
         }
@@ -84,9 +88,11 @@ pub(crate) fn complete_delivery(
     let updated = conn
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id, attempt], rows::delivery));
-    match optional(updated)? {
-        Some(d) => Ok(d),
-        None => {
+    match (optional(updated)?, patch) {
+        // In the same job, so in the same transaction as the outcome.
+        (Some(_), Some(patch)) => merge_delivery_metadata(conn, Scope::Admin, id, patch),
+        (Some(d), None) => Ok(d),
+        (None, _) => {
             let current = get_delivery(conn, Scope::Admin, id)?;
             Err(StoreError::stale_claim(&current, attempt))
         }

@@ -80,8 +80,12 @@ impl PgStore {
         attempt: i32,
         outcome: DeliveryOutcome,
     ) -> StoreResult<Delivery> {
+        let mut patch: Option<Json> = None;
         let (status, error, next, delivered_at) = match outcome {
-            DeliveryOutcome::Delivered { at } => (DeliveryStatus::Delivered, None, None, Some(at)),
+            DeliveryOutcome::Delivered { at, metadata } => {
+                patch = metadata;
+                (DeliveryStatus::Delivered, None, None, Some(at))
+            }
             DeliveryOutcome::Retry { error, next_attempt_at } => {
                 (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
             }
@@ -89,11 +93,16 @@ impl PgStore {
         };
         let sql = format!(
             "UPDATE deliveries SET status = $2, last_error = $3, \
-             next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6 \
+             next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6, \
+             metadata = CASE WHEN $8::jsonb IS NULL THEN metadata ELSE \
+               (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{{}}'::jsonb END) || $8::jsonb END \
              WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}"
         );
-        let params: [&(dyn ToSql + Sync); 7] =
-            [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now(), &attempt];
+        if patch.as_ref().is_some_and(|p| !p.is_object()) {
+            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
+        }
+        let params: [&(dyn ToSql + Sync); 8] =
+            [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now(), &attempt, &patch];
         match self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await {
             Err(StoreError::NotFound(_)) => {
                 let current = self.get_delivery_impl(Scope::Admin, id).await?;

@@ -138,7 +138,10 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     assert_eq!(s.claim_deliveries(now, 10, lease).await.expect("claim").len(), 3);
 
     let delivered_at = now.plus(Duration::from_secs(2));
-    let d = s.complete_delivery(ids[0], 1, DeliveryOutcome::Delivered { at: delivered_at }).await.expect("delivered");
+    let d = s
+        .complete_delivery(ids[0], 1, DeliveryOutcome::Delivered { at: delivered_at, metadata: None })
+        .await
+        .expect("delivered");
     assert_eq!(
         (d.id, d.status, d.delivered_at, d.attempts),
         (ids[0], DeliveryStatus::Delivered, Some(delivered_at), 1)
@@ -174,7 +177,7 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     let stats = s.stats().await.expect("stats");
     assert_eq!((stats.deliveries_pending, stats.deliveries_delivered, stats.deliveries_failed), (1, 1, 1));
     assert_not_found(
-        s.complete_delivery(new_id(), 1, DeliveryOutcome::Delivered { at: now }).await,
+        s.complete_delivery(new_id(), 1, DeliveryOutcome::Delivered { at: now, metadata: None }).await,
         Entity::Delivery,
         "complete an unknown delivery",
     );
@@ -196,7 +199,10 @@ pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
     let late = s.complete_delivery(ids[0], 1, DeliveryOutcome::Failed { error: "timeout".into() }).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "the stale claim is refused: {late:?}");
     assert_eq!(get(s, ids[0]).await.status, DeliveryStatus::Pending, "and changed nothing");
-    let done = s.complete_delivery(ids[0], 2, DeliveryOutcome::Delivered { at: now }).await.expect("the live claim");
+    let done = s
+        .complete_delivery(ids[0], 2, DeliveryOutcome::Delivered { at: now, metadata: None })
+        .await
+        .expect("the live claim");
     assert_eq!(done.status, DeliveryStatus::Delivered);
     let again = s.complete_delivery(ids[0], 2, DeliveryOutcome::Failed { error: "dup".into() }).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a completed delivery stays completed: {again:?}");

@@ -110,8 +110,12 @@ pub async fn stats_count_every_entity(store: Arc<dyn Store>) {
     write(s, batch[..2].to_vec()).await; // replays count nothing
     let filter = DeliveryFilter { channel_id: Some(a.channel.id), ..Default::default() };
     let ids: Vec<_> = s.list_deliveries(Scope::Admin, filter, PageRequest::first(10)).await.expect("list").items;
-    s.complete_delivery(ids[0].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
-    s.complete_delivery(ids[1].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now() }).await.expect("deliver");
+    s.complete_delivery(ids[0].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now(), metadata: None })
+        .await
+        .expect("deliver");
+    s.complete_delivery(ids[1].id, 0, DeliveryOutcome::Delivered { at: Timestamp::now(), metadata: None })
+        .await
+        .expect("deliver");
     s.complete_delivery(ids[2].id, 0, DeliveryOutcome::Failed { error: "x".into() }).await.expect("fail");
     let want = Stats {
         tenants: 2,
