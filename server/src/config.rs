@@ -39,7 +39,7 @@ pub mod defaults {
     pub const WS_SEND_QUEUE_BYTES: usize = 4 << 20;
     pub const WS_MESSAGES_PER_SECOND: u32 = 100;
     pub const DELIVERY_RETRY_BASE_MS: u64 = 10_000;
-    pub const DELIVERY_CONCURRENCY: usize = 64;
+    pub const DELIVERY_CONCURRENCY: usize = 256;
     pub const DELIVERY_LEASE_MS: u64 = 60_000;
 }
 

@@ -130,7 +130,7 @@ pub struct Options {
     pub delivery_retry_base_ms: Option<u64>,
 
     /// Deliveries (webhook calls, WhatsApp sends, echo replies) attempted at
-    /// once [default: 64]
+    /// once [default: 256]
     #[arg(long, env = "CONVERGER_DELIVERY_CONCURRENCY", value_name = "N", hide_env_values = true, global = true)]
     pub delivery_concurrency: Option<usize>,
 

@@ -39,7 +39,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            concurrency: 64,
+            concurrency: 256,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(20),
             retry_base: crate::adapters::DEFAULT_RETRY_BASE,
