@@ -18,11 +18,11 @@
 use serde_json::{json, Map, Value};
 
 use super::fields::{Config, MAX_VALUE_BYTES};
-use super::whatsapp_meta::whatsapp_text;
+use super::whatsapp_meta::whatsapp_outbound;
 use super::wire::{check_channel_secret, classify, join_url, json_object, short, At, MAX_ID_BYTES};
 use super::{
-    is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
-    InboundError, InboundMessage, InboundRequest, OutboundRequest, ResponseOutcome, StatusUpdate, PROVIDER_MESSAGE_ID,
+    Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound, InboundError,
+    InboundMessage, InboundRequest, OutboundRequest, ResponseOutcome, StatusUpdate, PROVIDER_MESSAGE_ID,
 };
 use converger_storage::Timestamp;
 
@@ -64,12 +64,7 @@ impl Adapter for WhatsAppInfobip {
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = parse(ctx.channel.config)?;
-        let a = ctx.activity;
-        if a.kind != "message" || is_inbound(a) {
-            return Ok(Delivery::Nothing);
-        }
-        let text = whatsapp_text(a)?;
-        let to = ctx.external_id.filter(|s| !s.is_empty()).ok_or(AdapterError::NoRecipient)?;
+        let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
         let mut body = json!({
             "from": config.sender,
             "to": to,

@@ -90,12 +90,7 @@ impl Adapter for WhatsAppMeta {
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = parse(ctx.channel.config)?;
-        let a = ctx.activity;
-        if a.kind != "message" || is_inbound(a) {
-            return Ok(Delivery::Nothing);
-        }
-        let text = whatsapp_text(a)?;
-        let to = ctx.external_id.filter(|s| !s.is_empty()).ok_or(AdapterError::NoRecipient)?;
+        let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
         let body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -164,8 +159,21 @@ impl Adapter for WhatsAppMeta {
     }
 }
 
+/// What a WhatsApp adapter sends for `ctx`: the text and the recipient, or
+/// `None` when there is nothing to send (not a message, or it came in through
+/// this channel).
+pub(crate) fn whatsapp_outbound<'a>(ctx: &DeliveryContext<'a>) -> Result<Option<(&'a str, &'a str)>, AdapterError> {
+    let a = ctx.activity;
+    if a.kind != "message" || is_inbound(a) {
+        return Ok(None);
+    }
+    let text = whatsapp_text(a)?;
+    let to = ctx.external_id.filter(|s| !s.is_empty()).ok_or(AdapterError::NoRecipient)?;
+    Ok(Some((text, to)))
+}
+
 /// The text of a message activity, as WhatsApp takes it.
-pub(crate) fn whatsapp_text(a: &converger_storage::Activity) -> Result<&str, AdapterError> {
+fn whatsapp_text(a: &converger_storage::Activity) -> Result<&str, AdapterError> {
     let text = a.text.as_deref().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
         AdapterError::Unsupported("WhatsApp delivery sends text only, and this message has none".into())
     })?;

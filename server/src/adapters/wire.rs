@@ -67,34 +67,11 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<Stri
     for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (n, v) = part.split_once('=').unwrap_or((part, ""));
         let bad = || InboundError::BadRequest(format!("malformed query string near `{}`", short(part)));
-        if percent_decode(n).ok_or_else(bad)? == name {
-            return Ok(Some(percent_decode(v).ok_or_else(bad)?));
+        if crate::api::query::decode(n).ok_or_else(bad)? == name {
+            return Ok(Some(crate::api::query::decode(v).ok_or_else(bad)?));
         }
     }
     Ok(None)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The body as a JSON object: 400 if it is not JSON, 422 if not an object.

@@ -14,7 +14,7 @@ pub mod error;
 pub mod health;
 pub mod inbound;
 pub mod openapi;
-mod query;
+pub(crate) mod query;
 mod render;
 pub mod router;
 pub mod socket;

@@ -75,7 +75,8 @@ impl Query {
 }
 
 /// Percent-decoding with `+` as space; `None` for a bad escape or non-UTF-8.
-fn decode(s: &str) -> Option<String> {
+/// (Also used by the adapters, which read providers' query strings.)
+pub(crate) fn decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
