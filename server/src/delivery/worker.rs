@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use converger_storage::{Channel, Id, Scope, Status, Store, StoreError, Timestamp};
+use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, StoreError, Timestamp};
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
@@ -49,6 +49,12 @@ pub async fn run(
         channels: Mutex::new(HashMap::new()),
         recipients: Mutex::new(HashMap::new()),
     });
+    info!(
+        concurrency = settings.concurrency,
+        lease_ms = settings.lease.as_millis() as u64,
+        retry_base_ms = settings.retry_base.as_millis() as u64,
+        "delivery worker started"
+    );
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let batch = (settings.concurrency / 4).max(1);
     loop {
@@ -125,6 +131,9 @@ impl Worker {
         let created = d.created_at.as_micros();
         let since_created = Duration::from_micros((Timestamp::now().as_micros() - created).max(0) as u64);
         super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
+        if let DeliveryOutcome::Failed { error } = &recorded {
+            warn!(delivery = %d.id, channel = %d.channel_id, attempt, %error, "delivery failed for good");
+        }
         // The provider's answer (its message id …) is recorded with the outcome, in one write.
         match self.store.complete_delivery(d.id, attempt, recorded).await {
             Ok(_) => {}
