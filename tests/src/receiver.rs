@@ -46,17 +46,22 @@ impl Receiver {
 
     /// Like [`Receiver::start`], with each answer's body computed from the
     /// request it answers.
-    pub fn start_with(script: Vec<u16>, answer: impl Fn(&Recorded) -> String + Send + 'static) -> Receiver {
+    pub fn start_with(script: Vec<u16>, answer: impl Fn(&Recorded) -> String + Send + Sync + 'static) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let got = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (got2, stop2) = (got.clone(), stop.clone());
+        let (script, answer) = (Arc::new(script), Arc::new(answer));
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &got2, &script, &answer),
+                    // A thread per connection: a client keeping one alive must not hold up the next.
+                    Ok((stream, _)) => {
+                        let (got, script, answer) = (got2.clone(), script.clone(), answer.clone());
+                        std::thread::spawn(move || serve(stream, &got, &script, &*answer));
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
             }
