@@ -100,6 +100,8 @@ pub struct Config {
     pub delivery_concurrency: usize,
     /// How long a claimed delivery is held before another claim may retry it.
     pub delivery_lease: Duration,
+    /// Whether deliveries may go to private, loopback and link-local addresses.
+    pub delivery_allow_private: bool,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -203,6 +205,7 @@ impl Config {
                 o.delivery_concurrency.or(f.delivery_concurrency),
                 defaults::DELIVERY_CONCURRENCY,
             )?,
+            delivery_allow_private: o.delivery_allow_private.or(f.delivery_allow_private).unwrap_or(false),
             delivery_lease: millis(
                 "delivery_lease_ms",
                 o.delivery_lease_ms.or(f.delivery_lease_ms),
@@ -219,7 +222,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -238,6 +241,7 @@ impl Config {
             self.delivery_retry_base.as_millis(),
             self.delivery_concurrency,
             self.delivery_lease.as_millis(),
+            self.delivery_allow_private,
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
     }

@@ -39,6 +39,7 @@ impl Server {
             retry_base: config.delivery_retry_base,
             concurrency: config.delivery_concurrency,
             lease: config.delivery_lease,
+            allow_private: config.delivery_allow_private,
             ..delivery::Settings::default()
         };
         let (injector, injections) = delivery::injector();

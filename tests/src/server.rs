@@ -190,6 +190,8 @@ fn launch(data: &Path, schema: Option<&PgSchema>, extra_args: &[String]) -> Resu
     if let Some(schema) = schema {
         cmd.env("DATABASE_URL", &schema.url);
     }
+    // Test receivers listen on loopback; a test may still pass `--delivery-allow-private false`.
+    cmd.env("CONVERGER_DELIVERY_ALLOW_PRIVATE", "true");
     let mut child = cmd.spawn().expect("spawn the converger binary");
     let stderr = Arc::new(Mutex::new(String::new()));
     let collector = collect(child.stderr.take().expect("stderr pipe"), stderr.clone());

@@ -139,4 +139,18 @@ pub struct Options {
     /// [default: 60000]
     #[arg(long, env = "CONVERGER_DELIVERY_LEASE_MS", value_name = "MS", hide_env_values = true, global = true)]
     pub delivery_lease_ms: Option<u64>,
+
+    /// Let deliveries go to private, loopback and link-local addresses
+    /// (on-premise receivers, tests). Off by default: a tenant's webhook URL
+    /// must not reach into the server's own network [default: false]
+    #[arg(
+        long,
+        env = "CONVERGER_DELIVERY_ALLOW_PRIVATE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        hide_env_values = true,
+        global = true
+    )]
+    pub delivery_allow_private: Option<bool>,
 }

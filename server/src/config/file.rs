@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub delivery_retry_base_ms: Option<u64>,
     pub delivery_concurrency: Option<usize>,
     pub delivery_lease_ms: Option<u64>,
+    pub delivery_allow_private: Option<bool>,
 }
 
 impl FileConfig {

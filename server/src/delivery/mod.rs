@@ -3,6 +3,7 @@
 //! injector through which it writes replies (the echo adapter's) back into
 //! conversations via a shard's normal write path.
 
+pub mod guard;
 pub mod worker;
 
 use std::sync::atomic::Ordering;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub retry_base: Duration,
     /// The longest an HTTP delivery may take.
     pub request_timeout: Duration,
+    /// Whether deliveries may go to private, loopback and link-local addresses.
+    pub allow_private: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             poll: Duration::from_millis(20),
             retry_base: crate::adapters::DEFAULT_RETRY_BASE,
             request_timeout: Duration::from_secs(10),
+            allow_private: false,
         }
     }
 }

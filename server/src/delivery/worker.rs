@@ -15,7 +15,7 @@ use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, Stor
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use super::{DeliveryMetrics, Injector, Settings};
+use super::{guard, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
 use crate::service::channels::channels_epoch;
 use crate::shard::shutdown::Shutdown;
@@ -33,7 +33,13 @@ pub async fn run(
     metrics: Arc<DeliveryMetrics>,
     shutdown: Shutdown,
 ) {
-    let http = match reqwest::Client::builder().timeout(settings.request_timeout).build() {
+    // Redirects are not followed: a delivery goes where the channel says, or fails.
+    let mut builder =
+        reqwest::Client::builder().timeout(settings.request_timeout).redirect(reqwest::redirect::Policy::none());
+    if !settings.allow_private {
+        builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
+    }
+    let http = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "delivery worker: cannot build its HTTP client; deliveries stay queued");
@@ -175,10 +181,15 @@ impl Worker {
                 Ok(()) => ResponseOutcome::Delivered { metadata: Default::default() },
                 Err(error) => ResponseOutcome::Retry { error },
             },
-            Delivery::Http(request) => match self.send(request).await {
-                Ok((status, body)) => adapter.interpret_response(status, &body),
-                Err(e) => ResponseOutcome::network(e),
-            },
+            Delivery::Http(request) => {
+                if let (false, Err(error)) = (self.settings.allow_private, guard::check_url(&request.url)) {
+                    return Ok(ResponseOutcome::Failed { error });
+                }
+                match self.send(request).await {
+                    Ok((status, body)) => adapter.interpret_response(status, &body),
+                    Err(e) => ResponseOutcome::network(e),
+                }
+            }
         })
     }
 

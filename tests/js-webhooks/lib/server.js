@@ -22,6 +22,8 @@ export async function startServer() {
   const child = spawn(binary(), [
     "--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0", "--data-dir", dataDir,
     "--admin-token", ADMIN_TOKEN, "--jwt-secret", "js-jwt-secret", "--shards", "2", "--log", "warn",
+    // The receiver listens on loopback, which deliveries may reach only when allowed.
+    "--delivery-allow-private",
   ], { stdio: ["ignore", "pipe", "inherit"] });
   const line = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("no ready line within 30 s")), 30_000);

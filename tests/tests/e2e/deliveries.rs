@@ -183,3 +183,16 @@ fn deliveries_pending_when_the_server_is_killed_are_all_delivered_after_the_rest
     want.sort();
     assert_eq!(delivered, want, "every acknowledged activity delivered after the restart");
 }
+
+#[test]
+fn deliveries_to_private_addresses_are_refused_unless_allowed() {
+    let server = TestServer::embedded_with(&["--delivery-allow-private", "false"]);
+    let receiver = Receiver::start(vec![200], "{}");
+    let tenant = create_tenant(&server, "guarded");
+    let api = Client::bearer(&server, &tenant.api_key);
+    let (_, path) = webhook_conversation(&api, &receiver.url("/hook"));
+    let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "inward"})), 201);
+    let d = delivery_of(&api, a["id"].as_str().expect("id"), |d| d["status"] == "failed");
+    assert!(d["last_error"].as_str().is_some_and(|e| e.contains("not a public address")), "{d}");
+    assert!(receiver.requests().is_empty(), "nothing reached the loopback receiver");
+}
