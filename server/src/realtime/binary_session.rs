@@ -618,14 +618,9 @@ impl Session {
 /// Whether the tenant may follow `conversation`: its last seq, or why not.
 async fn follow(hub: &Hub, scope: Scope, conversation: Id) -> Result<u64, Failure> {
     let Scope::Tenant(tenant) = scope else { return Err(Failure::new(ErrorCode::Forbidden, "no tenant")) };
-    match hub.tenant_is_active(tenant).await {
-        Ok(true) => {}
-        Ok(false) => return Err(Failure::new(ErrorCode::TenantInactive, "tenant inactive")),
-        Err(e) => return Err(failure(&e)),
-    }
-    match hub.store.get_conversation(scope, conversation).await {
+    match hub.conversation_to_follow(tenant, conversation).await {
         Ok(c) => Ok(c.last_seq.max(0) as u64),
-        Err(e) => Err(failure(&ServiceError::from(e))),
+        Err(e) => Err(failure(&e)),
     }
 }
 

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::phoenix_sink::PhoenixSink;
 use super::{Ephemeral, Meta, Realtime, Subscription};
 use crate::api::error::service_status;
-use crate::auth::Claims;
+use crate::auth::{AuthError, Claims};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
 use crate::service::activities::ActivityInput;
@@ -166,15 +166,10 @@ impl Session {
 
     /// A join is refused for a closed conversation or an inactive tenant.
     async fn may_join(&self, conversation: Id) -> Result<(), String> {
-        let scope = Scope::Tenant(self.claims.tenant_id);
-        match self.hub.tenant_is_active(self.claims.tenant_id).await {
-            Ok(false) => return Err("tenant inactive".into()),
-            Ok(true) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-        match self.hub.store.get_conversation(scope, conversation).await {
+        match self.hub.conversation_to_follow(self.claims.tenant_id, conversation).await {
             Ok(c) if c.status == converger_storage::ConversationStatus::Closed => Err("conversation closed".into()),
             Ok(_) => Ok(()),
+            Err(ServiceError::Auth(AuthError::TenantInactive)) => Err("tenant inactive".into()),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -42,6 +42,15 @@ pub fn parse_status(s: &str) -> ServiceResult<ConversationStatus> {
 }
 
 impl Hub {
+    /// The conversation a real-time client asks to follow, when its tenant is
+    /// active (`TenantInactive` otherwise); another tenant's is not found.
+    pub async fn conversation_to_follow(&self, tenant: Id, conversation: Id) -> ServiceResult<Conversation> {
+        if !self.tenant_is_active(tenant).await? {
+            return Err(crate::auth::AuthError::TenantInactive.into());
+        }
+        Ok(self.store.get_conversation(Scope::Tenant(tenant), conversation).await?)
+    }
+
     /// Creates a conversation; 404 for another tenant's (or another channel
     /// secret's) channel, 409 `channel_inactive`, 409 `conflict` for a taken external_id.
     pub async fn create_conversation(
