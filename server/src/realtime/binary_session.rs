@@ -29,7 +29,7 @@ use super::{Ephemeral, Realtime, Subscription};
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
 use crate::net::binary::conn::Inbound;
-use crate::service::activities::ActivityInput;
+use crate::service::activities::{fill_in_order, ActivityInput};
 use crate::service::caller::unix_now;
 use crate::service::{Caller, Hub, ServiceError};
 use crate::shard::shutdown::Shutdown;
@@ -493,17 +493,11 @@ impl Session {
                     Err(f) => results.push(Some(Err(f))),
                 }
             }
-            let mut written = hub.create_activities(caller, valid).await.into_iter();
-            let results: Vec<Result<proto::Written, Failure>> = results
-                .into_iter()
-                .map(|r| {
-                    r.unwrap_or_else(|| match written.next() {
-                        Some(Ok(w)) => Ok(self::written(&w)),
-                        Some(Err(e)) => Err(failure(&e)),
-                        None => Err(Failure::new(ErrorCode::Internal, "internal error")),
-                    })
-                })
-                .collect();
+            let answers = hub.create_activities(caller, valid).await.into_iter().map(|r| match r {
+                Ok(w) => Ok(written(&w)),
+                Err(e) => Err(failure(&e)),
+            });
+            let results = fill_in_order(results, answers, || Err(Failure::new(ErrorCode::Internal, "internal error")));
             let whole = results.iter().all(|r| matches!(r, Err(f) if is_whole_frame(f)));
             let frame = match results.first() {
                 Some(Err(f)) if whole => Frame::Error(ErrorFrame::new(b.request_id, code_of(f), f.message.clone())),

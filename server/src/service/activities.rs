@@ -140,6 +140,17 @@ fn check_key(key: &str) -> ServiceResult<String> {
     Ok(key.to_string())
 }
 
+/// Answers decided early (`Some`) keep their places; the others (`None`) take
+/// the answers of the items sent on, in order (`missing` if there are too few).
+pub fn fill_in_order<T>(
+    slots: Vec<Option<T>>,
+    answers: impl IntoIterator<Item = T>,
+    missing: impl Fn() -> T,
+) -> Vec<T> {
+    let mut answers = answers.into_iter();
+    slots.into_iter().map(|slot| slot.unwrap_or_else(|| answers.next().unwrap_or_else(&missing))).collect()
+}
+
 fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput, deliver_to: Vec<Id>) -> NewActivity {
     NewActivity {
         id: new_id(),
@@ -203,16 +214,12 @@ impl Hub {
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        let mut written = self.publisher.publish_many(new).await.into_iter();
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| match written.next() {
-                    Some(w) => w.map_err(ServiceError::from),
-                    None => Err(StoreError::Internal("the publisher answered fewer items".into()).into()),
-                })
-            })
-            .collect()
+        let written = self.publisher.publish_many(new).await.into_iter().map(|w| w.map_err(ServiceError::from));
+        fill_in_order(
+            results,
+            written,
+            || Err(StoreError::Internal("the publisher answered fewer items".into()).into()),
+        )
     }
 
     /// Activities with seq > `after_seq` (at most `limit`), and the
