@@ -80,12 +80,14 @@ impl Server {
     /// flushes it) once nothing else holds it.
     pub fn stop(self) {
         self.shutdown.trigger();
-        self.shards.join();
-        info!("all shards stopped");
         if let Some(worker) = self.delivery {
-            // It finishes the deliveries in flight (bounded by their request timeout).
+            // First: it finishes the deliveries in flight (bounded by their request
+            // timeout) while the shards can still take its echo replies, and its end
+            // ends shard 0's injection task, which holds the store.
             let _ = worker.join();
         }
+        self.shards.join();
+        info!("all shards stopped");
         let holders = Arc::strong_count(&self.store);
         drop(self.store);
         if holders == 1 {

@@ -110,9 +110,16 @@ impl Injector {
     }
 }
 
-/// Runs on one shard: writes what the worker injects, until the worker is gone.
-pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>) {
-    while let Some(i) = rx.next().await {
+/// Runs on one shard: writes what the worker injects, until the worker is
+/// gone or the shard shuts down (a reply injected after that is answered
+/// "stopping" and retried by the worker after the restart).
+pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>, shutdown: Shutdown) {
+    loop {
+        let next = monoio::select! {
+            next = rx.next() => next,
+            _ = shutdown.wait() => None,
+        };
+        let Some(i) = next else { break };
         let caller = Caller::Tenant(i.tenant);
         let result = hub.create_activity_via(caller, i.conversation, i.input, Some(i.origin)).await;
         let _ = i.done.send(result.map(|_| ()).map_err(|e| e.to_string()));

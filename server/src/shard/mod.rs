@@ -191,10 +191,12 @@ impl ShardSetup {
             shard_metrics,
             self.metrics,
         ));
-        if let Some(rx) = self.injections.take() {
-            // Ends when the delivery worker stops (it holds the sending side).
-            monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone()));
-        }
+        // Ends with the delivery worker or at shutdown; awaited below, so it
+        // never outlives the shard (it holds the hub, and so the store).
+        let inject_task = self
+            .injections
+            .take()
+            .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), self.shutdown.clone())));
         let tracker = Rc::new(ConnTracker::default());
         let abort = Shutdown::new();
         let binary_task = monoio::spawn(crate::net::binary::accept_loop(
@@ -255,6 +257,9 @@ impl ShardSetup {
             let _ = monoio::time::timeout(ABORT_WAIT, tracker.all_closed()).await;
         }
         binary_task.await;
+        if let Some(task) = inject_task {
+            task.await;
+        }
         // Other shards may still be finishing requests whose writes this shard
         // owns: keep committing until every shard is quiet, then flush and stop.
         self.arrival.arrive();
