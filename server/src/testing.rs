@@ -94,7 +94,7 @@ impl Store for StubStore {
     async fn list_deliveries(&self, _: Scope, _: DeliveryFilter, _: PageRequest) -> StoreResult<Page<Delivery>> {
         no()
     }
-    async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration) -> StoreResult<Vec<Delivery>> {
+    async fn claim_deliveries(&self, _: Timestamp, _: u32, _: Duration, _: i32) -> StoreResult<Vec<Delivery>> {
         no()
     }
     async fn get_activity(&self, _: Scope, _: Id) -> StoreResult<Activity> {

@@ -27,6 +27,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+/// `last_error` of a delivery given up because its last attempt never recorded an outcome.
+pub const UNFINISHED_ATTEMPT: &str = "the last attempt did not finish before its lease ran out";
+
+fn gave_up(max_attempts: i32) -> String {
+    format!("gave up after {max_attempts} attempts: {UNFINISHED_ATTEMPT}")
+}
+
 pub use error::{Entity, StoreError, StoreResult};
 pub use json::Json;
 pub use model::*;
@@ -112,7 +119,19 @@ pub trait Store: Send + Sync + 'static {
     /// Leases up to `limit` pending deliveries due at `now`, oldest due first: each
     /// gets `attempts + 1` and `next_attempt_at = now + lease`, so it returns to the
     /// queue by itself if the claimer dies before completing it.
-    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>>;
+    ///
+    /// A claim counts as an attempt even if no outcome is ever recorded for it
+    /// (the worker died, the attempt panicked): a due delivery that already
+    /// has `max_attempts` is not leased again but marked `failed` (its
+    /// `last_error` says the last attempt never finished), so the cap holds
+    /// whatever happens to the attempts.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<Delivery>>;
     /// Records the outcome of the claim that made `attempts` equal to
     /// `attempt`. A claim whose lease ran out and was claimed again since (or a
     /// delivery no longer pending) answers `Conflict` and changes nothing, so a

@@ -112,6 +112,7 @@ cases: [
     claims::expired_lease_makes_the_row_claimable_again,
     claims::complete_delivery_records_each_outcome,
     claims::a_stale_claim_cannot_record_an_outcome,
+    claims::unfinished_attempts_count_and_end_in_failed,
     claims::retry_delivery_puts_a_failed_row_back_due_now,
     pagination::pagination_is_stable_for_every_list,
     pagination::rows_added_after_a_cursor_appear_on_later_pages,

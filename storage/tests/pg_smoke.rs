@@ -13,6 +13,9 @@ use std::time::Duration;
 use converger_storage::postgres::{self, BulkInsert, PgOptions, PgStore};
 use converger_storage::*;
 
+/// Attempts a delivery may have (the server's retry policy).
+const MAX_ATTEMPTS: i32 = 5;
+
 fn database_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
@@ -189,7 +192,7 @@ async fn competing_claimers_never_share_a_delivery() {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_deliveries(now, 7, lease).await.unwrap();
+                    let got = store.claim_deliveries(now, 7, lease, MAX_ATTEMPTS).await.unwrap();
                     if got.is_empty() {
                         return mine;
                     }
@@ -207,9 +210,13 @@ async fn competing_claimers_never_share_a_delivery() {
     assert!(all.iter().all(|d| d.attempts == 1 && d.next_attempt_at == now.plus(lease)));
 
     // Leased rows are not due before the lease ends, and are due after it.
-    assert!(store.claim_deliveries(now.plus(Duration::from_secs(30)), 100, lease).await.unwrap().is_empty());
+    assert!(store
+        .claim_deliveries(now.plus(Duration::from_secs(30)), 100, lease, MAX_ATTEMPTS)
+        .await
+        .unwrap()
+        .is_empty());
     let later = now.plus(Duration::from_secs(61));
-    let again = store.claim_deliveries(later, 100, lease).await.unwrap();
+    let again = store.claim_deliveries(later, 100, lease, MAX_ATTEMPTS).await.unwrap();
     assert_eq!(again.len(), 60);
     assert!(again.iter().all(|d| d.attempts == 2));
     assert!(again.windows(2).all(|p| p[0].id < p[1].id), "oldest due first, then by id");

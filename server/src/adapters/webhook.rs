@@ -16,6 +16,7 @@
 //! ("message" default, or "event"), "metadata"? (object)}`; the `webhook-id`
 //! header is the message id (the activity's idempotency key).
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::fields::{Config, MAX_VALUE_BYTES};
@@ -25,7 +26,7 @@ use super::{
     is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
     InboundError, InboundMessage, InboundRequest, OutboundRequest,
 };
-use converger_storage::Timestamp;
+use converger_storage::{Activity, Timestamp};
 
 pub struct Webhook;
 
@@ -85,20 +86,38 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The outbound event: serialized straight from the stored activity (its
+/// JSON columns copied as stored, never re-parsed into values).
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: String,
+    data: EventData<'a>,
+}
+
+#[derive(Serialize)]
+struct EventData<'a> {
+    channel_id: String,
+    conversation_id: String,
+    external_id: Option<&'a str>,
+    activity: &'a Activity,
+}
+
 /// The outbound JSON body of one delivery.
-fn body(ctx: &DeliveryContext<'_>) -> Vec<u8> {
+fn body(ctx: &DeliveryContext<'_>) -> Result<Vec<u8>, AdapterError> {
     let a = ctx.activity;
-    let payload = json!({
-        "type": EVENT_TYPE,
-        "timestamp": Timestamp::from_micros(ctx.now.saturating_mul(1_000_000)).to_string(),
-        "data": {
-            "channel_id": ctx.channel.id.to_string(),
-            "conversation_id": a.conversation_id.to_string(),
-            "external_id": ctx.external_id,
-            "activity": a,
+    let event = Event {
+        kind: EVENT_TYPE,
+        timestamp: Timestamp::from_micros(ctx.now.saturating_mul(1_000_000)).to_string(),
+        data: EventData {
+            channel_id: ctx.channel.id.to_string(),
+            conversation_id: a.conversation_id.to_string(),
+            external_id: ctx.external_id,
+            activity: a,
         },
-    });
-    payload.to_string().into_bytes()
+    };
+    serde_json::to_vec(&event).map_err(|e| AdapterError::Unsupported(format!("the activity cannot be encoded: {e}")))
 }
 
 impl Adapter for Webhook {
@@ -119,7 +138,7 @@ impl Adapter for Webhook {
         if is_inbound(ctx.activity) {
             return Ok(Delivery::Nothing);
         }
-        let body = body(ctx);
+        let body = body(ctx)?;
         let id = format!("msg_{}", ctx.delivery_id);
         let key = channel_key(ctx.channel.secret);
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];

@@ -1,11 +1,13 @@
 //! Request bodies: JSON objects only. An empty body reads as `{}` (so a
 //! missing field is reported by name, not as a missing body); a non-empty one
-//! needs a JSON Content-Type (`application/json` or any `…+json`), else 415.
+//! needs a JSON Content-Type (`application/json` or any `…+json`), else 415,
+//! and must be strict JSON (`service::json`), else 400 `invalid_json`.
 
 use serde_json::{Map, Value};
 
 use super::ApiError;
 use crate::net::http::Request;
+use crate::service::{json, ServiceError};
 
 /// The body as a JSON object.
 pub fn object(request: &Request) -> Result<Map<String, Value>, ApiError> {
@@ -19,11 +21,7 @@ pub fn object(request: &Request) -> Result<Map<String, Value>, ApiError> {
             "the body must be sent as Content-Type: application/json (got {shown})"
         )));
     }
-    match serde_json::from_slice::<Value>(&request.body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::InvalidJson("the body must be a JSON object".into())),
-        Err(e) => Err(ApiError::InvalidJson(e.to_string())),
-    }
+    Ok(json::object(&request.body).map_err(ServiceError::from)?)
 }
 
 /// `application/json`, `application/merge-patch+json`, … with any parameters.
@@ -65,5 +63,7 @@ mod tests {
         assert_eq!(code(object(&request(None, "{}"))), "unsupported_media_type");
         assert_eq!(code(object(&request(Some("application/json"), "{"))), "invalid_json");
         assert_eq!(code(object(&request(Some("application/json"), "[1]"))), "invalid_json");
+        assert_eq!(code(object(&request(Some("application/json"), r#"{"a":1,"a":2}"#))), "invalid_json");
+        assert_eq!(code(object(&request(Some("application/json"), r#"{"a":1e999}"#))), "invalid_json");
     }
 }

@@ -20,9 +20,6 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     BadRequest(String),
-    /// The body is not valid JSON, or not a JSON object.
-    #[error("invalid JSON body: {0}")]
-    InvalidJson(String),
     /// A body was sent with a Content-Type other than JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -77,6 +74,7 @@ pub fn service_status(e: &ServiceError) -> (u16, &'static str) {
     match e {
         ServiceError::Auth(a) => auth_status(a),
         ServiceError::Validation { .. } => (422, "validation_failed"),
+        ServiceError::InvalidJson { .. } => (400, "invalid_json"),
         ServiceError::Publish(PublishError::Overloaded) => (503, "overloaded"),
         ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
         ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
@@ -96,7 +94,6 @@ impl ApiError {
             ApiError::NoRoute { .. } => (404, "not_found"),
             ApiError::MethodNotAllowed { .. } => (405, "method_not_allowed"),
             ApiError::BadRequest(_) => (400, "bad_request"),
-            ApiError::InvalidJson(_) => (400, "invalid_json"),
             ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
             ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
@@ -132,9 +129,9 @@ impl ApiError {
         }
         let message = self.public_message();
         let response = match &self {
-            ApiError::Service(ServiceError::Validation { field, .. }) => {
-                Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}}))
-            }
+            ApiError::Service(
+                ServiceError::Validation { field, .. } | ServiceError::InvalidJson { field: Some(field), .. },
+            ) => Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}})),
             _ => Response::error(status, code, &message),
         };
         match self {

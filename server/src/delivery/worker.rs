@@ -5,6 +5,7 @@
 //! reply written back into the conversation), and records the outcome fenced
 //! by the claim's attempt number, with the retry schedule of the adapters.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, StoreError, Timestamp};
+use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
@@ -76,7 +78,8 @@ pub async fn run(
             }
             continue;
         }
-        let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease).await {
+        let max = adapters::MAX_ATTEMPTS as i32;
+        let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease, max).await {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "delivery worker: claim failed");
@@ -128,9 +131,15 @@ impl Worker {
     async fn attempt(&self, d: converger_storage::Delivery) {
         let started = Instant::now();
         let attempt = d.attempts;
-        let outcome = match self.perform(&d).await {
-            Ok(outcome) => outcome,
-            Err(e) => ResponseOutcome::Retry { error: format!("storage: {e}") },
+        // A bug in an adapter must not leave the delivery without an outcome:
+        // the attempt counts, with the panic as its error.
+        let outcome = match AssertUnwindSafe(self.perform(&d)).catch_unwind().await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => ResponseOutcome::Retry { error: format!("storage: {e}") },
+            Err(_) => {
+                warn!(delivery = %d.id, channel = %d.channel_id, attempt, "delivery attempt panicked");
+                ResponseOutcome::Retry { error: "internal error during the attempt".into() }
+            }
         };
         let recorded =
             adapters::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);

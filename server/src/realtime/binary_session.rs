@@ -29,8 +29,9 @@ use super::{Ephemeral, Realtime, Subscription};
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
 use crate::net::binary::conn::Inbound;
-use crate::service::activities::{fill_in_order, ActivityInput};
-use crate::service::caller::unix_now;
+use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
+use crate::service::caller::{token_sender, unix_now};
+use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
 use crate::shard::shutdown::Shutdown;
 
@@ -84,8 +85,7 @@ impl Identity {
     /// The sender a write acts as.
     fn sender(&self, given: &str) -> Result<String, Failure> {
         match self {
-            Identity::Token(c) if given.is_empty() || given == c.sub => Ok(c.sub.clone()),
-            Identity::Token(_) => Err(Failure::new(ErrorCode::Forbidden, "a client token writes as its own sender")),
+            Identity::Token(c) => token_sender(c, Some(given)).map_err(|e| failure(&e)),
             Identity::Tenant(_) if given.trim().is_empty() => {
                 Err(Failure::new(ErrorCode::ValidationFailed, "`sender` is required with an API key"))
             }
@@ -517,10 +517,8 @@ impl Session {
                 let why = format!("unknown ephemeral type `{}` (expected typing)", e.kind);
                 return Err(Failure::new(ErrorCode::ValidationFailed, why));
             }
-            let typing = match serde_json::from_str::<serde_json::Value>(&e.data) {
-                Ok(serde_json::Value::Object(map)) => map.get("typing").and_then(|v| v.as_bool()).unwrap_or(true),
-                _ => return Err(Failure::new(ErrorCode::InvalidJson, "`data` must be a JSON object")),
-            };
+            let payload = json::object(e.data.as_bytes()).map_err(|e| failure(&ServiceError::bad_json("data", e)))?;
+            let typing = typing_state(payload).map_err(|e| failure(&e))?;
             Ok(Ephemeral::Typing { sender, typing })
         })();
         let event = match checked {

@@ -24,8 +24,9 @@ use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
-use crate::service::activities::ActivityInput;
-use crate::service::caller::unix_now;
+use crate::service::activities::{typing_state, ActivityInput};
+use crate::service::caller::{token_sender, unix_now};
+use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
 
 /// Phoenix clients heartbeat every 30 s; a socket silent for this long is gone.
@@ -68,19 +69,13 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, realtime: Rc<Realtime>, claims:
         };
         let parsed = match incoming {
             Incoming::Text(text) => phoenix::parse_text(&text),
-            Incoming::Binary(frame) => phoenix::parse_binary(&frame).map(|push| {
-                // A binary push's data is the payload; Converger's events take JSON objects.
-                let payload = match serde_json::from_slice::<Value>(&push.data) {
-                    Ok(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                Inbound {
-                    join_ref: Some(push.join_ref),
-                    msg_ref: Some(push.msg_ref),
-                    topic: push.topic,
-                    event: push.event,
-                    payload,
-                }
+            // A binary push's data is the payload; Converger's events take JSON objects.
+            Incoming::Binary(frame) => phoenix::parse_binary(&frame).map(|push| Inbound {
+                join_ref: Some(push.join_ref),
+                msg_ref: Some(push.msg_ref),
+                topic: push.topic,
+                event: push.event,
+                payload: push.data,
             }),
             Incoming::Closed(_) => break,
         };
@@ -98,12 +93,21 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, realtime: Rc<Realtime>, claims:
 
 impl Session {
     async fn handle(&mut self, m: Inbound) {
+        // Every payload is strict JSON, checked as REST bodies are; empty reads as `{}`.
+        let payload = match m.payload.iter().all(u8::is_ascii_whitespace) {
+            true => Ok(Map::new()),
+            false => json::object(&m.payload).map_err(ServiceError::from),
+        };
+        let payload = match payload {
+            Ok(payload) => payload,
+            Err(e) => return self.reply(&m, Reply::Error, error_response(&e)),
+        };
         match (m.topic.as_str(), m.event.as_str()) {
             ("phoenix", "heartbeat") => self.reply(&m, Reply::Ok, json!({})),
-            (_, "phx_join") => self.join(m).await,
+            (_, "phx_join") => self.join(m, payload).await,
             (_, "phx_leave") => self.leave(m),
-            (_, "activity:create") => self.create(m).await,
-            (_, "typing") => self.typing(m),
+            (_, "activity:create") => self.create(m, payload).await,
+            (_, "typing") => self.typing(m, payload),
             _ if self.joined.contains_key(&m.topic) => {
                 self.reply(&m, Reply::Error, json!({"reason": format!("unknown event `{}`", m.event)}))
             }
@@ -111,7 +115,7 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, m: Inbound) {
+    async fn join(&mut self, m: Inbound, payload: Map<String, Value>) {
         let Some(conversation) = m.topic.strip_prefix("conversation:").and_then(|id| id.parse::<Id>().ok()) else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
@@ -125,7 +129,7 @@ impl Session {
         if self.joined.contains_key(&m.topic) {
             return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
         }
-        let last_seq = match m.payload.get("last_seq") {
+        let last_seq = match payload.get("last_seq") {
             None | Some(Value::Null) => 0,
             Some(v) => match v.as_i64().filter(|n| *n >= 0) {
                 Some(n) => n,
@@ -185,14 +189,20 @@ impl Session {
         }
     }
 
-    async fn create(&mut self, m: Inbound) {
+    async fn create(&mut self, m: Inbound, mut payload: Map<String, Value>) {
         let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
-        let mut payload = m.payload.clone();
-        // The socket acts as the token's sender, whatever the payload says.
-        payload.insert("sender".into(), Value::String(self.claims.sub.clone()));
-        let result = match ActivityInput::from_json(payload, None) {
+        // The socket acts as the token's sender: a payload may name it, never another.
+        let sender = match payload.remove("sender") {
+            None | Some(Value::Null) => token_sender(&self.claims, None),
+            Some(Value::String(given)) => token_sender(&self.claims, Some(&given)),
+            Some(_) => Err(ServiceError::invalid("sender", "`sender` must be a string")),
+        };
+        let result = match sender.and_then(|sender| {
+            payload.insert("sender".into(), Value::String(sender));
+            ActivityInput::from_json(payload, None)
+        }) {
             Ok(input) => self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await,
             Err(e) => Err(e),
         };
@@ -202,11 +212,14 @@ impl Session {
         }
     }
 
-    fn typing(&mut self, m: Inbound) {
+    fn typing(&mut self, m: Inbound, payload: Map<String, Value>) {
         let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
-        let typing = m.payload.get("typing").and_then(Value::as_bool).unwrap_or(true);
+        let typing = match typing_state(payload) {
+            Ok(typing) => typing,
+            Err(e) => return self.reply(&m, Reply::Error, error_response(&e)),
+        };
         let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
         match self.realtime.send_ephemeral(conversation, event) {
             Ok(()) => self.reply(&m, Reply::Ok, json!({})),

@@ -10,6 +10,7 @@ use converger_storage::{new_id, Activity, Id, Json, NewActivity, PageRequest, Sc
 use serde_json::{Map, Value};
 
 use super::input::Fields;
+use super::json;
 use super::{Caller, Hub, ServiceError, ServiceResult};
 
 /// Activity types a client may persist; `typing` is ephemeral (WebSocket only).
@@ -56,7 +57,8 @@ impl ActivityInput {
 
     /// The same activity from fields that arrived separately, the JSON ones
     /// as raw text (the binary protocol's draft): the same rules as
-    /// [`ActivityInput::from_json`], and the JSON kept as the client wrote it.
+    /// [`ActivityInput::from_json`] (strict JSON, [`json::check`]), and the
+    /// JSON kept as the client wrote it.
     pub fn from_parts(
         kind: Option<String>,
         text: Option<String>,
@@ -79,19 +81,18 @@ impl ActivityInput {
         let idempotency_key = idempotency_key.map(|k| check_key(&k)).transpose()?;
         let attachments = attachments
             .map(|a| {
-                match serde_json::from_str::<Vec<Value>>(&a) {
-                    Ok(items) if items.iter().all(Value::is_object) => Json::parse(a).ok(),
-                    _ => None,
+                let doc = json::document(a).map_err(|e| ServiceError::bad_json("attachments", e))?;
+                match serde_json::from_str::<Vec<Value>>(doc.as_str()) {
+                    Ok(items) if items.iter().all(Value::is_object) => Ok(doc),
+                    _ => Err(ServiceError::invalid("attachments", "`attachments` must be an array of JSON objects")),
                 }
-                .ok_or_else(|| ServiceError::invalid("attachments", "`attachments` must be an array of JSON objects"))
             })
             .transpose()?;
         let metadata = metadata
-            .map(|m| {
-                Json::parse(m)
-                    .ok()
-                    .filter(Json::is_object)
-                    .ok_or_else(|| ServiceError::invalid("metadata", "`metadata` must be a JSON object"))
+            .map(|m| match json::document(m) {
+                Ok(doc) if doc.is_object() => Ok(doc),
+                Ok(_) => Err(ServiceError::invalid("metadata", "`metadata` must be a JSON object")),
+                Err(e) => Err(ServiceError::bad_json("metadata", e)),
             })
             .transpose()?;
         ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key)
@@ -128,6 +129,14 @@ impl ActivityInput {
             idempotency_key,
         })
     }
+}
+
+/// Whether an ephemeral `typing` payload (`{"typing": bool}`, true when
+/// absent) says the sender is typing; anything else is refused, on every
+/// transport alike.
+pub fn typing_state(payload: Map<String, Value>) -> ServiceResult<bool> {
+    let f = Fields::new(payload, &["typing"])?;
+    Ok(f.boolean("typing")?.unwrap_or(true))
 }
 
 fn check_key(key: &str) -> ServiceResult<String> {

@@ -52,6 +52,16 @@ pub fn unix_now() -> i64 {
     Timestamp::now().as_micros().div_euclid(1_000_000)
 }
 
+/// The sender a client token writes as: its own `sub`. A write may name
+/// it (or name none), never another sender.
+pub fn token_sender(claims: &Claims, given: Option<&str>) -> ServiceResult<String> {
+    match given {
+        None | Some("") => Ok(claims.sub.clone()),
+        Some(s) if s == claims.sub => Ok(claims.sub.clone()),
+        Some(_) => Err(AuthError::WrongKind("a client token writes as its own sender").into()),
+    }
+}
+
 impl Hub {
     /// The tenant whose API key this is.
     pub async fn caller_by_api_key(&self, key: &str) -> ServiceResult<Caller> {

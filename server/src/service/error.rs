@@ -4,6 +4,7 @@
 
 use converger_storage::StoreError;
 
+use super::json::JsonError;
 use super::PublishError;
 use crate::auth::{AuthError, RandomError};
 
@@ -15,6 +16,10 @@ pub enum ServiceError {
     /// The input broke a rule; `field` names the offending input field.
     #[error("{message}")]
     Validation { field: String, message: String },
+    /// A JSON input that is not strict JSON (see [`super::json`]); `field`
+    /// names the field it came in, when it came in one.
+    #[error("invalid JSON{}: {error}", in_field(.field))]
+    InvalidJson { field: Option<String>, error: JsonError },
     /// The write path refused the activity (overloaded, shutting down, store).
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -32,6 +37,22 @@ impl ServiceError {
     /// A validation failure of `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
         ServiceError::Validation { field: field.into(), message: message.into() }
+    }
+
+    /// `field`'s JSON text is not strict JSON.
+    pub fn bad_json(field: impl Into<String>, error: JsonError) -> ServiceError {
+        ServiceError::InvalidJson { field: Some(field.into()), error }
+    }
+}
+
+fn in_field(field: &Option<String>) -> String {
+    field.as_ref().map(|f| format!(" in `{f}`")).unwrap_or_default()
+}
+
+impl From<JsonError> for ServiceError {
+    /// A whole document (a body, a payload) that is not strict JSON.
+    fn from(error: JsonError) -> ServiceError {
+        ServiceError::InvalidJson { field: None, error }
     }
 }
 

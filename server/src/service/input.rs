@@ -43,6 +43,15 @@ impl Fields {
         }
     }
 
+    /// An optional boolean.
+    pub fn boolean(&self, name: &str) -> ServiceResult<Option<bool>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ServiceError::invalid(name, format!("`{name}` must be true or false"))),
+        }
+    }
+
     /// A required, non-blank string of at most `max` bytes.
     pub fn required_string(&self, name: &str, max: usize) -> ServiceResult<String> {
         match self.string(name, max)? {

@@ -17,6 +17,7 @@ pub mod deliveries;
 mod error;
 pub mod inbound;
 pub mod input;
+pub mod json;
 pub mod publish;
 pub mod routes;
 pub mod stats;

@@ -42,13 +42,21 @@ pub(crate) fn claim_deliveries(
     now: Timestamp,
     limit: u32,
     lease: Duration,
+    max_attempts: i32,
 ) -> StoreResult<Vec<Delivery>> {
+    // Due again with every attempt used: the last one never recorded an outcome.
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ? \
+         WHERE status = 'pending' AND next_attempt_at <= ? AND attempts >= ?",
+    )
+    .and_then(|mut s| s.execute(params![crate::gave_up(max_attempts), Timestamp::now(), now, max_attempts]))
+    .map_err(sql_err)?;
     let ids: Vec<Id> = conn
         .prepare_cached(
-            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND attempts < ? \
              ORDER BY next_attempt_at, id LIMIT ?",
         )
-        .and_then(|mut s| s.query_map(params![now, limit], |r| r.get(0))?.collect())
+        .and_then(|mut s| s.query_map(params![now, max_attempts, limit], |r| r.get(0))?.collect())
         .map_err(sql_err)?;
     let until = now.plus(lease);
     let mut lease_row = conn

@@ -255,8 +255,14 @@ impl Store for EmbeddedStore {
         self.read(move |c| deliveries::list_deliveries(c, scope, filter, page)).await
     }
 
-    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>> {
-        self.write(move |c| deliveries::claim_deliveries(c, now, limit, lease)).await
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.write(move |c| deliveries::claim_deliveries(c, now, limit, lease, max_attempts)).await
     }
 
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {

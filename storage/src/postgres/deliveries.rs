@@ -46,16 +46,27 @@ impl PgStore {
         now: Timestamp,
         limit: u32,
         lease: Duration,
+        max_attempts: i32,
     ) -> StoreResult<Vec<Delivery>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let mut client = self.pool.get().await?;
+        // Due again with every attempt used: the last one never recorded an outcome.
+        let gave_up: [&(dyn ToSql + Sync); 4] = [&crate::gave_up(max_attempts), &Timestamp::now(), &now, &max_attempts];
+        client
+            .query(
+                "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2 \
+                 WHERE status = 'pending' AND next_attempt_at <= $3 AND attempts >= $4",
+                &gave_up,
+            )
+            .await?;
         // RETURNING has no order of its own: the due time before the lease
         // (selected in the CTE) puts the claim back in queue order.
         let sql = format!(
             "WITH due AS (\
                  SELECT id, next_attempt_at FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 AND attempts < $5 \
                  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
              UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3, updated_at = $4 \
              FROM due WHERE d.id = due.id \
@@ -63,8 +74,8 @@ impl PgStore {
             qualified("d", DELIVERY_COLS)
         );
         let until = now.plus(lease);
-        let params: [&(dyn ToSql + Sync); 4] = [&now, &i64::from(limit), &until, &Timestamp::now()];
-        let rows = self.pool.get().await?.query(&sql, &params).await?;
+        let params: [&(dyn ToSql + Sync); 5] = [&now, &i64::from(limit), &until, &Timestamp::now(), &max_attempts];
+        let rows = client.query(&sql, &params).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let due: Timestamp = r.try_get("due_at").map_err(|e| StoreError::Schema(e.to_string()))?;

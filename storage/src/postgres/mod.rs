@@ -233,8 +233,14 @@ impl Store for PgStore {
         self.list_deliveries_impl(scope, filter, page).await
     }
 
-    async fn claim_deliveries(&self, now: Timestamp, limit: u32, lease: Duration) -> StoreResult<Vec<Delivery>> {
-        self.claim_deliveries_impl(now, limit, lease).await
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.claim_deliveries_impl(now, limit, lease, max_attempts).await
     }
 
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {

@@ -15,6 +15,9 @@ use crate::harness::{assert_not_found, channel, message, world, write, World};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// Attempts a delivery may have (the server's retry policy).
+const MAX_ATTEMPTS: i32 = 5;
+
 /// `activities` messages, each delivered to the world's channel and `extra` more channels.
 async fn queue(store: &dyn Store, w: &World, activities: usize, extra: usize) -> Vec<Id> {
     let mut targets = vec![w.channel.id];
@@ -56,7 +59,7 @@ pub async fn claim_never_hands_a_row_to_two_claimers(store: Arc<dyn Store>) {
                 barrier.wait().await;
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim_deliveries(now, 7, lease).await.expect("claim");
+                    let got = store.claim_deliveries(now, 7, lease, MAX_ATTEMPTS).await.expect("claim");
                     assert!(got.len() <= 7, "at most `limit` rows per claim");
                     if got.is_empty() {
                         return mine;
@@ -84,7 +87,8 @@ pub async fn claim_never_hands_a_row_to_two_claimers(store: Arc<dyn Store>) {
         assert_eq!(d.next_attempt_at, now.plus(lease), "leased until now + lease");
         assert_eq!(get(&*store, d.id).await, *d, "the claim answer is what is stored");
     }
-    let during = store.claim_deliveries(now.plus(Duration::from_secs(299)), 1000, lease).await.expect("claim");
+    let during =
+        store.claim_deliveries(now.plus(Duration::from_secs(299)), 1000, lease, MAX_ATTEMPTS).await.expect("claim");
     assert!(during.is_empty(), "nothing is claimable while the leases run: got {}", during.len());
 }
 
@@ -100,17 +104,18 @@ pub async fn claim_takes_the_oldest_due_first_and_respects_limit(store: Arc<dyn 
         s.complete_delivery(*id, 0, outcome).await.expect("reschedule");
     }
     let lease = Duration::from_secs(60);
-    assert!(s.claim_deliveries(base, 10, lease).await.expect("claim").is_empty(), "none due yet");
+    assert!(s.claim_deliveries(base, 10, lease, MAX_ATTEMPTS).await.expect("claim").is_empty(), "none due yet");
     // Leased for long enough that it is still out when the others are claimed.
-    let at_15 = s.claim_deliveries(base.plus(Duration::from_secs(15 * 60)), 10, 10 * HOUR).await.expect("claim");
+    let at_15 =
+        s.claim_deliveries(base.plus(Duration::from_secs(15 * 60)), 10, 10 * HOUR, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(at_15.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[1]], "only the row due by then");
     let later = base.plus(2 * HOUR);
-    let first = s.claim_deliveries(later, 1, lease).await.expect("claim");
+    let first = s.claim_deliveries(later, 1, lease, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(first.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[2]], "limit 1: the oldest due");
-    let rest = s.claim_deliveries(later, 10, lease).await.expect("claim");
+    let rest = s.claim_deliveries(later, 10, lease, MAX_ATTEMPTS).await.expect("claim");
     let rest_ids: HashSet<Id> = rest.iter().map(|d| d.id).collect();
     assert_eq!(rest_ids, HashSet::from([ids[0], ids[3]]));
-    assert!(s.claim_deliveries(later, 10, lease).await.expect("claim").is_empty(), "all leased now");
+    assert!(s.claim_deliveries(later, 10, lease, MAX_ATTEMPTS).await.expect("claim").is_empty(), "all leased now");
 }
 
 pub async fn expired_lease_makes_the_row_claimable_again(store: Arc<dyn Store>) {
@@ -119,12 +124,12 @@ pub async fn expired_lease_makes_the_row_claimable_again(store: Arc<dyn Store>) 
     let ids = queue(s, &w, 1, 0).await;
     let now = Timestamp::now().plus(Duration::from_secs(1));
     let lease = Duration::from_secs(30);
-    let first = s.claim_deliveries(now, 10, lease).await.expect("claim");
+    let first = s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(first.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(), vec![(ids[0], 1)]);
-    let during = s.claim_deliveries(now.plus(Duration::from_secs(10)), 10, lease).await.expect("claim");
+    let during = s.claim_deliveries(now.plus(Duration::from_secs(10)), 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert!(during.is_empty(), "leased rows stay with their claimer");
     let after = now.plus(Duration::from_secs(31));
-    let second = s.claim_deliveries(after, 10, lease).await.expect("claim");
+    let second = s.claim_deliveries(after, 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(second.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(), vec![(ids[0], 2)], "claimed again");
     assert_eq!(second[0].next_attempt_at, after.plus(lease));
 }
@@ -135,7 +140,7 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     let ids = queue(s, &w, 3, 0).await;
     let now = Timestamp::now().plus(Duration::from_secs(1));
     let lease = Duration::from_secs(60);
-    assert_eq!(s.claim_deliveries(now, 10, lease).await.expect("claim").len(), 3);
+    assert_eq!(s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim").len(), 3);
 
     let delivered_at = now.plus(Duration::from_secs(2));
     let d = s
@@ -169,9 +174,9 @@ pub async fn complete_delivery_records_each_outcome(store: Arc<dyn Store>) {
     assert_eq!(f.attempts, 1);
     assert_eq!(get(s, ids[2]).await, f);
 
-    let before_retry = s.claim_deliveries(now.plus(HOUR / 2), 10, lease).await.expect("claim");
+    let before_retry = s.claim_deliveries(now.plus(HOUR / 2), 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert!(before_retry.is_empty(), "nothing due before the retry time: {before_retry:?}");
-    let far = s.claim_deliveries(now.plus(1000 * HOUR), 10, lease).await.expect("claim");
+    let far = s.claim_deliveries(now.plus(1000 * HOUR), 10, lease, MAX_ATTEMPTS).await.expect("claim");
     let far: Vec<Id> = far.iter().map(|d| d.id).collect();
     assert_eq!(far, vec![ids[1]], "the retried row comes back; delivered and failed rows never do");
     let stats = s.stats().await.expect("stats");
@@ -191,10 +196,10 @@ pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
     let ids = queue(s, &w, 1, 0).await;
     let lease = Duration::from_secs(60);
     let now = Timestamp::now().plus(Duration::from_secs(1));
-    let first = s.claim_deliveries(now, 10, lease).await.expect("claim");
+    let first = s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(first[0].attempts, 1);
     // The first worker stalls past its lease; a second one claims the row.
-    let second = s.claim_deliveries(now.plus(Duration::from_secs(61)), 10, lease).await.expect("reclaim");
+    let second = s.claim_deliveries(now.plus(Duration::from_secs(61)), 10, lease, MAX_ATTEMPTS).await.expect("reclaim");
     assert_eq!(second[0].attempts, 2);
     let late = s.complete_delivery(ids[0], 1, DeliveryOutcome::Failed { error: "timeout".into() }).await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "the stale claim is refused: {late:?}");
@@ -208,6 +213,29 @@ pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a completed delivery stays completed: {again:?}");
 }
 
+/// Claims whose attempts never record an outcome (the attempt panicked, the
+/// worker died) still use up the attempts: once `MAX_ATTEMPTS` claims ran
+/// out, the next claim marks the delivery failed instead of leasing it again.
+pub async fn unfinished_attempts_count_and_end_in_failed(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let ids = queue(s, &w, 1, 0).await;
+    let lease = Duration::from_secs(60);
+    let mut now = Timestamp::now().plus(Duration::from_secs(1));
+    for attempt in 1..=MAX_ATTEMPTS {
+        let claimed = s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim");
+        assert_eq!(claimed.iter().map(|d| d.attempts).collect::<Vec<_>>(), vec![attempt]);
+        now = now.plus(lease + Duration::from_secs(1));
+    }
+    assert!(s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim").is_empty(), "not leased again");
+    let d = get(s, ids[0]).await;
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, MAX_ATTEMPTS));
+    assert!(d.last_error.as_deref().is_some_and(|e| e.contains(converger_storage::UNFINISHED_ATTEMPT)), "{d:?}");
+    // A late outcome of the last claim changes nothing.
+    let late = s.complete_delivery(ids[0], MAX_ATTEMPTS, DeliveryOutcome::Delivered { at: now, metadata: None }).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+}
+
 pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme").await;
@@ -215,7 +243,7 @@ pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>
     let lease = Duration::from_secs(60);
     let now = Timestamp::now().plus(Duration::from_secs(1));
     for _ in 0..3 {
-        let claimed = s.claim_deliveries(now.plus(HOUR * 10), 10, lease).await.expect("claim");
+        let claimed = s.claim_deliveries(now.plus(HOUR * 10), 10, lease, MAX_ATTEMPTS).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         let next = DeliveryOutcome::Retry { error: "again".into(), next_attempt_at: now };
         s.complete_delivery(ids[0], claimed[0].attempts, next).await.expect("retry later");
@@ -223,7 +251,10 @@ pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>
     let failed =
         s.complete_delivery(ids[0], 3, DeliveryOutcome::Failed { error: "gave up".into() }).await.expect("fail");
     assert_eq!((failed.status, failed.attempts), (DeliveryStatus::Failed, 3));
-    assert!(s.claim_deliveries(now.plus(HOUR * 1000), 10, lease).await.expect("claim").is_empty(), "failed rows wait");
+    assert!(
+        s.claim_deliveries(now.plus(HOUR * 1000), 10, lease, MAX_ATTEMPTS).await.expect("claim").is_empty(),
+        "failed rows wait"
+    );
 
     let scope = Scope::Tenant(w.tenant.id);
     let requeued = s.retry_delivery(scope, ids[0]).await.expect("retry_delivery");
@@ -231,7 +262,7 @@ pub async fn retry_delivery_puts_a_failed_row_back_due_now(store: Arc<dyn Store>
     assert_eq!((requeued.id, requeued.status, requeued.attempts), (ids[0], DeliveryStatus::Pending, 0));
     assert!(requeued.next_attempt_at <= after, "due now: {} > {after}", requeued.next_attempt_at);
     assert_eq!(get(s, ids[0]).await, requeued);
-    let again = s.claim_deliveries(after.plus(Duration::from_secs(1)), 10, lease).await.expect("claim");
+    let again = s.claim_deliveries(after.plus(Duration::from_secs(1)), 10, lease, MAX_ATTEMPTS).await.expect("claim");
     assert_eq!(again.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(), vec![(ids[0], 1)]);
     assert_not_found(s.retry_delivery(scope, new_id()).await, Entity::Delivery, "retry an unknown delivery");
 }

@@ -12,6 +12,9 @@ use converger_storage::{
 
 use crate::harness::{all_activities, conversation, keyed, message, world, write, Reopen};
 
+/// Attempts a delivery may have (the server's retry policy).
+const MAX_ATTEMPTS: i32 = 5;
+
 pub async fn writes_survive_reopening_the_store(store: Arc<dyn Store>, reopen: Reopen) {
     let w = world(&*store, "Acme").await;
     let closed = conversation(&*store, &w.channel).await;
@@ -50,6 +53,8 @@ pub async fn writes_survive_reopening_the_store(store: Arc<dyn Store>, reopen: R
     let queued = s.list_deliveries(Scope::Admin, filter, PageRequest::first(10)).await.expect("deliveries");
     assert_eq!(queued.items.len(), 1);
     assert_eq!(queued.items[0].status, DeliveryStatus::Pending);
-    let claimed = s.claim_deliveries(Timestamp::now().plus(Duration::from_secs(1)), 10, Duration::from_secs(60)).await;
+    let claimed = s
+        .claim_deliveries(Timestamp::now().plus(Duration::from_secs(1)), 10, Duration::from_secs(60), MAX_ATTEMPTS)
+        .await;
     assert_eq!(claimed.expect("claim").iter().map(|d| d.id).collect::<Vec<_>>(), vec![queued.items[0].id]);
 }

@@ -39,4 +39,5 @@ mod rest_errors;
 mod rest_tokens;
 mod startup_errors;
 mod status_reports;
+mod strict_json;
 mod write_path;

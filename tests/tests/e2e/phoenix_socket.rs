@@ -301,3 +301,50 @@ fn phoenix_binary_push_frames_are_accepted() {
     assert_eq!(reply[4]["status"], "ok", "{reply}");
     assert_eq!(reply[4]["response"]["text"], "sent as a binary push");
 }
+
+/// The socket checks payloads as REST checks bodies: strict JSON (a raw
+/// frame with a repeated key is refused), a sender other than the token's
+/// refused rather than silently replaced, a typing flag that is not a boolean
+/// refused rather than read as `true`.
+#[test]
+fn payloads_are_checked_like_rest_bodies_and_the_sender_is_the_tokens() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "strict");
+    let mut ws = socket(&server, &f, "alice");
+    let t = topic(&f);
+    assert_eq!(join(&mut ws, &t, json!({}))[4]["status"], "ok");
+    let reply_to = |ws: &mut Ws, r: &str| loop {
+        let m = until(ws, "phx_reply");
+        if m[1] == r {
+            return m[4].clone();
+        }
+    };
+
+    send(&mut ws, json!(["1", "2", t, "activity:create", {"text": "hi", "sender": "mallory"}]));
+    let r = reply_to(&mut ws, "2");
+    assert_eq!((r["status"].as_str(), r["response"]["code"].as_str()), (Some("error"), Some("forbidden")), "{r}");
+
+    send(&mut ws, json!(["1", "3", t, "activity:create", {"text": "hi", "sender": "alice"}]));
+    let r = reply_to(&mut ws, "3");
+    assert_eq!((r["status"].as_str(), r["response"]["sender"].as_str()), (Some("ok"), Some("alice")), "{r}");
+
+    let raw = format!(r#"["1","4","{t}","activity:create",{{"text":"a","text":"b"}}]"#);
+    ws.send(Message::text(raw)).expect("send");
+    let r = reply_to(&mut ws, "4");
+    assert_eq!(r["response"]["code"], "invalid_json", "{r}");
+    let raw = format!(r#"["1","5","{t}","activity:create",{{"text":"x","metadata":{{"n":1e999}}}}]"#);
+    ws.send(Message::text(raw)).expect("send");
+    assert_eq!(reply_to(&mut ws, "5")["response"]["code"], "invalid_json");
+
+    send(&mut ws, json!(["1", "6", t, "typing", {"typing": "yes"}]));
+    let r = reply_to(&mut ws, "6");
+    assert_eq!(
+        (r["response"]["code"].as_str(), r["response"]["field"].as_str()),
+        (Some("validation_failed"), Some("typing"))
+    );
+    send(&mut ws, json!(["1", "7", t, "typing", {"typing": false}]));
+    assert_eq!(reply_to(&mut ws, "7")["status"], "ok");
+
+    let page = expect(&f.client(&server).get(&f.activities_path()), 200);
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1), "only the accepted write is stored: {page}");
+}

@@ -176,3 +176,13 @@ fn only_post_is_accepted() {
     let e = Webhook.parse_inbound(&request("GET", &[], b""), &view(&config()), NOW).expect_err("GET");
     assert_eq!((e.status(), e.to_string()), (405, "method GET is not accepted here (allowed: POST)".into()));
 }
+
+/// Stored JSON is copied into the body as stored: an activity written before
+/// strict JSON (a number no double holds) is sent, not a panic in the attempt.
+#[test]
+fn stored_json_is_sent_as_stored_without_being_reparsed() {
+    let mut a = activity("hello");
+    a.metadata = Json::parse(r#"{"big":1e999}"#).expect("syntactically JSON");
+    let r = http(Webhook.deliver_activity(&context(&config(), &a, None)));
+    assert!(String::from_utf8_lossy(&r.body).contains(r#""metadata":{"big":1e999}"#));
+}

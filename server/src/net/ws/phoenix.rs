@@ -10,8 +10,10 @@
 //! bytes are queued on every subscriber's socket.
 
 use bytes::{BufMut, Bytes};
+use serde::de::IgnoredAny;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::encode;
 use super::frame::Opcode;
@@ -23,7 +25,8 @@ pub struct Inbound {
     pub msg_ref: Option<String>,
     pub topic: String,
     pub event: String,
-    pub payload: Map<String, Value>,
+    /// The payload's JSON text, unchecked beyond being an object's syntax.
+    pub payload: Bytes,
 }
 
 /// A client binary push.
@@ -59,42 +62,42 @@ pub enum PhoenixError {
     BinaryUtf8(&'static str),
 }
 
-/// Parses a client text frame.
+/// Parses a client text frame. The payload is kept as the client wrote it:
+/// its content is the service layer's to check (strict JSON, like every
+/// other JSON input), so a bad payload gets an error reply, not a close.
 pub fn parse_text(text: &[u8]) -> Result<Inbound, PhoenixError> {
-    let value: Value = serde_json::from_slice(text).map_err(|e| PhoenixError::Json(e.to_string()))?;
-    let Value::Array(items) = value else {
-        return Err(PhoenixError::NotArray);
+    let items: Vec<&RawValue> = match serde_json::from_slice(text) {
+        Ok(items) => items,
+        Err(e) => {
+            let first = text.iter().find(|b| !b.is_ascii_whitespace());
+            return match (first, serde_json::from_slice::<IgnoredAny>(text)) {
+                (Some(b'['), _) | (_, Err(_)) => Err(PhoenixError::Json(e.to_string())),
+                (_, Ok(_)) => Err(PhoenixError::NotArray),
+            };
+        }
     };
-    let Ok([join_ref, msg_ref, topic, event, payload]) = <[Value; 5]>::try_from(items) else {
-        return Err(PhoenixError::Arity(text_arity(text)));
+    let Ok([join_ref, msg_ref, topic, event, payload]) = <[&RawValue; 5]>::try_from(items.as_slice()) else {
+        return Err(PhoenixError::Arity(items.len()));
     };
-    let reference = |v: Value, name| match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
+    let reference = |v: &RawValue, name| match serde_json::from_str::<Value>(v.get()) {
+        Ok(Value::Null) => Ok(None),
+        Ok(Value::String(s)) => Ok(Some(s)),
         _ => Err(PhoenixError::BadRef(name)),
     };
-    let string = |v: Value, name| match v {
-        Value::String(s) => Ok(s),
+    let string = |v: &RawValue, name| match serde_json::from_str::<Value>(v.get()) {
+        Ok(Value::String(s)) => Ok(s),
         _ => Err(PhoenixError::NotString(name)),
     };
+    if !payload.get().starts_with('{') {
+        return Err(PhoenixError::PayloadNotObject);
+    }
     Ok(Inbound {
         join_ref: reference(join_ref, "join_ref")?,
         msg_ref: reference(msg_ref, "ref")?,
         topic: string(topic, "topic")?,
         event: string(event, "event")?,
-        payload: match payload {
-            Value::Object(map) => map,
-            _ => return Err(PhoenixError::PayloadNotObject),
-        },
+        payload: Bytes::copy_from_slice(payload.get().as_bytes()),
     })
-}
-
-/// The element count of a JSON array already known to be one (for the error).
-fn text_arity(text: &[u8]) -> usize {
-    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(text) {
-        Ok(items) => items.len(),
-        Err(_) => 0,
-    }
 }
 
 /// Parses a client binary push frame.
@@ -176,7 +179,7 @@ pub fn broadcast<T: Serialize + ?Sized>(topic: &str, event: &str, payload: &T) -
 
 /// `phx_close`: the server left the channel.
 pub fn close(join_ref: &str, topic: &str) -> Bytes {
-    let frame = message(Some(join_ref), Some(join_ref), topic, "phx_close", &Map::new());
+    let frame = message(Some(join_ref), Some(join_ref), topic, "phx_close", &serde_json::Map::new());
     // Strings and an empty map always serialize.
     frame.unwrap_or_else(|_| Bytes::new())
 }

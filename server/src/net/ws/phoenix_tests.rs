@@ -18,7 +18,7 @@ fn the_interop_exchange_parses_and_encodes_exactly() {
     assert_eq!(join.join_ref.as_deref(), Some("3"));
     assert_eq!(join.msg_ref.as_deref(), Some("3"));
     assert_eq!((join.topic.as_str(), join.event.as_str()), ("room:lobby", "phx_join"));
-    assert_eq!(Value::Object(join.payload), json!({"user": "u1"}));
+    assert_eq!(&join.payload[..], br#"{"user":"u1"}"#);
     let heartbeat = parse_text(br#"[null,"6","phoenix","heartbeat",{}]"#).expect("heartbeat");
     assert_eq!((heartbeat.join_ref, heartbeat.msg_ref.as_deref()), (None, Some("6")));
 
@@ -60,7 +60,7 @@ fn an_encoded_message_parses_back() {
     let parsed = parse_text(json_of(frame).as_bytes()).expect("parse");
     assert_eq!(parsed.join_ref.as_deref(), Some("1"));
     assert_eq!(parsed.event, "typing");
-    assert_eq!(Value::Object(parsed.payload), json!({"a": [1, 2]}));
+    assert_eq!(&parsed.payload[..], br#"{"a":[1,2]}"#);
     // A large broadcast takes the 16-bit length header.
     let big = "x".repeat(70_000);
     let json = json_of(broadcast("t", "e", &json!({ "text": big })).expect("encode"));
