@@ -21,6 +21,7 @@ pub use mask::mask_database_url;
 pub use values::{IoDriver, LogFilter, Secret};
 
 use crate::auth::AllowList;
+use crate::net::http::parse::MAX_HEADERS_CAP;
 
 /// Built-in defaults, the lowest layer. `--help` repeats them by hand.
 pub mod defaults {
@@ -33,6 +34,9 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
     pub const HTTP_IDLE_TIMEOUT_MS: u64 = 120_000;
     pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 30_000;
+    pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
+    pub const HTTP_MAX_HEADERS: usize = 64;
+    pub const HTTP_MAX_TARGET_BYTES: usize = 8 * 1024;
     /// As large as a REST body, so a message REST accepts WebSocket accepts too.
     pub const WS_MAX_MESSAGE_BYTES: usize = 1 << 20;
     /// Room for a few of the largest messages before a client counts as slow.
@@ -88,6 +92,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub http_idle_timeout: Duration,
     pub http_request_timeout: Duration,
+    /// Request line plus headers; larger answers 431.
+    pub http_max_header_bytes: usize,
+    /// Headers per request (at most 256); more answers 431.
+    pub http_max_headers: usize,
+    /// Request target (path and query); longer answers 414.
+    pub http_max_target_bytes: usize,
     /// Largest incoming WebSocket message; larger closes 1009.
     pub ws_max_message_bytes: usize,
     /// Bytes queued for one WebSocket client before it is closed 1008 `slow consumer`.
@@ -180,6 +190,23 @@ impl Config {
                 o.http_request_timeout_ms.or(f.http_request_timeout_ms),
                 defaults::HTTP_REQUEST_TIMEOUT_MS,
             )?,
+            http_max_header_bytes: at_least_one(
+                "http_max_header_bytes",
+                o.http_max_header_bytes.or(f.http_max_header_bytes),
+                defaults::HTTP_MAX_HEADER_BYTES,
+            )?,
+            http_max_headers: match o.http_max_headers.or(f.http_max_headers) {
+                Some(n) if !(1..=MAX_HEADERS_CAP).contains(&n) => {
+                    return Err(invalid("http_max_headers", "must be from 1 to 256"))
+                }
+                Some(n) => n,
+                None => defaults::HTTP_MAX_HEADERS,
+            },
+            http_max_target_bytes: at_least_one(
+                "http_max_target_bytes",
+                o.http_max_target_bytes.or(f.http_max_target_bytes),
+                defaults::HTTP_MAX_TARGET_BYTES,
+            )?,
             ws_max_message_bytes: at_least_one(
                 "ws_max_message_bytes",
                 o.ws_max_message_bytes.or(f.ws_max_message_bytes),
@@ -222,7 +249,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -235,6 +262,9 @@ impl Config {
             self.shutdown_grace.as_millis(),
             self.http_idle_timeout.as_millis(),
             self.http_request_timeout.as_millis(),
+            self.http_max_header_bytes,
+            self.http_max_headers,
+            self.http_max_target_bytes,
             self.ws_max_message_bytes,
             self.ws_send_queue_bytes,
             self.ws_messages_per_second,

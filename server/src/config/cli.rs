@@ -109,6 +109,20 @@ pub struct Options {
     #[arg(long, env = "CONVERGER_HTTP_REQUEST_TIMEOUT_MS", value_name = "MS", hide_env_values = true, global = true)]
     pub http_request_timeout_ms: Option<u64>,
 
+    /// Largest HTTP request line plus headers in bytes; larger gets 431
+    /// [default: 16384 (16 KiB)]
+    #[arg(long, env = "CONVERGER_HTTP_MAX_HEADER_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]
+    pub http_max_header_bytes: Option<usize>,
+
+    /// Most headers in one HTTP request (1 to 256); more gets 431 [default: 64]
+    #[arg(long, env = "CONVERGER_HTTP_MAX_HEADERS", value_name = "N", hide_env_values = true, global = true)]
+    pub http_max_headers: Option<usize>,
+
+    /// Longest HTTP request target (path and query) in bytes; longer gets 414
+    /// [default: 8192 (8 KiB)]
+    #[arg(long, env = "CONVERGER_HTTP_MAX_TARGET_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]
+    pub http_max_target_bytes: Option<usize>,
+
     /// Largest incoming WebSocket message in bytes (fragments together);
     /// larger ones close the connection 1009 [default: 1048576 (1 MiB)]
     #[arg(long, env = "CONVERGER_WS_MAX_MESSAGE_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]

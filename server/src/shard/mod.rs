@@ -211,7 +211,9 @@ impl ShardSetup {
             max_body_bytes: self.config.max_body_bytes,
             idle_timeout: self.config.http_idle_timeout,
             request_timeout: self.config.http_request_timeout,
-            ..Limits::default()
+            max_head_bytes: self.config.http_max_header_bytes,
+            max_headers: self.config.http_max_headers,
+            max_target_bytes: self.config.http_max_target_bytes,
         };
         if self.ready.send(Ok((id, driver))).is_err() {
             return;

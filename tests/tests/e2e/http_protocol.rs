@@ -71,3 +71,62 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     // Then silence: the server closes (reads end) instead of holding it open.
     assert!(conn.is_closed_by_server());
 }
+
+/// Writes `request` whole before reading anything (as Python's urllib and
+/// many HTTP libraries do), then reads to the end: the answer's status line.
+fn send_all_then_read(server: &TestServer, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.http_addr()).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    s.write_all(request).expect("the server reads what the client keeps sending");
+    let mut answer = Vec::new();
+    match s.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) => panic!("read after a full write: {e} (got {} bytes)", answer.len()),
+    }
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_refusal_arrives_even_when_the_client_sends_everything_before_reading() {
+    let server = TestServer::embedded();
+    for (size, tries) in [(1024 * 1024 + 200, 10), (8 * 1024 * 1024, 3)] {
+        let mut request =
+            format!("POST /api/v1/channels HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+        request.resize(request.len() + size, b'x');
+        for _ in 0..tries {
+            assert_eq!(send_all_then_read(&server, &request), "HTTP/1.1 413 Payload Too Large", "{size} bytes");
+        }
+    }
+    let mut big_head = b"GET /health HTTP/1.1\r\n".to_vec();
+    for i in 0..2000 {
+        big_head.extend_from_slice(format!("X-H{i}: {}\r\n", "v".repeat(40)).as_bytes());
+    }
+    big_head.extend_from_slice(b"\r\n");
+    assert!(send_all_then_read(&server, &big_head).starts_with("HTTP/1.1 431"));
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(64 * 1024));
+    assert!(send_all_then_read(&server, long.as_bytes()).starts_with("HTTP/1.1 414"));
+}
+
+#[test]
+fn chunked_request_bodies_are_read_and_limits_are_configurable() {
+    let server = TestServer::embedded_with(&["--http-max-target-bytes", "100", "--http-max-headers", "8"]);
+    let tenant = converger_e2e::api::create_tenant(&server, "chunky");
+    let auth = format!("Authorization: Bearer {}\r\n", tenant.api_key);
+    let body = r#"{"name":"c","type":"websocket"}"#;
+    let (a, b) = body.split_at(10);
+    let chunked = format!(
+        "POST /api/v1/channels HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x};ext=1\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    assert!(send_all_then_read(&server, chunked.as_bytes()).starts_with("HTTP/1.1 201"), "chunked create");
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(100));
+    assert!(send_all_then_read(&server, long.as_bytes()).starts_with("HTTP/1.1 414"));
+    let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert!(send_all_then_read(&server, format!("GET /health HTTP/1.1\r\n{many}\r\n").as_bytes())
+        .starts_with("HTTP/1.1 431"));
+    assert!(
+        send_all_then_read(&server, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
+    );
+}

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::parse::{parse, Limits};
@@ -67,6 +67,36 @@ impl Upgraded {
 impl std::fmt::Debug for Upgraded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upgraded").field("upgrade", &self.upgrade).finish_non_exhaustive()
+    }
+}
+
+/// What a refused client may still send after its answer, read and dropped.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// How long that may take.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Closes after an answer that ends the connection early (413, 414, 431,
+/// 400, 408) so that the answer arrives: closing a socket with unread bytes
+/// makes the kernel send a reset, and a client still writing its body (as
+/// most HTTP libraries do before they read) would see the reset, not the
+/// answer. So: half-close (the client reads the answer, then end of
+/// stream), read and drop what it keeps sending until it stops, up to
+/// [`LINGER_BYTES`] and [`LINGER_TIME`], then close.
+async fn linger(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = std::time::Instant::now() + LINGER_TIME;
+    let (mut dropped, mut buf) = (0usize, vec![0u8; 64 * 1024]);
+    while dropped < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (res, back) = monoio::select! {
+            r = stream.read(buf) => r,
+            _ = monoio::time::sleep(left) => return,
+        };
+        match res {
+            Ok(n) if n > 0 => dropped += n,
+            _ => return,
+        }
+        buf = back;
     }
 }
 
@@ -128,6 +158,9 @@ pub async fn serve<S: Service>(
             }
         }
         if let Some(reason) = close {
+            if matches!(reason, Closed::BadRequest) {
+                linger(&mut stream).await;
+            }
             return reason;
         }
         buf.reserve(READ_CHUNK);
@@ -151,6 +184,7 @@ pub async fn serve<S: Service>(
                     let mut out = Vec::new();
                     Response::error(408, "request_timeout", &why).encode(false, true, &mut out);
                     let _ = stream.write_all(out).await;
+                    linger(&mut stream).await;
                     return Closed::TimedOut;
                 }
             }

@@ -121,6 +121,7 @@ fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         408 => "Request Timeout",
         411 => "Length Required",
+        414 => "URI Too Long",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",

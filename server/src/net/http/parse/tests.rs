@@ -1,5 +1,5 @@
 //! Parser tests: whole requests, a request split at every byte, pipelining,
-//! and every refusal (400, 411, 413, 431).
+//! chunked bodies split anywhere, and every refusal (400, 413, 414, 431, 501).
 
 use bytes::BytesMut;
 
@@ -113,17 +113,72 @@ fn oversized_body_is_413_before_it_arrives() {
 fn oversized_or_too_many_headers_are_431() {
     let long = [&b"GET / HTTP/1.1\r\nX: "[..], &[b'a'; 2000]].concat();
     assert_eq!(parse_all(&long).expect_err("long head").status(), 431, "even before the head ends");
-    let many: Vec<u8> = (0..=MAX_HEADERS).flat_map(|i| format!("H{i}: v\r\n").into_bytes()).collect();
+    let many: Vec<u8> = (0..=limits().max_headers).flat_map(|i| format!("H{i}: v\r\n").into_bytes()).collect();
     let req = [&b"GET / HTTP/1.1\r\n"[..], &many, b"\r\n"].concat();
     let err = Limits { max_head_bytes: 1 << 20, ..limits() };
     let mut buf = BytesMut::from(&req[..]);
     assert_eq!(parse(&mut buf, &err).expect_err("many").status(), 431);
 }
 
+const CHUNKED: &[u8] =
+    b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
+
 #[test]
-fn transfer_encoding_is_refused() {
-    let err = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").expect_err("chunked");
-    assert_eq!(err.status(), 411);
+fn chunked_bodies_are_decoded_even_when_split_at_every_byte() {
+    for split in 0..=CHUNKED.len() {
+        let mut buf = BytesMut::from(&CHUNKED[..split]);
+        let first = parse(&mut buf, &limits()).expect("no error on a prefix");
+        if split < CHUNKED.len() {
+            assert!(first.is_none(), "complete at {split}?");
+            assert_eq!(buf.len(), split);
+            buf.extend_from_slice(&CHUNKED[split..]);
+        }
+        let req = match first {
+            Some(r) => r,
+            None => parse(&mut buf, &limits()).expect("parse").expect("complete"),
+        };
+        assert_eq!(&req.body[..], b"hello, world", "split at {split}");
+        assert!(buf.is_empty());
+    }
+    // The next pipelined request follows the chunked one.
+    let wire = [CHUNKED, b"GET /health HTTP/1.1\r\n\r\n"].concat();
+    let (reqs, left) = parse_all(&wire).expect("parse");
+    assert_eq!((reqs.len(), left, reqs[1].path.as_str()), (2, 0, "/health"));
+}
+
+#[test]
+fn chunked_bodies_are_held_to_the_limit_and_the_grammar() {
+    let head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let err = |body: &str| parse_all(format!("{head}{body}").as_bytes()).expect_err(body);
+    // 64 bytes allowed: the size line alone is enough to refuse, before the data.
+    assert_eq!(err("41\r\n"), ParseError::BodyTooLarge { length: 65, limit: 64 });
+    assert_eq!(err("zz\r\n").status(), 400);
+    assert_eq!(err("3\r\nabcX\r\n").status(), 400, "data longer than its size");
+    assert_eq!(err(&format!("{}\r\n", "1".repeat(16))).status(), 400);
+    assert_eq!(err(&format!("1;{}\r\n", "e".repeat(5000))).status(), 400, "a huge extension");
+}
+
+#[test]
+fn transfer_encodings_other_than_chunked_and_smuggling_shapes_are_refused() {
+    let err = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").expect_err("gzip");
+    assert_eq!((err.status(), err.code()), (501, "not_implemented"));
+    let last = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").expect_err("not last");
+    assert_eq!(last.status(), 400);
     let both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
     assert_eq!(parse_all(both).expect_err("smuggling").status(), 400);
+    let old = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(parse_all(old).expect_err("1.0").status(), 400);
+}
+
+#[test]
+fn an_over_long_target_is_414_even_before_the_line_ends() {
+    let limits = Limits { max_target_bytes: 100, ..limits() };
+    let whole = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(100));
+    let mut buf = BytesMut::from(whole.as_bytes());
+    let err = parse(&mut buf, &limits).expect_err("long");
+    assert_eq!((err.status(), err.code()), (414, "uri_too_long"));
+    let mut buf = BytesMut::from(format!("GET /{}", "a".repeat(200)).as_bytes());
+    assert_eq!(parse(&mut buf, &limits).expect_err("long prefix").status(), 414);
+    let mut buf = BytesMut::from(format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(98)).as_bytes());
+    assert!(parse(&mut buf, &limits).expect("fits").is_some());
 }
