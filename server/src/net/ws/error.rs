@@ -37,6 +37,10 @@ pub enum WsError {
     BadClose(&'static str),
     #[error("text is not valid UTF-8")]
     InvalidUtf8,
+    #[error("a fragmented message has more than the allowed frames")]
+    TooManyFragments,
+    #[error("a fragmented message took longer than allowed to complete")]
+    FragmentsTooSlow,
     #[error("message of {size} bytes exceeds the limit of {limit}")]
     TooBig { size: u64, limit: usize },
 }
@@ -47,6 +51,7 @@ impl WsError {
         match self {
             WsError::InvalidUtf8 => code::INVALID_DATA,
             WsError::TooBig { .. } => code::TOO_BIG,
+            WsError::TooManyFragments | WsError::FragmentsTooSlow => code::POLICY,
             _ => code::PROTOCOL,
         }
     }
@@ -57,6 +62,8 @@ impl WsError {
         match self {
             WsError::InvalidUtf8 => "invalid utf-8",
             WsError::TooBig { .. } => "message too big",
+            WsError::TooManyFragments => "too many fragments",
+            WsError::FragmentsTooSlow => "fragmented message too slow",
             _ => "protocol error",
         }
     }

@@ -9,7 +9,10 @@
 //! control frames are final and ≤ 125 bytes and may arrive between the
 //! fragments of a data message, a text message is valid UTF-8 once whole, and
 //! a message's size is checked against the limit from the declared frame
-//! length, before any of its payload is buffered.
+//! length, before any of its payload is buffered. A fragmented message is
+//! also bounded in frames ([`MAX_FRAGMENTS`]) and time ([`MAX_FRAGMENTED_TIME`]),
+//! and every frame is reported ([`Message::Fragment`]) so it counts against
+//! the connection's rate limit.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -61,6 +64,24 @@ pub enum Message {
     Pong(Bytes),
     /// `None` when the close frame carried no code.
     Close(Option<CloseFrame>),
+    /// A data frame that does not end its message: nothing to hand on, but
+    /// reported so the reader counts every frame against the rate limit
+    /// (an endless run of empty continuations must cost the client, not us).
+    Fragment,
+}
+
+/// Frames one fragmented message may take; more closes 1008.
+pub const MAX_FRAGMENTS: u32 = 256;
+/// Time from a fragmented message's first frame to its last; longer closes 1008.
+pub const MAX_FRAGMENTED_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A data message whose fragments are still arriving.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    data: BytesMut,
+    frames: u32,
+    started: std::time::Instant,
 }
 
 /// A frame header as read from the wire.
@@ -115,56 +136,68 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
 #[derive(Debug)]
 pub struct Decoder {
     max_message: usize,
-    /// The fragments so far of a data message (`true` = text).
-    partial: Option<(bool, BytesMut)>,
+    max_fragments: u32,
+    max_fragmented_time: std::time::Duration,
+    /// The fragments so far of a data message.
+    partial: Option<Partial>,
 }
 
 impl Decoder {
     /// A decoder refusing messages (the sum of their fragments) over `max_message` bytes.
     pub fn new(max_message: usize) -> Decoder {
-        Decoder { max_message, partial: None }
+        Decoder::with_fragment_limits(max_message, MAX_FRAGMENTS, MAX_FRAGMENTED_TIME)
     }
 
-    /// Takes the next complete message off the front of `buf`. `Ok(None)`
-    /// means more bytes are needed; fragments already consumed stay here.
+    /// A decoder with other bounds on a fragmented message's frames and time.
+    pub fn with_fragment_limits(max_message: usize, frames: u32, time: std::time::Duration) -> Decoder {
+        Decoder { max_message, max_fragments: frames, max_fragmented_time: time, partial: None }
+    }
+
+    /// Takes the next frame off the front of `buf`: a complete message, or
+    /// [`Message::Fragment`] for a fragment kept here. `Ok(None)` means more
+    /// bytes are needed.
     /// After an error the connection must be closed with its code.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WsError> {
-        loop {
-            let Some(h) = parse_header(buf)? else {
-                return Ok(None);
-            };
-            self.check(&h)?;
-            // `check` bounded `len` by the message limit (or 125), so it fits a usize.
-            let total = h.header_len + h.len as usize;
-            if buf.len() < total {
-                buf.reserve(total - buf.len());
-                return Ok(None);
+        let Some(h) = parse_header(buf)? else {
+            return Ok(None);
+        };
+        self.check(&h)?;
+        // `check` bounded `len` by the message limit (or 125), so it fits a usize.
+        let total = h.header_len + h.len as usize;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(None);
+        }
+        let mut payload = buf.split_to(total);
+        payload.advance(h.header_len);
+        unmask(&mut payload, h.mask);
+        match (h.opcode, self.partial.take()) {
+            (Opcode::Close, partial) => {
+                self.partial = partial;
+                parse_close(&payload).map(|c| Some(Message::Close(c)))
             }
-            let mut payload = buf.split_to(total);
-            payload.advance(h.header_len);
-            unmask(&mut payload, h.mask);
-            match (h.opcode, self.partial.take()) {
-                (Opcode::Close, partial) => {
-                    self.partial = partial;
-                    return parse_close(&payload).map(|c| Some(Message::Close(c)));
+            (Opcode::Ping, partial) => {
+                self.partial = partial;
+                Ok(Some(Message::Ping(payload.freeze())))
+            }
+            (Opcode::Pong, partial) => {
+                self.partial = partial;
+                Ok(Some(Message::Pong(payload.freeze())))
+            }
+            (op, None) if h.fin => finish(op == Opcode::Text, payload).map(Some),
+            (op, None) => {
+                let started = std::time::Instant::now();
+                self.partial = Some(Partial { text: op == Opcode::Text, data: payload, frames: 1, started });
+                Ok(Some(Message::Fragment))
+            }
+            (_, Some(mut p)) => {
+                p.frames += 1;
+                p.data.extend_from_slice(&payload);
+                if h.fin {
+                    return finish(p.text, p.data).map(Some);
                 }
-                (Opcode::Ping, partial) => {
-                    self.partial = partial;
-                    return Ok(Some(Message::Ping(payload.freeze())));
-                }
-                (Opcode::Pong, partial) => {
-                    self.partial = partial;
-                    return Ok(Some(Message::Pong(payload.freeze())));
-                }
-                (op, None) if h.fin => return finish(op == Opcode::Text, payload).map(Some),
-                (op, None) => self.partial = Some((op == Opcode::Text, payload)),
-                (_, Some((text, mut data))) => {
-                    data.extend_from_slice(&payload);
-                    if h.fin {
-                        return finish(text, data).map(Some);
-                    }
-                    self.partial = Some((text, data));
-                }
+                self.partial = Some(p);
+                Ok(Some(Message::Fragment))
             }
         }
     }
@@ -183,7 +216,9 @@ impl Decoder {
         let so_far = match (&self.partial, h.opcode) {
             (None, Opcode::Continuation) => return Err(WsError::StrayContinuation),
             (Some(_), Opcode::Text | Opcode::Binary) => return Err(WsError::Interleaved),
-            (Some((_, data)), _) => data.len() as u64,
+            (Some(p), _) if p.frames >= self.max_fragments => return Err(WsError::TooManyFragments),
+            (Some(p), _) if p.started.elapsed() > self.max_fragmented_time => return Err(WsError::FragmentsTooSlow),
+            (Some(p), _) => p.data.len() as u64,
             (None, _) => 0,
         };
         let size = so_far.saturating_add(h.len);

@@ -9,7 +9,9 @@ fn decode_all(d: &mut Decoder, bytes: &[u8]) -> Result<Vec<Message>, WsError> {
     let mut buf = BytesMut::from(bytes);
     let mut out = Vec::new();
     while let Some(m) = d.decode(&mut buf)? {
-        out.push(m);
+        if m != Message::Fragment {
+            out.push(m);
+        }
     }
     Ok(out)
 }
@@ -164,4 +166,29 @@ fn server_encoders_write_unmasked_final_frames() {
         let built = encode::frame_with(Opcode::Text, 0, |out| out.extend_from_slice(&vec![b'a'; len]));
         assert_eq!(built, encode::frame(Opcode::Text, &vec![b'a'; len]), "{len}");
     }
+}
+
+#[test]
+fn every_fragment_is_reported_and_a_fragmented_message_is_bounded_in_frames_and_time() {
+    let first = masked_raw(0x01, b"a");
+    let empty = masked_raw(0x00, b"");
+    let last = masked_raw(0x80, b"b");
+    let mut d = Decoder::new(1 << 20);
+    let mut buf = BytesMut::from(&[first.clone(), empty.clone(), last][..].concat()[..]);
+    assert_eq!(d.decode(&mut buf), Ok(Some(Message::Fragment)));
+    assert_eq!(d.decode(&mut buf), Ok(Some(Message::Fragment)));
+    assert_eq!(d.decode(&mut buf), Ok(Some(Message::Text(Bytes::from_static(b"ab")))));
+
+    let mut d = Decoder::with_fragment_limits(1 << 20, 3, std::time::Duration::from_secs(60));
+    let wire = [first.clone(), empty.clone(), empty.clone(), empty.clone()].concat();
+    let got = decode_all(&mut d, &wire);
+    assert_eq!(got, Err(WsError::TooManyFragments));
+    assert_eq!(WsError::TooManyFragments.close_code(), 1008);
+
+    let mut d = Decoder::with_fragment_limits(1 << 20, 100, std::time::Duration::ZERO);
+    let mut buf = BytesMut::from(&first[..]);
+    assert_eq!(d.decode(&mut buf), Ok(Some(Message::Fragment)));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let mut buf = BytesMut::from(&empty[..]);
+    assert_eq!(d.decode(&mut buf), Err(WsError::FragmentsTooSlow));
 }

@@ -1,5 +1,5 @@
 //! The reader task of one socket: reads, decodes, answers pings, applies the
-//! message-rate limit, and hands complete messages to the session through a
+//! rate limit to every frame (fragments and pings included), and hands complete messages to the session through a
 //! small bounded channel (so a busy session stops the reads, and TCP slows the
 //! client, instead of messages piling up here).
 //!
@@ -84,7 +84,7 @@ impl Reader {
                         Message::Text(t) => self.deliver(Incoming::Text(t)).await,
                         Message::Binary(b) => self.deliver(Incoming::Binary(b)).await,
                         Message::Ping(p) => self.queue.borrow_mut().push_control(encode::pong(&p)),
-                        Message::Pong(_) => {}
+                        Message::Pong(_) | Message::Fragment => {}
                         Message::Close(frame) => return Box::pin(self.answer_client_close(frame)).await,
                     }
                 }

@@ -231,6 +231,18 @@ fn message_rate_over_the_limit_closes_1008() {
     assert_eq!(closed_by_server(&h), (1008, "rate limit".into()));
 }
 
+/// An endless fragmented message of empty continuations: every frame counts
+/// against the rate limit, so it ends like any other flood.
+#[test]
+fn endless_empty_continuation_frames_hit_the_rate_limit() {
+    let h = start(WsLimits { messages_per_second: 5, ..limits() });
+    let mut c = Client::open(&h, "/echo", b"");
+    let flood = [masked_raw(0x01, b"x"), masked_raw(0x00, b"").repeat(50)].concat();
+    c.send(&flood);
+    assert_eq!(c.expect_close(), (1008, "rate limit".into()));
+    assert_eq!(closed_by_server(&h), (1008, "rate limit".into()));
+}
+
 #[test]
 fn a_client_that_stops_reading_is_closed_1008_and_others_are_served() {
     let h = start(WsLimits { send_queue_bytes: 64 * 1024, ..limits() });
