@@ -8,6 +8,7 @@ use converger_storage::StoreError;
 use serde_json::json;
 use tracing::{error, warn};
 
+use crate::adapters::InboundError;
 use crate::auth::AuthError;
 use crate::net::http::Response;
 use crate::service::{PublishError, ServiceError};
@@ -129,13 +130,20 @@ impl ApiError {
         }
         let message = self.public_message();
         let response = match &self {
+            // Every validation_failed names its field, an inbound adapter's too.
             ApiError::Service(
-                ServiceError::Validation { field, .. } | ServiceError::InvalidJson { field: Some(field), .. },
+                ServiceError::Validation { field, .. }
+                | ServiceError::InvalidJson { field: Some(field), .. }
+                | ServiceError::Inbound(InboundError::Invalid { field, .. }),
             ) => Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}})),
             _ => Response::error(status, code, &message),
         };
         match self {
             ApiError::MethodNotAllowed { allow, .. } => response.with_header("allow", allow),
+            // An adapter's 405 (a GET to a channel type that takes POST only) says so too.
+            ApiError::Service(ServiceError::Inbound(InboundError::MethodNotAllowed { allow, .. })) => {
+                response.with_header("allow", allow)
+            }
             // Both are momentary: tell clients when to come back.
             _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),
             _ if status == 401 => response.with_header("www-authenticate", "Bearer"),
@@ -169,6 +177,27 @@ mod tests {
         let r = ApiError::MethodNotAllowed { method: "POST".into(), allow: "GET, HEAD".into() }.into_response();
         assert_eq!(r.status, 405);
         assert!(r.headers.iter().any(|(n, v)| *n == "allow" && v == "GET, HEAD"));
+    }
+
+    #[test]
+    fn an_adapters_method_not_allowed_carries_allow_too() {
+        let e = InboundError::MethodNotAllowed { method: "GET".into(), allow: "POST" };
+        let r = ApiError::from(ServiceError::Inbound(e)).into_response();
+        assert_eq!(r.status, 405);
+        assert_eq!(body(&r)["error"]["code"], "method_not_allowed");
+        assert!(r.headers.iter().any(|(n, v)| *n == "allow" && v == "POST"), "{:?}", r.headers);
+    }
+
+    #[test]
+    fn an_adapters_validation_failure_names_its_field_like_every_other() {
+        let e = InboundError::invalid("results", "is required (an array)");
+        let r = ApiError::from(ServiceError::Inbound(e)).into_response();
+        assert_eq!(r.status, 422);
+        let v = body(&r);
+        assert_eq!(
+            (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (Some("validation_failed"), Some("results"))
+        );
     }
 
     #[test]

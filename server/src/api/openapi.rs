@@ -66,6 +66,62 @@ mod tests {
         }
     }
 
+    /// `v`, or what its `$ref` points at.
+    fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).expect("resolves"),
+            None => v,
+        }
+    }
+
+    fn operations(doc: &Value) -> impl Iterator<Item = (&String, &String, &Value)> {
+        doc["paths"].as_object().expect("paths").iter().flat_map(|(path, item)| {
+            item.as_object().expect("path item").iter().map(move |(method, op)| (method, path, op))
+        })
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared_and_no_other() {
+        let doc = document();
+        for (method, path, op) in operations(&doc) {
+            let in_path: BTreeSet<&str> =
+                path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect();
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| resolve(&doc, p)).filter(|p| p["in"] == "path").collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| {
+                    assert_eq!(p["required"], true, "{method} {path}: path parameter {} must be required", p["name"]);
+                    p["name"].as_str().expect("name")
+                })
+                .collect();
+            assert_eq!(in_path, declared, "{method} {path}: path parameters");
+        }
+    }
+
+    #[test]
+    fn every_error_is_the_error_shape_and_bodies_document_their_refusals() {
+        let doc = document();
+        for (method, path, op) in operations(&doc) {
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let schema = &resolve(&doc, response)["content"]["application/json"]["schema"];
+                let refs = |s: &Value| s["$ref"] == "#/components/schemas/Error";
+                let shaped = refs(schema) || schema["allOf"].as_array().is_some_and(|all| all.iter().any(refs));
+                assert!(shaped, "{method} {path} {status}: not the Error schema");
+            }
+            if op.get("requestBody").is_some_and(|b| b["required"] == true) {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{method} {path} takes a JSON body but lacks {status}");
+                }
+            }
+        }
+    }
+
     fn collect_refs(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(map) => {

@@ -146,6 +146,32 @@ fn infobip_results_are_accepted_with_the_channel_secret_only() {
     assert_eq!(acts[0]["text"], "Support hello");
 }
 
+#[test]
+fn get_is_405_with_allow_on_types_that_take_post_only_and_head_verifies_like_get() {
+    let server = TestServer::embedded();
+    let tenant = create_tenant(&server, "inbound-methods");
+    let api = Client::bearer(&server, &tenant.api_key);
+    let hook = channel(&api, "webhook", json!({"url": "http://127.0.0.1:9/out"}));
+    let ib =
+        channel(&api, "whatsapp_infobip", json!({"api_key": "k", "sender": "1", "base_url": "http://127.0.0.1:9"}));
+    for (c, suffix) in [(&hook, String::new()), (&ib, format!("/{}", ib["secret"].as_str().expect("secret")))] {
+        let path = format!("/api/v1/channels/{}/inbound{suffix}", c["id"].as_str().expect("id"));
+        let r = server.get(&path);
+        assert_error(&r, 405, "method_not_allowed");
+        assert_eq!(r.header("allow"), Some("POST"), "{path}: {:?}", r.headers);
+    }
+    let config =
+        json!({"phone_number_id": "1", "access_token": "t", "verify_token": "v", "api_base": "http://127.0.0.1:9"});
+    let meta = channel(&api, "whatsapp_meta", config);
+    let path = format!(
+        "/api/v1/channels/{}/inbound?hub.mode=subscribe&hub.challenge=77&hub.verify_token=v",
+        meta["id"].as_str().expect("id")
+    );
+    let head = server.request("HEAD", &path, &[], b"");
+    assert_eq!(head.status, 200, "HEAD answers like GET: {:?}", head.headers);
+    assert_eq!(head.header("content-length"), Some("2"));
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
