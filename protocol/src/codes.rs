@@ -94,7 +94,7 @@ catalogue! {
     BadRequest = 3001, "bad_request", Some(400),
         "A malformed HTTP request or query string.";
     InvalidJson = 3002, "invalid_json", Some(400),
-        "A body or a JSON field that is not JSON, or not the JSON type required.";
+        "A body or a JSON field that is not strict JSON (docs/api.md \"Strict JSON\").";
     InvalidParameter = 3003, "invalid_parameter", Some(400),
         "A query parameter does not parse.";
     ValidationFailed = 3004, "validation_failed", Some(422),
