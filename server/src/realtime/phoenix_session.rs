@@ -252,13 +252,13 @@ impl Session {
 }
 
 /// The `response` of an error reply: a reason, the API's error code, and the
-/// field for a validation error. Internal details stay in the log.
+/// field the error names (see [`ServiceError::field`]). Internal details stay in the log.
 fn error_response(e: &ServiceError) -> Value {
     let (status, code) = service_status(e);
     let reason = if status >= 500 && code != "overloaded" { code.replace('_', " ") } else { e.to_string() };
     let mut response = json!({"reason": reason, "code": code});
-    if let ServiceError::Validation { field, .. } = e {
-        response["field"] = Value::String(field.clone());
+    if let Some(field) = e.field() {
+        response["field"] = Value::String(field.to_string());
     }
     response
 }
