@@ -1,6 +1,8 @@
 //! [`ApiError`]: every way an API request can fail, mapped once, here, to an
 //! HTTP status, a snake_case code and the JSON error shape
-//! `{"error":{"code","message"}}` (validation errors add `"field"`). Storage
+//! `{"error":{"code","message"}}`, plus `"field"` when the error names one
+//! ([`ServiceError::field`]: validation errors, an inbound body's shape, JSON
+//! that came in one field). Storage
 //! errors keep their source for the log, but internal details never reach the
 //! client.
 
@@ -130,12 +132,9 @@ impl ApiError {
         }
         let message = self.public_message();
         let response = match &self {
-            // Every validation_failed names its field, an inbound adapter's too.
-            ApiError::Service(
-                ServiceError::Validation { field, .. }
-                | ServiceError::InvalidJson { field: Some(field), .. }
-                | ServiceError::Inbound(InboundError::Invalid { field, .. }),
-            ) => Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}})),
+            ApiError::Service(e) if e.field().is_some() => {
+                Response::json(status, &json!({"error": {"code": code, "message": message, "field": e.field()}}))
+            }
             _ => Response::error(status, code, &message),
         };
         match self {
@@ -227,5 +226,22 @@ mod tests {
             body(&r),
             json!({"error": {"code": "validation_failed", "message": "`sender` is required", "field": "sender"}})
         );
+    }
+
+    #[test]
+    fn an_inbound_webhook_refused_by_its_adapter_names_the_field_like_every_422() {
+        let e =
+            crate::adapters::InboundError::Invalid { field: "entry[0].changes".into(), message: "is required".into() };
+        let r = ApiError::from(ServiceError::from(e)).into_response();
+        assert_eq!(r.status, 422);
+        assert_eq!(
+            body(&r),
+            json!({"error": {"code": "validation_failed", "message": "`entry[0].changes`: is required",
+                             "field": "entry[0].changes"}})
+        );
+        // Other inbound refusals carry no field.
+        let r = ApiError::from(ServiceError::from(crate::adapters::InboundError::BadRequest("not JSON".into())))
+            .into_response();
+        assert_eq!(body(&r), json!({"error": {"code": "bad_request", "message": "not JSON"}}));
     }
 }

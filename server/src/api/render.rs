@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{ApiError, Params};
 use crate::adapters::standard_webhooks;
 use crate::net::http::Response;
+use crate::service::input::parse_id;
 
 #[derive(Serialize)]
 struct List<'a, T> {
@@ -39,9 +40,10 @@ pub fn channel_with_secret(status: u16, channel: &Channel) -> Response {
     Response::json(status, &WithSecret { channel, secret: &channel.secret, webhook_signing_key })
 }
 
-/// The `{id}` path parameter. A malformed id names nothing: 404, like an unknown one.
+/// The `{id}` path parameter. A malformed id (any but the canonical form, see
+/// [`parse_id`]) names nothing: 404, like an unknown one.
 pub fn path_id(params: &Params, entity: Entity) -> Result<Id, ApiError> {
-    params.get("id").and_then(|s| Id::parse_str(s).ok()).ok_or(ApiError::from(StoreError::NotFound(entity)))
+    params.get("id").and_then(parse_id).ok_or(ApiError::from(StoreError::NotFound(entity)))
 }
 
 #[cfg(test)]
@@ -49,6 +51,20 @@ mod tests {
     use converger_storage::{Json, Status, Timestamp};
 
     use super::*;
+
+    #[test]
+    fn a_path_id_in_any_but_the_canonical_form_names_nothing() {
+        let id = converger_storage::new_id();
+        let read = |s: String| path_id(&Params(vec![("id", s)]), Entity::Channel);
+        assert_eq!(read(id.to_string()).expect("canonical"), id);
+        assert_eq!(read(id.to_string().to_uppercase()).expect("either case"), id);
+        for lenient in [id.simple().to_string(), format!("{{{id}}}"), format!("urn:uuid:{id}")] {
+            match read(lenient.clone()) {
+                Err(e) => assert_eq!((e.status(), e.code()), (404, "not_found"), "{lenient}"),
+                Ok(_) => panic!("{lenient} read as an id"),
+            }
+        }
+    }
 
     #[test]
     fn secret_only_where_asked_and_pages_carry_the_cursor() {

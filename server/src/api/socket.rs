@@ -14,13 +14,13 @@ use crate::realtime::phoenix_session;
 
 pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
     let query = Query::parse(request.query.as_deref())?;
-    if query.get("vsn") != Some("2.0.0") {
+    if query.get("vsn")? != Some("2.0.0") {
         return Err(ApiError::BadRequest(
             "this socket speaks the Phoenix V2 serializer: connect with `vsn=2.0.0` (V1 is not supported)".into(),
         ));
     }
     let token =
-        query.get("token").ok_or(AuthError::Invalid("a `token` query parameter (a client token) is required"))?;
+        query.get("token")?.ok_or(AuthError::Invalid("a `token` query parameter (a client token) is required"))?;
     let claims = app.hub.verify_token(token)?;
     let Some(realtime) = app.realtime.clone() else {
         return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
@@ -41,7 +41,7 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
 /// the credential as on TCP.
 pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
     let query = Query::parse(request.query.as_deref())?;
-    let token = query.get("token").map(str::to_string);
+    let token = query.get("token")?.map(str::to_string);
     if let Some(token) = &token {
         app.hub.verify_token(token)?;
     }

@@ -5,8 +5,11 @@
 //!
 //! Verification order: three base64url parts → header says `HS256` (anything
 //! else, `none` included, is refused before the signature is looked at) →
-//! signature checked in constant time → claims parsed → `exp` checked with
-//! [`LEEWAY_SECS`] of clock skew allowed.
+//! signature checked in constant time → claims parsed → the time claims
+//! checked, each with [`LEEWAY_SECS`] of clock skew allowed: `exp` not past,
+//! `nbf` (optional) not ahead, `iat` not ahead. A token issued "in the future"
+//! was not issued by a server with a sane clock: whoever holds a key that signs
+//! such tokens could otherwise mint ones that outlive any expiry policy.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 pub const ALG: &str = "HS256";
-/// Clock skew tolerated on `exp`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
 
 /// What a client token says: who (`sub`, the sender id) may do what in which
@@ -31,6 +34,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// Not valid before, seconds since the Unix epoch (RFC 7519 §4.1.5).
+    /// This server never sets it; a token that carries it is honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Unique token id (for logs and future revocation).
     pub jti: String,
 }
@@ -46,6 +53,12 @@ pub enum JwtError {
     BadSignature,
     #[error("token expired")]
     Expired,
+    /// `nbf` is later than now (beyond the leeway).
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// `iat` is later than now (beyond the leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,14 +79,27 @@ pub fn sign(claims: &Claims, key: &[u8]) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
-/// The claims of a token signed with `key` and not expired at `now` (Unix seconds).
+/// The claims of a token signed with `key` and valid at `now` (Unix seconds).
 pub fn verify(token: &str, key: &[u8], now: i64) -> Result<Claims, JwtError> {
     let payload = verified_payload(token, key)?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed("claims"))?;
+    check_times(&claims, now)?;
+    Ok(claims)
+}
+
+/// `exp`, `nbf` and `iat` against `now`, each with [`LEEWAY_SECS`].
+fn check_times(claims: &Claims, now: i64) -> Result<(), JwtError> {
+    let ahead = |t: i64| t > now.saturating_add(LEEWAY_SECS);
     if now > claims.exp.saturating_add(LEEWAY_SECS) {
         return Err(JwtError::Expired);
     }
-    Ok(claims)
+    if claims.nbf.is_some_and(ahead) {
+        return Err(JwtError::NotYetValid);
+    }
+    if ahead(claims.iat) {
+        return Err(JwtError::IssuedInFuture);
+    }
+    Ok(())
 }
 
 /// The payload bytes of an HS256 token whose signature verifies with `key`.
@@ -117,6 +143,7 @@ mod tests {
             conversation_id: Id::max(),
             iat: 1_000,
             exp,
+            nbf: None,
             jti: "j1".into(),
         }
     }
@@ -138,6 +165,26 @@ mod tests {
         assert!(verify(&token, b"k", 2_000 + LEEWAY_SECS).is_ok(), "within the leeway");
         assert_eq!(verify(&token, b"k", 2_001 + LEEWAY_SECS), Err(JwtError::Expired));
         assert_eq!(verify(&token, b"other", 1_500), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn refuses_nbf_and_iat_ahead_of_now_beyond_the_leeway() {
+        let now = 10_000;
+        let year = 365 * 24 * 3600;
+        let at = |iat: i64, nbf: Option<i64>| {
+            let c = Claims { iat, nbf, exp: now + 3600, ..claims(0) };
+            verify(&sign(&c, b"k"), b"k", now)
+        };
+        assert!(at(now, None).is_ok());
+        assert!(at(now + LEEWAY_SECS, Some(now + LEEWAY_SECS)).is_ok(), "within the leeway");
+        assert!(at(now - 60, Some(now - 60)).is_ok(), "both in the past");
+        assert_eq!(at(now + LEEWAY_SECS + 1, None), Err(JwtError::IssuedInFuture));
+        assert_eq!(at(now + year, None), Err(JwtError::IssuedInFuture));
+        assert_eq!(at(now, Some(now + LEEWAY_SECS + 1)), Err(JwtError::NotYetValid));
+        assert_eq!(at(now, Some(now + 24 * 3600)), Err(JwtError::NotYetValid));
+        // No overflow at the extremes.
+        assert_eq!(at(i64::MAX, Some(i64::MAX)), Err(JwtError::NotYetValid));
+        assert!(verify(&sign(&claims(i64::MAX), b"k"), b"k", i64::MAX).is_ok());
     }
 
     #[test]

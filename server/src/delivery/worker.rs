@@ -108,6 +108,18 @@ pub async fn run(
     debug!("delivery worker stopped");
 }
 
+/// The outcome of a request that got no HTTP answer. The guard's refusal of
+/// the destination (a name without a public address) reaches us wrapped in
+/// the HTTP client's connect error: it is permanent, as a literal private IP
+/// is, while anything else (refused connection, timeout, DNS failure) may
+/// pass on a later attempt.
+fn send_failure(e: &reqwest::Error) -> ResponseOutcome {
+    match guard::refusal_in(e) {
+        Some(refused) => ResponseOutcome::Failed { error: refused.to_string() },
+        None => ResponseOutcome::network(e),
+    }
+}
+
 /// How long a channel read by the worker is used before it is read again.
 const CHANNEL_TTL: Duration = Duration::from_secs(1);
 /// Channels and conversations remembered; past this the memory starts over.
@@ -191,12 +203,12 @@ impl Worker {
                 Err(error) => ResponseOutcome::Retry { error },
             },
             Delivery::Http(request) => {
-                if let (false, Err(error)) = (self.settings.allow_private, guard::check_url(&request.url)) {
-                    return Ok(ResponseOutcome::Failed { error });
+                if let (false, Err(refused)) = (self.settings.allow_private, guard::check_url(&request.url)) {
+                    return Ok(ResponseOutcome::Failed { error: refused.to_string() });
                 }
                 match self.send(request).await {
                     Ok((status, body)) => adapter.interpret_response(status, &body),
-                    Err(e) => ResponseOutcome::network(e),
+                    Err(e) => send_failure(&e),
                 }
             }
         })
@@ -248,5 +260,37 @@ impl Worker {
         // An answer's body only matters for the ids and errors adapters read from it.
         let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
         Ok((status, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A request through the guarded client (as the worker builds it without
+    /// `--delivery-allow-private`), skipping the worker's URL check so the
+    /// resolver is what refuses.
+    async fn guarded_send(url: &str) -> reqwest::Error {
+        let http = reqwest::Client::builder().dns_resolver(Arc::new(guard::PublicOnly)).build().expect("client");
+        http.post(url).send().await.expect_err("the guard refuses before connecting")
+    }
+
+    #[tokio::test]
+    async fn a_destination_refused_by_the_resolver_is_a_permanent_failure() {
+        for url in ["http://localhost:1/x", "http://localhost.:1/x", "http://api.localhost:1/x"] {
+            match send_failure(&guarded_send(url).await) {
+                ResponseOutcome::Failed { error } => assert!(error.contains("loopback name"), "{url}: {error}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_failure_is_retried() {
+        // Nothing listens on port 1 of loopback; the unguarded client connects and is refused.
+        let e = reqwest::Client::new().post("http://127.0.0.1:1/x").send().await.expect_err("refused");
+        assert!(matches!(send_failure(&e), ResponseOutcome::Retry { .. }), "{e}");
     }
 }

@@ -26,6 +26,7 @@ use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
 use crate::service::activities::{typing_state, ActivityInput};
 use crate::service::caller::{token_sender, unix_now};
+use crate::service::input::parse_id;
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
 
@@ -116,7 +117,7 @@ impl Session {
     }
 
     async fn join(&mut self, m: Inbound, payload: Map<String, Value>) {
-        let Some(conversation) = m.topic.strip_prefix("conversation:").and_then(|id| id.parse::<Id>().ok()) else {
+        let Some(conversation) = m.topic.strip_prefix("conversation:").and_then(parse_id) else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
         if conversation != self.claims.conversation_id {
@@ -126,7 +127,9 @@ impl Session {
                 json!({"reason": "unauthorized: the token is for another conversation"}),
             );
         }
-        if self.joined.contains_key(&m.topic) {
+        // By conversation, not by topic text: the id may be written in either
+        // case, and two spellings must not subscribe twice.
+        if self.joined.values().any(|j| j.conversation == conversation) {
             return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
         }
         let last_seq = match payload.get("last_seq") {
@@ -249,13 +252,13 @@ impl Session {
 }
 
 /// The `response` of an error reply: a reason, the API's error code, and the
-/// field for a validation error. Internal details stay in the log.
+/// field the error names (see [`ServiceError::field`]). Internal details stay in the log.
 fn error_response(e: &ServiceError) -> Value {
     let (status, code) = service_status(e);
     let reason = if status >= 500 && code != "overloaded" { code.replace('_', " ") } else { e.to_string() };
     let mut response = json!({"reason": reason, "code": code});
-    if let ServiceError::Validation { field, .. } = e {
-        response["field"] = Value::String(field.clone());
+    if let Some(field) = e.field() {
+        response["field"] = Value::String(field.to_string());
     }
     response
 }

@@ -43,6 +43,18 @@ impl ServiceError {
     pub fn bad_json(field: impl Into<String>, error: JsonError) -> ServiceError {
         ServiceError::InvalidJson { field: Some(field.into()), error }
     }
+
+    /// The input field the error names, for the `field` every transport
+    /// shows beside the code: the one place that knows which errors have one
+    /// (an adapter's refusal of an inbound webhook's body included).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ServiceError::Validation { field, .. }
+            | ServiceError::InvalidJson { field: Some(field), .. }
+            | ServiceError::Inbound(crate::adapters::InboundError::Invalid { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
 }
 
 fn in_field(field: &Option<String>) -> String {

@@ -4,11 +4,34 @@
 //!
 //! Rules: unknown fields are refused (a typo such as `idempotencyKey` must not
 //! be silently ignored); `null` is the same as an absent field.
+//!
+//! [`parse_id`] is the one reading of an id a client wrote, wherever it is
+//! written: a body field, a URL path, a query parameter, a Phoenix topic.
 
 use converger_storage::{Id, Json};
 use serde_json::{Map, Value};
 
 use super::{ServiceError, ServiceResult};
+
+/// An id as a client writes it: the canonical hyphenated form
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (8-4-4-4-12 hex digits, either
+/// case), the form the server answers with. The other spellings the `uuid`
+/// crate also reads (32 digits without dashes, `{…}`, `urn:uuid:…`) are
+/// refused: one id has one spelling, so it cannot slip past a comparison,
+/// a cache or a log search written against the canonical one.
+pub fn parse_id(text: &str) -> Option<Id> {
+    let bytes = text.as_bytes();
+    let canonical = bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if canonical {
+        Id::try_parse(text).ok()
+    } else {
+        None
+    }
+}
 
 /// A JSON object whose fields are read by name.
 pub struct Fields {
@@ -91,9 +114,9 @@ impl Fields {
     pub fn id(&self, name: &str) -> ServiceResult<Option<Id>> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Id::parse_str(s)
-                .map(Some)
-                .map_err(|_| ServiceError::invalid(name, format!("`{name}` is not a valid id"))),
+            Some(Value::String(s)) => {
+                parse_id(s).map(Some).ok_or_else(|| ServiceError::invalid(name, format!("`{name}` is not a valid id")))
+            }
             Some(_) => Err(ServiceError::invalid(name, format!("`{name}` must be an id string"))),
         }
     }
@@ -164,6 +187,29 @@ mod tests {
         assert_eq!(field_of(f.id("id").expect_err("id")), "id");
         assert_eq!(field_of(f.integer("n", 6..=9).expect_err("range")), "n");
         assert_eq!(f.string("null", 10).expect("null is absent"), None);
+    }
+
+    #[test]
+    fn ids_are_read_only_in_the_canonical_hyphenated_form() {
+        let id = converger_storage::new_id();
+        let canonical = id.to_string();
+        assert_eq!(parse_id(&canonical), Some(id));
+        assert_eq!(parse_id(&canonical.to_uppercase()), Some(id), "either case");
+        for lenient in [
+            id.simple().to_string(),
+            format!("{{{canonical}}}"),
+            format!("urn:uuid:{canonical}"),
+            format!(" {canonical}"),
+            format!("{canonical}\n"),
+            canonical.replacen('-', "", 1) + "0",
+            canonical.replace('-', "_"),
+            canonical[..35].to_string() + "g",
+            "".to_string(),
+        ] {
+            assert_eq!(parse_id(&lenient), None, "{lenient}");
+        }
+        let f = fields(json!({"id": id.simple().to_string()}), &["id"]).expect("fields");
+        assert_eq!(field_of(f.id("id").expect_err("dashless")), "id");
     }
 
     #[test]

@@ -61,6 +61,7 @@ impl Hub {
             conversation_id: conversation.id,
             iat: now,
             exp: now + input.ttl_seconds,
+            nbf: None,
             jti: new_id().to_string(),
         };
         Ok(self.sign(claims))

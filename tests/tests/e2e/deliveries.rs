@@ -196,3 +196,21 @@ fn deliveries_to_private_addresses_are_refused_unless_allowed() {
     assert!(d["last_error"].as_str().is_some_and(|e| e.contains("not a public address")), "{d}");
     assert!(receiver.requests().is_empty(), "nothing reached the loopback receiver");
 }
+
+#[test]
+fn a_delivery_to_a_loopback_name_fails_at_once_without_retries() {
+    // Without --delivery-allow-private, and a fast retry schedule: a retry, if
+    // there were one, would show within the poll.
+    let server = TestServer::embedded_with(&["--delivery-allow-private", "false", "--delivery-retry-base-ms", "10"]);
+    let tenant = create_tenant(&server, "loopback");
+    let api = Client::bearer(&server, &tenant.api_key);
+    for url in ["http://localhost:1/x", "http://localhost.:1/x"] {
+        let (_, path) = webhook_conversation(&api, url);
+        let a = expect(&api.post(&path, &json!({"sender": "alice", "text": "inward"})), 201);
+        let d = delivery_of(&api, a["id"].as_str().expect("id"), |d| d["status"] != "pending");
+        assert_eq!((d["status"].as_str(), d["attempts"].as_i64()), (Some("failed"), Some(1)), "{url}: {d}");
+        let error = d["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("localhost") && error.contains("--delivery-allow-private"), "{url}: {d}");
+        assert!(!error.contains("gave up"), "refused, not retried: {d}");
+    }
+}

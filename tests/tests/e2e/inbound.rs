@@ -75,8 +75,13 @@ fn a_signed_webhook_creates_one_activity_and_a_repeat_or_a_forgery_creates_none(
     let garbage = "{not json";
     let bad = post("msg_2", &sign("msg_2", garbage, &key), garbage);
     assert_eq!(bad.status, 400, "{}", bad.text());
+    // Like every 422, a refused shape names its field.
     let shapeless = json!({"sender": "x"}).to_string();
-    assert_eq!(post("msg_3", &sign("msg_3", &shapeless, &key), &shapeless).status, 422);
+    let refused = assert_error(&post("msg_3", &sign("msg_3", &shapeless, &key), &shapeless), 422, "validation_failed");
+    assert_eq!(refused["field"], "text", "{refused}");
+    let typo = json!({"external_id": "crm-42", "sender": "x", "text": "t", "metdata": {}}).to_string();
+    let refused = assert_error(&post("msg_5", &sign("msg_5", &typo, &key), &typo), 422, "validation_failed");
+    assert_eq!(refused["field"], "metdata", "{refused}");
 
     let patch = json!({"status": "inactive"});
     expect(&api.patch(&format!("/api/v1/channels/{}", hook["id"].as_str().expect("id")), &patch), 200);
@@ -144,6 +149,10 @@ fn infobip_results_are_accepted_with_the_channel_secret_only() {
     let acts = activities_of(&api, &ib, "385919998888");
     assert_eq!(acts.len(), 1);
     assert_eq!(acts[0]["text"], "Support hello");
+    let shapeless = json!({"results": [{"from": "385919998888", "messageId": "ABEGOFl3-2"}]}).to_string();
+    let refused =
+        assert_error(&server.request("POST", &with_secret, &json_only, shapeless.as_bytes()), 422, "validation_failed");
+    assert_eq!(refused["field"], "results[0]", "neither a message nor a report: {refused}");
 }
 
 #[test]

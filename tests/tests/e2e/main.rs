@@ -40,4 +40,5 @@ mod rest_tokens;
 mod startup_errors;
 mod status_reports;
 mod strict_json;
+mod strict_parameters;
 mod write_path;

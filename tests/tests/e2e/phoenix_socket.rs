@@ -167,6 +167,19 @@ fn refusals_are_clear() {
     assert_eq!(reply[4]["response"]["reason"], "unmatched topic");
     send(&mut ws, json!([null, "9", "phoenix", "heartbeat", {}]));
     assert_eq!(next(&mut ws), json!([null, "9", "phoenix", "phx_reply", {"status": "ok", "response": {}}]));
+    // The token's own conversation, in a spelling other than the canonical
+    // 8-4-4-4-12 form, names nothing; either case of the hex digits does.
+    let id = f.conversation_id();
+    for lenient in [id.replace('-', ""), format!("{{{id}}}"), format!("urn:uuid:{id}")] {
+        let reply = join(&mut ws, &format!("conversation:{lenient}"), json!({}));
+        assert_eq!(reply[4]["response"]["reason"], "unmatched topic", "{lenient}");
+    }
+    let upper = format!("conversation:{}", id.to_uppercase());
+    assert_eq!(join(&mut ws, &upper, json!({}))[4]["status"], "ok");
+    let reply = join(&mut ws, &topic(&f), json!({}));
+    assert_eq!(reply[4]["response"]["reason"], "already joined", "one conversation, two spellings: {reply}");
+    send(&mut ws, json!(["1", "8", upper, "phx_leave", {}]));
+    assert_eq!(until(&mut ws, "phx_reply")[4]["status"], "ok");
 
     expect(&f.client(&server).post(&format!("/api/v1/conversations/{}/close", f.conversation_id()), &json!({})), 200);
     let reply = join(&mut ws, &topic(&f), json!({}));

@@ -10,7 +10,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-on_both_backends!(issue_and_refresh_carry_the_claims, bad_token_requests_are_refused);
+on_both_backends!(
+    issue_and_refresh_carry_the_claims,
+    bad_token_requests_are_refused,
+    tokens_from_the_future_are_refused
+);
 
 /// The claims of a JWT (not verified: the server does that).
 fn claims(token: &str) -> Value {
@@ -113,4 +117,34 @@ fn bad_token_requests_are_refused(server: &TestServer) {
         200,
     );
     assert_error(&Client::bearer(server, token).post("/api/v1/tokens/refresh", &json!({})), 403, "tenant_inactive");
+}
+
+/// Correctly signed tokens whose `iat` or `nbf` lie ahead of the server's
+/// clock beyond the 30 s leeway are refused, like expired ones; within the
+/// leeway they pass.
+fn tokens_from_the_future_are_refused(server: &TestServer) {
+    let f = Fixture::new(server, "future");
+    let issued = expect(
+        &f.client(server).post("/api/v1/tokens", &json!({"conversation_id": f.conversation_id(), "sender": "a"})),
+        200,
+    );
+    let base = claims(issued["token"].as_str().expect("token"));
+    let now = base["iat"].as_i64().expect("iat");
+    let refresh = |c: &Value| Client::bearer(server, &sign(c)).post("/api/v1/tokens/refresh", &json!({}));
+    let year = 365 * 24 * 3600;
+    let mut from_next_year = base.clone();
+    from_next_year["iat"] = json!(now + year);
+    from_next_year["exp"] = json!(now + year + 3600);
+    assert_error(&refresh(&from_next_year), 401, "unauthorized");
+    let mut not_before_tomorrow = base.clone();
+    not_before_tomorrow["nbf"] = json!(now + 24 * 3600);
+    assert_error(&refresh(&not_before_tomorrow), 401, "unauthorized");
+    // The socket checks the same rule: no upgrade for such a token.
+    let socket = server.get(&format!("/socket/websocket?vsn=2.0.0&token={}", sign(&not_before_tomorrow)));
+    assert_error(&socket, 401, "unauthorized");
+    // Within the leeway (the test's clock and the server's are the same one).
+    let mut slightly_ahead = base.clone();
+    slightly_ahead["iat"] = json!(now + 5);
+    slightly_ahead["nbf"] = json!(now + 5);
+    assert_eq!(refresh(&slightly_ahead).status, 200);
 }
