@@ -70,13 +70,23 @@ impl App {
     }
 
     /// Routes and runs one request; never fails: errors become responses.
+    ///
+    /// Everything under `/admin` passes the admin gate before it is routed,
+    /// so a refused caller gets the same answer for every path there, known
+    /// or not, whatever the method: the admin routes cannot be enumerated.
     pub async fn handle(&self, request: Request) -> Response {
         let started = std::time::Instant::now();
         let method = request.method.clone();
         let path = request.path.clone();
-        let (pattern, result) = match router::route(&request.method, &request.path) {
-            Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
-            Err(e) => ("unmatched", Err(e)),
+        let gated = crate::auth::admin::is_admin_path(&request.path);
+        let refused = if gated { auth::admin(self, &request).err() } else { None };
+        let (pattern, result) = match refused {
+            // One metrics label for the gate's refusals, never the path asked for.
+            Some(e) => ("/admin", Err(e)),
+            None => match router::route(&request.method, &request.path) {
+                Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
+                Err(e) => ("unmatched", Err(e)),
+            },
         };
         let response = result.unwrap_or_else(ApiError::into_response);
         self.metrics.request(pattern, response.status, started.elapsed());
@@ -86,9 +96,6 @@ impl App {
 
     async fn dispatch(&self, endpoint: Endpoint, params: Params, request: Request) -> Result<Response, ApiError> {
         use Endpoint as E;
-        if endpoint.is_admin() {
-            auth::admin(self, &request)?;
-        }
         let (p, r) = (&params, &request);
         match endpoint {
             E::Health => health::health(),

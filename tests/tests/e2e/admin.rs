@@ -106,6 +106,13 @@ fn admin_refuses_an_address_outside_the_allow_list_even_with_the_token() {
     assert_error(&reply, 403, "forbidden");
     assert_error(&Client::admin(&server).post("/admin/api/tenants", &json!({"name": "x"})), 403, "forbidden");
     assert_error(&Client::anonymous(&server).get("/admin/api/stats"), 403, "forbidden");
+    // Every path under /admin, known or not, any method: the same 403, so routes cannot be enumerated.
+    for path in ["/admin", "/admin/", "/admin/api", "/admin/api/nope", "/admin/api/tenants/x/y", "/admin/console.js"] {
+        for method in ["GET", "POST", "DELETE", "PUT"] {
+            assert_error(&Client::admin(&server).send(method, path, &[], None), 403, "forbidden");
+        }
+    }
+    assert_error(&Client::anonymous(&server).get("/administrator"), 404, "not_found");
 }
 
 #[test]
