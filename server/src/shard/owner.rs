@@ -282,9 +282,27 @@ mod tests {
         for c in counts {
             assert!((9_000..11_000).contains(&c), "{counts:?}");
         }
-        let id = new_id();
-        assert_eq!(owner_of(id, 1), 0);
-        assert_eq!(owner_of(id, 3), owner_of(id, 3), "deterministic");
+        assert_eq!(owner_of(new_id(), 1), 0);
+    }
+
+    /// The mapping is fixed: every shard (and, later, every node) must agree
+    /// on a conversation's owner, across builds and restarts.
+    #[test]
+    fn owner_of_matches_fixed_vectors() {
+        let vectors = [
+            ("0190f0f0-0000-7000-8000-000000000000", [1, 1, 1, 5]),
+            ("0190f0f0-0000-7000-8000-000000000002", [1, 1, 1, 1]),
+            ("01a23d91-9de1-7180-9beb-d255686bb05b", [1, 2, 3, 3]),
+            ("ffffffff-ffff-7fff-bfff-ffffffffffff", [0, 1, 2, 2]),
+        ];
+        for (id, owners) in vectors {
+            let id = Id::parse_str(id).expect("uuid");
+            let got = [2, 3, 4, 8].map(|n| owner_of(id, n));
+            assert_eq!(got, owners, "{id}");
+        }
+        let spread: Vec<usize> =
+            (0..16u128).map(|i| owner_of(Id::from_u128(0x0190f0f0_0000_7000_8000_000000000000 + i), 8)).collect();
+        assert_eq!(spread, [5, 5, 1, 2, 6, 2, 5, 1, 3, 5, 3, 3, 0, 0, 1, 4], "neighbouring ids spread");
     }
 
     #[test]
