@@ -14,8 +14,7 @@
 //!   activity to write back into the conversation, for `echo`) or
 //!   [`Delivery::Nothing`]. The worker sends the request, hands the answer to
 //!   [`Adapter::interpret_response`] and records the [`ResponseOutcome`] with
-//!   [`outcome_for`], which applies the retry schedule ([`retry_delay`],
-//!   [`MAX_ATTEMPTS`]);
+//!   the retry schedule of `crate::delivery::retry`;
 //! - **inbound**: the endpoint `…/channels/{id}/inbound[/{secret}]` packs the
 //!   request into an [`InboundRequest`] and calls [`Adapter::parse_inbound`],
 //!   which verifies it first (signature or channel secret, in constant time)
@@ -37,9 +36,7 @@ mod whatsapp_infobip;
 mod whatsapp_meta;
 mod wire;
 
-use std::time::Duration;
-
-use converger_storage::{Activity, Channel, DeliveryOutcome, Id, Json, Timestamp};
+use converger_storage::{Activity, Channel, Id, Timestamp};
 use serde_json::{json, Map, Value};
 
 pub use echo::Echo;
@@ -240,38 +237,6 @@ impl ResponseOutcome {
 /// The delivery-metadata key under which every adapter records the
 /// provider's id of the sent message (Meta's `wamid…`, Infobip's `messageId`).
 pub const PROVIDER_MESSAGE_ID: &str = "provider_message_id";
-
-/// Attempts per delivery before it is `failed`.
-pub const MAX_ATTEMPTS: u32 = 5;
-/// The default base of [`retry_delay`].
-pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(10);
-
-/// The wait after the failure of attempt number `attempt`, counted from 0:
-/// `base × 3^attempt` (10 s, 30 s, 90 s, 270 s with the default base),
-/// saturating instead of overflowing.
-pub fn retry_delay(attempt: u32, base: Duration) -> Duration {
-    base.saturating_mul(3u32.saturating_pow(attempt))
-}
-
-/// The storage outcome of an attempt, given how many attempts have now been
-/// made (the delivery's `attempts` once claimed: 1 for the first). A
-/// retryable failure of the last allowed attempt is a permanent one.
-pub fn outcome_for(outcome: &ResponseOutcome, attempts_made: u32, now: Timestamp, base: Duration) -> DeliveryOutcome {
-    match outcome {
-        ResponseOutcome::Delivered { metadata } => DeliveryOutcome::Delivered {
-            at: now,
-            metadata: (!metadata.is_empty()).then(|| Json::from_value(&Value::Object(metadata.clone()))),
-        },
-        ResponseOutcome::Failed { error } => DeliveryOutcome::Failed { error: error.clone() },
-        ResponseOutcome::Retry { error } if attempts_made >= MAX_ATTEMPTS => {
-            DeliveryOutcome::Failed { error: format!("{error} (gave up after {attempts_made} attempts)") }
-        }
-        ResponseOutcome::Retry { error } => DeliveryOutcome::Retry {
-            error: error.clone(),
-            next_attempt_at: now.plus(retry_delay(attempts_made.saturating_sub(1), base)),
-        },
-    }
-}
 
 /// An inbound HTTP request as the endpoint received it.
 #[derive(Clone, Default)]

@@ -1,9 +1,6 @@
-//! Fixtures every adapter's tests share, and the tests of the registry and
-//! the retry schedule.
+//! Fixtures every adapter's tests share, and the tests of the registry.
 
-use std::time::Duration;
-
-use converger_storage::{Activity, DeliveryOutcome, Id, Json, Timestamp};
+use converger_storage::{Activity, Id, Json, Timestamp};
 use serde_json::{json, Map, Value};
 
 use super::*;
@@ -101,38 +98,7 @@ fn every_adapter_refuses_a_non_object_config_naming_config() {
 }
 
 #[test]
-fn retry_delays_grow_by_three_from_the_base() {
-    let base = DEFAULT_RETRY_BASE;
-    let delays: Vec<u64> = (0..5).map(|a| retry_delay(a, base).as_secs()).collect();
-    assert_eq!(delays, [10, 30, 90, 270, 810]);
-    assert_eq!(retry_delay(2, Duration::from_millis(100)), Duration::from_millis(900));
-    assert!(retry_delay(u32::MAX, base) >= Duration::from_secs(u64::from(u32::MAX)), "saturates, no overflow");
-}
-
-#[test]
-fn outcomes_retry_until_the_last_attempt_then_fail() {
-    let now = Timestamp::from_micros(NOW * 1_000_000);
-    let base = DEFAULT_RETRY_BASE;
-    let retry = ResponseOutcome::Retry { error: "HTTP 503".into() };
-    let mut waits = Vec::new();
-    for made in 1..MAX_ATTEMPTS {
-        match outcome_for(&retry, made, now, base) {
-            DeliveryOutcome::Retry { error, next_attempt_at } => {
-                assert_eq!(error, "HTTP 503");
-                waits.push((next_attempt_at.as_micros() - now.as_micros()) / 1_000_000);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(waits, [10, 30, 90, 270], "1st attempt fails → 10 s, … 4th → 270 s");
-    match outcome_for(&retry, MAX_ATTEMPTS, now, base) {
-        DeliveryOutcome::Failed { error } => assert_eq!(error, "HTTP 503 (gave up after 5 attempts)"),
-        other => panic!("{other:?}"),
-    }
-    let failed = ResponseOutcome::Failed { error: "HTTP 400".into() };
-    assert!(matches!(outcome_for(&failed, 1, now, base), DeliveryOutcome::Failed { .. }));
-    let ok = ResponseOutcome::Delivered { metadata: Map::new() };
-    assert!(matches!(outcome_for(&ok, 1, now, base), DeliveryOutcome::Delivered { at, .. } if at == now));
+fn network_failures_are_retried() {
     assert!(
         matches!(ResponseOutcome::network("connection refused"), ResponseOutcome::Retry { error } if error == "network: connection refused")
     );

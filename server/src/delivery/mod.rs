@@ -4,6 +4,7 @@
 //! conversations via a shard's normal write path.
 
 pub mod guard;
+pub mod retry;
 pub mod worker;
 
 use std::sync::atomic::Ordering;
@@ -45,7 +46,7 @@ impl Default for Settings {
             concurrency: 256,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(20),
-            retry_base: crate::adapters::DEFAULT_RETRY_BASE,
+            retry_base: retry::DEFAULT_RETRY_BASE,
             request_timeout: Duration::from_secs(10),
             allow_private: false,
         }

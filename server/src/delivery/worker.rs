@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use super::{guard, DeliveryMetrics, Injector, Settings};
+use super::{guard, retry, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
 use crate::service::channels::channels_epoch;
 use crate::shard::shutdown::Shutdown;
@@ -78,7 +78,7 @@ pub async fn run(
             }
             continue;
         }
-        let max = adapters::MAX_ATTEMPTS as i32;
+        let max = retry::MAX_ATTEMPTS as i32;
         let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease, max).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -153,8 +153,7 @@ impl Worker {
                 ResponseOutcome::Retry { error: "internal error during the attempt".into() }
             }
         };
-        let recorded =
-            adapters::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);
+        let recorded = retry::outcome_for(&outcome, attempt.max(0) as u32, Timestamp::now(), self.settings.retry_base);
         let created = d.created_at.as_micros();
         let since_created = Duration::from_micros((Timestamp::now().as_micros() - created).max(0) as u64);
         super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
