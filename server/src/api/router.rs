@@ -58,11 +58,6 @@ impl Endpoint {
     pub fn pattern(self) -> &'static str {
         ROUTES.iter().find(|(_, _, e)| *e == self).map(|(_, p, _)| *p).unwrap_or("unknown")
     }
-
-    /// Admin endpoints sit behind the admin gate (token and address).
-    pub fn is_admin(self) -> bool {
-        self.pattern().starts_with("/admin/")
-    }
 }
 
 const ROUTES: &[(Method, &str, Endpoint)] = &[
@@ -197,7 +192,11 @@ mod tests {
         let endpoint = |m, p| route(&m, p).expect("route").0;
         assert_eq!(endpoint(Method::Post, "/api/v1/tokens/refresh"), Endpoint::TokenRefresh);
         assert_eq!(endpoint(Method::Patch, "/api/v1/channels/x"), Endpoint::ChannelUpdate);
-        assert!(Endpoint::AdminStats.is_admin() && !Endpoint::ChannelList.is_admin());
+        // The admin gate goes by path, before routing: every admin endpoint must be under it.
+        for (_, pattern, endpoint) in ROUTES {
+            let admin = format!("{endpoint:?}").starts_with("Admin");
+            assert_eq!(crate::auth::admin::is_admin_path(pattern), admin, "{pattern}");
+        }
     }
 
     #[test]

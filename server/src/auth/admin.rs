@@ -1,11 +1,13 @@
 //! The admin gate: `Authorization: Bearer <admin token>` **and** a client
-//! address inside the allow-list; both are required.
+//! address inside the allow-list; both are required, for every path under
+//! `/admin` ([`is_admin_path`]), before the path is routed.
 //!
-//! The address is checked first, so a caller outside the list learns nothing
-//! about the token (not even whether it was right). The address is the TCP
-//! peer: `X-Forwarded-For` is not trusted; behind a proxy, allow the proxy.
-//! With no admin token configured the admin API is off and every admin route
-//! answers 404 `admin_disabled`.
+//! The address is checked first, so a caller outside the list learns nothing:
+//! not whether the token was right, not whether the admin API is on, not
+//! which admin routes exist (every path under `/admin` answers the same 403).
+//! The address is the TCP peer: `X-Forwarded-For` is not trusted; behind a
+//! proxy, allow the proxy. With no admin token configured the admin API is
+//! off and an allowed address gets 404 `admin_disabled`.
 
 use std::net::IpAddr;
 
@@ -14,7 +16,12 @@ use sha2::{Digest, Sha256};
 use super::{ct, AllowList, AuthError};
 use crate::config::Secret;
 
-/// Lets the request through when the admin API is on, `peer` is allowed and
+/// Whether `path` is behind the admin gate: `/admin` and everything under it.
+pub fn is_admin_path(path: &str) -> bool {
+    path.strip_prefix("/admin").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Lets the request through when `peer` is allowed, the admin API is on and
 /// `authorization` carries the admin token.
 pub fn check(
     token: Option<&Secret>,
@@ -22,11 +29,11 @@ pub fn check(
     peer: Option<IpAddr>,
     authorization: Option<&str>,
 ) -> Result<(), AuthError> {
-    let token = token.ok_or(AuthError::AdminDisabled)?;
     // No peer address only happens for requests built in unit tests: refuse.
     if !peer.is_some_and(|ip| allow.allows(ip)) {
         return Err(AuthError::AdminAddressRefused);
     }
+    let token = token.ok_or(AuthError::AdminDisabled)?;
     let presented = match authorization.map(str::trim) {
         None | Some("") => return Err(AuthError::Missing),
         Some(value) => match value.split_once(' ') {
@@ -65,8 +72,19 @@ mod tests {
     }
 
     #[test]
-    fn no_configured_token_disables_the_admin_api() {
+    fn no_configured_token_disables_the_admin_api_but_only_an_allowed_address_learns_it() {
         let allow: AllowList = "127.0.0.0/8".parse().expect("cidr");
         assert!(matches!(check(None, &allow, ip("127.0.0.1"), Some("Bearer x")), Err(AuthError::AdminDisabled)));
+        assert!(matches!(check(None, &allow, ip("10.0.0.1"), None), Err(AuthError::AdminAddressRefused)));
+    }
+
+    #[test]
+    fn the_gate_covers_admin_and_everything_under_it_only() {
+        for path in ["/admin", "/admin/", "/admin/api", "/admin/api/tenants", "/admin/api/anything/else", "/admin//x"] {
+            assert!(is_admin_path(path), "{path}");
+        }
+        for path in ["/", "/administrator", "/adminx/api", "/api/v1/admin", "/health", "/Admin/api/tenants"] {
+            assert!(!is_admin_path(path), "{path}");
+        }
     }
 }
