@@ -151,3 +151,61 @@ impl Service for App {
 fn is_get_like(m: &Method) -> bool {
     matches!(m, Method::Get | Method::Head)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FileConfig, Options};
+    use crate::testing::StubStore;
+
+    fn app(admin_allow: &str) -> App {
+        let o = Options {
+            admin_token: Some("tok".into()),
+            admin_allow: Some(admin_allow.parse().expect("cidr")),
+            jwt_secret: Some("j".into()),
+            ..Options::default()
+        };
+        let config = Config::resolve(o, FileConfig::default()).expect("config");
+        App::new(Arc::new(StubStore::default()), Arc::new(config))
+    }
+
+    fn answer(app: &App, method: Method, path: &str, token: Option<&str>) -> (u16, String) {
+        let request = Request {
+            method,
+            path: path.into(),
+            query: None,
+            minor_version: 1,
+            headers: token
+                .map(|t| ("authorization".to_string(), format!("Bearer {t}").into_bytes()))
+                .into_iter()
+                .collect(),
+            body: Default::default(),
+            peer: Some("127.0.0.1:5000".parse().expect("addr")),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let response = rt.block_on(app.handle(request));
+        let body: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+        (response.status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+    }
+
+    #[test]
+    fn outside_the_allow_list_every_admin_path_is_403_before_routing() {
+        let app = app("10.0.0.0/8");
+        for path in ["/admin", "/admin/", "/admin/api", "/admin/api/tenants", "/admin/api/anything", "/admin/x/y"] {
+            for method in [Method::Get, Method::Post, Method::Delete, Method::Other("PROPFIND".into())] {
+                let label = format!("{method} {path}");
+                assert_eq!(answer(&app, method, path, Some("tok")), (403, "forbidden".into()), "{label}");
+            }
+        }
+        // Outside the gate, routing goes on as before.
+        assert_eq!(answer(&app, Method::Get, "/administrator", None), (404, "not_found".into()));
+    }
+
+    #[test]
+    fn inside_the_allow_list_the_token_is_checked_before_routing_too() {
+        let app = app("127.0.0.0/8");
+        assert_eq!(answer(&app, Method::Get, "/admin/api/anything", None), (401, "unauthorized".into()));
+        assert_eq!(answer(&app, Method::Get, "/admin/api/anything", Some("tok")), (404, "not_found".into()));
+        assert_eq!(answer(&app, Method::Delete, "/admin/api/tenants", Some("tok")).0, 405);
+    }
+}

@@ -106,13 +106,24 @@ fn admin_refuses_an_address_outside_the_allow_list_even_with_the_token() {
     assert_error(&reply, 403, "forbidden");
     assert_error(&Client::admin(&server).post("/admin/api/tenants", &json!({"name": "x"})), 403, "forbidden");
     assert_error(&Client::anonymous(&server).get("/admin/api/stats"), 403, "forbidden");
-    // Every path under /admin, known or not, any method: the same 403, so routes cannot be enumerated.
-    for path in ["/admin", "/admin/", "/admin/api", "/admin/api/nope", "/admin/api/tenants/x/y", "/admin/console.js"] {
+    // Every path under /admin answers the same, known or not, whatever the
+    // method: the admin routes cannot be enumerated from outside the list.
+    for path in ["/admin", "/admin/", "/admin/api", "/admin/api/anything", "/admin/api/tenants/x/y"] {
         for method in ["GET", "POST", "DELETE", "PUT"] {
-            assert_error(&Client::admin(&server).send(method, path, &[], None), 403, "forbidden");
+            let reply = Client::admin(&server).send(method, path, &[], None);
+            assert_error(&reply, 403, "forbidden");
         }
     }
-    assert_error(&Client::anonymous(&server).get("/administrator"), 404, "not_found");
+    assert_error(&Client::anonymous(&server).send("DELETE", "/admin/api/tenants", &[], None), 403, "forbidden");
+    // Outside /admin nothing changes.
+    assert_error(&server.get("/administrator"), 404, "not_found");
+}
+
+#[test]
+fn admin_refuses_an_outside_address_before_saying_whether_the_admin_api_is_on() {
+    let server = TestServer::embedded_with(&["--admin-allow", "10.0.0.0/8", "--admin-token", ""]);
+    assert_error(&Client::anonymous(&server).get("/admin/api/tenants"), 403, "forbidden");
+    assert_error(&Client::anonymous(&server).get("/admin/nope"), 403, "forbidden");
 }
 
 #[test]
@@ -120,5 +131,6 @@ fn admin_api_is_off_without_a_configured_token() {
     let server = TestServer::embedded_with(&["--admin-token", ""]);
     assert_error(&Client::bearer(&server, "anything").get("/admin/api/tenants"), 404, "admin_disabled");
     assert_error(&Client::anonymous(&server).post("/admin/api/tenants", &json!({"name": "x"})), 404, "admin_disabled");
+    assert_error(&Client::anonymous(&server).get("/admin/api/anything"), 404, "admin_disabled");
     assert_eq!(server.get("/health").status, 200);
 }
