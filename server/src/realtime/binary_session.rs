@@ -1,5 +1,6 @@
-//! One binary-protocol connection (TCP or `/socket/binary`): the handshake,
-//! then requests answered by request id (docs/protocol.md).
+//! One binary-protocol connection (TCP or `/socket/binary`): the handshake
+//! (`super::binary_identity`), then requests answered by request id
+//! (docs/protocol.md).
 //!
 //! Every request goes through the same service layer as REST and the Phoenix
 //! socket. Requests are pipelined: each is a future of its own, answered when
@@ -15,22 +16,22 @@ use std::time::{Duration, Instant};
 
 use converger_protocol as proto;
 use converger_protocol::{
-    Ack, Auth, ErrorCode, ErrorFrame, Failure, Frame, Hello, HistoryPage, PublishAck, PublishBatchAck, Subscribed,
-    SubscribedItem, Welcome, LIVE_ONLY, VERSION,
+    Ack, ErrorCode, ErrorFrame, Failure, Frame, HistoryPage, PublishAck, PublishBatchAck, Subscribed, SubscribedItem,
+    LIVE_ONLY,
 };
 use converger_storage::{Id, Scope, Written};
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
+use super::binary_identity::{failure, handshake, welcome, wire_error, Identity};
 use super::binary_link::Link;
 use super::binary_sink::{to_wire, BinarySender, BinarySink};
 use super::{Ephemeral, Realtime, Subscription};
-use crate::api::error::service_status;
-use crate::auth::{AuthError, Claims};
+use crate::auth::Claims;
 use crate::net::binary::conn::Inbound;
 use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
-use crate::service::caller::{token_sender, unix_now};
+use crate::service::caller::unix_now;
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
 use crate::shard::shutdown::Shutdown;
@@ -48,50 +49,6 @@ pub struct Limits {
     pub send_queue_bytes: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
-}
-
-/// Who the connection acts for.
-#[derive(Clone, Debug)]
-enum Identity {
-    /// A client token: one conversation, one sender.
-    Token(Claims),
-    /// A tenant API key: any conversation of the tenant, senders named per write.
-    Tenant(Id),
-}
-
-impl Identity {
-    fn tenant(&self) -> Id {
-        match self {
-            Identity::Token(c) => c.tenant_id,
-            Identity::Tenant(t) => *t,
-        }
-    }
-
-    fn scope(&self) -> Scope {
-        Scope::Tenant(self.tenant())
-    }
-
-    /// Whether the credential covers `conversation` (the tenant's ownership
-    /// is checked by the store: another tenant's id is not found).
-    fn covers(&self, conversation: Id) -> Result<(), Failure> {
-        match self {
-            Identity::Token(c) if c.conversation_id != conversation => {
-                Err(Failure::new(ErrorCode::Forbidden, "the token is for another conversation"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The sender a write acts as.
-    fn sender(&self, given: &str) -> Result<String, Failure> {
-        match self {
-            Identity::Token(c) => token_sender(c, Some(given)).map_err(|e| failure(&e)),
-            Identity::Tenant(_) if given.trim().is_empty() => {
-                Err(Failure::new(ErrorCode::ValidationFailed, "`sender` is required with an API key"))
-            }
-            Identity::Tenant(_) => Ok(given.to_string()),
-        }
-    }
 }
 
 /// What a finished request leaves for the session to record.
@@ -188,83 +145,6 @@ pub(crate) async fn run<L: Link>(
     session.unsubscribe_all();
     if let Some(error) = closing {
         link.close(error).await;
-    }
-}
-
-/// Waits for Hello, negotiates the version and checks the credential.
-async fn handshake<L: Link>(
-    link: &mut L,
-    hub: &Hub,
-    limits: Limits,
-    upgrade_token: Option<&str>,
-    shutdown: &Shutdown,
-) -> Result<Identity, ErrorFrame> {
-    let first = monoio::select! {
-        inbound = link.recv() => inbound,
-        _ = monoio::time::sleep(limits.handshake_timeout) => {
-            return Err(ErrorFrame::new(0, ErrorCode::HandshakeTimeout, "no Hello arrived in time"));
-        }
-        _ = shutdown.wait() => return Err(ErrorFrame::new(0, ErrorCode::ShuttingDown, "the server is stopping")),
-    };
-    let hello = match first {
-        Inbound::Frame(Frame::Hello(hello)) => hello,
-        Inbound::Frame(other) => {
-            let why = format!("the first frame must be Hello, not {}", other.kind().name());
-            return Err(ErrorFrame::new(0, ErrorCode::UnexpectedFrame, why));
-        }
-        Inbound::Bad(e) => return Err(ErrorFrame::new(0, e.code(), e.to_string())),
-        Inbound::Closed => return Err(ErrorFrame::new(0, ErrorCode::BadFrame, "closed before Hello")),
-    };
-    let Hello { min_version, max_version, auth, .. } = hello;
-    if !(min_version..=max_version).contains(&VERSION) {
-        let why = format!("this server speaks version {VERSION} only; the client offers {min_version}..={max_version}");
-        return Err(ErrorFrame::new(0, ErrorCode::UnsupportedVersion, why));
-    }
-    let refused = |e: ServiceError| {
-        let (code, message) = wire_error(&e);
-        ErrorFrame::new(0, code, message)
-    };
-    match auth {
-        Auth::Token(token) => {
-            if upgrade_token.is_some_and(|t| t != token) {
-                return Err(ErrorFrame::new(0, ErrorCode::Forbidden, "Hello names another token than the upgrade"));
-            }
-            let claims = hub.verify_token(&token).map_err(refused)?;
-            match hub.tenant_is_active(claims.tenant_id).await {
-                Ok(true) => Ok(Identity::Token(claims)),
-                Ok(false) => Err(refused(AuthError::TenantInactive.into())),
-                Err(e) => Err(refused(e)),
-            }
-        }
-        Auth::ApiKey(key) => {
-            if upgrade_token.is_some() {
-                return Err(ErrorFrame::new(
-                    0,
-                    ErrorCode::Forbidden,
-                    "Hello names another credential than the upgrade",
-                ));
-            }
-            let caller = hub.caller_by_api_key(&key).await.map_err(refused)?;
-            Ok(Identity::Tenant(caller.tenant_id()))
-        }
-    }
-}
-
-fn welcome(identity: &Identity, limits: Limits) -> Welcome {
-    let (conversation_id, expires_at, sender) = match identity {
-        Identity::Token(c) => (Some(*c.conversation_id.as_bytes()), c.exp.saturating_mul(1_000_000), c.sub.clone()),
-        Identity::Tenant(_) => (None, 0, String::new()),
-    };
-    Welcome {
-        version: VERSION,
-        idle_timeout_secs: limits.idle_timeout.as_secs().min(u16::MAX as u64) as u16,
-        max_frame: limits.max_frame,
-        send_queue_bytes: limits.send_queue_bytes.min(u32::MAX as usize) as u32,
-        tenant_id: *identity.tenant().as_bytes(),
-        conversation_id,
-        expires_at,
-        sender,
-        server: concat!("converger/", env!("CARGO_PKG_VERSION")).into(),
     }
 }
 
@@ -630,19 +510,6 @@ fn written(w: &Written) -> proto::Written {
         created_at: a.created_at.as_micros(),
         replayed: matches!(w, Written::Replay(_)),
     }
-}
-
-/// A service error as a catalogue code and a message; internal details stay in the log.
-fn wire_error(e: &ServiceError) -> (ErrorCode, String) {
-    let (status, name) = service_status(e);
-    let code = ErrorCode::from_name(name).unwrap_or(ErrorCode::Internal);
-    let message = if status >= 500 && code == ErrorCode::Internal { "internal error".into() } else { e.to_string() };
-    (code, message)
-}
-
-fn failure(e: &ServiceError) -> Failure {
-    let (code, message) = wire_error(e);
-    Failure::new(code, message)
 }
 
 fn code_of(f: &Failure) -> ErrorCode {

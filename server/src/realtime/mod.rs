@@ -20,6 +20,7 @@
 //! subscriber of that format shares the bytes.
 
 mod batch;
+mod binary_identity;
 pub mod binary_link;
 pub mod binary_session;
 mod binary_sink;
