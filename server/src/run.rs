@@ -9,9 +9,9 @@ use signal_hook::iterator::Signals;
 use tracing::{info, warn};
 
 use crate::config::{Cli, Command, Config};
-use crate::logging;
+use crate::server::logging;
+use crate::server::startup::{self, StartupError};
 use crate::server::Server;
-use crate::startup::{self, StartupError};
 
 /// Runs the command line: serve (default) or `migrate`. Returns after a clean
 /// shutdown; every error is a one-line start-up failure.

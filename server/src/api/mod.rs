@@ -31,9 +31,9 @@ pub use error::ApiError;
 pub use router::{Endpoint, Params};
 
 use crate::config::Config;
+use crate::engine::live::Realtime;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::net::http::{Method, Request, Response, Service};
-use crate::realtime::Realtime;
 use crate::service::{Hub, Publisher};
 
 /// What every handler can reach. One per shard; the store is shared.

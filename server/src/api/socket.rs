@@ -8,9 +8,9 @@ use crate::api::{ApiError, App};
 use crate::auth::AuthError;
 use crate::net::http::{Request, Response};
 use crate::net::ws::{handshake, Upgrade, WsLimits};
-use crate::realtime::binary_link::WsLink;
-use crate::realtime::binary_session;
-use crate::realtime::phoenix_session;
+use crate::sessions::binary as binary_session;
+use crate::sessions::binary::link::WsLink;
+use crate::sessions::phoenix as phoenix_session;
 
 pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
     let query = Query::parse(request.query.as_deref())?;
@@ -50,8 +50,8 @@ pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
     };
     let hub = app.hub.clone();
     // The WebSocket reader handles shutdown (close 1001 `going away`).
-    let shutdown = crate::shard::shutdown::Shutdown::new();
-    let limits = crate::net::binary::limits(app);
+    let shutdown = crate::rt::shutdown::Shutdown::new();
+    let limits = crate::server::binary_listener::limits(app);
     let ws_limits = WsLimits { messages_per_second: u32::MAX, ..WsLimits::from_config(&app.config) };
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {

@@ -19,9 +19,9 @@ use tracing::warn;
 
 use crate::adapters::Reply;
 pub use crate::metrics::DeliveryMetrics;
+use crate::rt::shutdown::Shutdown;
 use crate::service::activities::ActivityInput;
 use crate::service::{Caller, Hub};
-use crate::shard::shutdown::Shutdown;
 
 /// How the worker runs (from the config).
 #[derive(Clone, Copy, Debug)]

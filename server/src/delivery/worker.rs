@@ -19,8 +19,8 @@ use tracing::{debug, info, warn};
 
 use super::{guard, retry, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
+use crate::rt::shutdown::Shutdown;
 use crate::service::channels::channels_epoch;
-use crate::shard::shutdown::Shutdown;
 
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.

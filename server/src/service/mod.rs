@@ -18,7 +18,6 @@ mod error;
 pub mod inbound;
 pub mod input;
 pub mod json;
-pub mod publish;
 pub mod routes;
 pub mod stats;
 pub mod tenants;
@@ -31,10 +30,10 @@ use std::sync::Arc;
 use converger_storage::Store;
 
 use crate::config::Config;
+pub use crate::engine::publish::{PublishError, Publisher};
 pub use auth_cache::{AuthCache, TenantEpoch};
 pub use caller::Caller;
 pub use error::{ServiceError, ServiceResult};
-pub use publish::{PublishError, Publisher};
 
 /// What every operation can reach on this shard.
 pub struct Hub {

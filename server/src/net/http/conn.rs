@@ -30,7 +30,7 @@ use super::request::Method;
 use super::response::Response;
 use super::Service;
 use crate::net::ws::Upgrade;
-use crate::shard::shutdown::Shutdown;
+use crate::rt::shutdown::Shutdown;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;

@@ -24,7 +24,7 @@ use super::frame::{CloseFrame, Decoder, Message, Opcode};
 use super::rate::RateLimit;
 use super::socket::{Closed, Incoming};
 use crate::net::send_queue::{closing, flushed, Shared};
-use crate::shard::shutdown::Shutdown;
+use crate::rt::shutdown::Shutdown;
 
 /// Read sizes adapt between these: an idle socket (most of them) asks for
 /// little and so holds little; one that keeps filling its reads doubles them.

@@ -24,7 +24,7 @@ use super::rate::RateLimit;
 use super::reader::Reader;
 use crate::config::Config;
 use crate::net::send_queue::{write_loop, FrameSender as WsSender, Queue, Shared};
-use crate::shard::shutdown::Shutdown;
+use crate::rt::shutdown::Shutdown;
 
 /// Messages decoded ahead of the session; beyond this the reader stops reading.
 const INBOX: usize = 8;

@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use monoio::net::TcpStream;
 
 use super::socket::{WsLimits, WsSocket};
-use crate::shard::shutdown::Shutdown;
+use crate::rt::shutdown::Shutdown;
 
 type Session = Box<dyn FnOnce(WsSocket) -> LocalBoxFuture<'static, ()>>;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use converger_storage::Id;
 
-use super::presence::PresenceDiff;
+use crate::engine::presence::PresenceDiff;
 
 /// What happened, shared across shards.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,14 +5,14 @@
 use converger_protocol::{Auth, ErrorCode, ErrorFrame, Failure, Frame, Hello, Welcome, VERSION};
 use converger_storage::{Id, Scope};
 
-use super::binary_link::Link;
-use super::binary_session::Limits;
+use super::link::Link;
+use super::Limits;
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
-use crate::net::binary::conn::Inbound;
+use crate::net::binary::Inbound;
+use crate::rt::shutdown::Shutdown;
 use crate::service::caller::token_sender;
 use crate::service::{Hub, ServiceError};
-use crate::shard::shutdown::Shutdown;
 
 /// Who the connection acts for.
 #[derive(Clone, Debug)]

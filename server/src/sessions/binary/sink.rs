@@ -14,7 +14,7 @@ use converger_protocol as proto;
 use converger_protocol::{put_deliver_prefix, Frame, WireError, DELIVER_PREFIX_SIZE};
 use converger_storage::Activity;
 
-use super::{Ephemeral, LocalEvent, SharedBatch, Sink};
+use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
 use crate::net::send_queue::{FrameSender, SendError};
 use crate::net::ws::encode;
 use crate::net::ws::Opcode;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use converger_storage::{Activity, Id};
 use serde_json::json;
 
-use super::{Ephemeral, LocalEvent, SharedBatch, Sink};
+use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
 use crate::net::ws::phoenix;
 use crate::net::ws::WsSender;
 

@@ -20,14 +20,7 @@
 //! subscriber of that format shares the bytes.
 
 mod batch;
-mod binary_identity;
-pub mod binary_link;
-pub mod binary_session;
-mod binary_sink;
 pub mod events;
-pub mod phoenix_session;
-mod phoenix_sink;
-pub mod presence;
 mod subscription;
 
 use std::cell::RefCell;
@@ -38,14 +31,14 @@ use std::sync::Arc;
 use converger_storage::{Activity, Id, Scope, Store};
 use futures_channel::oneshot;
 
+pub use crate::engine::presence::{Meta, PresenceDiff, PresenceState, Presences};
 pub use batch::SharedBatch;
 pub use events::{Ephemeral, LocalEvent};
-pub use presence::{Meta, PresenceDiff, PresenceState, Presences};
 pub use subscription::{Sink, Subscription};
 
+use crate::engine::mesh::{MeshMsg, Outbox};
+use crate::engine::owner::{owner_of, Owner};
 use crate::service::PublishError;
-use crate::shard::mesh::{MeshMsg, Outbox};
-use crate::shard::owner::{owner_of, Owner};
 
 /// One shard's subscriptions.
 pub struct Realtime {

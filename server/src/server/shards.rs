@@ -6,13 +6,6 @@
 //! until shutdown → stop accepting → let open connections finish within the
 //! grace period → cut the rest → exit.
 
-pub mod mesh;
-pub mod owner;
-pub mod quiesce;
-pub mod runtime;
-pub mod shutdown;
-pub mod tracker;
-
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -26,16 +19,17 @@ use tracing::{debug, info, warn};
 
 use crate::api::App;
 use crate::config::Config;
+use crate::engine::live::Realtime;
+use crate::engine::mesh::{self, MeshEnd, MeshMsg};
+use crate::engine::owner::Owner;
 use crate::metrics::Registry;
 use crate::net::http::{conn, Limits};
 use crate::net::Listeners;
-use crate::realtime::Realtime;
+use crate::rt::quiesce::{Arrival, Quiesce};
+use crate::rt::runtime;
+use crate::rt::shutdown::Shutdown;
+use crate::rt::tracker::{self, ConnTracker};
 use crate::service::{Hub, Publisher, TenantEpoch};
-use mesh::{MeshEnd, MeshMsg};
-use owner::Owner;
-use quiesce::{Arrival, Quiesce};
-use shutdown::Shutdown;
-use tracker::ConnTracker;
 
 /// After the grace period, how long aborted connections get to unwind.
 const ABORT_WAIT: Duration = Duration::from_secs(1);
@@ -199,7 +193,7 @@ impl ShardSetup {
             .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), self.shutdown.clone())));
         let tracker = Rc::new(ConnTracker::default());
         let abort = Shutdown::new();
-        let binary_task = monoio::spawn(crate::net::binary::accept_loop(
+        let binary_task = monoio::spawn(super::binary_listener::accept_loop(
             binary,
             id,
             app.clone(),

@@ -19,9 +19,9 @@ use converger_storage::{Id, Scope, Timestamp};
 use serde_json::{json, Map, Value};
 
 use super::phoenix_sink::PhoenixSink;
-use super::{Ephemeral, Meta, Realtime, Subscription};
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
+use crate::engine::live::{Ephemeral, Meta, Realtime, Subscription};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
 use crate::service::activities::{typing_state, ActivityInput};

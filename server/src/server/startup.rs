@@ -13,7 +13,7 @@ use converger_storage::{Store, StoreError};
 
 use crate::config::{mask_database_url, Config, ConfigError};
 use crate::net::{bind_reuseport, Listeners};
-use crate::shard::ShardStartError;
+use crate::server::shards::ShardStartError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

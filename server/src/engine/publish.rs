@@ -12,8 +12,8 @@ use std::sync::Arc;
 use converger_storage::{NewActivity, Store, StoreError, Written};
 use futures_channel::oneshot;
 
-use crate::shard::mesh::{MeshMsg, Outbox};
-use crate::shard::owner::{owner_of, Owner};
+use crate::engine::mesh::{MeshMsg, Outbox};
+use crate::engine::owner::{owner_of, Owner};
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 
 use converger_protocol::{decode_frame_with_limit, ErrorFrame, WireError};
 
-use super::binary_sink::BinarySender;
-use crate::net::binary::conn::{FrameConn, Inbound};
+use super::sink::BinarySender;
+use crate::net::binary::{FrameConn, Inbound};
 use crate::net::ws::{code, Incoming, WsSocket};
 
 pub(crate) trait Link {

@@ -1,5 +1,5 @@
 //! One binary-protocol connection (TCP or `/socket/binary`): the handshake
-//! (`super::binary_identity`), then requests answered by request id
+//! (`identity`), then requests answered by request id
 //! (docs/protocol.md).
 //!
 //! Every request goes through the same service layer as REST and the Phoenix
@@ -24,17 +24,21 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
-use super::binary_identity::{failure, handshake, welcome, wire_error, Identity};
-use super::binary_link::Link;
-use super::binary_sink::{to_wire, BinarySender, BinarySink};
-use super::{Ephemeral, Realtime, Subscription};
+mod identity;
+pub mod link;
+mod sink;
+
 use crate::auth::Claims;
-use crate::net::binary::conn::Inbound;
+use crate::engine::live::{Ephemeral, Realtime, Subscription};
+use crate::net::binary::Inbound;
+use crate::rt::shutdown::Shutdown;
 use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
 use crate::service::caller::unix_now;
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
-use crate::shard::shutdown::Shutdown;
+use identity::{failure, handshake, welcome, wire_error, Identity};
+use link::Link;
+use sink::{to_wire, BinarySender, BinarySink};
 
 /// Requests of one connection being answered at once; past this the session
 /// stops reading until one is done.

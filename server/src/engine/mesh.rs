@@ -21,9 +21,9 @@ use converger_storage::Activity;
 use futures_util::task::AtomicWaker;
 use rtrb::{Consumer, Producer, RingBuffer};
 
-use crate::realtime::events::Ephemeral;
-use crate::realtime::presence::{Meta, PresenceState};
-use crate::service::publish::PublishRequest;
+use crate::engine::live::events::Ephemeral;
+use crate::engine::presence::{Meta, PresenceState};
+use crate::engine::publish::PublishRequest;
 
 /// Slots per ring (per ordered pair of shards). Messages are two words, so a
 /// ring is 16 KiB; what cannot wait here waits in the owner's queue.

@@ -3,8 +3,6 @@
 //! over a [`conn::FrameConn`]. The protocol is written down in
 //! docs/protocol.md; its codec is the `converger-protocol` crate.
 
-pub mod conn;
-
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,9 +10,10 @@ use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::api::App;
-use crate::realtime::binary_session::{self, Limits};
-use crate::shard::shutdown::Shutdown;
-use crate::shard::tracker::ConnTracker;
+use crate::net::binary as conn;
+use crate::rt::shutdown::Shutdown;
+use crate::rt::tracker::ConnTracker;
+use crate::sessions::binary::{self as binary_session, Limits};
 
 /// How long a new connection may take to send its Hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +63,7 @@ pub async fn accept_loop(
                 }
                 Err(e) => {
                     warn!(shard, error = %e, "binary accept failed");
-                    crate::shard::accept_backoff().await;
+                    crate::server::shards::accept_backoff().await;
                 }
             },
             _ = shutdown.wait() => break,

@@ -13,9 +13,9 @@ use converger_storage::{Id, Scope, Store};
 use futures_channel::oneshot;
 
 use super::*;
+use crate::engine::mesh;
+use crate::engine::publish::PublishRequest;
 use crate::metrics::ShardMetrics;
-use crate::service::publish::PublishRequest;
-use crate::shard::mesh;
 use crate::testing::{conversation_in, message, runtime};
 
 /// Collects the seqs it is given; refuses after `room` activities.
@@ -228,8 +228,8 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
 fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
     use std::sync::mpsc;
 
-    use crate::shard::owner::owner_of;
-    use crate::shard::shutdown::Shutdown;
+    use crate::engine::owner::owner_of;
+    use crate::rt::shutdown::Shutdown;
 
     let (_dir, store) = embedded();
     let mut ends = mesh::build(2);
@@ -259,7 +259,8 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
                 let outbox = Rc::new(end0.outbox);
                 let realtime = Realtime::new(store, owner.clone(), outbox.clone());
                 monoio::spawn(owner.clone().run(outbox, realtime.clone()));
-                let mesh = monoio::spawn(crate::shard::mesh_loop(end0.inbox, owner.clone(), realtime, quiet.clone()));
+                let mesh =
+                    monoio::spawn(crate::server::shards::mesh_loop(end0.inbox, owner.clone(), realtime, quiet.clone()));
                 // Publish in rounds the test asks for.
                 while let Ok(n) = writer_go.recv() {
                     if n == 0 {
@@ -289,7 +290,7 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
                 let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
                 let outbox = Rc::new(end1.outbox);
                 let realtime = Realtime::new(store, owner.clone(), outbox);
-                let mesh = monoio::spawn(crate::shard::mesh_loop(end1.inbox, owner, realtime.clone(), quiet));
+                let mesh = monoio::spawn(crate::server::shards::mesh_loop(end1.inbox, owner, realtime.clone(), quiet));
                 let sink = Collect::new(usize::MAX);
                 // Ask for more writes while the backlog is being read.
                 to_writer.send(30).expect("writer");

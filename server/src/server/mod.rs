@@ -2,6 +2,11 @@
 //! caller already bound (so tests and embedders can use port 0 and know the
 //! address before anything runs) and [`Server::stop`] shuts it down in order.
 
+pub mod binary_listener;
+pub mod logging;
+pub mod shards;
+pub mod startup;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +18,8 @@ use crate::config::Config;
 use crate::delivery;
 use crate::metrics::Registry;
 use crate::net::Listeners;
-use crate::shard::shutdown::Shutdown;
-use crate::shard::{ShardStartError, Shards};
+use crate::rt::shutdown::Shutdown;
+use crate::server::shards::{ShardStartError, Shards};
 
 /// A running server.
 pub struct Server {

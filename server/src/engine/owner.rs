@@ -29,9 +29,9 @@ use std::time::Instant;
 use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 
 use super::mesh::{MeshMsg, Outbox};
+use crate::engine::live::Realtime;
+use crate::engine::publish::{PublishError, PublishRequest, Reply};
 use crate::metrics::ShardMetrics;
-use crate::realtime::Realtime;
-use crate::service::publish::{PublishError, PublishRequest, Reply};
 
 /// Most activities committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -267,7 +267,7 @@ impl Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::mesh;
+    use crate::engine::mesh;
     use crate::testing::{conversation_in, message, runtime};
     use converger_storage::embedded::EmbeddedStore;
     use converger_storage::new_id;

@@ -1,0 +1,8 @@
+//! The shard runtime's building blocks: building a shard's monoio runtime
+//! ([`runtime`]), the shutdown latch ([`shutdown`]), counting a shard's open
+//! connections ([`tracker`]) and knowing when every shard is quiet ([`quiesce`]).
+
+pub mod quiesce;
+pub mod runtime;
+pub mod shutdown;
+pub mod tracker;
