@@ -12,17 +12,19 @@
 //! - [`Client::history`], [`Client::typing`] (and [`Client::typing_events`]),
 //!   [`Client::ping`], [`Client::reauth`].
 //! - [`Rest`]: the REST calls an integrator makes around it (channels,
-//!   conversations, client tokens, the activity list).
+//!   conversations, client tokens, the activity list), over `http://` or
+//!   `https://`. Behind the default `rest` feature (see [Features](#features)).
 //!
 //! Frames are encoded and decoded by `converger-protocol`, the codec the
 //! server uses: the SDK has no second one.
 //!
 //! ```no_run
+//! # #[cfg(feature = "rest")]
+//! # async fn demo() -> converger_client::Result<()> {
 //! use converger_client::{Client, Credential, Draft, Rest};
 //!
-//! # async fn demo() -> converger_client::Result<()> {
 //! // Server side: a channel, a conversation and a token for a user.
-//! let rest = Rest::new("http://127.0.0.1:4000", "cvg_…tenant api key…")?;
+//! let rest = Rest::new("https://converger.example.com", "cvg_…tenant api key…")?;
 //! let channel = rest.create_channel("support", "websocket", serde_json::json!({})).await?;
 //! let conversation = rest.create_conversation(channel.id, None, None).await?;
 //! let token = rest.create_token(conversation.id, "user-42", None).await?;
@@ -72,23 +74,25 @@
 //! events, which are ephemeral, are dropped for a receiver that falls
 //! [`Options::typing_buffer`] behind.
 //!
-//! # The HTTP client
+//! # Features
 //!
-//! [`Rest`] uses a small HTTP/1.1 client written here over tokio's
-//! `TcpStream` (one request per connection, `Content-Length` JSON bodies;
-//! responses by length, chunked or to close) rather than `reqwest`:
-//! `reqwest` with rustls would add hyper, rustls and its crypto backend, about
-//! sixty crates and minutes to every cold build of the workspace on the
-//! project's 2-core machines, for five JSON calls. The cost is that [`Rest`]
-//! speaks plain HTTP only: use it on a trusted network (or behind a local
-//! TLS-terminating proxy), or call the documented JSON API with any HTTP
-//! client that does TLS.
+//! - `rest` (default): [`Rest`], over `reqwest` with rustls (no OpenSSL),
+//!   HTTP/1.1, `http://` and `https://` base URLs; server certificates are
+//!   checked against the Mozilla roots of `webpki-roots`. It is the reqwest
+//!   build the server crate already uses, so a workspace build compiles
+//!   nothing more for it; the crate built on its own compiles hyper, rustls
+//!   and ring too (about 100 crates instead of about 30).
+//!
+//! With `default-features = false` the crate is the binary-protocol client
+//! alone (tokio, the shared codec), without reqwest: create channels,
+//! conversations and tokens with any HTTP client, the API is plain JSON
+//! (docs/api.md).
 
 mod client;
 pub mod codec;
 mod connection;
 mod error;
-mod http;
+#[cfg(feature = "rest")]
 mod rest;
 mod state;
 mod subscription;
@@ -97,6 +101,7 @@ mod types;
 pub use client::{Client, Options};
 pub use converger_protocol::{ErrorCode, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
+#[cfg(feature = "rest")]
 pub use rest::{ActivityList, Channel, Conversation, Rest, RestActivity, Token};
 pub use subscription::{Subscription, TypingEvents};
 pub use types::{Activity, Credential, Draft, HistoryPage, TypingEvent, Welcome, Written};

@@ -3,7 +3,11 @@
 //! client tokens, list a conversation's activities. Errors in the API's
 //! `{"error":{"code","message"}}` shape come back as [`Error::Server`] with
 //! the catalogue code.
+//!
+//! HTTP is `reqwest` with rustls (no OpenSSL): base URLs may be `http://` or
+//! `https://`. Only with the default `rest` feature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use converger_protocol::ErrorCode;
@@ -13,7 +17,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::error::{Error, Result, ServerError};
-use crate::http::{request, BaseUrl};
+
+/// The largest response accepted (a page of 1000 activities with big texts
+/// stays far below).
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 /// A channel (`POST /api/v1/channels`).
 #[derive(Clone, Debug, Deserialize)]
@@ -84,17 +91,35 @@ pub struct ActivityList {
 /// REST calls with one credential: a tenant API key (every call), a channel
 /// secret (conversations and tokens of its channel), or a client token
 /// ([`Rest::refresh_token`]).
+///
+/// Clones share one HTTP client and its pool of keep-alive connections.
 #[derive(Clone, Debug)]
 pub struct Rest {
-    base: BaseUrl,
+    http: reqwest::Client,
+    /// `scheme://host[:port][/prefix]`, without a trailing slash.
+    base: String,
     credential: String,
     timeout: Duration,
 }
 
 impl Rest {
-    /// `base_url` is `http://host:port` (plain HTTP, see the crate docs).
+    /// `base_url` is `http://host:port` or `https://host[:port]`, optionally
+    /// with a path prefix (`https://example.com/converger`); without a scheme,
+    /// `http://` is assumed. Server certificates are checked against the
+    /// Mozilla root set built into the crate (`webpki-roots`), not the
+    /// system's store. Connections go straight to `base_url` (no proxy).
     pub fn new(base_url: &str, credential: impl Into<String>) -> Result<Rest> {
-        Ok(Rest { base: BaseUrl::parse(base_url)?, credential: credential.into(), timeout: Duration::from_secs(30) })
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("converger-rust/", env!("CARGO_PKG_VERSION")))
+            // A redirect is answered to the caller as `Error::Http`, as any
+            // other non-2xx status: the credential goes to `base_url` only.
+            .redirect(reqwest::redirect::Policy::none())
+            // Straight to `base_url`, as the SDK always did: proxy variables
+            // in the environment (`HTTPS_PROXY`, …) are not read.
+            .no_proxy()
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Rest { http, base: parse_base(base_url)?, credential: credential.into(), timeout: Duration::from_secs(30) })
     }
 
     /// Each call's time limit (30 s by default).
@@ -161,15 +186,91 @@ impl Rest {
         path: &str,
         body: Option<Value>,
     ) -> Result<T> {
-        let bytes = body.map(|b| b.to_string().into_bytes());
-        let response = request(&self.base, method, path, Some(bearer), bytes.as_deref(), self.timeout).await?;
-        if (200..300).contains(&response.status) {
-            return serde_json::from_slice(&response.body).map_err(|e| Error::Http {
-                status: response.status,
-                body: format!("unexpected answer ({e}): {}", String::from_utf8_lossy(&response.body)),
+        let (status, body) = tokio::time::timeout(self.timeout, self.exchange(bearer, method, path, body))
+            .await
+            .unwrap_or(Err(Error::Timeout(self.timeout)))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body).map_err(|e| Error::Http {
+                status,
+                body: format!("unexpected answer ({e}): {}", String::from_utf8_lossy(&body)),
             });
         }
-        Err(api_error(response.status, &response.body))
+        Err(api_error(status, &body))
+    }
+
+    /// One request and its whole response body (bounded by [`MAX_RESPONSE`]).
+    async fn exchange(&self, bearer: &str, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Vec<u8>)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("bad HTTP method {method:?}")))?;
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if body.is_some() || method != reqwest::Method::GET {
+            let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes);
+        }
+        let mut response = request.send().await.map_err(|e| transport_error(e, self.timeout))?;
+        let status = response.status().as_u16();
+        let too_large = || Error::Http { status, body: "response too large".into() };
+        if response.content_length().is_some_and(|n| n > MAX_RESPONSE as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(e, self.timeout))? {
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+}
+
+/// `base_url` checked and normalised: a scheme (`http://` when none is
+/// given), a host, an optional path prefix, no trailing slash.
+fn parse_base(base_url: &str) -> Result<String> {
+    let with_scheme = if base_url.contains("://") { base_url.to_string() } else { format!("http://{base_url}") };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| Error::InvalidArgument(format!("bad base URL {base_url:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidArgument(format!("base URL {base_url:?}: the scheme must be http or https")));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::InvalidArgument(format!("no host in {base_url:?}")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::InvalidArgument(format!("base URL {base_url:?}: no query or fragment allowed")));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A failed exchange (no HTTP status): the time limit, a refused or broken
+/// connection, a TLS failure. The kind of the underlying I/O error, when
+/// there is one, is kept (`ConnectionRefused`, …).
+fn transport_error(e: reqwest::Error, timeout: Duration) -> Error {
+    if e.is_timeout() {
+        return Error::Timeout(timeout);
+    }
+    if e.is_builder() {
+        return Error::InvalidArgument(e.to_string());
+    }
+    let mut kind = None;
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+            break;
+        }
+        source = cause.source();
+    }
+    match kind {
+        Some(kind) => Error::Io(Arc::new(std::io::Error::new(kind, e))),
+        // Connected, sent, then the connection closed before a whole answer
+        // came: the request may or may not have taken effect.
+        None if !e.is_connect() && (e.is_request() || e.is_body()) => Error::ConnectionLost,
+        None => Error::Io(Arc::new(std::io::Error::other(e))),
     }
 }
 
@@ -193,5 +294,48 @@ mod tests {
         let e = api_error(404, br#"{"error":{"code":"not_found","message":"no such conversation"}}"#);
         assert_eq!(e.code(), Some(ErrorCode::NotFound));
         assert!(matches!(api_error(502, b"bad gateway"), Error::Http { status: 502, .. }));
+    }
+
+    #[test]
+    fn base_urls_parse() {
+        assert_eq!(parse_base("http://127.0.0.1:4000").unwrap(), "http://127.0.0.1:4000");
+        assert_eq!(parse_base("https://example.com/converger/").unwrap(), "https://example.com/converger");
+        assert_eq!(parse_base("example.com:8080").unwrap(), "http://example.com:8080");
+        for bad in ["ftp://example.com", "http://", "http://x/?a=1", "https://x/#f"] {
+            assert!(matches!(parse_base(bad), Err(Error::InvalidArgument(_))), "{bad}");
+        }
+    }
+
+    /// An https base URL is accepted and spoken to with TLS: a closed
+    /// loopback port is a refused connection (not a refused scheme), and a
+    /// loopback listener receives a TLS handshake, not a plain request.
+    /// Nothing leaves the machine.
+    #[tokio::test]
+    async fn https_base_urls_are_used_with_tls() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let rest = Rest::new(&format!("https://127.0.0.1:{closed}"), "cvg_key").unwrap();
+        match rest.create_channel("x", "websocket", json!({})).await {
+            Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}"),
+            other => panic!("expected a refused connection, got {other:?}"),
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            stream.read_exact(&mut first).await.unwrap();
+            first
+        });
+        let rest =
+            Rest::new(&format!("https://127.0.0.1:{port}"), "cvg_key").unwrap().with_timeout(Duration::from_secs(10));
+        let result = rest.list_activities(Uuid::nil(), 0, 10).await;
+        // A TLS record: handshake (22), protocol version 3.x.
+        assert_eq!(peer.await.unwrap()[..2], [22, 3]);
+        assert!(matches!(result, Err(Error::Io(_) | Error::ConnectionLost)), "{result:?}");
     }
 }
