@@ -18,7 +18,8 @@ use std::time::Duration;
 pub use cli::{Cli, Command, Options};
 pub use file::FileConfig;
 pub use mask::mask_database_url;
-pub use values::{IoDriver, LogFilter, Secret};
+pub use crate::rt::runtime::IoDriver;
+pub use values::{LogFilter, Secret};
 
 use crate::auth::AllowList;
 use crate::net::http::parse::MAX_HEADERS_CAP;
@@ -117,6 +118,28 @@ pub struct Config {
 }
 
 impl Config {
+    /// The HTTP server's limits.
+    pub fn http_limits(&self) -> crate::net::http::Limits {
+        crate::net::http::Limits {
+            max_body_bytes: self.max_body_bytes,
+            idle_timeout: self.http_idle_timeout,
+            request_timeout: self.http_request_timeout,
+            max_head_bytes: self.http_max_header_bytes,
+            max_headers: self.http_max_headers,
+            max_target_bytes: self.http_max_target_bytes,
+        }
+    }
+
+    /// A WebSocket's limits.
+    pub fn ws_limits(&self) -> crate::net::ws::WsLimits {
+        crate::net::ws::WsLimits {
+            max_message_bytes: self.ws_max_message_bytes,
+            send_queue_bytes: self.ws_send_queue_bytes,
+            messages_per_second: self.ws_messages_per_second,
+            ..crate::net::ws::WsLimits::default()
+        }
+    }
+
     /// Reads the TOML file named by the options (if any) and layers everything.
     pub fn load(options: Options) -> Result<Config, ConfigError> {
         let file = match &options.config {

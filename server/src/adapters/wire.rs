@@ -64,14 +64,9 @@ pub(crate) fn check_channel_secret(req: &InboundRequest, channel: &ChannelView<'
 
 /// The percent-decoded value of `name` in a query string (`+` is a space).
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<String>, InboundError> {
-    for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (n, v) = part.split_once('=').unwrap_or((part, ""));
-        let bad = || InboundError::BadRequest(format!("malformed query string near `{}`", short(part)));
-        if crate::api::query::decode(n).ok_or_else(bad)? == name {
-            return Ok(Some(crate::api::query::decode(v).ok_or_else(bad)?));
-        }
-    }
-    Ok(None)
+    let pairs =
+        crate::net::http::query::pairs(query.unwrap_or("")).map_err(|e| InboundError::BadRequest(e.to_string()))?;
+    Ok(pairs.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
 }
 
 /// The body as a JSON object: 400 if it is not JSON, 422 if not an object.

@@ -72,7 +72,7 @@ pub async fn resolve_conversation(app: &App, pending: Pending<'_>, conversation_
 pub fn admin(app: &App, request: &Request) -> Result<(), ApiError> {
     let peer = request.peer.map(|p| p.ip());
     Ok(admin::check(
-        app.config.admin_token.as_ref(),
+        app.config.admin_token.as_ref().map(|t| t.expose()),
         &app.config.admin_allow,
         peer,
         request.header_str("authorization"),

@@ -31,7 +31,7 @@ pub use error::ApiError;
 pub use router::{Endpoint, Params};
 
 use crate::config::Config;
-use crate::engine::live::Realtime;
+use crate::engine::Engine;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::net::http::{Method, Request, Response, Service};
 use crate::service::{Hub, Publisher};
@@ -43,7 +43,7 @@ pub struct App {
     /// The service layer; handlers call it and only translate HTTP around it.
     pub hub: Rc<Hub>,
     /// This shard's live stream (absent in an app built without shards).
-    pub realtime: Option<Rc<Realtime>>,
+    pub engine: Option<Rc<Engine>>,
     /// This shard's counters, and every shard's for `/metrics`.
     pub metrics: Arc<ShardMetrics>,
     pub registry: Registry,
@@ -62,11 +62,11 @@ impl App {
         store: Arc<dyn Store>,
         config: Arc<Config>,
         hub: Hub,
-        realtime: Option<Rc<Realtime>>,
+        engine: Option<Rc<Engine>>,
         metrics: Arc<ShardMetrics>,
         registry: Registry,
     ) -> App {
-        App { store, config, hub: Rc::new(hub), realtime, metrics, registry }
+        App { store, config, hub: Rc::new(hub), engine, metrics, registry }
     }
 
     /// Routes and runs one request; never fails: errors become responses.

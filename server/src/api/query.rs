@@ -16,6 +16,7 @@ use std::ops::RangeInclusive;
 use converger_storage::{Id, PageRequest};
 
 use super::ApiError;
+use crate::net::http::query;
 use crate::service::input::parse_id;
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -26,12 +27,7 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Result<Query, ApiError> {
-        let mut pairs = Vec::new();
-        for part in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = part.split_once('=').unwrap_or((part, ""));
-            let bad = || ApiError::BadRequest(format!("malformed query string near `{part}`"));
-            pairs.push((decode(name).ok_or_else(bad)?, decode(value).ok_or_else(bad)?));
-        }
+        let pairs = query::pairs(raw.unwrap_or("")).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(Query(pairs))
     }
 
@@ -96,32 +92,6 @@ fn decimal(v: &str) -> Option<i64> {
         return None;
     }
     v.parse().ok()
-}
-
-/// Percent-decoding with `+` as space; `None` for a bad escape or non-UTF-8.
-/// (Also used by the adapters, which read providers' query strings.)
-pub(crate) fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

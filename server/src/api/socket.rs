@@ -1,7 +1,7 @@
 //! `GET /socket/websocket?vsn=2.0.0&token=<jwt>`: the Phoenix Channels V2
 //! socket, and `GET /socket/binary`: the binary protocol over WebSocket. The version and the client token are checked here, before the
 //! upgrade, so a refused client gets a JSON error it can read; the session
-//! itself lives in `realtime::phoenix_session`.
+//! itself lives in `engine::phoenix_session`.
 
 use crate::api::query::Query;
 use crate::api::{ApiError, App};
@@ -22,14 +22,14 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
     let token =
         query.get("token")?.ok_or(AuthError::Invalid("a `token` query parameter (a client token) is required"))?;
     let claims = app.hub.verify_token(token)?;
-    let Some(realtime) = app.realtime.clone() else {
+    let Some(engine) = app.engine.clone() else {
         return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
     };
     let hub = app.hub.clone();
-    let limits = WsLimits::from_config(&app.config);
+    let limits = app.config.ws_limits();
     Ok(match handshake::accept(request) {
         Ok(switching) => {
-            switching.with_upgrade(Upgrade::new(limits, move |ws| phoenix_session::run(ws, hub, realtime, claims)))
+            switching.with_upgrade(Upgrade::new(limits, move |ws| phoenix_session::run(ws, hub, engine, claims)))
         }
         Err(refusal) => refusal,
     })
@@ -45,18 +45,18 @@ pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
     if let Some(token) = &token {
         app.hub.verify_token(token)?;
     }
-    let Some(realtime) = app.realtime.clone() else {
+    let Some(engine) = app.engine.clone() else {
         return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
     };
     let hub = app.hub.clone();
     // The WebSocket reader handles shutdown (close 1001 `going away`).
-    let shutdown = crate::rt::shutdown::Shutdown::new();
-    let limits = crate::server::binary_listener::limits(app);
-    let ws_limits = WsLimits { messages_per_second: u32::MAX, ..WsLimits::from_config(&app.config) };
+    let shutdown = crate::rt::latch::Latch::new();
+    let limits = binary_session::Limits::from_config(&app.config);
+    let ws_limits = WsLimits { messages_per_second: u32::MAX, ..app.config.ws_limits() };
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {
             let link = WsLink { ws, max_frame: limits.max_frame };
-            binary_session::run(link, hub, realtime, shutdown, limits, token)
+            binary_session::run(link, hub, engine, shutdown, limits, token)
         })),
         Err(refusal) => refusal,
     })

@@ -1,4 +1,4 @@
-//! Small typed config values: the I/O driver choice, the log filter and a
+//! Small typed config values: the log filter and a
 //! secret string whose `Debug` never prints it. Each parses from a string the
 //! same way from a flag, the environment or the TOML file.
 
@@ -6,42 +6,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::rt::runtime::IoDriver;
 use tracing_subscriber::filter::Targets;
-
-/// Which I/O driver the shard runtimes use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum IoDriver {
-    /// io_uring, or epoll where io_uring is refused (seccomp, old kernels).
-    #[default]
-    Auto,
-    /// io_uring only: starting fails where it is unavailable.
-    IoUring,
-    /// epoll (monoio's legacy driver) only.
-    Epoll,
-}
-
-impl FromStr for IoDriver {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(IoDriver::Auto),
-            "io-uring" | "io_uring" | "iouring" => Ok(IoDriver::IoUring),
-            "epoll" | "legacy" => Ok(IoDriver::Epoll),
-            other => Err(format!("unknown I/O driver `{other}` (expected auto, io-uring or epoll)")),
-        }
-    }
-}
-
-impl fmt::Display for IoDriver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IoDriver::Auto => "auto",
-            IoDriver::IoUring => "io-uring",
-            IoDriver::Epoll => "epoll",
-        })
-    }
-}
 
 /// A log filter such as `info` or `info,converger_server=debug`.
 ///

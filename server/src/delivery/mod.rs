@@ -114,7 +114,7 @@ impl Injector {
 /// Runs on one shard: writes what the worker injects, until the worker is
 /// gone or the shard shuts down (a reply injected after that is answered
 /// "stopping" and retried by the worker after the restart).
-pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>, shutdown: Shutdown) {
+pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>, shutdown: crate::rt::latch::Latch) {
     loop {
         let next = monoio::select! {
             next = rx.next() => next,

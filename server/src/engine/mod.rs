@@ -1,10 +1,158 @@
-//! The engine: the write path and the live stream, knowing no transport.
-//! A publish goes to its conversation's owner shard ([`owner`]), which
-//! sequences and group-commits it; committed batches cross the [`mesh`] to
-//! every shard with subscribers, where [`live`] hands them to local sinks.
+//! The engine: the write path and the live stream of one shard, knowing no
+//! transport. Sessions and the service layer call an [`Engine`]; what it
+//! sends to other shards are [`mesh::MeshMsg`]s built from its own types.
+//!
+//! Where the write path lives, in order:
+//! - [`publish`]: a validated activity becomes a [`publish::PublishRequest`]
+//!   and goes to its conversation's owner shard;
+//! - [`route`]: `owner_of` and the one function that sends a message to a
+//!   shard, or handles it here when this shard is the one;
+//! - [`owner`]: the owner's state (sequencer queue, group commit, the shards
+//!   following each conversation, presence) and the commit loop, which
+//!   answers each publisher after the commit and then fans the batch out;
+//! - [`live`]: this shard's subscriptions, catch-up from storage and the
+//!   delivery of committed batches and ephemeral events to local sinks.
+//!
+//! Every message, whether it crossed the mesh or was meant for this very
+//! shard, is handled by one function, [`Engine::handle`].
 
 pub mod live;
 pub mod mesh;
 pub mod owner;
 pub mod presence;
 pub mod publish;
+pub mod route;
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use converger_storage::{Activity, Store};
+
+use crate::metrics::ShardMetrics;
+use crate::rt::latch::Latch;
+use live::Live;
+use mesh::{Inbox, MeshMsg, Outbox};
+use owner::Owner;
+
+pub use live::{Ephemeral, LocalEvent, SharedBatch, Sink, SubscribeError, Subscription};
+pub use presence::{Meta, PresenceDiff, PresenceState};
+pub use publish::{PublishError, PublishRequest, Publisher};
+pub use route::owner_of;
+
+/// One shard's engine: its end of the mesh, the owner state of the
+/// conversations it owns, and its local subscriptions.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    outbox: Outbox,
+    owner: Owner,
+    live: Live,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>, outbox: Outbox) -> Rc<Engine> {
+        Rc::new(Engine { owner: Owner::new(store.clone(), metrics), live: Live::default(), store, outbox })
+    }
+
+    /// This shard's index.
+    pub fn shard(&self) -> usize {
+        self.outbox.shard()
+    }
+
+    /// The group-commit loop of the conversations this shard owns; returns
+    /// after [`Engine::close`] once everything queued is committed and answered.
+    pub async fn run_owner(self: Rc<Self>) {
+        let depth = self.owner.commit_depth();
+        let mut in_flight = VecDeque::new();
+        while let Some(done) = self.owner.next_commit(&mut in_flight, depth).await {
+            if let Some(fresh) = self.owner.finish(done) {
+                self.fan_out(fresh);
+            }
+        }
+    }
+
+    /// Stops taking publishes once the owner's queue is empty.
+    pub fn close(&self) {
+        self.owner.close();
+    }
+
+    /// Handles what other shards send this one until every shard is quiet,
+    /// then what is still in the rings.
+    pub async fn run_mesh(self: Rc<Self>, mut inbox: Inbox, all_quiet: Latch) {
+        let mut messages = Vec::new();
+        loop {
+            monoio::select! {
+                _ = inbox.recv_all(&mut messages) => {}
+                _ = all_quiet.wait() => break,
+            }
+            for message in messages.drain(..) {
+                self.handle(message);
+            }
+        }
+        inbox.drain_now(&mut messages);
+        for message in messages.drain(..) {
+            self.handle(message);
+        }
+    }
+
+    /// The one dispatch of engine messages, from the mesh or from this shard.
+    fn handle(self: &Rc<Self>, message: MeshMsg) {
+        match message {
+            MeshMsg::Publish(request) => self.owner.enqueue(*request),
+            MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| self.owner.enqueue(r)),
+            MeshMsg::Committed(activities) => self.deliver(&activities),
+            MeshMsg::Subscribe { conversation, shard, reply } => {
+                self.owner.add_subscriber_shard(conversation, shard);
+                let _ = reply.send(());
+            }
+            MeshMsg::Unsubscribe { conversation, shard } => self.owner.remove_subscriber_shard(conversation, shard),
+            MeshMsg::EphemeralToOwner { conversation, event } => self.pass_on(conversation, event),
+            MeshMsg::Ephemeral { conversation, event } => self.deliver_event(conversation, event),
+            MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
+                let (state, diff) = self.owner.presence_join(conversation, &key, meta);
+                self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+                let _ = reply.send(state);
+            }
+            MeshMsg::PresenceLeave { conversation, key, phx_ref } => {
+                if let Some(diff) = self.owner.presence_leave(conversation, &key, &phx_ref) {
+                    self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+                }
+            }
+        }
+    }
+
+    /// Sends a committed batch once to each shard whose clients follow any of
+    /// its conversations, after the commit and never before.
+    fn fan_out(self: &Rc<Self>, fresh: Vec<Activity>) {
+        let shards = self.owner.shards_following(&fresh);
+        if shards.is_empty() {
+            return;
+        }
+        let batch: Arc<[Activity]> = fresh.into();
+        for shard in shards {
+            if self.send_to(shard, MeshMsg::Committed(batch.clone())).is_err() {
+                // Its subscribers see the gap at their next batch and fill it from storage.
+                tracing::warn!(shard, "mesh ring full: committed batch not forwarded");
+            }
+        }
+    }
+
+    /// Owner side: an ephemeral event goes to every shard with subscribers.
+    fn pass_on(self: &Rc<Self>, conversation: converger_storage::Id, event: Arc<Ephemeral>) {
+        for shard in self.owner.subscriber_shards(conversation) {
+            let message = MeshMsg::Ephemeral { conversation, event: event.clone() };
+            if self.send_to(shard, message).is_err() {
+                tracing::debug!(shard, "mesh ring full: ephemeral event dropped");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// A one-shard engine (unit tests).
+    pub(crate) fn single(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Rc<Engine> {
+        let outbox = mesh::build(1).pop().expect("one shard").outbox;
+        Engine::new(store, metrics, outbox)
+    }
+}

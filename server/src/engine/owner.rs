@@ -1,6 +1,8 @@
 //! The owner side of the write path: every conversation has one owner shard
-//! (`hash(id) mod N`), and the owner is the single sequencer of its
-//! conversations on this node.
+//! ([`super::route::owner_of`]), and the owner is the single sequencer of its
+//! conversations on this node. All the state kept for the conversations a
+//! shard owns is here: the publish queue, the shards that follow each
+//! conversation, and who is present in it.
 //!
 //! Group commit: publishes for this shard's conversations — from its own
 //! connections or over the mesh — queue here; one task takes everything queued
@@ -21,16 +23,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 
-use super::mesh::{MeshMsg, Outbox};
-use crate::engine::live::Realtime;
-use crate::engine::publish::{PublishError, PublishRequest, Reply};
+use super::presence::{Meta, PresenceDiff, PresenceState, Presences};
+use super::publish::{PublishError, PublishRequest, Reply};
 use crate::metrics::ShardMetrics;
 
 /// Most activities committed in one transaction.
@@ -46,7 +46,7 @@ const MAX_IN_FLIGHT: usize = 4;
 type BatchResult = StoreResult<Vec<StoreResult<Written>>>;
 
 /// One batch at the store.
-struct InFlight<'a> {
+pub(super) struct InFlight<'a> {
     commit: Pin<Box<dyn Future<Output = BatchResult> + Send + 'a>>,
     replies: Vec<Reply>,
     size: usize,
@@ -57,19 +57,6 @@ struct InFlight<'a> {
 /// Most publishes waiting for a batch on one owner before new ones are refused.
 pub const MAX_QUEUED: usize = 16 * 1024;
 
-/// The owner shard of a conversation among `shards`: a fixed mix of all 128
-/// bits (UUID v7 ids made in one millisecond differ only in a counter and a
-/// few random bits, so no slice of them is spread enough on its own).
-pub fn owner_of(conversation: Id, shards: usize) -> usize {
-    let (hi, lo) = conversation.as_u64_pair();
-    // splitmix64's finalizer.
-    let mut x = hi ^ lo.rotate_left(32);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    (x % shards.max(1) as u64) as usize
-}
-
 pub struct Owner {
     store: Arc<dyn Store>,
     metrics: Arc<ShardMetrics>,
@@ -77,20 +64,23 @@ pub struct Owner {
     waker: RefCell<Option<Waker>>,
     closing: Cell<bool>,
     /// For each conversation with live subscribers, the shards they sit on.
-    /// Filled by the real-time layer's subscribe / unsubscribe messages.
+    /// Filled by the live layer's subscribe / unsubscribe messages.
     subscribers: RefCell<HashMap<Id, Vec<usize>>>,
+    /// Who is present in the conversations this shard owns.
+    presences: RefCell<Presences>,
 }
 
 impl Owner {
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Rc<Owner> {
-        Rc::new(Owner {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Owner {
+        Owner {
             store,
             metrics,
             queue: RefCell::new(VecDeque::new()),
             waker: RefCell::new(None),
             closing: Cell::new(false),
             subscribers: RefCell::new(HashMap::new()),
-        })
+            presences: RefCell::new(Presences::default()),
+        }
     }
 
     /// Queues a publish for the next batch, or refuses it at once.
@@ -131,6 +121,31 @@ impl Owner {
         self.subscribers.borrow().get(&conversation).cloned().unwrap_or_default()
     }
 
+    /// The shards following any conversation of `activities`, each once.
+    pub fn shards_following(&self, activities: &[Activity]) -> Vec<usize> {
+        let subscribers = self.subscribers.borrow();
+        let mut shards: Vec<usize> = Vec::new();
+        for a in activities {
+            for s in subscribers.get(&a.conversation_id).into_iter().flatten() {
+                if !shards.contains(s) {
+                    shards.push(*s);
+                }
+            }
+        }
+        shards
+    }
+
+    /// Adds a presence; the conversation's state for the joiner, and the diff
+    /// to pass on.
+    pub fn presence_join(&self, conversation: Id, key: &str, meta: Meta) -> (PresenceState, PresenceDiff) {
+        self.presences.borrow_mut().join(conversation, key, meta)
+    }
+
+    /// Removes a presence; the diff to pass on, unless it had already left.
+    pub fn presence_leave(&self, conversation: Id, key: &str, phx_ref: &str) -> Option<PresenceDiff> {
+        self.presences.borrow_mut().leave(conversation, key, phx_ref)
+    }
+
     pub fn remove_subscriber_shard(&self, conversation: Id, shard: usize) {
         let mut subs = self.subscribers.borrow_mut();
         if let Some(shards) = subs.get_mut(&conversation) {
@@ -149,13 +164,12 @@ impl Owner {
         }
     }
 
-    /// The group-commit loop; returns after [`Owner::close`] once everything
-    /// queued is committed and answered.
-    pub async fn run(self: Rc<Self>, outbox: Rc<Outbox>, local: Rc<Realtime>) {
-        let depth = if self.store.ordered_writes() { MAX_IN_FLIGHT } else { 1 };
-        let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::new();
-        while let Some(done) = self.next_commit(&mut in_flight, depth).await {
-            self.finish(done, &outbox, &local);
+    /// How many batches may be at the store at once (see [`MAX_IN_FLIGHT`]).
+    pub fn commit_depth(&self) -> usize {
+        if self.store.ordered_writes() {
+            MAX_IN_FLIGHT
+        } else {
+            1
         }
     }
 
@@ -163,7 +177,11 @@ impl Owner {
     /// the oldest once it has committed: commits are answered and fanned out
     /// in the order they were submitted, which is their seq order. `None` once
     /// closed with nothing queued or in flight.
-    async fn next_commit<'a>(&'a self, in_flight: &mut VecDeque<InFlight<'a>>, depth: usize) -> Option<InFlight<'a>> {
+    pub(super) async fn next_commit<'a>(
+        &'a self,
+        in_flight: &mut VecDeque<InFlight<'a>>,
+        depth: usize,
+    ) -> Option<InFlight<'a>> {
         poll_fn(|cx| {
             while in_flight.len() < depth {
                 let mut queue = self.queue.borrow_mut();
@@ -196,9 +214,9 @@ impl Owner {
         .await
     }
 
-    /// Answers each publisher of a committed (or failed) batch and hands the
-    /// new activities to the fan-out.
-    fn finish(&self, done: InFlight<'_>, outbox: &Outbox, local: &Rc<Realtime>) {
+    /// Answers each publisher of a committed (or failed) batch; the new
+    /// activities, for the fan-out.
+    pub(super) fn finish(&self, done: InFlight<'_>) -> Option<Vec<Activity>> {
         let InFlight { replies, size, started, result, .. } = done;
         let result = result.unwrap_or_else(|| Err(StoreError::Internal("a batch finished without an answer".into())));
         self.metrics.batch_committed(size, started.elapsed(), result.is_ok());
@@ -221,44 +239,13 @@ impl Owner {
                     let _ = reply.send(answer);
                 }
                 self.metrics.activities_committed(fresh.len());
-                self.fan_out(fresh, outbox, local);
+                Some(fresh).filter(|f| !f.is_empty())
             }
             Err(e) => {
                 for reply in replies {
                     let _ = reply.send(Err(PublishError::Store(e.clone())));
                 }
-            }
-        }
-    }
-
-    /// Sends the committed activities once to each shard whose clients follow
-    /// any of their conversations, after the commit and never before; this
-    /// shard's own subscribers get them directly.
-    fn fan_out(&self, fresh: Vec<Activity>, outbox: &Outbox, local: &Rc<Realtime>) {
-        if fresh.is_empty() {
-            return;
-        }
-        let mut shards: Vec<usize> = Vec::new();
-        {
-            let subscribers = self.subscribers.borrow();
-            for a in &fresh {
-                for s in subscribers.get(&a.conversation_id).into_iter().flatten() {
-                    if !shards.contains(s) {
-                        shards.push(*s);
-                    }
-                }
-            }
-        }
-        if shards.is_empty() {
-            return;
-        }
-        let batch: Arc<[Activity]> = fresh.into();
-        for shard in shards {
-            if shard == outbox.shard() {
-                local.deliver(&batch);
-            } else if outbox.send(shard, MeshMsg::Committed(batch.clone())).is_err() {
-                // Its subscribers see the gap at their next batch and fill it from storage.
-                tracing::warn!(shard, "mesh ring full: committed batch not forwarded");
+                None
             }
         }
     }
@@ -267,43 +254,11 @@ impl Owner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::mesh;
+    use crate::engine::Engine;
     use crate::testing::{conversation_in, message, runtime};
     use converger_storage::embedded::EmbeddedStore;
     use converger_storage::new_id;
     use futures_channel::oneshot;
-
-    #[test]
-    fn owners_spread_evenly_and_never_exceed_the_shard_count() {
-        let mut counts = [0usize; 4];
-        for _ in 0..40_000 {
-            counts[owner_of(new_id(), 4)] += 1;
-        }
-        for c in counts {
-            assert!((9_000..11_000).contains(&c), "{counts:?}");
-        }
-        assert_eq!(owner_of(new_id(), 1), 0);
-    }
-
-    /// The mapping is fixed: every shard (and, later, every node) must agree
-    /// on a conversation's owner, across builds and restarts.
-    #[test]
-    fn owner_of_matches_fixed_vectors() {
-        let vectors = [
-            ("0190f0f0-0000-7000-8000-000000000000", [1, 1, 1, 5]),
-            ("0190f0f0-0000-7000-8000-000000000002", [1, 1, 1, 1]),
-            ("01a23d91-9de1-7180-9beb-d255686bb05b", [1, 2, 3, 3]),
-            ("ffffffff-ffff-7fff-bfff-ffffffffffff", [0, 1, 2, 2]),
-        ];
-        for (id, owners) in vectors {
-            let id = Id::parse_str(id).expect("uuid");
-            let got = [2, 3, 4, 8].map(|n| owner_of(id, n));
-            assert_eq!(got, owners, "{id}");
-        }
-        let spread: Vec<usize> =
-            (0..16u128).map(|i| owner_of(Id::from_u128(0x0190f0f0_0000_7000_8000_000000000000 + i), 8)).collect();
-        assert_eq!(spread, [5, 5, 1, 2, 6, 2, 5, 1, 3, 5, 3, 3, 0, 0, 1, 4], "neighbouring ids spread");
-    }
 
     #[test]
     fn a_burst_commits_in_few_batches_with_gap_free_seqs() {
@@ -312,10 +267,9 @@ mod tests {
         runtime().block_on(async move {
             let (tenant, conv) = conversation_in(&*store).await;
             let metrics = Arc::new(ShardMetrics::default());
-            let owner = Owner::new(store.clone(), metrics.clone());
-            let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
-            let realtime = Realtime::new(store.clone(), owner.clone(), outbox.clone());
-            let task = monoio::spawn(owner.clone().run(outbox, realtime));
+            let engine = Engine::single(store.clone(), metrics.clone());
+            let task = monoio::spawn(engine.clone().run_owner());
+            let owner = &engine.owner;
             let answers: Vec<_> = (0..300)
                 .map(|_| {
                     let (reply, answer) = oneshot::channel();
@@ -342,10 +296,9 @@ mod tests {
         assert!(store.ordered_writes(), "the embedded store lets an owner keep batches in flight");
         runtime().block_on(async move {
             let (tenant, conv) = conversation_in(&*store).await;
-            let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
-            let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
-            let realtime = Realtime::new(store.clone(), owner.clone(), outbox.clone());
-            let task = monoio::spawn(owner.clone().run(outbox, realtime));
+            let engine = Engine::single(store.clone(), Arc::new(ShardMetrics::default()));
+            let task = monoio::spawn(engine.clone().run_owner());
+            let owner = &engine.owner;
             // Waves arriving while earlier batches commit, so several are at the store at once.
             let mut answers = Vec::new();
             for _ in 0..30 {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use converger_storage::{NewActivity, Store, StoreError, Written};
 use futures_channel::oneshot;
 
-use crate::engine::mesh::{MeshMsg, Outbox};
-use crate::engine::owner::{owner_of, Owner};
+use super::mesh::MeshMsg;
+use super::Engine;
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ enum Route {
     /// layers above that run without shards.
     Direct(Arc<dyn Store>),
     /// Through the owner shards (the server).
-    Owners { local: Rc<Owner>, outbox: Rc<Outbox> },
+    Owners(Rc<Engine>),
 }
 
 impl Publisher {
@@ -58,22 +58,20 @@ impl Publisher {
         Publisher { route: Route::Direct(store) }
     }
 
-    pub fn through_owners(local: Rc<Owner>, outbox: Rc<Outbox>) -> Publisher {
-        Publisher { route: Route::Owners { local, outbox } }
+    pub fn through_owners(engine: Rc<Engine>) -> Publisher {
+        Publisher { route: Route::Owners(engine) }
     }
 
     /// Persists one activity; resolves once it is committed (or replayed).
     pub async fn publish(&self, activity: NewActivity) -> Result<Written, PublishError> {
-        let (local, outbox) = match &self.route {
+        let engine = match &self.route {
             Route::Direct(store) => return direct(store, activity).await,
-            Route::Owners { local, outbox } => (local, outbox),
+            Route::Owners(engine) => engine,
         };
         let (reply, answer) = oneshot::channel();
-        let owner = owner_of(activity.conversation_id, outbox.shards());
+        let conversation = activity.conversation_id;
         let request = PublishRequest { activity, reply };
-        if owner == outbox.shard() {
-            local.enqueue(request);
-        } else if outbox.send(owner, MeshMsg::Publish(Box::new(request))).is_err() {
+        if engine.to_owner(conversation, MeshMsg::Publish(Box::new(request))).is_err() {
             return Err(PublishError::Overloaded);
         }
         // The owner drops the sender only when its shard stops before answering.
@@ -86,7 +84,7 @@ impl Publisher {
     /// shard once; the answers keep the input's order, and activities of one
     /// conversation commit in that order.
     pub async fn publish_many(&self, activities: Vec<NewActivity>) -> Vec<Result<Written, PublishError>> {
-        let (local, outbox) = match &self.route {
+        let engine = match &self.route {
             Route::Direct(store) => {
                 let n = activities.len();
                 return match store.write_batch(activities).await {
@@ -94,22 +92,19 @@ impl Publisher {
                     Err(e) => (0..n).map(|_| Err(PublishError::Store(e.clone()))).collect(),
                 };
             }
-            Route::Owners { local, outbox } => (local, outbox),
+            Route::Owners(engine) => engine,
         };
-        let mut per_owner: Vec<Vec<PublishRequest>> = (0..outbox.shards()).map(|_| Vec::new()).collect();
+        let mut per_owner: Vec<Vec<PublishRequest>> = (0..engine.shards()).map(|_| Vec::new()).collect();
         let answers: Vec<_> = activities
             .into_iter()
             .map(|activity| {
                 let (reply, answer) = oneshot::channel();
-                let owner = owner_of(activity.conversation_id, outbox.shards());
-                per_owner[owner].push(PublishRequest { activity, reply });
+                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest { activity, reply });
                 answer
             })
             .collect();
         for (owner, requests) in per_owner.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-            if owner == outbox.shard() {
-                requests.into_iter().for_each(|r| local.enqueue(r));
-            } else if let Err(MeshMsg::PublishMany(requests)) = outbox.send(owner, MeshMsg::PublishMany(requests)) {
+            if let Err(MeshMsg::PublishMany(requests)) = engine.send_to(owner, MeshMsg::PublishMany(requests)) {
                 // The ring is full: every request of this owner answers Overloaded.
                 for r in requests {
                     let _ = r.reply.send(Err(PublishError::Overloaded));

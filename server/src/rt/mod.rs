@@ -2,6 +2,7 @@
 //! ([`runtime`]), the shutdown latch ([`shutdown`]), counting a shard's open
 //! connections ([`tracker`]) and knowing when every shard is quiet ([`quiesce`]).
 
+pub mod latch;
 pub mod quiesce;
 pub mod runtime;
 pub mod shutdown;

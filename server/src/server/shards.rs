@@ -19,12 +19,12 @@ use tracing::{debug, info, warn};
 
 use crate::api::App;
 use crate::config::Config;
-use crate::engine::live::Realtime;
-use crate::engine::mesh::{self, MeshEnd, MeshMsg};
-use crate::engine::owner::Owner;
+use crate::engine::mesh::{self, MeshEnd};
+use crate::engine::Engine;
 use crate::metrics::Registry;
-use crate::net::http::{conn, Limits};
+use crate::net::http::conn;
 use crate::net::Listeners;
+use crate::rt::latch::Latch;
 use crate::rt::quiesce::{Arrival, Quiesce};
 use crate::rt::runtime;
 use crate::rt::shutdown::Shutdown;
@@ -169,19 +169,19 @@ impl ShardSetup {
         };
         let id = self.id;
         let shard_metrics = self.metrics.shard(id);
-        let owner = Owner::new(self.store.clone(), shard_metrics.clone());
-        let outbox = Rc::new(self.mesh.outbox);
-        let realtime = Realtime::new(self.store.clone(), owner.clone(), outbox.clone());
-        let owner_task = monoio::spawn(owner.clone().run(outbox.clone(), realtime.clone()));
-        let all_quiet = self.arrival.all_quiet();
-        let mesh_task = monoio::spawn(mesh_loop(self.mesh.inbox, owner.clone(), realtime.clone(), all_quiet.clone()));
-        let publisher = Publisher::through_owners(owner.clone(), outbox);
+        // Shard-local latches, each fed by one task waiting on its process-wide signal.
+        let shutdown = Latch::following(&self.shutdown);
+        let all_quiet = Latch::following(&self.arrival.all_quiet());
+        let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox);
+        let owner_task = monoio::spawn(engine.clone().run_owner());
+        let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));
+        let publisher = Publisher::through_owners(engine.clone());
         let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),
             hub,
-            Some(realtime.clone()),
+            Some(engine.clone()),
             shard_metrics,
             self.metrics,
         ));
@@ -190,25 +190,18 @@ impl ShardSetup {
         let inject_task = self
             .injections
             .take()
-            .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), self.shutdown.clone())));
+            .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), shutdown.clone())));
         let tracker = Rc::new(ConnTracker::default());
-        let abort = Shutdown::new();
+        let abort = Latch::new();
         let binary_task = monoio::spawn(super::binary_listener::accept_loop(
             binary,
             id,
             app.clone(),
             tracker.clone(),
-            self.shutdown.clone(),
+            shutdown.clone(),
             abort.clone(),
         ));
-        let limits = Limits {
-            max_body_bytes: self.config.max_body_bytes,
-            idle_timeout: self.config.http_idle_timeout,
-            request_timeout: self.config.http_request_timeout,
-            max_head_bytes: self.config.http_max_header_bytes,
-            max_headers: self.config.http_max_headers,
-            max_target_bytes: self.config.http_max_target_bytes,
-        };
+        let limits = self.config.http_limits();
         if self.ready.send(Ok((id, driver))).is_err() {
             return;
         }
@@ -218,7 +211,7 @@ impl ShardSetup {
                 accepted = http.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let guard = tracker.open();
-                        let (app, shutdown, abort) = (app.clone(), self.shutdown.clone(), abort.clone());
+                        let (app, shutdown, abort) = (app.clone(), shutdown.clone(), abort.clone());
                         monoio::spawn(async move {
                             monoio::select! {
                                 why = conn::serve(stream, peer, &*app, limits, &shutdown) => match why {
@@ -236,7 +229,7 @@ impl ShardSetup {
                         accept_backoff().await;
                     }
                 },
-                _ = self.shutdown.wait() => break,
+                _ = shutdown.wait() => break,
             }
         }
         drop(http);
@@ -261,28 +254,9 @@ impl ShardSetup {
         self.arrival.arrive();
         all_quiet.wait().await;
         mesh_task.await;
-        owner.close();
+        engine.close();
         owner_task.await;
         info!(shard = id, "shard stopped");
-    }
-}
-
-/// Delivers what other shards send this one, until every shard is quiet; then
-/// takes what is still in the rings and stops.
-pub(crate) async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime: Rc<Realtime>, all_quiet: Shutdown) {
-    let mut messages = Vec::new();
-    loop {
-        monoio::select! {
-            _ = inbox.recv_all(&mut messages) => {}
-            _ = all_quiet.wait() => break,
-        }
-        for message in messages.drain(..) {
-            deliver(message, &owner, &realtime);
-        }
-    }
-    inbox.drain_now(&mut messages);
-    for message in messages.drain(..) {
-        deliver(message, &owner, &realtime);
     }
 }
 
@@ -291,8 +265,8 @@ pub(crate) async fn mesh_loop(mut inbox: mesh::Inbox, owner: Rc<Owner>, realtime
 async fn run_websocket(
     ws: conn::Upgraded,
     guard: tracker::ConnGuard,
-    shutdown: Shutdown,
-    abort: Shutdown,
+    shutdown: Latch,
+    abort: Latch,
     shard: usize,
     peer: std::net::SocketAddr,
 ) {
@@ -300,27 +274,6 @@ async fn run_websocket(
     monoio::select! {
         _ = ws.run(shutdown) => debug!(shard, %peer, "websocket closed"),
         _ = abort.wait() => debug!(shard, %peer, "websocket cut after the grace period"),
-    }
-}
-
-fn deliver(message: MeshMsg, owner: &Owner, realtime: &Rc<Realtime>) {
-    match message {
-        MeshMsg::Publish(request) => owner.enqueue(*request),
-        MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| owner.enqueue(r)),
-        MeshMsg::Committed(activities) => realtime.deliver(&activities),
-        MeshMsg::Subscribe { conversation, shard, reply } => {
-            owner.add_subscriber_shard(conversation, shard);
-            let _ = reply.send(());
-        }
-        MeshMsg::Unsubscribe { conversation, shard } => owner.remove_subscriber_shard(conversation, shard),
-        MeshMsg::EphemeralToOwner { conversation, event } => realtime.pass_on(conversation, event),
-        MeshMsg::Ephemeral { conversation, event } => realtime.deliver_event(conversation, event),
-        MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
-            let _ = reply.send(realtime.owner_presence_join(conversation, &key, meta));
-        }
-        MeshMsg::PresenceLeave { conversation, key, phx_ref } => {
-            realtime.owner_presence_leave(conversation, &key, &phx_ref)
-        }
     }
 }
 

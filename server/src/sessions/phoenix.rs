@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::phoenix_sink::PhoenixSink;
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
-use crate::engine::live::{Ephemeral, Meta, Realtime, Subscription};
+use crate::engine::{Engine, Ephemeral, Meta, Subscription};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
 use crate::service::activities::{typing_state, ActivityInput};
@@ -42,18 +42,18 @@ struct Joined {
 
 struct Session {
     hub: Rc<Hub>,
-    realtime: Rc<Realtime>,
+    engine: Rc<Engine>,
     claims: Claims,
     sender: WsSender,
     joined: HashMap<String, Joined>,
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, realtime: Rc<Realtime>, claims: Claims) {
+pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Claims) {
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
     let expiry = monoio::time::sleep(expires_in);
     futures_util::pin_mut!(expiry);
-    let mut session = Session { hub, realtime, claims, sender: ws.sender(), joined: HashMap::new() };
+    let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new() };
     loop {
         let incoming = monoio::select! {
             m = ws.recv() => m,
@@ -148,7 +148,7 @@ impl Session {
         self.reply(&m, Reply::Ok, json!({}));
         let scope = Scope::Tenant(self.claims.tenant_id);
         let sink = Rc::new(PhoenixSink { sender: self.sender.clone() });
-        let sub = match self.realtime.subscribe(conversation, scope, last_seq, sink).await {
+        let sub = match self.engine.subscribe(conversation, scope, last_seq, sink).await {
             Ok(sub) => sub,
             Err(e) => {
                 let join_ref = m.join_ref.as_deref().unwrap_or_default();
@@ -158,7 +158,7 @@ impl Session {
         };
         let phx_ref = format!("{}", converger_storage::new_id().simple());
         let meta = Meta { phx_ref: phx_ref.clone(), online_at: Timestamp::now() };
-        match self.realtime.presence_join(conversation, self.claims.sub.clone(), meta).await {
+        match self.engine.presence_join(conversation, self.claims.sub.clone(), meta).await {
             Ok(state) => {
                 if let Ok(frame) =
                     phoenix::push(m.join_ref.as_deref().unwrap_or_default(), &m.topic, "presence_state", &state)
@@ -224,7 +224,7 @@ impl Session {
             Err(e) => return self.reply(&m, Reply::Error, error_response(&e)),
         };
         let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
-        match self.realtime.send_ephemeral(conversation, event) {
+        match self.engine.send_ephemeral(conversation, event) {
             Ok(()) => self.reply(&m, Reply::Ok, json!({})),
             Err(e) => self.reply(&m, Reply::Error, json!({"reason": e.to_string()})),
         }
@@ -239,8 +239,8 @@ impl Session {
     }
 
     fn drop_joined(&self, j: Joined) {
-        self.realtime.unsubscribe(&j.sub);
-        self.realtime.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
+        self.engine.unsubscribe(&j.sub);
+        self.engine.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
         let _ = j.join_ref;
     }
 

@@ -28,27 +28,28 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use converger_storage::{Activity, Id, Scope, Store};
+use converger_storage::{Activity, Id, Scope};
 use futures_channel::oneshot;
 
-pub use crate::engine::presence::{Meta, PresenceDiff, PresenceState, Presences};
 pub use batch::SharedBatch;
 pub use events::{Ephemeral, LocalEvent};
 pub use subscription::{Sink, Subscription};
 
-use crate::engine::mesh::{MeshMsg, Outbox};
-use crate::engine::owner::{owner_of, Owner};
-use crate::service::PublishError;
+use super::mesh::MeshMsg;
+use super::presence::{Meta, PresenceState};
+use super::publish::PublishError;
+use super::Engine;
 
-/// One shard's subscriptions.
-pub struct Realtime {
-    store: Arc<dyn Store>,
-    owner: Rc<Owner>,
-    outbox: Rc<Outbox>,
-    /// Local subscriptions per conversation.
+/// One shard's subscriptions, per conversation.
+#[derive(Default)]
+pub(super) struct Live {
     subs: RefCell<HashMap<Id, Vec<Rc<Subscription>>>>,
-    /// Presence of the conversations this shard owns.
-    presences: RefCell<Presences>,
+}
+
+impl Live {
+    fn of(&self, conversation: Id) -> Vec<Rc<Subscription>> {
+        self.subs.borrow().get(&conversation).cloned().unwrap_or_default()
+    }
 }
 
 /// Why a subscription could not start.
@@ -60,20 +61,10 @@ pub enum SubscribeError {
     Store(#[from] converger_storage::StoreError),
 }
 
-impl Realtime {
-    pub fn new(store: Arc<dyn Store>, owner: Rc<Owner>, outbox: Rc<Outbox>) -> Rc<Realtime> {
-        Rc::new(Realtime {
-            store,
-            owner,
-            outbox,
-            subs: RefCell::new(HashMap::new()),
-            presences: RefCell::new(Presences::default()),
-        })
-    }
-
+impl Engine {
     /// Follows `conversation` (readable in `scope`) for `sink`: first every
     /// activity after `after_seq`, in order, then the live stream. Resolves once
-    /// the backlog is delivered; the subscription stays until [`Realtime::unsubscribe`]
+    /// the backlog is delivered; the subscription stays until [`Engine::unsubscribe`]
     /// or until its sink refuses a delivery. The caller has authorized the
     /// subscription; the backlog read checks `scope` again, and a refusal there
     /// undoes the registration.
@@ -85,7 +76,7 @@ impl Realtime {
         sink: Rc<dyn Sink>,
     ) -> Result<Rc<Subscription>, SubscribeError> {
         let sub = Rc::new(Subscription::new(conversation, scope, after_seq, sink));
-        self.subs.borrow_mut().entry(conversation).or_default().push(sub.clone());
+        self.live.subs.borrow_mut().entry(conversation).or_default().push(sub.clone());
         if let Err(e) = self.register(conversation).await {
             self.unsubscribe(&sub);
             return Err(e.into());
@@ -98,11 +89,11 @@ impl Realtime {
     }
 
     /// Stops `sub`; the owner stops forwarding once no local subscriber is left.
-    pub fn unsubscribe(&self, sub: &Rc<Subscription>) {
+    pub fn unsubscribe(self: &Rc<Self>, sub: &Rc<Subscription>) {
         sub.close();
         let conversation = sub.conversation;
         let last_here = {
-            let mut subs = self.subs.borrow_mut();
+            let mut subs = self.live.subs.borrow_mut();
             let Some(list) = subs.get_mut(&conversation) else { return };
             list.retain(|s| !Rc::ptr_eq(s, sub));
             let empty = list.is_empty();
@@ -112,21 +103,16 @@ impl Realtime {
             empty
         };
         if last_here {
-            let owner = owner_of(conversation, self.outbox.shards());
-            if owner == self.outbox.shard() {
-                self.owner.remove_subscriber_shard(conversation, owner);
-            } else {
-                let msg = MeshMsg::Unsubscribe { conversation, shard: self.outbox.shard() };
-                // A full ring leaves the owner forwarding to us for nothing; the
-                // next delivery finds no subscriber and is dropped here.
-                let _ = self.outbox.send(owner, msg);
-            }
+            let msg = MeshMsg::Unsubscribe { conversation, shard: self.shard() };
+            // A full ring leaves the owner forwarding to us for nothing; the
+            // next delivery finds no subscriber and is dropped here.
+            let _ = self.to_owner(conversation, msg);
         }
     }
 
     /// Committed activities from an owner (this shard or another), in commit
     /// order; each local subscriber gets the ones of its conversation.
-    pub fn deliver(self: &Rc<Self>, activities: &Arc<[Activity]>) {
+    pub(super) fn deliver(self: &Rc<Self>, activities: &Arc<[Activity]>) {
         let batch = Rc::new(SharedBatch::new(activities.clone()));
         // Runs of one conversation, in order (a batch is mostly grouped already).
         let mut start = 0;
@@ -136,8 +122,7 @@ impl Realtime {
             while end < activities.len() && activities[end].conversation_id == conversation {
                 end += 1;
             }
-            let subs: Vec<Rc<Subscription>> = self.subs.borrow().get(&conversation).cloned().unwrap_or_default();
-            for sub in subs {
+            for sub in self.live.of(conversation) {
                 if !sub.offer(&batch, start..end) {
                     self.gap_or_overflow(&sub);
                 }
@@ -163,17 +148,10 @@ impl Realtime {
 
     /// Asks the conversation's owner to forward its commits here; resolves once
     /// the owner has registered this shard.
-    async fn register(&self, conversation: Id) -> Result<(), PublishError> {
-        let (me, owner) = (self.outbox.shard(), owner_of(conversation, self.outbox.shards()));
-        if owner == me {
-            self.owner.add_subscriber_shard(conversation, me);
-            return Ok(());
-        }
+    async fn register(self: &Rc<Self>, conversation: Id) -> Result<(), PublishError> {
         let (reply, registered) = oneshot::channel();
-        let msg = MeshMsg::Subscribe { conversation, shard: me, reply };
-        if self.outbox.send(owner, msg).is_err() {
-            return Err(PublishError::Overloaded);
-        }
+        let msg = MeshMsg::Subscribe { conversation, shard: self.shard(), reply };
+        self.to_owner(conversation, msg).map_err(|_| PublishError::Overloaded)?;
         registered.await.map_err(|_| PublishError::ShuttingDown)
     }
 
@@ -181,15 +159,8 @@ impl Realtime {
     /// `conversation`, through its owner. Not stored; a full ring drops it
     /// (`Overloaded`), which is the right fate for a typing signal.
     pub fn send_ephemeral(self: &Rc<Self>, conversation: Id, event: Ephemeral) -> Result<(), PublishError> {
-        let event = Arc::new(event);
-        let owner = owner_of(conversation, self.outbox.shards());
-        if owner == self.outbox.shard() {
-            self.pass_on(conversation, event);
-            Ok(())
-        } else {
-            let msg = MeshMsg::EphemeralToOwner { conversation, event };
-            self.outbox.send(owner, msg).map_err(|_| PublishError::Overloaded)
-        }
+        let msg = MeshMsg::EphemeralToOwner { conversation, event: Arc::new(event) };
+        self.to_owner(conversation, msg).map_err(|_| PublishError::Overloaded)
     }
 
     /// Adds a presence to `conversation` (at its owner); resolves to the state
@@ -200,58 +171,23 @@ impl Realtime {
         key: String,
         meta: Meta,
     ) -> Result<PresenceState, PublishError> {
-        let owner = owner_of(conversation, self.outbox.shards());
-        if owner == self.outbox.shard() {
-            return Ok(self.owner_presence_join(conversation, &key, meta));
-        }
         let (reply, state) = oneshot::channel();
         let msg = MeshMsg::PresenceJoin { conversation, key, meta, reply };
-        self.outbox.send(owner, msg).map_err(|_| PublishError::Overloaded)?;
+        self.to_owner(conversation, msg).map_err(|_| PublishError::Overloaded)?;
         state.await.map_err(|_| PublishError::ShuttingDown)
     }
 
     /// Removes a presence (socket left or closed); the leave is broadcast.
     pub fn presence_leave(self: &Rc<Self>, conversation: Id, key: String, phx_ref: String) {
-        let owner = owner_of(conversation, self.outbox.shards());
-        if owner == self.outbox.shard() {
-            self.owner_presence_leave(conversation, &key, &phx_ref);
-        } else {
-            let msg = MeshMsg::PresenceLeave { conversation, key, phx_ref };
-            if self.outbox.send(owner, msg).is_err() {
-                tracing::warn!(%conversation, "mesh ring full: presence leave lost");
-            }
-        }
-    }
-
-    /// Owner side of [`Realtime::presence_join`].
-    pub fn owner_presence_join(self: &Rc<Self>, conversation: Id, key: &str, meta: Meta) -> PresenceState {
-        let (state, diff) = self.presences.borrow_mut().join(conversation, key, meta);
-        self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
-        state
-    }
-
-    /// Owner side of [`Realtime::presence_leave`].
-    pub fn owner_presence_leave(self: &Rc<Self>, conversation: Id, key: &str, phx_ref: &str) {
-        let diff = self.presences.borrow_mut().leave(conversation, key, phx_ref);
-        if let Some(diff) = diff {
-            self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
-        }
-    }
-
-    /// Owner side: an ephemeral event goes to every shard with subscribers.
-    pub fn pass_on(self: &Rc<Self>, conversation: Id, event: Arc<Ephemeral>) {
-        for shard in self.owner.subscriber_shards(conversation) {
-            if shard == self.outbox.shard() {
-                self.deliver_event(conversation, event.clone());
-            } else if self.outbox.send(shard, MeshMsg::Ephemeral { conversation, event: event.clone() }).is_err() {
-                tracing::debug!(shard, "mesh ring full: ephemeral event dropped");
-            }
+        let msg = MeshMsg::PresenceLeave { conversation, key, phx_ref };
+        if self.to_owner(conversation, msg).is_err() {
+            tracing::warn!(%conversation, "mesh ring full: presence leave lost");
         }
     }
 
     /// An ephemeral event for this shard's subscribers of `conversation`.
-    pub fn deliver_event(&self, conversation: Id, event: Arc<Ephemeral>) {
-        let subs: Vec<Rc<Subscription>> = self.subs.borrow().get(&conversation).cloned().unwrap_or_default();
+    pub(super) fn deliver_event(self: &Rc<Self>, conversation: Id, event: Arc<Ephemeral>) {
+        let subs = self.live.of(conversation);
         if subs.is_empty() {
             return;
         }
@@ -264,8 +200,8 @@ impl Realtime {
     }
 
     /// Number of local subscriptions (for stats and tests).
-    pub fn count(&self) -> usize {
-        self.subs.borrow().values().map(Vec::len).sum()
+    pub fn subscriptions(&self) -> usize {
+        self.live.subs.borrow().values().map(Vec::len).sum()
     }
 }
 

@@ -14,8 +14,10 @@ use futures_channel::oneshot;
 
 use super::*;
 use crate::engine::mesh;
+use crate::engine::presence::Meta;
 use crate::engine::publish::PublishRequest;
 use crate::metrics::ShardMetrics;
+use crate::rt::latch::Latch;
 use crate::testing::{conversation_in, message, runtime};
 
 /// Collects the seqs it is given; refuses after `room` activities.
@@ -54,8 +56,7 @@ impl Sink for Collect {
 
 struct World {
     store: Arc<dyn Store>,
-    owner: Rc<Owner>,
-    realtime: Rc<Realtime>,
+    engine: Rc<Engine>,
     tenant: Id,
     conversation: Id,
 }
@@ -63,18 +64,16 @@ struct World {
 impl World {
     async fn new(store: Arc<dyn Store>) -> World {
         let (tenant, conversation) = conversation_in(&*store).await;
-        let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
-        let outbox = Rc::new(mesh::build(1).pop().expect("one shard").outbox);
-        let realtime = Realtime::new(store.clone(), owner.clone(), outbox.clone());
-        monoio::spawn(owner.clone().run(outbox, realtime.clone()));
-        World { store, owner, realtime, tenant, conversation }
+        let engine = Engine::single(store.clone(), Arc::new(ShardMetrics::default()));
+        monoio::spawn(engine.clone().run_owner());
+        World { store, engine, tenant, conversation }
     }
 
     async fn publish(&self, n: usize) {
         let answers: Vec<_> = (0..n)
             .map(|_| {
                 let (reply, answer) = oneshot::channel();
-                self.owner.enqueue(PublishRequest { activity: message(self.tenant, self.conversation), reply });
+                self.engine.owner.enqueue(PublishRequest { activity: message(self.tenant, self.conversation), reply });
                 answer
             })
             .collect();
@@ -84,7 +83,7 @@ impl World {
     }
 
     async fn subscribe(&self, after: i64, sink: Rc<Collect>) -> Rc<Subscription> {
-        self.realtime.subscribe(self.conversation, Scope::Tenant(self.tenant), after, sink).await.expect("subscribe")
+        self.engine.subscribe(self.conversation, Scope::Tenant(self.tenant), after, sink).await.expect("subscribe")
     }
 }
 
@@ -152,14 +151,14 @@ fn unsubscribe_stops_delivery_and_the_owner_forwarding() {
         let w = World::new(store).await;
         let sink = Collect::new(usize::MAX);
         let sub = w.subscribe(0, sink.clone()).await;
-        assert_eq!(w.owner.subscriber_shards(w.conversation), vec![0]);
+        assert_eq!(w.engine.owner.subscriber_shards(w.conversation), vec![0]);
         w.publish(2).await;
         until_seen(&sink, 2).await;
-        w.realtime.unsubscribe(&sub);
-        assert!(w.owner.subscriber_shards(w.conversation).is_empty());
+        w.engine.unsubscribe(&sub);
+        assert!(w.engine.owner.subscriber_shards(w.conversation).is_empty());
         w.publish(2).await;
         assert_eq!(sink.seqs(), vec![1, 2]);
-        assert_eq!(w.realtime.count(), 0);
+        assert_eq!(w.engine.subscriptions(), 0);
     });
 }
 
@@ -177,7 +176,7 @@ fn a_full_sink_ends_its_subscription_and_others_go_on() {
         }
         until_seen(&big, 6).await;
         assert_eq!(small.seqs(), vec![1, 2, 3], "the full one got what fit, then was dropped");
-        assert_eq!(w.realtime.count(), 1);
+        assert_eq!(w.engine.subscriptions(), 1);
     });
 }
 
@@ -187,9 +186,9 @@ fn another_tenants_conversation_cannot_be_followed() {
     runtime().block_on(async move {
         let w = World::new(store).await;
         let got =
-            w.realtime.subscribe(w.conversation, Scope::Tenant(converger_storage::new_id()), 0, Collect::new(1)).await;
+            w.engine.subscribe(w.conversation, Scope::Tenant(converger_storage::new_id()), 0, Collect::new(1)).await;
         assert!(matches!(got, Err(SubscribeError::Store(converger_storage::StoreError::NotFound(_)))));
-        assert!(w.owner.subscriber_shards(w.conversation).is_empty());
+        assert!(w.engine.owner.subscriber_shards(w.conversation).is_empty());
     });
 }
 
@@ -202,11 +201,11 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
         let _sa = w.subscribe(0, a.clone()).await;
         let _sb = w.subscribe(0, b.clone()).await;
         let meta = Meta { phx_ref: "r1".into(), online_at: converger_storage::Timestamp::from_micros(0) };
-        let state = w.realtime.presence_join(w.conversation, "alice".into(), meta).await.expect("join");
+        let state = w.engine.presence_join(w.conversation, "alice".into(), meta).await.expect("join");
         assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice"]);
         let typing = Ephemeral::Typing { sender: "alice".into(), typing: true };
-        w.realtime.send_ephemeral(w.conversation, typing.clone()).expect("typing");
-        w.realtime.presence_leave(w.conversation, "alice".into(), "r1".into());
+        w.engine.send_ephemeral(w.conversation, typing.clone()).expect("typing");
+        w.engine.presence_leave(w.conversation, "alice".into(), "r1".into());
         for sink in [&a, &b] {
             let events = sink.events.borrow();
             assert_eq!(events.len(), 3, "{events:?}");
@@ -228,7 +227,7 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
 fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
     use std::sync::mpsc;
 
-    use crate::engine::owner::owner_of;
+    use crate::engine::owner_of;
     use crate::rt::shutdown::Shutdown;
 
     let (_dir, store) = embedded();
@@ -255,12 +254,9 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
         let (store, quiet) = (store.clone(), quiet.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
-                let outbox = Rc::new(end0.outbox);
-                let realtime = Realtime::new(store, owner.clone(), outbox.clone());
-                monoio::spawn(owner.clone().run(outbox, realtime.clone()));
-                let mesh =
-                    monoio::spawn(crate::server::shards::mesh_loop(end0.inbox, owner.clone(), realtime, quiet.clone()));
+                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end0.outbox);
+                monoio::spawn(engine.clone().run_owner());
+                let mesh = monoio::spawn(engine.clone().run_mesh(end0.inbox, Latch::following(&quiet)));
                 // Publish in rounds the test asks for.
                 while let Ok(n) = writer_go.recv() {
                     if n == 0 {
@@ -269,7 +265,7 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
                     let answers: Vec<_> = (0..n)
                         .map(|_| {
                             let (reply, answer) = oneshot::channel();
-                            owner.enqueue(PublishRequest { activity: message(tenant, conversation), reply });
+                            engine.owner.enqueue(PublishRequest { activity: message(tenant, conversation), reply });
                             answer
                         })
                         .collect();
@@ -287,15 +283,13 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
         let (store, quiet) = (store.clone(), quiet.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let owner = Owner::new(store.clone(), Arc::new(ShardMetrics::default()));
-                let outbox = Rc::new(end1.outbox);
-                let realtime = Realtime::new(store, owner.clone(), outbox);
-                let mesh = monoio::spawn(crate::server::shards::mesh_loop(end1.inbox, owner, realtime.clone(), quiet));
+                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end1.outbox);
+                let mesh = monoio::spawn(engine.clone().run_mesh(end1.inbox, Latch::following(&quiet)));
                 let sink = Collect::new(usize::MAX);
                 // Ask for more writes while the backlog is being read.
                 to_writer.send(30).expect("writer");
                 let _sub =
-                    realtime.subscribe(conversation, Scope::Tenant(tenant), 5, sink.clone()).await.expect("subscribe");
+                    engine.subscribe(conversation, Scope::Tenant(tenant), 5, sink.clone()).await.expect("subscribe");
                 to_writer.send(25).expect("writer");
                 until_seen(&sink, 75).await;
                 to_test.send(sink.seqs()).expect("report");

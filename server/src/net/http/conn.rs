@@ -2,7 +2,7 @@
 //! answer them in order into one output buffer, write it with one call, repeat.
 //! That is keep-alive and pipelining with one write per batch of requests.
 //!
-//! Shutdown: a connection waiting for its next request (nothing buffered) is
+//! Latch: a connection waiting for its next request (nothing buffered) is
 //! closed at once; one in the middle of a request finishes it, answers with
 //! `connection: close`, then closes. The shard bounds the whole with the grace
 //! period.
@@ -30,7 +30,7 @@ use super::request::Method;
 use super::response::Response;
 use super::Service;
 use crate::net::ws::Upgrade;
-use crate::rt::shutdown::Shutdown;
+use crate::rt::latch::Latch;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -44,7 +44,7 @@ pub enum Closed {
     BadRequest,
     /// Idle too long between requests, or too slow sending one.
     TimedOut,
-    Shutdown,
+    Latch,
     /// Switched to WebSocket: the `101` is written; [`Upgraded::run`] serves the rest.
     Upgraded(Upgraded),
     Io(std::io::Error),
@@ -59,7 +59,7 @@ pub struct Upgraded {
 
 impl Upgraded {
     /// Runs the WebSocket session until it ends.
-    pub async fn run(self, shutdown: Shutdown) {
+    pub async fn run(self, shutdown: Latch) {
         self.upgrade.run(self.stream, self.buffered, shutdown).await;
     }
 }
@@ -106,7 +106,7 @@ pub async fn serve<S: Service>(
     peer: SocketAddr,
     service: &S,
     limits: Limits,
-    shutdown: &Shutdown,
+    shutdown: &Latch,
 ) -> Closed {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(4096);
@@ -134,7 +134,7 @@ pub async fn serve<S: Service>(
                     if client_close {
                         close = Some(Closed::Client);
                     } else if shutdown.is_triggered() {
-                        close = Some(Closed::Shutdown);
+                        close = Some(Closed::Latch);
                     }
                     response.encode(head_only, close.is_some(), &mut out);
                     if close.is_some() {
@@ -171,7 +171,7 @@ pub async fn serve<S: Service>(
             // Idle between requests: this is where shutdown closes us.
             monoio::select! {
                 r = read => r,
-                _ = shutdown.wait() => return Closed::Shutdown,
+                _ = shutdown.wait() => return Closed::Latch,
                 _ = monoio::time::sleep(limits.idle_timeout) => return Closed::TimedOut,
             }
         } else {

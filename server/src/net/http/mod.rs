@@ -6,6 +6,7 @@
 
 pub mod conn;
 pub mod parse;
+pub mod query;
 pub mod request;
 pub mod response;
 

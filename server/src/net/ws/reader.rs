@@ -24,7 +24,7 @@ use super::frame::{CloseFrame, Decoder, Message, Opcode};
 use super::rate::RateLimit;
 use super::socket::{Closed, Incoming};
 use crate::net::send_queue::{closing, flushed, Shared};
-use crate::rt::shutdown::Shutdown;
+use crate::rt::latch::Latch;
 
 /// Read sizes adapt between these: an idle socket (most of them) asks for
 /// little and so holds little; one that keeps filling its reads doubles them.
@@ -39,7 +39,7 @@ pub(super) struct Reader {
     pub decoder: Decoder,
     pub rate: RateLimit,
     pub queue: Shared,
-    pub shutdown: Shutdown,
+    pub shutdown: Latch,
     pub close_timeout: Duration,
     pub tx: mpsc::Sender<Incoming>,
     /// The size of the next read (see [`MIN_READ`]).

@@ -22,9 +22,8 @@ use super::encode;
 use super::frame::{CloseFrame, Decoder};
 use super::rate::RateLimit;
 use super::reader::Reader;
-use crate::config::Config;
 use crate::net::send_queue::{write_loop, FrameSender as WsSender, Queue, Shared};
-use crate::rt::shutdown::Shutdown;
+use crate::rt::latch::Latch;
 
 /// Messages decoded ahead of the session; beyond this the reader stops reading.
 const INBOX: usize = 8;
@@ -49,17 +48,6 @@ impl Default for WsLimits {
             send_queue_bytes: 4 << 20,
             messages_per_second: 100,
             close_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl WsLimits {
-    pub fn from_config(config: &Config) -> WsLimits {
-        WsLimits {
-            max_message_bytes: config.ws_max_message_bytes,
-            send_queue_bytes: config.ws_send_queue_bytes,
-            messages_per_second: config.ws_messages_per_second,
-            ..WsLimits::default()
         }
     }
 }
@@ -98,7 +86,7 @@ pub struct WsSocket {
 impl WsSocket {
     /// Runs the WebSocket protocol on `stream`, whose HTTP upgrade is done;
     /// `buffered` holds bytes the client sent right after its request.
-    pub fn start(stream: TcpStream, buffered: BytesMut, limits: WsLimits, shutdown: Shutdown) -> WsSocket {
+    pub fn start(stream: TcpStream, buffered: BytesMut, limits: WsLimits, shutdown: Latch) -> WsSocket {
         let queue = Queue::new(limits.send_queue_bytes, encode::close);
         let (read, write) = stream.into_split();
         let (tx, inbox) = mpsc::channel(INBOX);

@@ -69,7 +69,7 @@ impl Service for TestService {
 
 struct Harness {
     addr: SocketAddr,
-    shutdown: Shutdown,
+    shutdown: crate::rt::shutdown::Shutdown,
     closed: mpsc::Receiver<Closed>,
 }
 
@@ -77,14 +77,15 @@ fn start(limits: WsLimits) -> Harness {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = std_listener.local_addr().expect("addr");
     std_listener.set_nonblocking(true).expect("nonblocking");
-    let shutdown = Shutdown::new();
+    let shutdown = crate::rt::shutdown::Shutdown::new();
     let (report, closed) = mpsc::channel();
-    let server_shutdown = shutdown.clone();
+    let global = shutdown.clone();
     std::thread::spawn(move || {
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().expect("runtime");
         rt.block_on(async move {
             let listener = monoio::net::TcpListener::from_std(std_listener).expect("listener");
             let service = std::rc::Rc::new(TestService { limits, report });
+            let server_shutdown = Latch::following(&global);
             while let Ok((stream, peer)) = listener.accept().await {
                 let (service, shutdown) = (service.clone(), server_shutdown.clone());
                 monoio::spawn(async move {

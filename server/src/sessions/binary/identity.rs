@@ -10,7 +10,7 @@ use super::Limits;
 use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
 use crate::net::binary::Inbound;
-use crate::rt::shutdown::Shutdown;
+use crate::rt::latch::Latch;
 use crate::service::caller::token_sender;
 use crate::service::{Hub, ServiceError};
 
@@ -64,7 +64,7 @@ pub(super) async fn handshake<L: Link>(
     hub: &Hub,
     limits: Limits,
     upgrade_token: Option<&str>,
-    shutdown: &Shutdown,
+    shutdown: &Latch,
 ) -> Result<Identity, ErrorFrame> {
     let first = monoio::select! {
         inbound = link.recv() => inbound,

@@ -29,9 +29,9 @@ pub mod link;
 mod sink;
 
 use crate::auth::Claims;
-use crate::engine::live::{Ephemeral, Realtime, Subscription};
+use crate::engine::{Engine, Ephemeral, Subscription};
 use crate::net::binary::Inbound;
-use crate::rt::shutdown::Shutdown;
+use crate::rt::latch::Latch;
 use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
 use crate::service::caller::unix_now;
 use crate::service::json;
@@ -46,6 +46,11 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// Activities a History page holds at most (as a REST page).
 const MAX_HISTORY: u32 = 1000;
 
+/// How long a new connection may take to send its Hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence after which a connection is closed (announced in Welcome).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The limits a connection runs with (from the config; announced in Welcome).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -53,6 +58,19 @@ pub struct Limits {
     pub send_queue_bytes: usize,
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// The WebSocket limits apply (one frame is one message), with no
+    /// per-message rate (TCP backpressure paces clients).
+    pub fn from_config(config: &crate::config::Config) -> Limits {
+        Limits {
+            max_frame: config.ws_max_message_bytes.min(converger_protocol::MAX_FRAME_SIZE as usize) as u32,
+            send_queue_bytes: config.ws_send_queue_bytes,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
 }
 
 /// What a finished request leaves for the session to record.
@@ -91,7 +109,7 @@ enum Sub {
 
 struct Session {
     hub: Rc<Hub>,
-    realtime: Rc<Realtime>,
+    engine: Rc<Engine>,
     identity: Identity,
     out: BinarySender,
     subs: HashMap<Id, Sub>,
@@ -102,8 +120,8 @@ struct Session {
 pub(crate) async fn run<L: Link>(
     mut link: L,
     hub: Rc<Hub>,
-    realtime: Rc<Realtime>,
-    shutdown: Shutdown,
+    engine: Rc<Engine>,
+    shutdown: Latch,
     limits: Limits,
     upgrade_token: Option<String>,
 ) {
@@ -113,7 +131,7 @@ pub(crate) async fn run<L: Link>(
         Err(error) => return link.close(error).await,
     };
     let _ = out.send(welcome(&identity, limits));
-    let mut session = Session { hub, realtime, identity, out, subs: HashMap::new() };
+    let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let expiry = monoio::time::sleep(session.expires_in());
     futures_util::pin_mut!(expiry);
@@ -208,7 +226,7 @@ impl Session {
                     } else {
                         // Unsubscribed while starting.
                         attempt.set(false);
-                        self.realtime.unsubscribe(&sub);
+                        self.engine.unsubscribe(&sub);
                     }
                 }
             }
@@ -240,8 +258,8 @@ impl Session {
                 }
             }
         }
-        let (hub, realtime, out, identity) =
-            (self.hub.clone(), self.realtime.clone(), self.out.clone(), self.identity.clone());
+        let (hub, engine, out, identity) =
+            (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.clone());
         Some(Box::pin(async move {
             let scope = identity.scope();
             // First every item's check, for the one Subscribed answer; then the backlogs.
@@ -274,7 +292,7 @@ impl Session {
             for (conversation, after_seq, active) in starting {
                 let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
                 let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-                match realtime.subscribe(conversation, scope, after, sink).await {
+                match engine.subscribe(conversation, scope, after, sink).await {
                     Ok(sub) => started.push((conversation, sub, active)),
                     Err(e) => {
                         // Already answered as subscribed: rather than a silent hole, the
@@ -291,7 +309,7 @@ impl Session {
                 Some(error) => {
                     started.iter().for_each(|(_, sub, active)| {
                         active.set(false);
-                        realtime.unsubscribe(sub);
+                        engine.unsubscribe(sub);
                     });
                     Done::Close(error)
                 }
@@ -305,7 +323,7 @@ impl Session {
             match self.subs.remove(&Id::from_bytes(id)) {
                 Some(Sub::Live { sub, active }) => {
                     active.set(false);
-                    self.realtime.unsubscribe(&sub);
+                    self.engine.unsubscribe(&sub);
                 }
                 // `record` unsubscribes it when it has started.
                 Some(Sub::Starting { active }) => active.set(false),
@@ -320,7 +338,7 @@ impl Session {
             match sub {
                 Sub::Live { sub, active } => {
                     active.set(false);
-                    self.realtime.unsubscribe(&sub);
+                    self.engine.unsubscribe(&sub);
                 }
                 Sub::Starting { active } => active.set(false),
             }
@@ -416,14 +434,14 @@ impl Session {
         };
         // A subscription here proves the conversation is the tenant's; otherwise look once.
         let subscribed = matches!(self.subs.get(&conversation), Some(Sub::Live { .. }));
-        let (hub, realtime, out, scope, request_id) =
-            (self.hub.clone(), self.realtime.clone(), self.out.clone(), self.identity.scope(), e.request_id);
+        let (hub, engine, out, scope, request_id) =
+            (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.scope(), e.request_id);
         Some(Box::pin(async move {
             let result = match subscribed {
                 true => Ok(()),
                 false => follow(&hub, scope, conversation).await.map(|_| ()),
             }
-            .and_then(|()| realtime.send_ephemeral(conversation, event).map_err(|e| failure(&ServiceError::from(e))));
+            .and_then(|()| engine.send_ephemeral(conversation, event).map_err(|e| failure(&ServiceError::from(e))));
             if let (Err(f), true) = (result, request_id != 0) {
                 send(&out, Frame::Error(ErrorFrame::new(request_id, code_of(&f), f.message)));
             }
