@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::rt::runtime::IoDriver;
 pub use cli::{Cli, Command, Options};
 pub use file::FileConfig;
 pub use mask::mask_database_url;
-pub use crate::rt::runtime::IoDriver;
 pub use values::{LogFilter, Secret};
 
 use crate::auth::AllowList;

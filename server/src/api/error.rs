@@ -8,12 +8,12 @@
 
 use converger_storage::StoreError;
 use serde_json::json;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::adapters::InboundError;
 use crate::auth::AuthError;
 use crate::net::http::Response;
-use crate::service::{PublishError, ServiceError};
+use crate::service::{Public, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -47,50 +47,6 @@ impl From<AuthError> for ApiError {
     }
 }
 
-/// Status and code of a storage error.
-fn store_status(e: &StoreError) -> (u16, &'static str) {
-    match e {
-        StoreError::NotFound(_) => (404, "not_found"),
-        StoreError::Conflict(_) => (409, "conflict"),
-        StoreError::ChannelInactive => (409, "channel_inactive"),
-        StoreError::ConversationClosed => (409, "conversation_closed"),
-        StoreError::ForeignKey(_) => (422, "invalid_reference"),
-        StoreError::Unavailable(_) => (503, "storage_unavailable"),
-        // Invalid is a bug above the store (the edge validates input), not the client's fault.
-        StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => (500, "internal"),
-    }
-}
-
-fn auth_status(e: &AuthError) -> (u16, &'static str) {
-    match e {
-        AuthError::Missing | AuthError::Invalid(_) | AuthError::Token(_) => (401, "unauthorized"),
-        AuthError::TenantInactive => (403, "tenant_inactive"),
-        AuthError::ChannelInactive => (403, "channel_inactive"),
-        AuthError::WrongKind(_) | AuthError::AdminAddressRefused => (403, "forbidden"),
-        AuthError::AdminDisabled => (404, "admin_disabled"),
-    }
-}
-
-/// Status and code of a service error: the one mapping every transport uses
-/// (REST answers the status; real-time replies carry the code).
-pub fn service_status(e: &ServiceError) -> (u16, &'static str) {
-    match e {
-        ServiceError::Auth(a) => auth_status(a),
-        ServiceError::Validation { .. } => (422, "validation_failed"),
-        ServiceError::InvalidJson { .. } => (400, "invalid_json"),
-        ServiceError::Publish(PublishError::Overloaded) => (503, "overloaded"),
-        ServiceError::Publish(PublishError::ShuttingDown) => (503, "shutting_down"),
-        ServiceError::Publish(PublishError::Store(s)) | ServiceError::Store(s) => store_status(s),
-        ServiceError::Random(_) => (500, "internal"),
-        // The adapters' own codes, folded into the one catalogue.
-        ServiceError::Inbound(i) => match i.code() {
-            "no_inbound" => (i.status(), "not_found"),
-            "channel_misconfigured" => (i.status(), "conflict"),
-            code => (i.status(), code),
-        },
-    }
-}
-
 impl ApiError {
     fn status_code(&self) -> (u16, &'static str) {
         match self {
@@ -100,7 +56,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
             ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
-            ApiError::Service(e) => service_status(e),
+            ApiError::Service(e) => e.status_code(),
         }
     }
 
@@ -112,30 +68,25 @@ impl ApiError {
         self.status_code().1
     }
 
-    /// The message shown to the client: internal details stay in the log.
-    fn public_message(&self) -> String {
-        match self.status_code() {
-            (500, _) => "internal error".into(),
-            (503, "storage_unavailable") => "storage is unavailable".into(),
-            _ => self.to_string(),
-        }
-    }
-
     pub fn into_response(self) -> Response {
-        let (status, code) = self.status_code();
-        match status {
-            500.. if status != 503 => {
-                error!(error = %self, source = ?std::error::Error::source(&self), "request failed")
+        let public = match &self {
+            // The one rule for what a client sees (and what is logged instead).
+            ApiError::Service(e) => e.public(),
+            ApiError::StorageUnavailable(e) => ServiceError::Store(e.clone()).public(),
+            other => {
+                let (status, code) = other.status_code();
+                Public { status, code, message: other.to_string(), field: None }
             }
-            503 => warn!(error = ?self, "request refused: {code}"),
-            _ => {}
+        };
+        let Public { status, code, message, field } = public;
+        if status == 503 && code != "storage_unavailable" {
+            warn!(error = ?self, "request refused: {code}");
         }
-        let message = self.public_message();
-        let response = match &self {
-            ApiError::Service(e) if e.field().is_some() => {
-                Response::json(status, &json!({"error": {"code": code, "message": message, "field": e.field()}}))
+        let response = match field {
+            Some(field) => {
+                Response::json(status, &json!({"error": {"code": code, "message": message, "field": field}}))
             }
-            _ => Response::error(status, code, &message),
+            None => Response::error(status, code, &message),
         };
         match self {
             ApiError::MethodNotAllowed { allow, .. } => response.with_header("allow", allow),
@@ -201,7 +152,7 @@ mod tests {
 
     #[test]
     fn overload_is_503_with_retry_after() {
-        let r = ApiError::from(ServiceError::Publish(PublishError::Overloaded)).into_response();
+        let r = ApiError::from(ServiceError::Publish(crate::service::PublishError::Overloaded)).into_response();
         assert_eq!(r.status, 503);
         assert_eq!(body(&r)["error"]["code"], "overloaded");
         assert!(r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "1"));

@@ -48,7 +48,13 @@ impl Hub {
         if !self.tenant_is_active(tenant).await? {
             return Err(crate::auth::AuthError::TenantInactive.into());
         }
-        Ok(self.store.get_conversation(Scope::Tenant(tenant), conversation).await?)
+        let c = self.store.get_conversation(Scope::Tenant(tenant), conversation).await?;
+        // One rule for every socket: a closed conversation takes no writes,
+        // so there is no live stream to follow (its history stays readable).
+        if c.status == converger_storage::ConversationStatus::Closed {
+            return Err(StoreError::ConversationClosed.into());
+        }
+        Ok(c)
     }
 
     /// Creates a conversation; 404 for another tenant's (or another channel
@@ -67,7 +73,10 @@ impl Hub {
             metadata: input.metadata,
             external_id: input.external_id,
         };
-        Ok(self.store.create_conversation(new).await?)
+        self.store.create_conversation(new).await.map_err(|e| match e {
+            StoreError::Conflict(_) => ServiceError::Conflict("external_id is already used on this channel".into()),
+            e => e.into(),
+        })
     }
 
     pub async fn list_conversations(

@@ -1,7 +1,7 @@
 //! Delivery operations: list (by activity, channel, status), read, and put a
 //! failed delivery back in the queue.
 
-use converger_storage::{Delivery, DeliveryFilter, DeliveryStatus, Id, Page, PageRequest, Scope};
+use converger_storage::{Delivery, DeliveryFilter, DeliveryStatus, Id, Page, PageRequest, Scope, StoreError};
 
 use super::{Hub, ServiceError, ServiceResult};
 
@@ -29,6 +29,9 @@ impl Hub {
     /// Requeues a failed delivery, due now with its attempts reset; any other
     /// status answers `conflict`.
     pub async fn retry_delivery(&self, scope: Scope, id: Id) -> ServiceResult<Delivery> {
-        Ok(self.store.retry_delivery(scope, id).await?)
+        self.store.retry_delivery(scope, id).await.map_err(|e| match e {
+            StoreError::Conflict(_) => ServiceError::Conflict("only a failed delivery can be retried".into()),
+            e => e.into(),
+        })
     }
 }

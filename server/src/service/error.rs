@@ -1,12 +1,20 @@
-//! [`ServiceError`]: why an operation of the service layer failed, typed so
-//! every transport maps it once to its own shape (HTTP status + JSON error in
-//! `api::error`, a protocol error frame, a WebSocket close code).
+//! [`ServiceError`]: why an operation of the service layer failed, and the
+//! one rule for what a client sees of it, whatever the transport:
+//! [`ServiceError::public`] gives the status, the catalogue code, a message
+//! and the field. REST answers the status with the JSON error shape, the
+//! Phoenix socket replies with the code and message, the binary protocol
+//! sends the code's number and the message.
+//!
+//! Internal text never reaches a client: a failure of ours (500) or of the
+//! storage (503) is logged here with a short reference, and the client gets
+//! `internal` or `storage_unavailable` with that reference; a storage
+//! constraint's own text is replaced by a plain sentence.
 
 use converger_storage::StoreError;
 
 use super::json::JsonError;
-use super::PublishError;
 use crate::auth::{AuthError, RandomError};
+use crate::engine::PublishError as Publish;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -22,7 +30,7 @@ pub enum ServiceError {
     InvalidJson { field: Option<String>, error: JsonError },
     /// The write path refused the activity (overloaded, shutting down, store).
     #[error(transparent)]
-    Publish(#[from] PublishError),
+    Publish(#[from] Publish),
     /// Storage refused or failed (not found, conflict, closed, unavailable …).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -31,6 +39,19 @@ pub enum ServiceError {
     /// An inbound webhook the channel's adapter refused (signature, shape …).
     #[error(transparent)]
     Inbound(#[from] crate::adapters::InboundError),
+    /// The request clashes with the resource's state, in words for the client
+    /// (a storage conflict's own text is not shown).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What a client is told of an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Public {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
 }
 
 impl ServiceError {
@@ -57,8 +78,100 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// Status and catalogue code: the one table every transport uses.
+    pub fn status_code(&self) -> (u16, &'static str) {
+        match self {
+            ServiceError::Auth(a) => auth_status(a),
+            ServiceError::Validation { .. } => (422, "validation_failed"),
+            ServiceError::InvalidJson { .. } => (400, "invalid_json"),
+            ServiceError::Publish(Publish::Overloaded) => (503, "overloaded"),
+            ServiceError::Publish(Publish::ShuttingDown) => (503, "shutting_down"),
+            ServiceError::Publish(Publish::Store(s)) | ServiceError::Store(s) => store_status(s),
+            ServiceError::Random(_) => (500, "internal"),
+            ServiceError::Conflict(_) => (409, "conflict"),
+            // The adapters' own codes, folded into the one catalogue.
+            ServiceError::Inbound(i) => match i.code() {
+                "no_inbound" => (i.status(), "not_found"),
+                "channel_misconfigured" => (i.status(), "conflict"),
+                code => (i.status(), code),
+            },
+        }
+    }
+
+    /// What the client sees. Logs what it does not see (500 and
+    /// `storage_unavailable`), under the reference the message gives.
+    pub fn public(&self) -> Public {
+        let (status, code) = self.status_code();
+        let message = match (status, code, self.store_error()) {
+            (500, ..) => {
+                let reference = reference();
+                tracing::error!(%reference, error = %self, source = ?std::error::Error::source(self), "request failed");
+                format!("internal error (reference {reference})")
+            }
+            (_, "storage_unavailable", _) => {
+                let reference = reference();
+                tracing::warn!(%reference, error = %self, "storage unavailable");
+                format!("storage is unavailable; retry shortly (reference {reference})")
+            }
+            (_, _, Some(StoreError::Conflict(_))) => "the request conflicts with an existing record".into(),
+            (_, _, Some(StoreError::ForeignKey(_))) => "the request refers to a record that does not exist".into(),
+            _ => self.to_string(),
+        };
+        Public { status, code, message, field: self.field().map(str::to_string) }
+    }
+
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ServiceError::Publish(Publish::Store(s)) | ServiceError::Store(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Status and code of a storage error.
+fn store_status(e: &StoreError) -> (u16, &'static str) {
+    match e {
+        StoreError::NotFound(_) => (404, "not_found"),
+        StoreError::Conflict(_) => (409, "conflict"),
+        StoreError::ChannelInactive => (409, "channel_inactive"),
+        StoreError::ConversationClosed => (409, "conversation_closed"),
+        StoreError::ForeignKey(_) => (422, "invalid_reference"),
+        StoreError::Unavailable(_) => (503, "storage_unavailable"),
+        // Invalid is a bug above the store (the edge validates input), not the client's fault.
+        StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => (500, "internal"),
+    }
+}
+
+fn auth_status(e: &AuthError) -> (u16, &'static str) {
+    match e {
+        AuthError::Missing | AuthError::Invalid(_) | AuthError::Token(_) => (401, "unauthorized"),
+        AuthError::TenantInactive => (403, "tenant_inactive"),
+        AuthError::ChannelInactive => (403, "channel_inactive"),
+        AuthError::WrongKind(_) | AuthError::AdminAddressRefused => (403, "forbidden"),
+        AuthError::AdminDisabled => (404, "admin_disabled"),
+    }
+}
+
+/// A short random reference that ties a client's error to the log line.
+fn reference() -> String {
+    let mut bytes = [0u8; 4];
+    // Without randomness the reference is only less unique, never wrong.
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn in_field(field: &Option<String>) -> String {
     field.as_ref().map(|f| format!(" in `{f}`")).unwrap_or_default()
+}
+
+impl From<crate::engine::SubscribeError> for ServiceError {
+    fn from(e: crate::engine::SubscribeError) -> ServiceError {
+        match e {
+            crate::engine::SubscribeError::Publish(p) => ServiceError::Publish(p),
+            crate::engine::SubscribeError::Store(s) => ServiceError::Store(s),
+        }
+    }
 }
 
 impl From<JsonError> for ServiceError {
@@ -69,3 +182,47 @@ impl From<JsonError> for ServiceError {
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_text_never_reaches_the_client() {
+        let leaky = [
+            ServiceError::Store(StoreError::Internal("SELECT secret FROM x WHERE path='/var/lib/db'".into())),
+            ServiceError::Publish(Publish::Store(StoreError::Unavailable("connection to 10.0.0.5 refused".into()))),
+            ServiceError::Store(StoreError::Conflict("UNIQUE constraint failed: conversations.external_id".into())),
+            ServiceError::Store(StoreError::ForeignKey("deliveries_channel_id_fkey".into())),
+            ServiceError::Store(StoreError::Schema("no such table: activities".into())),
+        ];
+        for e in &leaky {
+            let p = e.public();
+            for word in ["SELECT", "/var/lib", "10.0.0.5", "UNIQUE", "fkey", "no such table"] {
+                assert!(!p.message.contains(word), "{e:?} → {p:?}");
+            }
+        }
+        let p = leaky[0].public();
+        assert_eq!((p.status, p.code), (500, "internal"));
+        assert!(p.message.starts_with("internal error (reference "), "{}", p.message);
+        assert_eq!(leaky[1].public().code, "storage_unavailable");
+        assert_eq!((leaky[2].public().status, leaky[2].public().code), (409, "conflict"));
+    }
+
+    #[test]
+    fn client_errors_keep_their_words_and_field() {
+        let p = ServiceError::invalid("sender", "`sender` is required").public();
+        assert_eq!(
+            p,
+            Public {
+                status: 422,
+                code: "validation_failed",
+                message: "`sender` is required".into(),
+                field: Some("sender".into())
+            }
+        );
+        let p = ServiceError::Conflict("only a failed delivery can be retried".into()).public();
+        assert_eq!((p.status, p.code, p.message.as_str()), (409, "conflict", "only a failed delivery can be retried"));
+        assert_eq!(ServiceError::Store(StoreError::ConversationClosed).public().message, "conversation is closed");
+    }
+}

@@ -33,7 +33,7 @@ use crate::config::Config;
 pub use crate::engine::publish::{PublishError, Publisher};
 pub use auth_cache::{AuthCache, TenantEpoch};
 pub use caller::Caller;
-pub use error::{ServiceError, ServiceResult};
+pub use error::{Public, ServiceError, ServiceResult};
 
 /// What every operation can reach on this shard.
 pub struct Hub {

@@ -19,8 +19,7 @@ use converger_storage::{Id, Scope, Timestamp};
 use serde_json::{json, Map, Value};
 
 use super::phoenix_sink::PhoenixSink;
-use crate::api::error::service_status;
-use crate::auth::{AuthError, Claims};
+use crate::auth::Claims;
 use crate::engine::{Engine, Ephemeral, Meta, Subscription};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
@@ -141,8 +140,8 @@ impl Session {
                 }
             },
         };
-        if let Err(reason) = self.may_join(conversation).await {
-            return self.reply(&m, Reply::Error, json!({"reason": reason}));
+        if let Err(e) = self.hub.conversation_to_follow(self.claims.tenant_id, conversation).await {
+            return self.reply(&m, Reply::Error, error_response(&e));
         }
         // The reply goes first: the backlog and the live stream follow it.
         self.reply(&m, Reply::Ok, json!({}));
@@ -152,7 +151,8 @@ impl Session {
             Ok(sub) => sub,
             Err(e) => {
                 let join_ref = m.join_ref.as_deref().unwrap_or_default();
-                let _ = self.sender.send_frame(phoenix::error(join_ref, &m.topic, &e.to_string()));
+                let _ =
+                    self.sender.send_frame(phoenix::error(join_ref, &m.topic, &ServiceError::from(e).public().message));
                 return;
             }
         };
@@ -169,16 +169,6 @@ impl Session {
             Err(e) => tracing::debug!(error = %e, "presence join failed"),
         }
         self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, conversation, sub, phx_ref });
-    }
-
-    /// A join is refused for a closed conversation or an inactive tenant.
-    async fn may_join(&self, conversation: Id) -> Result<(), String> {
-        match self.hub.conversation_to_follow(self.claims.tenant_id, conversation).await {
-            Ok(c) if c.status == converger_storage::ConversationStatus::Closed => Err("conversation closed".into()),
-            Ok(_) => Ok(()),
-            Err(ServiceError::Auth(AuthError::TenantInactive)) => Err("tenant inactive".into()),
-            Err(e) => Err(e.to_string()),
-        }
     }
 
     fn leave(&mut self, m: Inbound) {
@@ -226,7 +216,7 @@ impl Session {
         let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
         match self.engine.send_ephemeral(conversation, event) {
             Ok(()) => self.reply(&m, Reply::Ok, json!({})),
-            Err(e) => self.reply(&m, Reply::Error, json!({"reason": e.to_string()})),
+            Err(e) => self.reply(&m, Reply::Error, error_response(&e.into())),
         }
     }
 
@@ -251,14 +241,13 @@ impl Session {
     }
 }
 
-/// The `response` of an error reply: a reason, the API's error code, and the
-/// field the error names (see [`ServiceError::field`]). Internal details stay in the log.
+/// The `response` of an error reply: the reason and code every transport
+/// gives ([`ServiceError::public`]), and the field the error names.
 fn error_response(e: &ServiceError) -> Value {
-    let (status, code) = service_status(e);
-    let reason = if status >= 500 && code != "overloaded" { code.replace('_', " ") } else { e.to_string() };
-    let mut response = json!({"reason": reason, "code": code});
-    if let Some(field) = e.field() {
-        response["field"] = Value::String(field.to_string());
+    let public = e.public();
+    let mut response = json!({"reason": public.message, "code": public.code});
+    if let Some(field) = public.field {
+        response["field"] = Value::String(field);
     }
     response
 }

@@ -243,6 +243,18 @@ fn subscribe_sends_the_backlog_after_the_resume_seq_then_the_live_stream() {
         }
         other => panic!("{other:?}"),
     }
+
+    // A closed conversation is refused, as a Phoenix join is: it takes no
+    // writes, so there is nothing live to follow (its history stays readable).
+    expect(&rest.post(&format!("/api/v1/conversations/{}/close", f.conversation_id()), &json!({})), 200);
+    c.send(Subscribe { request_id: 13, items: vec![SubscribeItem { conversation_id: conv, after_seq: 0 }] });
+    match c.frame() {
+        Frame::Subscribed(s) => assert_eq!(
+            s.items[0].result.as_ref().expect_err("closed").error_code(),
+            Some(ErrorCode::ConversationClosed)
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

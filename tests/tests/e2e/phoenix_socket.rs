@@ -183,7 +183,9 @@ fn refusals_are_clear() {
 
     expect(&f.client(&server).post(&format!("/api/v1/conversations/{}/close", f.conversation_id()), &json!({})), 200);
     let reply = join(&mut ws, &topic(&f), json!({}));
-    assert_eq!(reply[4]["response"]["reason"], "conversation closed");
+    // The same refusal as the binary protocol's Subscribe (docs/api.md, "Following a conversation").
+    assert_eq!(reply[4]["response"]["code"], "conversation_closed", "{reply}");
+    assert_eq!(reply[4]["response"]["reason"], "conversation is closed");
 }
 
 #[test]

@@ -7,7 +7,6 @@ use converger_storage::{Id, Scope};
 
 use super::link::Link;
 use super::Limits;
-use crate::api::error::service_status;
 use crate::auth::{AuthError, Claims};
 use crate::net::binary::Inbound;
 use crate::rt::latch::Latch;
@@ -137,10 +136,8 @@ pub(super) fn welcome(identity: &Identity, limits: Limits) -> Welcome {
 
 /// A service error as a catalogue code and a message; internal details stay in the log.
 pub(super) fn wire_error(e: &ServiceError) -> (ErrorCode, String) {
-    let (status, name) = service_status(e);
-    let code = ErrorCode::from_name(name).unwrap_or(ErrorCode::Internal);
-    let message = if status >= 500 && code == ErrorCode::Internal { "internal error".into() } else { e.to_string() };
-    (code, message)
+    let public = e.public();
+    (ErrorCode::from_name(public.code).unwrap_or(ErrorCode::Internal), public.message)
 }
 
 pub(super) fn failure(e: &ServiceError) -> Failure {
