@@ -1,5 +1,7 @@
 //! End-to-end tests: each starts the real `converger` binary (see the
 //! `converger-e2e` harness) and talks to it over sockets, as clients do.
+//!
+//! Naming: `<surface>_<topic>.rs` for one surface's contract (rest, admin, http, binary, phoenix), else `<topic>.rs`.
 
 /// Runs each scenario `fn name(&TestServer)` as two tests, `name::embedded`
 /// and `name::postgres` (the latter returns at once without a database: see
@@ -39,11 +41,11 @@ macro_rules! on_both_backends {
     )+};
 }
 
-mod admin;
+mod admin_api;
 mod binary_protocol;
 mod cli;
 mod deliveries;
-mod health;
+mod http_health;
 mod http_protocol;
 mod inbound;
 mod isolation;

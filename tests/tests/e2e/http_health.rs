@@ -1,4 +1,5 @@
-//! Health endpoints on both storage backends.
+//! The unversioned HTTP endpoints: health (readiness on both storage
+//! backends), metrics, and the answers for unknown routes and methods.
 
 use converger_e2e::TestServer;
 
