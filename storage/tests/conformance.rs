@@ -7,7 +7,8 @@
 //! `embedded::seq_is_gap_free_under_concurrent_batches`. `postgres` and
 //! `postgres_copy` (the same backend writing batches with binary COPY instead of
 //! `unnest`) run only when `DATABASE_URL` is set, each case in a fresh schema;
-//! otherwise they print a skip notice and pass, unless `CONVERGER_REQUIRE_PG=1`.
+//! otherwise they pass without running (the binary says so once, on the
+//! terminal), unless `CONVERGER_REQUIRE_PG=1`.
 //!
 //! Adding a case: write `pub async fn name(store: Arc<dyn Store>)` in the module
 //! it belongs to and list it in `conformance_suite!` below.
@@ -18,6 +19,7 @@ mod activities;
 mod channels;
 #[path = "conformance/claims.rs"]
 mod claims;
+mod common;
 #[path = "conformance/conversations.rs"]
 mod conversations;
 #[path = "conformance/deliveries.rs"]

@@ -3,8 +3,11 @@
 //! conversation, duplicate idempotency keys, competing delivery claimers).
 //!
 //! Needs `DATABASE_URL` (e.g. from `scripts/pg-test-cluster start <dir>`); each
-//! test works in a fresh schema of that database. Without it the tests print a
-//! notice and pass, unless `CONVERGER_REQUIRE_PG=1`.
+//! test works in a fresh schema of that database. Without it the tests pass
+//! without running (the binary says so once, on the terminal), unless
+//! `CONVERGER_REQUIRE_PG=1`.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,16 +20,8 @@ use converger_storage::*;
 const MAX_ATTEMPTS: i32 = 5;
 
 fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set");
-            }
-            eprintln!("skipping PostgreSQL test: DATABASE_URL is not set");
-            None
-        }
-    }
+    // libtest names each test's thread after the test.
+    common::database_url(std::thread::current().name().unwrap_or("this PostgreSQL test"))
 }
 
 fn fresh_schema(test: &str) -> String {

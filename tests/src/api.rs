@@ -3,6 +3,8 @@
 //! conversation through the API itself, and [`assert_error`] for the one error
 //! shape.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
 use crate::http::Reply;
@@ -73,6 +75,23 @@ pub fn assert_error(reply: &Reply, status: u16, code: &str) -> Value {
 pub fn expect(reply: &Reply, status: u16) -> Value {
     assert_eq!(reply.status, status, "{}", reply.text());
     reply.json()
+}
+
+/// Polls `GET /api/v1/deliveries?activity_id=…` until the activity's first
+/// delivery satisfies `done`, and returns it; fails after 15 s.
+#[track_caller]
+pub fn delivery_of(api: &Client, activity_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = expect(&api.get(&format!("/api/v1/deliveries?activity_id={activity_id}")), 200);
+        if let Some(d) = list["data"].get(0) {
+            if done(d) {
+                return d.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "delivery never got there: {list}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A tenant created through the admin API.

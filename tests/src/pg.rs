@@ -1,8 +1,44 @@
 //! PostgreSQL for e2e tests: each server gets a fresh schema `t_<uuid>` in the
 //! database named by `DATABASE_URL`, selected through the connection URL's
 //! `options=-csearch_path=…`, and dropped when the server is.
+//!
+//! Without `DATABASE_URL` the PostgreSQL cases pass without running, and the
+//! test binary says so once, on the terminal (see [`database_url`]).
 
 use std::env;
+use std::io::Write;
+use std::sync::Once;
+
+/// `DATABASE_URL`, or `None` when it is unset: the caller skips its PostgreSQL
+/// case. With `CONVERGER_REQUIRE_PG=1` a missing database fails the test instead.
+/// The first skip in a test binary prints a banner where it is seen.
+pub fn database_url() -> Option<String> {
+    if let Ok(url) = env::var("DATABASE_URL") {
+        return Some(url);
+    }
+    if env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
+        panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set");
+    }
+    // Captured with the test's output: seen when the test fails or with --nocapture.
+    eprintln!("notice: DATABASE_URL is not set; skipping the PostgreSQL variant of this test");
+    static BANNER: Once = Once::new();
+    // libtest captures `eprint!`, not writes to the stderr handle: this reaches the terminal.
+    BANNER.call_once(|| {
+        let _ = std::io::stderr().write_all(SKIP_BANNER.as_bytes());
+    });
+    None
+}
+
+/// Printed once per test binary when PostgreSQL cases are skipped.
+const SKIP_BANNER: &str = "
+################################################################################
+# converger-e2e: PostgreSQL cases SKIPPED (DATABASE_URL is not set).
+# They pass here without having run.
+# To run them: scripts/test (starts a throwaway PostgreSQL), or set DATABASE_URL
+# (e.g. from scripts/pg-test-cluster start <dir>). CONVERGER_REQUIRE_PG=1 makes
+# a skip fail.
+################################################################################
+";
 
 /// A schema created for one test server.
 pub struct PgSchema {
@@ -13,16 +49,9 @@ pub struct PgSchema {
 }
 
 impl PgSchema {
-    /// A fresh schema, or `None` (with a printed notice) when `DATABASE_URL` is
-    /// unset. With `CONVERGER_REQUIRE_PG=1`, a missing database fails the test.
+    /// A fresh schema, or `None` when `DATABASE_URL` is unset (see [`database_url`]).
     pub fn create() -> Option<PgSchema> {
-        let Ok(admin_url) = env::var("DATABASE_URL") else {
-            if env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set");
-            }
-            eprintln!("notice: DATABASE_URL is not set; skipping the PostgreSQL variant of this test");
-            return None;
-        };
+        let admin_url = database_url()?;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         execute(&admin_url, &format!("CREATE SCHEMA {name}"));
         let url = with_search_path(&admin_url, &name);

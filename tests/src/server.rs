@@ -101,6 +101,16 @@ impl TestServer {
         self.stderr = run.stderr;
     }
 
+    /// The storage backend the server was started on: `"postgres"` with a
+    /// schema of its own, else `"embedded"`.
+    pub fn backend(&self) -> &'static str {
+        if self._schema.is_some() {
+            "postgres"
+        } else {
+            "embedded"
+        }
+    }
+
     pub fn http_addr(&self) -> SocketAddr {
         self.http
     }

@@ -94,22 +94,13 @@ where
 }
 
 /// Runs `case` against PostgreSQL in a fresh schema when `DATABASE_URL` is set.
-/// Unset: prints a skip notice and passes, unless `CONVERGER_REQUIRE_PG=1`.
+/// Unset: skips and passes, unless `CONVERGER_REQUIRE_PG=1` (see `common::database_url`).
 fn run_postgres_with<F, Fut>(name: &str, bulk: BulkInsert, case: F)
 where
     F: FnOnce(Arc<dyn Store>, Reopen) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let url = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            if std::env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
-                panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set: cannot run {name} on PostgreSQL");
-            }
-            eprintln!("skipping {name} on PostgreSQL ({bulk:?}): DATABASE_URL is not set");
-            return;
-        }
-    };
+    let Some(url) = crate::common::database_url(&format!("{name} on PostgreSQL ({bulk:?})")) else { return };
     let schema = format!("conf_{}", new_id().simple());
     // On failure the schema is kept (and named) for inspection.
     eprintln!("{name} runs on PostgreSQL ({bulk:?}) in schema {schema}");

@@ -3,9 +3,9 @@
 //! not deliver (websocket) gets none. The worker delivers to a local receiver,
 //! retries on schedule, gives up after five attempts, and admin retry requeues.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use converger_e2e::api::{create_tenant, expect, Client};
+use converger_e2e::api::{create_tenant, delivery_of, expect, Client};
 use converger_e2e::receiver::Receiver;
 use converger_e2e::TestServer;
 use serde_json::{json, Value};
@@ -31,21 +31,6 @@ fn an_activity_on_a_delivering_channel_is_queued_for_it_in_the_same_write(server
                 assert_eq!((&d["channel_id"], d["status"].as_str()), (&channel["id"], Some("pending")));
             }
         }
-    }
-}
-
-/// Polls the activity's delivery until `done` says so (bounded).
-fn delivery_of(api: &Client, activity_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let list = expect(&api.get(&format!("/api/v1/deliveries?activity_id={activity_id}")), 200);
-        if let Some(d) = list["data"].get(0) {
-            if done(d) {
-                return d.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "delivery never got there: {list}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

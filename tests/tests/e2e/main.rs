@@ -1,10 +1,30 @@
 //! End-to-end tests: each starts the real `converger` binary (see the
 //! `converger-e2e` harness) and talks to it over sockets, as clients do.
+//!
+//! Naming: `<surface>_<topic>.rs` for one surface's contract (rest, admin, http, binary, phoenix), else `<topic>.rs`.
 
 /// Runs each scenario `fn name(&TestServer)` as two tests, `name::embedded`
-/// and `name::postgres` (the latter returns at once without a database).
+/// and `name::postgres` (the latter returns at once without a database: see
+/// `converger_e2e::pg::database_url`). Every embedded/PostgreSQL pair is written
+/// this way. `on_both_backends!(mut name)` hands the scenario `&mut TestServer`
+/// instead, for one that restarts the server.
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
+    (mut $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$name(&mut converger_e2e::TestServer::embedded());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(mut server) = converger_e2e::TestServer::postgres() {
+                    super::$name(&mut server);
+                }
+            }
+        }
+    )+};
+    ($($name:ident),+ $(,)?) => {$(
         mod $name {
             #[test]
             fn embedded() {
@@ -18,14 +38,14 @@ macro_rules! on_both_backends {
                 }
             }
         }
-    )*};
+    )+};
 }
 
-mod admin;
+mod admin_api;
 mod binary_protocol;
 mod cli;
 mod deliveries;
-mod health;
+mod http_health;
 mod http_protocol;
 mod inbound;
 mod isolation;

@@ -250,19 +250,9 @@ fn many_sockets_across_both_shards_each_get_every_activity_in_order() {
     }
 }
 
-#[test]
-fn reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_or_duplicate() {
-    churn(&TestServer::embedded());
-}
+on_both_backends!(reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_or_duplicate);
 
-#[test]
-fn reconnecting_with_last_seq_under_publishing_has_no_gap_or_duplicate_on_postgres() {
-    if let Some(server) = TestServer::postgres() {
-        churn(&server);
-    }
-}
-
-fn churn(server: &TestServer) {
+fn reconnecting_with_last_seq_while_another_client_keeps_publishing_has_no_gap_or_duplicate(server: &TestServer) {
     let f = Fixture::new(server, "churn");
     const N: i64 = 300;
     let publisher = {

@@ -65,10 +65,7 @@ fn unreachable_database_url_exits_non_zero_with_one_clear_line() {
 #[test]
 fn database_that_does_not_exist_exits_non_zero_with_one_clear_line() {
     // A running PostgreSQL that refuses the connection: a missing database.
-    let Ok(url) = std::env::var("DATABASE_URL") else {
-        eprintln!("notice: DATABASE_URL is not set; skipping");
-        return;
-    };
+    let Some(url) = converger_e2e::pg::database_url() else { return };
     let Some((server, _db)) = url.split('?').next().and_then(|u| u.rsplit_once('/')) else {
         panic!("DATABASE_URL has no database name: {url}");
     };

@@ -5,9 +5,9 @@
 //! webhook naming that id updates the delivery's metadata. Reports naming no
 //! delivery of the channel are acknowledged and counted as unmatched.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use converger_e2e::api::{create_tenant, expect, Client};
+use converger_e2e::api::{create_tenant, delivery_of, expect, Client};
 use converger_e2e::receiver::{Receiver, Recorded};
 use converger_e2e::TestServer;
 use hmac::{Hmac, KeyInit, Mac};
@@ -22,21 +22,6 @@ fn hmac_hex(key: &[u8], data: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
     mac.update(data);
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Polls the activity's one delivery until `done` says so (bounded).
-fn delivery_of(api: &Client, activity_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let list = expect(&api.get(&format!("/api/v1/deliveries?activity_id={activity_id}")), 200);
-        if let Some(d) = list["data"].get(0) {
-            if done(d) {
-                return d.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "delivery never got there: {list}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A conversation with `external_id` on `channel`, created over REST; its activities path.

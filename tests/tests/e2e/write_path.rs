@@ -78,7 +78,9 @@ fn assert_gap_free(stored: &[(String, i64)]) {
     assert_eq!(seqs, (1..=stored.len() as i64).collect::<Vec<_>>(), "seq is 1..N with no gap or duplicate");
 }
 
-fn fifty_writers(server: &TestServer) {
+on_both_backends!(fifty_concurrent_writers_get_gap_free_seqs);
+
+fn fifty_concurrent_writers_get_gap_free_seqs(server: &TestServer) {
     const WRITERS: usize = 50;
     const EACH: usize = 20;
     let addr = server.http_addr();
@@ -112,19 +114,9 @@ fn fifty_writers(server: &TestServer) {
     assert_eq!(acked.iter().map(|(_, seq)| seq).collect::<HashSet<_>>().len(), acked.len(), "each seq acked once");
 }
 
-#[test]
-fn fifty_concurrent_writers_get_gap_free_seqs_on_embedded() {
-    fifty_writers(&TestServer::embedded());
-}
+on_both_backends!(one_idempotency_key_raced_from_ten_connections_writes_once);
 
-#[test]
-fn fifty_concurrent_writers_get_gap_free_seqs_on_postgres() {
-    if let Some(server) = TestServer::postgres() {
-        fifty_writers(&server);
-    }
-}
-
-fn raced_key(server: &TestServer) {
+fn one_idempotency_key_raced_from_ten_connections_writes_once(server: &TestServer) {
     const RACERS: usize = 10;
     let addr = server.http_addr();
     let s = Arc::new(setup(server));
@@ -150,27 +142,17 @@ fn raced_key(server: &TestServer) {
     assert_eq!(stored(addr, &s).len(), 1, "one activity stored");
 }
 
-#[test]
-fn one_idempotency_key_raced_from_ten_connections_writes_once_on_embedded() {
-    raced_key(&TestServer::embedded());
-}
-
-#[test]
-fn one_idempotency_key_raced_from_ten_connections_writes_once_on_postgres() {
-    if let Some(server) = TestServer::postgres() {
-        raced_key(&server);
-    }
-}
+on_both_backends!(mut acknowledged_writes_survive_kill_9);
 
 /// Writers keep publishing until the server is killed with SIGKILL; after a
 /// restart on the same data, everything acknowledged is there exactly once,
 /// under the seq it was acknowledged with, and seq has no gap.
-fn kill_nine(mut server: TestServer) {
+fn acknowledged_writes_survive_kill_9(server: &mut TestServer) {
     const WRITERS: usize = 8;
     /// Acknowledgements to see before the kill, so it lands mid-load.
     const BEFORE_KILL: usize = 300;
     let addr = server.http_addr();
-    let s = Arc::new(setup(&server));
+    let s = Arc::new(setup(server));
     let acks = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -208,17 +190,5 @@ fn kill_nine(mut server: TestServer) {
     assert_eq!(by_id.len(), stored.len(), "no activity stored twice");
     for (id, seq) in &acked {
         assert_eq!(by_id.get(id), Some(seq), "acknowledged activity {id} (seq {seq}) survived kill -9");
-    }
-}
-
-#[test]
-fn acknowledged_writes_survive_kill_9_on_embedded() {
-    kill_nine(TestServer::embedded());
-}
-
-#[test]
-fn acknowledged_writes_survive_kill_9_on_postgres() {
-    if let Some(server) = TestServer::postgres() {
-        kill_nine(server);
     }
 }

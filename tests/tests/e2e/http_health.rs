@@ -1,4 +1,5 @@
-//! Health endpoints on both storage backends.
+//! The unversioned HTTP endpoints: health (readiness on both storage
+//! backends), metrics, and the answers for unknown routes and methods.
 
 use converger_e2e::TestServer;
 
@@ -17,20 +18,12 @@ fn live_answers_ok() {
     assert_eq!(server.get("/health/live").status, 200);
 }
 
-#[test]
-fn ready_answers_200_on_embedded_storage() {
-    let server = TestServer::embedded();
-    let reply = server.get("/health/ready");
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json()["storage"], "embedded");
-}
+on_both_backends!(ready_answers_200_naming_the_storage_backend);
 
-#[test]
-fn ready_answers_200_on_postgres() {
-    let Some(server) = TestServer::postgres() else { return };
+fn ready_answers_200_naming_the_storage_backend(server: &TestServer) {
     let reply = server.get("/health/ready");
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.json()["storage"], "postgres");
+    assert_eq!(reply.json()["storage"], server.backend());
 }
 
 #[test]
