@@ -61,6 +61,9 @@ pub(crate) struct Queue {
     pub dead: bool,
     writer: Option<Waker>,
     reader: Option<Waker>,
+    /// Tasks waiting for the queue to drain to half its limit (catch-ups);
+    /// one per subscription catching up on this connection at most.
+    room: Vec<Waker>,
     closer: Closer,
 }
 
@@ -77,6 +80,7 @@ impl Queue {
             dead: false,
             writer: None,
             reader: None,
+            room: Vec::new(),
             closer,
         }))
     }
@@ -88,6 +92,11 @@ impl Queue {
         if let Some(w) = self.reader.take() {
             w.wake();
         }
+        self.room.drain(..).for_each(Waker::wake);
+    }
+
+    fn has_room(&self) -> bool {
+        self.closing.is_some() || self.dead || self.bytes <= self.limit / 2
     }
 
     /// Starts the close handshake with `frame` unless it already began.
@@ -108,14 +117,27 @@ impl Queue {
         self.start_close(CloseFrame { code, reason: reason.into() }, wire);
     }
 
-    /// Queues a control frame (a pong) outside the byte limit: it is at most
-    /// 127 bytes and the message rate limit bounds how many a client can ask for.
-    pub fn push_control(&mut self, frame: Bytes) {
-        if self.closing.is_none() && !self.dead {
-            self.bytes += frame.len();
-            self.frames.push_back(frame);
-            self.wake_all();
+    /// Queues a complete frame under the byte limit: past it the queued
+    /// frames are dropped and the connection closes as a slow consumer.
+    /// Control frames (pongs) count like any other, so a client that pings
+    /// without reading fills its queue and is closed, instead of piling up
+    /// pongs without bound.
+    pub fn push(&mut self, frame: Bytes) -> Result<(), SendError> {
+        if self.closing.is_some() || self.dead {
+            return Err(SendError::Closed);
         }
+        if self.bytes > 0 && self.bytes + frame.len() > self.limit {
+            let dropped: usize = self.frames.drain(..).map(|f| f.len()).sum();
+            self.bytes -= dropped;
+            self.close(code::POLICY, "slow consumer");
+            return Err(SendError::SlowConsumer);
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Ends the connection now.
@@ -144,22 +166,7 @@ impl FrameSender {
     /// Queues a complete encoded frame (e.g. a broadcast from
     /// `phoenix::broadcast_frame`, shared by many sockets).
     pub fn send_frame(&self, frame: Bytes) -> Result<(), SendError> {
-        let mut q = self.queue.borrow_mut();
-        if q.closing.is_some() || q.dead {
-            return Err(SendError::Closed);
-        }
-        if q.bytes > 0 && q.bytes + frame.len() > q.limit {
-            let dropped: usize = q.frames.drain(..).map(|f| f.len()).sum();
-            q.bytes -= dropped;
-            q.close(code::POLICY, "slow consumer");
-            return Err(SendError::SlowConsumer);
-        }
-        q.bytes += frame.len();
-        q.frames.push_back(frame);
-        if let Some(w) = q.writer.take() {
-            w.wake();
-        }
-        Ok(())
+        self.queue.borrow_mut().push(frame)
     }
 
     /// Queues several chunks that together make one frame: either all or none
@@ -177,6 +184,19 @@ impl FrameSender {
     /// Starts the close handshake; the socket's `recv` then reports the close.
     pub fn close(&self, code: u16, reason: &str) {
         self.queue.borrow_mut().close(code, reason);
+    }
+
+    /// Ready once the queue holds at most half its limit (or is closing):
+    /// room for a producer that can wait, such as a backlog being read.
+    pub fn poll_room(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut q = self.queue.borrow_mut();
+        if q.has_room() {
+            return Poll::Ready(());
+        }
+        if !q.room.iter().any(|w| w.will_wake(cx.waker())) {
+            q.room.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// False once closing began: further sends are refused.
@@ -267,6 +287,9 @@ pub(crate) async fn write_loop(mut stream: OwnedWriteHalf<TcpStream>, queue: Sha
         };
         let mut q = queue.borrow_mut();
         q.bytes = q.bytes.saturating_sub(len);
+        if q.has_room() {
+            q.room.drain(..).for_each(Waker::wake);
+        }
         if result.is_err() {
             // The peer is gone: nothing more can be sent or received.
             q.close_flushed = true;

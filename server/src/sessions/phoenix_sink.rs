@@ -36,6 +36,10 @@ impl Sink for PhoenixSink {
         let frame = event.encoded(FORMAT, encode_event);
         frame.is_empty() || self.sender.send_frame(frame).is_ok()
     }
+
+    fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.sender.poll_room(cx)
+    }
 }
 
 fn encode_activities(activities: &[Activity]) -> Vec<Bytes> {

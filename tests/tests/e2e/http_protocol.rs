@@ -28,6 +28,27 @@ fn pipelined_keep_alive_requests_over_one_connection_answer_in_order() {
 }
 
 #[test]
+fn hundreds_of_pipelined_requests_are_answered_in_order_in_bounded_batches() {
+    let server = TestServer::embedded();
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    // More than one batch of answers (the server writes at most 64 at a time
+    // and parses the rest of what it holds before reading again).
+    let n = 300;
+    let mut all = Vec::new();
+    for i in 0..n {
+        let path = if i % 3 == 2 { "/nope" } else { "/health" };
+        all.extend_from_slice(format!("GET {path} HTTP/1.1\r\nhost: t\r\n\r\n").as_bytes());
+    }
+    conn.send(&all).expect("send");
+    for i in 0..n {
+        let reply = conn.read_reply(false).expect("reply");
+        assert_eq!(reply.status, if i % 3 == 2 { 404 } else { 200 }, "answer {i} in order");
+    }
+    conn.send_request("GET", "/health", &[], b"").expect("send");
+    assert_eq!(conn.read_reply(false).expect("after").status, 200, "the connection goes on");
+}
+
+#[test]
 fn oversized_body_is_refused_with_413_json() {
     let server = TestServer::embedded_with(&["--max-body-bytes", "1024"]);
     let mut conn = Conn::open(server.http_addr()).expect("connect");

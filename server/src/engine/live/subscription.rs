@@ -3,9 +3,11 @@
 //! buffer). See the module above for the seam this guards.
 
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use converger_storage::{Activity, Id, Scope, Store, StoreResult};
 
@@ -13,6 +15,12 @@ use super::{LocalEvent, SharedBatch};
 
 /// Activities read from storage per step of a catch-up.
 const PAGE: u32 = 1000;
+
+/// Live activities a catching-up subscription holds at most. Past it the
+/// buffer is dropped and the subscription reads storage again (everything
+/// dropped was committed before it was offered, so storage has it): memory
+/// stays bounded however long a backlog takes to deliver.
+pub const MAX_BUFFERED: usize = 10_000;
 
 /// Where a subscription's activities go (a socket's send queue, a test).
 pub trait Sink {
@@ -23,6 +31,14 @@ pub trait Sink {
 
     /// An ephemeral event (typing, presence diff). `false` ends the subscription.
     fn event(&self, event: &Rc<LocalEvent>) -> bool;
+
+    /// Ready when the sink has room for another backlog page (its send queue
+    /// has drained enough), or is closed. A catch-up waits on it before each
+    /// read, so a backlog larger than the send queue is paced by the client
+    /// instead of overflowing it.
+    fn poll_room(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
 }
 
 pub struct Subscription {
@@ -31,8 +47,11 @@ pub struct Subscription {
     sink: Rc<dyn Sink>,
     last_seq: Cell<i64>,
     catching_up: Cell<bool>,
-    /// Live activities that arrived during a catch-up, in commit order.
+    /// Live activities that arrived during a catch-up, in commit order
+    /// (at most [`MAX_BUFFERED`]).
     buffered: RefCell<Vec<Activity>>,
+    /// The buffer overflowed and was dropped: read storage again.
+    overflowed: Cell<bool>,
     closed: Cell<bool>,
 }
 
@@ -45,6 +64,7 @@ impl Subscription {
             last_seq: Cell::new(after_seq),
             catching_up: Cell::new(true),
             buffered: RefCell::new(Vec::new()),
+            overflowed: Cell::new(false),
             closed: Cell::new(false),
         }
     }
@@ -71,7 +91,7 @@ impl Subscription {
         }
         let acts = &batch.activities()[range.clone()];
         if self.catching_up.get() {
-            self.buffered.borrow_mut().extend_from_slice(acts);
+            self.buffer(acts);
             return true;
         }
         let last = self.last_seq.get();
@@ -80,10 +100,21 @@ impl Subscription {
         if first.seq != last + 1 {
             // A forward was lost on the way: fill from storage, then go on.
             self.catching_up.set(true);
-            self.buffered.borrow_mut().extend_from_slice(&acts[skip..]);
+            self.buffer(&acts[skip..]);
             return false;
         }
         self.give(batch, range.start + skip..range.end)
+    }
+
+    /// Holds live activities during a catch-up, within [`MAX_BUFFERED`].
+    fn buffer(&self, acts: &[Activity]) {
+        let mut buffered = self.buffered.borrow_mut();
+        if buffered.len() + acts.len() > MAX_BUFFERED {
+            buffered.clear();
+            self.overflowed.set(true);
+        } else {
+            buffered.extend_from_slice(acts);
+        }
     }
 
     /// An ephemeral event; dropped while catching up (it has no seq to order by,
@@ -108,6 +139,10 @@ impl Subscription {
         self.catching_up.set(true);
         loop {
             loop {
+                poll_fn(|cx| self.sink.poll_room(cx)).await;
+                if self.closed.get() {
+                    return Ok(());
+                }
                 let page = store.read_range(self.scope, self.conversation, self.last_seq.get(), PAGE).await?;
                 if self.closed.get() {
                     return Ok(());
@@ -122,6 +157,11 @@ impl Subscription {
                 if !full {
                     break;
                 }
+            }
+            if self.overflowed.replace(false) {
+                // Live activities were dropped since a read began: read on from storage.
+                self.buffered.borrow_mut().clear();
+                continue;
             }
             // No await from here to the end of the drain: nothing can arrive in between.
             let buffered = std::mem::take(&mut *self.buffered.borrow_mut());

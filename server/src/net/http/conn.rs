@@ -2,7 +2,7 @@
 //! answer them in order into one output buffer, write it with one call, repeat.
 //! That is keep-alive and pipelining with one write per batch of requests.
 //!
-//! Latch: a connection waiting for its next request (nothing buffered) is
+//! Shutdown: a connection waiting for its next request (nothing buffered) is
 //! closed at once; one in the middle of a request finishes it, answers with
 //! `connection: close`, then closes. The shard bounds the whole with the grace
 //! period.
@@ -34,6 +34,13 @@ use crate::rt::latch::Latch;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Pipelined answers gathered before they are written: past this many, or
+/// [`MAX_PIPELINED_BYTES`], the batch is written and parsing goes on with
+/// what is already buffered; nothing more is read until it is answered.
+/// So one connection's pending answers are bounded, however many requests a
+/// client sends ahead of reading.
+const MAX_PIPELINED: usize = 64;
+const MAX_PIPELINED_BYTES: usize = 1 << 20;
 
 /// Why a connection ended, for the debug log.
 #[derive(Debug)]
@@ -44,7 +51,8 @@ pub enum Closed {
     BadRequest,
     /// Idle too long between requests, or too slow sending one.
     TimedOut,
-    Latch,
+    /// The server is stopping.
+    Shutdown,
     /// Switched to WebSocket: the `101` is written; [`Upgraded::run`] serves the rest.
     Upgraded(Upgraded),
     Io(std::io::Error),
@@ -114,7 +122,13 @@ pub async fn serve<S: Service>(
     let mut request_started: Option<std::time::Instant> = None;
     loop {
         let mut close = None;
+        let mut answered = 0;
+        let mut more = false;
         loop {
+            if answered >= MAX_PIPELINED || out.len() >= MAX_PIPELINED_BYTES {
+                more = true;
+                break;
+            }
             match parse(&mut buf, &limits) {
                 Ok(Some(mut request)) => {
                     request.peer = Some(peer);
@@ -134,9 +148,10 @@ pub async fn serve<S: Service>(
                     if client_close {
                         close = Some(Closed::Client);
                     } else if shutdown.is_triggered() {
-                        close = Some(Closed::Latch);
+                        close = Some(Closed::Shutdown);
                     }
                     response.encode(head_only, close.is_some(), &mut out);
+                    answered += 1;
                     if close.is_some() {
                         break;
                     }
@@ -163,6 +178,9 @@ pub async fn serve<S: Service>(
             }
             return reason;
         }
+        if more {
+            continue;
+        }
         buf.reserve(READ_CHUNK);
         let (len, capacity) = (buf.len(), buf.capacity());
         let read = stream.read(buf.slice_mut(len..capacity));
@@ -171,7 +189,7 @@ pub async fn serve<S: Service>(
             // Idle between requests: this is where shutdown closes us.
             monoio::select! {
                 r = read => r,
-                _ = shutdown.wait() => return Closed::Latch,
+                _ = shutdown.wait() => return Closed::Shutdown,
                 _ = monoio::time::sleep(limits.idle_timeout) => return Closed::TimedOut,
             }
         } else {

@@ -83,7 +83,10 @@ impl Reader {
                     match message {
                         Message::Text(t) => self.deliver(Incoming::Text(t)).await,
                         Message::Binary(b) => self.deliver(Incoming::Binary(b)).await,
-                        Message::Ping(p) => self.queue.borrow_mut().push_control(encode::pong(&p)),
+                        Message::Ping(p) => {
+                            // Over the send queue's limit the connection closes 1008 (slow consumer).
+                            let _ = self.queue.borrow_mut().push(encode::pong(&p));
+                        }
                         Message::Pong(_) | Message::Fragment => {}
                         Message::Close(frame) => return Box::pin(self.answer_client_close(frame)).await,
                     }

@@ -254,6 +254,29 @@ fn a_client_that_stops_reading_is_closed_1008_and_others_are_served() {
     assert_eq!(c.frame(), (0x81, b"still here".to_vec()));
 }
 
+/// Pongs count against the send queue like every frame: a client that pings
+/// without reading (and no message rate limit, as on `/socket/binary`) is
+/// closed as a slow consumer instead of piling up pongs without bound.
+#[test]
+fn a_client_that_pings_without_reading_is_closed_as_a_slow_consumer() {
+    let h = start(WsLimits { send_queue_bytes: 16 * 1024, messages_per_second: u32::MAX, ..limits() });
+    let c = Client::open(&h, "/echo", b"");
+    let mut stream = c.stream.try_clone().expect("clone");
+    let pings = masked(0x9, &[b'p'; 125]).repeat(500);
+    let writer = std::thread::spawn(move || {
+        // Bounded: at most ~130 MB, and it stops when the server closes.
+        for _ in 0..2000 {
+            if stream.write_all(&pings).is_err() {
+                break;
+            }
+        }
+    });
+    let closed = h.closed.recv_timeout(Duration::from_secs(60)).expect("session ended");
+    assert!(matches!(&closed, Closed::ByServer(f) if f.code == 1008 && f.reason == "slow consumer"), "{closed:?}");
+    drop(c);
+    writer.join().expect("writer");
+}
+
 #[test]
 fn shutdown_closes_1001_going_away() {
     let h = start(limits());

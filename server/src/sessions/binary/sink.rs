@@ -158,6 +158,10 @@ impl Sink for BinarySink {
         let frame = event.encoded(self.sender.format(), |e| encode_event(&sender, e));
         frame.is_empty() || self.sender.inner.send_frame(frame).is_ok()
     }
+
+    fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.sender.inner.poll_room(cx)
+    }
 }
 
 fn encode_records(activities: &[Activity]) -> Vec<Bytes> {
