@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use converger_server::shard::mesh::{self, Inbox, MeshMsg, Outbox};
+use converger_server::engine::mesh::{self, Inbox, MeshMsg, Outbox};
 use converger_storage::{new_id, Activity, Json, Timestamp};
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! The service layer: every operation Converger offers (create an activity,
 //! list a conversation, issue a token, manage tenants …), written once and
-//! called by every transport — REST now, the Phoenix socket and the binary
-//! protocol later. Transports decode their input, call a [`Hub`] method with an
+//! called by every transport — REST, the Phoenix socket and the binary
+//! protocol over TCP or WebSocket. Transports decode their input, call a [`Hub`] method with an
 //! authenticated caller, and encode the result; they hold no business logic.
 //!
 //! A `Hub` is shard-local (one per shard thread): the store is shared by all
