@@ -1,6 +1,6 @@
 //! One binary-protocol connection (TCP or `/socket/binary`): the handshake
-//! (`identity`), then requests answered by request id
-//! (docs/protocol.md).
+//! ([`handshake`]), then the loop here, which reads frames and runs the
+//! requests ([`requests`]) answered by request id (docs/protocol.md).
 //!
 //! Every request goes through the same service layer as REST and the Phoenix
 //! socket. Requests are pipelined: each is a future of its own, answered when
@@ -15,36 +15,32 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use converger_protocol as proto;
-use converger_protocol::{
-    Ack, ErrorCode, ErrorFrame, Failure, Frame, HistoryPage, PublishAck, PublishBatchAck, Subscribed, SubscribedItem,
-    LIVE_ONLY,
-};
-use converger_storage::{Id, Scope, Written};
+use converger_protocol::{ErrorCode, ErrorFrame, Frame};
+use converger_storage::Id;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 
+mod handshake;
 mod identity;
 pub mod link;
+mod requests;
 mod sink;
 
 use crate::auth::Claims;
-use crate::engine::{Engine, Ephemeral, Subscription};
+use crate::engine::{Engine, Subscription};
 use crate::net::binary::Inbound;
 use crate::rt::latch::Latch;
-use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
 use crate::service::caller::unix_now;
-use crate::service::json;
-use crate::service::{Caller, Hub, ServiceError};
-use identity::{failure, handshake, welcome, wire_error, Identity};
+use crate::service::Hub;
+use handshake::{handshake, welcome};
+use identity::Identity;
 use link::Link;
-use sink::{to_wire, BinarySender, BinarySink};
+use sink::BinarySender;
 
 /// Requests of one connection being answered at once; past this the session
 /// stops reading until one is done.
 pub const MAX_IN_FLIGHT: usize = 256;
-/// Activities a History page holds at most (as a REST page).
-const MAX_HISTORY: u32 = 1000;
 
 /// How long a new connection may take to send its Hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,307 +234,10 @@ impl Session {
         }
         None
     }
-
-    fn subscribe(&mut self, s: proto::Subscribe) -> Option<Pending> {
-        // Items answered now (refused) keep their place in the answer; the rest start below.
-        let mut items: Vec<Result<(Id, u64, Active), SubscribedItem>> = Vec::with_capacity(s.items.len());
-        for item in &s.items {
-            let conversation = Id::from_bytes(item.conversation_id);
-            let refusal = if self.subs.contains_key(&conversation) {
-                Some(Failure::new(ErrorCode::AlreadySubscribed, "already subscribed on this connection"))
-            } else {
-                self.identity.covers(conversation).err()
-            };
-            match refusal {
-                Some(f) => items.push(Err(SubscribedItem { conversation_id: item.conversation_id, result: Err(f) })),
-                None => {
-                    let active = Rc::new(Cell::new(true));
-                    self.subs.insert(conversation, Sub::Starting { active: active.clone() });
-                    items.push(Ok((conversation, item.after_seq, active)));
-                }
-            }
-        }
-        let (hub, engine, out, identity) =
-            (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.clone());
-        Some(Box::pin(async move {
-            let scope = identity.scope();
-            // First every item's check, for the one Subscribed answer; then the backlogs.
-            let mut answer = Vec::with_capacity(items.len());
-            let mut starting = Vec::new();
-            let mut refused = Vec::new();
-            for item in items {
-                match item {
-                    Err(refusal) => answer.push(refusal),
-                    Ok((conversation, after_seq, active)) => {
-                        let result = match follow(&hub, scope, conversation).await {
-                            Ok(last_seq) => {
-                                // Live only: from the conversation's last seq on.
-                                let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
-                                starting.push((conversation, after_seq, active));
-                                Ok(last_seq)
-                            }
-                            Err(f) => {
-                                refused.push((conversation, active));
-                                Err(f)
-                            }
-                        };
-                        answer.push(SubscribedItem { conversation_id: *conversation.as_bytes(), result });
-                    }
-                }
-            }
-            send(&out, Frame::Subscribed(Subscribed { request_id: s.request_id, items: answer }));
-            let mut started = Vec::new();
-            let mut broken = None;
-            for (conversation, after_seq, active) in starting {
-                let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
-                let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-                match engine.subscribe(conversation, scope, after, sink).await {
-                    Ok(sub) => started.push((conversation, sub, active)),
-                    Err(e) => {
-                        // Already answered as subscribed: rather than a silent hole, the
-                        // connection closes and the client resubscribes from its last seq.
-                        tracing::warn!(%conversation, error = %e, "binary subscription could not start; closing");
-                        let message = format!("the subscription to {conversation} could not start: {e}");
-                        broken = Some(ErrorFrame::new(s.request_id, ErrorCode::StorageUnavailable, message));
-                        refused.push((conversation, active));
-                    }
-                }
-            }
-            match broken {
-                // `record` of the others is moot: the connection is closing.
-                Some(error) => {
-                    started.iter().for_each(|(_, sub, active)| {
-                        active.set(false);
-                        engine.unsubscribe(sub);
-                    });
-                    Done::Close(error)
-                }
-                None => Done::Subscribed { started, refused },
-            }
-        }))
-    }
-
-    fn unsubscribe(&mut self, u: proto::Unsubscribe) {
-        for id in u.conversation_ids {
-            match self.subs.remove(&Id::from_bytes(id)) {
-                Some(Sub::Live { sub, active }) => {
-                    active.set(false);
-                    self.engine.unsubscribe(&sub);
-                }
-                // `record` unsubscribes it when it has started.
-                Some(Sub::Starting { active }) => active.set(false),
-                None => {}
-            }
-        }
-        self.reply(Ack { request_id: u.request_id });
-    }
-
-    fn unsubscribe_all(&mut self) {
-        for (_, sub) in self.subs.drain() {
-            match sub {
-                Sub::Live { sub, active } => {
-                    active.set(false);
-                    self.engine.unsubscribe(&sub);
-                }
-                Sub::Starting { active } => active.set(false),
-            }
-        }
-    }
-
-    /// The activity a draft asks for, or why not (answered at once).
-    fn input(&self, draft: proto::Draft) -> Result<(Id, ActivityInput), Failure> {
-        let conversation = Id::from_bytes(draft.conversation_id);
-        self.identity.covers(conversation)?;
-        let sender = self.identity.sender(&draft.sender)?;
-        let kind = if draft.kind.is_empty() { None } else { Some(draft.kind) };
-        ActivityInput::from_parts(kind, draft.text, draft.attachments, sender, draft.metadata, draft.idempotency_key)
-            .map(|input| (conversation, input))
-            .map_err(|e| failure(&e))
-    }
-
-    fn publish(&self, p: proto::Publish) -> Option<Pending> {
-        let (conversation, input) = match self.input(p.activity) {
-            Ok(ok) => ok,
-            Err(f) => {
-                self.reply(ErrorFrame::new(p.request_id, code_of(&f), f.message));
-                return None;
-            }
-        };
-        let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
-        Some(Box::pin(async move {
-            let frame = match hub.create_activity(caller, conversation, input).await {
-                Ok(w) => Frame::PublishAck(PublishAck { request_id: p.request_id, written: written(&w) }),
-                Err(e) => {
-                    let (code, message) = wire_error(&e);
-                    Frame::Error(ErrorFrame::new(p.request_id, code, message))
-                }
-            };
-            send(&out, frame);
-            Done::Nothing
-        }))
-    }
-
-    fn publish_batch(&self, b: proto::PublishBatch) -> Option<Pending> {
-        let inputs: Vec<Result<(Id, ActivityInput), Failure>> =
-            b.activities.into_iter().map(|d| self.input(d)).collect();
-        let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
-        Some(Box::pin(async move {
-            // The valid items go to their owners together (one mesh message per owner).
-            let mut results: Vec<Option<Result<proto::Written, Failure>>> = Vec::with_capacity(inputs.len());
-            let mut valid = Vec::new();
-            for input in inputs {
-                match input {
-                    Ok(item) => {
-                        valid.push(item);
-                        results.push(None);
-                    }
-                    Err(f) => results.push(Some(Err(f))),
-                }
-            }
-            let answers = hub.create_activities(caller, valid).await.into_iter().map(|r| match r {
-                Ok(w) => Ok(written(&w)),
-                Err(e) => Err(failure(&e)),
-            });
-            let results = fill_in_order(results, answers, || Err(Failure::new(ErrorCode::Internal, "internal error")));
-            let whole = results.iter().all(|r| matches!(r, Err(f) if is_whole_frame(f)));
-            let frame = match results.first() {
-                Some(Err(f)) if whole => Frame::Error(ErrorFrame::new(b.request_id, code_of(f), f.message.clone())),
-                _ => Frame::PublishBatchAck(PublishBatchAck { request_id: b.request_id, items: results }),
-            };
-            send(&out, frame);
-            Done::Nothing
-        }))
-    }
-
-    fn ephemeral(&self, e: proto::Ephemeral) -> Option<Pending> {
-        let conversation = Id::from_bytes(e.conversation_id);
-        let checked = (|| {
-            self.identity.covers(conversation)?;
-            let sender = self.identity.sender(&e.sender)?;
-            if e.kind != "typing" {
-                let why = format!("unknown ephemeral type `{}` (expected typing)", e.kind);
-                return Err(Failure::new(ErrorCode::ValidationFailed, why));
-            }
-            let payload = json::object(e.data.as_bytes()).map_err(|e| failure(&ServiceError::bad_json("data", e)))?;
-            let typing = typing_state(payload).map_err(|e| failure(&e))?;
-            Ok(Ephemeral::Typing { sender, typing })
-        })();
-        let event = match checked {
-            Ok(event) => event,
-            Err(f) => {
-                if e.request_id != 0 {
-                    self.reply(ErrorFrame::new(e.request_id, code_of(&f), f.message));
-                }
-                return None;
-            }
-        };
-        // A subscription here proves the conversation is the tenant's; otherwise look once.
-        let subscribed = matches!(self.subs.get(&conversation), Some(Sub::Live { .. }));
-        let (hub, engine, out, scope, request_id) =
-            (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.scope(), e.request_id);
-        Some(Box::pin(async move {
-            let result = match subscribed {
-                true => Ok(()),
-                false => follow(&hub, scope, conversation).await.map(|_| ()),
-            }
-            .and_then(|()| engine.send_ephemeral(conversation, event).map_err(|e| failure(&ServiceError::from(e))));
-            if let (Err(f), true) = (result, request_id != 0) {
-                send(&out, Frame::Error(ErrorFrame::new(request_id, code_of(&f), f.message)));
-            }
-            Done::Nothing
-        }))
-    }
-
-    fn history(&self, h: proto::History) -> Option<Pending> {
-        let conversation = Id::from_bytes(h.conversation_id);
-        if let Err(f) = self.identity.covers(conversation) {
-            self.reply(ErrorFrame::new(h.request_id, code_of(&f), f.message));
-            return None;
-        }
-        let (hub, out, scope) = (self.hub.clone(), self.out.clone(), self.identity.scope());
-        Some(Box::pin(async move {
-            let after = i64::try_from(h.after_seq).unwrap_or(i64::MAX);
-            let frame = match hub.list_activities(scope, conversation, after, h.limit.clamp(1, MAX_HISTORY)).await {
-                Ok((activities, last_seq)) => Frame::HistoryPage(HistoryPage {
-                    request_id: h.request_id,
-                    conversation_id: h.conversation_id,
-                    last_seq: last_seq.max(0) as u64,
-                    activities: activities
-                        .iter()
-                        .filter(|a| h.until_seq.is_none_or(|until| a.seq.max(0) as u64 <= until))
-                        .map(to_wire)
-                        .collect(),
-                }),
-                Err(e) => {
-                    let (code, message) = wire_error(&e);
-                    Frame::Error(ErrorFrame::new(h.request_id, code, message))
-                }
-            };
-            send(&out, frame);
-            Done::Nothing
-        }))
-    }
-
-    fn reauth(&self, r: proto::Reauth) -> Option<Pending> {
-        let request_id = r.request_id;
-        let answer = match (&self.identity, self.hub.verify_token(&r.token)) {
-            (Identity::Tenant(_), _) => Err(Failure::new(ErrorCode::Forbidden, "an API-key connection has no token")),
-            (_, Err(e)) => Err(failure(&e)),
-            (Identity::Token(old), Ok(new))
-                if new.tenant_id != old.tenant_id
-                    || new.conversation_id != old.conversation_id
-                    || new.sub != old.sub =>
-            {
-                Err(Failure::new(
-                    ErrorCode::Forbidden,
-                    "the new token must name the same tenant, conversation and sender",
-                ))
-            }
-            (_, Ok(new)) => Ok(new),
-        };
-        match answer {
-            Ok(claims) => {
-                self.reply(Ack { request_id });
-                Some(Box::pin(async move { Done::Reauthorized(claims) }))
-            }
-            Err(f) => {
-                self.reply(ErrorFrame::new(request_id, code_of(&f), f.message));
-                None
-            }
-        }
-    }
-}
-
-/// Whether the tenant may follow `conversation`: its last seq, or why not.
-async fn follow(hub: &Hub, scope: Scope, conversation: Id) -> Result<u64, Failure> {
-    let Scope::Tenant(tenant) = scope else { return Err(Failure::new(ErrorCode::Forbidden, "no tenant")) };
-    match hub.conversation_to_follow(tenant, conversation).await {
-        Ok(c) => Ok(c.last_seq.max(0) as u64),
-        Err(e) => Err(failure(&e)),
-    }
 }
 
 fn send(out: &BinarySender, frame: Frame) {
     if let Err(e) = out.send(frame) {
         tracing::debug!(error = %e, "binary answer not sent");
     }
-}
-
-fn written(w: &Written) -> proto::Written {
-    let a = w.activity();
-    proto::Written {
-        activity_id: *a.id.as_bytes(),
-        seq: a.seq.max(0) as u64,
-        created_at: a.created_at.as_micros(),
-        replayed: matches!(w, Written::Replay(_)),
-    }
-}
-
-fn code_of(f: &Failure) -> ErrorCode {
-    f.error_code().unwrap_or(ErrorCode::Internal)
-}
-
-/// Failures that are the whole frame's, not one item's.
-fn is_whole_frame(f: &Failure) -> bool {
-    matches!(code_of(f), ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable)
 }
