@@ -143,8 +143,8 @@ mod tests {
         let e = Echo.deliver_activity(&context(&json!({"sender": 3}), &activity("x"), None)).expect_err("bad config");
         assert!(matches!(e, AdapterError::Config(_)));
         assert_eq!(
-            Echo.parse_inbound(&InboundRequest::default(), &view(&json!({})), 0).map_err(|e| e.status()),
-            Err(404)
+            Echo.parse_inbound(&InboundRequest::default(), &view(&json!({})), 0),
+            Err(InboundError::NoInbound("echo"))
         );
     }
 }

@@ -21,7 +21,8 @@
 //!   and then answers a [`Inbound::Challenge`] to echo as text/plain, or
 //!   [`Inbound::Events`]: messages to write (each with its provider message id,
 //!   the activity's idempotency key) and status reports to merge into the
-//!   matching delivery. [`InboundError`] knows its HTTP status.
+//!   matching delivery, or an [`InboundError`] saying what was wrong (the
+//!   service layer answers it with an HTTP status).
 //!
 //! Invariant: an activity that came in through a channel is never delivered
 //! back out through it ([`is_inbound`]); the echo adapter never echoes its own
@@ -345,8 +346,8 @@ impl StatusUpdate {
     }
 }
 
-/// Why an inbound request was refused; [`InboundError::status`] and
-/// [`InboundError::code`] are its HTTP answer.
+/// Why an inbound request was refused. Which HTTP answer each one gets is the
+/// service layer's business (`ServiceError::status_code`), not the adapters'.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
     /// Missing or wrong signature or channel secret.
@@ -361,6 +362,7 @@ pub enum InboundError {
     /// Valid JSON of the wrong shape; `field` is a path into the body (`entry[0].changes`).
     #[error("`{field}`: {message}")]
     Invalid { field: String, message: String },
+    /// A method the channel type does not take inbound; `allow` lists those it does.
     #[error("method {method} is not accepted here (allowed: {allow})")]
     MethodNotAllowed { method: String, allow: &'static str },
     /// This channel type takes no inbound requests.
@@ -372,30 +374,6 @@ pub enum InboundError {
 }
 
 impl InboundError {
-    pub fn status(&self) -> u16 {
-        match self {
-            InboundError::Unauthorized(_) => 401,
-            InboundError::Forbidden(_) => 403,
-            InboundError::BadRequest(_) => 400,
-            InboundError::Invalid { .. } => 422,
-            InboundError::MethodNotAllowed { .. } => 405,
-            InboundError::NoInbound(_) => 404,
-            InboundError::Config(_) => 409,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            InboundError::Unauthorized(_) => "unauthorized",
-            InboundError::Forbidden(_) => "forbidden",
-            InboundError::BadRequest(_) => "bad_request",
-            InboundError::Invalid { .. } => "validation_failed",
-            InboundError::MethodNotAllowed { .. } => "method_not_allowed",
-            InboundError::NoInbound(_) => "no_inbound",
-            InboundError::Config(_) => "channel_misconfigured",
-        }
-    }
-
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> InboundError {
         InboundError::Invalid { field: field.into(), message: message.into() }
     }

@@ -47,6 +47,6 @@ mod tests {
         let a = activity("hi");
         assert_eq!(WebSocket.deliver_activity(&context(&config, &a, None)), Ok(Delivery::Nothing));
         let e = WebSocket.parse_inbound(&InboundRequest::default(), &view(&config), 0).expect_err("no inbound");
-        assert_eq!(e.status(), 404);
+        assert_eq!(e, InboundError::NoInbound("websocket"));
     }
 }
