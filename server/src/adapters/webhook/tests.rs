@@ -4,7 +4,7 @@ use serde_json::json;
 use super::*;
 use crate::adapters::standard_webhooks::{parse_whsec, whsec};
 use crate::adapters::tests::{activity, body_json, context, events, http, request, view, NOW, SECRET};
-use crate::adapters::ResponseOutcome;
+use crate::adapters::{ResponseOutcome, ValidateConfig};
 
 fn config() -> Value {
     json!({"url": "http://127.0.0.1:9/hook", "headers": {"X-Tenant": "acme"}})

@@ -5,6 +5,7 @@ use super::*;
 use crate::adapters::tests::{
     activity, body_json, context, delivered_metadata, events, http, request, view, NOW, SECRET,
 };
+use crate::adapters::ValidateConfig;
 
 fn config() -> Value {
     json!({"base_url": "http://127.0.0.1:9/ib/", "api_key": "ib-key", "sender": "441134960000"})

@@ -6,6 +6,7 @@ use crate::adapters::tests::{
     activity, body_json, context, delivered_metadata, events, http, request, view, NOW, SECRET,
 };
 use crate::adapters::wire::hex;
+use crate::adapters::ValidateConfig;
 
 fn config() -> Value {
     json!({
