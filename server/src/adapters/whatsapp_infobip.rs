@@ -7,8 +7,9 @@
 //!
 //! Outbound: `POST {base_url}/whatsapp/1/message/text` with
 //! `Authorization: App <api_key>`; the message's `messageId` is the delivery
-//! id, so Infobip's reports name the delivery directly (it is also kept as
-//! `provider_message_id`).
+//! id. Infobip's answer echoes it and it is kept as `provider_message_id`,
+//! which Infobip's reports name: they find their delivery by it, as Meta's do
+//! by the wamid.
 //!
 //! Inbound: `POST` of `{"results":[…]}` holding incoming messages (with
 //! `message`), delivery reports (with `status`) and seen reports (with
