@@ -11,7 +11,7 @@
 
 use serde_json::{json, Value};
 
-use super::fields::{Config, MAX_VALUE_BYTES};
+use super::fields::{ChannelConfig, Config, MAX_VALUE_BYTES};
 use super::{
     is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Inbound, InboundError,
     InboundRequest, Reply,
@@ -22,31 +22,32 @@ pub struct Echo;
 /// The metadata key that marks a reply.
 pub const ECHO_OF: &str = "echo_of";
 const DEFAULT_SENDER: &str = "echo";
-const KEYS: &[&str] = &["sender", "prefix"];
 
-struct EchoConfig<'a> {
+pub struct EchoConfig<'a> {
     sender: &'a str,
     prefix: &'a str,
 }
 
-fn parse(config: &Value) -> Result<EchoConfig<'_>, ConfigError> {
-    let c = Config::new(config, KEYS)?;
-    let sender = c.string("sender", 200)?.unwrap_or(DEFAULT_SENDER);
-    let prefix = match c.get("prefix") {
-        None => "",
-        Some(Value::String(s)) if s.len() <= MAX_VALUE_BYTES => s,
-        Some(_) => return Err(ConfigError::new("config.prefix", "must be a string of at most 1024 bytes")),
-    };
-    Ok(EchoConfig { sender, prefix })
+impl<'a> ChannelConfig<'a> for EchoConfig<'a> {
+    const KEYS: &'static [&'static str] = &["sender", "prefix"];
+
+    fn read(c: &Config<'a>) -> Result<EchoConfig<'a>, ConfigError> {
+        let sender = c.string("sender", 200)?.unwrap_or(DEFAULT_SENDER);
+        // Not `c.string`, which refuses them: a prefix may be blank or end in a line break.
+        let prefix = match c.get("prefix") {
+            None => "",
+            Some(Value::String(s)) if s.len() <= MAX_VALUE_BYTES => s,
+            Some(_) => return Err(ConfigError::new("config.prefix", "must be a string of at most 1024 bytes")),
+        };
+        Ok(EchoConfig { sender, prefix })
+    }
 }
 
 impl Adapter for Echo {
+    type Config<'a> = EchoConfig<'a>;
+
     fn kind(&self) -> &'static str {
         "echo"
-    }
-
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        parse(config).map(|_| ())
     }
 
     fn delivers(&self) -> bool {
@@ -54,7 +55,7 @@ impl Adapter for Echo {
     }
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
-        let config = parse(ctx.channel.config)?;
+        let config = Self::Config::parse(ctx.channel.config)?;
         let a = ctx.activity;
         let is_reply = a.metadata.as_str().contains(ECHO_OF) && a.metadata.to_value().get(ECHO_OF).is_some();
         if a.kind != "message" || is_reply || is_inbound(a) {
@@ -86,6 +87,7 @@ mod tests {
 
     use super::*;
     use crate::adapters::tests::{activity, context, view};
+    use crate::adapters::ValidateConfig;
 
     fn reply(config: &Value, a: &converger_storage::Activity) -> Delivery {
         Echo.deliver_activity(&context(config, a, None)).expect("deliver")
@@ -143,8 +145,8 @@ mod tests {
         let e = Echo.deliver_activity(&context(&json!({"sender": 3}), &activity("x"), None)).expect_err("bad config");
         assert!(matches!(e, AdapterError::Config(_)));
         assert_eq!(
-            Echo.parse_inbound(&InboundRequest::default(), &view(&json!({})), 0).map_err(|e| e.status()),
-            Err(404)
+            Echo.parse_inbound(&InboundRequest::default(), &view(&json!({})), 0),
+            Err(InboundError::NoInbound("echo"))
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Reading a channel config: [`ConfigError`] names the key as `config.<key>`
-//! (the API answers it as the `field` of a 422), and [`Config`] gives each
-//! adapter typed reads that refuse unknown keys, wrong types and bad URLs.
+//! (the API answers it as the `field` of a 422), [`Config`] gives typed reads
+//! that refuse unknown keys, wrong types and bad URLs, and each adapter's
+//! config type is a [`ChannelConfig`] read with them.
 
 use serde_json::{Map, Value};
 
@@ -27,8 +28,36 @@ const MAX_URL_BYTES: usize = 2048;
 /// Longest accepted token, key or id.
 pub(crate) const MAX_VALUE_BYTES: usize = 1024;
 
+/// A channel type's config, typed: an adapter's [`super::Adapter::Config`].
+/// [`ChannelConfig::parse`] is the one way a config is read, so the checks
+/// of a channel create or update are those of every delivery and inbound
+/// request.
+pub trait ChannelConfig<'a>: Sized {
+    /// Every key the config takes. Any other is refused, so a typo does not
+    /// silently fall back to a default.
+    const KEYS: &'static [&'static str];
+
+    /// Reads the keys (all among [`Self::KEYS`] by now) with [`Config`]'s
+    /// typed reads, plus whatever the channel type checks beyond one key.
+    fn read(config: &Config<'a>) -> Result<Self, ConfigError>;
+
+    /// Refuses a non-object (`config`) and unknown keys (`config.<key>`), then [`Self::read`]s.
+    fn parse(config: &'a Value) -> Result<Self, ConfigError> {
+        Self::read(&Config::new(config, Self::KEYS)?)
+    }
+}
+
+/// The config of a channel type that takes none (`websocket`): `{}` only.
+impl ChannelConfig<'_> for () {
+    const KEYS: &'static [&'static str] = &[];
+
+    fn read(_: &Config<'_>) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// A config object whose keys are all among the adapter's known keys.
-pub(crate) struct Config<'a>(&'a Map<String, Value>);
+pub struct Config<'a>(&'a Map<String, Value>);
 
 impl<'a> Config<'a> {
     pub fn new(config: &'a Value, known: &[&str]) -> Result<Config<'a>, ConfigError> {

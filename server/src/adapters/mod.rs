@@ -5,9 +5,10 @@
 //! This module is pure: no I/O, no clock, no runtime. An adapter turns
 //! inputs into descriptions and the caller acts on them:
 //!
-//! - **config**: [`Adapter::validate_config`] answers the offending key as
-//!   `config.<key>` (channel create and update call it through
-//!   `service::channels::validate_config`);
+//! - **config**: each adapter declares its [`Adapter::Config`] type; a config
+//!   that does not parse into it is refused naming the offending key as
+//!   `config.<key>` ([`ValidateConfig::validate_config`], which channel create
+//!   and update call through `service::channels::validate_config`);
 //! - **outbound**: the delivery worker claims a delivery row, builds a
 //!   [`DeliveryContext`] and calls [`Adapter::deliver_activity`], which answers
 //!   [`Delivery::Http`] (the exact request to send), [`Delivery::Reply`] (an
@@ -21,7 +22,8 @@
 //!   and then answers a [`Inbound::Challenge`] to echo as text/plain, or
 //!   [`Inbound::Events`]: messages to write (each with its provider message id,
 //!   the activity's idempotency key) and status reports to merge into the
-//!   matching delivery. [`InboundError`] knows its HTTP status.
+//!   matching delivery, or an [`InboundError`] saying what was wrong (the
+//!   service layer answers it with an HTTP status).
 //!
 //! Invariant: an activity that came in through a channel is never delivered
 //! back out through it ([`is_inbound`]); the echo adapter never echoes its own
@@ -40,6 +42,7 @@ use converger_storage::{Activity, Channel, Id, Timestamp};
 use serde_json::{json, Map, Value};
 
 pub use echo::Echo;
+use fields::ChannelConfig;
 pub use fields::ConfigError;
 pub use webhook::Webhook;
 pub use websocket::WebSocket;
@@ -69,14 +72,15 @@ pub fn adapter_for(kind: &str) -> Option<&'static dyn Adapter> {
 
 /// What a channel type does. Implementations are stateless unit structs; all
 /// state comes in the arguments.
-pub trait Adapter: Send + Sync {
+pub trait Adapter: ValidateConfig + Send + Sync {
+    /// The channel config, typed; [`ValidateConfig`] comes with it. `Self:
+    /// Sized` keeps the type out of `dyn Adapter`, which [`adapter_for`] hands out.
+    type Config<'a>: ChannelConfig<'a>
+    where
+        Self: Sized;
+
     /// The channel type this adapter serves (`webhook`, …).
     fn kind(&self) -> &'static str;
-
-    /// Checks a channel config (a JSON object is checked by the caller, but a
-    /// non-object is refused here too). Unknown keys are refused, so a typo
-    /// does not silently fall back to a default.
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError>;
 
     /// Whether activities of this channel's conversations get delivery rows.
     fn delivers(&self) -> bool;
@@ -97,6 +101,23 @@ pub trait Adapter: Send + Sync {
     /// request that fails it is refused before its body is even parsed.
     fn parse_inbound(&self, req: &InboundRequest, channel: &ChannelView<'_>, now: i64)
         -> Result<Inbound, InboundError>;
+}
+
+/// Checking a channel config, for every [`Adapter`] alike: it parses into the
+/// adapter's [`Adapter::Config`] (see [`ChannelConfig::parse`]). A trait of
+/// its own because a provided method of `Adapter` that named `Self::Config`
+/// could not be called through `dyn Adapter`; a supertrait's can.
+pub trait ValidateConfig {
+    /// Checks a channel config (a JSON object is checked by the caller, but a
+    /// non-object is refused here too). Unknown keys are refused, so a typo
+    /// does not silently fall back to a default.
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError>;
+}
+
+impl<A: Adapter> ValidateConfig for A {
+    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
+        A::Config::parse(config).map(drop)
+    }
 }
 
 /// The parts of a channel an adapter reads. `config` is the channel's config
@@ -345,8 +366,8 @@ impl StatusUpdate {
     }
 }
 
-/// Why an inbound request was refused; [`InboundError::status`] and
-/// [`InboundError::code`] are its HTTP answer.
+/// Why an inbound request was refused. Which HTTP answer each one gets is the
+/// service layer's business (`ServiceError::status_code`), not the adapters'.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {
     /// Missing or wrong signature or channel secret.
@@ -361,6 +382,7 @@ pub enum InboundError {
     /// Valid JSON of the wrong shape; `field` is a path into the body (`entry[0].changes`).
     #[error("`{field}`: {message}")]
     Invalid { field: String, message: String },
+    /// A method the channel type does not take inbound; `allow` lists those it does.
     #[error("method {method} is not accepted here (allowed: {allow})")]
     MethodNotAllowed { method: String, allow: &'static str },
     /// This channel type takes no inbound requests.
@@ -372,30 +394,6 @@ pub enum InboundError {
 }
 
 impl InboundError {
-    pub fn status(&self) -> u16 {
-        match self {
-            InboundError::Unauthorized(_) => 401,
-            InboundError::Forbidden(_) => 403,
-            InboundError::BadRequest(_) => 400,
-            InboundError::Invalid { .. } => 422,
-            InboundError::MethodNotAllowed { .. } => 405,
-            InboundError::NoInbound(_) => 404,
-            InboundError::Config(_) => 409,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            InboundError::Unauthorized(_) => "unauthorized",
-            InboundError::Forbidden(_) => "forbidden",
-            InboundError::BadRequest(_) => "bad_request",
-            InboundError::Invalid { .. } => "validation_failed",
-            InboundError::MethodNotAllowed { .. } => "method_not_allowed",
-            InboundError::NoInbound(_) => "no_inbound",
-            InboundError::Config(_) => "channel_misconfigured",
-        }
-    }
-
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> InboundError {
         InboundError::Invalid { field: field.into(), message: message.into() }
     }

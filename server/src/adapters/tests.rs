@@ -105,22 +105,6 @@ fn network_failures_are_retried() {
 }
 
 #[test]
-fn inbound_errors_map_to_their_http_status() {
-    let cases = [
-        (InboundError::Unauthorized("x".into()), 401),
-        (InboundError::Forbidden("x".into()), 403),
-        (InboundError::BadRequest("x".into()), 400),
-        (InboundError::invalid("a", "b"), 422),
-        (InboundError::MethodNotAllowed { method: "PUT".into(), allow: "POST" }, 405),
-        (InboundError::NoInbound("echo"), 404),
-        (InboundError::Config(ConfigError::new("config.url", "is required")), 409),
-    ];
-    for (e, status) in cases {
-        assert_eq!(e.status(), status, "{e}");
-    }
-}
-
-#[test]
 fn status_updates_become_a_flat_metadata_patch() {
     let s = StatusUpdate {
         provider_message_id: "wamid.1".into(),

@@ -19,7 +19,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::fields::{Config, MAX_VALUE_BYTES};
+use super::fields::{ChannelConfig, Config, MAX_VALUE_BYTES};
 use super::standard_webhooks::{self, channel_key};
 use super::wire::{json_object, At, MAX_ID_BYTES};
 use super::{
@@ -30,7 +30,6 @@ use converger_storage::{Activity, Timestamp};
 
 pub struct Webhook;
 
-const KEYS: &[&str] = &["url", "method", "headers"];
 const METHODS: &[&str] = &["POST", "PUT", "PATCH"];
 /// Headers the adapter sets itself (or the HTTP client does).
 const RESERVED_HEADERS: &[&str] = &[
@@ -47,38 +46,41 @@ const MAX_HEADERS: usize = 32;
 /// The activity type of outbound events.
 pub const EVENT_TYPE: &str = "activity.created";
 
-struct WebhookConfig<'a> {
+pub struct WebhookConfig<'a> {
     url: &'a str,
     method: &'a str,
     headers: Vec<(String, String)>,
 }
 
-fn parse(config: &Value) -> Result<WebhookConfig<'_>, ConfigError> {
-    let c = Config::new(config, KEYS)?;
-    let url = c.url("url")?.ok_or_else(|| ConfigError::new("config.url", "is required"))?;
-    let method = c.string("method", 16)?.unwrap_or("POST");
-    if !METHODS.contains(&method) {
-        return Err(ConfigError::new("config.method", format!("must be one of {}", METHODS.join(", "))));
-    }
-    let mut headers = Vec::new();
-    for (name, value) in c.object("headers")?.into_iter().flatten() {
-        let field = || format!("config.headers.{name}");
-        if !is_token(name) {
-            return Err(ConfigError::new(field(), "is not a valid header name"));
+impl<'a> ChannelConfig<'a> for WebhookConfig<'a> {
+    const KEYS: &'static [&'static str] = &["url", "method", "headers"];
+
+    fn read(c: &Config<'a>) -> Result<WebhookConfig<'a>, ConfigError> {
+        let url = c.url("url")?.ok_or_else(|| ConfigError::new("config.url", "is required"))?;
+        let method = c.string("method", 16)?.unwrap_or("POST");
+        if !METHODS.contains(&method) {
+            return Err(ConfigError::new("config.method", format!("must be one of {}", METHODS.join(", "))));
         }
-        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-            return Err(ConfigError::new(field(), "is set by Converger and cannot be configured"));
+        let mut headers = Vec::new();
+        for (name, value) in c.object("headers")?.into_iter().flatten() {
+            let field = || format!("config.headers.{name}");
+            if !is_token(name) {
+                return Err(ConfigError::new(field(), "is not a valid header name"));
+            }
+            if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+                return Err(ConfigError::new(field(), "is set by Converger and cannot be configured"));
+            }
+            let Some(value) = value.as_str() else { return Err(ConfigError::new(field(), "must be a string")) };
+            if value.len() > MAX_VALUE_BYTES || value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(ConfigError::new(field(), "must be at most 1024 bytes, without line breaks"));
+            }
+            headers.push((name.clone(), value.to_string()));
         }
-        let Some(value) = value.as_str() else { return Err(ConfigError::new(field(), "must be a string")) };
-        if value.len() > MAX_VALUE_BYTES || value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ConfigError::new(field(), "must be at most 1024 bytes, without line breaks"));
+        if headers.len() > MAX_HEADERS {
+            return Err(ConfigError::new("config.headers", format!("at most {MAX_HEADERS} headers")));
         }
-        headers.push((name.clone(), value.to_string()));
+        Ok(WebhookConfig { url, method, headers })
     }
-    if headers.len() > MAX_HEADERS {
-        return Err(ConfigError::new("config.headers", format!("at most {MAX_HEADERS} headers")));
-    }
-    Ok(WebhookConfig { url, method, headers })
 }
 
 /// An HTTP token (RFC 9110): the characters a header name may have.
@@ -121,12 +123,10 @@ fn body(ctx: &DeliveryContext<'_>) -> Result<Vec<u8>, AdapterError> {
 }
 
 impl Adapter for Webhook {
+    type Config<'a> = WebhookConfig<'a>;
+
     fn kind(&self) -> &'static str {
         "webhook"
-    }
-
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        parse(config).map(|_| ())
     }
 
     fn delivers(&self) -> bool {
@@ -134,7 +134,7 @@ impl Adapter for Webhook {
     }
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
-        let config = parse(ctx.channel.config)?;
+        let config = Self::Config::parse(ctx.channel.config)?;
         if is_inbound(ctx.activity) {
             return Ok(Delivery::Nothing);
         }
@@ -153,7 +153,7 @@ impl Adapter for Webhook {
         channel: &ChannelView<'_>,
         now: i64,
     ) -> Result<Inbound, InboundError> {
-        parse(channel.config)?;
+        Self::Config::parse(channel.config)?;
         if req.method != "POST" {
             return Err(InboundError::MethodNotAllowed { method: req.method.clone(), allow: "POST" });
         }

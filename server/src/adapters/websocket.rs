@@ -1,21 +1,16 @@
 //! `websocket`: the live stream is the delivery. No config, no delivery rows,
 //! no inbound endpoint (clients write through REST and the sockets).
 
-use serde_json::Value;
-
-use super::fields::Config;
 use super::AdapterError;
-use super::{Adapter, ChannelView, ConfigError, Delivery, DeliveryContext, Inbound, InboundError, InboundRequest};
+use super::{Adapter, ChannelView, Delivery, DeliveryContext, Inbound, InboundError, InboundRequest};
 
 pub struct WebSocket;
 
 impl Adapter for WebSocket {
+    type Config<'a> = ();
+
     fn kind(&self) -> &'static str {
         "websocket"
-    }
-
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        Config::new(config, &[]).map(|_| ())
     }
 
     fn delivers(&self) -> bool {
@@ -37,6 +32,7 @@ mod tests {
 
     use super::*;
     use crate::adapters::tests::{activity, context, view};
+    use crate::adapters::ValidateConfig;
 
     #[test]
     fn takes_no_config_delivers_nothing_and_has_no_inbound() {
@@ -47,6 +43,6 @@ mod tests {
         let a = activity("hi");
         assert_eq!(WebSocket.deliver_activity(&context(&config, &a, None)), Ok(Delivery::Nothing));
         let e = WebSocket.parse_inbound(&InboundRequest::default(), &view(&config), 0).expect_err("no inbound");
-        assert_eq!(e.status(), 404);
+        assert_eq!(e, InboundError::NoInbound("websocket"));
     }
 }

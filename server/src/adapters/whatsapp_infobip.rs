@@ -7,8 +7,9 @@
 //!
 //! Outbound: `POST {base_url}/whatsapp/1/message/text` with
 //! `Authorization: App <api_key>`; the message's `messageId` is the delivery
-//! id, so Infobip's reports name the delivery directly (it is also kept as
-//! `provider_message_id`).
+//! id. Infobip's answer echoes it and it is kept as `provider_message_id`,
+//! which Infobip's reports name: they find their delivery by it, as Meta's do
+//! by the wamid.
 //!
 //! Inbound: `POST` of `{"results":[…]}` holding incoming messages (with
 //! `message`), delivery reports (with `status`) and seen reports (with
@@ -17,7 +18,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fields::{Config, MAX_VALUE_BYTES};
+use super::fields::{ChannelConfig, Config, MAX_VALUE_BYTES};
 use super::whatsapp_meta::whatsapp_outbound;
 use super::wire::{check_channel_secret, classify, join_url, json_object, short, At, MAX_ID_BYTES};
 use super::{
@@ -30,32 +31,32 @@ pub struct WhatsAppInfobip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
 pub const SEND_PATH: &str = "/whatsapp/1/message/text";
-const KEYS: &[&str] = &["base_url", "api_key", "sender", "notify_url"];
 
-struct InfobipConfig<'a> {
+pub struct InfobipConfig<'a> {
     base_url: &'a str,
     api_key: &'a str,
     sender: &'a str,
     notify_url: Option<&'a str>,
 }
 
-fn parse(config: &Value) -> Result<InfobipConfig<'_>, ConfigError> {
-    let c = Config::new(config, KEYS)?;
-    Ok(InfobipConfig {
-        base_url: c.url("base_url")?.unwrap_or(DEFAULT_BASE_URL),
-        api_key: c.required_string("api_key", MAX_VALUE_BYTES)?,
-        sender: c.digits("sender")?,
-        notify_url: c.url("notify_url")?,
-    })
+impl<'a> ChannelConfig<'a> for InfobipConfig<'a> {
+    const KEYS: &'static [&'static str] = &["base_url", "api_key", "sender", "notify_url"];
+
+    fn read(c: &Config<'a>) -> Result<InfobipConfig<'a>, ConfigError> {
+        Ok(InfobipConfig {
+            base_url: c.url("base_url")?.unwrap_or(DEFAULT_BASE_URL),
+            api_key: c.required_string("api_key", MAX_VALUE_BYTES)?,
+            sender: c.digits("sender")?,
+            notify_url: c.url("notify_url")?,
+        })
+    }
 }
 
 impl Adapter for WhatsAppInfobip {
+    type Config<'a> = InfobipConfig<'a>;
+
     fn kind(&self) -> &'static str {
         "whatsapp_infobip"
-    }
-
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        parse(config).map(|_| ())
     }
 
     fn delivers(&self) -> bool {
@@ -63,7 +64,7 @@ impl Adapter for WhatsAppInfobip {
     }
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
-        let config = parse(ctx.channel.config)?;
+        let config = Self::Config::parse(ctx.channel.config)?;
         let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
         let mut body = json!({
             "from": config.sender,
@@ -119,7 +120,7 @@ impl Adapter for WhatsAppInfobip {
         channel: &ChannelView<'_>,
         _now: i64,
     ) -> Result<Inbound, InboundError> {
-        parse(channel.config)?;
+        Self::Config::parse(channel.config)?;
         if req.method != "POST" {
             return Err(InboundError::MethodNotAllowed { method: req.method.clone(), allow: "POST" });
         }

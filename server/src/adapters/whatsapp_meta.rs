@@ -21,7 +21,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::fields::{Config, MAX_VALUE_BYTES};
+use super::fields::{ChannelConfig, Config, MAX_VALUE_BYTES};
 use super::wire::{
     check_channel_secret, classify, hmac_sha256, join_url, json_object, query_param, short, unhex, At, MAX_ID_BYTES,
 };
@@ -39,14 +39,13 @@ pub const DEFAULT_API_VERSION: &str = "v18.0";
 /// The Cloud API's limit on a text message body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
-const KEYS: &[&str] = &["phone_number_id", "access_token", "verify_token", "app_secret", "api_base", "api_version"];
 /// Graph API error codes that mean "later" whatever the HTTP status: 1 unknown
 /// / 2 service temporarily unavailable, 4 and 80007 rate limits, 130429
 /// throughput, 131016 service unavailable, 131056 pair rate limit, 133004
 /// server temporarily unavailable (Meta's error-code reference).
 const RETRYABLE_CODES: &[i64] = &[1, 2, 4, 80007, 130429, 131016, 131056, 133004];
 
-struct MetaConfig<'a> {
+pub struct MetaConfig<'a> {
     phone_number_id: &'a str,
     access_token: &'a str,
     verify_token: &'a str,
@@ -55,33 +54,35 @@ struct MetaConfig<'a> {
     api_version: &'a str,
 }
 
-fn parse(config: &Value) -> Result<MetaConfig<'_>, ConfigError> {
-    let c = Config::new(config, KEYS)?;
-    let api_version = c.string("api_version", 16)?.unwrap_or(DEFAULT_API_VERSION);
-    let well_formed = api_version
-        .strip_prefix('v')
-        .and_then(|v| v.split_once('.'))
-        .is_some_and(|(a, b)| [a, b].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
-    if !well_formed {
-        return Err(ConfigError::new("config.api_version", "must look like `v18.0`"));
+impl<'a> ChannelConfig<'a> for MetaConfig<'a> {
+    const KEYS: &'static [&'static str] =
+        &["phone_number_id", "access_token", "verify_token", "app_secret", "api_base", "api_version"];
+
+    fn read(c: &Config<'a>) -> Result<MetaConfig<'a>, ConfigError> {
+        let api_version = c.string("api_version", 16)?.unwrap_or(DEFAULT_API_VERSION);
+        let well_formed = api_version
+            .strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .is_some_and(|(a, b)| [a, b].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
+        if !well_formed {
+            return Err(ConfigError::new("config.api_version", "must look like `v18.0`"));
+        }
+        Ok(MetaConfig {
+            phone_number_id: c.digits("phone_number_id")?,
+            access_token: c.required_string("access_token", 4096)?,
+            verify_token: c.required_string("verify_token", MAX_VALUE_BYTES)?,
+            app_secret: c.string("app_secret", MAX_VALUE_BYTES)?,
+            api_base: c.url("api_base")?.unwrap_or(DEFAULT_API_BASE),
+            api_version,
+        })
     }
-    Ok(MetaConfig {
-        phone_number_id: c.digits("phone_number_id")?,
-        access_token: c.required_string("access_token", 4096)?,
-        verify_token: c.required_string("verify_token", MAX_VALUE_BYTES)?,
-        app_secret: c.string("app_secret", MAX_VALUE_BYTES)?,
-        api_base: c.url("api_base")?.unwrap_or(DEFAULT_API_BASE),
-        api_version,
-    })
 }
 
 impl Adapter for WhatsAppMeta {
+    type Config<'a> = MetaConfig<'a>;
+
     fn kind(&self) -> &'static str {
         "whatsapp_meta"
-    }
-
-    fn validate_config(&self, config: &Value) -> Result<(), ConfigError> {
-        parse(config).map(|_| ())
     }
 
     fn delivers(&self) -> bool {
@@ -89,7 +90,7 @@ impl Adapter for WhatsAppMeta {
     }
 
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
-        let config = parse(ctx.channel.config)?;
+        let config = Self::Config::parse(ctx.channel.config)?;
         let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
         let body = json!({
             "messaging_product": "whatsapp",
@@ -144,7 +145,7 @@ impl Adapter for WhatsAppMeta {
         channel: &ChannelView<'_>,
         _now: i64,
     ) -> Result<Inbound, InboundError> {
-        let config = parse(channel.config)?;
+        let config = Self::Config::parse(channel.config)?;
         match req.method.as_str() {
             "GET" => verification(req, &config),
             "POST" => {

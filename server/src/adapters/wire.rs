@@ -69,7 +69,8 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Result<Option<Stri
     Ok(pairs.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
 }
 
-/// The body as a JSON object: 400 if it is not JSON, 422 if not an object.
+/// The body as a JSON object: [`InboundError::BadRequest`] if it is not JSON,
+/// [`InboundError::Invalid`] (`body`) if it is not an object.
 pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, InboundError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),

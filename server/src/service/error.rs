@@ -90,12 +90,20 @@ impl ServiceError {
             ServiceError::Publish(Publish::Store(s)) | ServiceError::Store(s) => store_status(s),
             ServiceError::Random(_) => (500, "internal"),
             ServiceError::Conflict(_) => (409, "conflict"),
-            // The adapters' own codes, folded into the one catalogue.
-            ServiceError::Inbound(i) => match i.code() {
-                "no_inbound" => (i.status(), "not_found"),
-                "channel_misconfigured" => (i.status(), "conflict"),
-                code => (i.status(), code),
-            },
+            // What an adapter found wrong with an inbound request, in the one catalogue.
+            ServiceError::Inbound(i) => {
+                use crate::adapters::InboundError;
+                match i {
+                    InboundError::Unauthorized(_) => (401, "unauthorized"),
+                    InboundError::Forbidden(_) => (403, "forbidden"),
+                    InboundError::BadRequest(_) => (400, "bad_request"),
+                    InboundError::Invalid { .. } => (422, "validation_failed"),
+                    InboundError::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+                    InboundError::NoInbound(_) => (404, "not_found"),
+                    // The channel's stored config, not the request, is at fault.
+                    InboundError::Config(_) => (409, "conflict"),
+                }
+            }
         }
     }
 
@@ -224,5 +232,34 @@ mod tests {
         let p = ServiceError::Conflict("only a failed delivery can be retried".into()).public();
         assert_eq!((p.status, p.code, p.message.as_str()), (409, "conflict", "only a failed delivery can be retried"));
         assert_eq!(ServiceError::Store(StoreError::ConversationClosed).public().message, "conversation is closed");
+    }
+
+    #[test]
+    fn every_inbound_refusal_has_its_status_code_message_and_field() {
+        use crate::adapters::{ConfigError, InboundError};
+        let cases = [
+            (InboundError::Unauthorized("wrong channel secret".into()), 401, "unauthorized", "wrong channel secret"),
+            (InboundError::Forbidden("bad token".into()), 403, "forbidden", "bad token"),
+            (InboundError::BadRequest("not JSON".into()), 400, "bad_request", "not JSON"),
+            (InboundError::invalid("results", "is required"), 422, "validation_failed", "`results`: is required"),
+            (
+                InboundError::MethodNotAllowed { method: "PUT".into(), allow: "POST" },
+                405,
+                "method_not_allowed",
+                "method PUT is not accepted here (allowed: POST)",
+            ),
+            (InboundError::NoInbound("echo"), 404, "not_found", "channels of type echo take no inbound requests"),
+            (
+                InboundError::Config(ConfigError::new("config.url", "is required")),
+                409,
+                "conflict",
+                "the channel's config is invalid: `config.url`: is required",
+            ),
+        ];
+        for (e, status, code, message) in cases {
+            let field = matches!(e, InboundError::Invalid { .. }).then(|| "results".to_string());
+            let p = ServiceError::Inbound(e).public();
+            assert_eq!(p, Public { status, code, message: message.into(), field });
+        }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 use super::*;
 use crate::adapters::standard_webhooks::{parse_whsec, whsec};
 use crate::adapters::tests::{activity, body_json, context, events, http, request, view, NOW, SECRET};
-use crate::adapters::ResponseOutcome;
+use crate::adapters::{ResponseOutcome, ValidateConfig};
 
 fn config() -> Value {
     json!({"url": "http://127.0.0.1:9/hook", "headers": {"X-Tenant": "acme"}})
@@ -140,18 +140,18 @@ fn a_bad_stale_or_missing_signature_is_401() {
     changed.body = br#"{"external_id":"c","sender":"s","text":"T"}"#.to_vec();
     for (name, r) in [("wrong key", wrong_key), ("stale", stale), ("unsigned", unsigned), ("changed", changed)] {
         let e = Webhook.parse_inbound(&r, &view(&v), NOW).expect_err(name);
-        assert_eq!((e.status(), e.code()), (401, "unauthorized"), "{name}: {e}");
+        assert!(matches!(e, InboundError::Unauthorized(_)), "{name}: {e}");
     }
     // Not even the body's syntax is looked at before the signature.
     let e = Webhook.parse_inbound(&request("POST", &[], b"not json"), &view(&v), NOW).expect_err("unsigned");
-    assert_eq!(e.status(), 401);
+    assert!(matches!(e, InboundError::Unauthorized(_)), "{e}");
 }
 
 #[test]
 fn a_signed_but_malformed_body_is_400_or_422_naming_the_field() {
     let v = config();
     let parse = |body: &str| Webhook.parse_inbound(&signed(body, "msg_1", NOW), &view(&v), NOW).expect_err(body);
-    assert_eq!(parse("not json").status(), 400);
+    assert!(matches!(parse("not json"), InboundError::BadRequest(_)));
     for (body, field) in [
         ("[1]", "body"),
         (r#"{"sender":"s","text":"t"}"#, "external_id"),
@@ -174,7 +174,8 @@ fn a_signed_but_malformed_body_is_400_or_422_naming_the_field() {
 #[test]
 fn only_post_is_accepted() {
     let e = Webhook.parse_inbound(&request("GET", &[], b""), &view(&config()), NOW).expect_err("GET");
-    assert_eq!((e.status(), e.to_string()), (405, "method GET is not accepted here (allowed: POST)".into()));
+    assert_eq!(e, InboundError::MethodNotAllowed { method: "GET".into(), allow: "POST" });
+    assert_eq!(e.to_string(), "method GET is not accepted here (allowed: POST)");
 }
 
 /// Stored JSON is copied into the body as stored: an activity written before

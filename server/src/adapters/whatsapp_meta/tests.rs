@@ -6,6 +6,7 @@ use crate::adapters::tests::{
     activity, body_json, context, delivered_metadata, events, http, request, view, NOW, SECRET,
 };
 use crate::adapters::wire::hex;
+use crate::adapters::ValidateConfig;
 
 fn config() -> Value {
     json!({
@@ -170,13 +171,16 @@ fn get_verification_answers_the_challenge_only_for_the_right_token() {
         get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=let%2Dme%2Din"),
         Ok(Inbound::Challenge("1".into()))
     );
-    assert_eq!(get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong").map_err(|e| e.status()), Err(403));
-    assert_eq!(
-        get("hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=let-me-in").map_err(|e| e.status()),
-        Err(400)
-    );
-    assert_eq!(get("hub.mode=subscribe&hub.verify_token=let-me-in").map_err(|e| e.status()), Err(400));
-    assert_eq!(get("").map_err(|e| e.status()), Err(400));
+    assert!(matches!(
+        get("hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong"),
+        Err(InboundError::Forbidden(_))
+    ));
+    assert!(matches!(
+        get("hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=let-me-in"),
+        Err(InboundError::BadRequest(_))
+    ));
+    assert!(matches!(get("hub.mode=subscribe&hub.verify_token=let-me-in"), Err(InboundError::BadRequest(_))));
+    assert!(matches!(get(""), Err(InboundError::BadRequest(_))));
 }
 
 #[test]
@@ -259,7 +263,7 @@ fn with_an_app_secret_the_hub_signature_is_required() {
         ("no prefix", request("POST", &[("X-Hub-Signature-256", "757107ea")], MESSAGE.as_bytes())),
     ] {
         let e = WhatsAppMeta.parse_inbound(&r, &view(&v), NOW).expect_err(name);
-        assert_eq!(e.status(), 401, "{name}: {e}");
+        assert!(matches!(e, InboundError::Unauthorized(_)), "{name}: {e}");
     }
 }
 
@@ -269,18 +273,21 @@ fn without_an_app_secret_the_channel_secret_is_required() {
     let mut header = request("POST", &[("X-Converger-Secret", SECRET)], MESSAGE.as_bytes());
     assert_eq!(events(WhatsAppMeta.parse_inbound(&header, &view(&v), NOW)).messages.len(), 1);
     header.headers[0].1 = "cvs_wrong".into();
-    assert_eq!(WhatsAppMeta.parse_inbound(&header, &view(&v), NOW).map_err(|e| e.status()), Err(401));
+    let unauthorized = |r: &InboundRequest| {
+        matches!(WhatsAppMeta.parse_inbound(r, &view(&v), NOW), Err(InboundError::Unauthorized(_)))
+    };
+    assert!(unauthorized(&header));
     let bare = request("POST", &[], MESSAGE.as_bytes());
-    assert_eq!(WhatsAppMeta.parse_inbound(&bare, &view(&v), NOW).map_err(|e| e.status()), Err(401));
+    assert!(unauthorized(&bare));
     let mut wrong_path = post(MESSAGE);
     wrong_path.path_secret = Some("cvs_wrong".into());
-    assert_eq!(WhatsAppMeta.parse_inbound(&wrong_path, &view(&v), NOW).map_err(|e| e.status()), Err(401));
+    assert!(unauthorized(&wrong_path));
 }
 
 #[test]
 fn malformed_webhooks_are_400_or_422_naming_the_path() {
     let parse = |body: &str| WhatsAppMeta.parse_inbound(&post(body), &view(&config()), NOW).expect_err(body);
-    assert_eq!(parse("{not json").status(), 400);
+    assert!(matches!(parse("{not json"), InboundError::BadRequest(_)));
     let field = |body: &str| match parse(body) {
         InboundError::Invalid { field, .. } => field,
         other => panic!("{body}: {other:?}"),
@@ -307,5 +314,5 @@ fn malformed_webhooks_are_400_or_422_naming_the_path() {
 #[test]
 fn other_methods_are_405() {
     let e = WhatsAppMeta.parse_inbound(&request("PUT", &[], b""), &view(&config()), NOW).expect_err("PUT");
-    assert_eq!((e.status(), e.code()), (405, "method_not_allowed"));
+    assert_eq!(e, InboundError::MethodNotAllowed { method: "PUT".into(), allow: "GET, POST" });
 }
