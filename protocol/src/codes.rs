@@ -112,7 +112,7 @@ catalogue! {
     Conflict = 4002, "conflict", Some(409),
         "A unique value already taken, or an operation that the object's state refuses.";
     ConversationClosed = 4003, "conversation_closed", Some(409),
-        "Writing to a closed conversation.";
+        "Writing to, or subscribing to, a closed conversation.";
     InvalidReference = 4004, "invalid_reference", Some(422),
         "A reference to an object that cannot be used here.";
     AlreadySubscribed = 4005, "already_subscribed", None,

@@ -83,7 +83,10 @@ pub struct Injector {
     tx: mpsc::UnboundedSender<Injection>,
 }
 
-/// The shard side of the [`Injector`].
+/// The shard side of the [`Injector`]. The channel itself has no bound; its
+/// bound is the worker's: every attempt injects at most one reply and waits
+/// for its answer, and at most `--delivery-concurrency` attempts run at once,
+/// so no more than that many injections are ever queued.
 pub type Injections = mpsc::UnboundedReceiver<Injection>;
 
 pub fn injector() -> (Injector, Injections) {
