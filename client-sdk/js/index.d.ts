@@ -9,7 +9,7 @@ export * from "./codec.js";
 
 export type ErrorName =
   | "bad_frame" | "frame_too_large" | "unsupported_version" | "unexpected_frame" | "handshake_timeout"
-  | "idle_timeout" | "slow_consumer"
+  | "idle_timeout" | "slow_consumer" | "tls_required"
   | "unauthorized" | "token_expired" | "forbidden" | "tenant_inactive" | "channel_inactive" | "admin_disabled"
   | "bad_request" | "invalid_json" | "invalid_parameter" | "validation_failed" | "payload_too_large"
   | "unsupported_media_type" | "method_not_allowed"

@@ -75,6 +75,8 @@ catalogue! {
         "Nothing arrived from the client for the idle timeout announced in Welcome. The connection closes.";
     SlowConsumer = 1007, "slow_consumer", None,
         "The connection's send queue overflowed: the client does not read fast enough. Queued frames are dropped, this error takes their place and the connection closes; reconnect and resume from the last seq seen.";
+    TlsRequired = 1008, "tls_required", Some(400),
+        "A plain (non-TLS) connection to a port that speaks TLS: the binary port answers this error and closes; plain HTTP on the HTTPS port gets it as a 400 (or a 308 to https:// with --tls-redirect).";
 
     // 2xxx: who is asking.
     Unauthorized = 2001, "unauthorized", Some(401),

@@ -115,6 +115,10 @@ pub struct Config {
     pub delivery_allow_private: bool,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
+    /// Certificate and key files: both ports speak TLS. `None`: plain TCP.
+    pub tls: Option<crate::net::tls::CertPaths>,
+    /// With TLS: plain HTTP gets a 308 to https:// instead of a 400.
+    pub tls_redirect: bool,
 }
 
 impl Config {
@@ -262,6 +266,23 @@ impl Config {
                 defaults::DELIVERY_LEASE_MS,
             )?,
             config_file: o.config,
+            tls: match (o.tls_cert.or(f.tls_cert), o.tls_key.or(f.tls_key)) {
+                (Some(cert), Some(key)) => Some(crate::net::tls::CertPaths { cert, key }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(invalid(
+                        "tls_key",
+                        "--tls-cert is set without --tls-key: set both (CONVERGER_TLS_KEY) or neither",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "tls_cert",
+                        "--tls-key is set without --tls-cert: set both (CONVERGER_TLS_CERT) or neither",
+                    ))
+                }
+            },
+            tls_redirect: o.tls_redirect.or(f.tls_redirect).unwrap_or(false),
         })
     }
 
@@ -272,7 +293,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -295,8 +316,25 @@ impl Config {
             self.delivery_concurrency,
             self.delivery_lease.as_millis(),
             self.delivery_allow_private,
+            self.tls_summary(),
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )
+    }
+}
+
+impl Config {
+    /// Whether TLS is on and from which files (their paths only: a key's
+    /// contents never reach a log).
+    fn tls_summary(&self) -> String {
+        match &self.tls {
+            Some(p) => format!(
+                "tls=on tls_cert={} tls_key={} tls_redirect={}",
+                p.cert.display(),
+                p.key.display(),
+                self.tls_redirect
+            ),
+            None => "tls=off".into(),
+        }
     }
 }
 

@@ -1,12 +1,12 @@
 //! What the `converger` binary does, step by step: configure, bind, open
-//! storage, start the shards, print the ready line, wait for SIGTERM/SIGINT,
-//! shut down. `main.rs` only parses the command line and reports errors.
+//! storage, start the shards, print the ready line, wait for SIGTERM/SIGINT
+//! (re-reading the TLS certificate on each SIGHUP meanwhile), shut down. `main.rs` only parses the command line and reports errors.
 
 use std::io::Write;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Cli, Command, Config};
 use crate::server::logging;
@@ -38,8 +38,9 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     }
     // Installed before anything slow so a signal during start-up is not lost:
     // it is read, and acted on, as soon as the server is up.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(StartupError::Signals)?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(StartupError::Signals)?;
     let listeners = startup::bind(&config)?;
+    let certs = listeners.tls.as_ref().map(|t| t.certs.clone());
     let store = startup::open_store(&config)?;
     info!(backend = store.backend(), "storage opened");
     let grace = config.shutdown_grace;
@@ -51,11 +52,13 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     let _ = stdout.flush();
     drop(stdout);
 
-    let signal = signals.forever().next();
-    let name = match signal {
-        Some(SIGINT) => "SIGINT",
-        Some(_) => "SIGTERM",
-        None => "end of signal stream",
+    let name = loop {
+        match signals.forever().next() {
+            Some(SIGHUP) => reload_tls(certs.as_ref()),
+            Some(SIGINT) => break "SIGINT",
+            Some(_) => break "SIGTERM",
+            None => break "end of signal stream",
+        }
     };
     info!(
         signal = name,
@@ -65,6 +68,20 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     server.stop();
     info!("shutdown complete");
     Ok(())
+}
+
+/// SIGHUP: new TLS handshakes get the certificate now in the files;
+/// established connections keep theirs. A file that does not load is
+/// reported and the certificate in force stays.
+fn reload_tls(certs: Option<&crate::net::tls::Certs>) {
+    let Some(certs) = certs else {
+        info!("SIGHUP: TLS is off, nothing to reload");
+        return;
+    };
+    match certs.reload() {
+        Ok(()) => info!(cert = %certs.paths().cert.display(), "SIGHUP: TLS certificate reloaded"),
+        Err(e) => error!(error = %e, "SIGHUP: TLS certificate not reloaded; the previous one stays in use"),
+    }
 }
 
 /// `converger migrate`: applies PostgreSQL migrations, or explains that the

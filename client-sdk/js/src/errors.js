@@ -19,6 +19,7 @@ const CATALOGUE = [
   [1005, "handshake_timeout", null],
   [1006, "idle_timeout", null],
   [1007, "slow_consumer", null],
+  [1008, "tls_required", 400],
   [2001, "unauthorized", 401],
   [2002, "token_expired", null],
   [2003, "forbidden", 403],

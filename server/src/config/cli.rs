@@ -167,4 +167,28 @@ pub struct Options {
         global = true
     )]
     pub delivery_allow_private: Option<bool>,
+
+    /// TLS certificate chain (PEM: the server's certificate first, then
+    /// intermediates). With --tls-key, both the HTTP and the binary port
+    /// speak TLS only; both files are read again on SIGHUP [default: unset = no TLS]
+    #[arg(long, env = "CONVERGER_TLS_CERT", value_name = "FILE", hide_env_values = true, global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key of the certificate (PEM: PKCS#8, PKCS#1 or SEC1)
+    /// [default: unset = no TLS]
+    #[arg(long, env = "CONVERGER_TLS_KEY", value_name = "FILE", hide_env_values = true, global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// With TLS on, answer plain HTTP on the HTTP port with a 308 redirect to
+    /// https://<Host><target> instead of a 400 `tls_required` [default: false]
+    #[arg(
+        long,
+        env = "CONVERGER_TLS_REDIRECT",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        hide_env_values = true,
+        global = true
+    )]
+    pub tls_redirect: Option<bool>,
 }

@@ -38,6 +38,9 @@ pub struct FileConfig {
     pub delivery_concurrency: Option<usize>,
     pub delivery_lease_ms: Option<u64>,
     pub delivery_allow_private: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_redirect: Option<bool>,
 }
 
 impl FileConfig {

@@ -101,3 +101,22 @@ fn summary_masks_every_secret() {
     assert!(summary.contains("admin_token=***"), "{summary}");
     assert!(!summary.contains('\n'));
 }
+
+#[test]
+fn tls_needs_both_files_and_the_summary_shows_it_on_with_paths_only() {
+    let _env = ENV.lock();
+    let c = Config::resolve(Options::default(), FileConfig::default()).expect("defaults");
+    assert!(c.tls.is_none() && !c.tls_redirect);
+    assert!(c.masked_summary().contains("tls=off"));
+    let err = Config::resolve(options(&["--tls-cert", "c.pem"]), FileConfig::default()).expect_err("cert alone");
+    assert!(err.to_string().contains("--tls-key"), "{err}");
+    let err = Config::resolve(options(&[]), file("tls_key = \"k.pem\"\n")).expect_err("key alone");
+    assert!(err.to_string().contains("--tls-cert"), "{err}");
+    let o = options(&["--tls-cert", "/etc/c.pem", "--tls-redirect"]);
+    let c = Config::resolve(o, file("tls_key = \"/etc/k.pem\"\n")).expect("config");
+    let paths = c.tls.as_ref().expect("tls on");
+    assert_eq!((paths.cert.to_str(), paths.key.to_str()), (Some("/etc/c.pem"), Some("/etc/k.pem")));
+    assert!(c.tls_redirect);
+    let summary = c.masked_summary();
+    assert!(summary.contains("tls=on tls_cert=/etc/c.pem tls_key=/etc/k.pem tls_redirect=true"), "{summary}");
+}

@@ -13,10 +13,10 @@ use converger_protocol::{decode_frame_with_limit, ErrorCode, ErrorFrame, Frame, 
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, OwnedReadHalf, Splitable};
-use monoio::net::TcpStream;
+use monoio::io::AsyncReadRent;
 
 use crate::net::send_queue::{closing, flushed, write_loop, FrameSender, Queue, Shared};
+use crate::net::stream::{ReadHalf, Stream};
 use crate::net::ws::code;
 
 /// Frames decoded ahead of the session; beyond this the reader stops reading.
@@ -47,7 +47,7 @@ pub struct FrameConn {
 
 impl FrameConn {
     /// Starts the reader and writer tasks on `stream`.
-    pub fn start(stream: TcpStream, max_frame: u32, send_queue_bytes: usize) -> FrameConn {
+    pub fn start(stream: Stream, max_frame: u32, send_queue_bytes: usize) -> FrameConn {
         let queue = Queue::new(send_queue_bytes, close_frame);
         let (read, write) = stream.into_split();
         let (tx, inbox) = mpsc::channel(INBOX);
@@ -105,7 +105,7 @@ pub fn encode_closing(error: ErrorFrame) -> Bytes {
     out.freeze()
 }
 
-async fn read_loop(mut stream: OwnedReadHalf<TcpStream>, mut tx: mpsc::Sender<Inbound>, queue: Shared, max_frame: u32) {
+async fn read_loop(mut stream: ReadHalf, mut tx: mpsc::Sender<Inbound>, queue: Shared, max_frame: u32) {
     let mut buf = BytesMut::new();
     let mut chunk = MIN_READ;
     loop {

@@ -16,16 +16,18 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Pending-connection queue per socket.
 const BACKLOG: i32 = 1024;
 
-/// The listeners a server runs on: `http[i]` and `binary[i]` go to shard `i`.
+/// The listeners a server runs on: `http[i]` and `binary[i]` go to shard `i`;
+/// with `tls`, both speak TLS.
 pub struct Listeners {
     pub http: Vec<TcpListener>,
     pub binary: Vec<TcpListener>,
+    pub tls: Option<super::tls::TlsSettings>,
 }
 
 impl Listeners {
     /// Binds `shards` HTTP and binary sockets each.
     pub fn bind(http: SocketAddr, binary: SocketAddr, shards: usize) -> io::Result<Listeners> {
-        Ok(Listeners { http: bind_reuseport(http, shards)?, binary: bind_reuseport(binary, shards)? })
+        Ok(Listeners { http: bind_reuseport(http, shards)?, binary: bind_reuseport(binary, shards)?, tls: None })
     }
 
     /// The actual HTTP address (port 0 resolved).

@@ -28,9 +28,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use bytes::Bytes;
-use monoio::io::{AsyncWriteRentExt, OwnedWriteHalf};
-use monoio::net::TcpStream;
+use monoio::io::AsyncWriteRentExt;
 
+use super::stream::WriteHalf;
 use super::ws::code;
 use super::ws::CloseFrame;
 
@@ -267,7 +267,7 @@ async fn dead(queue: &Shared) {
 }
 
 /// The writer task: one write per batch until the close frame or death.
-pub(crate) async fn write_loop(mut stream: OwnedWriteHalf<TcpStream>, queue: Shared) {
+pub(crate) async fn write_loop(mut stream: WriteHalf, queue: Shared) {
     let mut scratch: Vec<u8> = Vec::new();
     while let Some(batch) = next_batch(&queue).await {
         let len: usize = batch.iter().map(Bytes::len).sum();

@@ -5,11 +5,14 @@
 
 use std::rc::Rc;
 
+use bytes::Bytes;
+use converger_protocol::{ErrorCode, ErrorFrame};
 use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::api::App;
 use crate::net::binary as conn;
+use crate::net::tls::TlsAcceptor;
 use crate::rt::latch::Latch;
 use crate::rt::tracker::ConnTracker;
 use crate::sessions::binary::{self as binary_session, Limits};
@@ -24,6 +27,7 @@ pub async fn accept_loop(
     tracker: Rc<ConnTracker>,
     shutdown: Latch,
     abort: Latch,
+    tls: Option<Rc<TlsAcceptor>>,
 ) {
     let limits = Limits::from_config(&app.config);
     loop {
@@ -33,13 +37,16 @@ pub async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let Some(engine) = app.engine.clone() else { continue };
                     let (hub, shutdown, abort, guard) = (app.hub.clone(), shutdown.clone(), abort.clone(), tracker.open());
+                    let tls = tls.clone();
                     monoio::spawn(async move {
                         let _guard = guard;
-                        let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);
+                        let session = async {
+                            let Some(stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
+                            let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);
+                            binary_session::run(conn, hub, engine, shutdown, limits, None).await;
+                        };
                         monoio::select! {
-                            _ = binary_session::run(conn, hub, engine, shutdown, limits, None) => {
-                                debug!(shard, %peer, "binary connection closed");
-                            }
+                            _ = session => debug!(shard, %peer, "binary connection closed"),
                             _ = abort.wait() => debug!(shard, %peer, "binary connection cut after the grace period"),
                         }
                     });
@@ -53,4 +60,11 @@ pub async fn accept_loop(
         }
     }
     debug!(shard, "binary listener closed");
+}
+
+/// What a client that speaks plain TCP to the TLS binary port reads before
+/// the connection closes: an Error frame it can decode and show.
+pub fn tls_required_frame() -> Bytes {
+    let message = "this port speaks TLS: connect with TLS (the SDKs' tls option)";
+    conn::encode_closing(ErrorFrame::new(0, ErrorCode::TlsRequired, message))
 }

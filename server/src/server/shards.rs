@@ -23,6 +23,7 @@ use crate::engine::mesh::{self, MeshEnd};
 use crate::engine::Engine;
 use crate::metrics::Registry;
 use crate::net::http::conn;
+use crate::net::tls::{Hsts, TlsAcceptor, TlsSettings};
 use crate::net::Listeners;
 use crate::rt::latch::Latch;
 use crate::rt::quiesce::{Arrival, Quiesce};
@@ -65,6 +66,7 @@ impl Shards {
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
         let tenant_epoch = TenantEpoch::default();
+        let tls = listeners.tls;
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.
         let mut injections = Some(injections);
@@ -80,6 +82,7 @@ impl Shards {
                 tenant_epoch: tenant_epoch.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
+                tls: tls.clone(),
             };
             let spawned =
                 std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
@@ -139,6 +142,8 @@ struct ShardSetup {
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
     injections: Option<crate::delivery::Injections>,
+    /// TLS on both listeners, when configured.
+    tls: Option<TlsSettings>,
 }
 
 impl ShardSetup {
@@ -168,6 +173,13 @@ impl ShardSetup {
             }
         };
         let id = self.id;
+        let (tls_http, tls_binary) = match tls_acceptors(self.tls.as_ref()) {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = self.ready.send(Err(ShardStartError { shard: id, message: e.to_string() }));
+                return;
+            }
+        };
         let shard_metrics = self.metrics.shard(id);
         // Shard-local latches, each fed by one task waiting on its process-wide signal.
         let shutdown = Latch::following(&self.shutdown);
@@ -200,6 +212,7 @@ impl ShardSetup {
             tracker.clone(),
             shutdown.clone(),
             abort.clone(),
+            tls_binary,
         ));
         let limits = self.config.http_limits();
         if self.ready.send(Ok((id, driver))).is_err() {
@@ -211,14 +224,20 @@ impl ShardSetup {
                 accepted = http.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let guard = tracker.open();
-                        let (app, shutdown, abort) = (app.clone(), shutdown.clone(), abort.clone());
+                        let (app, shutdown, abort, tls) = (app.clone(), shutdown.clone(), abort.clone(), tls_http.clone());
                         monoio::spawn(async move {
+                            let served = async {
+                                let stream = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await?;
+                                let service = Hsts { inner: &*app, on: stream.is_tls() };
+                                Some(conn::serve(stream, peer, &service, limits, &shutdown).await)
+                            };
                             monoio::select! {
-                                why = conn::serve(stream, peer, &*app, limits, &shutdown) => match why {
-                                    conn::Closed::Upgraded(ws) => {
+                                why = served => match why {
+                                    Some(conn::Closed::Upgraded(ws)) => {
                                         monoio::spawn(run_websocket(ws, guard, shutdown, abort, id, peer));
                                     }
-                                    why => debug!(shard = id, %peer, ?why, "http connection closed"),
+                                    Some(why) => debug!(shard = id, %peer, ?why, "http connection closed"),
+                                    None => {}
                                 },
                                 _ = abort.wait() => debug!(shard = id, %peer, "http connection cut after the grace period"),
                             }
@@ -258,6 +277,16 @@ impl ShardSetup {
         owner_task.await;
         info!(shard = id, "shard stopped");
     }
+}
+
+/// This shard's TLS acceptors for the HTTP and binary listeners (its own
+/// session caches; the certificate is shared and reloadable).
+type Acceptors = (Option<Rc<TlsAcceptor>>, Option<Rc<TlsAcceptor>>);
+
+fn tls_acceptors(tls: Option<&TlsSettings>) -> Result<Acceptors, crate::net::tls::TlsError> {
+    let Some(tls) = tls else { return Ok((None, None)) };
+    let refusal = super::binary_listener::tls_required_frame();
+    Ok((Some(Rc::new(TlsAcceptor::http(tls)?)), Some(Rc::new(TlsAcceptor::binary(tls, refusal)?))))
 }
 
 /// One upgraded connection, on a task of its own: the HTTP task that accepted

@@ -1,5 +1,5 @@
-//! Start-up steps that can fail because of the environment — binding ports,
-//! preparing the data directory, opening storage — and [`StartupError`], whose
+//! Start-up steps that can fail because of the environment — reading the TLS
+//! certificate, binding ports, preparing the data directory, opening storage — and [`StartupError`], whose
 //! every message is one line saying what is wrong and how to fix it.
 
 use std::io;
@@ -12,6 +12,7 @@ use converger_storage::postgres::{PgOptions, PgStore};
 use converger_storage::{Store, StoreError};
 
 use crate::config::{mask_database_url, Config, ConfigError};
+use crate::net::tls::{CertFile, Certs, TlsError, TlsSettings};
 use crate::net::{bind_reuseport, Listeners};
 use crate::server::shards::ShardStartError;
 
@@ -48,7 +49,12 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Shards(#[from] ShardStartError),
-    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    #[error("{source}; {}", tls_hint(source))]
+    Tls {
+        #[source]
+        source: TlsError,
+    },
+    #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {0}")]
     Signals(#[source] io::Error),
 }
 
@@ -58,6 +64,13 @@ fn io_reason(e: &io::Error) -> String {
         io::ErrorKind::AddrNotAvailable => "the address is not available on this machine".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
+    }
+}
+
+fn tls_hint(e: &TlsError) -> &'static str {
+    match e.file() {
+        CertFile::Cert => "pass a readable PEM certificate chain with --tls-cert (CONVERGER_TLS_CERT)",
+        CertFile::Key => "pass the certificate's PEM private key with --tls-key (CONVERGER_TLS_KEY)",
     }
 }
 
@@ -74,8 +87,18 @@ fn bind_hint(e: &io::Error, flag: &str) -> String {
     }
 }
 
-/// Binds the HTTP and binary listeners, one per shard, for `config`.
+/// Reads the TLS certificate and key when configured (before any port is
+/// bound, so a bad file holds nothing).
+pub fn load_tls(config: &Config) -> Result<Option<TlsSettings>, StartupError> {
+    let Some(paths) = &config.tls else { return Ok(None) };
+    let certs = Certs::load(paths.clone()).map_err(|source| StartupError::Tls { source })?;
+    Ok(Some(TlsSettings { certs, redirect: config.tls_redirect }))
+}
+
+/// Binds the HTTP and binary listeners, one per shard, for `config`; with
+/// TLS configured, reads the certificate first.
 pub fn bind(config: &Config) -> Result<Listeners, StartupError> {
+    let tls = load_tls(config)?;
     let http = bind_reuseport(config.http_addr, config.shards).map_err(|source| StartupError::Bind {
         what: "HTTP",
         addr: config.http_addr,
@@ -88,7 +111,7 @@ pub fn bind(config: &Config) -> Result<Listeners, StartupError> {
         flag: "--binary-addr",
         source,
     })?;
-    Ok(Listeners { http, binary })
+    Ok(Listeners { http, binary, tls })
 }
 
 /// Opens PostgreSQL when a database URL is configured, else the embedded store.

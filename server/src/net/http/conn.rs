@@ -23,12 +23,12 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
 
 use super::parse::{parse, Limits};
 use super::request::Method;
 use super::response::Response;
 use super::Service;
+use crate::net::stream::Stream;
 use crate::net::ws::Upgrade;
 use crate::rt::latch::Latch;
 
@@ -61,7 +61,7 @@ pub enum Closed {
 /// A connection switched to WebSocket, ready to run.
 pub struct Upgraded {
     upgrade: Upgrade,
-    stream: TcpStream,
+    stream: Stream,
     buffered: BytesMut,
 }
 
@@ -90,7 +90,7 @@ const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// answer. So: half-close (the client reads the answer, then end of
 /// stream), read and drop what it keeps sending until it stops, up to
 /// [`LINGER_BYTES`] and [`LINGER_TIME`], then close.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut Stream) {
     let _ = stream.shutdown().await;
     let deadline = std::time::Instant::now() + LINGER_TIME;
     let (mut dropped, mut buf) = (0usize, vec![0u8; 64 * 1024]);
@@ -110,7 +110,7 @@ async fn linger(stream: &mut TcpStream) {
 
 /// Serves `stream` until the client leaves, an error, or shutdown.
 pub async fn serve<S: Service>(
-    mut stream: TcpStream,
+    mut stream: Stream,
     peer: SocketAddr,
     service: &S,
     limits: Limits,

@@ -15,8 +15,7 @@ use bytes::BytesMut;
 use futures_channel::mpsc;
 use futures_util::SinkExt;
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, OwnedReadHalf};
-use monoio::net::TcpStream;
+use monoio::io::AsyncReadRent;
 
 use super::encode;
 use super::error::code;
@@ -24,6 +23,7 @@ use super::frame::{CloseFrame, Decoder, Message, Opcode};
 use super::rate::RateLimit;
 use super::socket::{Closed, Incoming};
 use crate::net::send_queue::{closing, flushed, Shared};
+use crate::net::stream::ReadHalf;
 use crate::rt::latch::Latch;
 
 /// Read sizes adapt between these: an idle socket (most of them) asks for
@@ -34,7 +34,7 @@ const MAX_READ: usize = 64 * 1024;
 pub(super) const MIN_READ_START: usize = MIN_READ;
 
 pub(super) struct Reader {
-    pub stream: OwnedReadHalf<TcpStream>,
+    pub stream: ReadHalf,
     pub buf: BytesMut,
     pub decoder: Decoder,
     pub rate: RateLimit,

@@ -15,14 +15,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use monoio::io::Splitable;
-use monoio::net::TcpStream;
 
 use super::encode;
 use super::frame::{CloseFrame, Decoder};
 use super::rate::RateLimit;
 use super::reader::Reader;
 use crate::net::send_queue::{write_loop, FrameSender as WsSender, Queue, Shared};
+use crate::net::stream::Stream;
 use crate::rt::latch::Latch;
 
 /// Messages decoded ahead of the session; beyond this the reader stops reading.
@@ -86,7 +85,7 @@ pub struct WsSocket {
 impl WsSocket {
     /// Runs the WebSocket protocol on `stream`, whose HTTP upgrade is done;
     /// `buffered` holds bytes the client sent right after its request.
-    pub fn start(stream: TcpStream, buffered: BytesMut, limits: WsLimits, shutdown: Latch) -> WsSocket {
+    pub fn start(stream: Stream, buffered: BytesMut, limits: WsLimits, shutdown: Latch) -> WsSocket {
         let queue = Queue::new(limits.send_queue_bytes, encode::close);
         let (read, write) = stream.into_split();
         let (tx, inbox) = mpsc::channel(INBOX);

@@ -90,7 +90,7 @@ fn start(limits: WsLimits) -> Harness {
                 let (service, shutdown) = (service.clone(), server_shutdown.clone());
                 monoio::spawn(async move {
                     if let conn::Closed::Upgraded(ws) =
-                        conn::serve(stream, peer, &*service, Limits::default(), &shutdown).await
+                        conn::serve(stream.into(), peer, &*service, Limits::default(), &shutdown).await
                     {
                         ws.run(shutdown).await;
                     }

@@ -9,9 +9,9 @@ use std::future::Future;
 
 use bytes::BytesMut;
 use futures_util::future::LocalBoxFuture;
-use monoio::net::TcpStream;
 
 use super::socket::{WsLimits, WsSocket};
+use crate::net::stream::Stream;
 use crate::rt::latch::Latch;
 
 type Session = Box<dyn FnOnce(WsSocket) -> LocalBoxFuture<'static, ()>>;
@@ -33,7 +33,7 @@ impl Upgrade {
     }
 
     /// Runs the session on the upgraded `stream` until it returns.
-    pub async fn run(self, stream: TcpStream, buffered: BytesMut, shutdown: Latch) {
+    pub async fn run(self, stream: Stream, buffered: BytesMut, shutdown: Latch) {
         let socket = WsSocket::start(stream, buffered, self.limits, shutdown);
         (self.session)(socket).await;
     }
