@@ -1,7 +1,8 @@
 //! End-to-end test harness: [`TestServer`] starts the real `converger` binary
 //! on port 0 (embedded storage in a temp dir, or PostgreSQL in a fresh schema),
 //! waits for its ready line, and kills it on drop. [`http`] is a tiny blocking
-//! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests.
+//! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests;
+//! [`tls`] makes test certificates and TLS clients.
 
 pub mod api;
 pub mod bin;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod pg;
 pub mod receiver;
 pub mod server;
+pub mod tls;
 
 pub use bin::{converger_bin, converger_command};
 pub use http::{Conn, Reply};

@@ -143,6 +143,27 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\n--- server stderr ---\n{}", self.stderr()))
     }
 
+    /// Sends `signal` (a name `kill` knows, e.g. `HUP`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not send SIG{signal} to {pid}");
+    }
+
+    /// Waits until the server's stderr holds `needle` `count` times (a log
+    /// line that marks an event, such as a reload); false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.stderr().matches(needle).count() >= count {
+                return true;
+            }
+            // stderr is collected by a thread: look again shortly.
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;

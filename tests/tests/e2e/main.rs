@@ -61,4 +61,5 @@ mod startup_errors;
 mod status_reports;
 mod strict_json;
 mod strict_parameters;
+mod tls;
 mod write_path;
