@@ -138,6 +138,11 @@ impl TlsConn {
     /// `GET path` with keep-alive; the answer's status line and headers, and body.
     pub fn get(&mut self, path: &str) -> std::io::Result<(String, String)> {
         self.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
+        self.read_reply()
+    }
+
+    /// One answer (with a Content-Length body): its head and body.
+    pub fn read_reply(&mut self) -> std::io::Result<(String, String)> {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
@@ -158,5 +163,25 @@ impl TlsConn {
                 }
             }
         }
+    }
+}
+
+/// `POST /admin/api/tenants` over TLS (the admin helpers speak plain HTTP):
+/// the tenant's id and API key.
+pub fn create_tenant(http: SocketAddr, files: &TlsFiles, name: &str) -> crate::api::Tenant {
+    let mut conn = connect(http, files.client_config(&[b"http/1.1"])).expect("TLS connection");
+    let body = serde_json::json!({ "name": name }).to_string();
+    let request = format!(
+        "POST /admin/api/tenants HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        crate::server::ADMIN_TOKEN,
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).expect("send");
+    let (head, body) = conn.read_reply().expect("reply");
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    crate::api::Tenant {
+        id: body["tenant"]["id"].as_str().expect("tenant id").to_string(),
+        api_key: body["api_key"].as_str().expect("api_key").to_string(),
     }
 }

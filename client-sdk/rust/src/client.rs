@@ -40,6 +40,10 @@ pub struct Options {
     /// Requests waiting for answers at once, over all handles; further calls
     /// wait for a slot.
     pub max_in_flight: usize,
+    /// TLS to a server whose binary port speaks it (`--tls-cert`); `None`:
+    /// plain TCP. A plain client on a TLS port is refused with `tls_required`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::Tls>,
 }
 
 impl Default for Options {
@@ -53,6 +57,8 @@ impl Default for Options {
             subscription_buffer: 1024,
             typing_buffer: 256,
             max_in_flight: 1024,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

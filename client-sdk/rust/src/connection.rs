@@ -1,5 +1,5 @@
-//! The connection's life: [`handshake`] (TCP, `TCP_NODELAY`, Hello →
-//! Welcome), then [`run`], the client's one background task, which serves
+//! The connection's life: [`handshake`] (TCP, `TCP_NODELAY`, TLS when
+//! [`Options::tls`] is set, Hello → Welcome), then [`run`], the client's one background task, which serves
 //! a connection until it ends and opens the next one, for as long as the
 //! client is open.
 //!
@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use converger_protocol::{ErrorCode, Frame, Hello, Ping, VERSION};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tracing::debug;
@@ -39,9 +38,15 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// A connection that lived this long resets the reconnect backoff.
 const STABLE: Duration = Duration::from_secs(1);
 
+/// The halves of a plain or TLS connection: one virtual call per read or
+/// write call (not per byte), for one code path above both.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// A connection that said Welcome.
 pub(crate) struct Established {
-    pub stream: TcpStream,
+    pub read: ReadHalf,
+    pub write: WriteHalf,
     pub decoder: FrameDecoder,
     pub welcome: Welcome,
 }
@@ -50,29 +55,43 @@ pub(crate) struct Established {
 pub(crate) async fn handshake(addr: &str, credential: &Credential, options: &Options) -> Result<Established, Error> {
     let timeout = options.connect_timeout;
     let attempt = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        let (mut read, mut write) = open(addr, options).await?;
         let hello = Frame::Hello(Hello {
             min_version: VERSION,
             max_version: VERSION,
             auth: credential.to_auth(),
             client: options.client_name.clone(),
         });
-        stream.write_all(&encode(&hello)?).await?;
+        write.write_all(&encode(&hello)?).await?;
         let mut decoder = FrameDecoder::new();
         loop {
             match decoder.next_frame()? {
-                Some(Frame::Welcome(w)) => return Ok(Established { stream, decoder, welcome: w.into() }),
+                Some(Frame::Welcome(w)) => return Ok(Established { read, write, decoder, welcome: w.into() }),
                 Some(Frame::Error(e)) => return Err(Error::Server(ServerError::from(&e))),
                 Some(other) => return Err(Error::Protocol(ProtocolError::Unexpected(other.kind().name()))),
                 None => {}
             }
-            if stream.read_buf(decoder.buffer()).await? == 0 {
+            if read.read_buf(decoder.buffer()).await? == 0 {
                 return Err(Error::ConnectionLost);
             }
         }
     };
     tokio::time::timeout(timeout, attempt).await.unwrap_or(Err(Error::Timeout(timeout)))
+}
+
+/// A TCP connection to `addr` (`TCP_NODELAY`), with TLS on it when configured.
+async fn open(addr: &str, options: &Options) -> Result<(ReadHalf, WriteHalf), Error> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &options.tls {
+        let (read, write) = tokio::io::split(tls.connect(addr, tcp).await?);
+        return Ok((Box::new(read), Box::new(write)));
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = options;
+    let (read, write) = tcp.into_split();
+    Ok((Box::new(read), Box::new(write)))
 }
 
 /// The client's background task: serves `first`, then reconnects whenever a
@@ -142,8 +161,7 @@ pub(crate) async fn run(shared: Arc<Shared>, first: Established) {
 
 /// Serves one connection until it ends; answers why.
 async fn serve(shared: &Arc<Shared>, established: Established) -> Error {
-    let Established { stream, mut decoder, welcome } = established;
-    let (mut read, write) = stream.into_split();
+    let Established { mut read, write, mut decoder, welcome } = established;
     let (outbox, queue) = mpsc::channel(OUTBOX);
     let kill = Arc::new(Notify::new());
     let idle = welcome.idle_timeout.max(Duration::from_secs(3));
@@ -199,7 +217,7 @@ async fn serve(shared: &Arc<Shared>, established: Established) -> Error {
 
 /// Writes queued frames, several per write when they are waiting, until
 /// every sender is gone or the socket fails.
-async fn write_loop(mut write: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+async fn write_loop(mut write: WriteHalf, mut queue: mpsc::Receiver<Bytes>) {
     let mut batch = BytesMut::new();
     while let Some(first) = queue.recv().await {
         let result = match queue.try_recv() {

@@ -83,6 +83,12 @@
 //!   nothing more for it; the crate built on its own compiles hyper, rustls
 //!   and ring too (about 100 crates instead of about 30).
 //!
+//! - `tls` (default): [`Options::tls`] with a [`Tls`], the binary protocol
+//!   over TLS to a server started with `--tls-cert`/`--tls-key`
+//!   (tokio-rustls, ring; the rustls that `rest` builds anyway). Trust your
+//!   CA ([`Tls::with_ca_pem`]), a root store of yours ([`Tls::with_roots`])
+//!   or the Mozilla roots ([`Tls::webpki_roots`]).
+//!
 //! With `default-features = false` the crate is the binary-protocol client
 //! alone (tokio, the shared codec), without reqwest: create channels,
 //! conversations and tokens with any HTTP client, the API is plain JSON
@@ -96,6 +102,8 @@ mod error;
 mod rest;
 mod state;
 mod subscription;
+#[cfg(feature = "tls")]
+mod tls;
 mod types;
 
 pub use client::{Client, Options};
@@ -103,6 +111,10 @@ pub use converger_protocol::{ErrorCode, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
 #[cfg(feature = "rest")]
 pub use rest::{ActivityList, Channel, Conversation, Rest, RestActivity, Token};
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use subscription::{Subscription, TypingEvents};
+#[cfg(feature = "tls")]
+pub use tls::Tls;
 pub use types::{Activity, Credential, Draft, HistoryPage, TypingEvent, Welcome, Written};
 pub use uuid::Uuid;

@@ -109,7 +109,23 @@ impl Rest {
     /// Mozilla root set built into the crate (`webpki-roots`), not the
     /// system's store. Connections go straight to `base_url` (no proxy).
     pub fn new(base_url: &str, credential: impl Into<String>) -> Result<Rest> {
-        let http = reqwest::Client::builder()
+        Rest::build(base_url, credential, None)
+    }
+
+    /// [`Rest::new`] that also trusts the CA certificate(s) in `ca_pem`: for a
+    /// server whose certificate comes from your own CA.
+    pub fn with_ca_pem(base_url: &str, credential: impl Into<String>, ca_pem: &[u8]) -> Result<Rest> {
+        let ca = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .map_err(|e| Error::InvalidArgument(format!("CA certificate PEM: {e}")))?;
+        Rest::build(base_url, credential, Some(ca))
+    }
+
+    fn build(base_url: &str, credential: impl Into<String>, ca: Option<Vec<reqwest::Certificate>>) -> Result<Rest> {
+        let mut http = reqwest::Client::builder();
+        for cert in ca.into_iter().flatten() {
+            http = http.add_root_certificate(cert);
+        }
+        let http = http
             .user_agent(concat!("converger-rust/", env!("CARGO_PKG_VERSION")))
             // A redirect is answered to the caller as `Error::Http`, as any
             // other non-2xx status: the credential goes to `base_url` only.

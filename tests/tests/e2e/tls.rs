@@ -133,20 +133,7 @@ fn plain_tcp_on_the_tls_binary_port_reads_error_tls_required_then_the_end() {
 fn the_binary_protocol_runs_over_tls() {
     let files = TlsFiles::new();
     let server = tls_server(&files, &[]);
-    // The admin helpers speak plain HTTP: the tenant is made over TLS by hand.
-    let mut admin = tls::connect(server.http_addr(), files.client_config(&[b"http/1.1"])).expect("https");
-    assert_eq!(admin.alpn().as_deref(), Some(&b"http/1.1"[..]));
-    let body = br#"{"name":"bin-over-tls"}"#;
-    let request = format!(
-        "POST /admin/api/tenants HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        converger_e2e::server::ADMIN_TOKEN,
-        body.len()
-    );
-    admin.write_all(&[request.as_bytes(), body].concat()).expect("send");
-    let mut reply = vec![0u8; 8192];
-    let n = admin.stream.read(&mut reply).expect("reply");
-    let text = String::from_utf8_lossy(&reply[..n]).into_owned();
-    let key = text.split("\"api_key\":\"").nth(1).and_then(|r| r.split('"').next()).expect("api key").to_string();
+    let key = tls::create_tenant(server.http_addr(), &files, "bin-over-tls").api_key;
 
     let mut bin = tls::connect(server.binary_addr(), files.client_config(&[])).expect("binary TLS");
     assert_eq!(bin.alpn(), None, "no ALPN on the binary port");
