@@ -1,11 +1,15 @@
 // The real converger binary (tests/js-support) with the REST calls this suite needs.
 import { ADMIN_TOKEN, launch } from "../../js-support/converger.js";
 
-export async function startServer() {
-  const server = await launch();
+/** With `tls`, the server speaks HTTPS/wss with a certificate for localhost from a throwaway CA (`caPem`). */
+export async function startServer({ tls = false } = {}) {
+  const server = await launch([], { tls });
   const call = server.call;
+  const port = server.http.slice(server.http.lastIndexOf(":") + 1);
   return {
-    socketUrl: `ws://${server.http}/socket`,
+    socketUrl: tls ? `wss://localhost:${port}/socket` : `ws://${server.http}/socket`,
+    /** With tls: the CA certificate clients trust (PEM). */
+    caPem: server.caPem,
     call,
     /** A tenant with a channel and a conversation: { apiKey, conversationId }. */
     async world(name) {

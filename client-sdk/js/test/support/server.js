@@ -2,16 +2,20 @@
 // tests need.
 import { ADMIN_TOKEN, launch } from "../../../../tests/js-support/converger.js";
 
-export async function startServer() {
-  const server = await launch();
+/** With `tls`, both ports speak TLS with a certificate for localhost from a throwaway CA (`caPem`). */
+export async function startServer({ tls = false } = {}) {
+  const server = await launch([], { tls });
   const { call, ok } = server;
   const colon = server.binary.lastIndexOf(":");
+  const httpPort = server.http.slice(server.http.lastIndexOf(":") + 1);
 
   return {
-    /** The binary listener, as a connect() target. */
-    tcp: { host: server.binary.slice(0, colon), port: Number(server.binary.slice(colon + 1)) },
+    /** The binary listener, as a connect() target (without its `tls` option). */
+    tcp: { host: tls ? "localhost" : server.binary.slice(0, colon), port: Number(server.binary.slice(colon + 1)) },
     /** `/socket/binary`, as a connect() target's url. */
-    wsUrl: `ws://${server.http}/socket/binary`,
+    wsUrl: tls ? `wss://localhost:${httpPort}/socket/binary` : `ws://${server.http}/socket/binary`,
+    /** With tls: the CA certificate clients trust (PEM). */
+    caPem: server.caPem,
     call,
     /** A tenant with a channel and a conversation: { apiKey, channelId, conversationId }. */
     async world(name) {
