@@ -4,34 +4,40 @@
 //! subscriber that only counts deliveries needs no decoding).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use converger_protocol::{decode_frame, Auth, Draft, Frame, Header, Hello, Kind, Welcome, HEADER_SIZE, MAX_FRAME_SIZE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub struct BinReader {
-    half: OwnedReadHalf,
+    half: Box<dyn AsyncRead + Unpin + Send>,
     buf: BytesMut,
 }
 
 pub struct BinWriter {
-    half: OwnedWriteHalf,
+    half: Box<dyn AsyncWrite + Unpin + Send>,
     out: BytesMut,
 }
 
 /// Connects to the binary listener and authenticates with a tenant API key.
 pub async fn connect(addr: SocketAddr, api_key: &str) -> Result<(BinReader, BinWriter, Welcome), String> {
+    connect_with(addr, api_key, None).await
+}
+
+/// [`connect`], over TLS when `tls` is given.
+pub async fn connect_with(
+    addr: SocketAddr,
+    api_key: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(BinReader, BinWriter, Welcome), String> {
     if !addr.ip().is_loopback() {
         return Err(format!("{addr} is not a loopback address"));
     }
-    let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (read, write) = stream.into_split();
+    let (read, write) = tokio::io::split(crate::tls::connect(addr, tls).await?);
     let (mut reader, mut writer) = (
-        BinReader { half: read, buf: BytesMut::with_capacity(64 * 1024) },
-        BinWriter { half: write, out: BytesMut::new() },
+        BinReader { half: Box::new(read), buf: BytesMut::with_capacity(64 * 1024) },
+        BinWriter { half: Box::new(write), out: BytesMut::new() },
     );
     let hello = Hello { min_version: 1, max_version: 1, auth: Auth::ApiKey(api_key.into()), client: "bench".into() };
     writer.send(&hello.into()).await?;

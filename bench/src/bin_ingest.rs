@@ -95,10 +95,11 @@ async fn one_run(
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
+    let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     let mut windows = Vec::new();
     for c in 0..args.connections {
-        let (mut reader, mut writer, _) = bin_client::connect(binary, &tenant.api_key).await?;
+        let (mut reader, mut writer, _) = bin_client::connect_with(binary, &tenant.api_key, tls.as_ref()).await?;
         // Each connection cycles through the conversations from its own offset.
         let frames: Vec<PublishBatch> = (0..args.window.max(1) * 2)
             .map(|f| PublishBatch {

@@ -3,12 +3,14 @@
 //! API hard without a client library's overhead in the measurement.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::tls::{self, Conn};
 
 pub struct Client {
-    stream: TcpStream,
+    stream: Conn,
     buf: Vec<u8>,
     request: Vec<u8>,
 }
@@ -26,8 +28,12 @@ impl Reply {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Result<Client, String> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Client::connect_with(addr, None).await
+    }
+
+    /// Over TLS when `tls` is given.
+    pub async fn connect_with(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Client, String> {
+        let stream = tls::connect(addr, tls).await?;
         Ok(Client { stream, buf: Vec::with_capacity(8192), request: Vec::with_capacity(1024) })
     }
 

@@ -16,6 +16,7 @@ mod rest_ingest;
 mod resume_storm;
 mod storage;
 mod target;
+mod tls;
 mod ws;
 mod ws_connections;
 mod ws_fanout;

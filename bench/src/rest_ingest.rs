@@ -78,11 +78,13 @@ async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::
     let body = Arc::new(json!({"sender": "bench", "text": "x".repeat(args.text_bytes)}).to_string().into_bytes());
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + Duration::from_secs_f64(args.seconds);
+    let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     for c in 0..args.connections {
-        let (paths, body, key, addr) = (paths.clone(), body.clone(), api_key.clone(), args.target.addr);
+        let (paths, body, key, addr, tls) =
+            (paths.clone(), body.clone(), api_key.clone(), args.target.addr, tls.clone());
         tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr).await?;
+            let mut client = Client::connect_with(addr, tls.as_ref()).await?;
             let mut hist = new_histogram();
             let mut acks = 0u64;
             let mut i = c;

@@ -4,6 +4,8 @@
 //! client tokens) over REST.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use serde::Serialize;
@@ -23,6 +25,10 @@ pub struct Target {
     /// The server's binary-protocol address (loopback), for the `bin-*` scenarios.
     #[arg(long, env = "CONVERGER_BENCH_BINARY_ADDR")]
     pub binary_addr: Option<SocketAddr>,
+    /// The CA (PEM) of a server started with --tls-cert/--tls-key: connect
+    /// over TLS, trusting it (rest-ingest and bin-ingest).
+    #[arg(long, env = "CONVERGER_BENCH_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Target {
@@ -47,9 +53,14 @@ impl Target {
         Ok(addr)
     }
 
+    /// The TLS client configuration when `--tls-ca` is given.
+    pub fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+        self.tls_ca.as_deref().map(crate::tls::client_config).transpose()
+    }
+
     /// A fresh tenant with one `websocket` channel, ready for conversations.
     pub async fn tenant(&self, name: &str) -> Result<Tenant, String> {
-        let mut client = Client::connect(self.addr).await?;
+        let mut client = Client::connect_with(self.addr, self.tls()?.as_ref()).await?;
         let body = json!({"name": name}).to_string();
         let tenant =
             client.call("POST", "/admin/api/tenants", &self.admin_token, Some(body.as_bytes())).await?.json()?;
