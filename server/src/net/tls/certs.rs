@@ -119,6 +119,13 @@ impl Certs {
     pub(super) fn resolver(&self) -> Arc<dyn ResolvesServerCert> {
         self.current.clone()
     }
+
+    /// The certificate new handshakes get (DER), for tests.
+    #[cfg(test)]
+    pub(super) fn resolver_key_der(&self) -> Vec<u8> {
+        let key = self.current.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        key.cert.first().map(|c| c.to_vec()).unwrap_or_default()
+    }
 }
 
 /// The resolver handed to rustls: the same key for every client hello.

@@ -14,6 +14,8 @@
 mod certs;
 mod plain;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
