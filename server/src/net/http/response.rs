@@ -93,7 +93,7 @@ impl Response {
         }
         // A 1xx response has no body and must not say it has one (RFC 9110 §8.6).
         if self.status >= 200 {
-            let _ = write!(out, "content-length: {}\r\n", self.body.len());
+            let _ = write!(out, "date: {}\r\ncontent-length: {}\r\n", super::date::now(), self.body.len());
         }
         if close {
             out.extend_from_slice(b"connection: close\r\n");
