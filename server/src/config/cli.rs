@@ -167,4 +167,7 @@ pub struct Options {
         global = true
     )]
     pub delivery_allow_private: Option<bool>,
+
+    #[command(flatten)]
+    pub edge: super::edge::EdgeOptions,
 }

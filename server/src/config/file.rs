@@ -38,6 +38,17 @@ pub struct FileConfig {
     pub delivery_concurrency: Option<usize>,
     pub delivery_lease_ms: Option<u64>,
     pub delivery_allow_private: Option<bool>,
+    // The edge (config/edge.rs): flat keys, like the flags.
+    pub cors_origins: Option<super::Origins>,
+    pub cors_credentials: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub tenant_requests_per_second: Option<u32>,
+    pub ip_requests_per_second: Option<u32>,
+    pub tenant_activities_per_second: Option<u32>,
+    pub ip_connections_per_second: Option<u32>,
+    pub channel_deliveries_per_second: Option<u32>,
 }
 
 impl FileConfig {

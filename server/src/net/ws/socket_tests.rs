@@ -176,7 +176,7 @@ fn closed_by_server(h: &Harness) -> (u16, String) {
 fn refused_handshake_gets_426_json() {
     let h = start(limits());
     let mut s = std::net::TcpStream::connect(h.addr).expect("connect");
-    s.write_all(b"GET /echo HTTP/1.1\r\n\r\n").expect("write");
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut got = vec![0u8; 1024];
     let n = s.read(&mut got).expect("read");
     let text = String::from_utf8_lossy(&got[..n]);
