@@ -8,6 +8,7 @@ use std::rc::Rc;
 use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
+use super::admission::{refuse_binary, Gate};
 use crate::api::App;
 use crate::net::binary as conn;
 use crate::rt::latch::Latch;
@@ -22,6 +23,7 @@ pub async fn accept_loop(
     shard: usize,
     app: Rc<App>,
     tracker: Rc<ConnTracker>,
+    gate: Rc<Gate>,
     shutdown: Latch,
     abort: Latch,
 ) {
@@ -30,11 +32,18 @@ pub async fn accept_loop(
         monoio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admitted = match gate.admit(peer.ip()) {
+                        Ok(admitted) => admitted,
+                        Err(refusal) => {
+                            monoio::spawn(refuse_binary(stream, refusal));
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let Some(engine) = app.engine.clone() else { continue };
                     let (hub, shutdown, abort, guard) = (app.hub.clone(), shutdown.clone(), abort.clone(), tracker.open());
                     monoio::spawn(async move {
-                        let _guard = guard;
+                        let _held = (guard, admitted);
                         let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);
                         monoio::select! {
                             _ = binary_session::run(conn, hub, engine, shutdown, limits, None) => {

@@ -2,6 +2,7 @@
 //! caller already bound (so tests and embedders can use port 0 and know the
 //! address before anything runs) and [`Server::stop`] shuts it down in order.
 
+pub mod admission;
 pub mod binary_listener;
 pub mod logging;
 pub mod shards;

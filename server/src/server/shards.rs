@@ -17,6 +17,7 @@ use converger_storage::Store;
 use monoio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use super::admission::{refuse_http, Gate};
 use crate::api::App;
 use crate::config::Config;
 use crate::engine::mesh::{self, MeshEnd};
@@ -24,6 +25,7 @@ use crate::engine::Engine;
 use crate::metrics::Registry;
 use crate::net::http::conn;
 use crate::net::Listeners;
+use crate::rt::admission::{Admitted, ConnCaps};
 use crate::rt::latch::Latch;
 use crate::rt::quiesce::{Arrival, Quiesce};
 use crate::rt::runtime;
@@ -65,6 +67,7 @@ impl Shards {
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
         let tenant_epoch = TenantEpoch::default();
+        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.
         let mut injections = Some(injections);
@@ -80,6 +83,7 @@ impl Shards {
                 tenant_epoch: tenant_epoch.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
+                caps: caps.clone(),
             };
             let spawned =
                 std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
@@ -139,6 +143,8 @@ struct ShardSetup {
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
     injections: Option<crate::delivery::Injections>,
+    /// The node's connection caps, shared by every shard.
+    caps: Arc<ConnCaps>,
 }
 
 impl ShardSetup {
@@ -192,12 +198,14 @@ impl ShardSetup {
             .take()
             .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), shutdown.clone())));
         let tracker = Rc::new(ConnTracker::default());
+        let gate = Rc::new(Gate::new(self.caps.clone(), &self.config.edge, engine.shards(), app.metrics.clone()));
         let abort = Latch::new();
         let binary_task = monoio::spawn(super::binary_listener::accept_loop(
             binary,
             id,
             app.clone(),
             tracker.clone(),
+            gate.clone(),
             shutdown.clone(),
             abort.clone(),
         ));
@@ -210,7 +218,14 @@ impl ShardSetup {
             monoio::select! {
                 accepted = http.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let guard = tracker.open();
+                        let admitted = match gate.admit(peer.ip()) {
+                            Ok(admitted) => admitted,
+                            Err(refusal) => {
+                                monoio::spawn(refuse_http(stream, refusal));
+                                continue;
+                            }
+                        };
+                        let guard = (tracker.open(), admitted);
                         let (app, shutdown, abort) = (app.clone(), shutdown.clone(), abort.clone());
                         monoio::spawn(async move {
                             monoio::select! {
@@ -264,7 +279,7 @@ impl ShardSetup {
 /// it has ended, so a long-lived socket holds only its WebSocket state.
 async fn run_websocket(
     ws: conn::Upgraded,
-    guard: tracker::ConnGuard,
+    guard: (tracker::ConnGuard, Admitted),
     shutdown: Latch,
     abort: Latch,
     shard: usize,

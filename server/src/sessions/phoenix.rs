@@ -131,6 +131,11 @@ impl Session {
         if self.joined.values().any(|j| j.conversation == conversation) {
             return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
         }
+        let cap = self.hub.config.edge.max_subscriptions_per_connection;
+        if self.joined.len() >= cap {
+            let reason = format!("this socket already follows {cap} conversations, the most allowed");
+            return self.reply(&m, Reply::Error, json!({"reason": reason, "code": "too_many_subscriptions"}));
+        }
         let last_seq = match payload.get("last_seq") {
             None | Some(Value::Null) => 0,
             Some(v) => match v.as_i64().filter(|n| *n >= 0) {

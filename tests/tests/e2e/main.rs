@@ -51,6 +51,7 @@ mod http_protocol;
 mod inbound;
 mod isolation;
 mod lifecycle;
+mod limits;
 mod phoenix_socket;
 mod rest_activities;
 mod rest_auth;
