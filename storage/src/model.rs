@@ -68,6 +68,18 @@ pub struct Tenant {
     pub updated_at: Timestamp,
 }
 
+/// A tenant's own rate limits, overriding the server's defaults where set
+/// (per node, per second; docs/operations.md "Limits").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TenantLimits {
+    /// REST requests per second.
+    pub requests_per_second: Option<u32>,
+    /// Activities written per second, over every transport.
+    pub activities_per_second: Option<u32>,
+    /// Delivery attempts per second, per channel of the tenant.
+    pub deliveries_per_second: Option<u32>,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewTenant {
     pub name: String,

@@ -29,9 +29,17 @@ impl TokenBucket {
 
     /// Takes one token at `now`, or says how long until one is there.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        self.take_n(1, now)
+    }
+
+    /// Takes `n` tokens at once when at least one is there: a batch larger
+    /// than the burst still passes, and the bucket's debt makes the next
+    /// ones wait for it (so the rate holds over time). Otherwise says how
+    /// long until a token is there.
+    pub fn take_n(&mut self, n: usize, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+            self.tokens -= n as f64;
             Ok(())
         } else {
             Err(Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).min(3600.0)))
@@ -80,17 +88,22 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Takes a token from `key`'s bucket, which refills at `per_second`
     /// (created full on first use; its rate follows `per_second`).
     pub fn take(&mut self, key: &K, per_second: f64, now: Instant) -> Result<(), Duration> {
+        self.take_n(key, per_second, 1, now)
+    }
+
+    /// [`TokenBucket::take_n`] on `key`'s bucket.
+    pub fn take_n(&mut self, key: &K, per_second: f64, n: usize, now: Instant) -> Result<(), Duration> {
         if let Some(bucket) = self.map.get_mut(key) {
             if bucket.rate != per_second {
                 bucket.set_rate(per_second);
             }
-            return bucket.take(now);
+            return bucket.take_n(n, now);
         }
         if self.map.len() >= self.max_keys {
             self.evict(now);
         }
         let mut bucket = TokenBucket::new(per_second, now);
-        let taken = bucket.take(now);
+        let taken = bucket.take_n(n, now);
         self.map.insert(key.clone(), bucket);
         taken
     }
@@ -131,6 +144,15 @@ mod tests {
         // A long pause refills at most one second's worth.
         let later = t0 + Duration::from_secs(60);
         assert_eq!((0..20).filter(|_| r.allow(later)).count(), 10);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_burst_passes_and_the_debt_is_waited_for() {
+        let t0 = Instant::now();
+        let mut r = TokenBucket::new(10.0, t0);
+        assert!(r.take_n(25, t0).is_ok(), "one token is there: the batch passes");
+        assert_eq!(r.take(t0), Err(Duration::from_millis(1600)), "15 owed plus one");
+        assert!(r.allow(t0 + Duration::from_millis(1600)));
     }
 
     #[test]

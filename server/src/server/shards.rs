@@ -182,7 +182,14 @@ impl ShardSetup {
         let owner_task = monoio::spawn(engine.clone().run_owner());
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));
         let publisher = Publisher::through_owners(engine.clone());
-        let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
+        let hub = Hub::sharing(
+            self.store.clone(),
+            self.config.clone(),
+            publisher,
+            self.tenant_epoch,
+            engine.shards(),
+            shard_metrics.clone(),
+        );
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),
