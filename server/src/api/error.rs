@@ -98,6 +98,9 @@ impl ApiError {
             ApiError::Service(ServiceError::Inbound(InboundError::MethodNotAllowed { allow, .. })) => {
                 response.with_header("allow", allow)
             }
+            ApiError::Service(ServiceError::RateLimited { retry_after, .. }) => {
+                response.with_header("retry-after", crate::service::limits::retry_after_secs(retry_after).to_string())
+            }
             // Both are momentary: tell clients when to come back.
             _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),
             _ if status == 401 => response.with_header("www-authenticate", "Bearer"),

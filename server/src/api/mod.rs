@@ -88,9 +88,12 @@ impl App {
             Some(e) => ("/admin", Err(e)),
             None => match cors::preflight(edge, &request) {
                 Some(answer) => ("preflight", answer),
-                None => match router::route(&request.method, &request.path) {
-                    Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
-                    Err(e) => ("unmatched", Err(e)),
+                None => match self.admit_address(&request) {
+                    Err(e) => ("rate_limited", Err(e)),
+                    Ok(()) => match router::route(&request.method, &request.path) {
+                        Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
+                        Err(e) => ("unmatched", Err(e)),
+                    },
                 },
             },
         };
@@ -98,6 +101,16 @@ impl App {
         self.metrics.request(pattern, response.status, started.elapsed());
         debug!(%method, %path, status = response.status, "request");
         response
+    }
+
+    /// The client address's request budget; health checks and metrics are
+    /// not counted (a load balancer probing them is not limited).
+    fn admit_address(&self, request: &Request) -> Result<(), ApiError> {
+        let exempt = matches!(request.path.as_str(), "/metrics" | "/health") || request.path.starts_with("/health/");
+        match request.peer {
+            Some(peer) if !exempt => Ok(self.hub.admit_address(peer.ip())?),
+            _ => Ok(()),
+        }
     }
 
     async fn dispatch(&self, endpoint: Endpoint, params: Params, request: Request) -> Result<Response, ApiError> {

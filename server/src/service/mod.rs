@@ -31,8 +31,8 @@ use std::sync::Arc;
 use converger_storage::Store;
 
 use crate::config::Config;
-use crate::metrics::ShardMetrics;
 pub use crate::engine::publish::{PublishError, Publisher};
+use crate::metrics::ShardMetrics;
 pub use auth_cache::{AuthCache, TenantEpoch};
 pub use caller::Caller;
 pub use error::{Public, ServiceError, ServiceResult};

@@ -116,3 +116,80 @@ fn subscriptions_per_connection_are_capped_item_by_item() {
         }
     }
 }
+
+/// `n` GETs of `path` over one keep-alive connection with `headers`: the statuses.
+fn burst(server: &TestServer, path: &str, headers: &[(&str, &str)], n: usize) -> Vec<u16> {
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    (0..n)
+        .map(|_| {
+            conn.send_request("GET", path, headers, b"").expect("send");
+            let reply = conn.read_reply(false).expect("reply");
+            if reply.status == 429 {
+                assert_eq!(reply.json()["error"]["code"], "rate_limited");
+                assert!(reply.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+            }
+            reply.status
+        })
+        .collect()
+}
+
+#[test]
+fn rest_requests_per_address_are_limited_but_health_checks_are_not() {
+    let server = TestServer::embedded_with(&["--ip-requests-per-second", "10"]);
+    let statuses = burst(&server, "/api/v1/channels", &[], 60);
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 30, "{statuses:?}");
+    assert!(burst(&server, "/health", &[], 60).iter().all(|s| *s == 200), "health checks are not counted");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(burst(&server, "/api/v1/channels", &[], 1), [401], "the budget is back (and then auth speaks)");
+}
+
+#[test]
+fn one_tenant_hammering_is_limited_and_another_tenant_is_not() {
+    use converger_e2e::api::create_tenant;
+
+    let server = TestServer::embedded_with(&["--tenant-requests-per-second", "20"]);
+    let (loud, quiet) = (create_tenant(&server, "loud"), create_tenant(&server, "quiet"));
+    let loud_auth = format!("Bearer {}", loud.api_key);
+    let quiet_auth = format!("Bearer {}", quiet.api_key);
+    let hammer = {
+        let server_addr = server.http_addr();
+        std::thread::spawn(move || {
+            let mut conn = Conn::open(server_addr).expect("connect");
+            let mut limited = 0;
+            for _ in 0..200 {
+                conn.send_request("GET", "/api/v1/channels", &[("authorization", &loud_auth)], b"").expect("send");
+                if conn.read_reply(false).expect("reply").status == 429 {
+                    limited += 1;
+                }
+            }
+            limited
+        })
+    };
+    // The quiet tenant asks at its own modest pace meanwhile: never refused.
+    for _ in 0..8 {
+        let statuses = burst(&server, "/api/v1/channels", &[("authorization", &quiet_auth)], 1);
+        assert_eq!(statuses, [200], "the quiet tenant is not limited by the loud one");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let limited = hammer.join().expect("hammer");
+    assert!(limited >= 100, "the loud tenant is limited: {limited} of 200 refused");
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("converger_limit_refusals_total{limit=\"tenant_requests\"}"), "{metrics}");
+}
+
+#[test]
+fn activities_per_tenant_are_limited_over_rest_and_recover() {
+    use converger_e2e::api::Fixture;
+    use serde_json::json;
+
+    let server = TestServer::embedded_with(&["--tenant-activities-per-second", "10"]);
+    let f = Fixture::new(&server, "writer");
+    let api = f.client(&server);
+    let statuses: Vec<u16> = (0..40)
+        .map(|i| api.post(&f.activities_path(), &json!({"sender": "s", "text": format!("{i}")})).status)
+        .collect();
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 20, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 429), "{statuses:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(api.post(&f.activities_path(), &json!({"sender": "s", "text": "again"})).status, 201);
+}

@@ -319,5 +319,8 @@ fn code_of(f: &Failure) -> ErrorCode {
 
 /// Failures that are the whole frame's, not one item's.
 fn is_whole_frame(f: &Failure) -> bool {
-    matches!(code_of(f), ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable)
+    matches!(
+        code_of(f),
+        ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable | ErrorCode::RateLimited
+    )
 }
