@@ -103,6 +103,19 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_keys_are_flat_like_the_flags() {
+        let text = "cors_origins = \"https://a.example\"\ncors_credentials = true\nmax_connections = 10\ntenant_activities_per_second = 7\n";
+        let f = parse(text).expect("valid file");
+        assert_eq!(f.cors_origins, Some(super::super::Origins::List(vec!["https://a.example".into()])));
+        assert_eq!(
+            (f.cors_credentials, f.max_connections, f.tenant_activities_per_second),
+            (Some(true), Some(10), Some(7))
+        );
+        let err = parse("cors_origins = \"example.com\"\n").expect_err("not an origin").to_string();
+        assert!(err.contains("cors_origins") && err.contains("example.com"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = parse("shards = 2\n\nhttp_adr = \"127.0.0.1:1\"\n").expect_err("unknown key").to_string();
         assert!(err.contains("line 3"), "{err}");
