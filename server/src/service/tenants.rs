@@ -57,7 +57,7 @@ impl Hub {
 
     /// Renames or enables/disables; a disabled tenant's keys answer 403 at once.
     pub async fn update_tenant(&self, id: Id, patch: TenantPatchInput) -> ServiceResult<Tenant> {
-        let patch = TenantPatch { name: patch.name, status: patch.status, api_key_hash: None };
+        let patch = TenantPatch { name: patch.name, status: patch.status, api_key_hash: None, limits: None };
         let updated = self.store.update_tenant(id, patch).await;
         // Before answering: every shard's remembered keys are retired.
         self.auth_cache.epoch().bump();
