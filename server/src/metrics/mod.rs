@@ -94,12 +94,16 @@ pub struct Registry {
     delivery: Arc<DeliveryMetrics>,
 }
 
-/// The delivery worker's counters: attempts by outcome, the time an attempt
-/// takes, and the time from an activity's creation to its delivery.
+/// The delivery worker's counters: attempts by outcome, deliveries held back
+/// by their channel's pace, the time an attempt takes, and the time from an
+/// activity's creation to its delivery.
 pub struct DeliveryMetrics {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed: AtomicU64,
+    /// Claimed deliveries that waited for their channel's pace, or were
+    /// handed back to the queue for it (`delivery::pace`).
+    pub throttled: AtomicU64,
     pub attempt_seconds: Histogram,
     pub delivered_after_seconds: Histogram,
 }
@@ -110,6 +114,7 @@ impl Default for DeliveryMetrics {
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             attempt_seconds: Histogram::new(LATENCY_BOUNDS),
             delivered_after_seconds: Histogram::new(LATENCY_BOUNDS),
         }

@@ -66,6 +66,13 @@ pub fn render(registry: &Registry) -> String {
         let _ =
             writeln!(out, "converger_delivery_attempts_total{{outcome=\"{outcome}\"}} {}", n.load(Ordering::Relaxed));
     }
+    header(
+        &mut out,
+        "converger_delivery_throttled_total",
+        "counter",
+        "Deliveries held back by their channel's pace (deliveries per second): waited for, never failed.",
+    );
+    let _ = writeln!(out, "converger_delivery_throttled_total {}", d.throttled.load(Ordering::Relaxed));
     single_histogram(
         &mut out,
         "converger_delivery_attempt_seconds",
@@ -139,7 +146,10 @@ mod tests {
         registry.shard(1).activities_committed(10);
         registry.shard(0).rate_limited("tenant_requests");
         registry.shard(1).rate_limited("tenant_requests");
+        registry.delivery().throttled.fetch_add(3, Ordering::Relaxed);
         let page = render(&registry);
+        assert!(page.contains("# TYPE converger_delivery_throttled_total counter"), "{page}");
+        assert!(page.contains("converger_delivery_throttled_total 3"), "{page}");
         assert!(page.contains("converger_limit_refusals_total{limit=\"tenant_requests\"} 2"), "{page}");
         assert!(page.contains("converger_http_requests_total{route=\"/health\",status=\"200\"} 2"), "{page}");
         assert!(page.contains("converger_activities_committed_total 10"));

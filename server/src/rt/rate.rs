@@ -46,6 +46,26 @@ impl TokenBucket {
         }
     }
 
+    /// For callers that wait rather than refuse (the delivery worker): books
+    /// the next token if it is there within `max_wait`, and answers how long
+    /// until it is (zero when it is there now). The bucket goes into debt for
+    /// it, so each caller gets a turn of its own, one `1/rate` after the
+    /// other, in the order they asked. A wait longer than `max_wait` books
+    /// nothing and says how long it would have been.
+    pub fn reserve(&mut self, now: Instant, max_wait: Duration) -> Result<Duration, Duration> {
+        self.refill(now);
+        let wait = if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).min(3600.0))
+        };
+        if wait > max_wait {
+            return Err(wait);
+        }
+        self.tokens -= 1.0;
+        Ok(wait)
+    }
+
     /// Takes one token at `now`; false when the bucket is empty.
     pub fn allow(&mut self, now: Instant) -> bool {
         self.take(now).is_ok()
@@ -108,6 +128,29 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         taken
     }
 
+    /// [`TokenBucket::reserve`] on `key`'s bucket.
+    pub fn reserve(
+        &mut self,
+        key: &K,
+        per_second: f64,
+        now: Instant,
+        max_wait: Duration,
+    ) -> Result<Duration, Duration> {
+        if let Some(bucket) = self.map.get_mut(key) {
+            if bucket.rate != per_second {
+                bucket.set_rate(per_second);
+            }
+            return bucket.reserve(now, max_wait);
+        }
+        if self.map.len() >= self.max_keys {
+            self.evict(now);
+        }
+        let mut bucket = TokenBucket::new(per_second, now);
+        let booked = bucket.reserve(now, max_wait);
+        self.map.insert(key.clone(), bucket);
+        booked
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -153,6 +196,28 @@ mod tests {
         assert!(r.take_n(25, t0).is_ok(), "one token is there: the batch passes");
         assert_eq!(r.take(t0), Err(Duration::from_millis(1600)), "15 owed plus one");
         assert!(r.allow(t0 + Duration::from_millis(1600)));
+    }
+
+    #[test]
+    fn reservations_queue_one_turn_apart_and_a_turn_too_far_books_nothing() {
+        let t0 = Instant::now();
+        let mut r = TokenBucket::new(5.0, t0);
+        let max = Duration::from_millis(1001);
+        // In whole milliseconds (the float arithmetic is exact to the nanosecond only nearly).
+        let ms = |turn: Result<Duration, Duration>| match turn {
+            Ok(d) => Ok((d.as_secs_f64() * 1000.0).round() as u64),
+            Err(d) => Err((d.as_secs_f64() * 1000.0).round() as u64),
+        };
+        let turns: Vec<_> = (0..9).map(|_| ms(r.reserve(t0, max))).collect();
+        assert_eq!(turns, vec![Ok(0), Ok(0), Ok(0), Ok(0), Ok(0), Ok(200), Ok(400), Ok(600), Ok(800)]);
+        // The next turn (1 s away) fits; the one after does not, and is not booked.
+        assert_eq!(ms(r.reserve(t0, max)), Ok(1000));
+        assert_eq!(ms(r.reserve(t0, max)), Err(1200));
+        assert_eq!(ms(r.reserve(t0, max)), Err(1200), "nothing was booked");
+        // Time pays the debt off: 1 s later the queue is 1 s shorter.
+        assert_eq!(ms(r.reserve(t0 + Duration::from_secs(1), max)), Ok(200));
+        // Takers that refuse instead of waiting see the debt too.
+        assert!(r.take(t0 + Duration::from_secs(1)).is_err());
     }
 
     #[test]

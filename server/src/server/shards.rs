@@ -53,7 +53,8 @@ pub struct Shards {
 
 impl Shards {
     /// Starts one shard per listener pair and returns once every shard accepts
-    /// (or the first failure, after stopping the others).
+    /// (or the first failure, after stopping the others). `tenant_epoch` is
+    /// shared by the shards (and the delivery worker).
     pub fn start(
         config: Arc<Config>,
         store: Arc<dyn Store>,
@@ -61,12 +62,12 @@ impl Shards {
         shutdown: Shutdown,
         metrics: Registry,
         injections: crate::delivery::Injections,
+        tenant_epoch: TenantEpoch,
     ) -> Result<Shards, ShardStartError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
-        let tenant_epoch = TenantEpoch::default();
         let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.

@@ -7,6 +7,10 @@
 //! split evenly across the shards, so a node as a whole grants at most the
 //! budget (docs/operations.md, "Limits"). A refusal is
 //! [`ServiceError::RateLimited`] with how long to wait.
+//!
+//! A tenant's own limits are read from storage and remembered by the shard
+//! ([`LimitsCache`]: retired at once by a tenant change through this node,
+//! after its TTL otherwise).
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use converger_storage::{Id, TenantLimits};
 
+use super::limits_cache::LimitsCache;
 use super::{Hub, ServiceError, ServiceResult};
 use crate::config::Rates;
 use crate::rt::rate::{split, Buckets};
@@ -28,6 +33,8 @@ pub struct Limiter {
     ip_requests: RefCell<Buckets<IpAddr>>,
     tenant_requests: RefCell<Buckets<Id>>,
     tenant_activities: RefCell<Buckets<Id>>,
+    /// Tenants' own limits as last read (never borrowed across an await).
+    cache: RefCell<LimitsCache>,
 }
 
 impl Limiter {
@@ -38,6 +45,7 @@ impl Limiter {
             ip_requests: RefCell::new(Buckets::new(MAX_KEYS)),
             tenant_requests: RefCell::new(Buckets::new(MAX_KEYS)),
             tenant_activities: RefCell::new(Buckets::new(MAX_KEYS)),
+            cache: RefCell::new(LimitsCache::default()),
         }
     }
 
@@ -78,9 +86,17 @@ impl Hub {
         self.counted(l.take(&l.tenant_activities, &tenant, per_node, "tenant_activities", n))
     }
 
-    /// The tenant's own limits (unset ones fall back to the server's).
-    pub async fn tenant_limits(&self, _tenant: Id) -> ServiceResult<TenantLimits> {
-        Ok(TenantLimits::default())
+    /// The tenant's own limits (unset ones fall back to the server's): as
+    /// this shard remembers them, else read from storage.
+    pub async fn tenant_limits(&self, tenant: Id) -> ServiceResult<TenantLimits> {
+        // Read before the lookup: a change racing it leaves the entry already old.
+        let epoch = self.auth_cache.epoch().current();
+        if let Some(limits) = self.limiter.cache.borrow().get(tenant, epoch, Instant::now()) {
+            return Ok(limits);
+        }
+        let limits = self.store.get_tenant(tenant).await?.limits;
+        self.limiter.cache.borrow_mut().remember(tenant, limits, epoch, Instant::now());
+        Ok(limits)
     }
 
     fn counted(&self, verdict: ServiceResult<()>) -> ServiceResult<()> {

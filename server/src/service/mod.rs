@@ -19,6 +19,7 @@ pub mod inbound;
 pub mod input;
 pub mod json;
 pub mod limits;
+pub mod limits_cache;
 pub mod routes;
 pub mod stats;
 pub mod tenants;
