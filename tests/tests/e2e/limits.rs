@@ -193,3 +193,23 @@ fn activities_per_tenant_are_limited_over_rest_and_recover() {
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(api.post(&f.activities_path(), &json!({"sender": "s", "text": "again"})).status, 201);
 }
+
+#[test]
+fn a_tenants_own_request_limit_overrides_the_servers() {
+    use converger_e2e::api::{create_tenant, expect, Client};
+    use serde_json::json;
+
+    let server = TestServer::embedded();
+    let (small, other) = (create_tenant(&server, "small"), create_tenant(&server, "other"));
+    let patch = json!({"limits": {"requests_per_second": 4}});
+    expect(&Client::admin(&server).patch(&format!("/admin/api/tenants/{}", small.id), &patch), 200);
+    let small_auth = format!("Bearer {}", small.api_key);
+    let other_auth = format!("Bearer {}", other.api_key);
+    let small_statuses = burst(&server, "/api/v1/channels", &[("authorization", &small_auth)], 30);
+    assert!(small_statuses.iter().filter(|s| **s == 429).count() >= 15, "{small_statuses:?}");
+    let other_statuses = burst(&server, "/api/v1/channels", &[("authorization", &other_auth)], 30);
+    assert!(
+        other_statuses.iter().all(|s| *s == 200),
+        "the server's default (20,000/s) for the other: {other_statuses:?}"
+    );
+}
