@@ -91,6 +91,8 @@ catalogue! {
         "The channel is disabled (REST answers 409 when a conversation is created on it, 403 to its secret).";
     AdminDisabled = 2006, "admin_disabled", Some(404),
         "Admin routes when no admin token is configured.";
+    OriginNotAllowed = 2007, "origin_not_allowed", Some(403),
+        "A browser Origin not in the server's --cors-origins: a CORS preflight, or a WebSocket upgrade.";
 
     // 3xxx: the request is malformed or breaks a rule.
     BadRequest = 3001, "bad_request", Some(400),
@@ -119,6 +121,8 @@ catalogue! {
         "A reference to an object that cannot be used here.";
     AlreadySubscribed = 4005, "already_subscribed", None,
         "Subscribe names a conversation this connection is already subscribed to (unsubscribe first to move the resume point).";
+    TooManySubscriptions = 4006, "too_many_subscriptions", None,
+        "The connection already follows as many conversations as the server allows (--max-subscriptions-per-connection); unsubscribe first.";
 
     // 5xxx: capacity and the server.
     Overloaded = 5001, "overloaded", Some(503),
@@ -131,6 +135,8 @@ catalogue! {
         "The database cannot be reached.";
     Internal = 5005, "internal", Some(500),
         "A bug; details go to the server log, never to the client.";
+    TooManyConnections = 5006, "too_many_connections", Some(503),
+        "The node, or the client's address, holds as many connections as allowed (--max-connections, --max-connections-per-ip); the connection is closed. Retry later.";
 }
 
 /// True when no two entries share a number or a name.

@@ -7,6 +7,7 @@
 //! can be unit-tested without touching the process environment.
 
 pub mod cli;
+pub mod edge;
 mod file;
 mod mask;
 mod values;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use crate::rt::runtime::IoDriver;
 pub use cli::{Cli, Command, Options};
+pub use edge::{Edge, Origins, Rates};
 pub use file::FileConfig;
 pub use mask::mask_database_url;
 pub use values::{LogFilter, Secret};
@@ -113,6 +115,8 @@ pub struct Config {
     pub delivery_lease: Duration,
     /// Whether deliveries may go to private, loopback and link-local addresses.
     pub delivery_allow_private: bool,
+    /// CORS, origins, caps and rate limits.
+    pub edge: Edge,
     /// The TOML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
     /// Certificate and key files: both ports speak TLS. `None`: plain TCP.
@@ -155,7 +159,8 @@ impl Config {
 
     /// Layers `options` (flags, then env, already folded by clap) over `file`
     /// over the defaults, and validates the result.
-    pub fn resolve(o: Options, f: FileConfig) -> Result<Config, ConfigError> {
+    pub fn resolve(mut o: Options, f: FileConfig) -> Result<Config, ConfigError> {
+        let edge = Edge::resolve(std::mem::take(&mut o.edge), &f)?;
         let parse_default = |key: &'static str, text: &str| ConfigError::Invalid {
             key,
             message: format!("built-in default `{text}` does not parse"),
@@ -265,6 +270,7 @@ impl Config {
                 o.delivery_lease_ms.or(f.delivery_lease_ms),
                 defaults::DELIVERY_LEASE_MS,
             )?,
+            edge,
             config_file: o.config,
             tls: match (o.tls_cert.or(f.tls_cert), o.tls_key.or(f.tls_key)) {
                 (Some(cert), Some(key)) => Some(crate::net::tls::CertPaths { cert, key }),
@@ -293,7 +299,7 @@ impl Config {
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -316,6 +322,7 @@ impl Config {
             self.delivery_concurrency,
             self.delivery_lease.as_millis(),
             self.delivery_allow_private,
+            self.edge.summary(),
             self.tls_summary(),
             self.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into()),
         )

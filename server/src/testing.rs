@@ -104,6 +104,9 @@ impl Store for StubStore {
     async fn complete_delivery(&self, _: Id, _: i32, _: DeliveryOutcome) -> StoreResult<Delivery> {
         no()
     }
+    async fn release_delivery(&self, _: Id, _: i32, _: Timestamp) -> StoreResult<Delivery> {
+        no()
+    }
     async fn merge_delivery_metadata(&self, _: Scope, _: Id, _: Json) -> StoreResult<Delivery> {
         no()
     }

@@ -21,6 +21,7 @@ mod error;
 mod json;
 mod model;
 pub mod postgres;
+mod tenant_limits;
 mod time;
 
 use std::time::Duration;
@@ -137,6 +138,13 @@ pub trait Store: Send + Sync + 'static {
     /// delivery no longer pending) answers `Conflict` and changes nothing, so a
     /// slow worker can never overwrite a later claimer's outcome.
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
+    /// Gives back the claim that made `attempts` equal to `attempt` with no
+    /// attempt made (the worker held it back, e.g. to pace its channel):
+    /// `attempts` goes back down by one and the delivery is due at `due`,
+    /// so the claim costs none of its attempts. Fenced like
+    /// [`Store::complete_delivery`]: a stale claim answers `Conflict` and
+    /// changes nothing.
+    async fn release_delivery(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery>;
     /// Merges the keys of `patch` (a JSON object, else `Invalid`) into the delivery's metadata.
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery>;
     /// The delivery of channel `channel_id` whose metadata has

@@ -64,8 +64,24 @@ pub struct Tenant {
     pub id: Id,
     pub name: String,
     pub status: Status,
+    /// Its own rate limits; `{"requests_per_second": null, …}` when it has none.
+    pub limits: TenantLimits,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A tenant's own rate limits, overriding the server's defaults where set
+/// (per node, per second; docs/operations.md "Limits"). Serialized with all
+/// three keys, `null` where unset; stored with the set ones only
+/// (`tenant_limits.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TenantLimits {
+    /// REST requests per second.
+    pub requests_per_second: Option<u32>,
+    /// Activities written per second, over every transport.
+    pub activities_per_second: Option<u32>,
+    /// Delivery attempts per second, per channel of the tenant.
+    pub deliveries_per_second: Option<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,7 +94,14 @@ pub struct NewTenant {
 impl NewTenant {
     /// The tenant as first stored: a new id, active, created `now`.
     pub fn tenant(&self, now: Timestamp) -> Tenant {
-        Tenant { id: new_id(), name: self.name.clone(), status: Status::Active, created_at: now, updated_at: now }
+        Tenant {
+            id: new_id(),
+            name: self.name.clone(),
+            status: Status::Active,
+            limits: TenantLimits::default(),
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 
@@ -87,6 +110,8 @@ pub struct TenantPatch {
     pub name: Option<String>,
     pub status: Option<Status>,
     pub api_key_hash: Option<[u8; 32]>,
+    /// Replaces all three limits when given (`TenantLimits::default()` clears them).
+    pub limits: Option<TenantLimits>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -64,7 +64,17 @@ export async function launch(extraArgs = [], { tls = false } = {}) {
     "--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0", "--data-dir", dataDir,
     "--admin-token", ADMIN_TOKEN, "--jwt-secret", "js-jwt-secret", "--shards", "2", "--log", "warn",
     ...extraArgs,
-  ], { stdio: ["ignore", "pipe", "inherit"] });
+  ], {
+    stdio: ["ignore", "pipe", "inherit"],
+    // Every suite connects from one address: lift the per-address limits
+    // (flags in extraArgs still win over the environment).
+    env: {
+      ...process.env,
+      CONVERGER_IP_REQUESTS_PER_SECOND: "1000000",
+      CONVERGER_IP_CONNECTIONS_PER_SECOND: "1000000",
+      CONVERGER_MAX_CONNECTIONS_PER_IP: "1000000",
+    },
+  });
   const line = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("no ready line within 30 s")), 30_000);
     child.once("error", (e) => fail(new Error(`cannot start ${bin}: ${e.message}`)));

@@ -223,6 +223,16 @@ fn launch(data: &Path, schema: Option<&PgSchema>, extra_args: &[String]) -> Resu
     }
     // Test receivers listen on loopback; a test may still pass `--delivery-allow-private false`.
     cmd.env("CONVERGER_DELIVERY_ALLOW_PRIVATE", "true");
+    // Every test connects from one address: the per-address limits would
+    // count the whole suite as one client. Tests of those limits pass flags,
+    // which win over the environment.
+    for (var, value) in [
+        ("CONVERGER_IP_REQUESTS_PER_SECOND", "1000000"),
+        ("CONVERGER_IP_CONNECTIONS_PER_SECOND", "1000000"),
+        ("CONVERGER_MAX_CONNECTIONS_PER_IP", "1000000"),
+    ] {
+        cmd.env(var, value);
+    }
     let mut child = cmd.spawn().expect("spawn the converger binary");
     let stderr = Arc::new(Mutex::new(String::new()));
     let collector = collect(child.stderr.take().expect("stderr pipe"), stderr.clone());

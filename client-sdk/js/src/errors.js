@@ -26,6 +26,7 @@ const CATALOGUE = [
   [2004, "tenant_inactive", 403],
   [2005, "channel_inactive", 403],
   [2006, "admin_disabled", 404],
+  [2007, "origin_not_allowed", 403],
   [3001, "bad_request", 400],
   [3002, "invalid_json", 400],
   [3003, "invalid_parameter", 400],
@@ -38,11 +39,13 @@ const CATALOGUE = [
   [4003, "conversation_closed", 409],
   [4004, "invalid_reference", 422],
   [4005, "already_subscribed", null],
+  [4006, "too_many_subscriptions", null],
   [5001, "overloaded", 503],
   [5002, "rate_limited", 429],
   [5003, "shutting_down", 503],
   [5004, "storage_unavailable", 503],
   [5005, "internal", 500],
+  [5006, "too_many_connections", 503],
 ];
 
 /** Every catalogue entry: `{ code, name, http }`. */

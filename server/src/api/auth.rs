@@ -23,7 +23,11 @@ pub fn credential(request: &Request) -> Result<Credential<'_>, ApiError> {
 /// The tenant of the API key; any other credential is refused.
 pub async fn tenant(app: &App, request: &Request) -> Result<Caller, ApiError> {
     match credential(request)? {
-        Credential::ApiKey(key) => Ok(app.hub.caller_by_api_key(key).await?),
+        Credential::ApiKey(key) => {
+            let caller = app.hub.caller_by_api_key(key).await?;
+            app.hub.admit_request(caller.tenant_id()).await?;
+            Ok(caller)
+        }
         Credential::ChannelSecret(_) => Err(AuthError::WrongKind(
             "a channel secret only creates conversations and issues tokens on its channel; use the tenant API key",
         )
@@ -54,7 +58,11 @@ pub async fn tenant_or_channel_secret<'r>(app: &App, request: &'r Request) -> Re
 pub async fn resolve_channel(app: &App, pending: Pending<'_>, channel_id: Id) -> Result<Caller, ApiError> {
     match pending {
         Pending::Known(caller) => Ok(caller),
-        Pending::ChannelSecret(secret) => Ok(app.hub.caller_by_channel_secret(channel_id, secret).await?),
+        Pending::ChannelSecret(secret) => {
+            let caller = app.hub.caller_by_channel_secret(channel_id, secret).await?;
+            app.hub.admit_request(caller.tenant_id()).await?;
+            Ok(caller)
+        }
     }
 }
 
@@ -63,7 +71,9 @@ pub async fn resolve_conversation(app: &App, pending: Pending<'_>, conversation_
     match pending {
         Pending::Known(caller) => Ok(caller),
         Pending::ChannelSecret(secret) => {
-            Ok(app.hub.caller_by_channel_secret_for_conversation(conversation_id, secret).await?)
+            let caller = app.hub.caller_by_channel_secret_for_conversation(conversation_id, secret).await?;
+            app.hub.admit_request(caller.tenant_id()).await?;
+            Ok(caller)
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum ApiError {
     InvalidParameter { name: &'static str, message: String },
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] StoreError),
+    /// A browser Origin not in `--cors-origins` (a preflight or a socket upgrade).
+    #[error("this origin is not allowed: add it to --cors-origins")]
+    OriginNotAllowed,
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
             ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
+            ApiError::OriginNotAllowed => (403, "origin_not_allowed"),
             ApiError::Service(e) => e.status_code(),
         }
     }
@@ -93,6 +97,9 @@ impl ApiError {
             // An adapter's 405 (a GET to a channel type that takes POST only) says so too.
             ApiError::Service(ServiceError::Inbound(InboundError::MethodNotAllowed { allow, .. })) => {
                 response.with_header("allow", allow)
+            }
+            ApiError::Service(ServiceError::RateLimited { retry_after, .. }) => {
+                response.with_header("retry-after", crate::service::limits::retry_after_secs(retry_after).to_string())
             }
             // Both are momentary: tell clients when to come back.
             _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),

@@ -9,6 +9,7 @@ mod auth;
 mod body;
 pub mod channels;
 pub mod conversations;
+pub mod cors;
 pub mod deliveries;
 pub mod error;
 pub mod health;
@@ -80,18 +81,36 @@ impl App {
         let path = request.path.clone();
         let gated = crate::auth::admin::is_admin_path(&request.path);
         let refused = if gated { auth::admin(self, &request).err() } else { None };
+        let origin = request.header_str("origin").map(str::to_string);
+        let edge = &self.config.edge;
         let (pattern, result) = match refused {
             // One metrics label for the gate's refusals, never the path asked for.
             Some(e) => ("/admin", Err(e)),
-            None => match router::route(&request.method, &request.path) {
-                Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
-                Err(e) => ("unmatched", Err(e)),
+            None => match cors::preflight(edge, &request) {
+                Some(answer) => ("preflight", answer),
+                None => match self.admit_address(&request) {
+                    Err(e) => ("rate_limited", Err(e)),
+                    Ok(()) => match router::route(&request.method, &request.path) {
+                        Ok((endpoint, params)) => (endpoint.pattern(), self.dispatch(endpoint, params, request).await),
+                        Err(e) => ("unmatched", Err(e)),
+                    },
+                },
             },
         };
-        let response = result.unwrap_or_else(ApiError::into_response);
+        let response = cors::decorate(edge, origin.as_deref(), result.unwrap_or_else(ApiError::into_response));
         self.metrics.request(pattern, response.status, started.elapsed());
         debug!(%method, %path, status = response.status, "request");
         response
+    }
+
+    /// The client address's request budget; health checks and metrics are
+    /// not counted (a load balancer probing them is not limited).
+    fn admit_address(&self, request: &Request) -> Result<(), ApiError> {
+        let exempt = matches!(request.path.as_str(), "/metrics" | "/health") || request.path.starts_with("/health/");
+        match request.peer {
+            Some(peer) if !exempt => Ok(self.hub.admit_address(peer.ip())?),
+            _ => Ok(()),
+        }
     }
 
     async fn dispatch(&self, endpoint: Endpoint, params: Params, request: Request) -> Result<Response, ApiError> {

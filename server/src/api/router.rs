@@ -206,4 +206,18 @@ mod tests {
         assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/").is_none());
         assert!(match_path("/api/v1/channels/{id}", "/api/v1/channels/a/b").is_none());
     }
+
+    #[test]
+    fn every_get_route_answers_head_and_405_names_head() {
+        for (method, pattern, endpoint) in ROUTES.iter().filter(|(m, _, _)| *m == Method::Get) {
+            let path = pattern.replace("{id}", "0190f0f0-0000-7000-8000-000000000000").replace("{secret}", "s");
+            let (got, _) = route(&Method::Head, &path).unwrap_or_else(|e| panic!("HEAD {path}: {e}"));
+            assert_eq!(got, *endpoint, "HEAD {pattern} ({method})");
+            if let Err(ApiError::MethodNotAllowed { allow, .. }) = route(&Method::Other("PURGE".into()), &path) {
+                assert!(allow.contains("GET, HEAD") || allow.contains("HEAD"), "{pattern}: {allow}");
+            } else {
+                panic!("PURGE {pattern} is not 405");
+            }
+        }
+    }
 }

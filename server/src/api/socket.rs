@@ -13,6 +13,7 @@ use crate::sessions::binary::link::WsLink;
 use crate::sessions::phoenix as phoenix_session;
 
 pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
+    super::cors::check_socket_origin(&app.config.edge, request)?;
     let query = Query::parse(request.query.as_deref())?;
     if query.get("vsn")? != Some("2.0.0") {
         return Err(ApiError::BadRequest(
@@ -40,6 +41,7 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
 /// browser with a bad token gets a 401 it can read; the Hello then carries
 /// the credential as on TCP.
 pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
+    super::cors::check_socket_origin(&app.config.edge, request)?;
     let query = Query::parse(request.query.as_deref())?;
     let token = query.get("token")?.map(str::to_string);
     if let Some(token) = &token {

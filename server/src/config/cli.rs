@@ -191,4 +191,6 @@ pub struct Options {
         global = true
     )]
     pub tls_redirect: Option<bool>,
+    #[command(flatten)]
+    pub edge: super::edge::EdgeOptions,
 }

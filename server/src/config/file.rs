@@ -41,6 +41,17 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_redirect: Option<bool>,
+    // The edge (config/edge.rs): flat keys, like the flags.
+    pub cors_origins: Option<super::Origins>,
+    pub cors_credentials: Option<bool>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub tenant_requests_per_second: Option<u32>,
+    pub ip_requests_per_second: Option<u32>,
+    pub tenant_activities_per_second: Option<u32>,
+    pub ip_connections_per_second: Option<u32>,
+    pub channel_deliveries_per_second: Option<u32>,
 }
 
 impl FileConfig {
@@ -92,6 +103,19 @@ mod tests {
         assert_eq!(f.shards, Some(3));
         assert_eq!(f.io_driver, Some(IoDriver::Epoll));
         assert_eq!(f.admin_allow.map(|a| a.to_string()), Some("10.0.0.0/8".into()));
+    }
+
+    #[test]
+    fn the_edge_keys_are_flat_like_the_flags() {
+        let text = "cors_origins = \"https://a.example\"\ncors_credentials = true\nmax_connections = 10\ntenant_activities_per_second = 7\n";
+        let f = parse(text).expect("valid file");
+        assert_eq!(f.cors_origins, Some(super::super::Origins::List(vec!["https://a.example".into()])));
+        assert_eq!(
+            (f.cors_credentials, f.max_connections, f.tenant_activities_per_second),
+            (Some(true), Some(10), Some(7))
+        );
+        let err = parse("cors_origins = \"example.com\"\n").expect_err("not an origin").to_string();
+        assert!(err.contains("cors_origins") && err.contains("example.com"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Outbound delivery: the worker that drains the delivery queue (`worker`),
-//! apart from the shards on a thread and tokio runtime of its own, and the
-//! injector through which it writes replies (the echo adapter's) back into
-//! conversations via a shard's normal write path.
+//! apart from the shards on a thread and tokio runtime of its own, paced per
+//! channel (`pace`), and the injector through which it writes replies (the
+//! echo adapter's) back into conversations via a shard's normal write path.
 
 pub mod guard;
+pub mod pace;
 pub mod retry;
 pub mod worker;
 
@@ -21,7 +22,7 @@ use crate::adapters::Reply;
 pub use crate::metrics::DeliveryMetrics;
 use crate::rt::shutdown::Shutdown;
 use crate::service::activities::ActivityInput;
-use crate::service::{Caller, Hub};
+use crate::service::{Caller, Hub, TenantEpoch};
 
 /// How the worker runs (from the config).
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +39,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Whether deliveries may go to private, loopback and link-local addresses.
     pub allow_private: bool,
+    /// Attempts per second per channel, unless its tenant has its own
+    /// `deliveries_per_second` (`pace`).
+    pub channel_deliveries: u32,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
             retry_base: retry::DEFAULT_RETRY_BASE,
             request_timeout: Duration::from_secs(10),
             allow_private: false,
+            channel_deliveries: crate::config::edge::defaults::CHANNEL_DELIVERIES_PER_SECOND,
         }
     }
 }
@@ -130,12 +135,15 @@ pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>, shutdown: cr
     }
 }
 
-/// The worker's thread; stops when `shutdown` triggers.
+/// The worker's thread; stops when `shutdown` triggers. `tenant_epoch` is
+/// the shards' own: a tenant change through this node reaches the worker's
+/// memory of tenants' limits at once.
 pub fn start(
     store: Arc<dyn Store>,
     settings: Settings,
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
+    tenant_epoch: TenantEpoch,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("delivery".into()).spawn(move || {
@@ -146,6 +154,6 @@ pub fn start(
                 return;
             }
         };
-        rt.block_on(worker::run(store, settings, injector, metrics, shutdown));
+        rt.block_on(worker::run(store, settings, injector, metrics, tenant_epoch, shutdown));
     })
 }

@@ -4,23 +4,28 @@
 //! channel's adapter what delivering means, does it (an HTTP request, or a
 //! reply written back into the conversation), and records the outcome fenced
 //! by the claim's attempt number, with the retry schedule of the adapters.
+//! Before an attempt, the delivery waits for its channel's turn (`pace`).
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, StoreError, Timestamp};
+use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, StoreError, TenantLimits, Timestamp};
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use super::pace::{Pace, Turn};
 use super::{guard, retry, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
 use crate::rt::shutdown::Shutdown;
 use crate::service::channels::channels_epoch;
+use crate::service::limits_cache::LimitsCache;
+use crate::service::TenantEpoch;
 
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.
@@ -33,6 +38,7 @@ pub async fn run(
     settings: Settings,
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
+    tenant_epoch: TenantEpoch,
     shutdown: Shutdown,
 ) {
     // Redirects are not followed: a delivery goes where the channel says, or fails.
@@ -56,11 +62,16 @@ pub async fn run(
         http,
         channels: Mutex::new(HashMap::new()),
         recipients: Mutex::new(HashMap::new()),
+        pace: Pace::default(),
+        tenant_epoch,
+        limits: Mutex::new(LimitsCache::default()),
+        shutdown: shutdown.clone(),
     });
     info!(
         concurrency = settings.concurrency,
         lease_ms = settings.lease.as_millis() as u64,
         retry_base_ms = settings.retry_base.as_millis() as u64,
+        channel_deliveries_per_second = settings.channel_deliveries,
         "delivery worker started"
     );
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -79,6 +90,8 @@ pub async fn run(
             continue;
         }
         let max = retry::MAX_ATTEMPTS as i32;
+        // No later than the lease's start (the store's clock, read below).
+        let claimed_at = Instant::now();
         let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease, max).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -90,8 +103,10 @@ pub async fn run(
         for d in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let worker = worker.clone();
+            // A delivery waiting for its channel's turn holds its slot: the
+            // wait is bounded by half the lease, and so are the rows claimed.
             tokio::spawn(async move {
-                worker.attempt(d).await;
+                worker.paced_attempt(d, claimed_at).await;
                 drop(permit);
             });
         }
@@ -136,9 +151,85 @@ struct Worker {
     http: reqwest::Client,
     channels: Mutex<HashMap<Id, Remembered>>,
     recipients: Mutex<HashMap<Id, Option<String>>>,
+    /// Each channel's turns.
+    pace: Pace,
+    /// The shards' epoch: tenants' limits changed through this node are read again.
+    tenant_epoch: TenantEpoch,
+    limits: Mutex<LimitsCache>,
+    shutdown: Shutdown,
 }
 
 impl Worker {
+    /// One claimed delivery, once its channel's turn has come (`pace`).
+    /// Waiting is not an attempt, and never fails the delivery. The claim is
+    /// a lease, though: an attempt started late in it could still be running
+    /// when the lease ends and another claim takes the row (its outcome
+    /// would then come too late to count, and the message go out twice). So
+    /// a delivery waits only while half its lease is left for the attempt;
+    /// one whose turn is further off — or that is still waiting when the
+    /// server stops — is handed back unattempted, due at its turn, and is
+    /// claimed again then.
+    async fn paced_attempt(&self, d: converger_storage::Delivery, claimed_at: Instant) {
+        let per_second = self.deliveries_per_second(d.tenant_id).await;
+        let lease = self.settings.lease;
+        let wait = match self.pace.turn(d.channel_id, per_second, Instant::now(), claimed_at, lease) {
+            Turn::Now => Duration::ZERO,
+            Turn::After(wait) => wait,
+            Turn::Later(due_in) => {
+                self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                return self.hand_back(&d, due_in).await;
+            }
+        };
+        if !wait.is_zero() {
+            self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+            let turn = Instant::now() + wait;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.wait() => {
+                    return self.hand_back(&d, turn.saturating_duration_since(Instant::now())).await;
+                }
+            }
+        }
+        self.attempt(d).await;
+    }
+
+    /// Gives the claim back with its attempt uncounted, due `after` from now.
+    async fn hand_back(&self, d: &converger_storage::Delivery, after: Duration) {
+        let due = Timestamp::now().plus(after);
+        match self.store.release_delivery(d.id, d.attempts, due).await {
+            Ok(_) => {
+                debug!(delivery = %d.id, channel = %d.channel_id, due_in_ms = after.as_millis() as u64, "paced: handed back")
+            }
+            Err(StoreError::Conflict(why)) => debug!(delivery = %d.id, %why, "hand-back dropped"),
+            // The lease runs out by itself; that claim then counts as an attempt.
+            Err(e) => warn!(delivery = %d.id, error = %e, "paced delivery not handed back; its lease will expire"),
+        }
+    }
+
+    /// The tenant's own deliveries per second per channel, else the server's.
+    /// A tenant that cannot be read is paced at the server's for this attempt.
+    async fn deliveries_per_second(&self, tenant: Id) -> u32 {
+        // Read before the lookup: a change racing it leaves the entry already old.
+        let epoch = self.tenant_epoch.current();
+        let remembered = self.limits.lock().ok().and_then(|c| c.get(tenant, epoch, Instant::now()));
+        let limits = match remembered {
+            Some(limits) => limits,
+            None => match self.store.get_tenant(tenant).await {
+                Ok(t) => {
+                    if let Ok(mut c) = self.limits.lock() {
+                        c.remember(tenant, t.limits, epoch, Instant::now());
+                    }
+                    t.limits
+                }
+                Err(e) => {
+                    debug!(%tenant, error = %e, "tenant limits unreadable; the server's pace applies");
+                    TenantLimits::default()
+                }
+            },
+        };
+        limits.deliveries_per_second.unwrap_or(self.settings.channel_deliveries)
+    }
+
     /// One attempt of one claimed delivery, recorded.
     async fn attempt(&self, d: converger_storage::Delivery) {
         let started = Instant::now();

@@ -31,6 +31,8 @@ pub struct ShardMetrics {
     queue_depth: AtomicU64,
     pub(crate) batch_size: Histogram,
     commit_seconds: Histogram,
+    /// Limit or cap → refusals (rate limits, connection and subscription caps).
+    refusals: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl Default for ShardMetrics {
@@ -44,6 +46,7 @@ impl Default for ShardMetrics {
             queue_depth: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_SIZE_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
+            refusals: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -54,6 +57,13 @@ impl ShardMetrics {
             *map.entry((route, status)).or_insert(0) += 1;
         }
         self.request_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Something was refused by `limit` (a rate limit or a cap).
+    pub fn rate_limited(&self, limit: &'static str) {
+        if let Ok(mut map) = self.refusals.lock() {
+            *map.entry(limit).or_insert(0) += 1;
+        }
     }
 
     pub fn batch_committed(&self, size: usize, elapsed: Duration, ok: bool) {
@@ -84,12 +94,16 @@ pub struct Registry {
     delivery: Arc<DeliveryMetrics>,
 }
 
-/// The delivery worker's counters: attempts by outcome, the time an attempt
-/// takes, and the time from an activity's creation to its delivery.
+/// The delivery worker's counters: attempts by outcome, deliveries held back
+/// by their channel's pace, the time an attempt takes, and the time from an
+/// activity's creation to its delivery.
 pub struct DeliveryMetrics {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed: AtomicU64,
+    /// Claimed deliveries that waited for their channel's pace, or were
+    /// handed back to the queue for it (`delivery::pace`).
+    pub throttled: AtomicU64,
     pub attempt_seconds: Histogram,
     pub delivered_after_seconds: Histogram,
 }
@@ -100,6 +114,7 @@ impl Default for DeliveryMetrics {
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             attempt_seconds: Histogram::new(LATENCY_BOUNDS),
             delivered_after_seconds: Histogram::new(LATENCY_BOUNDS),
         }

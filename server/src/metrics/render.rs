@@ -24,6 +24,23 @@ pub fn render(registry: &Registry) -> String {
     for ((route, status), n) in &requests {
         let _ = writeln!(out, "converger_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
     }
+    let mut refusals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for s in shards {
+        if let Ok(map) = s.refusals.lock() {
+            for (k, v) in map.iter() {
+                *refusals.entry(*k).or_insert(0) += v;
+            }
+        }
+    }
+    header(
+        &mut out,
+        "converger_limit_refusals_total",
+        "counter",
+        "Requests, writes, connections and subscriptions refused, by the rate limit or cap that refused them.",
+    );
+    for (limit, n) in &refusals {
+        let _ = writeln!(out, "converger_limit_refusals_total{{limit=\"{limit}\"}} {n}");
+    }
     histogram(&mut out, "converger_http_request_seconds", "Time to answer an HTTP request.", shards, |s| {
         &s.request_seconds
     });
@@ -49,6 +66,13 @@ pub fn render(registry: &Registry) -> String {
         let _ =
             writeln!(out, "converger_delivery_attempts_total{{outcome=\"{outcome}\"}} {}", n.load(Ordering::Relaxed));
     }
+    header(
+        &mut out,
+        "converger_delivery_throttled_total",
+        "counter",
+        "Deliveries held back by their channel's pace (deliveries per second): waited for, never failed.",
+    );
+    let _ = writeln!(out, "converger_delivery_throttled_total {}", d.throttled.load(Ordering::Relaxed));
     single_histogram(
         &mut out,
         "converger_delivery_attempt_seconds",
@@ -120,7 +144,13 @@ mod tests {
         registry.shard(1).request("/health", 200, Duration::from_micros(70));
         registry.shard(1).batch_committed(10, Duration::from_millis(2), true);
         registry.shard(1).activities_committed(10);
+        registry.shard(0).rate_limited("tenant_requests");
+        registry.shard(1).rate_limited("tenant_requests");
+        registry.delivery().throttled.fetch_add(3, Ordering::Relaxed);
         let page = render(&registry);
+        assert!(page.contains("# TYPE converger_delivery_throttled_total counter"), "{page}");
+        assert!(page.contains("converger_delivery_throttled_total 3"), "{page}");
+        assert!(page.contains("converger_limit_refusals_total{limit=\"tenant_requests\"} 2"), "{page}");
         assert!(page.contains("converger_http_requests_total{route=\"/health\",status=\"200\"} 2"), "{page}");
         assert!(page.contains("converger_activities_committed_total 10"));
         assert!(page.contains("converger_batch_size_bucket{le=\"16\"} 1"));

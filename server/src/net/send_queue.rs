@@ -50,6 +50,10 @@ pub enum SendError {
 /// State shared by the reader task, the writer task and every [`FrameSender`].
 pub(crate) struct Queue {
     frames: VecDeque<Bytes>,
+    /// The one pong waiting to be written: a newer ping's pong replaces it
+    /// (RFC 6455 §5.5.3 allows answering only the latest), so pending
+    /// control frames never take more than one pong's bytes.
+    pong: Option<Bytes>,
     /// Bytes queued plus the batch being written.
     bytes: usize,
     limit: usize,
@@ -73,6 +77,7 @@ impl Queue {
     pub fn new(limit: usize, closer: Closer) -> Shared {
         Rc::new(RefCell::new(Queue {
             frames: VecDeque::new(),
+            pong: None,
             bytes: 0,
             limit,
             closing: None,
@@ -138,6 +143,18 @@ impl Queue {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Queues the answer to a ping, replacing one not yet written.
+    pub fn push_pong(&mut self, frame: Bytes) {
+        if self.closing.is_some() || self.dead {
+            return;
+        }
+        let old = self.pong.replace(frame).map_or(0, |p| p.len());
+        self.bytes = self.bytes - old + self.pong.as_ref().map_or(0, Bytes::len);
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
     }
 
     /// Ends the connection now.
@@ -243,8 +260,9 @@ async fn next_batch(queue: &Shared) -> Option<Vec<Bytes>> {
         let mut q = queue.borrow_mut();
         if q.dead {
             Poll::Ready(None)
-        } else if !q.frames.is_empty() {
-            Poll::Ready(Some(q.frames.drain(..).collect()))
+        } else if !q.frames.is_empty() || q.pong.is_some() {
+            let pong = q.pong.take();
+            Poll::Ready(Some(pong.into_iter().chain(q.frames.drain(..)).collect()))
         } else {
             q.writer = Some(cx.waker().clone());
             Poll::Pending

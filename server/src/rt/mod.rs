@@ -2,8 +2,10 @@
 //! ([`runtime`]), the shutdown latch ([`shutdown`]), counting a shard's open
 //! connections ([`tracker`]) and knowing when every shard is quiet ([`quiesce`]).
 
+pub mod admission;
 pub mod latch;
 pub mod quiesce;
+pub mod rate;
 pub mod runtime;
 pub mod shutdown;
 pub mod tracker;

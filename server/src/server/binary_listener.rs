@@ -10,6 +10,7 @@ use converger_protocol::{ErrorCode, ErrorFrame};
 use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
+use super::admission::{refuse_binary, Gate};
 use crate::api::App;
 use crate::net::binary as conn;
 use crate::net::tls::TlsAcceptor;
@@ -17,29 +18,43 @@ use crate::rt::latch::Latch;
 use crate::rt::tracker::ConnTracker;
 use crate::sessions::binary::{self as binary_session, Limits};
 
+/// The binary port of a shard: its socket and, with TLS on, its acceptor.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub tls: Option<Rc<TlsAcceptor>>,
+}
+
 /// Accepts connections until shutdown; each one's session ends by itself on
 /// shutdown (an Error `shutting_down`, then close) or is cut after the grace
 /// period through `abort`.
 pub async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     shard: usize,
     app: Rc<App>,
     tracker: Rc<ConnTracker>,
+    gate: Rc<Gate>,
     shutdown: Latch,
     abort: Latch,
-    tls: Option<Rc<TlsAcceptor>>,
 ) {
+    let Listener { socket: listener, tls } = listener;
     let limits = Limits::from_config(&app.config);
     loop {
         monoio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let admitted = match gate.admit(peer.ip()) {
+                        Ok(admitted) => admitted,
+                        Err(refusal) => {
+                            monoio::spawn(refuse_binary(stream, refusal));
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let Some(engine) = app.engine.clone() else { continue };
                     let (hub, shutdown, abort, guard) = (app.hub.clone(), shutdown.clone(), abort.clone(), tracker.open());
                     let tls = tls.clone();
                     monoio::spawn(async move {
-                        let _guard = guard;
+                        let _held = (guard, admitted);
                         let session = async {
                             let Some(stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
                             let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);

@@ -2,6 +2,7 @@
 //! caller already bound (so tests and embedders can use port 0 and know the
 //! address before anything runs) and [`Server::stop`] shuts it down in order.
 
+pub mod admission;
 pub mod binary_listener;
 pub mod logging;
 pub mod shards;
@@ -20,6 +21,7 @@ use crate::metrics::Registry;
 use crate::net::Listeners;
 use crate::rt::shutdown::Shutdown;
 use crate::server::shards::{ShardStartError, Shards};
+use crate::service::TenantEpoch;
 
 /// A running server.
 pub struct Server {
@@ -45,13 +47,25 @@ impl Server {
             concurrency: config.delivery_concurrency,
             lease: config.delivery_lease,
             allow_private: config.delivery_allow_private,
+            channel_deliveries: config.edge.rates.channel_deliveries,
             ..delivery::Settings::default()
         };
         let (injector, injections) = delivery::injector();
         let worker_metrics = metrics.delivery();
-        let shards = Shards::start(Arc::new(config), store.clone(), listeners, shutdown.clone(), metrics, injections)?;
+        // Bumped by every tenant change; read by the shards' and the worker's caches.
+        let epoch = TenantEpoch::default();
+        let shards = Shards::start(
+            Arc::new(config),
+            store.clone(),
+            listeners,
+            shutdown.clone(),
+            metrics,
+            injections,
+            epoch.clone(),
+        )?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
-        let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, shutdown.clone()) {
+        let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, epoch, shutdown.clone())
+        {
             Ok(thread) => Some(thread),
             Err(e) => {
                 shutdown.trigger();

@@ -17,6 +17,7 @@ use converger_storage::Store;
 use monoio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use super::admission::{refuse_http, Gate};
 use crate::api::App;
 use crate::config::Config;
 use crate::engine::mesh::{self, MeshEnd};
@@ -25,6 +26,7 @@ use crate::metrics::Registry;
 use crate::net::http::conn;
 use crate::net::tls::{Hsts, TlsAcceptor, TlsSettings};
 use crate::net::Listeners;
+use crate::rt::admission::{Admitted, ConnCaps};
 use crate::rt::latch::Latch;
 use crate::rt::quiesce::{Arrival, Quiesce};
 use crate::rt::runtime;
@@ -52,7 +54,8 @@ pub struct Shards {
 
 impl Shards {
     /// Starts one shard per listener pair and returns once every shard accepts
-    /// (or the first failure, after stopping the others).
+    /// (or the first failure, after stopping the others). `tenant_epoch` is
+    /// shared by the shards (and the delivery worker).
     pub fn start(
         config: Arc<Config>,
         store: Arc<dyn Store>,
@@ -60,12 +63,13 @@ impl Shards {
         shutdown: Shutdown,
         metrics: Registry,
         injections: crate::delivery::Injections,
+        tenant_epoch: TenantEpoch,
     ) -> Result<Shards, ShardStartError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
-        let tenant_epoch = TenantEpoch::default();
+        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
         let tls = listeners.tls;
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.
@@ -82,6 +86,7 @@ impl Shards {
                 tenant_epoch: tenant_epoch.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
+                caps: caps.clone(),
                 tls: tls.clone(),
             };
             let spawned =
@@ -142,6 +147,8 @@ struct ShardSetup {
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
     injections: Option<crate::delivery::Injections>,
+    /// The node's connection caps, shared by every shard.
+    caps: Arc<ConnCaps>,
     /// TLS on both listeners, when configured.
     tls: Option<TlsSettings>,
 }
@@ -188,7 +195,14 @@ impl ShardSetup {
         let owner_task = monoio::spawn(engine.clone().run_owner());
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));
         let publisher = Publisher::through_owners(engine.clone());
-        let hub = Hub::sharing(self.store.clone(), self.config.clone(), publisher, self.tenant_epoch);
+        let hub = Hub::sharing(
+            self.store.clone(),
+            self.config.clone(),
+            publisher,
+            self.tenant_epoch,
+            engine.shards(),
+            shard_metrics.clone(),
+        );
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),
@@ -204,15 +218,16 @@ impl ShardSetup {
             .take()
             .map(|rx| monoio::spawn(crate::delivery::inject_loop(rx, app.hub.clone(), shutdown.clone())));
         let tracker = Rc::new(ConnTracker::default());
+        let gate = Rc::new(Gate::new(self.caps.clone(), &self.config.edge, engine.shards(), app.metrics.clone()));
         let abort = Latch::new();
         let binary_task = monoio::spawn(super::binary_listener::accept_loop(
-            binary,
+            super::binary_listener::Listener { socket: binary, tls: tls_binary },
             id,
             app.clone(),
             tracker.clone(),
+            gate.clone(),
             shutdown.clone(),
             abort.clone(),
-            tls_binary,
         ));
         let limits = self.config.http_limits();
         if self.ready.send(Ok((id, driver))).is_err() {
@@ -223,7 +238,14 @@ impl ShardSetup {
             monoio::select! {
                 accepted = http.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let guard = tracker.open();
+                        let admitted = match gate.admit(peer.ip()) {
+                            Ok(admitted) => admitted,
+                            Err(refusal) => {
+                                monoio::spawn(refuse_http(stream, refusal));
+                                continue;
+                            }
+                        };
+                        let guard = (tracker.open(), admitted);
                         let (app, shutdown, abort, tls) = (app.clone(), shutdown.clone(), abort.clone(), tls_http.clone());
                         monoio::spawn(async move {
                             let served = async {
@@ -293,7 +315,7 @@ fn tls_acceptors(tls: Option<&TlsSettings>) -> Result<Acceptors, crate::net::tls
 /// it has ended, so a long-lived socket holds only its WebSocket state.
 async fn run_websocket(
     ws: conn::Upgraded,
-    guard: tracker::ConnGuard,
+    guard: (tracker::ConnGuard, Admitted),
     shutdown: Latch,
     abort: Latch,
     shard: usize,

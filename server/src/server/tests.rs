@@ -76,14 +76,14 @@ fn health_endpoints_and_readiness_follow_the_store() {
     let store = Arc::new(StubStore::default());
     let server = start(store.clone());
     let mut c = connect(&server);
-    c.write_all(b"GET /health HTTP/1.1\r\n\r\nGET /health/live HTTP/1.1\r\n\r\nGET /health/ready HTTP/1.1\r\n\r\n")
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("write");
     let r = read_replies(&mut c, &[false; 3]);
     assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 200, 200]);
     assert_eq!(r[0].json(), serde_json::json!({"status": "ok"}));
     assert_eq!(r[2].json()["storage"], "stub");
     store.set_down(true);
-    c.write_all(b"GET /health/ready HTTP/1.1\r\n\r\n").expect("write");
+    c.write_all(b"GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let r = read_replies(&mut c, &[false]);
     assert_eq!(r[0].status, 503);
     assert_eq!(r[0].json()["error"]["code"], "storage_unavailable");
@@ -94,7 +94,7 @@ fn health_endpoints_and_readiness_follow_the_store() {
 fn pipelined_requests_answer_in_order_with_head_and_errors() {
     let server = start(Arc::new(StubStore::default()));
     let mut c = connect(&server);
-    let wire = b"HEAD /health HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nPOST /health HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /health HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let wire = b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nPOST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     // Byte by byte: the server must cope with requests split anywhere.
     for b in wire {
         c.write_all(&[*b]).expect("write");
@@ -114,7 +114,7 @@ fn pipelined_requests_answer_in_order_with_head_and_errors() {
 fn oversized_body_gets_413_and_close() {
     let server = start(Arc::new(StubStore::default()));
     let mut c = connect(&server);
-    c.write_all(b"POST /health HTTP/1.1\r\nContent-Length: 101\r\n\r\n").expect("write");
+    c.write_all(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n").expect("write");
     let r = read_replies(&mut c, &[false]);
     assert_eq!(r[0].status, 413);
     assert_eq!(r[0].json()["error"]["code"], "payload_too_large");
@@ -126,7 +126,7 @@ fn oversized_body_gets_413_and_close() {
 fn stop_closes_idle_keep_alive_connections_promptly() {
     let server = start(Arc::new(StubStore::default()));
     let mut idle = connect(&server);
-    idle.write_all(b"GET /health HTTP/1.1\r\n\r\n").expect("write");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     read_replies(&mut idle, &[false]);
     let t = Instant::now();
     server.stop();

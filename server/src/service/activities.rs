@@ -199,6 +199,7 @@ impl Hub {
         input: ActivityInput,
         origin: Option<Id>,
     ) -> ServiceResult<Written> {
+        self.admit_activities(caller.tenant_id(), 1).await?;
         let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, origin).await?;
         Ok(self.publisher.publish(new_activity(caller, conversation_id, input, targets)).await?)
     }
@@ -210,6 +211,10 @@ impl Hub {
         caller: Caller,
         items: Vec<(Id, ActivityInput)>,
     ) -> Vec<ServiceResult<Written>> {
+        // The whole batch passes the tenant's activity budget or none of it does.
+        if let Err(e) = self.admit_activities(caller.tenant_id(), items.len()).await {
+            return items.iter().map(|_| Err(e.again())).collect();
+        }
         // An item whose delivery targets cannot be looked up is not written (it
         // would lack its delivery row); the others go to their owners together.
         let mut results: Vec<Option<ServiceResult<Written>>> = Vec::with_capacity(items.len());

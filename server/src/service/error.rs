@@ -43,6 +43,10 @@ pub enum ServiceError {
     /// (a storage conflict's own text is not shown).
     #[error("{0}")]
     Conflict(String),
+    /// A rate limit refused the request; `limit` names it, `retry_after` is
+    /// when a token will be there.
+    #[error("rate limited ({limit}): retry in {} ms", .retry_after.as_millis().max(1))]
+    RateLimited { limit: &'static str, retry_after: std::time::Duration },
 }
 
 /// What a client is told of an error.
@@ -90,6 +94,7 @@ impl ServiceError {
             ServiceError::Publish(Publish::Store(s)) | ServiceError::Store(s) => store_status(s),
             ServiceError::Random(_) => (500, "internal"),
             ServiceError::Conflict(_) => (409, "conflict"),
+            ServiceError::RateLimited { .. } => (429, "rate_limited"),
             // What an adapter found wrong with an inbound request, in the one catalogue.
             ServiceError::Inbound(i) => {
                 use crate::adapters::InboundError;
@@ -127,6 +132,19 @@ impl ServiceError {
             _ => self.to_string(),
         };
         Public { status, code, message, field: self.field().map(str::to_string) }
+    }
+
+    /// The same refusal again, for each item of a batch refused whole (a
+    /// rate limit, a storage failure); an error that cannot be repeated
+    /// exactly is kept as its public message under `internal`.
+    pub fn again(&self) -> ServiceError {
+        match self {
+            ServiceError::RateLimited { limit, retry_after } => {
+                ServiceError::RateLimited { limit, retry_after: *retry_after }
+            }
+            ServiceError::Store(s) | ServiceError::Publish(Publish::Store(s)) => ServiceError::Store(s.clone()),
+            other => ServiceError::Store(StoreError::Internal(other.to_string())),
+        }
     }
 
     fn store_error(&self) -> Option<&StoreError> {

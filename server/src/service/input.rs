@@ -101,6 +101,16 @@ impl Fields {
         }
     }
 
+    /// An optional JSON object as its map, for a nested object whose own
+    /// fields the caller reads one by one (naming them `name.<field>`).
+    pub fn map(&self, name: &str) -> ServiceResult<Option<&Map<String, Value>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map)),
+            Some(_) => Err(ServiceError::invalid(name, format!("`{name}` must be a JSON object"))),
+        }
+    }
+
     /// An optional array whose items are all JSON objects.
     pub fn array_of_objects(&self, name: &str) -> ServiceResult<Option<Json>> {
         match self.get(name) {

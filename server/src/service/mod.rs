@@ -18,6 +18,8 @@ mod error;
 pub mod inbound;
 pub mod input;
 pub mod json;
+pub mod limits;
+pub mod limits_cache;
 pub mod routes;
 pub mod stats;
 pub mod tenants;
@@ -31,6 +33,7 @@ use converger_storage::Store;
 
 use crate::config::Config;
 pub use crate::engine::publish::{PublishError, Publisher};
+use crate::metrics::ShardMetrics;
 pub use auth_cache::{AuthCache, TenantEpoch};
 pub use caller::Caller;
 pub use error::{Public, ServiceError, ServiceResult};
@@ -44,16 +47,36 @@ pub struct Hub {
     pub auth_cache: AuthCache,
     /// Conversations' delivery targets this shard looked up (see [`routes`]).
     pub routes: routes::Routes,
+    /// This shard's rate-limit buckets (see [`limits`]).
+    pub limiter: limits::Limiter,
+    /// This shard's counters.
+    pub metrics: Arc<ShardMetrics>,
 }
 
 impl Hub {
     /// A hub with its own tenant epoch (one shard, or tests).
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher) -> Hub {
-        Hub::sharing(store, config, publisher, TenantEpoch::default())
+        Hub::sharing(store, config, publisher, TenantEpoch::default(), 1, Arc::default())
     }
 
     /// A shard's hub; `epoch` is shared by every shard of the process.
-    pub fn sharing(store: Arc<dyn Store>, config: Arc<Config>, publisher: Publisher, epoch: TenantEpoch) -> Hub {
-        Hub { store, config, publisher, auth_cache: AuthCache::new(epoch), routes: routes::Routes::default() }
+    pub fn sharing(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        publisher: Publisher,
+        epoch: TenantEpoch,
+        shards: usize,
+        metrics: Arc<ShardMetrics>,
+    ) -> Hub {
+        let limiter = limits::Limiter::new(config.edge.rates, shards);
+        Hub {
+            store,
+            config,
+            publisher,
+            auth_cache: AuthCache::new(epoch),
+            routes: routes::Routes::default(),
+            limiter,
+            metrics,
+        }
     }
 }

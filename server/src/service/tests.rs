@@ -1,10 +1,11 @@
-//! The authentication operations of the `Hub` against a real embedded store:
-//! API keys, channel secrets and client tokens, each accepted and refused.
+//! The operations of the `Hub` against a real embedded store: API keys,
+//! channel secrets and client tokens, each accepted and refused; channel
+//! config patches; a tenant's own limits.
 
 use std::sync::Arc;
 
 use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
-use converger_storage::{ConversationStatus, Status, Store};
+use converger_storage::{ConversationStatus, Status, Store, TenantLimits, TenantPatch};
 use serde_json::json;
 
 use super::channels::{ChannelPatchInput, NewChannelInput};
@@ -119,5 +120,50 @@ fn a_config_patch_is_validated_against_the_stored_channels_type() {
             hub.create_channel(caller, NewChannelInput::from_json(map(body)).expect("input")).await.expect("echo");
         let hook_cfg = hub.update_channel(caller.scope(), echo.id, patch(json!({"url": "https://h.example"}))).await;
         assert_eq!(invalid_field(hook_cfg), "config.url");
+    });
+}
+
+#[test]
+fn tenant_limits_are_patched_key_by_key_and_seen_at_once_on_every_shard() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("store"));
+    let config = Arc::new(Config::resolve(Options::default(), FileConfig::default()).expect("config"));
+    let epoch = super::TenantEpoch::default();
+    let shard = |_| {
+        let publisher = Publisher::direct(store.clone());
+        Hub::sharing(store.clone(), config.clone(), publisher, epoch.clone(), 2, Arc::default())
+    };
+    let (a, b) = (shard(0), shard(1));
+    let patch = |v| TenantPatchInput::from_json(map(json!({ "limits": v }))).expect("patch");
+    run(async {
+        let (tenant, _) = a.create_tenant("t".into()).await.expect("tenant");
+        assert_eq!(b.tenant_limits(tenant.id).await.expect("limits"), TenantLimits::default());
+        let set = a.update_tenant(tenant.id, patch(json!({"deliveries_per_second": 5}))).await.expect("set");
+        let five = TenantLimits { deliveries_per_second: Some(5), ..TenantLimits::default() };
+        assert_eq!(set.limits, five);
+        assert_eq!(b.tenant_limits(tenant.id).await.expect("limits"), five, "the other shard at once");
+
+        // A key left out keeps its value; null clears one.
+        let more = a.update_tenant(tenant.id, patch(json!({"requests_per_second": 7}))).await.expect("add");
+        assert_eq!(more.limits, TenantLimits { requests_per_second: Some(7), ..five });
+        let cleared = a
+            .update_tenant(tenant.id, patch(json!({"deliveries_per_second": null, "activities_per_second": 3})))
+            .await
+            .expect("clear one");
+        let now =
+            TenantLimits { requests_per_second: Some(7), activities_per_second: Some(3), ..TenantLimits::default() };
+        assert_eq!(cleared.limits, now);
+        assert_eq!(b.tenant_limits(tenant.id).await.expect("limits"), now);
+
+        // A change behind the hubs' backs (another node) is served from memory
+        // until the TTL passes or a change through this node retires it.
+        let elsewhere = TenantPatch { limits: Some(TenantLimits::default()), ..TenantPatch::default() };
+        store.update_tenant(tenant.id, elsewhere).await.expect("another node's change");
+        assert_eq!(b.tenant_limits(tenant.id).await.expect("limits"), now, "remembered");
+        a.update_tenant(tenant.id, TenantPatchInput { name: Some("u".into()), ..Default::default() })
+            .await
+            .expect("rename");
+        assert_eq!(b.tenant_limits(tenant.id).await.expect("limits"), TenantLimits::default());
+        assert!(a.tenant_limits(converger_storage::new_id()).await.is_err(), "an unknown tenant is not remembered");
     });
 }

@@ -45,14 +45,20 @@ struct Session {
     claims: Claims,
     sender: WsSender,
     joined: HashMap<String, Joined>,
+    /// Rate-limit refusals since the last write that passed: past
+    /// [`MAX_REFUSED_IN_A_ROW`] the client is not slowing down, and is closed.
+    refused_in_a_row: u32,
 }
+
+/// Rate-limited writes in a row after which the socket is closed 1008.
+const MAX_REFUSED_IN_A_ROW: u32 = 20;
 
 /// Serves one upgraded socket until it closes.
 pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Claims) {
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
     let expiry = monoio::time::sleep(expires_in);
     futures_util::pin_mut!(expiry);
-    let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new() };
+    let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new(), refused_in_a_row: 0 };
     loop {
         let incoming = monoio::select! {
             m = ws.recv() => m,
@@ -80,7 +86,14 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
             Incoming::Closed(_) => break,
         };
         match parsed {
-            Ok(message) => session.handle(message).await,
+            Ok(message) => {
+                session.handle(message).await;
+                if session.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
+                    session.leave_all();
+                    ws.close(1008, "rate limit").await;
+                    return;
+                }
+            }
             Err(e) => {
                 session.leave_all();
                 ws.close(1003, &format!("not a Phoenix V2 message: {e}")).await;
@@ -130,6 +143,11 @@ impl Session {
         // case, and two spellings must not subscribe twice.
         if self.joined.values().any(|j| j.conversation == conversation) {
             return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
+        }
+        let cap = self.hub.config.edge.max_subscriptions_per_connection;
+        if self.joined.len() >= cap {
+            let reason = format!("this socket already follows {cap} conversations, the most allowed");
+            return self.reply(&m, Reply::Error, json!({"reason": reason, "code": "too_many_subscriptions"}));
         }
         let last_seq = match payload.get("last_seq") {
             None | Some(Value::Null) => 0,
@@ -199,6 +217,10 @@ impl Session {
             Ok(input) => self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await,
             Err(e) => Err(e),
         };
+        self.refused_in_a_row = match &result {
+            Err(ServiceError::RateLimited { .. }) => self.refused_in_a_row + 1,
+            _ => 0,
+        };
         match result {
             Ok(written) => self.reply(&m, Reply::Ok, serde_json::to_value(written.activity()).unwrap_or_default()),
             Err(e) => self.reply(&m, Reply::Error, error_response(&e)),
@@ -244,6 +266,10 @@ impl Session {
 /// The `response` of an error reply: the reason and code every transport
 /// gives ([`ServiceError::public`]), and the field the error names.
 fn error_response(e: &ServiceError) -> Value {
+    if let ServiceError::RateLimited { retry_after, .. } = e {
+        let ms = retry_after.as_millis().max(1) as u64;
+        return json!({"reason": "rate_limited", "code": "rate_limited", "retry_after_ms": ms});
+    }
     let public = e.public();
     let mut response = json!({"reason": public.message, "code": public.code});
     if let Some(field) = public.field {

@@ -15,9 +15,10 @@ pub(crate) fn create_tenant(conn: &Connection, new: NewTenant) -> StoreResult<Te
     let now = Timestamp::now();
     let t = new.tenant(now);
     conn.prepare_cached(
-        "INSERT INTO tenants (id, name, api_key_hash, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO tenants (id, name, api_key_hash, status, created_at, updated_at, limits) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
-    .and_then(|mut s| s.execute(params![t.id, t.name, &new.api_key_hash[..], t.status, now, now]))
+    .and_then(|mut s| s.execute(params![t.id, t.name, &new.api_key_hash[..], t.status, now, now, t.limits.to_stored()]))
     .map_err(sql_err)?;
     Ok(t)
 }
@@ -44,12 +45,19 @@ pub(crate) fn update_tenant(conn: &Connection, id: Id, patch: TenantPatch) -> St
     if let Some(status) = patch.status {
         t.status = status;
     }
+    // Only a given patch rewrites the column: a stored value this binary
+    // could not read (and read as unset) stays until it is replaced.
+    let limits = patch.limits.map(|l| {
+        t.limits = l;
+        l.to_stored()
+    });
     t.updated_at = Timestamp::now();
     let hash = patch.api_key_hash.map(|h| h.to_vec());
     conn.prepare_cached(
-        "UPDATE tenants SET name = ?, status = ?, updated_at = ?, api_key_hash = COALESCE(?, api_key_hash) WHERE id = ?",
+        "UPDATE tenants SET name = ?, status = ?, updated_at = ?, api_key_hash = COALESCE(?, api_key_hash), \
+         limits = COALESCE(?, limits) WHERE id = ?",
     )
-    .and_then(|mut s| s.execute(params![t.name, t.status, t.updated_at, hash, id]))
+    .and_then(|mut s| s.execute(params![t.name, t.status, t.updated_at, hash, limits, id]))
     .map_err(sql_err)?;
     Ok(t)
 }

@@ -107,6 +107,21 @@ pub(crate) fn complete_delivery(
     }
 }
 
+/// Undoes the claim numbered `attempt`: one attempt fewer, due at `due`.
+pub(crate) fn release_delivery(conn: &Connection, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
+    let sql = format!(
+        "UPDATE deliveries SET attempts = attempts - 1, next_attempt_at = ?, updated_at = ? \
+         WHERE id = ? AND attempts = ? AND status = 'pending' RETURNING {DELIVERY_COLS}"
+    );
+    let updated = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params![due, Timestamp::now(), id, attempt], rows::delivery));
+    match optional(updated)? {
+        Some(d) => Ok(d),
+        None => Err(StoreError::stale_claim(&get_delivery(conn, Scope::Admin, id)?, attempt)),
+    }
+}
+
 pub(crate) fn merge_delivery_metadata(conn: &Connection, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
     let d = get_delivery(conn, scope, id)?;
     let merged = merge_objects(&d.metadata, &patch)?;

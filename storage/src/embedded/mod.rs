@@ -269,6 +269,10 @@ impl Store for EmbeddedStore {
         self.write(move |c| deliveries::complete_delivery(c, id, attempt, outcome)).await
     }
 
+    async fn release_delivery(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
+        self.write(move |c| deliveries::release_delivery(c, id, attempt, due)).await
+    }
+
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
         self.write(move |c| deliveries::merge_delivery_metadata(c, scope, id, patch)).await
     }

@@ -7,7 +7,7 @@ use rusqlite::{ErrorCode, Row};
 
 use crate::{
     Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Entity, Json, Status, StoreError,
-    Tenant, Timestamp,
+    Tenant, TenantLimits, Timestamp,
 };
 
 impl ToSql for Timestamp {
@@ -98,10 +98,20 @@ pub(crate) fn found<T>(entity: Entity, r: rusqlite::Result<T>) -> Result<T, Stor
     optional(r)?.ok_or(StoreError::NotFound(entity))
 }
 
-pub(crate) const TENANT_COLS: &str = "id, name, status, created_at, updated_at";
+pub(crate) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits";
 
 pub(crate) fn tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
-    Ok(Tenant { id: r.get(0)?, name: r.get(1)?, status: r.get(2)?, created_at: r.get(3)?, updated_at: r.get(4)? })
+    let id = r.get(0)?;
+    // Never fails the row: what cannot be used reads as unset (tenant_limits.rs).
+    let limits = r.get_ref(5).ok().and_then(|v| v.as_str().ok());
+    Ok(Tenant {
+        id,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        limits: TenantLimits::from_stored(id, limits),
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
 }
 
 pub(crate) const CHANNEL_COLS: &str = "id, tenant_id, name, type, secret, config, status, created_at, updated_at";

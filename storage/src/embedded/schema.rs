@@ -13,7 +13,7 @@ use crate::{StoreError, StoreResult};
 
 /// Schema steps; index i takes `user_version` from i to i + 1. A released step
 /// is never edited: a change is a new step.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql")];
 
 /// Pragmas every connection gets. `synchronous=FULL` in WAL mode fsyncs the log at
 /// every commit: an acknowledged write survives power loss, not only a crash.
@@ -94,5 +94,27 @@ mod tests {
         assert_eq!(index, 1, "step 2 added the provider id index");
         // Preparing again changes nothing.
         prepare(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn tenants_of_a_version_2_file_get_no_limits_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = open_connection(&path, false).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO tenants (id, name, api_key_hash, status, created_at, updated_at) \
+                 VALUES (x'01', 'old', x'02', 'active', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut conn = open_connection(&path, false).unwrap();
+        prepare(&mut conn).unwrap();
+        let limits: String = conn.query_row("SELECT limits FROM tenants", [], |r| r.get(0)).unwrap();
+        assert_eq!(limits, "{}");
     }
 }

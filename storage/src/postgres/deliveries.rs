@@ -123,6 +123,22 @@ impl PgStore {
         }
     }
 
+    /// Undoes the claim numbered `attempt`: one attempt fewer, due at `due`.
+    pub(super) async fn release_delivery_impl(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
+        let sql = format!(
+            "UPDATE deliveries SET attempts = attempts - 1, next_attempt_at = $3, updated_at = $4 \
+             WHERE id = $1 AND attempts = $2 AND status = 'pending' RETURNING {DELIVERY_COLS}"
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [&id, &attempt, &due, &Timestamp::now()];
+        match self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await {
+            Err(StoreError::NotFound(_)) => {
+                let current = self.get_delivery_impl(Scope::Admin, id).await?;
+                Err(StoreError::stale_claim(&current, attempt))
+            }
+            other => other,
+        }
+    }
+
     /// A shallow merge (`||`): the patch's keys replace the stored ones.
     pub(super) async fn merge_delivery_metadata_impl(
         &self,

@@ -25,6 +25,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "0002_delivery_provider_message_id",
         sql: include_str!("../../../migrations/0002_delivery_provider_message_id.sql"),
     },
+    Migration { name: "0003_tenant_limits", sql: include_str!("../../../migrations/0003_tenant_limits.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations ("converge" in ASCII).

@@ -247,6 +247,10 @@ impl Store for PgStore {
         self.complete_delivery_impl(id, attempt, outcome).await
     }
 
+    async fn release_delivery(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
+        self.release_delivery_impl(id, attempt, due).await
+    }
+
     async fn merge_delivery_metadata(&self, scope: Scope, id: Id, patch: Json) -> StoreResult<Delivery> {
         self.merge_delivery_metadata_impl(scope, id, patch).await
     }

@@ -8,11 +8,11 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
 use crate::{
-    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Status, StoreError, StoreResult,
-    Tenant,
+    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Json, Status, StoreError,
+    StoreResult, Tenant, TenantLimits,
 };
 
-pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at";
+pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits";
 pub(super) const CHANNEL_COLS: &str = "id, tenant_id, name, kind, secret, config, status, created_at, updated_at";
 /// Columns as read. There is no `last_seq` column: it is the conversation's
 /// highest seq, one backward step on the `(conversation_id, seq)` index.
@@ -33,10 +33,14 @@ fn enum_col<T>(r: &Row, i: usize, parse: fn(&str) -> Option<T>) -> StoreResult<T
 }
 
 pub(super) fn tenant(r: &Row) -> StoreResult<Tenant> {
+    let id = col(r, 0)?;
+    // Never fails the row: what cannot be used reads as unset (tenant_limits.rs).
+    let limits: Option<Json> = r.try_get(5).ok();
     Ok(Tenant {
-        id: col(r, 0)?,
+        id,
         name: col(r, 1)?,
         status: enum_col(r, 2, Status::parse)?,
+        limits: TenantLimits::from_stored(id, limits.as_ref().map(Json::as_str)),
         created_at: col(r, 3)?,
         updated_at: col(r, 4)?,
     })

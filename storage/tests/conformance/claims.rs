@@ -213,6 +213,45 @@ pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a completed delivery stays completed: {again:?}");
 }
 
+/// A claim given back unattempted (the worker paced its channel): the
+/// attempt it counted is taken back, the row is due when the worker said and
+/// no earlier; a stale or finished claim cannot be given back.
+pub async fn a_released_claim_costs_no_attempt_and_is_due_when_asked(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let ids = queue(s, &w, 1, 0).await;
+    let lease = Duration::from_secs(60);
+    let now = Timestamp::now().plus(Duration::from_secs(1));
+    let claimed = s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim");
+    assert_eq!(claimed[0].attempts, 1);
+    let due = now.plus(Duration::from_secs(5));
+    let released = s.release_delivery(ids[0], 1, due).await.expect("release");
+    assert_eq!((released.status, released.attempts, released.next_attempt_at), (DeliveryStatus::Pending, 0, due));
+    assert_eq!(released.last_error, None, "no attempt, no error");
+    let again = s.release_delivery(ids[0], 1, due).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "released once: {again:?}");
+    let early = s.claim_deliveries(now.plus(Duration::from_secs(4)), 10, lease, MAX_ATTEMPTS).await.expect("claim");
+    assert!(early.is_empty(), "not due before `due`");
+    // Given back as often as it is paced, it never runs out of attempts.
+    let mut at = due;
+    for _ in 0..MAX_ATTEMPTS + 2 {
+        let claimed = s.claim_deliveries(at, 10, lease, MAX_ATTEMPTS).await.expect("claim when due");
+        assert_eq!(claimed.iter().map(|d| d.attempts).collect::<Vec<_>>(), vec![1]);
+        at = at.plus(Duration::from_secs(1));
+        s.release_delivery(ids[0], 1, at).await.expect("release");
+    }
+    let claimed = s.claim_deliveries(at, 10, lease, MAX_ATTEMPTS).await.expect("claim");
+    assert_eq!(claimed[0].attempts, 1);
+    let done = s
+        .complete_delivery(ids[0], 1, DeliveryOutcome::Delivered { at, metadata: None })
+        .await
+        .expect("the live claim completes");
+    assert_eq!((done.status, done.attempts), (DeliveryStatus::Delivered, 1));
+    let late = s.release_delivery(ids[0], 1, at).await;
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "a delivered row stays delivered: {late:?}");
+    assert_not_found(s.release_delivery(new_id(), 1, at).await, Entity::Delivery, "release of an unknown delivery");
+}
+
 /// Claims whose attempts never record an outcome (the attempt panicked, the
 /// worker died) still use up the attempts: once `MAX_ATTEMPTS` claims ran
 /// out, the next claim marks the delivery failed instead of leasing it again.

@@ -1,9 +1,10 @@
-//! Tenants: create, read, list, update, API key rotation and lookup by key hash.
+//! Tenants: create, read, list, update, API key rotation, lookup by key hash
+//! and the tenant's own rate limits.
 //! Tenants are admin objects, so none of these calls take a scope.
 
 use std::sync::Arc;
 
-use converger_storage::{new_id, Entity, NewTenant, PageRequest, Status, Store, TenantPatch};
+use converger_storage::{new_id, Entity, NewTenant, PageRequest, Status, Store, TenantLimits, TenantPatch};
 
 use crate::harness::{assert_ascending, assert_not_found, key_hash, tenant};
 
@@ -75,4 +76,46 @@ pub async fn tenant_unknown_id_or_hash_is_not_found(store: Arc<dyn Store>) {
     let ids: Vec<_> = s.list_tenants(PageRequest::first(10)).await.expect("list").items.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 1);
     assert_ascending(&ids, "tenants");
+}
+
+/// A tenant's own limits: none when created, set by a patch, kept by patches
+/// that do not name them, read back by every lookup, cleared by a patch.
+pub async fn tenant_limits_are_set_read_back_and_cleared(store: Arc<dyn Store>) {
+    let s = &*store;
+    let hash = key_hash();
+    let t = s.create_tenant(NewTenant { name: "Acme".into(), api_key_hash: hash }).await.expect("create tenant");
+    assert_eq!(t.limits, TenantLimits::default(), "a new tenant has no limits of its own");
+    assert_eq!(s.get_tenant(t.id).await.expect("get").limits, TenantLimits::default());
+    let other = tenant(s, "Globex").await;
+
+    let limits =
+        TenantLimits { requests_per_second: Some(100), activities_per_second: None, deliveries_per_second: Some(5) };
+    let set =
+        s.update_tenant(t.id, TenantPatch { limits: Some(limits), ..Default::default() }).await.expect("set limits");
+    assert_eq!((set.limits, set.name.as_str(), set.status), (limits, "Acme", Status::Active));
+    assert_eq!(s.get_tenant(t.id).await.expect("get").limits, limits);
+    assert_eq!(s.tenant_by_api_key_hash(&hash).await.expect("lookup").limits, limits);
+    let listed = s.list_tenants(PageRequest::first(10)).await.expect("list").items;
+    assert_eq!(listed.iter().map(|t| t.limits).collect::<Vec<_>>(), vec![limits, TenantLimits::default()]);
+
+    let renamed = s
+        .update_tenant(t.id, TenantPatch { name: Some("Acme Corp".into()), ..Default::default() })
+        .await
+        .expect("rename");
+    assert_eq!(renamed.limits, limits, "a patch without limits keeps them");
+    let max = TenantLimits {
+        requests_per_second: Some(u32::MAX),
+        activities_per_second: Some(1),
+        deliveries_per_second: None,
+    };
+    s.update_tenant(t.id, TenantPatch { limits: Some(max), ..Default::default() }).await.expect("replace limits");
+    assert_eq!(s.get_tenant(t.id).await.expect("get").limits, max, "all three replaced");
+
+    let cleared = s
+        .update_tenant(t.id, TenantPatch { limits: Some(TenantLimits::default()), ..Default::default() })
+        .await
+        .expect("clear limits");
+    assert_eq!(cleared.limits, TenantLimits::default());
+    assert_eq!(s.get_tenant(t.id).await.expect("get").limits, TenantLimits::default());
+    assert_eq!(s.get_tenant(other.id).await.expect("get other").limits, TenantLimits::default(), "untouched");
 }

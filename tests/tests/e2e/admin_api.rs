@@ -1,6 +1,6 @@
 //! The admin API: it needs the admin token AND an allowed client address; it
-//! is off without a configured token; tenants, cross-tenant lists, a
-//! conversation's activities, deliveries and stats.
+//! is off without a configured token; tenants (and their own rate limits),
+//! cross-tenant lists, a conversation's activities, deliveries and stats.
 
 use converger_e2e::api::{assert_error, create_tenant, expect, Client, Fixture};
 use converger_e2e::server::ADMIN_TOKEN;
@@ -9,6 +9,8 @@ use serde_json::json;
 
 on_both_backends!(
     tenants_are_created_listed_read_updated_and_rekeyed,
+    a_tenants_limits_are_patched_key_by_key_shown_and_validated,
+    a_tenants_activity_limit_holds_at_once_and_clears_at_once,
     lists_span_tenants_and_filter_by_tenant,
     stats_count_rows
 );
@@ -43,6 +45,67 @@ fn tenants_are_created_listed_read_updated_and_rekeyed(server: &TestServer) {
     assert_eq!(rest["data"].as_array().map(Vec::len), Some(1));
     assert_error(&admin.get("/admin/api/tenants/0190f0f0-0000-7000-8000-000000000000"), 404, "not_found");
     assert_error(&admin.post("/admin/api/tenants/nope/rotate-key", &json!({})), 404, "not_found");
+}
+
+fn a_tenants_limits_are_patched_key_by_key_shown_and_validated(server: &TestServer) {
+    let admin = Client::admin(server);
+    let unset = json!({"requests_per_second": null, "activities_per_second": null, "deliveries_per_second": null});
+    let created = expect(&admin.post("/admin/api/tenants", &json!({"name": "limited"})), 201);
+    assert_eq!(created["tenant"]["limits"], unset, "a new tenant has the server's limits");
+    let path = format!("/admin/api/tenants/{}", created["tenant"]["id"].as_str().expect("id"));
+
+    let set = json!({"limits": {"requests_per_second": 100, "deliveries_per_second": 5}});
+    let patched = expect(&admin.patch(&path, &set), 200);
+    let want = json!({"requests_per_second": 100, "activities_per_second": null, "deliveries_per_second": 5});
+    assert_eq!(patched["limits"], want);
+    assert_eq!(patched["name"], "limited", "the rest unchanged");
+    assert_eq!(expect(&admin.get(&path), 200)["limits"], want);
+    let listed = expect(&admin.get("/admin/api/tenants"), 200);
+    let mine = listed["data"].as_array().expect("data").iter().find(|t| t["id"] == created["tenant"]["id"]).cloned();
+    assert_eq!(mine.expect("listed")["limits"], want);
+
+    // A key left out keeps its value; null clears it; a rename keeps them all.
+    let more = json!({"limits": {"activities_per_second": 1_000_000_000, "requests_per_second": null}});
+    let want = json!({"requests_per_second": null, "activities_per_second": 1_000_000_000, "deliveries_per_second": 5});
+    assert_eq!(expect(&admin.patch(&path, &more), 200)["limits"], want);
+    assert_eq!(expect(&admin.patch(&path, &json!({"name": "renamed"})), 200)["limits"], want);
+
+    for (body, field) in [
+        (json!({"limits": {"requests_per_second": 0}}), "limits.requests_per_second"),
+        (json!({"limits": {"activities_per_second": 1_000_000_001}}), "limits.activities_per_second"),
+        (json!({"limits": {"deliveries_per_second": 2.5}}), "limits.deliveries_per_second"),
+        (json!({"limits": {"deliveries_per_second": "5"}}), "limits.deliveries_per_second"),
+        (json!({"limits": {"deliveries_per_second": -1}}), "limits.deliveries_per_second"),
+        (json!({"limits": {"connections_per_second": 5}}), "limits.connections_per_second"),
+        (json!({"limits": 5}), "limits"),
+    ] {
+        assert_eq!(assert_error(&admin.patch(&path, &body), 422, "validation_failed")["field"], field, "{body}");
+    }
+    assert_eq!(expect(&admin.get(&path), 200)["limits"], want, "refused patches changed nothing");
+    let cleared = json!({"limits": {"activities_per_second": null, "deliveries_per_second": null}});
+    assert_eq!(expect(&admin.patch(&path, &cleared), 200)["limits"], unset);
+}
+
+fn a_tenants_activity_limit_holds_at_once_and_clears_at_once(server: &TestServer) {
+    let f = Fixture::new(server, "throttled");
+    let other = Fixture::new(server, "unthrottled");
+    let (api, admin) = (f.client(server), Client::admin(server));
+    let path = format!("/admin/api/tenants/{}", f.tenant.id);
+    let write =
+        |api: &Client, f: &Fixture, i| api.post(&f.activities_path(), &json!({"sender": "u", "text": format!("{i}")}));
+    expect(&admin.patch(&path, &json!({"limits": {"activities_per_second": 1}})), 200);
+    // One activity a second for the node: a burst of ten meets refusals at once.
+    let replies: Vec<_> = (0..10).map(|i| write(&api, &f, i)).collect();
+    let refused = replies.iter().find(|r| r.status == 429).expect("a refusal among ten writes");
+    assert_error(refused, 429, "rate_limited");
+    let others = other.client(server);
+    for i in 0..10 {
+        expect(&write(&others, &other, i), 201);
+    }
+    expect(&admin.patch(&path, &json!({"limits": {"activities_per_second": null}})), 200);
+    for i in 10..20 {
+        expect(&write(&api, &f, i), 201);
+    }
 }
 
 fn lists_span_tenants_and_filter_by_tenant(server: &TestServer) {

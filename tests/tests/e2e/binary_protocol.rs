@@ -407,3 +407,31 @@ fn a_stalled_binary_subscriber_is_closed_as_a_slow_consumer_while_publishers_kee
         }
     }
 }
+
+#[test]
+fn a_rate_limited_publish_is_an_error_frame_with_a_retry_hint_and_a_batch_is_refused_whole() {
+    let server = TestServer::embedded_with(&["--tenant-activities-per-second", "4"]);
+    let f = Fixture::new(&server, "limited");
+    let conv = id(f.conversation_id());
+    let (mut c, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "alice"));
+    let mut limited = None;
+    for request_id in 1..=20 {
+        c.send(Publish { request_id, activity: draft(conv, "x") });
+        if let Frame::Error(e) = c.frame() {
+            limited = Some(e);
+            break;
+        }
+    }
+    let e = limited.expect("a publish past the budget is refused");
+    assert_eq!(e.error_code(), Some(ErrorCode::RateLimited));
+    assert!(e.message.contains("retry in") && !e.close, "a hint, and the connection stays: {e:?}");
+    let batch = (0..3).map(|_| draft(conv, "b")).collect();
+    c.send(PublishBatch { request_id: 50, activities: batch });
+    match c.frame() {
+        Frame::Error(e) => assert_eq!((e.request_id, e.error_code()), (50, Some(ErrorCode::RateLimited))),
+        other => panic!("a refused batch is one Error frame: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    c.send(Publish { request_id: 60, activity: draft(conv, "later") });
+    assert!(matches!(c.frame(), Frame::PublishAck(a) if a.request_id == 60), "the budget is back");
+}

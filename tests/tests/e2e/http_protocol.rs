@@ -147,7 +147,59 @@ fn chunked_request_bodies_are_read_and_limits_are_configurable() {
     let many: String = (0..9).map(|i| format!("X-{i}: v\r\n")).collect();
     assert!(send_all_then_read(&server, format!("GET /health HTTP/1.1\r\n{many}\r\n").as_bytes())
         .starts_with("HTTP/1.1 431"));
-    assert!(
-        send_all_then_read(&server, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 200")
-    );
+    assert!(send_all_then_read(&server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let server = TestServer::embedded();
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    conn.send(b"POST /health HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n").expect("head");
+    let interim = conn.read_reply(false).expect("interim");
+    assert_eq!(interim.status, 100, "the server asks for the body");
+    conn.send(b"hello").expect("body");
+    assert_eq!(conn.read_reply(false).expect("final").status, 405, "then answers the request");
+    // A body over the limit is refused from its length, without a 100.
+    let server = TestServer::embedded_with(&["--max-body-bytes", "16"]);
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    conn.send(b"POST /health HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n")
+        .expect("head");
+    assert_eq!(conn.read_reply(false).expect("refusal").status, 413);
+}
+
+#[test]
+fn every_response_carries_a_date() {
+    let server = TestServer::embedded();
+    for path in ["/health", "/nope"] {
+        let reply = server.request("GET", path, &[], b"");
+        let date = reply.header("date").unwrap_or_else(|| panic!("{path}: no Date"));
+        // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+        assert_eq!(date.len(), 29, "{date}");
+        assert!(date.ends_with(" GMT") && date.as_bytes()[3] == b',', "{date}");
+    }
+}
+
+#[test]
+fn an_http_1_1_request_without_host_is_400_and_head_and_allow_behave() {
+    let server = TestServer::embedded();
+    let mut conn = Conn::open(server.http_addr()).expect("connect");
+    conn.send(b"GET /health HTTP/1.1\r\n\r\n").expect("send");
+    let reply = conn.read_reply(false).expect("reply");
+    assert_eq!((reply.status, reply.json()["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert!(reply.text().contains("Host"), "{}", reply.text());
+    // HEAD on GET routes: the GET's headers, no body.
+    for path in ["/health", "/health/live", "/metrics", "/api/v1/openapi.json"] {
+        let mut conn = Conn::open(server.http_addr()).expect("connect");
+        conn.send_request("GET", path, &[], b"").expect("get");
+        let get = conn.read_reply(false).expect("get");
+        conn.send_request("HEAD", path, &[], b"").expect("head");
+        let head = conn.read_reply(true).expect("head");
+        assert_eq!(head.status, get.status, "{path}");
+        assert_eq!(head.header("content-type"), get.header("content-type"), "{path}");
+        assert!(head.body.is_empty(), "{path}");
+    }
+    let reply = server.request("DELETE", "/health", &[], b"");
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
 }

@@ -25,6 +25,11 @@ fn sigterm_exits_0_promptly_even_with_an_idle_keep_alive_connection() {
 fn io_driver_epoll_starts_and_serves() {
     let server = TestServer::embedded_with(&["--io-driver", "epoll"]);
     assert_eq!(server.get("/health/ready").status, 200);
+    // The log reaches us through a reader thread: give it a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.stderr().contains("\"epoll\"") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(server.stderr().contains("\"epoll\""), "drivers logged:\n{}", server.stderr());
 }
 

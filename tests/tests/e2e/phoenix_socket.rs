@@ -353,3 +353,38 @@ fn payloads_are_checked_like_rest_bodies_and_the_sender_is_the_tokens() {
     let page = expect(&f.client(&server).get(&f.activities_path()), 200);
     assert_eq!(page["data"].as_array().map(Vec::len), Some(1), "only the accepted write is stored: {page}");
 }
+
+#[test]
+fn a_rate_limited_socket_is_told_then_closed_1008_if_it_keeps_going() {
+    let server = TestServer::embedded_with(&["--tenant-activities-per-second", "2"]);
+    let f = Fixture::new(&server, "chatty");
+    let mut ws = socket(&server, &f, "alice");
+    assert_eq!(join(&mut ws, &topic(&f), json!({}))[4]["status"], "ok");
+    let mut told = false;
+    for i in 0..200 {
+        let sent = ws
+            .send(Message::text(json!(["1", i.to_string(), topic(&f), "activity:create", {"text": "x"}]).to_string()));
+        if sent.is_err() {
+            break;
+        }
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let m: Value = serde_json::from_str(t.as_str()).expect("json");
+                if m[3] == "phx_reply" && m[4]["status"] == "error" {
+                    assert_eq!(m[4]["response"]["reason"], "rate_limited", "{m}");
+                    assert!(m[4]["response"]["retry_after_ms"].as_u64().is_some_and(|ms| ms >= 1), "{m}");
+                    told = true;
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                let frame = frame.expect("a close frame");
+                assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1008, "rate limit"));
+                assert!(told, "told first, closed after");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    panic!("a socket that kept going was never closed");
+}

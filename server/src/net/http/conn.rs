@@ -24,7 +24,7 @@ use bytes::BytesMut;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::parse::{parse, Limits};
+use super::parse::{expects_continue, parse, Limits};
 use super::request::Method;
 use super::response::Response;
 use super::Service;
@@ -120,6 +120,8 @@ pub async fn serve<S: Service>(
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     // When the request now partly in `buf` began to arrive.
     let mut request_started: Option<std::time::Instant> = None;
+    // `100 Continue` was sent for the request now partly in `buf`.
+    let mut continued = false;
     loop {
         let mut close = None;
         let mut answered = 0;
@@ -131,6 +133,7 @@ pub async fn serve<S: Service>(
             }
             match parse(&mut buf, &limits) {
                 Ok(Some(mut request)) => {
+                    continued = false;
                     request.peer = Some(peer);
                     let head_only = request.method == Method::Head;
                     let client_close = request.wants_close();
@@ -163,6 +166,12 @@ pub async fn serve<S: Service>(
                     break;
                 }
             }
+        }
+        if close.is_none() && !more && !continued && !buf.is_empty() && expects_continue(&buf) {
+            // The head passed every check (a body over the limit was refused
+            // from its Content-Length above): ask for the body.
+            out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            continued = true;
         }
         if !out.is_empty() {
             let (res, written) = stream.write_all(out).await;

@@ -5,6 +5,7 @@
 //! the [`Service`] it calls.
 
 pub mod conn;
+pub mod date;
 pub mod parse;
 pub mod query;
 pub mod request;

@@ -123,6 +123,12 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
     let (Some(method), Some(target), Some(minor_version)) = (head.method, head.path, head.version) else {
         return Err(ParseError::Malformed("incomplete request line".into()));
     };
+    // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
+    let hosts = head.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    if minor_version >= 1 && hosts != 1 {
+        let why = if hosts == 0 { "an HTTP/1.1 request must carry a Host header" } else { "more than one Host header" };
+        return Err(ParseError::Malformed(why.into()));
+    }
     let (body, used) = match framing(head.headers, minor_version, limits)? {
         Framing::Length(body_len) => {
             if buf.len() < head_len + body_len {
@@ -152,6 +158,20 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
         None => whole.split_off(head_len).freeze(),
     };
     Ok(Some(Request { method, path, query, minor_version, headers, body, peer: None }))
+}
+
+/// True when `buf` starts with a complete request head that asks
+/// `Expect: 100-continue` (its body not yet all here): the client waits for
+/// `100 Continue` before sending the body (RFC 9110 §10.1.1).
+pub fn expects_continue(buf: &[u8]) -> bool {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let mut head = httparse::Request::new(&mut slots);
+    matches!(head.parse(buf), Ok(httparse::Status::Complete(_)))
+        && head.version == Some(1)
+        && head
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// How the headers frame the body, with a declared length bounded by the limit.

@@ -91,8 +91,11 @@ impl Response {
             out.extend(value.bytes().filter(|b| *b != b'\r' && *b != b'\n'));
             out.extend_from_slice(b"\r\n");
         }
-        // A 1xx response has no body and must not say it has one (RFC 9110 §8.6).
         if self.status >= 200 {
+            let _ = write!(out, "date: {}\r\n", super::date::now());
+        }
+        // 1xx and 204 have no body and must not say they have one (RFC 9110 §8.6).
+        if self.status >= 200 && self.status != 204 {
             let _ = write!(out, "content-length: {}\r\n", self.body.len());
         }
         if close {

@@ -9,7 +9,6 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod phoenix;
-mod rate;
 mod reader;
 pub mod socket;
 mod upgrade;

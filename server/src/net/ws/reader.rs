@@ -20,11 +20,11 @@ use monoio::io::AsyncReadRent;
 use super::encode;
 use super::error::code;
 use super::frame::{CloseFrame, Decoder, Message, Opcode};
-use super::rate::RateLimit;
 use super::socket::{Closed, Incoming};
 use crate::net::send_queue::{closing, flushed, Shared};
 use crate::net::stream::ReadHalf;
 use crate::rt::latch::Latch;
+use crate::rt::rate::TokenBucket;
 
 /// Read sizes adapt between these: an idle socket (most of them) asks for
 /// little and so holds little; one that keeps filling its reads doubles them.
@@ -37,7 +37,7 @@ pub(super) struct Reader {
     pub stream: ReadHalf,
     pub buf: BytesMut,
     pub decoder: Decoder,
-    pub rate: RateLimit,
+    pub rate: TokenBucket,
     pub queue: Shared,
     pub shutdown: Latch,
     pub close_timeout: Duration,
@@ -83,10 +83,7 @@ impl Reader {
                     match message {
                         Message::Text(t) => self.deliver(Incoming::Text(t)).await,
                         Message::Binary(b) => self.deliver(Incoming::Binary(b)).await,
-                        Message::Ping(p) => {
-                            // Over the send queue's limit the connection closes 1008 (slow consumer).
-                            let _ = self.queue.borrow_mut().push(encode::pong(&p));
-                        }
+                        Message::Ping(p) => self.queue.borrow_mut().push_pong(encode::pong(&p)),
                         Message::Pong(_) | Message::Fragment => {}
                         Message::Close(frame) => return Box::pin(self.answer_client_close(frame)).await,
                     }

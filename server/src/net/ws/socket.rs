@@ -18,11 +18,11 @@ use futures_util::StreamExt;
 
 use super::encode;
 use super::frame::{CloseFrame, Decoder};
-use super::rate::RateLimit;
 use super::reader::Reader;
 use crate::net::send_queue::{write_loop, FrameSender as WsSender, Queue, Shared};
 use crate::net::stream::Stream;
 use crate::rt::latch::Latch;
+use crate::rt::rate::TokenBucket;
 
 /// Messages decoded ahead of the session; beyond this the reader stops reading.
 const INBOX: usize = 8;
@@ -93,7 +93,7 @@ impl WsSocket {
             stream: read,
             buf: buffered,
             decoder: Decoder::new(limits.max_message_bytes),
-            rate: RateLimit::new(limits.messages_per_second),
+            rate: TokenBucket::new(f64::from(limits.messages_per_second.max(1)), std::time::Instant::now()),
             queue: queue.clone(),
             shutdown,
             close_timeout: limits.close_timeout,

@@ -31,8 +31,12 @@ impl Session {
         let mut items: Vec<Result<(Id, u64, Active), SubscribedItem>> = Vec::with_capacity(s.items.len());
         for item in &s.items {
             let conversation = Id::from_bytes(item.conversation_id);
+            let cap = self.hub.config.edge.max_subscriptions_per_connection;
             let refusal = if self.subs.contains_key(&conversation) {
                 Some(Failure::new(ErrorCode::AlreadySubscribed, "already subscribed on this connection"))
+            } else if self.subs.len() >= cap {
+                let why = format!("this connection already follows {cap} conversations, the most allowed");
+                Some(Failure::new(ErrorCode::TooManySubscriptions, why))
             } else {
                 self.identity.covers(conversation).err()
             };
@@ -315,5 +319,8 @@ fn code_of(f: &Failure) -> ErrorCode {
 
 /// Failures that are the whole frame's, not one item's.
 fn is_whole_frame(f: &Failure) -> bool {
-    matches!(code_of(f), ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable)
+    matches!(
+        code_of(f),
+        ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable | ErrorCode::RateLimited
+    )
 }

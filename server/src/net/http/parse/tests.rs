@@ -57,7 +57,7 @@ fn a_request_split_at_every_byte_parses_the_same() {
 
 #[test]
 fn byte_by_byte_feeding_yields_each_pipelined_request_once() {
-    let wire = [POST, b"GET /health HTTP/1.1\r\n\r\n", POST].concat();
+    let wire = [POST, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", POST].concat();
     let mut buf = BytesMut::new();
     let mut got = Vec::new();
     for b in &wire {
@@ -71,7 +71,7 @@ fn byte_by_byte_feeding_yields_each_pipelined_request_once() {
 
 #[test]
 fn pipelined_requests_in_one_buffer_all_parse_in_order() {
-    let wire = b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /d";
+    let wire = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /d";
     let (reqs, left) = parse_all(wire).expect("parse");
     let paths: Vec<_> = reqs.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths, ["/a", "/b", "/c"]);
@@ -90,38 +90,41 @@ fn http_1_0_closes_unless_keep_alive() {
 
 #[test]
 fn malformed_requests_are_400() {
-    for bad in [&b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..], b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"] {
+    for bad in
+        [&b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"[..], b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"]
+    {
         let err = parse_all(bad).expect_err("malformed");
         assert_eq!(err.status(), 400, "{err}");
     }
-    let err = parse_all(b"GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n").expect_err("bad length");
+    let err = parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n").expect_err("bad length");
     assert_eq!(err.status(), 400);
-    let err = parse_all(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").expect_err("conflict");
+    let err = parse_all(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        .expect_err("conflict");
     assert_eq!(err.status(), 400);
-    let err = parse_all(b"GET nope HTTP/1.1\r\n\r\n").expect_err("relative target");
+    let err = parse_all(b"GET nope HTTP/1.1\r\nHost: x\r\n\r\n").expect_err("relative target");
     assert_eq!(err.status(), 400);
 }
 
 #[test]
 fn oversized_body_is_413_before_it_arrives() {
-    let err = parse_all(b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n").expect_err("too large");
+    let err = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n").expect_err("too large");
     assert_eq!(err, ParseError::BodyTooLarge { length: 65, limit: 64 });
     assert_eq!((err.status(), err.code()), (413, "payload_too_large"));
 }
 
 #[test]
 fn oversized_or_too_many_headers_are_431() {
-    let long = [&b"GET / HTTP/1.1\r\nX: "[..], &[b'a'; 2000]].concat();
+    let long = [&b"GET / HTTP/1.1\r\nHost: x\r\nX: "[..], &[b'a'; 2000]].concat();
     assert_eq!(parse_all(&long).expect_err("long head").status(), 431, "even before the head ends");
     let many: Vec<u8> = (0..=limits().max_headers).flat_map(|i| format!("H{i}: v\r\n").into_bytes()).collect();
-    let req = [&b"GET / HTTP/1.1\r\n"[..], &many, b"\r\n"].concat();
+    let req = [&b"GET / HTTP/1.1\r\nHost: x\r\n"[..], &many, b"\r\n"].concat();
     let err = Limits { max_head_bytes: 1 << 20, ..limits() };
     let mut buf = BytesMut::from(&req[..]);
     assert_eq!(parse(&mut buf, &err).expect_err("many").status(), 431);
 }
 
 const CHUNKED: &[u8] =
-    b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
+    b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
 
 #[test]
 fn chunked_bodies_are_decoded_even_when_split_at_every_byte() {
@@ -141,14 +144,14 @@ fn chunked_bodies_are_decoded_even_when_split_at_every_byte() {
         assert!(buf.is_empty());
     }
     // The next pipelined request follows the chunked one.
-    let wire = [CHUNKED, b"GET /health HTTP/1.1\r\n\r\n"].concat();
+    let wire = [CHUNKED, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"].concat();
     let (reqs, left) = parse_all(&wire).expect("parse");
     assert_eq!((reqs.len(), left, reqs[1].path.as_str()), (2, 0, "/health"));
 }
 
 #[test]
 fn chunked_bodies_are_held_to_the_limit_and_the_grammar() {
-    let head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     let err = |body: &str| parse_all(format!("{head}{body}").as_bytes()).expect_err(body);
     // 64 bytes allowed: the size line alone is enough to refuse, before the data.
     assert_eq!(err("41\r\n"), ParseError::BodyTooLarge { length: 65, limit: 64 });
@@ -160,11 +163,12 @@ fn chunked_bodies_are_held_to_the_limit_and_the_grammar() {
 
 #[test]
 fn transfer_encodings_other_than_chunked_and_smuggling_shapes_are_refused() {
-    let err = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").expect_err("gzip");
+    let err = parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").expect_err("gzip");
     assert_eq!((err.status(), err.code()), (501, "not_implemented"));
-    let last = parse_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").expect_err("not last");
+    let last =
+        parse_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").expect_err("not last");
     assert_eq!(last.status(), 400);
-    let both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
+    let both = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
     assert_eq!(parse_all(both).expect_err("smuggling").status(), 400);
     let old = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(parse_all(old).expect_err("1.0").status(), 400);
@@ -173,12 +177,30 @@ fn transfer_encodings_other_than_chunked_and_smuggling_shapes_are_refused() {
 #[test]
 fn an_over_long_target_is_414_even_before_the_line_ends() {
     let limits = Limits { max_target_bytes: 100, ..limits() };
-    let whole = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(100));
+    let whole = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100));
     let mut buf = BytesMut::from(whole.as_bytes());
     let err = parse(&mut buf, &limits).expect_err("long");
     assert_eq!((err.status(), err.code()), (414, "uri_too_long"));
     let mut buf = BytesMut::from(format!("GET /{}", "a".repeat(200)).as_bytes());
     assert_eq!(parse(&mut buf, &limits).expect_err("long prefix").status(), 414);
-    let mut buf = BytesMut::from(format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(98)).as_bytes());
+    let mut buf = BytesMut::from(format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(98)).as_bytes());
     assert!(parse(&mut buf, &limits).expect("fits").is_some());
+}
+
+#[test]
+fn an_http_1_1_request_needs_exactly_one_host() {
+    for wire in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"] {
+        let err = parse(&mut BytesMut::from(wire), &limits()).expect_err("refused");
+        assert_eq!(err.status(), 400, "{err}");
+    }
+    // HTTP/1.0 predates Host.
+    assert!(parse(&mut BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]), &limits()).expect("1.0").is_some());
+}
+
+#[test]
+fn expect_continue_is_seen_once_the_head_is_whole() {
+    let head = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n";
+    assert!(expects_continue(head));
+    assert!(!expects_continue(&head[..head.len() - 2]), "not before the head ends");
+    assert!(!expects_continue(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"));
 }
