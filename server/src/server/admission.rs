@@ -1,22 +1,25 @@
 //! A shard's door: before a new connection gets a task, it must fit the
 //! node's and its address's connection caps and its address's
 //! new-connections-per-second budget (this shard's share of it). A refused
-//! connection is told why in its own protocol, then closed, on a task of its
-//! own so a slow peer never holds the accept loop.
+//! connection is told why in its own protocol (over TLS on a TLS port, the
+//! handshake inside the same time bound), then closed, on a task of its own so
+//! a slow peer never holds the accept loop.
 
 use std::cell::RefCell;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use converger_protocol::{ErrorCode, ErrorFrame};
-use monoio::io::AsyncWriteRentExt;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::config::Edge;
 use crate::metrics::ShardMetrics;
 use crate::net::http::Response;
+use crate::net::tls::TlsAcceptor;
 use crate::rt::admission::{Admitted, ConnCaps, Full};
 use crate::rt::rate::{split, Buckets};
 
@@ -100,7 +103,7 @@ impl Gate {
 }
 
 /// Answers a refused HTTP connection (503 or 429, JSON, `connection: close`).
-pub async fn refuse_http(stream: TcpStream, refusal: Refusal) {
+pub async fn refuse_http(stream: TcpStream, peer: SocketAddr, tls: Option<Rc<TlsAcceptor>>, refusal: Refusal) {
     let status = match refusal {
         Refusal::Full(_) => 503,
         Refusal::TooFast(_) => 429,
@@ -109,15 +112,22 @@ pub async fn refuse_http(stream: TcpStream, refusal: Refusal) {
     Response::error(status, refusal.code().name(), &refusal.message())
         .with_header("retry-after", refusal.retry_after().to_string())
         .encode(false, true, &mut out);
-    write_and_close(stream, out.into()).await;
+    write_and_close(stream, peer, tls, out.into()).await;
 }
 
 /// Answers a refused binary connection (an Error frame with the close flag).
-pub async fn refuse_binary(stream: TcpStream, refusal: Refusal) {
+pub async fn refuse_binary(stream: TcpStream, peer: SocketAddr, tls: Option<Rc<TlsAcceptor>>, refusal: Refusal) {
     let frame = crate::net::binary::encode_closing(ErrorFrame::new(0, refusal.code(), refusal.message()));
-    write_and_close(stream, frame).await;
+    write_and_close(stream, peer, tls, frame).await;
 }
 
-async fn write_and_close(mut stream: TcpStream, bytes: Bytes) {
-    let _ = monoio::time::timeout(REFUSAL_WRITE, stream.write_all(bytes)).await;
+async fn write_and_close(stream: TcpStream, peer: SocketAddr, tls: Option<Rc<TlsAcceptor>>, bytes: Bytes) {
+    let answer = async {
+        // On a TLS port the client reads the refusal only over TLS.
+        let Some(mut stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
+        if stream.write_all(bytes).await.0.is_ok() {
+            let _ = stream.shutdown().await;
+        }
+    };
+    let _ = monoio::time::timeout(REFUSAL_WRITE, answer).await;
 }

@@ -45,7 +45,7 @@ pub async fn accept_loop(
                     let admitted = match gate.admit(peer.ip()) {
                         Ok(admitted) => admitted,
                         Err(refusal) => {
-                            monoio::spawn(refuse_binary(stream, refusal));
+                            monoio::spawn(refuse_binary(stream, peer, tls.clone(), refusal));
                             continue;
                         }
                     };

@@ -241,7 +241,7 @@ impl ShardSetup {
                         let admitted = match gate.admit(peer.ip()) {
                             Ok(admitted) => admitted,
                             Err(refusal) => {
-                                monoio::spawn(refuse_http(stream, refusal));
+                                monoio::spawn(refuse_http(stream, peer, tls_http.clone(), refusal));
                                 continue;
                             }
                         };

@@ -244,3 +244,23 @@ fn without_tls_flags_http_stays_plain_and_sends_no_hsts() {
     assert!(!tenant.api_key.is_empty());
     assert!(server.get("/health").header("strict-transport-security").is_none());
 }
+
+#[test]
+fn a_connection_over_the_cap_on_a_tls_port_is_refused_over_tls() {
+    let files = TlsFiles::new();
+    let server = tls_server(&files, &["--max-connections-per-ip", "1"]);
+    let mut held = tls::connect(server.http_addr(), files.client_config(&[])).expect("first connection");
+    assert!(held.get("/health").expect("served").0.starts_with("HTTP/1.1 200"));
+    let mut refused = tls::connect(server.http_addr(), files.client_config(&[])).expect("handshake, then the refusal");
+    let (head, body) = refused.read_reply().expect("a refusal readable over TLS");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(body.contains("too_many_connections"), "{body}");
+    // The binary port's cap answers with an Error frame, over TLS too.
+    let mut bin = tls::connect(server.binary_addr(), files.client_config(&[])).expect("binary handshake");
+    let mut got = Vec::new();
+    let _ = bin.stream.read_to_end(&mut got);
+    match decode_frame(&got) {
+        Ok(Some((Frame::Error(e), _))) => assert_eq!(e.error_code(), Some(ErrorCode::TooManyConnections), "{e:?}"),
+        other => panic!("expected Error too_many_connections, got {other:?}"),
+    }
+}
