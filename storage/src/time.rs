@@ -23,6 +23,16 @@ impl Timestamp {
         self.0
     }
 
+    /// The UTC calendar date and time of day: (year, month 1–12, day 1–31,
+    /// seconds into the day), and the weekday (0 = Monday … 6 = Sunday).
+    pub fn civil(self) -> ((i64, u32, u32), u32, u32) {
+        let secs = self.0.div_euclid(1_000_000);
+        let days = secs.div_euclid(86_400);
+        // 1970-01-01 was a Thursday.
+        let weekday = (days + 3).rem_euclid(7) as u32;
+        (civil_from_days(days), secs.rem_euclid(86_400) as u32, weekday)
+    }
+
     pub fn now() -> Self {
         let micros = match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_micros() as i64,

@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use converger_storage::Timestamp;
+
 thread_local! {
     static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
@@ -23,14 +25,13 @@ pub fn now() -> String {
 
 /// `secs` since the Unix epoch as an IMF-fixdate.
 pub fn imf_fixdate(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
+    let micros = i64::try_from(secs).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
+    let ((year, month, day), rem, weekday) = Timestamp::from_micros(micros).civil();
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
+        DAYS[weekday as usize],
         day,
         MONTHS[(month - 1) as usize],
         year,
@@ -38,21 +39,6 @@ pub fn imf_fixdate(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Year, month (1–12), day (1–31) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
