@@ -86,6 +86,9 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// `None` disables the admin API.
     pub admin_token: Option<Secret>,
+    /// Whether an admin token was given at all (an empty one disables the
+    /// admin API); when not, embedded storage generates one on first start.
+    pub admin_token_given: bool,
     pub admin_allow: AllowList,
     pub jwt_secret: JwtSecret,
     pub shards: usize,
@@ -202,6 +205,7 @@ impl Config {
             binary_addr,
             data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
             database_url: non_empty(o.database_url.or(f.database_url)),
+            admin_token_given: o.admin_token.is_some() || f.admin_token.is_some(),
             admin_token: non_empty(o.admin_token.or(f.admin_token)),
             admin_allow,
             jwt_secret,
@@ -304,7 +308,7 @@ impl Config {
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
             self.admin_allow,
-            if self.jwt_secret.generated { "*** (random, generated at start)" } else { "***" },
+            if self.jwt_secret.generated { "*** (generated)" } else { "***" },
             self.shards,
             self.io_driver,
             self.log,

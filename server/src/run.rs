@@ -9,6 +9,7 @@ use signal_hook::iterator::Signals;
 use tracing::{error, info, warn};
 
 use crate::config::{Cli, Command, Config};
+use crate::server::first_run;
 use crate::server::logging;
 use crate::server::startup::{self, StartupError};
 use crate::server::Server;
@@ -29,13 +30,7 @@ pub fn run(cli: Cli) -> Result<(), StartupError> {
     result
 }
 
-fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
-    info!(config = %config.masked_summary(), "effective configuration");
-    if config.jwt_secret.generated {
-        warn!(
-            "no --jwt-secret (CONVERGER_JWT_SECRET) set: using a random key; client tokens will not survive a restart"
-        );
-    }
+fn serve(mut config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     // Installed before anything slow so a signal during start-up is not lost:
     // it is read, and acted on, as soon as the server is up.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(StartupError::Signals)?;
@@ -43,6 +38,14 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     let certs = listeners.tls.as_ref().map(|t| t.certs.clone());
     let store = startup::open_store(&config)?;
     info!(backend = store.backend(), "storage opened");
+    // After open_store: the data directory exists and is writable.
+    let kept = first_run::apply(&mut config)?;
+    info!(config = %config.masked_summary(), "effective configuration");
+    if config.jwt_secret.generated {
+        warn!(
+            "no --jwt-secret (CONVERGER_JWT_SECRET) set: using a random key; client tokens will not survive a restart"
+        );
+    }
     let grace = config.shutdown_grace;
     let server = Server::start(config, store, listeners)?;
     log.release();
@@ -51,6 +54,7 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     let _ = writeln!(stdout, "{}", server.ready_line());
     let _ = stdout.flush();
     drop(stdout);
+    announce_console(&kept, server.http_addr());
 
     let name = loop {
         match signals.forever().next() {
@@ -68,6 +72,21 @@ fn serve(config: Config, log: &logging::LogSink) -> Result<(), StartupError> {
     server.stop();
     info!("shutdown complete");
     Ok(())
+}
+
+/// Where the console is and how to get in, on stderr (stdout carries only
+/// the ready line): the token itself on the start that made it, its file on
+/// every later one.
+fn announce_console(kept: &first_run::Kept, http: std::net::SocketAddr) {
+    let Some(file) = &kept.admin_token_file else { return };
+    let url = first_run::console_url(http);
+    let mut err = std::io::stderr().lock();
+    let _ = match &kept.new_admin_token {
+        Some(token) => {
+            writeln!(err, "admin console: {url} (admin token, shown once, kept in {}): {token}", file.display())
+        }
+        None => writeln!(err, "admin console: {url} (token in {})", file.display()),
+    };
 }
 
 /// SIGHUP: new TLS handshakes get the certificate now in the files;

@@ -45,6 +45,8 @@ pub struct TestServer {
     ready_line: String,
     stderr: Arc<Mutex<String>>,
     args: Vec<String>,
+    /// The harness's admin token and JWT secret are passed (false: a first run).
+    defaults: bool,
     _data: TempDir,
     /// Dropped after the server is killed (the field order matters).
     _schema: Option<PgSchema>,
@@ -70,9 +72,19 @@ impl TestServer {
 
     /// Starts the binary and waits for its ready line.
     pub fn start(extra_args: &[&str], schema: Option<PgSchema>) -> Result<TestServer, StartError> {
+        Self::start_with(extra_args, schema, true)
+    }
+
+    /// An embedded server as a newcomer starts it: no admin token and no JWT
+    /// secret given (the server makes and keeps its own).
+    pub fn first_run(args: &[&str]) -> TestServer {
+        Self::start_with(args, None, false).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn start_with(extra_args: &[&str], schema: Option<PgSchema>, defaults: bool) -> Result<TestServer, StartError> {
         let data = tempfile::tempdir().expect("temp data dir");
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let run = launch(data.path(), schema.as_ref(), &args)?;
+        let run = launch(data.path(), schema.as_ref(), &args, defaults)?;
         Ok(TestServer {
             child: Some(run.child),
             http: run.http,
@@ -80,6 +92,7 @@ impl TestServer {
             ready_line: run.line,
             stderr: run.stderr,
             args,
+            defaults,
             _data: data,
             _schema: schema,
         })
@@ -93,7 +106,8 @@ impl TestServer {
             let _ = child.kill(); // SIGKILL: no shutdown path runs
             let _ = child.wait();
         }
-        let run = launch(self._data.path(), self._schema.as_ref(), &self.args).unwrap_or_else(|e| panic!("{e}"));
+        let run = launch(self._data.path(), self._schema.as_ref(), &self.args, self.defaults)
+            .unwrap_or_else(|e| panic!("{e}"));
         self.child = Some(run.child);
         self.http = run.http;
         self.binary = run.binary;
@@ -121,6 +135,11 @@ impl TestServer {
 
     pub fn ready_line(&self) -> &str {
         &self.ready_line
+    }
+
+    /// The server's data directory (embedded storage, kept secrets).
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
     }
 
     pub fn pid(&self) -> u32 {
@@ -204,16 +223,24 @@ struct Launched {
     stderr: Arc<Mutex<String>>,
 }
 
-fn launch(data: &Path, schema: Option<&PgSchema>, extra_args: &[String]) -> Result<Launched, StartError> {
+fn launch(
+    data: &Path,
+    schema: Option<&PgSchema>,
+    extra_args: &[String],
+    defaults: bool,
+) -> Result<Launched, StartError> {
     let mut cmd = converger_command();
     // The default admin token, unless the test brings its own (an empty one disables the admin API).
-    if !extra_args.iter().any(|a| a == "--admin-token") {
+    if defaults && !extra_args.iter().any(|a| a == "--admin-token") {
         cmd.args(["--admin-token", ADMIN_TOKEN]);
+    }
+    if defaults {
+        cmd.args(["--jwt-secret", JWT_SECRET]);
     }
     cmd.args(["--http-addr", "127.0.0.1:0", "--binary-addr", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data)
-        .args(["--jwt-secret", JWT_SECRET, "--shards", "2"])
+        .args(["--shards", "2"])
         .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

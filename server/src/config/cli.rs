@@ -55,7 +55,9 @@ pub struct Options {
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
-    /// Bearer token for the admin API [default: unset = admin API disabled]
+    /// Bearer token for the admin API; empty disables it [default: with
+    /// embedded storage, generated on first start and kept in DATA_DIR/admin-token;
+    /// with PostgreSQL, unset = admin API disabled]
     #[arg(long, env = "CONVERGER_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
 
@@ -64,8 +66,9 @@ pub struct Options {
     #[arg(long, env = "CONVERGER_ADMIN_ALLOW", value_name = "CIDRS", hide_env_values = true, global = true)]
     pub admin_allow: Option<AllowList>,
 
-    /// HS256 key for client tokens (JWT)
-    /// [default: random per start, with a warning: tokens die with the process]
+    /// HS256 key for client tokens (JWT) [default: with embedded storage,
+    /// generated once and kept in DATA_DIR/jwt-secret; with PostgreSQL, random
+    /// per start, with a warning: tokens die with the process]
     #[arg(long, env = "CONVERGER_JWT_SECRET", value_name = "SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod binary_listener;
+pub mod first_run;
 pub mod logging;
 pub mod shards;
 pub mod startup;

@@ -47,6 +47,12 @@ pub enum StartupError {
         #[source]
         source: StoreError,
     },
+    #[error("cannot keep a generated secret in {}: {source}; check that --data-dir (CONVERGER_DATA_DIR) is writable, or configure --admin-token and --jwt-secret", path.display())]
+    Secret {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Shards(#[from] ShardStartError),
     #[error("{source}; {}", tls_hint(source))]

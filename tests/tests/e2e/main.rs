@@ -45,6 +45,7 @@ mod admin_api;
 mod binary_protocol;
 mod cli;
 mod deliveries;
+mod first_run;
 mod http_cors;
 mod http_health;
 mod http_protocol;
