@@ -71,7 +71,7 @@ async function busy(button, box, work) {
 function fmtTime(t) { return t ? new Date(t).toLocaleString() : '—'; }
 function statusCell(s) { return el('span', { class: `status-${s}` }, s); }
 function table(headers, rows) {
-  return el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, el('tr', {}, headers.map((h) => el('th', {}, h)))), el('tbody', {}, rows)));
+  return el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, el('tr', {}, headers.map((h) => el('th', { class: h === 'id' || h === 'config' ? 'id' : undefined }, h)))), el('tbody', {}, rows)));
 }
 function qs(params) {
   const p = new URLSearchParams();
@@ -130,9 +130,16 @@ function chart(title) {
     ctx.clearRect(0, 0, w, h);
     ctx.strokeStyle = '#e6e9ef'; ctx.beginPath(); ctx.moveTo(0, h - 1); ctx.lineTo(w, h - 1); ctx.stroke();
     const max = Math.max(1, ...points);
-    ctx.strokeStyle = '#2b5cd6'; ctx.lineWidth = 2; ctx.beginPath();
-    points.forEach((v, i) => { const x = (i / 59) * w, y = h - 4 - (v / max) * (h - 20); if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
-    ctx.stroke();
+    // The newest point at the right edge, one slot per poll (2 s), 60 slots.
+    const x = (i) => w - (points.length - 1 - i) * (w / 59);
+    const y = (v) => h - 4 - (v / max) * (h - 24);
+    ctx.beginPath();
+    points.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
+    ctx.strokeStyle = '#2b5cd6'; ctx.lineWidth = 2; ctx.stroke();
+    if (points.length > 1) {
+      ctx.lineTo(x(points.length - 1), h); ctx.lineTo(x(0), h); ctx.closePath();
+      ctx.fillStyle = 'rgba(43, 92, 214, 0.12)'; ctx.fill();
+    }
     ctx.fillStyle = '#5b6578'; ctx.font = '12px system-ui'; ctx.fillText(`max ${max.toFixed(1)}/s`, 6, 14);
   }
   return { node: el('div', { class: 'stat' }, label, canvas), push(v) { points.push(v); if (points.length > 60) points.shift(); label.textContent = `${title}: ${v.toFixed(1)}/s`; draw(); } };
@@ -199,7 +206,7 @@ async function tenants() {
           shown.replaceChildren(secretBox(`New API key of ${t.name}`, r.api_key));
         }) }, 'Rotate key');
         const channels = el('a', { href: `#/channels?tenant=${t.id}` }, 'Channels');
-        return el('tr', {}, el('td', {}, t.name), el('td', { class: 'mono' }, t.id), el('td', {}, statusCell(t.status)), el('td', {}, fmtTime(t.created_at)), el('td', {}, toggle, rotate, ' ', channels));
+        return el('tr', {}, el('td', {}, t.name), el('td', { class: 'mono id' }, t.id), el('td', {}, statusCell(t.status)), el('td', {}, fmtTime(t.created_at)), el('td', {}, toggle, rotate, ' ', channels));
       })));
       if (!page.data.length) list.replaceChildren(el('p', { class: 'hint' }, 'No tenants yet.'));
     } catch (e) { list.replaceChildren(el('p', { class: 'error' }, describe(e))); }
@@ -242,8 +249,8 @@ async function channels() {
           const r = await api('POST', `/channels/${c.id}/rotate-secret`);
           shown.replaceChildren(secretBox(`New secret of ${c.name}`, r.secret));
         }) }, 'Rotate secret');
-        return el('tr', { 'data-channel': c.name }, el('td', {}, c.name), el('td', {}, c.type), el('td', { class: 'mono' }, c.id), el('td', {}, statusCell(c.status)),
-          el('td', { class: 'mono' }, JSON.stringify(c.config)), el('td', {}, toggle, rotate, ' ', el('a', { href: `#/deliveries?channel=${c.id}` }, 'Deliveries')));
+        return el('tr', { 'data-channel': c.name }, el('td', {}, c.name), el('td', {}, c.type), el('td', { class: 'mono id' }, c.id), el('td', {}, statusCell(c.status)),
+          el('td', { class: 'mono id' }, JSON.stringify(c.config)), el('td', {}, toggle, rotate, ' ', el('a', { href: `#/deliveries?channel=${c.id}` }, 'Deliveries')));
       })));
       if (!page.data.length) list.replaceChildren(el('p', { class: 'hint' }, 'No channels yet.'));
     } catch (e) { list.replaceChildren(el('p', { class: 'error' }, describe(e))); }
@@ -333,16 +340,18 @@ async function conversation(id) {
   const sender = el('input', { id: 'op-sender', value: 'operator' });
   const send = el('button', { type: 'submit' }, 'Post as operator');
   const sendBox = errorBox();
-  const form = el('form', { class: 'card', id: 'op-form' }, el('h2', {}, 'Post an activity'), el('label', { for: 'op-sender' }, 'Sender'), sender, el('label', { for: 'op-text' }, 'Text'), text, send, sendBox);
+  const form = el('form', { class: 'card', id: 'op-form' }, el('h2', {}, 'Post an activity'), el('label', { for: 'op-sender' }, 'Sender'), sender, el('label', { for: 'op-text' }, 'Text'), text, el('div', {}, send), sendBox);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     busy(send, sendBox, async () => { const a = await api('POST', `/conversations/${id}/activities`, { type: 'message', text: text.value, sender: sender.value }); text.value = ''; add(a); });
   });
   main().replaceChildren(el('p', {}, el('a', { href: '#/conversations' }, '← Conversations')), el('h1', {}, 'Conversation'), head, box,
     el('h2', {}, dot, liveLabel, ' — activities in seq order'), tail, form);
+  const lastSeqLabel = el('span', { id: 'last-seq' }, '');
   function add(a) {
     if (seen.has(a.seq)) return;
     seen.add(a.seq);
+    lastSeqLabel.textContent = String(Math.max(a.seq, Number(lastSeqLabel.textContent) || 0));
     const deliveries = el('div', { class: 'meta' });
     const node = el('div', { class: 'activity', 'data-seq': a.seq }, el('div', { class: 'meta' }, `#${a.seq} · ${a.type} · ${a.sender} · ${fmtTime(a.created_at)}`),
       el('div', { class: 'text' }, a.text ?? ''), deliveries);
@@ -356,7 +365,8 @@ async function conversation(id) {
   let lastSeq = 0;
   try {
     const c = await api('GET', `/conversations/${id}`);
-    head.replaceChildren(el('div', { class: 'mono' }, `id ${c.id}`), el('div', { class: 'mono' }, `tenant ${c.tenant_id} · channel ${c.channel_id}`), el('div', {}, 'status ', statusCell(c.status), ` · last seq ${c.last_seq}`),
+    lastSeqLabel.textContent = String(c.last_seq);
+    head.replaceChildren(el('div', { class: 'mono' }, `id ${c.id}`), el('div', { class: 'mono' }, `tenant ${c.tenant_id} · channel ${c.channel_id}`), el('div', {}, 'status ', statusCell(c.status), ' · last seq ', lastSeqLabel),
       el('div', { class: 'mono' }, `metadata ${JSON.stringify(c.metadata)}`));
     for (;;) {
       const page = await api('GET', `/conversations/${id}/activities?after_seq=${lastSeq}&limit=500`);
@@ -420,7 +430,7 @@ async function deliveries() {
       const page = await api('GET', `/deliveries${qs({ status, channel_id: channelId, limit: 50 })}`);
       const rows = page.data.map((d) => {
         const retry = status === 'failed' ? el('button', { class: 'secondary', type: 'button', onclick: () => busy(retry, box, async () => { await api('POST', `/deliveries/${d.id}/retry`); route(); }) }, 'Retry') : '';
-        return el('tr', { 'data-delivery': d.id }, el('td', { class: 'mono' }, d.id), el('td', {}, statusCell(d.status)), el('td', {}, d.attempts), el('td', {}, fmtTime(d.next_attempt_at)),
+        return el('tr', { 'data-delivery': d.id }, el('td', { class: 'mono' }, d.id), el('td', {}, statusCell(d.status)), el('td', {}, d.attempts), el('td', {}, d.status === 'pending' ? fmtTime(d.next_attempt_at) : '—'),
           el('td', {}, d.last_error || '—'), el('td', {}, retry));
       });
       section.replaceChildren(section.firstChild, rows.length ? table(['delivery', 'status', 'attempts', 'next attempt', 'last error', ''], rows) : el('p', { class: 'hint' }, 'None.'));
