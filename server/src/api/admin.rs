@@ -66,12 +66,13 @@ pub async fn create_activity(app: &App, params: &Params, request: &Request) -> R
 }
 
 /// `POST /admin/api/conversations/{id}/live-token`: a client token (60 s, sender
-/// `admin`) for the console to join `conversation:{id}` on the Phoenix socket:
-/// its live tail is the real-time core's stream, not a storage poll.
+/// `admin`, a watcher: not in the conversation's presence) for the console to
+/// join `conversation:{id}` on the Phoenix socket: its live tail is the
+/// real-time core's stream, not a storage poll.
 pub async fn live_token(app: &App, params: &Params) -> Result<Response, ApiError> {
     let conversation = app.hub.get_conversation(Scope::Admin, path_id(params, Entity::Conversation)?).await?;
     let input = TokenInput { conversation_id: conversation.id, sender: "admin".into(), ttl_seconds: 60 };
-    Ok(Response::json(200, &app.hub.issue_token(Caller::Tenant(conversation.tenant_id), input).await?))
+    Ok(Response::json(200, &app.hub.issue_watch_token(Caller::Tenant(conversation.tenant_id), input).await?))
 }
 
 /// At most this many deliveries are counted or retried per call.
