@@ -7,13 +7,14 @@
 // Layers, top to bottom (docs/architecture.md): every `use crate::` points
 // down this list, never up; `layers::tests` holds the rule.
 //   bootstrap: run, server
-//   edges:     api, sessions, delivery
+//   edges:     api, admin, sessions, delivery
 //   service:   service
 //   engine:    engine
 //   blocks:    config, net, adapters, auth, metrics, rt
 pub mod run;
 pub mod server;
 
+pub mod admin;
 pub mod api;
 pub mod delivery;
 pub mod sessions;

@@ -20,7 +20,8 @@ const RANKS: &[(&str, u32)] = &[
     ("run", 81),
     ("server", 80),
     // edges
-    ("api", 72),
+    ("api", 73),
+    ("admin", 72),
     ("sessions", 71),
     ("delivery", 70),
     // service

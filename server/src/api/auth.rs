@@ -78,9 +78,13 @@ pub async fn resolve_conversation(app: &App, pending: Pending<'_>, conversation_
     }
 }
 
-/// The admin gate: admin API on, allowed address, admin token.
+/// The admin gate: an allowed address for every path under `/admin`; the
+/// admin API on and the admin token too for `/admin/api/…`.
 pub fn admin(app: &App, request: &Request) -> Result<(), ApiError> {
     let peer = request.peer.map(|p| p.ip());
+    if !admin::is_admin_api_path(&request.path) {
+        return Ok(admin::check_address(&app.config.admin_allow, peer)?);
+    }
     Ok(admin::check(
         app.config.admin_token.as_ref().map(|t| t.expose()),
         &app.config.admin_allow,

@@ -72,9 +72,10 @@ impl App {
 
     /// Routes and runs one request; never fails: errors become responses.
     ///
-    /// Everything under `/admin` passes the admin gate before it is routed,
-    /// so a refused caller gets the same answer for every path there, known
-    /// or not, whatever the method: the admin routes cannot be enumerated.
+    /// Everything under `/admin` passes the admin gate before it is routed
+    /// (the address for all, the token too under `/admin/api`), so a refused
+    /// caller gets the same answer for every path there, known or not,
+    /// whatever the method: the admin routes cannot be enumerated.
     pub async fn handle(&self, request: Request) -> Response {
         let started = std::time::Instant::now();
         let method = request.method.clone();
@@ -155,6 +156,16 @@ impl App {
             E::AdminDeliveryList => admin::deliveries(self, r).await,
             E::AdminDeliveryRetry => admin::retry_delivery(self, p).await,
             E::AdminStats => admin::stats(self).await,
+            E::AdminActivityCreate => admin::create_activity(self, p, r).await,
+            E::AdminChannelCreate => admin::create_channel(self, p, r).await,
+            E::AdminChannelUpdate => admin::update_channel(self, p, r).await,
+            E::AdminChannelRotateSecret => admin::rotate_channel_secret(self, p).await,
+            E::AdminLiveToken => admin::live_token(self, p).await,
+            E::AdminChannelDeliveryCounts => admin::delivery_counts(self, p).await,
+            E::AdminChannelRetryFailed => admin::retry_failed(self, p).await,
+            E::AdminConsole | E::AdminConsoleSlash => Ok(crate::admin::page()),
+            E::AdminConsoleAsset => crate::admin::asset(p.get("file").unwrap_or_default())
+                .ok_or_else(|| ApiError::NoRoute { path: r.path.clone() }),
         }
     }
 }
@@ -224,7 +235,39 @@ mod tests {
     fn inside_the_allow_list_the_token_is_checked_before_routing_too() {
         let app = app("127.0.0.0/8");
         assert_eq!(answer(&app, Method::Get, "/admin/api/anything", None), (401, "unauthorized".into()));
+        assert_eq!(answer(&app, Method::Get, "/admin/api", None), (401, "unauthorized".into()));
+        assert_eq!(answer(&app, Method::Post, "/admin/api/tenants", Some("nope")), (401, "unauthorized".into()));
         assert_eq!(answer(&app, Method::Get, "/admin/api/anything", Some("tok")), (404, "not_found".into()));
         assert_eq!(answer(&app, Method::Delete, "/admin/api/tenants", Some("tok")).0, 405);
+    }
+
+    #[test]
+    fn the_console_pages_need_an_allowed_address_but_no_token() {
+        let app = app("127.0.0.0/8");
+        for path in ["/admin", "/admin/", "/admin/assets/app.js", "/admin/assets/app.css"] {
+            assert_eq!(raw(&app, Method::Get, path).status, 200, "{path}");
+        }
+        assert_eq!(answer(&app, Method::Get, "/admin/assets/nope.js", None), (404, "not_found".into()));
+        assert_eq!(answer(&app, Method::Post, "/admin", None).0, 405);
+        let page = raw(&app, Method::Get, "/admin");
+        let header = |n: &str| page.headers.iter().find(|(h, _)| *h == n).map(|(_, v)| v.clone()).unwrap_or_default();
+        assert!(header("content-security-policy").contains("script-src 'self'"));
+        assert!(!header("content-security-policy").contains("unsafe"));
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("cache-control"), "no-store");
+    }
+
+    fn raw(app: &App, method: Method, path: &str) -> Response {
+        let request = Request {
+            method,
+            path: path.into(),
+            query: None,
+            minor_version: 1,
+            headers: Vec::new(),
+            body: Default::default(),
+            peer: Some("127.0.0.1:5000".parse().expect("addr")),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(app.handle(request))
     }
 }

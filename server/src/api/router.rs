@@ -50,6 +50,17 @@ pub enum Endpoint {
     AdminDeliveryList,
     AdminDeliveryRetry,
     AdminStats,
+    AdminActivityCreate,
+    AdminChannelCreate,
+    AdminChannelUpdate,
+    AdminChannelRotateSecret,
+    AdminLiveToken,
+    AdminChannelDeliveryCounts,
+    AdminChannelRetryFailed,
+    /// The console's page (`/admin`, `/admin/`) and its compiled-in assets.
+    AdminConsole,
+    AdminConsoleSlash,
+    AdminConsoleAsset,
 }
 
 impl Endpoint {
@@ -99,6 +110,16 @@ const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::Get, "/admin/api/deliveries", Endpoint::AdminDeliveryList),
     (Method::Post, "/admin/api/deliveries/{id}/retry", Endpoint::AdminDeliveryRetry),
     (Method::Get, "/admin/api/stats", Endpoint::AdminStats),
+    (Method::Post, "/admin/api/conversations/{id}/activities", Endpoint::AdminActivityCreate),
+    (Method::Post, "/admin/api/tenants/{id}/channels", Endpoint::AdminChannelCreate),
+    (Method::Patch, "/admin/api/channels/{id}", Endpoint::AdminChannelUpdate),
+    (Method::Post, "/admin/api/channels/{id}/rotate-secret", Endpoint::AdminChannelRotateSecret),
+    (Method::Post, "/admin/api/conversations/{id}/live-token", Endpoint::AdminLiveToken),
+    (Method::Get, "/admin/api/channels/{id}/delivery-counts", Endpoint::AdminChannelDeliveryCounts),
+    (Method::Post, "/admin/api/channels/{id}/retry-failed", Endpoint::AdminChannelRetryFailed),
+    (Method::Get, "/admin", Endpoint::AdminConsole),
+    (Method::Get, "/admin/", Endpoint::AdminConsoleSlash),
+    (Method::Get, "/admin/assets/{file}", Endpoint::AdminConsoleAsset),
 ];
 
 /// Every (method, pattern) the router serves, for the OpenAPI check.

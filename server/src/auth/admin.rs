@@ -1,6 +1,9 @@
-//! The admin gate: `Authorization: Bearer <admin token>` **and** a client
-//! address inside the allow-list; both are required, for every path under
-//! `/admin` ([`is_admin_path`]), before the path is routed.
+//! The admin gate: a client address inside the allow-list for every path
+//! under `/admin` ([`is_admin_path`]), **and** `Authorization: Bearer <admin
+//! token>` for every path under `/admin/api` ([`is_admin_api_path`]), both
+//! before the path is routed. The console's static pages (`/admin`,
+//! `/admin/assets/…`) hold no data, so they need the address only: the token
+//! is typed into the page and sent by its API calls.
 //!
 //! The address is checked first, so a caller outside the list learns nothing:
 //! not whether the token was right, not whether the admin API is on, not
@@ -20,6 +23,21 @@ pub fn is_admin_path(path: &str) -> bool {
     path.strip_prefix("/admin").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Whether `path` also needs the admin token: `/admin/api` and under it.
+pub fn is_admin_api_path(path: &str) -> bool {
+    path.strip_prefix("/admin/api").is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Lets the request through when `peer` is in the allow-list.
+pub fn check_address(allow: &AllowList, peer: Option<IpAddr>) -> Result<(), AuthError> {
+    // No peer address only happens for requests built in unit tests: refuse.
+    if peer.is_some_and(|ip| allow.allows(ip)) {
+        Ok(())
+    } else {
+        Err(AuthError::AdminAddressRefused)
+    }
+}
+
 /// Lets the request through when `peer` is allowed, the admin API is on and
 /// `authorization` carries the admin token.
 pub fn check(
@@ -28,10 +46,7 @@ pub fn check(
     peer: Option<IpAddr>,
     authorization: Option<&str>,
 ) -> Result<(), AuthError> {
-    // No peer address only happens for requests built in unit tests: refuse.
-    if !peer.is_some_and(|ip| allow.allows(ip)) {
-        return Err(AuthError::AdminAddressRefused);
-    }
+    check_address(allow, peer)?;
     let token = token.ok_or(AuthError::AdminDisabled)?;
     let presented = match authorization.map(str::trim) {
         None | Some("") => return Err(AuthError::Missing),
@@ -68,6 +83,19 @@ mod tests {
         assert!(matches!(check(ip("127.0.0.1"), None), Err(AuthError::Missing)));
         assert!(matches!(check(ip("127.0.0.1"), Some("Bearer tok2")), Err(AuthError::Invalid(_))));
         assert!(matches!(check(ip("127.0.0.1"), Some("tok")), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_token_is_for_the_api_paths_and_the_address_for_all() {
+        assert!(is_admin_path("/admin") && is_admin_path("/admin/assets/app.js"));
+        assert!(is_admin_api_path("/admin/api") && is_admin_api_path("/admin/api/stats"));
+        for path in ["/admin", "/admin/", "/admin/assets/app.js", "/admin/apix", "/administrator"] {
+            assert!(!is_admin_api_path(path), "{path}");
+        }
+        let allow: AllowList = "127.0.0.0/8".parse().expect("cidr");
+        assert!(check_address(&allow, ip("127.0.0.1")).is_ok());
+        assert!(matches!(check_address(&allow, ip("10.0.0.1")), Err(AuthError::AdminAddressRefused)));
+        assert!(matches!(check_address(&allow, None), Err(AuthError::AdminAddressRefused)));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Claims {
     pub nbf: Option<i64>,
     /// Unique token id (for logs and future revocation).
     pub jti: String,
+    /// A watcher (the admin console's live tail): it receives the stream but
+    /// takes no part in the conversation's presence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch: bool,
 }
 
 /// Why a token was refused.
@@ -145,6 +149,7 @@ mod tests {
             exp,
             nbf: None,
             jti: "j1".into(),
+            watch: false,
         }
     }
 

@@ -50,6 +50,16 @@ impl Hub {
     /// A token for `input.conversation_id`, which must be the caller's (and on
     /// a channel-secret caller's channel): else 404.
     pub async fn issue_token(&self, caller: Caller, input: TokenInput) -> ServiceResult<IssuedToken> {
+        self.issue(caller, input, false).await
+    }
+
+    /// A watcher's token (the admin console's live tail): it joins the
+    /// conversation's stream without showing in its presence.
+    pub async fn issue_watch_token(&self, caller: Caller, input: TokenInput) -> ServiceResult<IssuedToken> {
+        self.issue(caller, input, true).await
+    }
+
+    async fn issue(&self, caller: Caller, input: TokenInput, watch: bool) -> ServiceResult<IssuedToken> {
         let conversation = self.store.get_conversation(caller.scope(), input.conversation_id).await?;
         if caller.channel().is_some_and(|own| own != conversation.channel_id) {
             return Err(StoreError::NotFound(Entity::Conversation).into());
@@ -63,6 +73,7 @@ impl Hub {
             exp: now + input.ttl_seconds,
             nbf: None,
             jti: new_id().to_string(),
+            watch,
         };
         Ok(self.sign(claims))
     }

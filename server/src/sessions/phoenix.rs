@@ -176,15 +176,22 @@ impl Session {
         };
         let phx_ref = format!("{}", converger_storage::new_id().simple());
         let meta = Meta { phx_ref: phx_ref.clone(), online_at: Timestamp::now() };
-        match self.engine.presence_join(conversation, self.claims.sub.clone(), meta).await {
-            Ok(state) => {
+        // A watcher (the admin console) reads the stream without being seen.
+        let presence = if self.claims.watch {
+            None
+        } else {
+            Some(self.engine.presence_join(conversation, self.claims.sub.clone(), meta).await)
+        };
+        match presence {
+            None => {}
+            Some(Ok(state)) => {
                 if let Ok(frame) =
                     phoenix::push(m.join_ref.as_deref().unwrap_or_default(), &m.topic, "presence_state", &state)
                 {
                     let _ = self.sender.send_frame(frame);
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "presence join failed"),
+            Some(Err(e)) => tracing::debug!(error = %e, "presence join failed"),
         }
         self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, conversation, sub, phx_ref });
     }
@@ -252,7 +259,9 @@ impl Session {
 
     fn drop_joined(&self, j: Joined) {
         self.engine.unsubscribe(&j.sub);
-        self.engine.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
+        if !self.claims.watch {
+            self.engine.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
+        }
         let _ = j.join_ref;
     }
 

@@ -42,6 +42,7 @@ macro_rules! on_both_backends {
 }
 
 mod admin_api;
+mod admin_console;
 mod binary_protocol;
 mod cli;
 mod deliveries;

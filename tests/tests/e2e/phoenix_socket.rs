@@ -146,6 +146,35 @@ fn typing_and_presence_reach_the_other_socket() {
 }
 
 #[test]
+fn the_admin_consoles_watcher_gets_the_stream_but_is_not_in_presence() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "watched");
+    let mut a = socket(&server, &f, "alice");
+    join(&mut a, &topic(&f), json!({}));
+    until(&mut a, "presence_state");
+    let path = format!("/admin/api/conversations/{}/live-token", f.conversation_id());
+    let t = expect(&converger_e2e::api::Client::admin(&server).post(&path, &json!({})), 200);
+    let query = format!("token={}&vsn=2.0.0", t["token"].as_str().expect("token"));
+    let mut watcher = connect(&server, &query).expect("handshake");
+    assert_eq!(join(&mut watcher, &topic(&f), json!({}))[4]["status"], "ok");
+    expect(&f.client(&server).post(&f.activities_path(), &json!({"sender": "s", "text": "seen"})), 201);
+    assert_eq!(until(&mut watcher, "activity")[4]["text"], "seen");
+    // Alice's next messages: the activity, with no presence diff for the watcher before it.
+    loop {
+        let m = next(&mut a);
+        assert!(m[3] != "presence_diff" || m[4]["joins"]["admin"].is_null(), "the watcher showed: {m}");
+        if m[3] == "activity" {
+            break;
+        }
+    }
+    drop(watcher);
+    let mut b = socket(&server, &f, "bob");
+    join(&mut b, &topic(&f), json!({}));
+    let state = until(&mut b, "presence_state");
+    assert!(state[4]["admin"].is_null() && state[4]["alice"].is_object(), "{state}");
+}
+
+#[test]
 fn refusals_are_clear() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "refusals");
