@@ -99,7 +99,7 @@ impl ApiError {
                 response.with_header("allow", allow)
             }
             ApiError::Service(ServiceError::RateLimited { retry_after, .. }) => {
-                response.with_header("retry-after", crate::service::limits::retry_after_secs(retry_after).to_string())
+                response.with_header("retry-after", crate::rt::rate::retry_after_secs(retry_after).to_string())
             }
             // Both are momentary: tell clients when to come back.
             _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),

@@ -94,6 +94,11 @@ pub fn split(per_node: u32, shards: usize) -> f64 {
     f64::from(per_node) / shards.max(1) as f64
 }
 
+/// A wait as a `Retry-After` header gives it: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
 /// Buckets by key, bounded in number.
 pub struct Buckets<K> {
     map: HashMap<K, TokenBucket>,
@@ -218,6 +223,14 @@ mod tests {
         assert_eq!(ms(r.reserve(t0 + Duration::from_secs(1), max)), Ok(200));
         // Takers that refuse instead of waiting see the debt too.
         assert!(r.take(t0 + Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
     }
 
     #[test]

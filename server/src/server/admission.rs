@@ -21,7 +21,7 @@ use crate::metrics::ShardMetrics;
 use crate::net::http::Response;
 use crate::net::tls::TlsAcceptor;
 use crate::rt::admission::{Admitted, ConnCaps, Full};
-use crate::rt::rate::{split, Buckets};
+use crate::rt::rate::{retry_after_secs, split, Buckets};
 
 /// Addresses whose new-connection budget a shard remembers at most.
 const MAX_ADDRESSES: usize = 100_000;
@@ -56,7 +56,7 @@ impl Refusal {
     fn retry_after(self) -> u64 {
         match self {
             Refusal::Full(_) => 1,
-            Refusal::TooFast(wait) => wait.as_secs().max(1),
+            Refusal::TooFast(wait) => retry_after_secs(wait),
         }
     }
 

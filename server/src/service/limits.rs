@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use converger_storage::{Id, TenantLimits};
 
@@ -104,23 +104,5 @@ impl Hub {
             self.metrics.rate_limited(limit);
         }
         verdict
-    }
-}
-
-/// How a refusal's wait reads in a `Retry-After` header: whole seconds, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(retry_after_secs(Duration::ZERO), 1);
-        assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
-        assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
-        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
     }
 }
