@@ -14,17 +14,16 @@
 //! reaches storage, and random keys cannot fill the map.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use converger_storage::Id;
 
+use super::limits_cache::EpochMap;
+
 /// How long a remembered key is trusted without asking storage again.
 pub const TTL: Duration = Duration::from_secs(2);
-/// Entries kept per shard before the map is emptied and refilled on demand.
-const CAPACITY: usize = 10_000;
 
 /// Shared by every shard of the process; bumped by every tenant change.
 #[derive(Clone, Default)]
@@ -40,22 +39,17 @@ impl TenantEpoch {
     }
 }
 
-struct Entry {
-    tenant: Id,
-    epoch: u64,
-    at: Instant,
-}
-
+/// This shard's memory of key hashes and active tenants.
 pub struct AuthCache {
     epoch: TenantEpoch,
-    entries: RefCell<HashMap<[u8; 32], Entry>>,
+    keys: RefCell<EpochMap<[u8; 32], Id>>,
     /// Tenants recently seen active (for checks by id, e.g. a socket's join).
-    active: RefCell<HashMap<Id, (u64, Instant)>>,
+    active: RefCell<EpochMap<Id, ()>>,
 }
 
 impl AuthCache {
     pub fn new(epoch: TenantEpoch) -> AuthCache {
-        AuthCache { epoch, entries: RefCell::new(HashMap::new()), active: RefCell::new(HashMap::new()) }
+        AuthCache { epoch, keys: RefCell::default(), active: RefCell::default() }
     }
 
     pub fn epoch(&self) -> &TenantEpoch {
@@ -64,35 +58,22 @@ impl AuthCache {
 
     /// The active tenant of this key hash, if remembered and still trusted.
     pub fn get(&self, hash: &[u8; 32]) -> Option<Id> {
-        let entries = self.entries.borrow();
-        let e = entries.get(hash)?;
-        (e.epoch == self.epoch.current() && e.at.elapsed() < TTL).then_some(e.tenant)
+        self.keys.borrow().get(*hash, self.epoch.current(), Instant::now())
     }
 
     /// Remembers an active tenant found by a lookup that started at `epoch`.
     pub fn remember(&self, hash: [u8; 32], tenant: Id, epoch: u64) {
-        let mut entries = self.entries.borrow_mut();
-        if entries.len() >= CAPACITY && !entries.contains_key(&hash) {
-            entries.clear();
-        }
-        entries.insert(hash, Entry { tenant, epoch, at: Instant::now() });
+        self.keys.borrow_mut().remember(hash, tenant, epoch, Instant::now());
     }
-}
 
-impl AuthCache {
     /// Whether `tenant` is remembered as active and still trusted.
     pub fn is_active(&self, tenant: Id) -> bool {
-        let active = self.active.borrow();
-        active.get(&tenant).is_some_and(|(epoch, at)| *epoch == self.epoch.current() && at.elapsed() < TTL)
+        self.active.borrow().get(tenant, self.epoch.current(), Instant::now()).is_some()
     }
 
     /// Remembers `tenant` as active, seen by a lookup that started at `epoch`.
     pub fn remember_active(&self, tenant: Id, epoch: u64) {
-        let mut active = self.active.borrow_mut();
-        if active.len() >= CAPACITY && !active.contains_key(&tenant) {
-            active.clear();
-        }
-        active.insert(tenant, (epoch, Instant::now()));
+        self.active.borrow_mut().remember(tenant, (), epoch, Instant::now());
     }
 }
 

@@ -15,47 +15,60 @@
 //! is, the whole map (it refills on demand, one read per tenant).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::Instant;
 
 use converger_storage::{Id, TenantLimits};
 
 pub use super::auth_cache::TTL;
 
-/// Tenants remembered at most.
+/// Entries remembered at most.
 pub const CAPACITY: usize = 10_000;
 
-struct Entry {
-    limits: TenantLimits,
+/// Tenants' limits, by tenant.
+pub type LimitsCache = EpochMap<Id, TenantLimits>;
+
+struct Entry<V> {
+    value: V,
     epoch: u64,
     at: Instant,
 }
 
-impl Entry {
+impl<V> Entry<V> {
     fn trusted(&self, epoch: u64, now: Instant) -> bool {
         self.epoch == epoch && now.saturating_duration_since(self.at) < TTL
     }
 }
 
-#[derive(Default)]
-pub struct LimitsCache {
-    entries: HashMap<Id, Entry>,
+/// Values trusted under the [`super::TenantEpoch`] they were read under and
+/// for at most [`TTL`] (the rule above); the one such memory, used for
+/// tenants' limits here and for API keys and active tenants by
+/// [`super::auth_cache`].
+pub struct EpochMap<K, V> {
+    entries: HashMap<K, Entry<V>>,
 }
 
-impl LimitsCache {
-    /// `tenant`'s limits if remembered and still trusted under `epoch` at `now`.
-    pub fn get(&self, tenant: Id, epoch: u64, now: Instant) -> Option<TenantLimits> {
-        self.entries.get(&tenant).filter(|e| e.trusted(epoch, now)).map(|e| e.limits)
+impl<K, V> Default for EpochMap<K, V> {
+    fn default() -> Self {
+        EpochMap { entries: HashMap::new() }
+    }
+}
+
+impl<K: Hash + Eq, V: Copy> EpochMap<K, V> {
+    /// The value of `key` if remembered and still trusted under `epoch` at `now`.
+    pub fn get(&self, key: K, epoch: u64, now: Instant) -> Option<V> {
+        self.entries.get(&key).filter(|e| e.trusted(epoch, now)).map(|e| e.value)
     }
 
-    /// Remembers `limits`, read by a lookup that started at `epoch`.
-    pub fn remember(&mut self, tenant: Id, limits: TenantLimits, epoch: u64, now: Instant) {
-        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&tenant) {
+    /// Remembers `value`, read by a lookup that started at `epoch`.
+    pub fn remember(&mut self, key: K, value: V, epoch: u64, now: Instant) {
+        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&key) {
             self.entries.retain(|_, e| e.trusted(epoch, now));
             if self.entries.len() >= CAPACITY {
                 self.entries.clear();
             }
         }
-        self.entries.insert(tenant, Entry { limits, epoch, at: now });
+        self.entries.insert(key, Entry { value, epoch, at: now });
     }
 
     pub fn len(&self) -> usize {
