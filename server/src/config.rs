@@ -7,6 +7,7 @@
 //! can be unit-tested without touching the process environment.
 
 pub mod cli;
+mod cluster;
 pub mod edge;
 mod file;
 mod mask;
@@ -20,6 +21,7 @@ pub use crate::rt::runtime::IoDriver;
 pub use cli::{Cli, Command, Options};
 pub use edge::{Edge, Origins, Rates};
 pub use file::FileConfig;
+pub use cluster::{ClusterConfig, MAX_NODE_ID};
 pub use mask::mask_database_url;
 pub use values::{LogFilter, Secret};
 
@@ -86,6 +88,8 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// `None` disables the admin API.
     pub admin_token: Option<Secret>,
+    /// Set with `--nats-url`: this node is one of several (PostgreSQL + NATS).
+    pub cluster: Option<ClusterConfig>,
     /// Whether an admin token was given at all (an empty one disables the
     /// admin API); when not, embedded storage generates one on first start.
     pub admin_token_given: bool,
@@ -200,11 +204,19 @@ impl Config {
             Some(key) => JwtSecret { key, generated: false },
             None => JwtSecret { key: random_secret()?, generated: true },
         };
+        let database_url = non_empty(o.database_url.or(f.database_url));
+        let cluster = ClusterConfig::resolve(
+            o.nats_url.or(f.nats_url),
+            o.node_id.or(f.node_id),
+            database_url.is_some(),
+            !jwt_secret.generated,
+        )?;
         Ok(Config {
             http_addr,
             binary_addr,
             data_dir: o.data_dir.or(f.data_dir).unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR)),
-            database_url: non_empty(o.database_url.or(f.database_url)),
+            database_url,
+            cluster,
             admin_token_given: o.admin_token.is_some() || f.admin_token.is_some(),
             admin_token: non_empty(o.admin_token.or(f.admin_token)),
             admin_allow,
@@ -298,10 +310,14 @@ impl Config {
 
     /// One line describing the effective configuration, secrets masked.
     pub fn masked_summary(&self) -> String {
-        let storage = match &self.database_url {
+        let mut storage = match &self.database_url {
             Some(url) => format!("database_url={}", mask_database_url(url.expose())),
             None => format!("storage=embedded data_dir={}", self.data_dir.display()),
         };
+        if let Some(c) = &self.cluster {
+            let urls: Vec<String> = c.nats_urls.iter().map(|u| mask_database_url(u)).collect();
+            storage.push_str(&format!(" nats_url={} node_id={}", urls.join(","), c.node_id));
+        }
         format!(
             "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
             self.http_addr,

@@ -72,6 +72,18 @@ pub struct Options {
     #[arg(long, env = "CONVERGER_JWT_SECRET", value_name = "SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
 
+    /// NATS server(s) of a cluster, comma-separated (e.g.
+    /// `nats://10.0.0.5:4222,nats://10.0.0.6:4222`). With PostgreSQL this runs
+    /// the node as one of several sharing the database; needs --jwt-secret set
+    /// alike on every node. Not with embedded storage [default: unset = one node]
+    #[arg(long, env = "CONVERGER_NATS_URL", value_name = "URLS", hide_env_values = true, global = true)]
+    pub nats_url: Option<String>,
+
+    /// This node's name in a cluster: letters, digits, `-` and `_`, at most 64
+    /// [default: generated at each start, shown in the logs and metrics]
+    #[arg(long, env = "CONVERGER_NODE_ID", value_name = "ID", hide_env_values = true, global = true)]
+    pub node_id: Option<String>,
+
     /// Executor threads (shards), one runtime each [default: number of CPU cores]
     #[arg(long, env = "CONVERGER_SHARDS", value_name = "N", hide_env_values = true, global = true)]
     pub shards: Option<usize>,

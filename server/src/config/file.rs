@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub admin_allow: Option<AllowList>,
     pub jwt_secret: Option<String>,
     pub shards: Option<usize>,
+    pub nats_url: Option<String>,
+    pub node_id: Option<String>,
     pub io_driver: Option<IoDriver>,
     pub log: Option<LogFilter>,
     pub max_body_bytes: Option<usize>,
