@@ -46,6 +46,19 @@ impl<'a> Client<'a> {
 
     /// Any request; a body goes as `application/json`.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
+        self.try_send(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n--- server stderr ---\n{}", self.server.stderr()))
+    }
+
+    /// `send`, with I/O errors returned rather than panicking: for requests
+    /// to a server that may be killed meanwhile.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> std::io::Result<Reply> {
         let auth = self.bearer.as_ref().map(|b| format!("Bearer {b}"));
         let mut all: Vec<(&str, &str)> = Vec::new();
         if let Some(auth) = &auth {
@@ -56,7 +69,7 @@ impl<'a> Client<'a> {
         }
         all.extend_from_slice(headers);
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        self.server.request(method, path, &all, &bytes)
+        crate::http::request(self.server.http_addr(), method, path, &all, &bytes)
     }
 }
 
@@ -144,5 +157,27 @@ impl Fixture {
 
     pub fn activities_path(&self) -> String {
         format!("/api/v1/conversations/{}/activities", self.conversation_id())
+    }
+
+    /// A client token for the conversation, as `sender`, issued by `server`.
+    pub fn token(&self, server: &TestServer, sender: &str) -> String {
+        let body = json!({"conversation_id": self.conversation_id(), "sender": sender});
+        let t = expect(&self.client(server).post("/api/v1/tokens", &body), 200);
+        t["token"].as_str().expect("token").to_string()
+    }
+
+    /// Every activity of the conversation as `server` lists it, page by page.
+    pub fn all_activities(&self, server: &TestServer) -> Vec<Value> {
+        let client = self.client(server);
+        let mut all: Vec<Value> = Vec::new();
+        loop {
+            let after = all.last().and_then(|a| a["seq"].as_i64()).unwrap_or(0);
+            let page = expect(&client.get(&format!("{}?after_seq={after}&limit=1000", self.activities_path())), 200);
+            let data = page["data"].as_array().expect("data");
+            if data.is_empty() {
+                return all;
+            }
+            all.extend(data.iter().cloned());
+        }
     }
 }

@@ -3,12 +3,12 @@
 //! through the `converger-protocol` codec and exposes the raw byte stream too,
 //! so tests can send what no SDK would (garbage, oversized frames).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Welcome};
+use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Subscribe, SubscribeItem, Welcome};
 use tungstenite::{Message, WebSocket};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +28,11 @@ pub struct BinClient {
 pub enum Next {
     Frame(Frame),
     Closed,
+}
+
+/// A UUID in text form as the 16 bytes the protocol carries.
+pub fn uuid_bytes(s: &str) -> [u8; 16] {
+    *uuid::Uuid::parse_str(s).expect("uuid").as_bytes()
 }
 
 impl BinClient {
@@ -92,29 +97,84 @@ impl BinClient {
 
     /// The next frame, or the end of the connection.
     pub fn read_next(&mut self) -> Next {
+        match self.read_by(None) {
+            Some(next) => next,
+            None => unreachable!("no deadline, no timeout"),
+        }
+    }
+
+    /// The next frame or the end of the connection before `deadline`; `None`
+    /// when nothing complete arrived by then (a partial frame is kept).
+    pub fn next_by(&mut self, deadline: Instant) -> Option<Next> {
+        self.read_by(Some(deadline))
+    }
+
+    fn read_by(&mut self, deadline: Option<Instant>) -> Option<Next> {
         loop {
             if let Some((frame, used)) = decode_frame(&self.buf).expect("the server sends valid frames") {
                 self.buf.drain(..used);
-                return Next::Frame(frame);
+                return Some(Next::Frame(frame));
             }
+            let timeout = match deadline {
+                None => READ_TIMEOUT,
+                Some(d) => match d.checked_duration_since(Instant::now()).filter(|t| !t.is_zero()) {
+                    Some(left) => left.min(READ_TIMEOUT),
+                    None => return None,
+                },
+            };
+            let timed_out = |e: &std::io::Error| matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
             match &mut self.transport {
                 Transport::Tcp(s) => {
+                    let _ = s.set_read_timeout(Some(timeout));
                     let mut chunk = [0u8; 64 * 1024];
                     match s.read(&mut chunk) {
-                        Ok(0) => return Next::Closed,
+                        Ok(0) => return Some(Next::Closed),
                         Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Next::Closed,
+                        Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(Next::Closed),
+                        Err(e) if deadline.is_some() && timed_out(&e) => {}
                         Err(e) => panic!("read: {e}"),
                     }
                 }
-                Transport::Ws(ws) => match ws.read() {
-                    Ok(Message::Binary(b)) => self.buf.extend_from_slice(&b),
-                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => return Next::Closed,
-                    Ok(_) => {}
-                    Err(e) => panic!("ws read: {e}"),
-                },
+                Transport::Ws(ws) => {
+                    let _ = ws.get_mut().set_read_timeout(Some(timeout));
+                    match ws.read() {
+                        Ok(Message::Binary(b)) => self.buf.extend_from_slice(&b),
+                        Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => return Some(Next::Closed),
+                        Ok(_) => {}
+                        // tungstenite keeps a partial message: reading again is safe.
+                        Err(tungstenite::Error::Io(e)) if deadline.is_some() && timed_out(&e) => {}
+                        Err(e) => panic!("ws read: {e}"),
+                    }
+                }
             }
         }
+    }
+
+    /// Subscribes to one conversation after `after_seq`; the conversation's
+    /// last seq, from `Subscribed`.
+    pub fn subscribe_one(&mut self, conversation: [u8; 16], after_seq: u64) -> u64 {
+        self.send(Subscribe { request_id: 7, items: vec![SubscribeItem { conversation_id: conversation, after_seq }] });
+        match self.frame() {
+            Frame::Subscribed(s) => {
+                assert_eq!(s.request_id, 7);
+                s.items[0].result.clone().expect("subscribed")
+            }
+            other => panic!("expected Subscribed, got {other:?}"),
+        }
+    }
+
+    /// The seqs of delivered activities (skipping other frames) until `n`
+    /// have come or `deadline` passes: the caller asserts on what came.
+    pub fn delivered_by(&mut self, n: usize, deadline: Instant) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while seqs.len() < n {
+            match self.next_by(deadline) {
+                Some(Next::Frame(Frame::Deliver(d))) => seqs.extend(d.activities.iter().map(|a| a.seq)),
+                Some(Next::Frame(_)) => {}
+                Some(Next::Closed) | None => break,
+            }
+        }
+        seqs
     }
 
     /// The next frame; panics when the connection closed instead.

@@ -2,13 +2,15 @@
 //! on port 0 (embedded storage in a temp dir, or PostgreSQL in a fresh schema),
 //! waits for its ready line, and kills it on drop. [`http`] is a tiny blocking
 //! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests;
-//! [`tls`] makes test certificates and TLS clients.
+//! [`tls`] makes test certificates and TLS clients; [`phoenix`] and
+//! [`binary`] are blocking clients of the two socket protocols.
 
 pub mod api;
 pub mod bin;
 pub mod binary;
 pub mod http;
 pub mod pg;
+pub mod phoenix;
 pub mod receiver;
 pub mod server;
 pub mod tls;

@@ -1,6 +1,9 @@
 //! [`TestServer`]: the real `converger` binary, started on port 0 and read
 //! until its ready line. Its stderr is collected continuously (so the pipe
-//! never fills and blocks the server) and shown when start-up fails.
+//! never fills and blocks the server) and shown when start-up fails. Several
+//! servers may share one PostgreSQL schema (the nodes of a
+//! [`TestCluster`](crate::cluster::TestCluster)): the schema is dropped with
+//! the last of them.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -48,8 +51,9 @@ pub struct TestServer {
     /// The harness's admin token and JWT secret are passed (false: a first run).
     defaults: bool,
     _data: TempDir,
-    /// Dropped after the server is killed (the field order matters).
-    _schema: Option<PgSchema>,
+    /// Dropped after the server is killed (`Drop` kills it first), and only
+    /// by the last server holding it.
+    _schema: Option<Arc<PgSchema>>,
 }
 
 impl TestServer {
@@ -65,6 +69,12 @@ impl TestServer {
         Some(Self::start(&[], Some(schema)).unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// A server on a schema other servers use too (one node of a cluster),
+    /// with the harness's admin token and JWT secret, which every node then shares.
+    pub fn start_shared(extra_args: &[&str], schema: Arc<PgSchema>) -> Result<TestServer, StartError> {
+        Self::start_on(extra_args, Some(schema), true)
+    }
+
     /// An embedded server with extra command-line arguments.
     pub fn embedded_with(args: &[&str]) -> TestServer {
         Self::start(args, None).unwrap_or_else(|e| panic!("{e}"))
@@ -72,19 +82,19 @@ impl TestServer {
 
     /// Starts the binary and waits for its ready line.
     pub fn start(extra_args: &[&str], schema: Option<PgSchema>) -> Result<TestServer, StartError> {
-        Self::start_with(extra_args, schema, true)
+        Self::start_on(extra_args, schema.map(Arc::new), true)
     }
 
     /// An embedded server as a newcomer starts it: no admin token and no JWT
     /// secret given (the server makes and keeps its own).
     pub fn first_run(args: &[&str]) -> TestServer {
-        Self::start_with(args, None, false).unwrap_or_else(|e| panic!("{e}"))
+        Self::start_on(args, None, false).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn start_with(extra_args: &[&str], schema: Option<PgSchema>, defaults: bool) -> Result<TestServer, StartError> {
+    fn start_on(extra_args: &[&str], schema: Option<Arc<PgSchema>>, defaults: bool) -> Result<TestServer, StartError> {
         let data = tempfile::tempdir().expect("temp data dir");
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let run = launch(data.path(), schema.as_ref(), &args, defaults)?;
+        let run = launch(data.path(), schema.as_deref(), &args, defaults)?;
         Ok(TestServer {
             child: Some(run.child),
             http: run.http,
@@ -102,17 +112,30 @@ impl TestServer {
     /// the same arguments, on new ports. What the first one acknowledged must be
     /// there.
     pub fn kill_and_restart(&mut self) {
+        self.kill();
+        self.restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `kill -9`: no shutdown path runs. The addresses stay those of the dead
+    /// process (requests to them fail) until [`restart`](Self::restart).
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL: no shutdown path runs
+            let _ = child.kill();
             let _ = child.wait();
         }
-        let run = launch(self._data.path(), self._schema.as_ref(), &self.args, self.defaults)
-            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// A new process on the same data (directory or schema) with the same
+    /// arguments, on new ports; a running one is killed first.
+    pub fn restart(&mut self) -> Result<(), StartError> {
+        self.kill();
+        let run = launch(self._data.path(), self._schema.as_deref(), &self.args, self.defaults)?;
         self.child = Some(run.child);
         self.http = run.http;
         self.binary = run.binary;
         self.ready_line = run.line;
         self.stderr = run.stderr;
+        Ok(())
     }
 
     /// The storage backend the server was started on: `"postgres"` with a
@@ -294,7 +317,9 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((http.parse().ok()?, binary.trim_end().parse().ok()?))
 }
 
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
+/// Copies everything `pipe` yields into `into` until EOF (on a thread, so
+/// the writer never blocks on a full pipe).
+pub(crate) fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut chunk = [0u8; 4096];
         while let Ok(n) = pipe.read(&mut chunk) {

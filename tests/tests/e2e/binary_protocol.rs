@@ -7,21 +7,12 @@
 use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, expect, Client, Fixture};
-use converger_e2e::binary::{BinClient, Next};
+use converger_e2e::binary::{uuid_bytes as id, BinClient, Next};
 use converger_e2e::TestServer;
 use converger_protocol::{
     Auth, Draft, ErrorCode, Frame, History, Ping, Publish, PublishBatch, Subscribe, SubscribeItem, Unsubscribe,
 };
 use serde_json::json;
-
-fn token(server: &TestServer, f: &Fixture, sender: &str) -> String {
-    let body = json!({"conversation_id": f.conversation_id(), "sender": sender});
-    expect(&f.client(server).post("/api/v1/tokens", &body), 200)["token"].as_str().expect("token").to_string()
-}
-
-fn id(s: &str) -> [u8; 16] {
-    *uuid::Uuid::parse_str(s).expect("uuid").as_bytes()
-}
 
 fn draft(conversation: [u8; 16], text: &str) -> Draft {
     Draft {
@@ -35,27 +26,10 @@ fn draft(conversation: [u8; 16], text: &str) -> Draft {
     }
 }
 
-fn subscribe(c: &mut BinClient, conversation: [u8; 16], after_seq: u64) -> u64 {
-    c.send(Subscribe { request_id: 7, items: vec![SubscribeItem { conversation_id: conversation, after_seq }] });
-    match c.frame() {
-        Frame::Subscribed(s) => {
-            assert_eq!(s.request_id, 7);
-            s.items[0].result.clone().expect("subscribed")
-        }
-        other => panic!("expected Subscribed, got {other:?}"),
-    }
-}
-
 /// The seqs of the next `n` delivered activities (skipping other frames).
 fn delivered(c: &mut BinClient, n: usize) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seqs.len() < n {
-        assert!(Instant::now() < deadline, "only {seqs:?} of {n} delivered");
-        if let Frame::Deliver(d) = c.frame() {
-            seqs.extend(d.activities.iter().map(|a| a.seq));
-        }
-    }
+    let seqs = c.delivered_by(n, Instant::now() + Duration::from_secs(10));
+    assert!(seqs.len() >= n, "only {seqs:?} of {n} delivered");
     seqs
 }
 
@@ -63,7 +37,7 @@ fn delivered(c: &mut BinClient, n: usize) -> Vec<u64> {
 fn token_and_api_key_handshakes_say_who_the_connection_is() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "hello");
-    let (_, welcome) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "alice"));
+    let (_, welcome) = BinClient::with_token(server.binary_addr(), &f.token(&server, "alice"));
     assert_eq!(welcome.version, 1);
     assert_eq!(welcome.tenant_id, id(&f.tenant.id));
     assert_eq!(welcome.conversation_id, Some(id(f.conversation_id())));
@@ -120,7 +94,7 @@ fn publish_is_acknowledged_once_durable_and_idempotent_like_rest() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "publish");
     let conv = id(f.conversation_id());
-    let (mut c, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "alice"));
+    let (mut c, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "alice"));
 
     let mut keyed = draft(conv, "hello");
     keyed.idempotency_key = Some("k-1".into());
@@ -204,9 +178,9 @@ fn subscribe_sends_the_backlog_after_the_resume_seq_then_the_live_stream() {
     for i in 0..5 {
         expect(&rest.post(&f.activities_path(), &json!({"sender": "s", "text": format!("{i}")})), 201);
     }
-    let (mut c, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "bob"));
+    let (mut c, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "bob"));
     let conv = id(f.conversation_id());
-    assert_eq!(subscribe(&mut c, conv, 2), 5, "Subscribed carries the last seq");
+    assert_eq!(c.subscribe_one(conv, 2), 5, "Subscribed carries the last seq");
     assert_eq!(delivered(&mut c, 3), vec![3, 4, 5], "the backlog after 2, in order");
     expect(&rest.post(&f.activities_path(), &json!({"sender": "s", "text": "live"})), 201);
     assert_eq!(delivered(&mut c, 1), vec![6], "then the live stream, without a gap or a repeat");
@@ -226,8 +200,8 @@ fn subscribe_sends_the_backlog_after_the_resume_seq_then_the_live_stream() {
     assert!(matches!(c.frame(), Frame::Pong(p) if p.payload == 42), "no Deliver after the unsubscribe");
 
     // Live only: no backlog, the next write is the first delivery.
-    let (mut live, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "late"));
-    assert_eq!(subscribe(&mut live, conv, converger_protocol::LIVE_ONLY), 7);
+    let (mut live, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "late"));
+    assert_eq!(live.subscribe_one(conv, converger_protocol::LIVE_ONLY), 7);
     expect(&rest.post(&f.activities_path(), &json!({"sender": "s", "text": "next"})), 201);
     assert_eq!(delivered(&mut live, 1), vec![8]);
 
@@ -303,7 +277,7 @@ fn history_reads_a_seq_range() {
     for i in 0..6 {
         expect(&f.client(&server).post(&f.activities_path(), &json!({"sender": "s", "text": format!("{i}")})), 201);
     }
-    let (mut c, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "reader"));
+    let (mut c, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "reader"));
     let conv = id(f.conversation_id());
     c.send(History { request_id: 3, conversation_id: conv, after_seq: 1, until_seq: Some(4), limit: 100 });
     match c.frame() {
@@ -322,10 +296,10 @@ fn typing_reaches_the_other_binary_client_and_is_never_stored() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "typing");
     let conv = id(f.conversation_id());
-    let (mut a, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "alice"));
-    let (mut b, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "bob"));
-    subscribe(&mut a, conv, 0);
-    subscribe(&mut b, conv, 0);
+    let (mut a, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "alice"));
+    let (mut b, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "bob"));
+    a.subscribe_one(conv, 0);
+    b.subscribe_one(conv, 0);
     b.send(converger_protocol::Ephemeral {
         request_id: 0,
         conversation_id: conv,
@@ -348,12 +322,12 @@ fn typing_reaches_the_other_binary_client_and_is_never_stored() {
 fn the_websocket_transport_carries_the_same_protocol() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "ws");
-    let t = token(&server, &f, "carol");
+    let t = f.token(&server, "carol");
     let conv = id(f.conversation_id());
     let mut c = BinClient::websocket(server.http_addr(), Some(&t)).expect("upgrade");
     let welcome = c.hello(Auth::Token(t.clone())).expect("welcome");
     assert_eq!(welcome.sender, "carol");
-    subscribe(&mut c, conv, 0);
+    c.subscribe_one(conv, 0);
     c.send(Publish { request_id: 1, activity: draft(conv, "over ws") });
     let mut acked = false;
     let mut seen = Vec::new();
@@ -369,7 +343,7 @@ fn the_websocket_transport_carries_the_same_protocol() {
     // A bad token is refused before the upgrade; a Hello with another token after it.
     assert!(BinClient::websocket(server.http_addr(), Some("nope")).is_err());
     let mut c = BinClient::websocket(server.http_addr(), Some(&t)).expect("upgrade");
-    let other = token(&server, &f, "dave");
+    let other = f.token(&server, "dave");
     assert!(
         matches!(c.hello(Auth::Token(other)).map_err(|f| *f), Err(Frame::Error(e)) if e.error_code() == Some(ErrorCode::Forbidden))
     );
@@ -381,7 +355,7 @@ fn a_stalled_binary_subscriber_is_closed_as_a_slow_consumer_while_publishers_kee
     let f = Fixture::new(&server, "slow");
     let conv = id(f.conversation_id());
     let (mut stalled, _) = BinClient::with_api_key(server.binary_addr(), &f.tenant.api_key);
-    subscribe(&mut stalled, conv, 0);
+    stalled.subscribe_one(conv, 0);
     let (mut publisher, _) = BinClient::with_api_key(server.binary_addr(), &f.tenant.api_key);
     let text = "x".repeat(60_000);
     // 40 frames of 10 × 60 kB (a frame stays under the 1 MiB limit).
@@ -413,7 +387,7 @@ fn a_rate_limited_publish_is_an_error_frame_with_a_retry_hint_and_a_batch_is_ref
     let server = TestServer::embedded_with(&["--tenant-activities-per-second", "4"]);
     let f = Fixture::new(&server, "limited");
     let conv = id(f.conversation_id());
-    let (mut c, _) = BinClient::with_token(server.binary_addr(), &token(&server, &f, "alice"));
+    let (mut c, _) = BinClient::with_token(server.binary_addr(), &f.token(&server, "alice"));
     let mut limited = None;
     for request_id in 1..=20 {
         c.send(Publish { request_id, activity: draft(conv, "x") });

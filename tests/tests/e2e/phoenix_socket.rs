@@ -3,71 +3,13 @@
 //! REST writes arriving on the socket, resume with `last_seq`, typing and
 //! presence across two sockets, and every refusal.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use converger_e2e::api::{expect, Fixture};
+use converger_e2e::phoenix::{connect, join, next, send, socket, topic, until, Ws};
 use converger_e2e::TestServer;
 use serde_json::{json, Value};
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<TcpStream>;
-
-fn token(server: &TestServer, f: &Fixture, sender: &str) -> String {
-    let body = json!({"conversation_id": f.conversation_id(), "sender": sender});
-    let t = expect(&f.client(server).post("/api/v1/tokens", &body), 200);
-    t["token"].as_str().expect("token").to_string()
-}
-
-fn connect(server: &TestServer, query: &str) -> Result<Ws, tungstenite::Error> {
-    let stream = TcpStream::connect(server.http_addr()).expect("tcp");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let url = format!("ws://{}/socket/websocket?{query}", server.http_addr());
-    tungstenite::client(url, stream).map(|(ws, _)| ws).map_err(|e| match e {
-        tungstenite::HandshakeError::Failure(e) => e,
-        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
-    })
-}
-
-fn socket(server: &TestServer, f: &Fixture, sender: &str) -> Ws {
-    connect(server, &format!("token={}&vsn=2.0.0", token(server, f, sender))).expect("handshake")
-}
-
-fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).expect("send");
-}
-
-/// The next Phoenix message (skipping pings).
-fn next(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("json"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// Reads until a message with `event` arrives; returns it.
-fn until(ws: &mut Ws, event: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let m = next(ws);
-        if m[3] == event {
-            return m;
-        }
-    }
-    panic!("no {event} within 10 s");
-}
-
-fn join(ws: &mut Ws, topic: &str, payload: Value) -> Value {
-    send(ws, json!(["1", "1", topic, "phx_join", payload]));
-    until(ws, "phx_reply")
-}
-
-fn topic(f: &Fixture) -> String {
-    format!("conversation:{}", f.conversation_id())
-}
+use tungstenite::Message;
 
 #[test]
 fn join_create_and_receive_activities_from_the_socket_and_from_rest() {
@@ -178,7 +120,7 @@ fn the_admin_consoles_watcher_gets_the_stream_but_is_not_in_presence() {
 fn refusals_are_clear() {
     let server = TestServer::embedded();
     let f = Fixture::new(&server, "refusals");
-    let t = token(&server, &f, "alice");
+    let t = f.token(&server, "alice");
     match connect(&server, &format!("token={t}")) {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400, "no vsn=2.0.0"),
         other => panic!("expected an HTTP refusal, got {other:?}"),
