@@ -3,11 +3,14 @@
 //! waits for its ready line, and kills it on drop. [`http`] is a tiny blocking
 //! HTTP/1.1 client that also speaks raw bytes, for protocol-level tests;
 //! [`tls`] makes test certificates and TLS clients; [`phoenix`] and
-//! [`binary`] are blocking clients of the two socket protocols.
+//! [`binary`] are blocking clients of the two socket protocols;
+//! [`cluster::TestCluster`] starts several nodes on one PostgreSQL schema and
+//! one NATS server.
 
 pub mod api;
 pub mod bin;
 pub mod binary;
+pub mod cluster;
 pub mod http;
 pub mod pg;
 pub mod phoenix;
