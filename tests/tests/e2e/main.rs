@@ -1,7 +1,7 @@
 //! End-to-end tests: each starts the real `converger` binary (see the
 //! `converger-e2e` harness) and talks to it over sockets, as clients do.
 //!
-//! Naming: `<surface>_<topic>.rs` for one surface's contract (rest, admin, http, binary, phoenix), else `<topic>.rs`.
+//! Naming: `<surface>_<topic>.rs` for one surface's contract (rest, admin, http, binary, phoenix, cluster), else `<topic>.rs`.
 
 /// Runs each scenario `fn name(&TestServer)` as two tests, `name::embedded`
 /// and `name::postgres` (the latter returns at once without a database: see
@@ -45,6 +45,10 @@ mod admin_api;
 mod admin_console;
 mod binary_protocol;
 mod cli;
+mod cluster_failover;
+mod cluster_outages;
+mod cluster_sequencing;
+mod cluster_stream;
 mod deliveries;
 mod first_run;
 mod http_cors;
