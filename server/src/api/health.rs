@@ -30,5 +30,16 @@ pub async fn ready(app: &App) -> Result<Response, ApiError> {
 }
 
 pub fn metrics(app: &App) -> Response {
-    Response::text(200, "text/plain; version=0.0.4", crate::metrics::render(&app.registry))
+    let mut page = crate::metrics::render(&app.registry);
+    if let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) {
+        let s = &cluster.status;
+        let figures = crate::metrics::ClusterFigures {
+            node_id: &s.node_id,
+            connected: s.connected(),
+            other_nodes: s.other_nodes(),
+            dropped: s.dropped(),
+        };
+        crate::metrics::render_cluster(&mut page, &figures);
+    }
+    Response::text(200, "text/plain; version=0.0.4", page)
 }

@@ -160,6 +160,11 @@ impl Status {
         self.connected.store(up, Ordering::Release);
     }
 
+    /// Other nodes heard from within the expiry.
+    pub fn other_nodes(&self) -> usize {
+        self.with_nodes(|n| n.len())
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -344,3 +349,6 @@ pub fn channels(shards: usize, status: Arc<Status>) -> (ClusterLink, Vec<Inbound
     let link = ClusterLink { data, control, status: status.clone() };
     (link, receivers, bus::Ends { data: data_rx, control: control_rx, inboxes, status })
 }
+
+#[cfg(test)]
+mod tests;
