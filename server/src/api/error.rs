@@ -107,8 +107,10 @@ impl ApiError {
             ApiError::Service(ServiceError::RateLimited { retry_after, .. }) => {
                 response.with_header("retry-after", crate::rt::rate::retry_after_secs(retry_after).to_string())
             }
-            // Both are momentary: tell clients when to come back.
-            _ if matches!(code, "overloaded" | "shutting_down") => response.with_header("retry-after", "1"),
+            // All momentary: tell clients when to come back.
+            _ if matches!(code, "overloaded" | "shutting_down" | "storage_unavailable" | "cluster_unavailable") => {
+                response.with_header("retry-after", "1")
+            }
             _ if status == 401 => response.with_header("www-authenticate", "Bearer"),
             _ => response,
         }
