@@ -83,6 +83,8 @@ struct Bus {
     /// The pump task of every conversation this node follows.
     following: HashMap<Id, TaskHandle<()>>,
     last_heartbeat: Option<Instant>,
+    /// [`Status::dropped`] when other nodes were last told to heal.
+    dropped_seen: u64,
 }
 
 async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
@@ -116,14 +118,18 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
         let client = client.clone();
         async move { client.subscribe(subject).await }
     };
-    let (Ok(mut nodes_sub), Ok(mut changed_sub), Ok(mut sync_sub)) =
-        (subscribe(wire::NODES).await, subscribe(wire::CHANGED).await, subscribe(wire::SYNC_ALL).await)
-    else {
+    let (Ok(mut nodes_sub), Ok(mut changed_sub), Ok(mut sync_sub), Ok(mut missed_sub)) = (
+        subscribe(wire::NODES).await,
+        subscribe(wire::CHANGED).await,
+        subscribe(wire::SYNC_ALL).await,
+        subscribe(wire::MISSED).await,
+    ) else {
         tracing::error!("cannot subscribe to the cluster's subjects; this node stays not ready");
         setup.shutdown.wait().await;
         return;
     };
-    let mut bus = Bus { client, status, inboxes: ends.inboxes, following: HashMap::new(), last_heartbeat: None };
+    let mut bus =
+        Bus { client, status, inboxes: ends.inboxes, following: HashMap::new(), last_heartbeat: None, dropped_seen: 0 };
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = setup.shutdown.wait();
@@ -142,6 +148,7 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
                 }
             }
             Some(m) = sync_sub.next() => bus.on_sync_request(m),
+            Some(_) = missed_sub.next() => bus.to_every_shard(|| Inbound::HealAll).await,
             _ = tick.tick() => bus.on_tick().await,
         }
     }
@@ -193,6 +200,8 @@ impl Bus {
                 let _ = tokio::time::timeout(FOLLOW_WAIT, self.client.flush()).await;
                 self.to_every_shard(|| Inbound::HealAll).await;
                 self.to_every_shard(|| Inbound::Announce).await;
+                // And what this node committed while cut off, on the others.
+                self.tell_missed().await;
                 let conversations: Vec<Id> = self.following.keys().copied().collect();
                 for conversation in conversations {
                     self.spawn_sync(conversation, false);
@@ -337,8 +346,18 @@ impl Bus {
         });
     }
 
+    /// Tells every node to read storage for what this one may not have
+    /// published (each time publishes were dropped since the last notice).
+    async fn tell_missed(&mut self) {
+        self.dropped_seen = self.status.dropped();
+        self.publish(wire::MISSED.to_owned(), self.status.origin.clone().into_bytes()).await;
+    }
+
     async fn on_tick(&mut self) {
         self.heartbeat().await;
+        if self.status.connected() && self.status.dropped() != self.dropped_seen {
+            self.tell_missed().await;
+        }
         let gone = self.status.with_nodes(|n| n.expire(Instant::now()));
         for origin in gone {
             tracing::warn!(node = wire::node_of(&origin), "node silent; its presences leave");

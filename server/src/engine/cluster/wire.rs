@@ -10,6 +10,9 @@
 //!   answers on the request's reply subject with its own presence state.
 //! - `converger.nodes`: heartbeats (liveness, and each node's live figures).
 //! - `converger.changed`: a tenant or channel changed: drop what you remember.
+//! - `converger.missed`: the sender may have failed to publish commits (it
+//!   was cut from NATS, or its bus queue overflowed): every node's subscribers
+//!   read storage after their last seq.
 //!
 //! Every body names its `origin`: the node id and a per-start incarnation
 //! (`<node id>.<8 hex digits>`), so what a node said before a restart is told
@@ -34,6 +37,7 @@ pub fn sync_subject(conversation: Id) -> String {
 pub const SYNC_ALL: &str = "converger.sync.*";
 pub const NODES: &str = "converger.nodes";
 pub const CHANGED: &str = "converger.changed";
+pub const MISSED: &str = "converger.missed";
 
 /// The conversation a `converger.c.<id>` or `converger.sync.<id>` subject names.
 pub fn conversation_of(subject: &str) -> Option<Id> {
