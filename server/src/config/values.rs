@@ -21,8 +21,15 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// The filter; the NATS client is held to warnings unless named (the
+    /// cluster bus logs what matters of it — connected, lost, slow — itself,
+    /// and the client's own info lines repeat on every reconnect attempt).
     pub fn targets(&self) -> Targets {
-        self.targets.clone()
+        let quieter = self.text.split(',').any(|p| matches!(p.trim().to_ascii_lowercase().as_str(), "error" | "off"));
+        if quieter || self.text.contains("async_nats") {
+            return self.targets.clone();
+        }
+        self.targets.clone().with_target("async_nats", tracing::Level::WARN)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use histogram::Histogram;
-pub use render::render;
+pub use render::{render, render_cluster, ClusterFigures};
 
 /// Upper bounds of the batch-size histogram (activities per commit).
 const BATCH_SIZE_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];

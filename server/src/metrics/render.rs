@@ -88,6 +88,32 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
+/// What a cluster node adds to its page.
+pub struct ClusterFigures<'a> {
+    pub node_id: &'a str,
+    pub connected: bool,
+    /// Other nodes heard from within the expiry.
+    pub other_nodes: usize,
+    pub dropped: u64,
+}
+
+/// The cluster's lines, appended to [`render`]'s page on a cluster node.
+pub fn render_cluster(out: &mut String, c: &ClusterFigures<'_>) {
+    header(out, "converger_node_info", "gauge", "This node's id in the cluster (always 1).");
+    let _ = writeln!(out, "converger_node_info{{node_id=\"{}\"}} 1", c.node_id);
+    header(out, "converger_cluster_connected", "gauge", "1 while the NATS connection is up, else 0 (not ready).");
+    let _ = writeln!(out, "converger_cluster_connected {}", u8::from(c.connected));
+    header(out, "converger_cluster_nodes", "gauge", "Other nodes heard from within the heartbeat expiry.");
+    let _ = writeln!(out, "converger_cluster_nodes {}", c.other_nodes);
+    header(
+        out,
+        "converger_cluster_dropped_total",
+        "counter",
+        "Messages for other nodes not sent (bus queue full or NATS down); their subscribers read the activities from storage.",
+    );
+    let _ = writeln!(out, "converger_cluster_dropped_total {}", c.dropped);
+}
+
 fn single_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     header(out, name, "histogram", help);
     let (buckets, sum, count) = h.snapshot();

@@ -134,3 +134,17 @@ fn second_server_on_a_taken_port_fails_instead_of_sharing_it() {
     assert_one_line_failure(&out, &[&addr, "already in use"]);
     assert_eq!(first.get("/health").status, 200, "the first server is unharmed");
 }
+
+#[test]
+fn cluster_mode_without_postgres_or_a_shared_jwt_secret_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["--nats-url", "nats://127.0.0.1:4222"], dir.path());
+    assert_one_line_failure(&out, &["--nats-url", "PostgreSQL", "embedded"]);
+    // Checked before any connection is tried: the database need not exist.
+    let url = "postgres://converger:hunter2@127.0.0.1:1/converger";
+    let out = run(&["--nats-url", "nats://127.0.0.1:4222", "--database-url", url], dir.path());
+    let line = assert_one_line_failure(&out, &["--jwt-secret", "same on every node"]);
+    assert!(!line.contains("hunter2"), "no password in the line: {line}");
+    let out = run(&["--node-id", "a"], dir.path());
+    assert_one_line_failure(&out, &["--node-id", "without --nats-url"]);
+}

@@ -149,7 +149,8 @@ function overview() {
   const grid = el('div', { class: 'grid', id: 'stats' }, el('p', { class: 'loading' }, 'Loading…'));
   const box = errorBox();
   const acts = chart('activities/s'), dels = chart('deliveries/s');
-  main().replaceChildren(el('h1', {}, 'Overview'), box, grid, el('div', { class: 'charts' }, acts.node, dels.node),
+  const nodes = el('div', { id: 'nodes' });
+  main().replaceChildren(el('h1', {}, 'Overview'), box, grid, el('div', { class: 'charts' }, acts.node, dels.node), nodes,
     el('p', { class: 'hint' }, 'Polled every 2 s from /admin/api/stats; rates are computed from the counts.'));
   let last = null;
   async function tick() {
@@ -160,6 +161,10 @@ function overview() {
       const cells = [['tenants', s.tenants], ['channels', s.channels], ['conversations', s.conversations], ['activities', s.activities],
         ['deliveries pending', d.pending], ['delivered', d.delivered], ['failed', d.failed], ['live connections', s.connections]];
       grid.replaceChildren(...cells.map(([l, n]) => el('div', { class: 'stat' }, el('div', { class: 'n' }, n ?? '—'), el('div', { class: 'l' }, l))));
+      // In a cluster: every node this one hears, with its own live connections.
+      nodes.replaceChildren(...(s.nodes ? [el('h2', {}, 'Nodes'), table(['node', 'live connections', 'last heard'], s.nodes.map((n) =>
+        el('tr', {}, el('td', {}, n.this_node ? `${n.id} (this node)` : n.id), el('td', {}, String(n.connections)),
+          el('td', {}, n.this_node ? '—' : `${(n.last_seen_ms / 1000).toFixed(1)} s ago`))))] : []));
       const now = performance.now();
       const delivered = (d.delivered || 0) + (d.failed || 0);
       if (last) {
