@@ -29,6 +29,9 @@ use crate::server::{collect, TestServer};
 
 /// How long nats-server may take to accept connections.
 const NATS_READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node may take, after its ready line, to answer 200 on
+/// `/health/ready` (it connects to NATS first).
+const NODE_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `nats-server` binary: from `PATH`, else Debian's `/usr/sbin/nats-server`
 /// (as `scripts/nats-test-server` finds it). `None` when there is none: the
@@ -188,7 +191,8 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// `n` nodes, `node-0` … `node-{n-1}`, each ready; `None` when
+    /// `n` nodes, `node-0` … `node-{n-1}`, each answering 200 on
+    /// `/health/ready` (so connected to NATS); `None` when
     /// `DATABASE_URL` is unset or nats-server is missing (the test then
     /// passes without running, with a notice).
     pub fn start(n: usize) -> Option<TestCluster> {
@@ -205,7 +209,19 @@ impl TestCluster {
             started.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
         });
         nodes.extend(rest);
-        Some(TestCluster { nodes, nats, schema })
+        let cluster = TestCluster { nodes, nats, schema };
+        // The ready line comes before the node has joined the bus; a load
+        // balancer would wait for readiness too.
+        let deadline = Instant::now() + NODE_READY_TIMEOUT;
+        for i in 0..n {
+            assert!(
+                cluster.wait_ready(i, true, deadline),
+                "node-{i} not ready (/health/ready {:?}) {NODE_READY_TIMEOUT:?} after its start\n{}",
+                cluster.ready_status(i),
+                cluster.logs()
+            );
+        }
+        Some(cluster)
     }
 
     pub fn len(&self) -> usize {
@@ -234,9 +250,15 @@ impl TestCluster {
         self.nodes[i].kill();
     }
 
-    /// Node `i` again (killed first if it runs), with the same node id, on new ports.
+    /// Node `i` again (killed first if it runs), with the same node id, on
+    /// new ports, once it answers 200 on `/health/ready`.
     pub fn restart_node(&mut self, i: usize) {
         self.nodes[i].restart().unwrap_or_else(|e| panic!("node-{i}: {e}"));
+        assert!(
+            self.wait_ready(i, true, Instant::now() + NODE_READY_TIMEOUT),
+            "node-{i} not ready {NODE_READY_TIMEOUT:?} after its restart\n{}",
+            self.logs()
+        );
     }
 
     /// The cluster's NATS server, to stop and start again.

@@ -109,10 +109,13 @@ fn a_killed_nodes_presence_expires_on_the_other_nodes() {
     let Some(mut cluster) = TestCluster::start(3) else { return };
     let f = cluster.fixture("ghost");
     let deadline = || Instant::now() + PRESENCE_EXPIRY_DEADLINE;
-    let mut alice = phoenix::socket(cluster.node(0), &f, "alice");
-    join(&mut alice, &topic(&f), json!({}));
+    // Bob first, so that he hears alice's join as it happens (learning the
+    // presences of a conversation already followed elsewhere is
+    // `presence_crosses_nodes_joins_and_leaves`'s business).
     let mut bob = phoenix::socket(cluster.node(1), &f, "bob");
     join(&mut bob, &topic(&f), json!({}));
+    let mut alice = phoenix::socket(cluster.node(0), &f, "alice");
+    join(&mut alice, &topic(&f), json!({}));
     let mut on_b = PresenceView::default();
     assert!(
         on_b.wait(&mut bob, deadline(), |v| v.contains("alice") && v.contains("bob")),

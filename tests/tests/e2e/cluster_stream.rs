@@ -101,13 +101,10 @@ fn a_binary_subscriber_on_b_gets_binary_publishes_from_a_and_c_in_seq_order_with
 }
 
 #[test]
-fn typing_on_a_reaches_subscribers_on_b_over_both_protocols() {
+fn typing_on_a_reaches_a_phoenix_subscriber_on_b() {
     let Some(cluster) = TestCluster::start(3) else { return };
     let f = cluster.fixture("typing");
-    let conv = uuid_bytes(f.conversation_id());
     let (a, b) = (cluster.node(0), cluster.node(1));
-
-    // Phoenix: alice on A, bob on B.
     let mut alice = phoenix::socket(a, &f, "alice");
     join(&mut alice, &topic(&f), json!({}));
     let mut bob = phoenix::socket(b, &f, "bob");
@@ -116,8 +113,16 @@ fn typing_on_a_reaches_subscribers_on_b_over_both_protocols() {
     let typing = until_by(&mut bob, "typing", Instant::now() + CROSS_DEADLINE)
         .unwrap_or_else(|| panic!("no typing from node A on node B\n{}", cluster.logs()));
     assert_eq!(typing[4], json!({"sender": "alice", "typing": true}));
+    let listed = f.all_activities(b);
+    assert!(listed.is_empty(), "typing is never stored: {listed:?}");
+}
 
-    // Binary: carol on A, dave on B.
+#[test]
+fn typing_on_a_reaches_a_binary_subscriber_on_b() {
+    let Some(cluster) = TestCluster::start(3) else { return };
+    let f = cluster.fixture("bintyping");
+    let conv = uuid_bytes(f.conversation_id());
+    let (a, b) = (cluster.node(0), cluster.node(1));
     let (mut carol, _) = BinClient::with_token(a.binary_addr(), &f.token(a, "carol"));
     let (mut dave, _) = BinClient::with_token(b.binary_addr(), &f.token(b, "dave"));
     carol.subscribe_one(conv, 0);
@@ -142,8 +147,6 @@ fn typing_on_a_reaches_subscribers_on_b_over_both_protocols() {
             None => panic!("no binary typing from node A on node B\n{}", cluster.logs()),
         }
     }
-    let listed = f.all_activities(b);
-    assert!(listed.is_empty(), "typing is never stored: {listed:?}");
 }
 
 #[test]
