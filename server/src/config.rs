@@ -19,9 +19,9 @@ use std::time::Duration;
 
 pub use crate::rt::runtime::IoDriver;
 pub use cli::{Cli, Command, Options};
+pub use cluster::{ClusterConfig, MAX_NODE_ID};
 pub use edge::{Edge, Origins, Rates};
 pub use file::FileConfig;
-pub use cluster::{ClusterConfig, MAX_NODE_ID};
 pub use mask::mask_database_url;
 pub use values::{LogFilter, Secret};
 

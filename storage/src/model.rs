@@ -186,7 +186,8 @@ pub struct NewConversation {
     pub external_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Deserialize: nodes of a cluster pass committed activities to each other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     pub id: Id,
     pub tenant_id: Id,

@@ -52,7 +52,12 @@ pub async fn retry_delivery(app: &App, params: &Params) -> Result<Response, ApiE
 }
 
 pub async fn stats(app: &App) -> Result<Response, ApiError> {
-    Ok(Response::json(200, &app.hub.stats().await?))
+    let mut stats = app.hub.stats().await?;
+    if let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) {
+        stats.connections = cluster.status.connections();
+        stats.nodes = Some(cluster.status.views());
+    }
+    Ok(Response::json(200, &stats))
 }
 
 /// `POST /admin/api/conversations/{id}/activities`: an operator writes into a

@@ -31,6 +31,10 @@ pub enum ApiError {
     InvalidParameter { name: &'static str, message: String },
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] StoreError),
+    /// Readiness in a cluster: the NATS connection is down. The node still
+    /// serves its own clients; load balancers should prefer the others.
+    #[error("this node has lost the cluster bus (NATS); it serves its own clients but not other nodes' live traffic")]
+    ClusterUnavailable,
     /// A browser Origin not in `--cors-origins` (a preflight or a socket upgrade).
     #[error("this origin is not allowed: add it to --cors-origins")]
     OriginNotAllowed,
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (415, "unsupported_media_type"),
             ApiError::InvalidParameter { .. } => (400, "invalid_parameter"),
             ApiError::StorageUnavailable(_) => (503, "storage_unavailable"),
+            ApiError::ClusterUnavailable => (503, "cluster_unavailable"),
             ApiError::OriginNotAllowed => (403, "origin_not_allowed"),
             ApiError::Service(e) => e.status_code(),
         }
@@ -83,7 +88,8 @@ impl ApiError {
             }
         };
         let Public { status, code, message, field } = public;
-        if status == 503 && code != "storage_unavailable" {
+        // Readiness refusals are logged where the outage is seen, not per probe.
+        if status == 503 && !matches!(code, "storage_unavailable" | "cluster_unavailable") {
             warn!(error = ?self, "request refused: {code}");
         }
         let response = match field {

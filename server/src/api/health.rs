@@ -1,6 +1,7 @@
 //! Health endpoints for load balancers and orchestrators: `/health` and
 //! `/health/live` say the process answers; `/health/ready` also pings storage,
-//! so a node that lost its database is taken out of rotation (503). `/metrics`
+//! so a node that lost its database is taken out of rotation (503), and in a
+//! cluster checks the NATS connection (503 `cluster_unavailable`). `/metrics`
 //! is the Prometheus page of every shard's counters.
 
 use serde_json::json;
@@ -18,7 +19,14 @@ pub fn live() -> Result<Response, ApiError> {
 
 pub async fn ready(app: &App) -> Result<Response, ApiError> {
     app.store.ping().await.map_err(ApiError::StorageUnavailable)?;
-    Ok(Response::json(200, &json!({"status": "ok", "storage": app.store.backend()})))
+    let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) else {
+        return Ok(Response::json(200, &json!({"status": "ok", "storage": app.store.backend()})));
+    };
+    if !cluster.status.connected() {
+        return Err(ApiError::ClusterUnavailable);
+    }
+    let body = json!({"status": "ok", "storage": app.store.backend(), "node_id": cluster.status.node_id});
+    Ok(Response::json(200, &body))
 }
 
 pub fn metrics(app: &App) -> Response {

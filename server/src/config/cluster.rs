@@ -37,7 +37,10 @@ impl ClusterConfig {
             .collect();
         if urls.is_empty() {
             if node_id.is_some_and(|n| !n.trim().is_empty()) {
-                return Err(invalid("node_id", "--node-id is set without --nats-url: a node id names a cluster member"));
+                return Err(invalid(
+                    "node_id",
+                    "--node-id is set without --nats-url: a node id names a cluster member",
+                ));
             }
             return Ok(None);
         }
@@ -91,7 +94,8 @@ fn check_node_id(id: &str) -> Result<(), ConfigError> {
 /// `node-` and 8 random hex digits: short enough to read in a log line.
 fn generated_node_id() -> Result<String, ConfigError> {
     let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes).map_err(|e| invalid("node_id", &format!("cannot generate one ({e}); set --node-id")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| invalid("node_id", &format!("cannot generate one ({e}); set --node-id")))?;
     Ok(format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 

@@ -16,6 +16,7 @@
 //! Every message, whether it crossed the mesh or was meant for this very
 //! shard, is handled by one function, [`Engine::handle`].
 
+pub mod cluster;
 pub mod live;
 pub mod mesh;
 pub mod owner;
@@ -47,11 +48,24 @@ pub struct Engine {
     outbox: Outbox,
     owner: Owner,
     live: Live,
+    /// Set when this node is one of a cluster.
+    cluster: Option<cluster::Membership>,
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>, outbox: Outbox) -> Rc<Engine> {
-        Rc::new(Engine { owner: Owner::new(store.clone(), metrics), live: Live::default(), store, outbox })
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<ShardMetrics>,
+        outbox: Outbox,
+        cluster: Option<cluster::ClusterLink>,
+    ) -> Rc<Engine> {
+        Rc::new(Engine {
+            owner: Owner::new(store.clone(), metrics),
+            live: Live::default(),
+            store,
+            outbox,
+            cluster: cluster.map(cluster::Membership::new),
+        })
     }
 
     /// This shard's index.
@@ -66,7 +80,9 @@ impl Engine {
         let mut in_flight = VecDeque::new();
         while let Some(done) = self.owner.next_commit(&mut in_flight, depth).await {
             if let Some(fresh) = self.owner.finish(done) {
-                self.fan_out(fresh);
+                let batch: Arc<[Activity]> = fresh.into();
+                self.publish_committed(&batch);
+                self.fan_out_here(batch);
             }
         }
     }
@@ -102,10 +118,14 @@ impl Engine {
             MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| self.owner.enqueue(r)),
             MeshMsg::Committed(activities) => self.deliver(&activities),
             MeshMsg::Subscribe { conversation, shard, reply } => {
-                self.owner.add_subscriber_shard(conversation, shard);
-                let _ = reply.send(());
+                let first = self.owner.add_subscriber_shard(conversation, shard);
+                self.follow(conversation, first, reply);
             }
-            MeshMsg::Unsubscribe { conversation, shard } => self.owner.remove_subscriber_shard(conversation, shard),
+            MeshMsg::Unsubscribe { conversation, shard } => {
+                if self.owner.remove_subscriber_shard(conversation, shard) {
+                    self.unfollow(conversation);
+                }
+            }
             MeshMsg::EphemeralToOwner { conversation, event } => self.pass_on(conversation, event),
             MeshMsg::Ephemeral { conversation, event } => self.deliver_event(conversation, event),
             MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
@@ -121,14 +141,14 @@ impl Engine {
         }
     }
 
-    /// Sends a committed batch once to each shard whose clients follow any of
-    /// its conversations, after the commit and never before.
-    fn fan_out(self: &Rc<Self>, fresh: Vec<Activity>) {
-        let shards = self.owner.shards_following(&fresh);
+    /// Sends a committed batch (committed here, or by another node) once to
+    /// each shard of this node whose clients follow any of its conversations,
+    /// after the commit and never before.
+    fn fan_out_here(self: &Rc<Self>, batch: Arc<[Activity]>) {
+        let shards = self.owner.shards_following(&batch);
         if shards.is_empty() {
             return;
         }
-        let batch: Arc<[Activity]> = fresh.into();
         for shard in shards {
             if self.send_to(shard, MeshMsg::Committed(batch.clone())).is_err() {
                 // Its subscribers see the gap at their next batch and fill it from storage.
@@ -137,8 +157,15 @@ impl Engine {
         }
     }
 
-    /// Owner side: an ephemeral event goes to every shard with subscribers.
+    /// Owner side: an ephemeral event made on this node goes to every shard
+    /// with subscribers, and to the other nodes.
     fn pass_on(self: &Rc<Self>, conversation: converger_storage::Id, event: Arc<Ephemeral>) {
+        self.publish_event(conversation, &event);
+        self.pass_on_here(conversation, event);
+    }
+
+    /// Owner side: an ephemeral event goes to every shard of this node with subscribers.
+    fn pass_on_here(self: &Rc<Self>, conversation: converger_storage::Id, event: Arc<Ephemeral>) {
         for shard in self.owner.subscriber_shards(conversation) {
             let message = MeshMsg::Ephemeral { conversation, event: event.clone() };
             if self.send_to(shard, message).is_err() {
@@ -153,6 +180,6 @@ impl Engine {
     /// A one-shard engine (unit tests).
     pub(crate) fn single(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Rc<Engine> {
         let outbox = mesh::build(1).pop().expect("one shard").outbox;
-        Engine::new(store, metrics, outbox)
+        Engine::new(store, metrics, outbox, None)
     }
 }

@@ -108,12 +108,15 @@ impl Owner {
     /// sent to `shard`. Called between the owner's polls, so it falls cleanly
     /// before or after any commit's fan-out: the subscriber reads from storage
     /// what was committed before, and receives what is committed after.
-    pub fn add_subscriber_shard(&self, conversation: Id, shard: usize) {
+    /// True when `shard` is the first on this node to follow `conversation`.
+    pub fn add_subscriber_shard(&self, conversation: Id, shard: usize) -> bool {
         let mut subs = self.subscribers.borrow_mut();
         let shards = subs.entry(conversation).or_default();
+        let first = shards.is_empty();
         if !shards.contains(&shard) {
             shards.push(shard);
         }
+        first
     }
 
     /// The shards `conversation`'s commits are forwarded to.
@@ -146,14 +149,46 @@ impl Owner {
         self.presences.borrow_mut().leave(conversation, key, phx_ref)
     }
 
-    pub fn remove_subscriber_shard(&self, conversation: Id, shard: usize) {
+    /// Another node's presence change; what is news, to pass on.
+    pub fn presence_remote_diff(&self, conversation: Id, origin: &str, diff: &PresenceDiff) -> Option<PresenceDiff> {
+        self.presences.borrow_mut().remote_diff(conversation, origin, diff)
+    }
+
+    /// Another node's full presence state; what is news, to pass on.
+    pub fn presence_remote_state(&self, conversation: Id, origin: &str, state: &PresenceState) -> Option<PresenceDiff> {
+        self.presences.borrow_mut().remote_state(conversation, origin, state)
+    }
+
+    /// A node is gone: the leaves of its presences, per conversation.
+    pub fn presence_drop_origin(&self, origin: &str) -> Vec<(Id, PresenceDiff)> {
+        self.presences.borrow_mut().drop_origin(origin)
+    }
+
+    pub fn presence_forget_remote(&self, conversation: Id) {
+        self.presences.borrow_mut().forget_remote(conversation);
+    }
+
+    /// This node's presences in `conversation`.
+    pub fn local_presence(&self, conversation: Id) -> PresenceState {
+        self.presences.borrow().local_state(conversation)
+    }
+
+    /// This node's presences in every conversation this shard owns.
+    pub fn local_presences(&self) -> Vec<(Id, PresenceState)> {
+        self.presences.borrow().local_states()
+    }
+
+    /// True when no shard of this node follows `conversation` any more.
+    pub fn remove_subscriber_shard(&self, conversation: Id, shard: usize) -> bool {
         let mut subs = self.subscribers.borrow_mut();
         if let Some(shards) = subs.get_mut(&conversation) {
             shards.retain(|s| *s != shard);
             if shards.is_empty() {
                 subs.remove(&conversation);
+                return true;
             }
         }
+        false
     }
 
     /// Stops taking publishes once the queue is empty; `run` then returns.

@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use converger_storage::{Id, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One presence of a key: one joined socket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
     /// Unique per join; Phoenix clients match leaves to joins by it.
     pub phx_ref: String,
@@ -19,15 +19,15 @@ pub struct Meta {
 }
 
 /// `{key: {"metas": [...]}}`, keys sorted for stable output.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceState(pub BTreeMap<String, Metas>);
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metas {
     pub metas: Vec<Meta>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceDiff {
     pub joins: PresenceState,
     pub leaves: PresenceState,
@@ -39,10 +39,17 @@ impl PresenceState {
     }
 }
 
-/// The owner's presence table for all its conversations.
+/// Who is present in one conversation: key → metas.
+type Table = BTreeMap<String, Vec<Meta>>;
+
+/// The owner's presence table for all its conversations: this node's
+/// presences, and in a cluster what the other nodes said of theirs (by origin,
+/// so a node that stops heart-beating takes its entries with it).
 #[derive(Default)]
 pub struct Presences {
-    by_conversation: HashMap<Id, BTreeMap<String, Vec<Meta>>>,
+    by_conversation: HashMap<Id, Table>,
+    /// conversation → origin → that node's presences.
+    remote: HashMap<Id, HashMap<String, Table>>,
 }
 
 impl Presences {
@@ -51,8 +58,102 @@ impl Presences {
     pub fn join(&mut self, conversation: Id, key: &str, meta: Meta) -> (PresenceState, PresenceDiff) {
         let table = self.by_conversation.entry(conversation).or_default();
         table.entry(key.to_string()).or_default().push(meta.clone());
-        let state = PresenceState(table.iter().map(|(k, metas)| (k.clone(), Metas { metas: metas.clone() })).collect());
-        (state, PresenceDiff { joins: PresenceState::one(key, meta), leaves: PresenceState::default() })
+        (
+            self.state(conversation),
+            PresenceDiff { joins: PresenceState::one(key, meta), leaves: PresenceState::default() },
+        )
+    }
+
+    /// Everyone present in `conversation`, on this node and the others.
+    pub fn state(&self, conversation: Id) -> PresenceState {
+        let mut all = PresenceState::default();
+        let remote = self.remote.get(&conversation).into_iter().flat_map(|by_origin| by_origin.values());
+        for table in self.by_conversation.get(&conversation).into_iter().chain(remote) {
+            for (key, metas) in table {
+                all.0.entry(key.clone()).or_default().metas.extend(metas.iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// This node's presences in `conversation` (what it tells other nodes).
+    pub fn local_state(&self, conversation: Id) -> PresenceState {
+        self.by_conversation.get(&conversation).map(to_state).unwrap_or_default()
+    }
+
+    /// This node's presences, per conversation.
+    pub fn local_states(&self) -> Vec<(Id, PresenceState)> {
+        self.by_conversation.iter().map(|(c, table)| (*c, to_state(table))).collect()
+    }
+
+    /// Another node's change; the part of it that is news here (a diff seen
+    /// twice, or after a full state that already had it, changes nothing).
+    pub fn remote_diff(&mut self, conversation: Id, origin: &str, diff: &PresenceDiff) -> Option<PresenceDiff> {
+        let old = self.remote_table(conversation, origin);
+        let mut new = old.clone();
+        for (key, metas) in &diff.joins.0 {
+            let entry = new.entry(key.clone()).or_default();
+            for m in &metas.metas {
+                if !entry.iter().any(|e| e.phx_ref == m.phx_ref) {
+                    entry.push(m.clone());
+                }
+            }
+        }
+        for (key, metas) in &diff.leaves.0 {
+            if let Some(entry) = new.get_mut(key) {
+                entry.retain(|e| !metas.metas.iter().any(|m| m.phx_ref == e.phx_ref));
+                if entry.is_empty() {
+                    new.remove(key);
+                }
+            }
+        }
+        self.set_remote(conversation, origin, old, new)
+    }
+
+    /// Another node's full state in `conversation`, replacing what was known of it.
+    pub fn remote_state(&mut self, conversation: Id, origin: &str, state: &PresenceState) -> Option<PresenceDiff> {
+        let old = self.remote_table(conversation, origin);
+        let new: Table =
+            state.0.iter().map(|(k, m)| (k.clone(), m.metas.clone())).filter(|(_, m)| !m.is_empty()).collect();
+        self.set_remote(conversation, origin, old, new)
+    }
+
+    /// A node is gone: its presences leave every conversation.
+    pub fn drop_origin(&mut self, origin: &str) -> Vec<(Id, PresenceDiff)> {
+        let mut diffs = Vec::new();
+        self.remote.retain(|conversation, by_origin| {
+            if let Some(old) = by_origin.remove(origin) {
+                if let Some(d) = diff_tables(&old, &Table::new()) {
+                    diffs.push((*conversation, d));
+                }
+            }
+            !by_origin.is_empty()
+        });
+        diffs
+    }
+
+    /// No one here follows `conversation` any more: what other nodes said of
+    /// it will not be kept up to date, so it is dropped (a later follower asks again).
+    pub fn forget_remote(&mut self, conversation: Id) {
+        self.remote.remove(&conversation);
+    }
+
+    fn remote_table(&self, conversation: Id, origin: &str) -> Table {
+        self.remote.get(&conversation).and_then(|o| o.get(origin)).cloned().unwrap_or_default()
+    }
+
+    fn set_remote(&mut self, conversation: Id, origin: &str, old: Table, new: Table) -> Option<PresenceDiff> {
+        let diff = diff_tables(&old, &new);
+        let by_origin = self.remote.entry(conversation).or_default();
+        if new.is_empty() {
+            by_origin.remove(origin);
+            if by_origin.is_empty() {
+                self.remote.remove(&conversation);
+            }
+        } else {
+            by_origin.insert(origin.to_owned(), new);
+        }
+        diff
     }
 
     /// Removes the presence `phx_ref` of `key`; the diff to broadcast, or `None`
@@ -75,6 +176,32 @@ impl Presences {
     pub fn conversations(&self) -> usize {
         self.by_conversation.len()
     }
+}
+
+fn to_state(table: &Table) -> PresenceState {
+    PresenceState(table.iter().map(|(k, metas)| (k.clone(), Metas { metas: metas.clone() })).collect())
+}
+
+/// The metas in `new` and not in `old` (joins), and the other way (leaves),
+/// matched by `phx_ref`; `None` when nothing changed.
+fn diff_tables(old: &Table, new: &Table) -> Option<PresenceDiff> {
+    let only_in = |a: &Table, b: &Table| -> PresenceState {
+        let mut out = PresenceState::default();
+        for (key, metas) in a {
+            let others = b.get(key);
+            let missing: Vec<Meta> = metas
+                .iter()
+                .filter(|m| !others.is_some_and(|o| o.iter().any(|x| x.phx_ref == m.phx_ref)))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                out.0.insert(key.clone(), Metas { metas: missing });
+            }
+        }
+        out
+    };
+    let diff = PresenceDiff { joins: only_in(new, old), leaves: only_in(old, new) };
+    (!diff.joins.0.is_empty() || !diff.leaves.0.is_empty()).then_some(diff)
 }
 
 #[cfg(test)]
@@ -107,5 +234,33 @@ mod tests {
         p.leave(c, "alice", "r2");
         p.leave(c, "bob", "r3");
         assert_eq!(p.conversations(), 0, "an empty conversation is forgotten");
+    }
+
+    fn one(key: &str, r: &str) -> PresenceState {
+        PresenceState::one(key, meta(r))
+    }
+
+    #[test]
+    fn other_nodes_presences_join_the_state_and_leave_with_their_node() {
+        let mut p = Presences::default();
+        let c = new_id();
+        p.join(c, "alice", meta("a1"));
+        let join = PresenceDiff { joins: one("bob", "b1"), leaves: PresenceState::default() };
+        assert_eq!(p.remote_diff(c, "n2.1", &join), Some(join.clone()));
+        assert_eq!(p.remote_diff(c, "n2.1", &join), None, "a diff seen twice is news once");
+        let (state, _) = p.join(c, "carol", meta("c1"));
+        assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice", "bob", "carol"]);
+        assert_eq!(p.local_state(c).0.keys().collect::<Vec<_>>(), vec!["alice", "carol"], "only ours go out");
+
+        // A full state replaces what was known of that node.
+        let d = p.remote_state(c, "n2.1", &one("dave", "d1")).expect("changed");
+        assert_eq!((d.joins, d.leaves), (one("dave", "d1"), one("bob", "b1")));
+
+        let gone = p.drop_origin("n2.1");
+        assert_eq!(gone, vec![(c, PresenceDiff { joins: PresenceState::default(), leaves: one("dave", "d1") })]);
+        assert_eq!(p.state(c).0.keys().collect::<Vec<_>>(), vec!["alice", "carol"]);
+        p.remote_diff(c, "n3.1", &join);
+        p.forget_remote(c);
+        assert!(p.drop_origin("n3.1").is_empty(), "forgotten with the conversation");
     }
 }

@@ -18,10 +18,12 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::delivery;
+use crate::engine::cluster::{self, ClusterLink, InboundRx, Status};
 use crate::metrics::Registry;
 use crate::net::Listeners;
+use crate::rt::admission::ConnCaps;
 use crate::rt::shutdown::Shutdown;
-use crate::server::shards::{ShardStartError, Shards};
+use crate::server::shards::{Node, ShardStartError, Shards};
 use crate::service::TenantEpoch;
 
 /// A running server.
@@ -29,6 +31,8 @@ pub struct Server {
     shards: Shards,
     /// The delivery worker's thread (stops with the shutdown signal).
     delivery: Option<std::thread::JoinHandle<()>>,
+    /// The cluster bus's thread, in a cluster (stops with the shutdown signal).
+    bus: Option<std::thread::JoinHandle<()>>,
     shutdown: Shutdown,
     store: Arc<dyn Store>,
     http_addr: SocketAddr,
@@ -53,17 +57,26 @@ impl Server {
         };
         let (injector, injections) = delivery::injector();
         let worker_metrics = metrics.delivery();
+        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
+        let cluster = match &config.cluster {
+            Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &shutdown)?),
+            None => None,
+        };
         // Bumped by every tenant change; read by the shards' and the worker's caches.
-        let epoch = TenantEpoch::default();
-        let shards = Shards::start(
-            Arc::new(config),
-            store.clone(),
-            listeners,
-            shutdown.clone(),
+        let epoch = cluster.as_ref().map_or_else(TenantEpoch::default, |c| c.epoch.clone());
+        let (cluster_link, inboxes, bus) = match cluster {
+            Some(c) => (Some(c.link), c.inboxes, Some(c.thread)),
+            None => (None, Vec::new(), None),
+        };
+        let node = Node {
+            config: Arc::new(config),
+            store: store.clone(),
+            shutdown: shutdown.clone(),
             metrics,
-            injections,
-            epoch.clone(),
-        )?;
+            tenant_epoch: epoch.clone(),
+            caps,
+        };
+        let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
         let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, epoch, shutdown.clone())
         {
@@ -74,7 +87,7 @@ impl Server {
                 return Err(ShardStartError { shard: 0, message: format!("cannot start the delivery worker: {e}") });
             }
         };
-        Ok(Server { shards, delivery, shutdown, store, http_addr, binary_addr })
+        Ok(Server { shards, delivery, bus, shutdown, store, http_addr, binary_addr })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -108,6 +121,9 @@ impl Server {
         }
         self.shards.join();
         info!("all shards stopped");
+        if let Some(bus) = self.bus {
+            let _ = bus.join();
+        }
         let holders = Arc::strong_count(&self.store);
         drop(self.store);
         if holders == 1 {
@@ -116,6 +132,53 @@ impl Server {
             info!(holders, "storage released; other holders close it");
         }
     }
+}
+
+/// This node's part of a cluster, before the shards start.
+struct Cluster {
+    link: ClusterLink,
+    inboxes: Vec<InboundRx>,
+    epoch: TenantEpoch,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Cluster {
+    /// Starts the bus thread for `shards` shards; it connects to NATS (and
+    /// reconnects) by itself, the node reporting not ready meanwhile.
+    fn start(
+        config: &crate::config::ClusterConfig,
+        shards: usize,
+        caps: Arc<ConnCaps>,
+        shutdown: &Shutdown,
+    ) -> Result<Cluster, ShardStartError> {
+        let origin = format!("{}.{}", config.node_id, incarnation());
+        let status = Arc::new(Status::new(config.node_id.clone(), origin, caps));
+        let (link, inboxes, ends) = cluster::channels(shards, status);
+        let epoch = TenantEpoch::in_cluster(link.clone());
+        let heard = epoch.clone();
+        let setup = cluster::bus::Setup {
+            urls: config.nats_urls.clone(),
+            on_changed: Box::new(move |what| match what {
+                cluster::Changed::Tenants => heard.bump_here(),
+                cluster::Changed::Channels => crate::service::channels::channels_changed_here(),
+            }),
+            shutdown: shutdown.clone(),
+        };
+        let thread = cluster::bus::start(setup, ends)
+            .map_err(|e| ShardStartError { shard: 0, message: format!("cannot start the cluster bus: {e}") })?;
+        info!(node_id = %config.node_id, generated = config.node_id_generated, "cluster mode: PostgreSQL + NATS");
+        Ok(Cluster { link, inboxes, epoch, thread })
+    }
+}
+
+/// Eight random hex digits telling this start of a node from the previous one.
+fn incarnation() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

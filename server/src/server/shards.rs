@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::admission::{refuse_http, Gate};
 use crate::api::App;
 use crate::config::Config;
+use crate::engine::cluster::{ClusterLink, InboundRx};
 use crate::engine::mesh::{self, MeshEnd};
 use crate::engine::Engine;
 use crate::metrics::Registry;
@@ -52,24 +53,37 @@ pub struct Shards {
     pub drivers: Vec<&'static str>,
 }
 
+/// What every shard of the node shares.
+pub struct Node {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub shutdown: Shutdown,
+    pub metrics: Registry,
+    /// Bumped by every tenant change (the shards' and the delivery worker's caches).
+    pub tenant_epoch: TenantEpoch,
+    /// The node's connection caps.
+    pub caps: Arc<ConnCaps>,
+}
+
 impl Shards {
     /// Starts one shard per listener pair and returns once every shard accepts
-    /// (or the first failure, after stopping the others). `tenant_epoch` is
-    /// shared by the shards (and the delivery worker).
+    /// (or the first failure, after stopping the others).
     pub fn start(
-        config: Arc<Config>,
-        store: Arc<dyn Store>,
+        node: Node,
         listeners: Listeners,
-        shutdown: Shutdown,
-        metrics: Registry,
         injections: crate::delivery::Injections,
-        tenant_epoch: TenantEpoch,
+        cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
         let quiesce = Quiesce::new(n);
-        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
+        let (link, inboxes) = match cluster {
+            Some((link, inboxes)) => (Some(link), inboxes.into_iter().map(Some).collect()),
+            None => (None, (0..n).map(|_| None).collect::<Vec<_>>()),
+        };
+        let mut inboxes = inboxes.into_iter();
         let tls = listeners.tls;
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.
@@ -88,6 +102,7 @@ impl Shards {
                 injections: injections.take(),
                 caps: caps.clone(),
                 tls: tls.clone(),
+                cluster: link.clone().zip(inboxes.next().flatten()),
             };
             let spawned =
                 std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || shard.run(http, binary));
@@ -151,6 +166,8 @@ struct ShardSetup {
     caps: Arc<ConnCaps>,
     /// TLS on both listeners, when configured.
     tls: Option<TlsSettings>,
+    /// In a cluster: the way to the bus thread, and this shard's inbox from it.
+    cluster: Option<(ClusterLink, InboundRx)>,
 }
 
 impl ShardSetup {
@@ -191,8 +208,13 @@ impl ShardSetup {
         // Shard-local latches, each fed by one task waiting on its process-wide signal.
         let shutdown = Latch::following(&self.shutdown);
         let all_quiet = Latch::following(&self.arrival.all_quiet());
-        let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox);
+        let (link, inbox) = match self.cluster.take() {
+            Some((link, inbox)) => (Some(link), Some(inbox)),
+            None => (None, None),
+        };
+        let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox, link);
         let owner_task = monoio::spawn(engine.clone().run_owner());
+        let cluster_task = inbox.map(|inbox| monoio::spawn(engine.clone().run_cluster(inbox, shutdown.clone())));
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));
         let publisher = Publisher::through_owners(engine.clone());
         let hub = Hub::sharing(
@@ -295,6 +317,9 @@ impl ShardSetup {
         self.arrival.arrive();
         all_quiet.wait().await;
         mesh_task.await;
+        if let Some(task) = cluster_task {
+            task.await;
+        }
         engine.close();
         owner_task.await;
         info!(shard = id, "shard stopped");

@@ -21,21 +21,50 @@ use std::time::{Duration, Instant};
 use converger_storage::Id;
 
 use super::limits_cache::EpochMap;
+use crate::engine::cluster::{Changed, ClusterLink};
 
 /// How long a remembered key is trusted without asking storage again.
 pub const TTL: Duration = Duration::from_secs(2);
 
-/// Shared by every shard of the process; bumped by every tenant change.
+/// Shared by every shard of the process; bumped by every tenant change. In a
+/// cluster a change made here is announced to the other nodes, which bump
+/// theirs when they hear it (within milliseconds; the TTL remains the bound
+/// should the notice be lost).
 #[derive(Clone, Default)]
-pub struct TenantEpoch(Arc<AtomicU64>);
+pub struct TenantEpoch {
+    counter: Arc<AtomicU64>,
+    cluster: Option<ClusterLink>,
+}
 
 impl TenantEpoch {
-    pub fn current(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+    /// An epoch whose changes are announced to the cluster's other nodes.
+    pub fn in_cluster(link: ClusterLink) -> TenantEpoch {
+        TenantEpoch { counter: Arc::default(), cluster: Some(link) }
     }
 
+    pub fn current(&self) -> u64 {
+        self.counter.load(Ordering::Acquire)
+    }
+
+    /// A tenant changed through this node.
     pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        self.bump_here();
+        if let Some(c) = &self.cluster {
+            c.announce_change(Changed::Tenants);
+        }
+    }
+
+    /// A tenant changed (through another node, when called by the cluster bus).
+    pub fn bump_here(&self) {
+        self.counter.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A channel changed through this node (see [`super::channels::channels_changed_here`]).
+    pub fn channels_changed(&self) {
+        super::channels::channels_changed_here();
+        if let Some(c) = &self.cluster {
+            c.announce_change(Changed::Channels);
+        }
     }
 }
 

@@ -117,7 +117,7 @@ impl Hub {
         }
         let patch = ChannelPatch { name: patch.name, config: patch.config, status: patch.status, secret: None };
         let updated = self.store.update_channel(scope, id, patch).await?;
-        CHANNELS_CHANGED.fetch_add(1, Ordering::Release);
+        self.auth_cache.epoch().channels_changed();
         Ok(updated)
     }
 
@@ -125,7 +125,7 @@ impl Hub {
     pub async fn rotate_channel_secret(&self, scope: Scope, id: Id) -> ServiceResult<Channel> {
         let patch = ChannelPatch { secret: Some(keys::generate_channel_secret()?), ..ChannelPatch::default() };
         let updated = self.store.update_channel(scope, id, patch).await?;
-        CHANNELS_CHANGED.fetch_add(1, Ordering::Release);
+        self.auth_cache.epoch().channels_changed();
         Ok(updated)
     }
 }
@@ -134,6 +134,11 @@ impl Hub {
 /// status, secret), so whoever remembers channels (the delivery worker) reads
 /// them again at once instead of signing with a rotated-out secret.
 pub static CHANNELS_CHANGED: AtomicU64 = AtomicU64::new(0);
+
+/// A channel changed (through this node or, told by the cluster bus, another).
+pub fn channels_changed_here() {
+    CHANNELS_CHANGED.fetch_add(1, Ordering::Release);
+}
 
 /// The current value of [`CHANNELS_CHANGED`].
 pub fn channels_epoch() -> u64 {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{Hub, ServiceResult};
+use crate::engine::cluster::nodes::NodeView;
 
 /// What `GET /admin/api/stats` shows.
 #[derive(Clone, Debug, Serialize)]
@@ -12,9 +13,12 @@ pub struct StatsView {
     pub conversations: i64,
     pub activities: i64,
     pub deliveries: DeliveryCounts,
-    /// Live WebSocket and binary connections on this node (none until the
-    /// real-time transports exist).
+    /// Live connections on this node (filled in a cluster; 0 otherwise).
     pub connections: u64,
+    /// In a cluster: every node as the answering node sees it (itself first),
+    /// with its live connections and when it was last heard from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<NodeView>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -38,6 +42,7 @@ impl Hub {
                 failed: s.deliveries_failed,
             },
             connections: 0,
+            nodes: None,
         })
     }
 }

@@ -199,6 +199,17 @@ impl Engine {
         }
     }
 
+    /// Every subscriber reads storage after its last seq (something may have
+    /// been missed: the cluster bus reconnected or dropped messages).
+    pub(super) fn heal_all(self: &Rc<Self>) {
+        let subs: Vec<Rc<Subscription>> = self.live.subs.borrow().values().flatten().cloned().collect();
+        for sub in subs {
+            if sub.start_heal() {
+                self.gap_or_overflow(&sub);
+            }
+        }
+    }
+
     /// Number of local subscriptions (for stats and tests).
     pub fn subscriptions(&self) -> usize {
         self.live.subs.borrow().values().map(Vec::len).sum()

@@ -106,6 +106,16 @@ impl Subscription {
         self.give(batch, range.start + skip..range.end)
     }
 
+    /// Switches a live subscription to catching up (the caller then drives
+    /// the catch-up); false when it is closed or already catching up.
+    pub(super) fn start_heal(&self) -> bool {
+        if self.closed.get() || self.catching_up.get() {
+            return false;
+        }
+        self.catching_up.set(true);
+        true
+    }
+
     /// Holds live activities during a catch-up, within [`MAX_BUFFERED`].
     fn buffer(&self, acts: &[Activity]) {
         let mut buffered = self.buffered.borrow_mut();
