@@ -49,6 +49,7 @@ struct Report {
 
 pub fn run(args: BinFanoutArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("bin-fanout")?;
     let binary = args.target.binary()?;
     let (mut deliveries, mut publishes) = (Vec::new(), Vec::new());
     for run in 0..args.runs {

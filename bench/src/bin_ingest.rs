@@ -2,8 +2,12 @@
 //! the binary protocol's batched publish. A few connections each keep
 //! `--window` PublishBatch frames in flight; an activity counts when its item
 //! in the PublishBatchAck says it was written (committed and fsynced).
+//! Against several nodes (`--binary-addr a,b,c`) the connections go
+//! round-robin over them, each node writing its own conversations, or with
+//! `--contended` every node writing all of them (see `placement`); the report
+//! gives each node's share.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::bin_client;
+use crate::placement::{self, NodeLoad, NodeTally};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
@@ -20,7 +25,7 @@ use crate::target::Target;
 pub struct BinIngestArgs {
     #[command(flatten)]
     target: Target,
-    /// Connections publishing.
+    /// Connections publishing (round-robin over the nodes).
     #[arg(long, default_value_t = 4)]
     connections: usize,
     /// PublishBatch frames in flight per connection.
@@ -32,6 +37,9 @@ pub struct BinIngestArgs {
     /// Conversations the activities are spread over (10, as the storage scenario's headline figure).
     #[arg(long, default_value_t = 10)]
     conversations: usize,
+    /// Every node writes every conversation (instead of each node its own share).
+    #[arg(long)]
+    contended: bool,
     /// Seconds measured per run (after a 1 s warm-up).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -48,17 +56,43 @@ struct Report {
     activities_per_s: Spread,
     /// Send → PublishBatchAck of each frame.
     batch_ack_latency_us: Percentiles,
+    /// Each node's share: connections, conversations, activities/s, batch ack
+    /// latency, items refused.
+    nodes: Vec<NodeLoad>,
 }
 
 pub fn run(args: BinIngestArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
-    let binary = args.target.binary()?;
+    let binary = args.target.binary_nodes()?.to_vec();
+    let nodes = binary.len();
+    placement::check(nodes, args.conversations, args.contended)?;
+    let mut tallies: Vec<NodeTally> = (0..nodes).map(|_| NodeTally::new()).collect();
     let mut rates = Vec::new();
     let mut all = new_histogram();
     for run in 0..args.runs {
-        let (rate, hist) = rt.block_on(one_run(&args, binary))?;
+        let (elapsed, done) = rt.block_on(one_run(&args, &binary))?;
+        let mut per_node = vec![(0u64, new_histogram()); nodes];
+        for d in done {
+            per_node[d.node].0 += d.written;
+            per_node[d.node].1.add(&d.hist).map_err(|e| e.to_string())?;
+            tallies[d.node].add_failures(d.failed, d.first_failure);
+        }
+        let mut hist = new_histogram();
+        let mut written = 0;
+        for (node, (n, h)) in per_node.iter().enumerate() {
+            tallies[node].add_run(*n, elapsed, h)?;
+            hist.add(h).map_err(|e| e.to_string())?;
+            written += n;
+        }
+        let rate = written as f64 / elapsed;
+        let split = if nodes > 1 {
+            let each: Vec<String> = per_node.iter().map(|(n, _)| format!("{:.0}", *n as f64 / elapsed)).collect();
+            format!(" [per node {}]", each.join(" / "))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "bin-ingest run {}/{}: {rate:.0} activities/s, batch ack p50 {} µs, p99 {} µs",
+            "bin-ingest run {}/{}: {rate:.0} activities/s{split}, batch ack p50 {} µs, p99 {} µs",
             run + 1,
             args.runs,
             hist.value_at_quantile(0.5),
@@ -67,24 +101,37 @@ pub fn run(args: BinIngestArgs) -> Result<(), String> {
         all.add(&hist).map_err(|e| e.to_string())?;
         rates.push(rate);
     }
-    emit(
-        "bin-ingest",
-        &args,
-        Report { activities_per_s: Spread::of(&rates), batch_ack_latency_us: Percentiles::of(&all) },
-    )?;
-    Ok(())
+    let loads = tallies
+        .iter()
+        .enumerate()
+        .map(|(n, t)| {
+            let convs = placement::conversations_of(n, nodes, args.conversations, args.contended).len();
+            t.finish(n, binary[n], placement::connections_on(n, nodes, args.connections), convs)
+        })
+        .collect();
+    let report =
+        Report { activities_per_s: Spread::of(&rates), batch_ack_latency_us: Percentiles::of(&all), nodes: loads };
+    emit("bin-ingest", &args, report)?;
+    placement::failures(&tallies)
 }
 
 /// What a connection's task hands back.
 enum Ended {
     Writer(bin_client::BinWriter),
-    Reader(hdrhistogram::Histogram<u64>),
+    Reader(Done),
 }
 
-async fn one_run(
-    args: &BinIngestArgs,
-    binary: std::net::SocketAddr,
-) -> Result<(f64, hdrhistogram::Histogram<u64>), String> {
+/// What one connection's reader counted in one run.
+struct Done {
+    node: usize,
+    written: u64,
+    hist: hdrhistogram::Histogram<u64>,
+    failed: u64,
+    first_failure: Option<String>,
+}
+
+/// One run: the seconds measured and each connection's counts.
+async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Result<(f64, Vec<Done>), String> {
     let mut tenant = args.target.tenant("bin-ingest").await?;
     let mut conversations = Vec::new();
     for _ in 0..args.conversations {
@@ -94,19 +141,21 @@ async fn one_run(
     let text = "x".repeat(args.text_bytes);
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicU64::new(0));
     let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     let mut windows = Vec::new();
     for c in 0..args.connections {
-        let (mut reader, mut writer, _) = bin_client::connect_with(binary, &tenant.api_key, tls.as_ref()).await?;
-        // Each connection cycles through the conversations from its own offset.
+        let node = placement::node_of(c, binary.len());
+        let (mut reader, mut writer, _) = bin_client::connect_with(binary[node], &tenant.api_key, tls.as_ref()).await?;
+        // Each connection cycles through its node's conversations from its own offset.
+        let own = placement::conversations_of(node, binary.len(), conversations.len(), args.contended);
+        let offset = placement::start_of(c, binary.len(), args.contended);
         let frames: Vec<PublishBatch> = (0..args.window.max(1) * 2)
             .map(|f| PublishBatch {
                 request_id: 0,
                 activities: (0..args.batch)
                     .map(|i| {
-                        bin_client::draft(conversations[(c + f * args.batch + i) % conversations.len()], "bench", &text)
+                        bin_client::draft(conversations[own[(offset + f * args.batch + i) % own.len()]], "bench", &text)
                     })
                     .collect(),
             })
@@ -130,33 +179,32 @@ async fn one_run(
             // Kept open until the reader is done: closing it would end the connection.
             Ok::<_, String>(Ended::Writer(writer))
         }));
-        let (stop_r, counting, written, batch) = (stop.clone(), counting.clone(), written.clone(), args.batch);
+        let (stop_r, counting, addr) = (stop.clone(), counting.clone(), binary[node]);
         tasks.push(tokio::spawn(async move {
-            let mut hist = new_histogram();
+            let mut done = Done { node, written: 0, hist: new_histogram(), failed: 0, first_failure: None };
             while !stop_r.load(Ordering::Relaxed) {
                 let frame = tokio::select! {
                     f = reader.frame() => f?,
                     _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
                 };
                 let Frame::PublishBatchAck(ack) = frame else { return Err(format!("unexpected answer {frame:?}")) };
-                let ok = ack.items.iter().filter(|i| i.is_ok()).count();
-                if ok != batch {
-                    return Err(format!(
-                        "{} of {batch} items failed: {:?}",
-                        batch - ok,
-                        ack.items.iter().find(|i| i.is_err())
-                    ));
-                }
+                let ok = ack.items.iter().filter(|i| i.is_ok()).count() as u64;
                 let sent = sent_at.lock().map_err(|e| e.to_string())?.remove(&ack.request_id);
                 if counting.load(Ordering::Relaxed) {
-                    written.fetch_add(ok as u64, Ordering::Relaxed);
+                    done.written += ok;
+                    // Counted and reported (a contended cluster may refuse
+                    // items it could not sequence); the run goes on to its end.
+                    done.failed += ack.items.len() as u64 - ok;
                     if let Some(t) = sent {
-                        let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+                        let _ = done.hist.record(t.elapsed().as_micros().max(1) as u64);
                     }
+                }
+                if let Some(e) = ack.items.iter().find(|i| i.is_err()) {
+                    done.first_failure.get_or_insert_with(|| format!("node {addr}: {e:?}"));
                 }
                 window.add_permits(1);
             }
-            Ok(Ended::Reader(hist))
+            Ok(Ended::Reader(done))
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -167,14 +215,14 @@ async fn one_run(
     let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     windows.iter().for_each(|w| w.close());
-    let mut hist = new_histogram();
+    let mut done = Vec::new();
     let mut writers = Vec::new();
     for t in tasks {
         match t.await.map_err(|e| e.to_string())?? {
-            Ended::Reader(h) => hist.add(&h).map_err(|e| e.to_string())?,
+            Ended::Reader(d) => done.push(d),
             Ended::Writer(w) => writers.push(w),
         }
     }
     drop(writers);
-    Ok((written.load(Ordering::Relaxed) as f64 / elapsed, hist))
+    Ok((elapsed, done))
 }

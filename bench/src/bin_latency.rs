@@ -35,6 +35,7 @@ struct Report {
 
 pub fn run(args: BinLatencyArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("bin-latency")?;
     let binary = args.target.binary()?;
     let mut all = new_histogram();
     let mut rates = Vec::new();

@@ -60,6 +60,7 @@ struct Seen {
 
 pub fn run(args: DeliveryArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("delivery")?;
     let binary = args.target.binary()?;
     let report = rt.block_on(async {
         let epoch = Instant::now();
@@ -74,7 +75,7 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
         });
 
         let tenant = args.target.tenant("delivery").await?;
-        let mut rest = Client::connect(args.target.addr).await?;
+        let mut rest = Client::connect(args.target.addr()).await?;
         let channel = json!({"name": "bench-hook", "type": "webhook", "config": {"url": format!("http://{receiver_addr}/hook")}});
         let channel = rest.call("POST", "/api/v1/channels", &tenant.api_key, Some(channel.to_string().as_bytes())).await?;
         let channel = channel.json()?;

@@ -11,6 +11,7 @@ mod delivery;
 mod http;
 mod mesh;
 mod pacer;
+mod placement;
 mod report;
 mod rest_ingest;
 mod resume_storm;

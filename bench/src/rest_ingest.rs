@@ -4,15 +4,20 @@
 //!
 //! Setup goes through the admin API (a fresh tenant, a `websocket` channel and
 //! `--conversations` conversations), so it needs the server's admin token.
+//! Against several nodes (`--addr a,b,c`) the connections go round-robin over
+//! them, each node writing its own conversations, or with `--contended` every
+//! node writing all of them (see `placement`); the report gives each node's share.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::http::Client;
+use crate::placement::{self, NodeLoad, NodeTally};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
@@ -20,12 +25,15 @@ use crate::target::Target;
 pub struct RestIngestArgs {
     #[command(flatten)]
     target: Target,
-    /// Keep-alive connections, one request in flight each.
+    /// Keep-alive connections, one request in flight each (round-robin over the nodes).
     #[arg(long, default_value_t = 256)]
     connections: usize,
     /// Conversations the writes are spread over.
     #[arg(long, default_value_t = 100)]
     conversations: usize,
+    /// Every node writes every conversation (instead of each node its own share).
+    #[arg(long)]
+    contended: bool,
     /// Seconds per run (after a one-second warm-up).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -41,53 +49,100 @@ pub struct RestIngestArgs {
 struct Report {
     acks_per_s: Spread,
     latency_us: Percentiles,
+    /// Each node's share: connections, conversations, acks/s, latency, refusals.
+    nodes: Vec<NodeLoad>,
+}
+
+/// What one connection did in one run.
+struct Done {
+    node: usize,
+    acks: u64,
+    hist: Histogram<u64>,
+    failed: u64,
+    first_failure: Option<String>,
 }
 
 pub fn run(args: RestIngestArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    let nodes = args.target.nodes().len();
+    placement::check(nodes, args.conversations, args.contended)?;
+    let mut tallies: Vec<NodeTally> = (0..nodes).map(|_| NodeTally::new()).collect();
     let mut rates = Vec::new();
     let mut hist = new_histogram();
     for run in 0..args.runs {
-        let (acks, elapsed, h) = rt.block_on(one_run(&args))?;
-        let rate = acks as f64 / elapsed.as_secs_f64();
+        let done = rt.block_on(one_run(&args))?;
+        let mut run_hist = new_histogram();
+        let mut per_node = vec![(0u64, new_histogram()); nodes];
+        for d in done {
+            per_node[d.node].0 += d.acks;
+            per_node[d.node].1.add(&d.hist).map_err(|e| e.to_string())?;
+            tallies[d.node].add_failures(d.failed, d.first_failure);
+        }
+        let mut acks = 0;
+        for (node, (n, h)) in per_node.iter().enumerate() {
+            tallies[node].add_run(*n, args.seconds, h)?;
+            run_hist.add(h).map_err(|e| e.to_string())?;
+            acks += n;
+        }
+        let rate = acks as f64 / args.seconds;
+        let split = if nodes > 1 {
+            let each: Vec<String> = per_node.iter().map(|(n, _)| format!("{:.0}", *n as f64 / args.seconds)).collect();
+            format!(" [per node {}]", each.join(" / "))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s), p50 {} µs, p99 {} µs",
+            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}, p50 {} µs, p99 {} µs",
             run + 1,
             args.runs,
-            elapsed.as_secs_f64(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99)
+            args.seconds,
+            run_hist.value_at_quantile(0.5),
+            run_hist.value_at_quantile(0.99)
         );
         rates.push(rate);
-        hist.add(&h).map_err(|e| e.to_string())?;
+        hist.add(&run_hist).map_err(|e| e.to_string())?;
     }
-    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist) };
+    let loads = tallies
+        .iter()
+        .enumerate()
+        .map(|(n, t)| {
+            let convs = placement::conversations_of(n, nodes, args.conversations, args.contended).len();
+            t.finish(n, args.target.nodes()[n], placement::connections_on(n, nodes, args.connections), convs)
+        })
+        .collect();
+    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist), nodes: loads };
     emit("rest-ingest", &args, report)?;
-    Ok(())
+    placement::failures(&tallies)
 }
 
-async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::Histogram<u64>), String> {
+async fn one_run(args: &RestIngestArgs) -> Result<Vec<Done>, String> {
+    let nodes = args.target.nodes().to_vec();
     let mut tenant = args.target.tenant("rest-ingest").await?;
     let mut conversations = Vec::new();
     for _ in 0..args.conversations {
         conversations.push(tenant.conversation().await?);
     }
     let api_key = tenant.api_key.clone();
-    let paths: Arc<Vec<String>> =
-        Arc::new(conversations.iter().map(|c| format!("/api/v1/conversations/{c}/activities")).collect());
+    // Each node's paths, in the order its connections cycle through them.
+    let paths: Vec<Arc<Vec<String>>> = (0..nodes.len())
+        .map(|n| {
+            let own = placement::conversations_of(n, nodes.len(), conversations.len(), args.contended);
+            Arc::new(own.iter().map(|&j| format!("/api/v1/conversations/{}/activities", conversations[j])).collect())
+        })
+        .collect();
     let body = Arc::new(json!({"sender": "bench", "text": "x".repeat(args.text_bytes)}).to_string().into_bytes());
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + Duration::from_secs_f64(args.seconds);
     let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     for c in 0..args.connections {
+        let node = placement::node_of(c, nodes.len());
         let (paths, body, key, addr, tls) =
-            (paths.clone(), body.clone(), api_key.clone(), args.target.addr, tls.clone());
+            (paths[node].clone(), body.clone(), api_key.clone(), nodes[node], tls.clone());
+        let mut i = placement::start_of(c, nodes.len(), args.contended);
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect_with(addr, tls.as_ref()).await?;
-            let mut hist = new_histogram();
-            let mut acks = 0u64;
-            let mut i = c;
+            let mut done = Done { node, acks: 0, hist: new_histogram(), failed: 0, first_failure: None };
             loop {
                 let t0 = Instant::now();
                 if t0 >= end {
@@ -95,23 +150,27 @@ async fn one_run(args: &RestIngestArgs) -> Result<(u64, Duration, hdrhistogram::
                 }
                 let reply = client.call("POST", &paths[i % paths.len()], &key, Some(&body)).await?;
                 i += 1;
-                if reply.status != 201 {
-                    return Err(format!("status {}: {}", reply.status, String::from_utf8_lossy(&reply.body)));
+                if t0 < warm_up {
+                    continue;
                 }
-                if t0 >= warm_up {
-                    acks += 1;
-                    let _ = hist.record(t0.elapsed().as_micros() as u64);
+                if reply.status == 201 {
+                    done.acks += 1;
+                    let _ = done.hist.record(t0.elapsed().as_micros() as u64);
+                } else {
+                    // Counted and reported (a contended cluster may refuse
+                    // writes it could not sequence); the run goes on to its end.
+                    done.failed += 1;
+                    done.first_failure.get_or_insert_with(|| {
+                        format!("node {addr}: status {}: {}", reply.status, String::from_utf8_lossy(&reply.body))
+                    });
                 }
             }
-            Ok::<_, String>((acks, hist))
+            Ok::<_, String>(done)
         }));
     }
-    let mut acks = 0;
-    let mut hist = new_histogram();
+    let mut done = Vec::new();
     for t in tasks {
-        let (n, h) = t.await.map_err(|e| e.to_string())??;
-        acks += n;
-        hist.add(&h).map_err(|e| e.to_string())?;
+        done.push(t.await.map_err(|e| e.to_string())??);
     }
-    Ok((acks, Duration::from_secs_f64(args.seconds), hist))
+    Ok(done)
 }

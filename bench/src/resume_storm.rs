@@ -43,9 +43,10 @@ struct Report {
 
 pub fn run(args: ResumeStormArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("resume-storm")?;
     rt.block_on(async {
         let mut tenant = args.target.tenant("resume-storm").await?;
-        let mut rest = Client::connect(args.target.addr).await?;
+        let mut rest = Client::connect(args.target.addr()).await?;
         let mut convs = Vec::new();
         for _ in 0..args.conversations {
             let id = tenant.conversation().await?;
@@ -65,7 +66,7 @@ pub fn run(args: ResumeStormArgs) -> Result<(), String> {
         let start = Instant::now();
         let clients: Vec<_> = (0..args.clients)
             .map(|i| {
-                let (convs, addr, backlog) = (convs.clone(), args.target.addr, args.backlog);
+                let (convs, addr, backlog) = (convs.clone(), args.target.addr(), args.backlog);
                 tokio::spawn(async move {
                     let (topic, token) = &convs[i % convs.len()];
                     let last = (i as i64 / convs.len() as i64) % backlog;

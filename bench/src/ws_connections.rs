@@ -52,6 +52,7 @@ struct Report {
 
 pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("ws-connections")?;
     rt.block_on(async {
         let mut tenant = args.target.tenant("ws-connections").await?;
         let conversation = tenant.conversation().await?;
@@ -65,7 +66,7 @@ pub fn run(args: WsConnectionsArgs) -> Result<(), String> {
             let wave = args.concurrency.min(args.connections - next);
             let opens: Vec<_> = (next..next + wave)
                 .map(|i| {
-                    let (addr, token, topic) = (args.target.addr, token.clone(), args.join.then(|| topic.clone()));
+                    let (addr, token, topic) = (args.target.addr(), token.clone(), args.join.then(|| topic.clone()));
                     tokio::spawn(async move { open(addr, i, &token, topic.as_deref()).await })
                 })
                 .collect();

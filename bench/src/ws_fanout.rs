@@ -46,6 +46,7 @@ struct Report {
 
 pub fn run(args: WsFanoutArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
+    args.target.single_node("ws-fanout")?;
     let (mut deliveries, mut publishes) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         let (d, p) = rt.block_on(one_run(&args))?;
@@ -72,7 +73,7 @@ async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
     let mut subs = Vec::new();
     for _ in 0..args.subscribers {
         let path = format!("/socket/websocket?vsn=2.0.0&token={token}");
-        let mut ws = WsClient::connect(args.target.addr, &path).await?;
+        let mut ws = WsClient::connect(args.target.addr(), &path).await?;
         ws.send_text(&json!(["1", "1", topic, "phx_join", {}]).to_string()).await?;
         let (counting, stop, delivered, prefix) = (counting.clone(), stop.clone(), delivered.clone(), prefix.clone());
         subs.push(tokio::spawn(async move {
@@ -103,7 +104,7 @@ async fn one_run(args: &WsFanoutArgs) -> Result<(f64, f64), String> {
     for _ in 0..args.publishers {
         let (path, body, key, stop, counting, published) =
             (path.clone(), body.clone(), api_key.clone(), stop.clone(), counting.clone(), published.clone());
-        let addr = args.target.addr;
+        let addr = args.target.addr();
         pubs.push(tokio::spawn(async move {
             let mut c = Client::connect(addr).await?;
             while !stop.load(Ordering::Relaxed) {
