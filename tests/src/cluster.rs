@@ -15,7 +15,7 @@
 
 use std::env;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
@@ -81,20 +81,13 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// A running server on a free port; `None` when nats-server is missing
-    /// (see [`nats_server_bin`]).
+    /// A running server on a free port (nats-server picks it: `-p -1`);
+    /// `None` when nats-server is missing (see [`nats_server_bin`]).
     pub fn start() -> Option<NatsServer> {
         let bin = nats_server_bin()?;
-        let mut last = String::new();
-        for _ in 0..5 {
-            let mut nats = NatsServer { bin: bin.clone(), port: free_port(), child: None, log: Default::default() };
-            match nats.spawn() {
-                Ok(()) => return Some(nats),
-                // Someone took the port between our probe and the server's bind: another one.
-                Err(e) => last = e,
-            }
-        }
-        panic!("nats-server did not start: {last}");
+        let mut nats = NatsServer { bin, port: 0, child: None, log: Default::default() };
+        nats.spawn().unwrap_or_else(|e| panic!("nats-server did not start: {e}"));
+        Some(nats)
     }
 
     /// `nats://127.0.0.1:PORT`, the same across a stop and a start.
@@ -138,48 +131,56 @@ impl NatsServer {
         self.log.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Starts nats-server on `self.port`, or on a port of its choice when
+    /// that is 0 (then kept), and waits for its ready line.
     fn spawn(&mut self) -> Result<(), String> {
+        let port = if self.port == 0 { "-1".to_string() } else { self.port.to_string() };
         let mut child = Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-a", "127.0.0.1", "-p", &port])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
-        let runs_before = self.log().matches("Server is ready").count();
+        // The log accumulates over runs: look only at this run's lines.
+        let from = self.log().len();
         collect(child.stderr.take().expect("stderr pipe"), self.log.clone());
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + NATS_READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("exited with {status} on port {}:\n{}", self.port, self.log()));
+                return Err(format!("exited with {status}:\n{}", self.log()));
             }
-            // Its own ready line, not merely an open port (which another process may hold).
-            let ready = self.log().matches("Server is ready").count() > runs_before;
-            if ready && TcpStream::connect(addr).is_ok() {
-                self.child = Some(child);
-                return Ok(());
+            let log = self.log();
+            let run = log.get(from..).unwrap_or_default();
+            if run.contains("Server is ready") {
+                let port = listening_port(run).ok_or_else(|| format!("no listening port in its log:\n{run}"))?;
+                if TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_ok() {
+                    self.port = port;
+                    self.child = Some(child);
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("not ready within {NATS_READY_TIMEOUT:?} on port {}:\n{}", self.port, self.log()));
+                return Err(format!("not ready within {NATS_READY_TIMEOUT:?}:\n{run}"));
             }
             thread::sleep(Duration::from_millis(10));
         }
     }
 }
 
+/// The port of nats-server's `Listening for client connections on 127.0.0.1:PORT` line.
+fn listening_port(log: &str) -> Option<u16> {
+    log.lines()
+        .find_map(|l| l.split("Listening for client connections on 127.0.0.1:").nth(1))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A loopback port nobody listens on at this instant.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// n nodes on one schema and one NATS. Field order matters: the nodes are
@@ -393,4 +394,18 @@ pub fn assert_gap_free(seqs: &[i64], first: i64, last: i64, what: &str) {
         want.get(at),
         &seqs[at.saturating_sub(3)..(at + 3).min(seqs.len())],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_port;
+
+    #[test]
+    fn the_port_is_read_from_nats_servers_log() {
+        let log = "[1] 2026/01/01 00:00:00.000000 [INF] Starting nats-server\n\
+                   [1] 2026/01/01 00:00:00.000001 [INF] Listening for client connections on 127.0.0.1:41234\n\
+                   [1] 2026/01/01 00:00:00.000002 [INF] Server is ready\n";
+        assert_eq!(listening_port(log), Some(41234));
+        assert_eq!(listening_port("[INF] Server is ready\n"), None);
+    }
 }
