@@ -315,8 +315,11 @@ impl TestCluster {
 
 fn start_node(i: usize, nats_url: &str, schema: &Arc<PgSchema>) -> TestServer {
     let id = TestCluster::node_id(i);
-    TestServer::start_shared(&["--nats-url", nats_url, "--node-id", &id], schema.clone())
-        .unwrap_or_else(|e| panic!("{id}: {e}"))
+    TestServer::start_shared(
+        &["--nats-url", nats_url, "--node-id", &id, "--log", "info,converger_server::engine::cluster=debug"],
+        schema.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 
 /// One acknowledged write: the activity's id and seq as the answer gave them.

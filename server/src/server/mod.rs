@@ -26,6 +26,20 @@ use crate::rt::shutdown::Shutdown;
 use crate::server::shards::{Node, ShardStartError, Shards};
 use crate::service::TenantEpoch;
 
+/// How long a cluster node waits for NATS at start before giving up.
+const NATS_START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the server did not start (one line each).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerStartError {
+    #[error(transparent)]
+    Shards(#[from] ShardStartError),
+    #[error("cannot start the cluster bus: {0}")]
+    Bus(#[source] io::Error),
+    #[error("cannot reach NATS at {urls} within {secs} s: check --nats-url (CONVERGER_NATS_URL) and that nats-server is running and reachable")]
+    Nats { urls: String, secs: u64 },
+}
+
 /// A running server.
 pub struct Server {
     shards: Shards,
@@ -41,7 +55,7 @@ pub struct Server {
 
 impl Server {
     /// Starts one shard per listener pair; returns once every shard accepts.
-    pub fn start(config: Config, store: Arc<dyn Store>, listeners: Listeners) -> Result<Server, ShardStartError> {
+    pub fn start(config: Config, store: Arc<dyn Store>, listeners: Listeners) -> Result<Server, ServerStartError> {
         let addr_err = |e: io::Error| ShardStartError { shard: 0, message: format!("listener has no address: {e}") };
         let http_addr = listeners.http_addr().map_err(addr_err)?;
         let binary_addr = listeners.binary_addr().map_err(addr_err)?;
@@ -62,6 +76,16 @@ impl Server {
             Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &shutdown)?),
             None => None,
         };
+        if let (Some(cluster), Some(c)) = (&cluster, &config.cluster) {
+            // Ready means ready: connected, and the other nodes known (they
+            // answer a newcomer's first heartbeat at once).
+            if !cluster.link.status.wait_connected(NATS_START_WAIT) {
+                shutdown.trigger();
+                let urls = c.nats_urls.iter().map(|u| crate::config::mask_database_url(u)).collect::<Vec<_>>();
+                return Err(ServerStartError::Nats { urls: urls.join(","), secs: NATS_START_WAIT.as_secs() });
+            }
+            std::thread::sleep(cluster::DISCOVERY);
+        }
         // Bumped by every tenant change; read by the shards' and the worker's caches.
         let epoch = cluster.as_ref().map_or_else(TenantEpoch::default, |c| c.epoch.clone());
         let (cluster_link, inboxes, bus) = match cluster {
@@ -84,7 +108,9 @@ impl Server {
             Err(e) => {
                 shutdown.trigger();
                 shards.join();
-                return Err(ShardStartError { shard: 0, message: format!("cannot start the delivery worker: {e}") });
+                return Err(
+                    ShardStartError { shard: 0, message: format!("cannot start the delivery worker: {e}") }.into()
+                );
             }
         };
         Ok(Server { shards, delivery, bus, shutdown, store, http_addr, binary_addr })
@@ -150,7 +176,7 @@ impl Cluster {
         shards: usize,
         caps: Arc<ConnCaps>,
         shutdown: &Shutdown,
-    ) -> Result<Cluster, ShardStartError> {
+    ) -> Result<Cluster, ServerStartError> {
         let origin = format!("{}.{}", config.node_id, incarnation());
         let status = Arc::new(Status::new(config.node_id.clone(), origin, caps));
         let (link, inboxes, ends) = cluster::channels(shards, status);
@@ -164,8 +190,7 @@ impl Cluster {
             }),
             shutdown: shutdown.clone(),
         };
-        let thread = cluster::bus::start(setup, ends)
-            .map_err(|e| ShardStartError { shard: 0, message: format!("cannot start the cluster bus: {e}") })?;
+        let thread = cluster::bus::start(setup, ends).map_err(ServerStartError::Bus)?;
         info!(node_id = %config.node_id, generated = config.node_id_generated, "cluster mode: PostgreSQL + NATS");
         Ok(Cluster { link, inboxes, epoch, thread })
     }

@@ -14,7 +14,6 @@ use converger_storage::{Store, StoreError};
 use crate::config::{mask_database_url, Config, ConfigError};
 use crate::net::tls::{CertFile, Certs, TlsError, TlsSettings};
 use crate::net::{bind_reuseport, Listeners};
-use crate::server::shards::ShardStartError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -54,7 +53,7 @@ pub enum StartupError {
         source: io::Error,
     },
     #[error(transparent)]
-    Shards(#[from] ShardStartError),
+    Server(#[from] crate::server::ServerStartError),
     #[error("{source}; {}", tls_hint(source))]
     Tls {
         #[source]

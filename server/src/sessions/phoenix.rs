@@ -161,19 +161,21 @@ impl Session {
         if let Err(e) = self.hub.conversation_to_follow(self.claims.tenant_id, conversation).await {
             return self.reply(&m, Reply::Error, error_response(&e));
         }
-        // The reply goes first: the backlog and the live stream follow it.
-        self.reply(&m, Reply::Ok, json!({}));
         let scope = Scope::Tenant(self.claims.tenant_id);
         let sink = Rc::new(PhoenixSink { sender: self.sender.clone() });
-        let sub = match self.engine.subscribe(conversation, scope, last_seq, sink).await {
+        // Registered first (as Phoenix subscribes before it answers): what is
+        // committed or signalled after the `ok` reaches this socket. Then the
+        // reply, then the backlog, then the live stream.
+        let sub = match self.engine.start_subscription(conversation, scope, last_seq, sink).await {
             Ok(sub) => sub,
-            Err(e) => {
-                let join_ref = m.join_ref.as_deref().unwrap_or_default();
-                let _ =
-                    self.sender.send_frame(phoenix::error(join_ref, &m.topic, &ServiceError::from(e).public().message));
-                return;
-            }
+            Err(e) => return self.reply(&m, Reply::Error, error_response(&ServiceError::from(e))),
         };
+        self.reply(&m, Reply::Ok, json!({}));
+        if let Err(e) = self.engine.finish_subscription(&sub).await {
+            let join_ref = m.join_ref.as_deref().unwrap_or_default();
+            let _ = self.sender.send_frame(phoenix::error(join_ref, &m.topic, &ServiceError::from(e).public().message));
+            return;
+        }
         let phx_ref = format!("{}", converger_storage::new_id().simple());
         let meta = Meta { phx_ref: phx_ref.clone(), online_at: Timestamp::now() };
         // A watcher (the admin console) reads the stream without being seen.

@@ -177,8 +177,9 @@ fn presence_crosses_nodes_joins_and_leaves() {
     let mut on_c = PresenceView::default();
     assert!(
         on_c.wait(&mut carol, deadline(), |v| v.contains("alice") && v.contains("bob") && v.contains("carol")),
-        "carol on node C does not see alice (A) and bob (B): {:?}",
-        on_c.keys()
+        "carol on node C does not see alice (A) and bob (B): {:?}\n{}",
+        on_c.keys(),
+        cluster.logs()
     );
     let mut on_a = PresenceView::default();
     assert!(

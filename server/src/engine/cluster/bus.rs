@@ -82,7 +82,6 @@ struct Bus {
     inboxes: Vec<mpsc::Sender<Inbound>>,
     /// The pump task of every conversation this node follows.
     following: HashMap<Id, TaskHandle<()>>,
-    last_heartbeat: Option<Instant>,
     /// [`Status::dropped`] when other nodes were last told to heal.
     dropped_seen: u64,
 }
@@ -128,8 +127,7 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
         setup.shutdown.wait().await;
         return;
     };
-    let mut bus =
-        Bus { client, status, inboxes: ends.inboxes, following: HashMap::new(), last_heartbeat: None, dropped_seen: 0 };
+    let mut bus = Bus { client, status, inboxes: ends.inboxes, following: HashMap::new(), dropped_seen: 0 };
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = setup.shutdown.wait();
@@ -266,7 +264,9 @@ impl Bus {
                 let _ = tokio::time::timeout(FOLLOW_WAIT, client.flush()).await;
                 let expected = status.with_nodes(|n| n.len());
                 if expected > 0 {
-                    for (origin, state) in ask_presence(&client, conversation, expected).await {
+                    let states = ask_presence(&client, conversation, expected).await;
+                    tracing::debug!(%conversation, expected, answers = states.len(), "presence asked of the other nodes");
+                    for (origin, state) in states {
                         let _ = inbox.send(Inbound::PresenceState { conversation, origin, state }).await;
                     }
                 }
@@ -321,10 +321,9 @@ impl Bus {
         }
         if heard.new {
             tracing::info!(node = wire::node_of(&hb.origin), "node joined the cluster");
-            // So the newcomer knows of us now, not in up to a second.
-            if self.last_heartbeat.is_none_or(|t| t.elapsed() > Duration::from_millis(100)) {
-                self.heartbeat().await;
-            }
+            // So the newcomer knows of us now, not in up to a second (it
+            // waits for these answers before it says it is ready).
+            self.heartbeat().await;
         }
     }
 
@@ -332,6 +331,7 @@ impl Bus {
     /// shard answers, then the answer goes to the asker's inbox.
     fn on_sync_request(&self, m: Message) {
         let (Some(conversation), Some(reply_to)) = (wire::conversation_of(&m.subject), m.reply) else { return };
+        tracing::debug!(%conversation, "another node asks who is present");
         let (reply, state) = oneshot::channel();
         if self.owner_inbox(conversation).try_send(Inbound::PresenceQuery { conversation, reply }).is_err() {
             return; // the asker stops waiting after SYNC_WAIT
@@ -366,7 +366,6 @@ impl Bus {
     }
 
     async fn heartbeat(&mut self) {
-        self.last_heartbeat = Some(Instant::now());
         let hb = Heartbeat { origin: self.status.origin.clone(), connections: self.status.connections() };
         if let Ok(body) = serde_json::to_vec(&hb) {
             self.publish(wire::NODES.to_owned(), body).await;

@@ -45,6 +45,10 @@ use crate::rt::latch::Latch;
 use nodes::{NodeView, Nodes};
 pub use wire::Changed;
 
+/// How long a node starting, once connected, waits for the other nodes to
+/// answer its first heartbeat (they do at once) before it says it is ready.
+pub const DISCOVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Publishes and presence changes waiting for the bus thread; past it they
 /// are dropped (counted): other nodes' subscribers heal from storage.
 pub const DATA_QUEUE: usize = 16 * 1024;
@@ -154,6 +158,18 @@ impl Status {
     /// Whether the NATS connection is up (readiness).
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Waits (blocking: start-up only) until connected, at most `limit`.
+    pub fn wait_connected(&self, limit: std::time::Duration) -> bool {
+        let until = Instant::now() + limit;
+        while !self.connected() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        true
     }
 
     pub(crate) fn set_connected(&self, up: bool) {

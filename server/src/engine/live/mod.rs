@@ -10,7 +10,8 @@
 //! storage returns, every one committed after it arrives live, and an activity
 //! both read and forwarded is delivered once: a subscriber keeps the last seq it
 //! delivered and skips anything at or below it. Live batches that arrive while
-//! storage is being read wait in the subscription's buffer. A live batch that
+//! storage is being read wait in the subscription's buffer, and so do
+//! ephemeral events (a few), delivered after the backlog. A live batch that
 //! starts past `last + 1` (a forward was dropped because a ring was full) makes
 //! the subscriber fill the gap from storage before going on: no gap, no
 //! duplicate, in seq order.
@@ -75,17 +76,41 @@ impl Engine {
         after_seq: i64,
         sink: Rc<dyn Sink>,
     ) -> Result<Rc<Subscription>, SubscribeError> {
+        let sub = self.start_subscription(conversation, scope, after_seq, sink).await?;
+        self.finish_subscription(&sub).await?;
+        Ok(sub)
+    }
+
+    /// The first half of [`Engine::subscribe`]: registered at the owner (and,
+    /// in a cluster, receiving the conversation from every node), nothing
+    /// given to the sink yet. From here on nothing committed or signalled is
+    /// missed: activities and events wait in the subscription until
+    /// [`Engine::finish_subscription`] has delivered the backlog. A session
+    /// answers its client's join between the two halves.
+    pub async fn start_subscription(
+        self: &Rc<Self>,
+        conversation: Id,
+        scope: Scope,
+        after_seq: i64,
+        sink: Rc<dyn Sink>,
+    ) -> Result<Rc<Subscription>, SubscribeError> {
         let sub = Rc::new(Subscription::new(conversation, scope, after_seq, sink));
         self.live.subs.borrow_mut().entry(conversation).or_default().push(sub.clone());
         if let Err(e) = self.register(conversation).await {
             self.unsubscribe(&sub);
             return Err(e.into());
         }
+        Ok(sub)
+    }
+
+    /// The second half of [`Engine::subscribe`]: the backlog from storage,
+    /// then what waited, then live. On failure the subscription is undone.
+    pub async fn finish_subscription(self: &Rc<Self>, sub: &Rc<Subscription>) -> Result<(), SubscribeError> {
         if let Err(e) = sub.catch_up(&*self.store).await {
-            self.unsubscribe(&sub);
+            self.unsubscribe(sub);
             return Err(e.into());
         }
-        Ok(sub)
+        Ok(())
     }
 
     /// Stops `sub`; the owner stops forwarding once no local subscriber is left.

@@ -22,6 +22,11 @@ const PAGE: u32 = 1000;
 /// stays bounded however long a backlog takes to deliver.
 pub const MAX_BUFFERED: usize = 10_000;
 
+/// Ephemeral events (typing, presence diffs) a catching-up subscription holds
+/// for after its backlog; past it the newest are dropped (they are not
+/// stored and promise no more than at-most-once).
+pub const MAX_BUFFERED_EVENTS: usize = 64;
+
 /// Where a subscription's activities go (a socket's send queue, a test).
 pub trait Sink {
     /// `batch.activities()[range]`: one conversation's activities, in seq
@@ -52,6 +57,8 @@ pub struct Subscription {
     buffered: RefCell<Vec<Activity>>,
     /// The buffer overflowed and was dropped: read storage again.
     overflowed: Cell<bool>,
+    /// Ephemeral events that arrived during a catch-up (at most [`MAX_BUFFERED_EVENTS`]).
+    events: RefCell<Vec<Rc<LocalEvent>>>,
     closed: Cell<bool>,
 }
 
@@ -65,6 +72,7 @@ impl Subscription {
             catching_up: Cell::new(true),
             buffered: RefCell::new(Vec::new()),
             overflowed: Cell::new(false),
+            events: RefCell::new(Vec::new()),
             closed: Cell::new(false),
         }
     }
@@ -81,6 +89,7 @@ impl Subscription {
     pub(super) fn close(&self) {
         self.closed.set(true);
         self.buffered.borrow_mut().clear();
+        self.events.borrow_mut().clear();
     }
 
     /// A live batch's run for this conversation. `false`: closed or full (end
@@ -127,13 +136,18 @@ impl Subscription {
         }
     }
 
-    /// An ephemeral event; dropped while catching up (it has no seq to order by,
-    /// and a client that is still reading its backlog does not need it).
+    /// An ephemeral event; while catching up it waits (a few at most) and
+    /// follows the backlog: it has no seq to order by, and a typing signal
+    /// sent just after a join should still reach the joiner.
     pub(super) fn offer_event(&self, event: &Rc<LocalEvent>) -> bool {
         if self.closed.get() {
             return false;
         }
         if self.catching_up.get() {
+            let mut events = self.events.borrow_mut();
+            if events.len() < MAX_BUFFERED_EVENTS {
+                events.push(event.clone());
+            }
             return true;
         }
         if !self.sink.event(event) {
@@ -185,6 +199,13 @@ impl Subscription {
             }
             if rest.is_empty() {
                 self.catching_up.set(false);
+                let events = std::mem::take(&mut *self.events.borrow_mut());
+                for event in events {
+                    if !self.sink.event(&event) {
+                        self.close();
+                        break;
+                    }
+                }
                 return Ok(());
             }
             // A hole before `rest` (committed after our read, or a lost forward): read again.

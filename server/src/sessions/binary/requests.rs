@@ -61,11 +61,25 @@ impl Session {
                 match item {
                     Err(refusal) => answer.push(refusal),
                     Ok((conversation, after_seq, active)) => {
-                        let result = match follow(&hub, scope, conversation).await {
+                        // Registered before the answer: what is committed or
+                        // signalled after it reaches this connection.
+                        let registered = match follow(&hub, scope, conversation).await {
                             Ok(last_seq) => {
                                 // Live only: from the conversation's last seq on.
                                 let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
-                                starting.push((conversation, after_seq, active));
+                                let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
+                                let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+                                engine
+                                    .start_subscription(conversation, scope, after, sink)
+                                    .await
+                                    .map(|sub| (sub, last_seq))
+                                    .map_err(|e| failure(&ServiceError::from(e)))
+                            }
+                            Err(f) => Err(f),
+                        };
+                        let result = match registered {
+                            Ok((sub, last_seq)) => {
+                                starting.push((conversation, sub, active));
                                 Ok(last_seq)
                             }
                             Err(f) => {
@@ -80,10 +94,13 @@ impl Session {
             send(&out, Frame::Subscribed(Subscribed { request_id: s.request_id, items: answer }));
             let mut started = Vec::new();
             let mut broken = None;
-            for (conversation, after_seq, active) in starting {
-                let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
-                let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-                match engine.subscribe(conversation, scope, after, sink).await {
+            for (conversation, sub, active) in starting {
+                if broken.is_some() {
+                    engine.unsubscribe(&sub);
+                    refused.push((conversation, active));
+                    continue;
+                }
+                match engine.finish_subscription(&sub).await.map(|()| sub) {
                     Ok(sub) => started.push((conversation, sub, active)),
                     Err(e) => {
                         // Already answered as subscribed: rather than a silent hole, the
