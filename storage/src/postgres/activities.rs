@@ -14,8 +14,11 @@
 //! Two writers of one conversation (two nodes, or a race the shards would never
 //! produce) may pick the same seq or idempotency key: the unique indexes refuse
 //! the second, which rolls back, forgets what it assumed, and tries again, this
-//! time holding the conversations exclusively. So seq stays gap-free and each
-//! key is written once, without a lock between writers on the hot path.
+//! time holding the conversations exclusively and reading their last seqs
+//! fresh. So seq stays gap-free and each key is written once, without a lock
+//! between writers on the hot path. A conversation that lost a race is written
+//! that pessimistic way for the next seconds (it has another writer: guessing
+//! would mostly roll back again).
 
 use std::collections::HashMap;
 
@@ -62,11 +65,15 @@ impl PgStore {
         let mut conv_ids: Vec<Id> = batch.iter().map(|a| a.conversation_id).collect();
         conv_ids.sort_unstable();
         conv_ids.dedup();
+        // Conversations written by another node too start pessimistic (see SeqCache::mark_contended).
+        let mut exclusive = self.seqs.any_contended(&conv_ids);
         let mut attempt = 1;
         loop {
-            match self.try_write_batch(&batch, &conv_ids, attempt > 1).await {
+            match self.try_write_batch(&batch, &conv_ids, exclusive).await {
                 Err(StoreError::Conflict(c)) if RACE_CONSTRAINTS.contains(&c.as_str()) && attempt < ATTEMPTS => {
                     self.seqs.forget(&conv_ids);
+                    self.seqs.mark_contended(&conv_ids);
+                    exclusive = true;
                     attempt += 1;
                 }
                 other => return other,
@@ -80,7 +87,9 @@ impl PgStore {
         conv_ids: &[Id],
         exclusive: bool,
     ) -> StoreResult<Vec<StoreResult<Written>>> {
-        let known = self.seqs.get_many(conv_ids);
+        // Holding the conversations exclusively, the last seqs are read fresh:
+        // another node may have written since this process remembered them.
+        let known = if exclusive { vec![None; conv_ids.len()] } else { self.seqs.get_many(conv_ids) };
         let unknown: Vec<Id> = conv_ids.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(id, _)| *id).collect();
         let mut last_seqs: HashMap<Id, i64> =
             conv_ids.iter().zip(known).filter_map(|(id, k)| Some((*id, k?))).collect();

@@ -11,16 +11,56 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::Id;
 
 /// Entries kept before the map is emptied and refilled on demand.
 const CAPACITY: usize = 100_000;
 
+/// How long a conversation that lost a race is written pessimistically.
+const CONTENDED_FOR: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
-pub(super) struct SeqCache(Mutex<HashMap<Id, i64>>);
+pub(super) struct SeqCache(Mutex<HashMap<Id, i64>>, Mutex<HashMap<Id, Instant>>);
 
 impl SeqCache {
+    /// Marks conversations that lost a race: another writer (another node)
+    /// writes them too, so for a while a batch holding any of them locks them
+    /// exclusively and reads their last seq fresh, instead of guessing from
+    /// this process's memory and rolling back when the guess is stale.
+    pub(super) fn mark_contended(&self, ids: &[Id]) {
+        if let Ok(mut map) = self.1.lock() {
+            let now = Instant::now();
+            if map.len() >= CAPACITY {
+                map.retain(|_, since| now.duration_since(*since) < CONTENDED_FOR);
+            }
+            for id in ids {
+                map.insert(*id, now);
+            }
+        }
+    }
+
+    /// Whether any of `ids` lost a race within [`CONTENDED_FOR`].
+    pub(super) fn any_contended(&self, ids: &[Id]) -> bool {
+        let Ok(mut map) = self.1.lock() else { return true };
+        if map.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut any = false;
+        for id in ids {
+            match map.get(id) {
+                Some(since) if now.duration_since(*since) < CONTENDED_FOR => any = true,
+                Some(_) => {
+                    map.remove(id);
+                }
+                None => {}
+            }
+        }
+        any
+    }
+
     /// The remembered last seq of each id, `None` where unknown.
     pub(super) fn get_many(&self, ids: &[Id]) -> Vec<Option<i64>> {
         match self.0.lock() {
@@ -64,5 +104,14 @@ mod tests {
         assert_eq!(c.get_many(&[a, b, new_id()]), vec![Some(5), Some(1), None]);
         c.forget(&[a]);
         assert_eq!(c.get_many(&[a]), vec![None]);
+    }
+
+    #[test]
+    fn a_conversation_that_lost_a_race_stays_contended_for_a_while() {
+        let c = SeqCache::default();
+        let (a, b) = (new_id(), new_id());
+        assert!(!c.any_contended(&[a, b]));
+        c.mark_contended(&[a]);
+        assert!(c.any_contended(&[b, a]) && !c.any_contended(&[b]));
     }
 }
