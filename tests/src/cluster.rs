@@ -197,8 +197,13 @@ impl TestCluster {
     /// `DATABASE_URL` is unset or nats-server is missing (the test then
     /// passes without running, with a notice).
     pub fn start(n: usize) -> Option<TestCluster> {
+        TestCluster::start_on(n, PgSchema::create()?)
+    }
+
+    /// [`TestCluster::start`] on a given schema (e.g. in a [`crate::pg::PrivatePostgres`]).
+    pub fn start_on(n: usize, schema: PgSchema) -> Option<TestCluster> {
         assert!(n >= 1, "a cluster has nodes");
-        let schema = Arc::new(PgSchema::create()?);
+        let schema = Arc::new(schema);
         let nats = NatsServer::start()?;
         // The first node alone applies the migrations to the fresh schema; the
         // others then start together.

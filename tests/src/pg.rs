@@ -51,12 +51,71 @@ pub struct PgSchema {
 impl PgSchema {
     /// A fresh schema, or `None` when `DATABASE_URL` is unset (see [`database_url`]).
     pub fn create() -> Option<PgSchema> {
-        let admin_url = database_url()?;
-        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        execute(&admin_url, &format!("CREATE SCHEMA {name}"));
-        let url = with_search_path(&admin_url, &name);
-        Some(PgSchema { admin_url, name, url })
+        Some(PgSchema::create_in(&database_url()?))
     }
+
+    /// A fresh schema in the database at `admin_url` (e.g. a [`PrivatePostgres`]).
+    pub fn create_in(admin_url: &str) -> PgSchema {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        execute(admin_url, &format!("CREATE SCHEMA {name}"));
+        let url = with_search_path(admin_url, &name);
+        PgSchema { admin_url: admin_url.to_string(), name, url }
+    }
+}
+
+/// A PostgreSQL server of one test's own (`scripts/pg-test-cluster` in a
+/// temporary directory), for tests that take it down and up again; stopped
+/// and removed on drop. Declare it before whatever uses it, so it is dropped last.
+pub struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl PrivatePostgres {
+    /// Started, or `None` when the PostgreSQL cases are skipped (no
+    /// `DATABASE_URL`: see [`database_url`]; the tools are there when it is set).
+    pub fn start() -> Option<PrivatePostgres> {
+        database_url()?;
+        let dir = std::env::temp_dir().join(format!("converger-private-pg-{}", uuid::Uuid::new_v4().simple()));
+        let out = script().arg("start").arg(&dir).output().expect("run scripts/pg-test-cluster");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout.lines().find_map(|l| l.strip_prefix("DATABASE_URL=")).map(str::to_owned);
+        match url {
+            Some(url) if out.status.success() => Some(PrivatePostgres { dir, url }),
+            _ => panic!("scripts/pg-test-cluster start failed: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the server (fast shutdown: sessions are cut), keeping its data.
+    pub fn down(&self) {
+        self.run("down");
+    }
+
+    /// Starts it again on the same port.
+    pub fn up(&self) {
+        self.run("up");
+    }
+
+    fn run(&self, command: &str) {
+        let out = script().arg(command).arg(&self.dir).output().expect("run scripts/pg-test-cluster");
+        assert!(out.status.success(), "pg-test-cluster {command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = script().arg("stop").arg(&self.dir).output();
+    }
+}
+
+/// `scripts/pg-test-cluster` of this workspace.
+fn script() -> std::process::Command {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    std::process::Command::new(root.join("scripts/pg-test-cluster"))
 }
 
 impl Drop for PgSchema {

@@ -6,16 +6,20 @@
 //! PostgreSQL). Each test passes without running when PostgreSQL or
 //! nats-server is missing (see `TestCluster`).
 //!
-//! Not here: PostgreSQL restarted mid-load. The test database is one cluster
-//! shared by every test of the run (`scripts/test`), so restarting it would
-//! break the tests running beside this one; it needs a PostgreSQL of the
-//! test's own, as `NatsServer` is for NATS.
+//!
+//! PostgreSQL goes away too, on a server of the test's own
+//! (`PrivatePostgres`: the shared test database serves every other test):
+//! writers get 503 `storage_unavailable` with `Retry-After`, readiness
+//! flips, and once it is back nothing acknowledged is missing.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use converger_e2e::cluster::{assert_gap_free, write_while, TestCluster};
+use converger_e2e::api::Fixture;
+use converger_e2e::cluster::{acked, assert_gap_free, write_while, Acked, TestCluster};
+use converger_e2e::http;
+use converger_e2e::pg::{PgSchema, PrivatePostgres};
 use converger_e2e::phoenix::{self, follow, join, seqs, topic, Progress};
 use serde_json::json;
 
@@ -98,5 +102,116 @@ fn nats_lost_mid_load_makes_nodes_not_ready_and_its_return_heals_a_subscriber_on
     assert_gap_free(&seqs(&got), 1, total, "the subscriber on B after the outage");
     for ((id, seq), activity) in writes.acked.iter().zip(&got) {
         assert_eq!((activity["id"].as_str(), activity["seq"].as_i64()), (Some(id.as_str()), Some(*seq)));
+    }
+}
+
+/// What a writer that keeps going through refusals saw.
+#[derive(Debug, Default)]
+struct Outcomes {
+    acked: Vec<Acked>,
+    /// 503 answers: (code, Retry-After).
+    refused: Vec<(String, Option<String>)>,
+    /// Anything else (status and body, or an I/O error).
+    other: Vec<String>,
+}
+
+/// Writes over REST on `node` until `stop`, pausing after a refusal as its
+/// Retry-After asks (at most a second here), counting acknowledgements in `count`.
+fn write_through(
+    node: std::net::SocketAddr,
+    f: &Fixture,
+    sender: &str,
+    count: &AtomicUsize,
+    stop: &AtomicBool,
+) -> Outcomes {
+    let (path, auth) = (f.activities_path(), format!("Bearer {}", f.tenant.api_key));
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let mut out = Outcomes::default();
+    while !stop.load(Ordering::SeqCst) {
+        let body = json!({"sender": sender, "text": format!("{sender} {}", out.acked.len())}).to_string();
+        match http::request(node, "POST", &path, &headers, body.as_bytes()) {
+            Ok(r) if r.status == 201 => {
+                out.acked.push(acked(&r.json()));
+                count.store(out.acked.len(), Ordering::SeqCst);
+            }
+            Ok(r) if r.status == 503 => {
+                let code = r.json()["error"]["code"].as_str().unwrap_or_default().to_string();
+                out.refused.push((code, r.header("retry-after").map(str::to_owned)));
+                thread::sleep(Duration::from_millis(100));
+            }
+            Ok(r) => out.other.push(format!("{} {}", r.status, r.text())),
+            Err(e) => out.other.push(e.to_string()),
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    out
+}
+
+#[test]
+fn postgres_lost_mid_load_refuses_with_503_and_recovers_with_nothing_acknowledged_lost() {
+    let Some(pg) = PrivatePostgres::start() else { return };
+    let Some(cluster) = TestCluster::start_on(2, PgSchema::create_in(pg.url())) else { return };
+    let f = cluster.fixture("pgoutage");
+    let (counts, stop) = ([AtomicUsize::new(0), AtomicUsize::new(0)], AtomicBool::new(false));
+    let deadline = Instant::now() + LOAD_DEADLINE;
+    let all_reach = |n: usize| {
+        for (i, c) in counts.iter().enumerate() {
+            while c.load(Ordering::SeqCst) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "the writer on node-{i} has {} of {n}\n{}",
+                    c.load(Ordering::SeqCst),
+                    cluster.logs()
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    let outcomes: Vec<Outcomes> = thread::scope(|s| {
+        let writers: Vec<_> = (0..2)
+            .map(|i| {
+                let (node, f, count, stop) = (cluster.node(i).http_addr(), &f, &counts[i], &stop);
+                s.spawn(move || write_through(node, f, &format!("w{i}"), count, stop))
+            })
+            .collect();
+        all_reach(PER_PHASE);
+        pg.down();
+        for i in 0..2 {
+            assert!(
+                cluster.wait_ready(i, false, Instant::now() + NOT_READY_DEADLINE),
+                "node-{i} ready without PostgreSQL"
+            );
+        }
+        // The writers meet the outage for a while.
+        thread::sleep(Duration::from_secs(1));
+        let during: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        pg.up();
+        for i in 0..2 {
+            assert!(
+                cluster.wait_ready(i, true, Instant::now() + READY_AGAIN_DEADLINE),
+                "node-{i} not ready again after PostgreSQL returned\n{}",
+                cluster.logs()
+            );
+        }
+        all_reach(during.iter().max().copied().unwrap_or(0) + PER_PHASE);
+        stop.store(true, Ordering::SeqCst);
+        writers.into_iter().map(|w| w.join().expect("writer")).collect()
+    });
+
+    for (i, o) in outcomes.iter().enumerate() {
+        assert!(!o.refused.is_empty(), "node-{i}'s writer never met the outage: {o:?}");
+        for (code, retry_after) in &o.refused {
+            assert_eq!(code, "storage_unavailable", "node-{i}: {o:?}");
+            assert!(retry_after.is_some(), "node-{i}: a 503 without Retry-After: {o:?}");
+        }
+        assert!(o.other.is_empty(), "node-{i}: answers other than 201 and 503: {:?}", o.other);
+    }
+    let stored = f.all_activities(cluster.node(1));
+    let seqs: Vec<i64> = stored.iter().map(|a| a["seq"].as_i64().expect("seq")).collect();
+    assert_gap_free(&seqs, 1, seqs.len() as i64, "the conversation after the outage");
+    for (id, seq) in outcomes.iter().flat_map(|o| &o.acked) {
+        let found = stored.iter().filter(|a| a["id"] == json!(id)).count();
+        assert_eq!(found, 1, "acknowledged {id} (seq {seq}) stored {found} times");
+        assert_eq!(stored[(*seq - 1) as usize]["id"], json!(id), "acknowledged {id} under another seq");
     }
 }

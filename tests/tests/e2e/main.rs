@@ -45,6 +45,7 @@ mod admin_api;
 mod admin_console;
 mod binary_protocol;
 mod cli;
+mod cluster_deliveries;
 mod cluster_failover;
 mod cluster_outages;
 mod cluster_sequencing;
