@@ -39,8 +39,11 @@ const LOCK_CONVERSATIONS: &str =
 const LOCK_CONVERSATIONS_EXCLUSIVELY: &str =
     "SELECT id, tenant_id, status FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
+/// One descent of the `(conversation_id, seq)` index per conversation: an
+/// ungrouped `max` per row uses the index's last entry, where `GROUP BY` over
+/// `= ANY($1)` read every entry of the conversations (slower with each write).
 const LAST_SEQS: &str =
-    "SELECT conversation_id, max(seq) FROM activities WHERE conversation_id = ANY($1) GROUP BY conversation_id";
+    "SELECT c.id, (SELECT max(seq) FROM activities WHERE conversation_id = c.id) FROM unnest($1::uuid[]) AS c(id)";
 
 /// Tries of one batch that lost a seq or key race. The second try holds its
 /// conversations exclusively and cannot lose, so a third means something else.
@@ -127,7 +130,10 @@ impl PgStore {
         let planned = match begun.and(locked).and_then(|l| Ok((l, fetched?, existing?))) {
             Ok((locked, fetched, existing)) => {
                 for r in &fetched {
-                    last_seqs.insert(r.try_get(0).map_err(schema)?, r.try_get(1).map_err(schema)?);
+                    // NULL: no activity yet (the plan starts from 0).
+                    if let Some(seq) = r.try_get::<_, Option<i64>>(1).map_err(schema)? {
+                        last_seqs.insert(r.try_get(0).map_err(schema)?, seq);
+                    }
                 }
                 plan(batch, &locked, &last_seqs, &existing)
             }
