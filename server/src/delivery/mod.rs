@@ -144,6 +144,7 @@ pub fn start(
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
     tenant_epoch: TenantEpoch,
+    cluster: Option<Arc<crate::engine::cluster::Status>>,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("delivery".into()).spawn(move || {
@@ -154,6 +155,6 @@ pub fn start(
                 return;
             }
         };
-        rt.block_on(worker::run(store, settings, injector, metrics, tenant_epoch, shutdown));
+        rt.block_on(worker::run(store, settings, injector, metrics, tenant_epoch, cluster, shutdown));
     })
 }

@@ -22,6 +22,8 @@ use tracing::{debug, info, warn};
 use super::pace::{Pace, Turn};
 use super::{guard, retry, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
+use crate::engine::cluster::Status as ClusterStatus;
+use crate::rt::rate::split;
 use crate::rt::shutdown::Shutdown;
 use crate::service::channels::channels_epoch;
 use crate::service::limits_cache::LimitsCache;
@@ -39,6 +41,7 @@ pub async fn run(
     injector: Injector,
     metrics: Arc<DeliveryMetrics>,
     tenant_epoch: TenantEpoch,
+    cluster: Option<Arc<ClusterStatus>>,
     shutdown: Shutdown,
 ) {
     // Redirects are not followed: a delivery goes where the channel says, or fails.
@@ -65,6 +68,7 @@ pub async fn run(
         pace: Pace::default(),
         tenant_epoch,
         limits: Mutex::new(LimitsCache::default()),
+        cluster,
         shutdown: shutdown.clone(),
     });
     info!(
@@ -156,6 +160,8 @@ struct Worker {
     /// The shards' epoch: tenants' limits changed through this node are read again.
     tenant_epoch: TenantEpoch,
     limits: Mutex<LimitsCache>,
+    /// In a cluster: how many nodes share each channel's pace.
+    cluster: Option<Arc<ClusterStatus>>,
     shutdown: Shutdown,
 }
 
@@ -170,7 +176,9 @@ impl Worker {
     /// server stops — is handed back unattempted, due at its turn, and is
     /// claimed again then.
     async fn paced_attempt(&self, d: converger_storage::Delivery, claimed_at: Instant) {
-        let per_second = self.deliveries_per_second(d.tenant_id).await;
+        // Every node's worker sends for every channel: each keeps its share.
+        let nodes = self.cluster.as_ref().map_or(1, |c| c.other_nodes() + 1);
+        let per_second = split(self.deliveries_per_second(d.tenant_id).await.max(1), nodes);
         let lease = self.settings.lease;
         let wait = match self.pace.turn(d.channel_id, per_second, Instant::now(), claimed_at, lease) {
             Turn::Now => Duration::ZERO,

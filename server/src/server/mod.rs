@@ -88,6 +88,7 @@ impl Server {
         }
         // Bumped by every tenant change; read by the shards' and the worker's caches.
         let epoch = cluster.as_ref().map_or_else(TenantEpoch::default, |c| c.epoch.clone());
+        let cluster_status = cluster.as_ref().map(|c| c.link.status.clone());
         let (cluster_link, inboxes, bus) = match cluster {
             Some(c) => (Some(c.link), c.inboxes, Some(c.thread)),
             None => (None, Vec::new(), None),
@@ -102,8 +103,15 @@ impl Server {
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
-        let delivery = match delivery::start(store.clone(), settings, injector, worker_metrics, epoch, shutdown.clone())
-        {
+        let delivery = match delivery::start(
+            store.clone(),
+            settings,
+            injector,
+            worker_metrics,
+            epoch,
+            cluster_status,
+            shutdown.clone(),
+        ) {
             Ok(thread) => Some(thread),
             Err(e) => {
                 shutdown.trigger();
