@@ -242,6 +242,11 @@ impl TestCluster {
         &self.nodes[i]
     }
 
+    /// Node `i`, to stop it (`terminate`) or signal it.
+    pub fn node_mut(&mut self, i: usize) -> &mut TestServer {
+        &mut self.nodes[i]
+    }
+
     pub fn nodes(&self) -> &[TestServer] {
         &self.nodes
     }

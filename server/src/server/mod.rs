@@ -45,8 +45,9 @@ pub struct Server {
     shards: Shards,
     /// The delivery worker's thread (stops with the shutdown signal).
     delivery: Option<std::thread::JoinHandle<()>>,
-    /// The cluster bus's thread, in a cluster (stops with the shutdown signal).
-    bus: Option<std::thread::JoinHandle<()>>,
+    /// The cluster bus's thread, in a cluster, and its own stop signal
+    /// (given after the shards have stopped).
+    bus: Option<(std::thread::JoinHandle<()>, Shutdown)>,
     shutdown: Shutdown,
     store: Arc<dyn Store>,
     http_addr: SocketAddr,
@@ -72,15 +73,18 @@ impl Server {
         let (injector, injections) = delivery::injector();
         let worker_metrics = metrics.delivery();
         let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
+        // The bus outlives the shards: the presence leaves of the sockets they
+        // close on the way out still reach the other nodes.
+        let bus_stop = Shutdown::new();
         let cluster = match &config.cluster {
-            Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &shutdown)?),
+            Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &bus_stop)?),
             None => None,
         };
         if let (Some(cluster), Some(c)) = (&cluster, &config.cluster) {
             // Ready means ready: connected, and the other nodes known (they
             // answer a newcomer's first heartbeat at once).
             if !cluster.link.status.wait_connected(NATS_START_WAIT) {
-                shutdown.trigger();
+                bus_stop.trigger();
                 let urls = c.nats_urls.iter().map(|u| crate::config::mask_database_url(u)).collect::<Vec<_>>();
                 return Err(ServerStartError::Nats { urls: urls.join(","), secs: NATS_START_WAIT.as_secs() });
             }
@@ -90,7 +94,7 @@ impl Server {
         let epoch = cluster.as_ref().map_or_else(TenantEpoch::default, |c| c.epoch.clone());
         let cluster_status = cluster.as_ref().map(|c| c.link.status.clone());
         let (cluster_link, inboxes, bus) = match cluster {
-            Some(c) => (Some(c.link), c.inboxes, Some(c.thread)),
+            Some(c) => (Some(c.link), c.inboxes, Some((c.thread, bus_stop.clone()))),
             None => (None, Vec::new(), None),
         };
         let node = Node {
@@ -101,7 +105,8 @@ impl Server {
             tenant_epoch: epoch.clone(),
             caps,
         };
-        let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))?;
+        let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
+            .inspect_err(|_| bus_stop.trigger())?;
         info!(drivers = ?shards.drivers, %http_addr, %binary_addr, "all shards accepting");
         let delivery = match delivery::start(
             store.clone(),
@@ -116,6 +121,7 @@ impl Server {
             Err(e) => {
                 shutdown.trigger();
                 shards.join();
+                bus_stop.trigger();
                 return Err(
                     ShardStartError { shard: 0, message: format!("cannot start the delivery worker: {e}") }.into()
                 );
@@ -155,7 +161,8 @@ impl Server {
         }
         self.shards.join();
         info!("all shards stopped");
-        if let Some(bus) = self.bus {
+        if let Some((bus, stop)) = self.bus {
+            stop.trigger();
             let _ = bus.join();
         }
         let holders = Arc::strong_count(&self.store);

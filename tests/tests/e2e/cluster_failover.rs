@@ -142,6 +142,30 @@ fn a_killed_nodes_presence_expires_on_the_other_nodes() {
     assert!(!on_c.contains("alice"), "node C shows the dead node's alice: {:?}", on_c.keys());
 }
 
+#[test]
+fn a_node_stopped_gracefully_takes_its_presences_with_it_at_once() {
+    let Some(mut cluster) = TestCluster::start(2) else { return };
+    let f = cluster.fixture("goodbye");
+    let mut bob = phoenix::socket(cluster.node(1), &f, "bob");
+    join(&mut bob, &topic(&f), json!({}));
+    let mut alice = phoenix::socket(cluster.node(0), &f, "alice");
+    join(&mut alice, &topic(&f), json!({}));
+    let mut on_b = PresenceView::default();
+    let deadline = || Instant::now() + PRESENCE_EXPIRY_DEADLINE;
+    assert!(on_b.wait(&mut bob, deadline(), |v| v.contains("alice")), "bob never saw alice: {:?}", on_b.keys());
+
+    // SIGTERM: A closes its sockets, and their leaves cross before its bus stops.
+    cluster.node(0).signal("TERM");
+    assert!(on_b.wait(&mut bob, deadline(), |v| !v.contains("alice")), "alice never left: {:?}", on_b.keys());
+    let logs = cluster.node(1).stderr();
+    assert!(
+        !logs.contains("node silent"),
+        "alice left only when node A's heartbeats expired, not when it stopped:\n{}",
+        cluster.logs()
+    );
+    assert!(cluster.node_mut(0).terminate(Duration::from_secs(15)).is_some_and(|s| s.success()), "A exits 0");
+}
+
 /// Status and error code of an answer.
 fn refusal(reply: &converger_e2e::Reply) -> (u16, Value) {
     let code = serde_json::from_slice::<Value>(&reply.body).map(|b| b["error"]["code"].clone()).unwrap_or_default();

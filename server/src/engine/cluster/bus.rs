@@ -150,11 +150,17 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
             _ = tick.tick() => bus.on_tick().await,
         }
     }
+    // The stop comes once the shards have stopped: what they handed over on
+    // their way out (the leaves of the sockets they closed) still goes.
+    while let Ok(out) = ends.data.try_recv() {
+        bus.on_outbound(out).await;
+    }
     bus.status.set_connected(false);
     for (_, pump) in bus.following.drain() {
         pump.abort();
     }
-    let _ = bus.client.drain().await;
+    // What the shards published on their way out goes first.
+    let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.drain()).await;
 }
 
 impl Bus {
