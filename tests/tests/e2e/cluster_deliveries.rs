@@ -1,9 +1,11 @@
-//! Cluster mode, the delivery queue: every node runs a delivery worker
-//! against the one queue in PostgreSQL (`FOR UPDATE SKIP LOCKED`, leased
-//! claims, fenced completions). Activities written through all three nodes to
-//! a webhook channel reach the receiver exactly once each, and the nodes'
-//! attempts add up to one per activity: no double sends. Passes without
-//! running when PostgreSQL or nats-server is missing (see `TestCluster`).
+//! Cluster mode, the delivery queue and the admin's view: every node runs a
+//! delivery worker against the one queue in PostgreSQL (`FOR UPDATE SKIP
+//! LOCKED`, leased claims, fenced completions). Activities written through all
+//! three nodes to a webhook channel reach the receiver exactly once each, and
+//! the nodes' attempts add up to one per activity: no double sends. A channel
+//! changed through one node is read again by every node's worker. The admin
+//! stats list every node. Passes without running when PostgreSQL or
+//! nats-server is missing (see `TestCluster`).
 
 use std::collections::HashMap;
 use std::thread;
@@ -80,4 +82,56 @@ fn workers_on_every_node_share_the_queue_without_double_sends() {
         })
         .sum();
     assert_eq!(attempts, total as u64, "attempts across the nodes");
+}
+
+#[test]
+fn a_channel_changed_through_one_node_is_read_again_by_every_nodes_worker() {
+    let Some(cluster) = TestCluster::start(3) else { return };
+    let (old, new) = (Receiver::start(vec![200], "{}"), Receiver::start(vec![200], "{}"));
+    let tenant = create_tenant(cluster.node(0), "moved-hook");
+    let api = Client::bearer(cluster.node(0), &tenant.api_key);
+    let channel = json!({"name": "hook", "type": "webhook", "config": {"url": old.url("/hook")}});
+    let channel = expect(&api.post("/api/v1/channels", &channel), 201);
+    let conv = expect(&api.post("/api/v1/conversations", &json!({"channel_id": channel["id"]})), 201);
+    let path = format!("/api/v1/conversations/{}/activities", conv["id"].as_str().expect("id"));
+    let write_on_every_node = |round: &str| {
+        for i in 0..3 {
+            for n in 0..4 {
+                let api = Client::bearer(cluster.node(i), &tenant.api_key);
+                expect(&api.post(&path, &json!({"sender": "w", "text": format!("{round} {i} {n}")})), 201);
+            }
+        }
+    };
+    // Every node's worker has had the chance to read (and remember) the channel.
+    write_on_every_node("before");
+    assert_eq!(old.wait_for(12, Duration::from_secs(30)).len(), 12, "the first round reached the old URL");
+
+    let moved = json!({"config": {"url": new.url("/hook")}});
+    expect(&api.patch(&format!("/api/v1/channels/{}", channel["id"].as_str().expect("id")), &moved), 200);
+    // Well inside the workers' 1 s memory of a channel: only the change notice
+    // (converger.changed) can make a node that did not take the PATCH read it again.
+    thread::sleep(Duration::from_millis(300));
+    write_on_every_node("after");
+    assert_eq!(new.wait_for(12, Duration::from_secs(30)).len(), 12, "the second round reached the new URL");
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(old.requests().len(), 12, "nothing after the change went to the old URL");
+}
+
+#[test]
+fn admin_stats_list_every_node_with_its_connections() {
+    let Some(cluster) = TestCluster::start(3) else { return };
+    let admin = Client::admin(cluster.node(1));
+    let stats = expect(&admin.get("/admin/api/stats"), 200);
+    let nodes = stats["nodes"].as_array().unwrap_or_else(|| panic!("no nodes in {stats}"));
+    let ids: Vec<&str> = nodes.iter().map(|n| n["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["node-1", "node-0", "node-2"], "the answering node first, then the others by id: {stats}");
+    assert_eq!(nodes[0]["this_node"], true);
+    assert!(nodes[1..].iter().all(|n| n["this_node"] == false && n["last_seen_ms"].as_u64().is_some()), "{stats}");
+    assert_eq!(stats["connections"], nodes[0]["connections"], "{stats}");
+    let metrics = cluster.node(2).get("/metrics").text();
+    assert!(metrics.contains("converger_node_info{node_id=\"node-2\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("converger_cluster_connected 1") && metrics.contains("converger_cluster_nodes 2"),
+        "{metrics}"
+    );
 }

@@ -155,6 +155,8 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
     while let Ok(out) = ends.data.try_recv() {
         bus.on_outbound(out).await;
     }
+    // Published is only queued in the client: on the wire before it closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.flush()).await;
     bus.status.set_connected(false);
     for (_, pump) in bus.following.drain() {
         pump.abort();
@@ -298,6 +300,7 @@ impl Bus {
                         ConversationMsg::Typing { origin, sender: sender.clone(), typing: *typing }
                     }
                     Ephemeral::Presence(diff) => {
+                        tracing::debug!(%conversation, joins = diff.joins.0.len(), leaves = diff.leaves.0.len(), "presence change to the other nodes");
                         ConversationMsg::Presence { origin, joins: diff.joins.clone(), leaves: diff.leaves.clone() }
                     }
                 };
