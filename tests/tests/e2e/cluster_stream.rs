@@ -1,7 +1,8 @@
 //! Cluster mode, the live stream across nodes (three nodes on one PostgreSQL
 //! and one NATS): what is written on A and C reaches a client on B in seq
 //! order, without gap or repeat, on the Phoenix socket and on the binary
-//! protocol; typing and presence cross nodes too. Each test passes without
+//! protocol; typing and presence cross nodes too, and the admin console's live
+//! tail (a watcher) follows another node's writes unseen. Each test passes without
 //! running when PostgreSQL or nats-server is missing (see `TestCluster`).
 
 use std::collections::HashMap;
@@ -200,4 +201,29 @@ fn presence_crosses_nodes_joins_and_leaves() {
         "alice's leave never reached node C: {:?}",
         on_c.keys()
     );
+}
+
+#[test]
+fn the_consoles_live_tail_on_one_node_follows_writes_on_another_unseen() {
+    let Some(cluster) = TestCluster::start(2) else { return };
+    let f = cluster.fixture("tail");
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let mut bob = phoenix::socket(b, &f, "bob");
+    join(&mut bob, &topic(&f), json!({}));
+    let mut on_b = PresenceView::default();
+    assert!(on_b.wait(&mut bob, Instant::now() + CROSS_DEADLINE, |v| v.contains("bob")), "{:?}", on_b.keys());
+
+    // The console asks node B for a watcher token and tails on node A.
+    let path = format!("/admin/api/conversations/{}/live-token", f.conversation_id());
+    let token = converger_e2e::api::expect(&converger_e2e::api::Client::admin(b).post(&path, &json!({})), 200);
+    let mut tail = phoenix::with_token(a, token["token"].as_str().expect("token"));
+    assert_eq!(join(&mut tail, &topic(&f), json!({}))[4]["status"], "ok");
+    converger_e2e::api::expect(&f.client(b).post(&f.activities_path(), &json!({"sender": "s", "text": "on b"})), 201);
+    let seen = activities(&mut tail, 1, Instant::now() + CROSS_DEADLINE, None);
+    assert_eq!(seen[0]["text"], "on b", "the tail on A got B's write");
+    // Bob, on the other node, never saw the watcher join.
+    let mut carol = phoenix::socket(b, &f, "carol");
+    join(&mut carol, &topic(&f), json!({}));
+    assert!(on_b.wait(&mut bob, Instant::now() + CROSS_DEADLINE, |v| v.contains("carol")), "{:?}", on_b.keys());
+    assert!(!on_b.contains("admin"), "the console's watcher shows in presence on B: {:?}", on_b.keys());
 }
