@@ -53,8 +53,8 @@ pub async fn retry_delivery(app: &App, params: &Params) -> Result<Response, ApiE
 
 pub async fn stats(app: &App) -> Result<Response, ApiError> {
     let mut stats = app.hub.stats().await?;
+    stats.connections = app.registry.connections().unwrap_or(0);
     if let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) {
-        stats.connections = cluster.status.connections();
         stats.nodes = Some(cluster.status.views());
     }
     Ok(Response::json(200, &stats))

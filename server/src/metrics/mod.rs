@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use histogram::Histogram;
+
+use crate::rt::admission::ConnCaps;
 pub use render::{render, render_cluster, ClusterFigures};
 
 /// Upper bounds of the batch-size histogram (activities per commit).
@@ -92,6 +94,8 @@ impl ShardMetrics {
 pub struct Registry {
     shards: Arc<[Arc<ShardMetrics>]>,
     delivery: Arc<DeliveryMetrics>,
+    /// The node's connection caps, whose count is the open connections.
+    connections: Option<Arc<ConnCaps>>,
 }
 
 /// The delivery worker's counters: attempts by outcome, deliveries held back
@@ -126,7 +130,19 @@ impl Registry {
         Registry {
             shards: (0..shards.max(1)).map(|_| Arc::new(ShardMetrics::default())).collect(),
             delivery: Arc::new(DeliveryMetrics::default()),
+            connections: None,
         }
+    }
+
+    /// Reports the node's open connections, as `caps` counts them.
+    pub fn counting_connections(mut self, caps: Arc<ConnCaps>) -> Registry {
+        self.connections = Some(caps);
+        self
+    }
+
+    /// Open connections on the node (HTTP, WebSocket, binary), when counted.
+    pub fn connections(&self) -> Option<u64> {
+        self.connections.as_ref().map(|c| c.open() as u64)
     }
 
     pub fn delivery(&self) -> Arc<DeliveryMetrics> {

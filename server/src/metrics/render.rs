@@ -85,6 +85,15 @@ pub fn render(registry: &Registry) -> String {
         "Time from an activity's creation to its delivery.",
         &d.delivered_after_seconds,
     );
+    if let Some(open) = registry.connections() {
+        header(
+            &mut out,
+            "converger_connections_open",
+            "gauge",
+            "Open connections on the node: HTTP, WebSocket and binary.",
+        );
+        let _ = writeln!(out, "converger_connections_open {open}");
+    }
     out
 }
 

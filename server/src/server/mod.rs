@@ -61,7 +61,8 @@ impl Server {
         let http_addr = listeners.http_addr().map_err(addr_err)?;
         let binary_addr = listeners.binary_addr().map_err(addr_err)?;
         let shutdown = Shutdown::new();
-        let metrics = Registry::new(listeners.http.len());
+        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
+        let metrics = Registry::new(listeners.http.len()).counting_connections(caps.clone());
         let settings = delivery::Settings {
             retry_base: config.delivery_retry_base,
             concurrency: config.delivery_concurrency,
@@ -72,7 +73,6 @@ impl Server {
         };
         let (injector, injections) = delivery::injector();
         let worker_metrics = metrics.delivery();
-        let caps = ConnCaps::new(config.edge.max_connections, config.edge.max_connections_per_ip);
         // The bus outlives the shards: the presence leaves of the sockets they
         // close on the way out still reach the other nodes.
         let bus_stop = Shutdown::new();

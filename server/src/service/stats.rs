@@ -13,7 +13,7 @@ pub struct StatsView {
     pub conversations: i64,
     pub activities: i64,
     pub deliveries: DeliveryCounts,
-    /// Live connections on this node (filled in a cluster; 0 otherwise).
+    /// Open connections on this node (HTTP, WebSocket and binary).
     pub connections: u64,
     /// In a cluster: every node as the answering node sees it (itself first),
     /// with its live connections and when it was last heard from.
