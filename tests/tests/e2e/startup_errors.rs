@@ -148,3 +148,15 @@ fn cluster_mode_without_postgres_or_a_shared_jwt_secret_is_refused_in_one_line()
     let out = run(&["--node-id", "a"], dir.path());
     assert_one_line_failure(&out, &["--node-id", "without --nats-url"]);
 }
+
+#[test]
+fn a_cluster_node_that_cannot_reach_nats_exits_with_one_clear_line() {
+    let Some(schema) = converger_e2e::pg::PgSchema::create() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port that was free a moment ago: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let nats = format!("nats://127.0.0.1:{closed}");
+    let args = ["--database-url", &schema.url, "--nats-url", &nats, "--jwt-secret", "s", "--log", "error"];
+    let out = run(&args, dir.path());
+    assert_one_line_failure(&out, &["cannot reach NATS", &nats, "--nats-url"]);
+}
