@@ -11,7 +11,9 @@
 //!   following each conversation, presence) and the commit loop, which
 //!   answers each publisher after the commit and then fans the batch out;
 //! - [`live`]: this shard's subscriptions, catch-up from storage and the
-//!   delivery of committed batches and ephemeral events to local sinks.
+//!   delivery of committed batches and ephemeral events to local sinks;
+//! - [`cluster`]: with several nodes, what crosses them over NATS (committed
+//!   batches, typing, presence, invalidations) and how a shard takes part.
 //!
 //! Every message, whether it crossed the mesh or was meant for this very
 //! shard, is handled by one function, [`Engine::handle`].
