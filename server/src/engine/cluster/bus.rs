@@ -161,7 +161,6 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
     for (_, pump) in bus.following.drain() {
         pump.abort();
     }
-    // What the shards published on their way out goes first.
     let _ = tokio::time::timeout(Duration::from_secs(2), bus.client.drain()).await;
 }
 
@@ -375,6 +374,9 @@ impl Bus {
     }
 
     async fn heartbeat(&mut self) {
+        if !self.status.connected() {
+            return; // nothing to tell while cut off; not a dropped message either
+        }
         let hb = Heartbeat { origin: self.status.origin.clone(), connections: self.status.connections() };
         if let Ok(body) = serde_json::to_vec(&hb) {
             self.publish(wire::NODES.to_owned(), body).await;
