@@ -389,12 +389,11 @@ fn invalid(key: &'static str, message: &str) -> ConfigError {
 
 /// 32 random bytes, hex-encoded: the JWT key when none is configured.
 fn random_secret() -> Result<Secret, ConfigError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ConfigError::Invalid {
+    let secret = crate::auth::random_hex(32).map_err(|e| ConfigError::Invalid {
         key: "jwt_secret",
         message: format!("cannot generate a random secret ({e}); set --jwt-secret"),
     })?;
-    Ok(Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(Secret::new(secret))
 }
 
 #[cfg(test)]

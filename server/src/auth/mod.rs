@@ -19,4 +19,4 @@ pub use cidr::{AllowList, Cidr, CidrError};
 pub use credentials::Credential;
 pub use error::AuthError;
 pub use jwt::{Claims, JwtError};
-pub use keys::RandomError;
+pub use keys::{random_hex, RandomError};

@@ -93,10 +93,9 @@ fn check_node_id(id: &str) -> Result<(), ConfigError> {
 
 /// `node-` and 8 random hex digits: short enough to read in a log line.
 fn generated_node_id() -> Result<String, ConfigError> {
-    let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes)
+    let hex = crate::auth::random_hex(4)
         .map_err(|e| invalid("node_id", &format!("cannot generate one ({e}); set --node-id")))?;
-    Ok(format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!("node-{hex}"))
 }
 
 #[cfg(test)]

@@ -56,9 +56,8 @@ fn read_or_make(path: &Path, prefix: &str) -> Result<(String, bool), StartupErro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| err(std::io::Error::other(e.to_string())))?;
-    let secret: String = format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let hex = crate::auth::random_hex(32).map_err(|e| err(std::io::Error::other(e.to_string())))?;
+    let secret = format!("{prefix}{hex}");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -213,12 +213,10 @@ impl Cluster {
 
 /// Eight random hex digits telling this start of a node from the previous one.
 fn incarnation() -> String {
-    let mut bytes = [0u8; 4];
-    if getrandom::fill(&mut bytes).is_err() {
+    crate::auth::random_hex(4).unwrap_or_else(|_| {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        bytes = nanos.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+        format!("{nanos:08x}")
+    })
 }
 
 #[cfg(test)]

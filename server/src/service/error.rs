@@ -181,10 +181,8 @@ fn auth_status(e: &AuthError) -> (u16, &'static str) {
 
 /// A short random reference that ties a client's error to the log line.
 fn reference() -> String {
-    let mut bytes = [0u8; 4];
     // Without randomness the reference is only less unique, never wrong.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::random_hex(4).unwrap_or_else(|_| "00000000".into())
 }
 
 fn in_field(field: &Option<String>) -> String {
