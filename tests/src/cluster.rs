@@ -14,7 +14,7 @@
 //! `nats-server` fail the test instead.
 
 use std::env;
-use std::io::Write;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,6 +26,7 @@ use crate::api::Fixture;
 use crate::http;
 use crate::pg::PgSchema;
 use crate::server::{collect, TestServer};
+use crate::skip::skip;
 
 /// How long nats-server may take to accept connections.
 const NATS_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,15 +44,10 @@ pub fn nats_server_bin() -> Option<PathBuf> {
     if let Some(bin) = on_path.into_iter().chain([PathBuf::from("/usr/sbin/nats-server")]).find(|p| is_executable(p)) {
         return Some(bin);
     }
-    if env::var("CONVERGER_REQUIRE_NATS").as_deref() == Ok("1") {
-        panic!("CONVERGER_REQUIRE_NATS=1 but nats-server is neither on PATH nor at /usr/sbin/nats-server");
-    }
-    eprintln!("notice: nats-server is not installed; skipping this cluster test");
     static BANNER: Once = Once::new();
-    // libtest captures `eprint!`, not writes to the stderr handle: this reaches the terminal.
-    BANNER.call_once(|| {
-        let _ = std::io::stderr().write_all(SKIP_BANNER.as_bytes());
-    });
+    let missing = "nats-server is neither on PATH nor at /usr/sbin/nats-server";
+    let notice = "nats-server is not installed; skipping this cluster test";
+    skip("CONVERGER_REQUIRE_NATS", missing, notice, SKIP_BANNER, &BANNER);
     None
 }
 
@@ -216,17 +212,8 @@ impl TestCluster {
         });
         nodes.extend(rest);
         let cluster = TestCluster { nodes, nats, schema };
-        // The ready line comes before the node has joined the bus; a load
-        // balancer would wait for readiness too.
-        let deadline = Instant::now() + NODE_READY_TIMEOUT;
-        for i in 0..n {
-            assert!(
-                cluster.wait_ready(i, true, deadline),
-                "node-{i} not ready (/health/ready {:?}) {NODE_READY_TIMEOUT:?} after its start\n{}",
-                cluster.ready_status(i),
-                cluster.logs()
-            );
-        }
+        // The ready line means ready; a load balancer would check too.
+        cluster.expect_all_ready(true, NODE_READY_TIMEOUT, "its start");
         Some(cluster)
     }
 
@@ -294,6 +281,21 @@ impl TestCluster {
     /// `/health/ready`'s status on node `i`, or `None` when it does not answer.
     pub fn ready_status(&self, i: usize) -> Option<u16> {
         http::request(self.node(i).http_addr(), "GET", "/health/ready", &[], b"").ok().map(|r| r.status)
+    }
+
+    /// Asserts that every node answers `/health/ready` with 200 (`ready`) or
+    /// with anything else (`!ready`) within `within`; `after` names what
+    /// started the wait, for the failure message.
+    #[track_caller]
+    pub fn expect_all_ready(&self, ready: bool, within: Duration, after: &str) {
+        let deadline = Instant::now() + within;
+        for i in 0..self.nodes.len() {
+            if !self.wait_ready(i, ready, deadline) {
+                let state = if ready { "not ready" } else { "still ready" };
+                let status = self.ready_status(i);
+                panic!("node-{i} {state} (/health/ready {status:?}) {within:?} after {after}\n{}", self.logs());
+            }
+        }
     }
 
     /// Polls node `i` until `/health/ready` answers 200 (`ready`) or answers

@@ -16,6 +16,7 @@ pub mod pg;
 pub mod phoenix;
 pub mod receiver;
 pub mod server;
+pub mod skip;
 pub mod tls;
 
 pub use bin::{converger_bin, converger_command};

@@ -6,8 +6,9 @@
 //! test binary says so once, on the terminal (see [`database_url`]).
 
 use std::env;
-use std::io::Write;
 use std::sync::Once;
+
+use crate::skip::skip;
 
 /// `DATABASE_URL`, or `None` when it is unset: the caller skips its PostgreSQL
 /// case. With `CONVERGER_REQUIRE_PG=1` a missing database fails the test instead.
@@ -16,16 +17,9 @@ pub fn database_url() -> Option<String> {
     if let Ok(url) = env::var("DATABASE_URL") {
         return Some(url);
     }
-    if env::var("CONVERGER_REQUIRE_PG").as_deref() == Ok("1") {
-        panic!("CONVERGER_REQUIRE_PG=1 but DATABASE_URL is not set");
-    }
-    // Captured with the test's output: seen when the test fails or with --nocapture.
-    eprintln!("notice: DATABASE_URL is not set; skipping the PostgreSQL variant of this test");
     static BANNER: Once = Once::new();
-    // libtest captures `eprint!`, not writes to the stderr handle: this reaches the terminal.
-    BANNER.call_once(|| {
-        let _ = std::io::stderr().write_all(SKIP_BANNER.as_bytes());
-    });
+    let notice = "DATABASE_URL is not set; skipping the PostgreSQL variant of this test";
+    skip("CONVERGER_REQUIRE_PG", "DATABASE_URL is not set", notice, SKIP_BANNER, &BANNER);
     None
 }
 

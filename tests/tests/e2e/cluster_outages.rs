@@ -68,26 +68,12 @@ fn nats_lost_mid_load_makes_nodes_not_ready_and_its_return_heals_a_subscriber_on
 
         writer_reaches(PER_PHASE);
         cluster.nats().stop();
-        let lost = Instant::now() + NOT_READY_DEADLINE;
-        for i in 0..3 {
-            assert!(
-                cluster.wait_ready(i, false, lost),
-                "node-{i} still reports ready {NOT_READY_DEADLINE:?} after NATS stopped\n{}",
-                cluster.logs()
-            );
-        }
+        cluster.expect_all_ready(false, NOT_READY_DEADLINE, "NATS stopped");
         // A keeps serving its own clients meanwhile.
         writer_reaches(acked.load(Ordering::SeqCst) + PER_PHASE);
 
         cluster.nats().start_again();
-        let back = Instant::now() + READY_AGAIN_DEADLINE;
-        for i in 0..3 {
-            assert!(
-                cluster.wait_ready(i, true, back),
-                "node-{i} not ready {READY_AGAIN_DEADLINE:?} after NATS came back\n{}",
-                cluster.logs()
-            );
-        }
+        cluster.expect_all_ready(true, READY_AGAIN_DEADLINE, "NATS came back");
         writer_reaches(acked.load(Ordering::SeqCst) + PER_PHASE);
         stop.store(true, Ordering::SeqCst);
         let writes = writer.join().expect("writer");
@@ -176,23 +162,12 @@ fn postgres_lost_mid_load_refuses_with_503_and_recovers_with_nothing_acknowledge
             .collect();
         all_reach(PER_PHASE);
         pg.down();
-        for i in 0..2 {
-            assert!(
-                cluster.wait_ready(i, false, Instant::now() + NOT_READY_DEADLINE),
-                "node-{i} ready without PostgreSQL"
-            );
-        }
+        cluster.expect_all_ready(false, NOT_READY_DEADLINE, "PostgreSQL stopped");
         // The writers meet the outage for a while.
         thread::sleep(Duration::from_secs(1));
         let during: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
         pg.up();
-        for i in 0..2 {
-            assert!(
-                cluster.wait_ready(i, true, Instant::now() + READY_AGAIN_DEADLINE),
-                "node-{i} not ready again after PostgreSQL returned\n{}",
-                cluster.logs()
-            );
-        }
+        cluster.expect_all_ready(true, READY_AGAIN_DEADLINE, "PostgreSQL returned");
         all_reach(during.iter().max().copied().unwrap_or(0) + PER_PHASE);
         stop.store(true, Ordering::SeqCst);
         writers.into_iter().map(|w| w.join().expect("writer")).collect()
