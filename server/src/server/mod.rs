@@ -80,16 +80,6 @@ impl Server {
             Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &bus_stop)?),
             None => None,
         };
-        if let (Some(cluster), Some(c)) = (&cluster, &config.cluster) {
-            // Ready means ready: connected, and the other nodes known (they
-            // answer a newcomer's first heartbeat at once).
-            if !cluster.link.status.wait_connected(NATS_START_WAIT) {
-                bus_stop.trigger();
-                let urls = c.nats_urls.iter().map(|u| crate::config::mask_database_url(u)).collect::<Vec<_>>();
-                return Err(ServerStartError::Nats { urls: urls.join(","), secs: NATS_START_WAIT.as_secs() });
-            }
-            std::thread::sleep(cluster::DISCOVERY);
-        }
         // Bumped by every tenant change; read by the shards' and the worker's caches.
         let epoch = cluster.as_ref().map_or_else(TenantEpoch::default, |c| c.epoch.clone());
         let cluster_status = cluster.as_ref().map(|c| c.link.status.clone());
@@ -184,8 +174,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the bus thread for `shards` shards; it connects to NATS (and
-    /// reconnects) by itself, the node reporting not ready meanwhile.
+    /// Starts the bus thread for `shards` shards and returns once it is
+    /// connected to NATS and knows the other nodes (ready means ready; they
+    /// answer a newcomer's first heartbeat at once). Later it reconnects by
+    /// itself, the node reporting not ready meanwhile.
     fn start(
         config: &crate::config::ClusterConfig,
         shards: usize,
@@ -207,6 +199,12 @@ impl Cluster {
         };
         let thread = cluster::bus::start(setup, ends).map_err(ServerStartError::Bus)?;
         info!(node_id = %config.node_id, generated = config.node_id_generated, "cluster mode: PostgreSQL + NATS");
+        if !link.status.wait_connected(NATS_START_WAIT) {
+            shutdown.trigger();
+            let urls: Vec<String> = config.nats_urls.iter().map(|u| crate::config::mask_database_url(u)).collect();
+            return Err(ServerStartError::Nats { urls: urls.join(","), secs: NATS_START_WAIT.as_secs() });
+        }
+        std::thread::sleep(cluster::DISCOVERY);
         Ok(Cluster { link, inboxes, epoch, thread })
     }
 }
