@@ -19,13 +19,13 @@ pub fn live() -> Result<Response, ApiError> {
 
 pub async fn ready(app: &App) -> Result<Response, ApiError> {
     app.store.ping().await.map_err(ApiError::StorageUnavailable)?;
-    let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) else {
-        return Ok(Response::json(200, &json!({"status": "ok", "storage": app.store.backend()})));
-    };
-    if !cluster.status.connected() {
-        return Err(ApiError::ClusterUnavailable);
+    let mut body = json!({"status": "ok", "storage": app.store.backend()});
+    if let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) {
+        if !cluster.status.connected() {
+            return Err(ApiError::ClusterUnavailable);
+        }
+        body["node_id"] = json!(cluster.status.node_id);
     }
-    let body = json!({"status": "ok", "storage": app.store.backend(), "node_id": cluster.status.node_id});
     Ok(Response::json(200, &body))
 }
 
