@@ -221,7 +221,7 @@ impl Session {
         };
         let result = match sender.and_then(|sender| {
             payload.insert("sender".into(), Value::String(sender));
-            ActivityInput::from_json(payload, None)
+            ActivityInput::from_json(payload, None).map(ActivityInput::by_client)
         }) {
             Ok(input) => self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await,
             Err(e) => Err(e),

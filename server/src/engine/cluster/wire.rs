@@ -149,8 +149,19 @@ mod tests {
             metadata: Json::from_value(&json!({"k": [1, 2]})),
             idempotency_key: Some("k1".into()),
             created_at: Timestamp::from_micros(1_733_000_000_123_456),
+            target_id: None,
+            parent_id: Some(new_id()),
+            state: Some(converger_storage::MessageState {
+                edited_at: Some(Timestamp::from_micros(5)),
+                deleted_at: None,
+                reply_count: 2,
+                reactions: vec![converger_storage::ReactionCount { emoji: "👍".into(), count: 3, me: true }],
+            }),
         };
-        let msg = ConversationMsg::Batch { origin: "n.1".into(), activities: vec![a] };
+        // Only a message has a state: an event must come back without one.
+        let event =
+            Activity { kind: "reaction_add".into(), target_id: Some(a.id), parent_id: None, state: None, ..a.clone() };
+        let msg = ConversationMsg::Batch { origin: "n.1".into(), activities: vec![a, event] };
         let bytes = serde_json::to_vec(&msg).expect("encode");
         assert_eq!(serde_json::from_slice::<ConversationMsg>(&bytes).expect("decode"), msg);
     }

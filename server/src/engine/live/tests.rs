@@ -214,7 +214,7 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
             assert!(matches!(&events[2], Ephemeral::Presence(d) if d.leaves.0.contains_key("alice")));
         }
         assert!(
-            w.store.read_range(Scope::Tenant(w.tenant), w.conversation, 0, 10).await.expect("read").is_empty(),
+            w.store.read_range(Scope::Tenant(w.tenant), w.conversation, 0, 10, None).await.expect("read").is_empty(),
             "nothing ephemeral is stored"
         );
     });
