@@ -38,7 +38,7 @@ use live::Live;
 use mesh::{Inbox, MeshMsg, Outbox};
 use owner::Owner;
 
-pub use live::{Ephemeral, LocalEvent, SharedBatch, Sink, SubscribeError, Subscription};
+pub use live::{Ephemeral, LocalEvent, SharedBatch, Signal, Sink, SubscribeError, Subscription};
 pub use presence::{Meta, PresenceDiff, PresenceState};
 pub use publish::{PublishError, PublishRequest, Publisher};
 pub use route::owner_of;

@@ -56,6 +56,7 @@ fn encode_event(e: &LocalEvent) -> Bytes {
             phoenix::broadcast(&topic, "typing", &json!({"sender": sender, "typing": typing}))
         }
         Ephemeral::Presence(diff) => phoenix::broadcast(&topic, "presence_diff", diff),
+        Ephemeral::Signal { signal, data } => phoenix::broadcast(&topic, signal.as_str(), data),
     };
     // Serializing our own types cannot fail; an empty frame is skipped by the sink.
     frame.unwrap_or_default()

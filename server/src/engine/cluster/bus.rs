@@ -298,6 +298,9 @@ impl Bus {
                     Ephemeral::Typing { sender, typing } => {
                         ConversationMsg::Typing { origin, sender: sender.clone(), typing: *typing }
                     }
+                    Ephemeral::Signal { signal, data } => {
+                        ConversationMsg::Signal { origin, signal: *signal, data: data.clone() }
+                    }
                     Ephemeral::Presence(diff) => {
                         tracing::debug!(%conversation, joins = diff.joins.0.len(), leaves = diff.leaves.0.len(), "presence change to the other nodes");
                         ConversationMsg::Presence { origin, joins: diff.joins.clone(), leaves: diff.leaves.clone() }
@@ -442,6 +445,7 @@ async fn pump(mut sub: Subscriber, conversation: Id, inbox: mpsc::Sender<Inbound
                 Inbound::Committed(activities.into())
             }
             ConversationMsg::Typing { sender, typing, .. } => Inbound::Typing { conversation, sender, typing },
+            ConversationMsg::Signal { signal, data, .. } => Inbound::Signal { conversation, signal, data },
             ConversationMsg::Presence { origin, joins, leaves } => Inbound::Presence {
                 conversation,
                 origin,

@@ -94,6 +94,11 @@ pub enum Inbound {
         sender: String,
         typing: bool,
     },
+    Signal {
+        conversation: Id,
+        signal: crate::engine::Signal,
+        data: serde_json::Value,
+    },
     Presence {
         conversation: Id,
         origin: String,
@@ -271,6 +276,9 @@ impl Engine {
             Inbound::Committed(activities) => self.fan_out_here(activities),
             Inbound::Typing { conversation, sender, typing } => {
                 self.pass_on_here(conversation, Arc::new(Ephemeral::Typing { sender, typing }));
+            }
+            Inbound::Signal { conversation, signal, data } => {
+                self.pass_on_here(conversation, Arc::new(Ephemeral::Signal { signal, data }));
             }
             Inbound::Presence { conversation, origin, diff } => {
                 if let Some(news) = self.owner.presence_remote_diff(conversation, &origin, &diff) {

@@ -63,6 +63,12 @@ pub enum ConversationMsg {
         sender: String,
         typing: bool,
     },
+    /// A member signal (receipt, user online/offline).
+    Signal {
+        origin: String,
+        signal: crate::engine::Signal,
+        data: serde_json::Value,
+    },
     /// A change to the origin's presences in the conversation.
     Presence {
         origin: String,
@@ -82,6 +88,7 @@ impl ConversationMsg {
         match self {
             ConversationMsg::Batch { origin, .. }
             | ConversationMsg::Typing { origin, .. }
+            | ConversationMsg::Signal { origin, .. }
             | ConversationMsg::Presence { origin, .. }
             | ConversationMsg::PresenceState { origin, .. } => origin,
         }
