@@ -88,6 +88,7 @@ impl Shards {
         let pairs = listeners.http.into_iter().zip(listeners.binary);
         // Replies the delivery worker writes (echo) go through shard 0's write path.
         let mut injections = Some(injections);
+        let users = Arc::new(crate::service::users::Users::default());
         for (id, ((http, binary), mesh)) in pairs.zip(mesh::build(n)).enumerate() {
             let shard = ShardSetup {
                 id,
@@ -98,6 +99,7 @@ impl Shards {
                 mesh,
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
+                users: users.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
                 caps: caps.clone(),
@@ -158,6 +160,8 @@ struct ShardSetup {
     metrics: Registry,
     /// Shared by all shards: bumped by every tenant change (auth cache).
     tenant_epoch: TenantEpoch,
+    /// Shared by all shards: users with a socket on this node.
+    users: Arc<crate::service::users::Users>,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
@@ -224,7 +228,8 @@ impl ShardSetup {
             self.tenant_epoch,
             engine.shards(),
             shard_metrics.clone(),
-        );
+        )
+        .with_users(self.users);
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),

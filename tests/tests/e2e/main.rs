@@ -60,6 +60,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod phoenix_socket;
+mod phoenix_users;
 mod rest_activities;
 mod rest_auth;
 mod rest_channels;

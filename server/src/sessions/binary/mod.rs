@@ -127,6 +127,11 @@ pub(crate) async fn run<L: Link>(
         Err(error) => return link.close(error).await,
     };
     let _ = out.send(welcome(&identity, limits));
+    // A client token's user is online while this connection lives.
+    let _online = match &identity {
+        Identity::Token(c) if !c.watch => Some(hub.user_connected(c.tenant_id, &c.sub)),
+        _ => None,
+    };
     let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let expiry = monoio::time::sleep(session.expires_in());
