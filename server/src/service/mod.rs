@@ -27,7 +27,6 @@ pub mod tenants;
 #[cfg(test)]
 mod tests;
 pub mod tokens;
-pub mod users;
 
 use std::sync::Arc;
 
@@ -53,8 +52,6 @@ pub struct Hub {
     pub limiter: limits::Limiter,
     /// This shard's counters.
     pub metrics: Arc<ShardMetrics>,
-    /// Users with a socket on this node, shared by every shard (see [`users`]).
-    pub users: Arc<users::Users>,
 }
 
 impl Hub {
@@ -81,12 +78,6 @@ impl Hub {
             routes: routes::Routes::default(),
             limiter,
             metrics,
-            users: Arc::default(),
         }
-    }
-
-    /// The same hub counting users in `users` (one table for every shard of the node).
-    pub fn with_users(self, users: Arc<users::Users>) -> Hub {
-        Hub { users, ..self }
     }
 }

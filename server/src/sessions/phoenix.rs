@@ -59,7 +59,7 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
     let expiry = monoio::time::sleep(expires_in);
     futures_util::pin_mut!(expiry);
     // The user is online while this socket lives (a watcher, the console, is nobody).
-    let _online = (!claims.watch).then(|| hub.user_connected(claims.tenant_id, &claims.sub));
+    let _online = (!claims.watch).then(|| engine.user_connected(claims.tenant_id, &claims.sub));
     let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new(), refused_in_a_row: 0 };
     loop {
         let incoming = monoio::select! {

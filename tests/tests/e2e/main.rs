@@ -50,6 +50,7 @@ mod cluster_failover;
 mod cluster_outages;
 mod cluster_sequencing;
 mod cluster_stream;
+mod cluster_users;
 mod deliveries;
 mod first_run;
 mod http_cors;

@@ -75,6 +75,11 @@ pub(crate) enum Outbound {
         conversation: Id,
         state: PresenceState,
     },
+    /// A user's first socket on this node connected (`online`), or its last one went.
+    User {
+        key: crate::engine::users::UserKey,
+        online: bool,
+    },
 }
 
 pub(crate) enum Control {
@@ -124,6 +129,8 @@ pub enum Inbound {
     /// Tell other nodes every presence of this node (after a reconnect, they
     /// may have dropped them).
     Announce,
+    /// Users online nowhere since a node died: this node announces them offline.
+    UsersOffline(Vec<crate::engine::users::UserKey>),
 }
 
 /// The receiving end of one shard's inbox.
@@ -141,10 +148,17 @@ pub struct Status {
     dropped: AtomicU64,
     /// The node's connections (counted by its admission caps).
     caps: Arc<ConnCaps>,
+    /// The node's users, shared with the shards (see `engine::users`).
+    pub(crate) users: Arc<crate::engine::users::Users>,
 }
 
 impl Status {
-    pub fn new(node_id: String, origin: String, caps: Arc<ConnCaps>) -> Status {
+    pub fn new(
+        node_id: String,
+        origin: String,
+        caps: Arc<ConnCaps>,
+        users: Arc<crate::engine::users::Users>,
+    ) -> Status {
         Status {
             node_id,
             origin,
@@ -152,6 +166,7 @@ impl Status {
             nodes: Mutex::default(),
             dropped: AtomicU64::new(0),
             caps,
+            users,
         }
     }
 
@@ -312,6 +327,13 @@ impl Engine {
                     }
                 }
             }
+            Inbound::UsersOffline(keys) => {
+                let at = converger_storage::Timestamp::now();
+                for key in keys {
+                    let engine = self.clone();
+                    monoio::spawn(async move { engine.announce_user(key, Some(at)).await });
+                }
+            }
         }
     }
 
@@ -346,6 +368,13 @@ impl Engine {
             if !m.link.send_control(Control::Unfollow(conversation)) {
                 tracing::warn!(%conversation, "cluster control queue full: still receiving an unfollowed conversation");
             }
+        }
+    }
+
+    /// Tells other nodes a user's first socket here connected, or its last one went.
+    pub(crate) fn tell_nodes_user(&self, key: &crate::engine::users::UserKey, online: bool) {
+        if let Some(m) = &self.cluster {
+            m.link.send_data(Outbound::User { key: key.clone(), online });
         }
     }
 

@@ -10,6 +10,8 @@
 //!   answers on the request's reply subject with its own presence state.
 //! - `converger.nodes`: heartbeats (liveness, and each node's live figures).
 //! - `converger.changed`: a tenant or channel changed: drop what you remember.
+//! - `converger.users`: a user's first socket on a node connected, or its
+//!   last one there went (user presence across nodes, `engine::users`).
 //! - `converger.missed`: the sender may have failed to publish commits (it
 //!   was cut from NATS, or its bus queue overflowed): every node's subscribers
 //!   read storage after their last seq.
@@ -38,6 +40,17 @@ pub const SYNC_ALL: &str = "converger.sync.*";
 pub const NODES: &str = "converger.nodes";
 pub const CHANGED: &str = "converger.changed";
 pub const MISSED: &str = "converger.missed";
+pub const USERS: &str = "converger.users";
+
+/// `converger.users`: a user's first socket on the origin connected
+/// (`online`), or its last one there went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserMsg {
+    pub origin: String,
+    pub tenant: Id,
+    pub sender: String,
+    pub online: bool,
+}
 
 /// The conversation a `converger.c.<id>` or `converger.sync.<id>` subject names.
 pub fn conversation_of(subject: &str) -> Option<Id> {

@@ -129,7 +129,7 @@ pub(crate) async fn run<L: Link>(
     let _ = out.send(welcome(&identity, limits));
     // A client token's user is online while this connection lives.
     let _online = match &identity {
-        Identity::Token(c) if !c.watch => Some(hub.user_connected(c.tenant_id, &c.sub)),
+        Identity::Token(c) if !c.watch => Some(engine.user_connected(c.tenant_id, &c.sub)),
         _ => None,
     };
     let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
