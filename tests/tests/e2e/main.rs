@@ -59,6 +59,7 @@ mod inbound;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod phoenix_chat;
 mod phoenix_socket;
 mod rest_activities;
 mod rest_auth;
