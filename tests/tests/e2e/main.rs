@@ -60,6 +60,7 @@ mod inbound;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod phoenix_chat;
 mod phoenix_socket;
 mod phoenix_users;
 mod rest_activities;
