@@ -150,6 +150,7 @@ cases: [
     members::members_join_and_leave_through_the_log,
     members::members_are_listed_in_pages,
     members::receipts_never_move_back,
+    members::receipts_of_a_non_member_are_refused_before_their_seqs,
     members::last_seen_is_kept_per_user_and_moves_forward,
     members::member_conversations_lists_where_a_sender_is_a_member,
     members::members_only_is_stored_and_updated,

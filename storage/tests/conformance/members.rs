@@ -183,6 +183,20 @@ pub async fn receipts_never_move_back(store: Arc<dyn Store>) {
     assert_eq!(member(s, scope, c.id, "alice").await.read_seq, 8);
 }
 
+/// A non-member is told so whatever seqs it names, the same on every backend.
+pub async fn receipts_of_a_non_member_are_refused_before_their_seqs(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let c = &w.conversation;
+    write_new(s, message_by(c, "bob", "one")).await;
+    for r in [receipts(Some(1), None), receipts(Some(5), None), receipts(None, Some(5))] {
+        match s.update_receipts(Scope::Tenant(w.tenant.id), c.id, "nobody", r).await {
+            Err(StoreError::Refused(Refusal::NotMember)) => {}
+            other => panic!("{r:?} of a non-member: expected NotMember, got {other:?}"),
+        }
+    }
+}
+
 /// `last_seen` is per user of a tenant, shown on each of its memberships,
 /// and only moves forward.
 pub async fn last_seen_is_kept_per_user_and_moves_forward(store: Arc<dyn Store>) {
