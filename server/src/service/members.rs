@@ -145,7 +145,12 @@ impl Hub {
         sender: &str,
         receipts: Receipts,
     ) -> ServiceResult<Member> {
-        let (member, moved) = self.store.update_receipts(scope, conversation_id, sender, receipts).await?;
+        let (member, moved) = match self.store.update_receipts(scope, conversation_id, sender, receipts).await {
+            Err(StoreError::Refused(Refusal::ReceiptAhead)) => {
+                return Err(self.receipt_ahead(scope, conversation_id, receipts).await)
+            }
+            other => other?,
+        };
         if moved {
             let data = json!({
                 "sender": member.sender,
@@ -158,5 +163,21 @@ impl Hub {
             }
         }
         Ok(member)
+    }
+
+    /// The refusal of a receipt past the last seq, naming the watermark that
+    /// is (the store says only that one is): `delivered_seq` when `read_seq`
+    /// is not past it.
+    async fn receipt_ahead(&self, scope: Scope, conversation_id: Id, receipts: Receipts) -> ServiceError {
+        let last_seq = self.store.get_conversation(scope, conversation_id).await.map(|c| c.last_seq).ok();
+        // A write since may have moved the last seq: a lone watermark is the one.
+        let read_ahead = match (receipts.read_seq, last_seq) {
+            (None, _) => false,
+            (Some(read), Some(last)) => read > last || receipts.delivered_seq.is_none(),
+            (Some(_), None) => true,
+        };
+        let field = if read_ahead { "read_seq" } else { "delivered_seq" };
+        let last = last_seq.map_or(String::new(), |l| format!(" ({l})"));
+        ServiceError::invalid(field, format!("`{field}` may not pass the conversation's last seq{last}"))
     }
 }

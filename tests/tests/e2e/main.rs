@@ -68,6 +68,8 @@ mod rest_auth;
 mod rest_channels;
 mod rest_conversations;
 mod rest_errors;
+mod rest_lifecycle;
+mod rest_members;
 mod rest_tokens;
 mod startup_errors;
 mod status_reports;
