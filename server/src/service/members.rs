@@ -101,7 +101,7 @@ impl Hub {
         change: MemberChange,
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
-        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None).await?;
+        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None, kind).await?;
         let activity = NewActivity {
             id: new_id(),
             tenant_id: caller.tenant_id(),
