@@ -102,6 +102,14 @@ pub trait Adapter: ValidateConfig + Send + Sync {
         false
     }
 
+    /// Whether a conversation's `external_id` is a person the provider
+    /// reports on (a WhatsApp contact): they become the conversation's member
+    /// `external_id`, and the provider's `delivered` / `read` reports move
+    /// that member's receipts (docs/webhooks.md "Contacts as members").
+    fn contact_receipts(&self) -> bool {
+        false
+    }
+
     /// What delivering `ctx.activity` means. An `Err` is a permanent failure
     /// found before sending anything (no recipient, unsupported content, a
     /// stored config that no longer validates): record it as failed.

@@ -71,6 +71,10 @@ impl Adapter for WhatsAppInfobip {
         kind == converger_storage::kinds::MESSAGE
     }
 
+    fn contact_receipts(&self) -> bool {
+        true
+    }
+
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = Self::Config::parse(ctx.channel.config)?;
         let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };

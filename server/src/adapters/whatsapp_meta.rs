@@ -109,6 +109,10 @@ impl Adapter for WhatsAppMeta {
         true
     }
 
+    fn contact_receipts(&self) -> bool {
+        true
+    }
+
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = Self::Config::parse(ctx.channel.config)?;
         let a = ctx.activity;

@@ -4,13 +4,15 @@
 //! cancels what was not sent yet and nothing erased goes out afterwards. On
 //! WhatsApp (Meta), reactions become reaction messages on the target's
 //! wamid and a reply quotes its parent, while edits, deletes and member
-//! changes get no delivery row at all. Every provider is a local recording
-//! server.
+//! changes get no delivery row at all. The WhatsApp contact is a member of
+//! their conversation, and the provider's delivered / read reports are their
+//! receipts. Every provider is a local recording server.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, delivery_of, expect, Client};
+use converger_e2e::phoenix;
 use converger_e2e::receiver::{Receiver, Recorded};
 use converger_e2e::TestServer;
 use hmac::{Hmac, KeyInit, Mac};
@@ -199,6 +201,12 @@ fn customer_message(wamid: &str, text: &str) -> String {
     }))
 }
 
+fn status(wamid: &str, status: &str) -> String {
+    meta_webhook(
+        json!({"statuses": [{"id": wamid, "status": status, "timestamp": "1749416400", "recipient_id": CUSTOMER}]}),
+    )
+}
+
 /// A Graph API stand-in answering each send with the next `wamid.OUT<n>`, and a Meta channel on it.
 fn graph_and_channel(api: &Client) -> (Receiver, Value) {
     let n = AtomicUsize::new(0);
@@ -229,14 +237,19 @@ fn on_whatsapp_reactions_are_reaction_messages_replies_quote_and_edits_deletes_m
     let api = Client::bearer(server, &tenant.api_key);
     let (graph, meta) = graph_and_channel(&api);
 
-    // The customer writes first.
+    // The customer writes first: the conversation, the contact as its member, the message.
     let accepted = post_meta(server, &meta, &customer_message("wamid.IN1", "Does it come in blue?"));
     assert_eq!(accepted["created"], 1);
     let convs = expect(&api.get(&format!("/api/v1/conversations?channel_id={}", id(&meta))), 200);
     let conv = id(&convs["data"][0]).to_string();
     let path = format!("/api/v1/conversations/{conv}/activities");
     let log = expect(&api.get(&path), 200)["data"].as_array().expect("data").clone();
-    let question = log[0].clone();
+    let kinds: Vec<&str> = log.iter().map(|a| a["type"].as_str().expect("type")).collect();
+    assert_eq!(kinds, ["member_joined", "message"], "the contact joins just before their first message");
+    assert_eq!((log[0]["sender"].as_str(), log[0]["metadata"]["role"].as_str()), (Some(CUSTOMER), Some("contact")));
+    let question = log[1].clone();
+    let member = expect(&api.get(&format!("/api/v1/conversations/{conv}/members/{CUSTOMER}")), 200);
+    assert_eq!(member["metadata"], json!({"profile_name": "Sheena Nelson"}));
 
     // A reply quotes the customer's message.
     let reply = json!({"sender": "agent", "text": "Yes, it does.", "parent_id": id(&question)});
@@ -284,4 +297,116 @@ fn on_whatsapp_reactions_are_reaction_messages_replies_quote_and_edits_deletes_m
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(graph.requests().len(), 4, "nothing else was sent");
+}
+
+on_both_backends!(whatsapp_status_reports_become_the_contacts_receipts);
+
+fn whatsapp_status_reports_become_the_contacts_receipts(server: &TestServer) {
+    let tenant = create_tenant(server, "meta-receipts");
+    let api = Client::bearer(server, &tenant.api_key);
+    let (_graph, meta) = graph_and_channel(&api);
+    // The business writes first (a conversation made over REST): the contact is no member yet.
+    let conv = json!({"channel_id": meta["id"], "external_id": CUSTOMER});
+    let conv = id(&expect(&api.post("/api/v1/conversations", &conv), 201)).to_string();
+    let path = format!("/api/v1/conversations/{conv}/activities");
+    let members = format!("/api/v1/conversations/{conv}/members");
+    let first = expect(&api.post(&path, &json!({"sender": "agent", "text": "Your order shipped."})), 201);
+    let second = expect(&api.post(&path, &json!({"sender": "agent", "text": "It arrives Monday."})), 201);
+    delivery_of(&api, id(&first), |d| d["metadata"]["provider_message_id"].is_string());
+    let d = delivery_of(&api, id(&second), |d| d["metadata"]["provider_message_id"].is_string());
+    let (first_wamid, second_wamid) = {
+        let d1 = delivery_of(&api, id(&first), |_| true);
+        (
+            d1["metadata"]["provider_message_id"].as_str().expect("wamid").to_string(),
+            d["metadata"]["provider_message_id"].as_str().expect("wamid").to_string(),
+        )
+    };
+    assert!(expect(&api.get(&members), 200)["data"].as_array().expect("data").is_empty());
+
+    // Someone following the conversation sees the receipts as they move.
+    let token = json!({"conversation_id": conv, "sender": "agent"});
+    let token = expect(&api.post("/api/v1/tokens", &token), 200)["token"].as_str().expect("token").to_string();
+    let mut ws = phoenix::with_token(server, &token);
+    let reply = phoenix::join(&mut ws, &format!("conversation:{conv}"), json!({}));
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+
+    // `delivered` of the second message: the contact becomes a member, delivered up to it.
+    let accepted = post_meta(server, &meta, &status(&second_wamid, "delivered"));
+    assert_eq!(accepted["statuses_applied"], 1);
+    let contact = expect(&api.get(&format!("{members}/{CUSTOMER}")), 200);
+    assert_eq!(
+        (contact["role"].as_str(), &contact["delivered_seq"], &contact["read_seq"]),
+        (Some("contact"), &second["seq"], &json!(0))
+    );
+    assert_eq!(contact["unread_count"], 2);
+    let receipt = receipt_event(&mut ws);
+    assert_eq!((receipt["sender"].as_str(), &receipt["delivered_seq"]), (Some(CUSTOMER), &second["seq"]));
+
+    // `read` of the first, then of the second: read_seq follows; a late `delivered` of the first moves nothing back.
+    post_meta(server, &meta, &status(&first_wamid, "read"));
+    let contact = expect(&api.get(&format!("{members}/{CUSTOMER}")), 200);
+    assert_eq!((&contact["read_seq"], &contact["unread_count"]), (&first["seq"], &json!(1)));
+    assert_eq!(receipt_event(&mut ws)["read_seq"], first["seq"]);
+    post_meta(server, &meta, &status(&second_wamid, "read"));
+    post_meta(server, &meta, &status(&first_wamid, "delivered"));
+    let contact = expect(&api.get(&format!("{members}/{CUSTOMER}")), 200);
+    assert_eq!(
+        (&contact["read_seq"], &contact["delivered_seq"], &contact["unread_count"]),
+        (&second["seq"], &second["seq"], &json!(0))
+    );
+    assert_eq!(receipt_event(&mut ws)["read_seq"], second["seq"]);
+
+    // The same report again, and the customer writing: still one member_joined.
+    post_meta(server, &meta, &status(&second_wamid, "delivered"));
+    post_meta(server, &meta, &customer_message("wamid.IN9", "Thanks!"));
+    let log = expect(&api.get(&path), 200)["data"].as_array().expect("data").clone();
+    let joins = log.iter().filter(|a| a["type"] == "member_joined").count();
+    assert_eq!(joins, 1, "{log:?}");
+    let list = expect(&api.get(&members), 200);
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// The next `receipt` broadcast on the socket.
+fn receipt_event(ws: &mut phoenix::Ws) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = phoenix::until_by(ws, "receipt", deadline).expect("a receipt event");
+    m[4].clone()
+}
+
+on_both_backends!(an_infobip_seen_report_becomes_the_contacts_read_receipt);
+
+fn an_infobip_seen_report_becomes_the_contacts_read_receipt(server: &TestServer) {
+    let infobip = Receiver::start_with(vec![200], |req| {
+        let sent = req.json();
+        json!({"to": sent["to"], "messageCount": 1, "messageId": sent["messageId"],
+               "status": {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE"}})
+        .to_string()
+    });
+    let tenant = create_tenant(server, "infobip-receipts");
+    let api = Client::bearer(server, &tenant.api_key);
+    let config = json!({"api_key": "ib-key", "sender": "441134960000", "base_url": infobip.url("")});
+    let ib = expect(
+        &api.post("/api/v1/channels", &json!({"name": "ib", "type": "whatsapp_infobip", "config": config})),
+        201,
+    );
+    let conv = json!({"channel_id": ib["id"], "external_id": "441134960001"});
+    let conv = id(&expect(&api.post("/api/v1/conversations", &conv), 201)).to_string();
+    let path = format!("/api/v1/conversations/{conv}/activities");
+    let m = expect(&api.post(&path, &json!({"sender": "agent", "text": "Some text"})), 201);
+    let d = delivery_of(&api, id(&m), |d| d["metadata"]["provider_message_id"].is_string());
+    // A reaction is not routed to Infobip.
+    let r = json!({"type": "reaction_add", "sender": "agent", "target_id": id(&m), "text": "👍"});
+    let r = expect(&api.post(&path, &r), 201);
+    assert!(deliveries(&api, &r).is_empty());
+
+    let seen = json!({"results": [{"messageId": d["id"], "from": "441134960001", "to": "441134960000",
+                                   "sentAt": "2019-07-19T11:23:26.998+0000", "seenAt": "2019-07-19T11:25:00.000+0000"}]})
+    .to_string();
+    let headers =
+        [("content-type", "application/json"), ("x-converger-secret", ib["secret"].as_str().expect("secret"))];
+    let r = server.request("POST", &format!("/api/v1/channels/{}/inbound", id(&ib)), &headers, seen.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let contact = expect(&api.get(&format!("/api/v1/conversations/{conv}/members/441134960001")), 200);
+    assert_eq!((&contact["read_seq"], &contact["delivered_seq"]), (&m["seq"], &m["seq"]), "read implies delivered");
+    assert_eq!(infobip.requests().len(), 1, "the message only");
 }

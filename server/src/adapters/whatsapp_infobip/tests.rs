@@ -195,7 +195,7 @@ fn only_messages_are_routed_and_a_reply_goes_as_plain_text() {
     for kind in ["reaction_add", "reaction_remove", "edit", "delete", "member_joined", "member_left", "event"] {
         assert!(!WhatsAppInfobip.routes(kind), "{kind}");
     }
-    assert!(!WhatsAppInfobip.needs_related());
+    assert!(!WhatsAppInfobip.needs_related() && WhatsAppInfobip.contact_receipts());
     let mut reply = activity("Sure.");
     reply.parent_id = Some(reply.id);
     let body = body_json(&http(WhatsAppInfobip.deliver_activity(&context(&config(), &reply, Some("441134960001")))));

@@ -133,7 +133,7 @@ fn messages_and_reactions_are_routed_and_nothing_else_is() {
     for kind in ["edit", "delete", "member_joined", "member_left", "event"] {
         assert!(!WhatsAppMeta.routes(kind), "{kind}");
     }
-    assert!(WhatsAppMeta.needs_related());
+    assert!(WhatsAppMeta.needs_related() && WhatsAppMeta.contact_receipts());
 }
 
 #[test]
