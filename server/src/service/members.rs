@@ -65,7 +65,7 @@ impl Hub {
         let metadata = Json::from_value(&json!({"role": input.role, "metadata": input.metadata.to_value()}));
         let change = MemberChange::Join { role: input.role, metadata: input.metadata };
         let written = self
-            .member_activity(caller, conversation_id, &input.sender, kinds::MEMBER_JOINED, metadata, change)
+            .member_activity(caller, conversation_id, &input.sender, kinds::MEMBER_JOINED, metadata, change, None)
             .await?;
         let member = self.store.get_member(caller.scope(), conversation_id, &input.sender).await?;
         Ok((member, written))
@@ -81,6 +81,7 @@ impl Hub {
                 kinds::MEMBER_LEFT,
                 Json::empty_object(),
                 MemberChange::Leave,
+                None,
             )
             .await;
         match result {
@@ -91,6 +92,24 @@ impl Hub {
         }
     }
 
+    /// Writes `member_joined` for `input.sender` keyed by `idempotency_key`:
+    /// the same key again (a provider resending the webhook that made a
+    /// contact a member) writes nothing new.
+    pub(crate) async fn add_member_once(
+        &self,
+        caller: Caller,
+        conversation_id: Id,
+        input: MemberInput,
+        idempotency_key: String,
+    ) -> ServiceResult<Written> {
+        let metadata = Json::from_value(&json!({"role": input.role, "metadata": input.metadata.to_value()}));
+        let change = MemberChange::Join { role: input.role, metadata: input.metadata };
+        let kind = kinds::MEMBER_JOINED;
+        self.member_activity(caller, conversation_id, &input.sender, kind, metadata, change, Some(idempotency_key))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn member_activity(
         &self,
         caller: Caller,
@@ -99,9 +118,10 @@ impl Hub {
         kind: &str,
         metadata: Json,
         change: MemberChange,
+        idempotency_key: Option<String>,
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
-        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None).await?;
+        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None, kind).await?;
         let activity = NewActivity {
             id: new_id(),
             tenant_id: caller.tenant_id(),
@@ -111,7 +131,7 @@ impl Hub {
             attachments: None,
             sender: sender.to_string(),
             metadata,
-            idempotency_key: None,
+            idempotency_key,
             created_at: Timestamp::now(),
             deliver_to,
             target_id: None,

@@ -44,6 +44,7 @@ macro_rules! on_both_backends {
 mod admin_api;
 mod admin_console;
 mod binary_protocol;
+mod chat_deliveries;
 mod cli;
 mod cluster_deliveries;
 mod cluster_failover;
