@@ -44,7 +44,6 @@ macro_rules! on_both_backends {
 mod admin_api;
 mod admin_console;
 mod binary_protocol;
-mod chat_deliveries;
 mod cli;
 mod cluster_deliveries;
 mod cluster_failover;
@@ -53,6 +52,7 @@ mod cluster_sequencing;
 mod cluster_stream;
 mod cluster_users;
 mod deliveries;
+mod deliveries_chat;
 mod first_run;
 mod http_cors;
 mod http_health;
