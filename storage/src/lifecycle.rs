@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::{kinds, Activity, Id, Json, MemberChange, NewActivity, Refusal, StoreError, StoreResult};
+use crate::{kinds, Activity, Id, Json, MemberChange, NewActivity, Refusal, StoreError, StoreResult, Written};
 
 /// (message, sender, emoji).
 pub(crate) type ReactionKey = (Id, String, String);
@@ -189,6 +189,16 @@ impl Lifecycle {
             return refuse(Refusal::NotMember);
         }
         Ok(Verdict::Write)
+    }
+
+    /// What the batch answers for `item` instead of writing it (a refusal,
+    /// or the replay of a reaction already there); `None`: write it.
+    pub fn answer_instead(&self, item: &NewActivity) -> Option<StoreResult<Written>> {
+        match self.admit(item) {
+            Ok(Verdict::Write) => None,
+            Ok(Verdict::Replay(original)) => Some(Ok(Written::Replay(*original))),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     fn message(&self, item: &NewActivity, id: Id, field: &'static str) -> StoreResult<&Activity> {

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::crud::in_scope;
 use super::known::{self, ConversationState};
 use super::rows::{self, sql_err, ACTIVITY_COLS, ACTIVITY_INSERT_COLS};
-use crate::lifecycle::{self, Effects, Lifecycle, Verdict};
+use crate::lifecycle::{self, Effects, Lifecycle};
 use crate::{
     new_id, Activity, ConversationStatus, DeliveryStatus, Entity, Id, NewActivity, ReactionCount, Scope, StoreError,
     StoreResult, Written,
@@ -73,18 +73,9 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
             out.push(Err(StoreError::ConversationClosed));
             continue;
         }
-        if let Some(l) = &lifecycle {
-            match l.admit(&item) {
-                Ok(Verdict::Write) => {}
-                Ok(Verdict::Replay(original)) => {
-                    out.push(Ok(Written::Replay(*original)));
-                    continue;
-                }
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            }
+        if let Some(answer) = lifecycle.as_ref().and_then(|l| l.answer_instead(&item)) {
+            out.push(answer);
+            continue;
         }
         state.last_seq += 1;
         let deliver_to = std::mem::take(&mut item.deliver_to);

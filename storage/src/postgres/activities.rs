@@ -26,7 +26,7 @@ use super::bulk::{self, NewDelivery, Rows};
 use super::errors::map_err;
 use super::rows::{self, ACTIVITY_COLS};
 use super::PgStore;
-use crate::lifecycle::{self, Effects, Lifecycle, Needs, Verdict};
+use crate::lifecycle::{self, Effects, Lifecycle, Needs};
 use crate::{
     new_id, Activity, ConversationStatus, Entity, Id, NewActivity, PageRequest, ReactionCount, Scope, StoreError,
     StoreResult, Written,
@@ -454,18 +454,9 @@ fn assign(
             out.push(Err(StoreError::ConversationClosed));
             continue;
         }
-        if let Some(l) = &lifecycle {
-            match l.admit(item) {
-                Ok(Verdict::Write) => {}
-                Ok(Verdict::Replay(original)) => {
-                    out.push(Ok(Written::Replay(*original)));
-                    continue;
-                }
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            }
+        if let Some(answer) = lifecycle.as_ref().and_then(|l| l.answer_instead(item)) {
+            out.push(answer);
+            continue;
         }
         state.last_seq += 1;
         let mut channels = item.deliver_to.clone();
