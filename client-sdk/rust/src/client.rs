@@ -262,8 +262,8 @@ impl Client {
             sender: sender.into(),
             data: if typing { r#"{"typing":true}"# } else { r#"{"typing":false}"# }.into(),
         });
-        let bytes = encode(&frame)?;
         let conn = self.wait_for_connection(Instant::now() + self.shared().options.request_timeout).await?;
+        let bytes = encode(&frame, conn.version)?;
         conn.outbox.send(bytes).await.map_err(|_| Error::ConnectionLost)
     }
 
@@ -337,13 +337,6 @@ impl Client {
         let shared = self.shared();
         let timeout = shared.options.request_timeout;
         let deadline = Instant::now() + timeout;
-        let bytes = encode(&frame)?;
-        let max_frame = shared.lock().welcome.max_frame;
-        if bytes.len() > max_frame as usize {
-            // The server would close the connection (`frame_too_large`).
-            let why = format!("a frame of {} bytes is over the server's limit of {max_frame}", bytes.len());
-            return Err(Error::InvalidArgument(why));
-        }
         let attempt = async {
             let _slot = shared.in_flight.acquire().await.map_err(|_| Error::Closed)?;
             let (reply, answer) = oneshot::channel();
@@ -358,6 +351,14 @@ impl Client {
                     }
                 }
             };
+            // Encoded for the connection it goes on (its version).
+            let bytes = encode(&frame, conn.version)?;
+            let max_frame = shared.lock().welcome.max_frame;
+            if bytes.len() > max_frame as usize {
+                // The server would close the connection (`frame_too_large`).
+                let why = format!("a frame of {} bytes is over the server's limit of {max_frame}", bytes.len());
+                return Err(Error::InvalidArgument(why));
+            }
             if conn.outbox.send(bytes).await.is_err() {
                 return Err(Error::ConnectionLost);
             }

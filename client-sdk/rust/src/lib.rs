@@ -107,7 +107,7 @@ mod tls;
 mod types;
 
 pub use client::{Client, Options};
-pub use converger_protocol::{ErrorCode, LIVE_ONLY};
+pub use converger_protocol::{ErrorCode, Version, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
 #[cfg(feature = "rest")]
 pub use rest::{ActivityList, Channel, Conversation, Rest, RestActivity, Token};
@@ -116,5 +116,8 @@ pub use rustls;
 pub use subscription::{Subscription, TypingEvents};
 #[cfg(feature = "tls")]
 pub use tls::Tls;
-pub use types::{Activity, Credential, Draft, HistoryPage, TypingEvent, Welcome, Written};
+pub use types::{
+    Activity, Credential, Draft, HistoryPage, MessageState, PresenceEvent, Reaction, ReceiptEvent, TypingEvent,
+    Welcome, Written,
+};
 pub use uuid::Uuid;

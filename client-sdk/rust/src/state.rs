@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use converger_protocol::{ErrorCode, Frame, Subscribe, SubscribeItem, Subscribed, Unsubscribe};
+use converger_protocol::{ErrorCode, Frame, Subscribe, SubscribeItem, Subscribed, Unsubscribe, Version};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify, Semaphore};
 use tracing::debug;
 use uuid::Uuid;
@@ -63,6 +63,8 @@ pub(crate) struct State {
 #[derive(Clone)]
 pub(crate) struct Conn {
     pub generation: u64,
+    /// The protocol version its frames are encoded in.
+    pub version: Version,
     pub outbox: mpsc::Sender<Bytes>,
     /// Ends the connection (the client then reconnects).
     pub kill: Arc<Notify>,
@@ -233,7 +235,13 @@ impl Shared {
     /// A new connection is up: requests may use it, and every subscription
     /// not lagging is subscribed again from its last seq. `None` when the
     /// client was closed meanwhile.
-    pub fn connected(&self, outbox: mpsc::Sender<Bytes>, kill: Arc<Notify>, welcome: Welcome) -> Option<u64> {
+    pub fn connected(
+        &self,
+        outbox: mpsc::Sender<Bytes>,
+        kill: Arc<Notify>,
+        welcome: Welcome,
+        version: Version,
+    ) -> Option<u64> {
         let mut state = self.lock();
         if state.closed.is_some() {
             return None;
@@ -261,7 +269,7 @@ impl Shared {
                 }
             }
             // The outbox is new and has room for this many frames.
-            let queued = encode(&Frame::Subscribe(Subscribe { request_id, items }))
+            let queued = encode(&Frame::Subscribe(Subscribe { request_id, items }), version)
                 .is_ok_and(|bytes| outbox.try_send(bytes).is_ok());
             if queued {
                 state.pending.insert(request_id, Pending { generation, reply: None });
@@ -269,7 +277,7 @@ impl Shared {
                 debug!("could not queue a resubscription");
             }
         }
-        state.conn = Some(Conn { generation, outbox, kill });
+        state.conn = Some(Conn { generation, version, outbox, kill });
         drop(state);
         self.conn_changed.send_modify(|n| *n += 1);
         Some(generation)
@@ -308,8 +316,10 @@ impl Shared {
         self.conn_changed.send_modify(|_| {});
     }
 
-    /// Handles one frame from the server. `Some(error)`: the connection ends.
-    pub fn dispatch(&self, frame: Frame, outbox: &mpsc::Sender<Bytes>) -> Option<Error> {
+    /// Handles one frame from the server, which came on a connection
+    /// speaking `version` whose outbox is `outbox`. `Some(error)`: the
+    /// connection ends.
+    pub fn dispatch(&self, frame: Frame, outbox: &mpsc::Sender<Bytes>, version: Version) -> Option<Error> {
         match frame {
             Frame::Deliver(d) => {
                 let mut state = self.lock();
@@ -320,10 +330,10 @@ impl Shared {
                         Offer::Taken => {}
                         // Stop the stream until the consumer resumes it (best effort:
                         // what still comes is dropped). Nobody waits for the Ack.
-                        Offer::Paused => self.unsubscribe_now(conversation, outbox),
+                        Offer::Paused => self.unsubscribe_now(conversation, outbox, version),
                         Offer::Gone => {
                             state.subs.remove(&conversation);
-                            self.unsubscribe_now(conversation, outbox);
+                            self.unsubscribe_now(conversation, outbox, version);
                         }
                     }
                 }
@@ -355,7 +365,7 @@ impl Shared {
             Frame::Ping(p) => {
                 let pong = Frame::Pong(converger_protocol::Pong { payload: p.payload });
                 // A full outbox means the server is hearing from us anyway.
-                if let Ok(bytes) = encode(&pong) {
+                if let Ok(bytes) = encode(&pong, version) {
                     let _ = outbox.try_send(bytes);
                 }
             }
@@ -454,7 +464,7 @@ impl Shared {
                 items: vec![SubscribeItem { conversation_id: conversation.into_bytes(), after_seq }],
             }),
         ];
-        let [Ok(a), Ok(b)] = frames.map(|f| encode(&f)) else { return None };
+        let [Ok(a), Ok(b)] = frames.map(|f| encode(&f, conn.version)) else { return None };
         for id in [unsubscribe, request] {
             state.pending.insert(id, Pending { generation: conn.generation, reply: None });
         }
@@ -462,10 +472,10 @@ impl Shared {
     }
 
     /// Queues an Unsubscribe if the outbox has room (never waits).
-    fn unsubscribe_now(&self, conversation: Uuid, outbox: &mpsc::Sender<Bytes>) {
+    fn unsubscribe_now(&self, conversation: Uuid, outbox: &mpsc::Sender<Bytes>, version: Version) {
         let request_id = self.next_id();
         let frame = Frame::Unsubscribe(Unsubscribe { request_id, conversation_ids: vec![conversation.into_bytes()] });
-        if let Ok(bytes) = encode(&frame) {
+        if let Ok(bytes) = encode(&frame, version) {
             let _ = outbox.try_send(bytes);
         }
     }
@@ -481,7 +491,7 @@ impl Shared {
         // If the outbox is full the server keeps sending it and the reader
         // drops it: harmless, and gone at the next reconnect.
         if let Some(conn) = &state.conn {
-            self.unsubscribe_now(conversation, &conn.outbox);
+            self.unsubscribe_now(conversation, &conn.outbox, conn.version);
         }
     }
 }
@@ -502,6 +512,9 @@ mod tests {
             attachments: None,
             metadata: "{}".into(),
             idempotency_key: None,
+            target_id: None,
+            parent_id: None,
+            state: None,
         }
     }
 

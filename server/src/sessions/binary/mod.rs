@@ -121,12 +121,14 @@ pub(crate) async fn run<L: Link>(
     limits: Limits,
     upgrade_token: Option<String>,
 ) {
-    let out = link.sender();
-    let identity = match handshake(&mut link, &hub, limits, upgrade_token.as_deref(), &shutdown).await {
-        Ok(identity) => identity,
+    let (identity, version) = match handshake(&mut link, &hub, limits, upgrade_token.as_deref(), &shutdown).await {
+        Ok(accepted) => accepted,
         Err(error) => return link.close(error).await,
     };
-    let _ = out.send(welcome(&identity, limits));
+    // From the Welcome on, both ways speak the chosen version.
+    link.set_version(version);
+    let out = link.sender();
+    let _ = out.send(welcome(&identity, version, limits));
     let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let expiry = monoio::time::sleep(session.expires_in());

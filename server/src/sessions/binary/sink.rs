@@ -1,9 +1,10 @@
 //! The binary-protocol side of a subscription, and the sender both binary
 //! transports share. An activity's record holds nothing about the connection
 //! (docs/protocol.md, Deliver), so each committed activity is encoded once per
-//! shard and its bytes are shared by every binary subscriber, over TCP and over
-//! WebSocket alike; per connection only the Deliver prefix (and on WebSocket
-//! the message header) is written.
+//! shard and protocol version, and its bytes are shared by every binary
+//! subscriber of that version, over TCP and over WebSocket alike; per
+//! connection only the Deliver prefix (and on WebSocket the message header) is
+//! written.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -11,7 +12,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use converger_protocol as proto;
-use converger_protocol::{put_deliver_prefix, Frame, WireError, DELIVER_PREFIX_SIZE};
+use converger_protocol::{put_deliver_prefix, Frame, Version, WireError, DELIVER_PREFIX_SIZE};
 use converger_storage::Activity;
 
 use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
@@ -19,8 +20,13 @@ use crate::net::send_queue::{FrameSender, SendError};
 use crate::net::ws::encode;
 use crate::net::ws::Opcode;
 
-/// The activity records' cache key: the same bytes serve both transports.
-const RECORDS: &str = "binary-records";
+/// The activity records' cache key per version: the same bytes serve both transports.
+fn records_key(version: Version) -> &'static str {
+    match version.get() {
+        1 => "binary-records-v1",
+        _ => "binary-records-v2",
+    }
+}
 /// Records per Deliver frame, and the bytes they may take, at most: a big
 /// committed batch goes out as several frames a client can take in turn.
 const DELIVER_MAX_RECORDS: usize = 512;
@@ -35,29 +41,38 @@ pub enum BinarySendError {
     Encode(#[from] WireError),
 }
 
-/// Queues protocol frames on one connection, in its transport's framing.
+/// Queues protocol frames on one connection, in its transport's framing and
+/// its protocol version's layouts.
 #[derive(Clone)]
 pub struct BinarySender {
     inner: FrameSender,
     /// On `/socket/binary` each frame travels as one WebSocket binary message.
     websocket: bool,
+    /// Version 1 until the handshake chose one.
+    version: Version,
 }
 
 impl BinarySender {
     pub fn tcp(inner: FrameSender) -> BinarySender {
-        BinarySender { inner, websocket: false }
+        BinarySender { inner, websocket: false, version: Version::V1 }
     }
 
     pub fn websocket(inner: FrameSender) -> BinarySender {
-        BinarySender { inner, websocket: true }
+        BinarySender { inner, websocket: true, version: Version::V1 }
     }
 
-    /// The cache key of this transport's whole-frame encodings.
+    /// The same connection, speaking `version` (the handshake's choice).
+    pub fn with_version(self, version: Version) -> BinarySender {
+        BinarySender { version, ..self }
+    }
+
+    /// The cache key of this transport's and version's whole-frame encodings.
     fn format(&self) -> &'static str {
-        if self.websocket {
-            "binary-ws"
-        } else {
-            "binary-tcp"
+        match (self.websocket, self.version.get()) {
+            (true, 1) => "binary-ws-v1",
+            (true, _) => "binary-ws-v2",
+            (false, 1) => "binary-tcp-v1",
+            (false, _) => "binary-tcp-v2",
         }
     }
 
@@ -71,11 +86,12 @@ impl BinarySender {
     pub fn encode(&self, frame: &Frame) -> Result<Bytes, WireError> {
         if self.websocket {
             let mut result = Ok(());
-            let bytes = encode::frame_with(Opcode::Binary, frame.encoded_size(), |out| result = frame.encode(out));
+            let size = frame.encoded_size(self.version);
+            let bytes = encode::frame_with(Opcode::Binary, size, |out| result = frame.encode(self.version, out));
             result.map(|()| bytes)
         } else {
-            let mut out = BytesMut::with_capacity(frame.encoded_size());
-            frame.encode(&mut out)?;
+            let mut out = BytesMut::with_capacity(frame.encoded_size(self.version));
+            frame.encode(self.version, &mut out)?;
             Ok(out.freeze())
         }
     }
@@ -86,7 +102,7 @@ impl BinarySender {
         let records = || records.iter().filter(|r| !r.is_empty());
         let size: usize = records().map(Bytes::len).sum();
         let mut prefix = BytesMut::with_capacity(DELIVER_PREFIX_SIZE);
-        put_deliver_prefix(&mut prefix, records().count(), size)?;
+        put_deliver_prefix(&mut prefix, self.version, records().count(), size)?;
         let head = if self.websocket {
             let mut head = BytesMut::from(&encode::binary_header(DELIVER_PREFIX_SIZE + size)[..]);
             head.extend_from_slice(&prefix);
@@ -111,6 +127,9 @@ pub fn to_wire(a: &Activity) -> proto::Activity {
         attachments: a.attachments.as_ref().map(|j| j.as_str().to_string()),
         metadata: a.metadata.as_str().to_string(),
         idempotency_key: a.idempotency_key.clone(),
+        target_id: None,
+        parent_id: None,
+        state: None,
     }
 }
 
@@ -126,7 +145,8 @@ impl Sink for BinarySink {
         if !self.active.get() {
             return false;
         }
-        let records = batch.encoded(RECORDS, encode_records);
+        let version = self.sender.version;
+        let records = batch.encoded(records_key(version), |activities| encode_records(activities, version));
         let records = &records[range];
         let mut start = 0;
         while start < records.len() {
@@ -164,12 +184,12 @@ impl Sink for BinarySink {
     }
 }
 
-fn encode_records(activities: &[Activity]) -> Vec<Bytes> {
+fn encode_records(activities: &[Activity], version: Version) -> Vec<Bytes> {
     activities
         .iter()
         .map(|a| {
             let mut out = BytesMut::new();
-            match to_wire(a).encode(&mut out) {
+            match to_wire(a).encode(version, &mut out) {
                 Ok(()) => out.freeze(),
                 Err(e) => {
                     // Stored activities fit the wire's limits; this would be a bug.
