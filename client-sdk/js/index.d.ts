@@ -1,7 +1,7 @@
 // Types of @converger/client: the client, subscriptions, errors, and (from
 // codec.d.ts) the pure codec.
 
-import type { Id, IdInput, U64Input, WelcomeFrame } from "./codec.js";
+import type { Id, IdInput, MessageState, U64Input, WelcomeFrame } from "./codec.js";
 
 export * from "./codec.js";
 
@@ -106,6 +106,12 @@ export interface Activity {
   /** Parsed JSON object. */
   metadata: Record<string, unknown>;
   idempotencyKey: string | null;
+  /** The message an edit, delete or reaction acts on (protocol version 2; null on a version-1 connection). */
+  targetId: Id | null;
+  /** The message a reply answers, its thread (version 2). */
+  parentId: Id | null;
+  /** A message's current state (version 2; messages only). */
+  state: MessageState | null;
 }
 
 /** An activity to publish. */
@@ -121,6 +127,10 @@ export interface Draft {
   metadata?: Record<string, unknown> | string | null;
   /** 1–255 bytes, unique per conversation: a repeat answers the original with `replayed: true`. */
   idempotencyKey?: string | null;
+  /** The message an edit, delete or reaction acts on (protocol version 2). */
+  targetId?: IdInput | null;
+  /** Makes a message a reply in that message's thread (protocol version 2). */
+  parentId?: IdInput | null;
 }
 
 export interface Written {

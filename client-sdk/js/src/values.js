@@ -33,6 +33,8 @@ export function toDraft(d) {
     attachments: json(d.attachments),
     metadata: json(d.metadata),
     idempotencyKey: d.idempotencyKey ?? null,
+    targetId: d.targetId ?? null,
+    parentId: d.parentId ?? null,
   };
 }
 

@@ -50,7 +50,11 @@ export function codec(bytes: Uint8Array): void {
     if (f.kind === "deliver") log(f.activities[0]?.seq);
     if (f.kind === "error") log(f.code, f.close);
   }
-  const d = new FrameDecoder(1 << 20);
+  const v2 = decodeFrame(bytes, { version: 2, maxSize: 1 << 20 });
+  if (v2 && v2.frame.kind === "deliver") log(v2.frame.activities[0]?.state?.reactions[0]?.me, v2.frame.activities[0]?.targetId);
+  encodeFrame({ kind: "receipt", requestId: 1, conversationId: "x", readSeq: 4n, deliveredSeq: null, sender: "" }, { version: 2 });
+  const d = new FrameDecoder({ maxSize: 1 << 20 });
+  d.version = 2;
   d.push(bytes);
   try {
     for (let f = d.next(); f !== null; f = d.next()) log(f.kind);
