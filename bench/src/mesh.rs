@@ -86,6 +86,9 @@ fn payload() -> Arc<[Activity]> {
         metadata: Json::empty_object(),
         idempotency_key: None,
         created_at: Timestamp::now(),
+        target_id: None,
+        parent_id: None,
+        state: Some(Default::default()),
     }])
 }
 

@@ -208,6 +208,7 @@ async fn one_run(
                 channel_id: channel.id,
                 metadata: Json::empty_object(),
                 external_id: None,
+                members_only: false,
             })
             .await
             .map_err(e)?;
@@ -249,6 +250,10 @@ async fn one_run(
                             idempotency_key: None,
                             created_at: Timestamp::now(),
                             deliver_to: Vec::new(),
+                            target_id: None,
+                            parent_id: None,
+                            author_only: false,
+                            member: None,
                         }
                     })
                     .collect();

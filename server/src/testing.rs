@@ -85,7 +85,36 @@ impl Store for StubStore {
     async fn write_batch(&self, _: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
         no()
     }
-    async fn read_range(&self, _: Scope, _: Id, _: i64, _: u32) -> StoreResult<Vec<Activity>> {
+    async fn read_range(&self, _: Scope, _: Id, _: i64, _: u32, _: Option<&str>) -> StoreResult<Vec<Activity>> {
+        no()
+    }
+    async fn update_conversation(&self, _: Scope, _: Id, _: ConversationPatch) -> StoreResult<Conversation> {
+        no()
+    }
+    async fn read_replies(
+        &self,
+        _: Scope,
+        _: Id,
+        _: Id,
+        _: i64,
+        _: u32,
+        _: Option<&str>,
+    ) -> StoreResult<Vec<Activity>> {
+        no()
+    }
+    async fn get_member(&self, _: Scope, _: Id, _: &str) -> StoreResult<Member> {
+        no()
+    }
+    async fn list_members(&self, _: Scope, _: Id, _: PageRequest) -> StoreResult<Page<Member>> {
+        no()
+    }
+    async fn update_receipts(&self, _: Scope, _: Id, _: &str, _: Receipts) -> StoreResult<(Member, bool)> {
+        no()
+    }
+    async fn member_conversations(&self, _: Id, _: &str, _: u32) -> StoreResult<Vec<Id>> {
+        no()
+    }
+    async fn set_last_seen(&self, _: Id, _: &str, _: Timestamp) -> StoreResult<()> {
         no()
     }
     async fn get_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
@@ -138,8 +167,13 @@ pub async fn conversation_in(store: &dyn Store) -> (Id, Id) {
         config: Json::empty_object(),
     };
     let ch = store.create_channel(ch).await.expect("channel");
-    let conv =
-        NewConversation { tenant_id: t.id, channel_id: ch.id, metadata: Json::empty_object(), external_id: None };
+    let conv = NewConversation {
+        tenant_id: t.id,
+        channel_id: ch.id,
+        metadata: Json::empty_object(),
+        external_id: None,
+        members_only: false,
+    };
     (t.id, store.create_conversation(conv).await.expect("conversation").id)
 }
 
@@ -157,6 +191,10 @@ pub fn message(tenant: Id, conversation: Id) -> NewActivity {
         idempotency_key: None,
         created_at: Timestamp::now(),
         deliver_to: Vec::new(),
+        target_id: None,
+        parent_id: None,
+        author_only: false,
+        member: None,
     }
 }
 

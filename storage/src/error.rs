@@ -11,6 +11,7 @@ pub enum Entity {
     Conversation,
     Activity,
     Delivery,
+    Member,
 }
 
 impl Entity {
@@ -21,6 +22,7 @@ impl Entity {
             Entity::Conversation => "conversation",
             Entity::Activity => "activity",
             Entity::Delivery => "delivery",
+            Entity::Member => "member",
         }
     }
 }
@@ -45,6 +47,10 @@ pub enum StoreError {
     /// The conversation is closed and refuses writes.
     #[error("conversation is closed")]
     ConversationClosed,
+    /// The write breaks a rule of the message lifecycle or of membership,
+    /// judged against the stored state in the write's own transaction.
+    #[error("{0}")]
+    Refused(Refusal),
     /// The caller passed something the store cannot take (a bug above, not user input:
     /// the edge validates that).
     #[error("invalid: {0}")]
@@ -68,6 +74,32 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+}
+
+/// Why a lifecycle or membership write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// `field` (`target_id` or `parent_id`) names no activity of the conversation.
+    #[error("`{field}` names no activity of this conversation")]
+    TargetNotFound { field: &'static str },
+    /// `field` names an activity that is not a message (or, for a parent, a reply).
+    #[error("`{field}` must name a message{}", if *.field == "parent_id" { " that is not itself a reply" } else { "" })]
+    TargetNotMessage { field: &'static str },
+    /// `field` names a deleted message.
+    #[error("`{field}` names a deleted message")]
+    TargetDeleted { field: &'static str },
+    /// A client may edit or delete only its own messages.
+    #[error("only the author (or the tenant's API key) may edit or delete a message")]
+    NotAuthor,
+    /// The sender has no such reaction to take back.
+    #[error("the sender has not reacted with this emoji")]
+    ReactionNotFound,
+    /// The sender is not a member of the conversation.
+    #[error("the sender is not a member of this conversation")]
+    NotMember,
+    /// A receipt beyond the conversation's last seq.
+    #[error("a receipt may not pass the conversation's last seq")]
+    ReceiptAhead,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

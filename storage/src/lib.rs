@@ -19,6 +19,7 @@
 pub mod embedded;
 mod error;
 mod json;
+mod lifecycle;
 mod model;
 pub mod postgres;
 mod tenant_limits;
@@ -31,11 +32,14 @@ use async_trait::async_trait;
 /// `last_error` of a delivery given up because its last attempt never recorded an outcome.
 pub const UNFINISHED_ATTEMPT: &str = "the last attempt did not finish before its lease ran out";
 
+/// `last_error` of a delivery cancelled because its message was deleted first.
+pub const CANCELLED_BY_DELETE: &str = "cancelled: the message was deleted before it was delivered";
+
 fn gave_up(max_attempts: i32) -> String {
     format!("gave up after {max_attempts} attempts: {UNFINISHED_ATTEMPT}")
 }
 
-pub use error::{Entity, StoreError, StoreResult};
+pub use error::{Entity, Refusal, StoreError, StoreResult};
 pub use json::Json;
 pub use model::*;
 pub use time::Timestamp;
@@ -88,6 +92,7 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> StoreResult<Page<Conversation>>;
     async fn close_conversation(&self, scope: Scope, id: Id) -> StoreResult<Conversation>;
+    async fn update_conversation(&self, scope: Scope, id: Id, patch: ConversationPatch) -> StoreResult<Conversation>;
 
     // Activities.
     /// Commits many activities of many conversations, with their delivery rows, in
@@ -100,14 +105,46 @@ pub trait Store: Send + Sync + 'static {
     /// One activity by id (a delivery names its activity this way).
     async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity>;
     /// Activities with seq > `after_seq`, in seq order, at most `limit` (clamped to
-    /// 1..=[`PageRequest::MAX_LIMIT`] like every page).
+    /// 1..=[`PageRequest::MAX_LIMIT`] like every page), messages with their
+    /// current state; `reader` is who `ReactionCount::me` is about.
     async fn read_range(
         &self,
         scope: Scope,
         conversation_id: Id,
         after_seq: i64,
         limit: u32,
+        reader: Option<&str>,
     ) -> StoreResult<Vec<Activity>>;
+    /// The replies to message `parent_id` (its thread) with seq > `after_seq`,
+    /// like [`Store::read_range`]. `NotFound(Activity)` when the parent is not a
+    /// message of the conversation.
+    async fn read_replies(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        parent_id: Id,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
+    ) -> StoreResult<Vec<Activity>>;
+
+    // Members (joining and leaving go through `write_batch`, as activities).
+    async fn get_member(&self, scope: Scope, conversation_id: Id, sender: &str) -> StoreResult<Member>;
+    async fn list_members(&self, scope: Scope, conversation_id: Id, page: PageRequest) -> StoreResult<Page<Member>>;
+    /// Moves the member's read and delivered seqs forward; a seq at or below
+    /// the stored one changes nothing. Answers the member and whether anything
+    /// moved. `Refused(NotMember)`, `Refused(ReceiptAhead)` past the last seq.
+    async fn update_receipts(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        sender: &str,
+        receipts: Receipts,
+    ) -> StoreResult<(Member, bool)>;
+    /// Active conversations where `sender` is a member, at most `limit`, newest membership first.
+    async fn member_conversations(&self, tenant_id: Id, sender: &str, limit: u32) -> StoreResult<Vec<Id>>;
+    /// Records that `sender` of the tenant was last connected at `at`.
+    async fn set_last_seen(&self, tenant_id: Id, sender: &str, at: Timestamp) -> StoreResult<()>;
 
     // Deliveries.
     async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;

@@ -173,6 +173,8 @@ pub struct Conversation {
     pub status: ConversationStatus,
     pub metadata: Json,
     pub external_id: Option<String>,
+    /// Client tokens are issued only for its members.
+    pub members_only: bool,
     pub last_seq: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -184,6 +186,121 @@ pub struct NewConversation {
     pub channel_id: Id,
     pub metadata: Json,
     pub external_id: Option<String>,
+    pub members_only: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConversationPatch {
+    pub metadata: Option<Json>,
+    pub members_only: Option<bool>,
+}
+
+/// The activity kinds the store gives a meaning to (docs/api.md "Message
+/// lifecycle"). Other kinds (`event`) are stored as they come.
+pub mod kinds {
+    pub const MESSAGE: &str = "message";
+    pub const EVENT: &str = "event";
+    /// New content for its target message.
+    pub const EDIT: &str = "edit";
+    /// Its target message's content is erased (a tombstone stays).
+    pub const DELETE: &str = "delete";
+    /// The sender reacts to its target message with the emoji in `text`.
+    pub const REACTION_ADD: &str = "reaction_add";
+    /// The sender takes back the reaction in `text`.
+    pub const REACTION_REMOVE: &str = "reaction_remove";
+    /// `sender` became a member (`metadata`: `{"role", "metadata"}`).
+    pub const MEMBER_JOINED: &str = "member_joined";
+    /// `sender` is no longer a member.
+    pub const MEMBER_LEFT: &str = "member_left";
+
+    /// Kinds that act on a target activity (`target_id`).
+    pub fn has_target(kind: &str) -> bool {
+        matches!(kind, EDIT | DELETE | REACTION_ADD | REACTION_REMOVE)
+    }
+}
+
+/// What a message is now, after the edits, deletes, reactions and replies
+/// logged after it. Only messages have one; a fresh message's is the default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MessageState {
+    /// When the last edit was made.
+    pub edited_at: Option<Timestamp>,
+    /// When it was deleted; its text, attachments and metadata are gone.
+    pub deleted_at: Option<Timestamp>,
+    /// Replies naming it as their `parent_id`.
+    pub reply_count: i64,
+    /// One entry per emoji, most used first (ties: by emoji).
+    pub reactions: Vec<ReactionCount>,
+}
+
+impl Serialize for MessageState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("MessageState", 5)?;
+        m.serialize_field("edited_at", &self.edited_at)?;
+        m.serialize_field("deleted", &self.deleted_at.is_some())?;
+        m.serialize_field("deleted_at", &self.deleted_at)?;
+        m.serialize_field("reply_count", &self.reply_count)?;
+        m.serialize_field("reactions", &self.reactions)?;
+        m.end()
+    }
+}
+
+/// How many senders reacted to a message with one emoji, and whether the
+/// reader is one of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
+    #[serde(default)]
+    pub me: bool,
+}
+
+impl ReactionCount {
+    /// Sorts a summary the one way every read shows it.
+    pub fn sort(summary: &mut [ReactionCount]) {
+        summary.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.emoji.cmp(&b.emoji)));
+    }
+}
+
+/// A member of a conversation, with its receipts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Member {
+    /// Pages of members go by this id (first join order).
+    #[serde(skip_serializing)]
+    pub id: Id,
+    pub conversation_id: Id,
+    #[serde(skip_serializing)]
+    pub tenant_id: Id,
+    pub sender: String,
+    pub role: Option<String>,
+    pub metadata: Json,
+    pub joined_at: Timestamp,
+    /// Read up to and including this seq (0: nothing read).
+    pub read_seq: i64,
+    /// Delivered up to and including this seq.
+    pub delivered_seq: i64,
+    /// Messages after `read_seq` from other senders, not deleted.
+    pub unread_count: i64,
+    /// When the user was last connected anywhere in the tenant (`None`: never seen, or online now … see docs/api.md).
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A member joining or leaving, written with its `member_joined` /
+/// `member_left` activity in the same transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MemberChange {
+    /// Adds the activity's sender, or updates its role and metadata.
+    Join { role: Option<String>, metadata: Json },
+    /// Removes the activity's sender (`Refused(MemberNotFound)` when not a member).
+    Leave,
+}
+
+/// Moves a member's receipts forward (never back).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Receipts {
+    pub read_seq: Option<i64>,
+    pub delivered_seq: Option<i64>,
 }
 
 /// Deserialize: nodes of a cluster pass committed activities to each other.
@@ -201,6 +318,49 @@ pub struct Activity {
     pub metadata: Json,
     pub idempotency_key: Option<String>,
     pub created_at: Timestamp,
+    /// The activity an edit, delete or reaction acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<Id>,
+    /// The message a reply answers (its thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Id>,
+    /// A message's current state (`None` for every other kind), its fields
+    /// beside the activity's own.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none", deserialize_with = "state_if_present")]
+    pub state: Option<MessageState>,
+}
+
+/// A flattened state reads as present only when its `reply_count` (always
+/// written for a message) is there: every field of [`MessageState`] has a
+/// default, so a plain flatten would give every activity one.
+fn state_if_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<MessageState>, D::Error> {
+    #[derive(Deserialize)]
+    struct Present {
+        reply_count: Option<i64>,
+        #[serde(default)]
+        edited_at: Option<Timestamp>,
+        #[serde(default)]
+        deleted_at: Option<Timestamp>,
+        #[serde(default)]
+        reactions: Vec<ReactionCount>,
+    }
+    let p = Present::deserialize(d)?;
+    Ok(p.reply_count.map(|reply_count| MessageState {
+        edited_at: p.edited_at,
+        deleted_at: p.deleted_at,
+        reply_count,
+        reactions: p.reactions,
+    }))
+}
+
+impl Activity {
+    pub fn is_message(&self) -> bool {
+        self.kind == kinds::MESSAGE
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.deleted_at.is_some())
+    }
 }
 
 /// One activity to persist. The store assigns `seq`; `id` and `created_at` are
@@ -219,13 +379,24 @@ pub struct NewActivity {
     pub created_at: Timestamp,
     /// Channels that get a `pending` delivery row in the same transaction.
     pub deliver_to: Vec<Id>,
+    /// See [`Activity::target_id`]: must be a message of the same
+    /// conversation, not deleted.
+    pub target_id: Option<Id>,
+    /// See [`Activity::parent_id`]: a message of the same conversation that
+    /// is not itself a reply.
+    pub parent_id: Option<Id>,
+    /// An edit or delete only of the sender's own message (a client token's
+    /// write); an API key's may act on any.
+    pub author_only: bool,
+    /// The membership change a `member_joined` / `member_left` records.
+    pub member: Option<MemberChange>,
 }
 
 impl NewActivity {
-    /// The activity as stored with `seq`.
     /// The activity as stored with `seq` (the delivery targets are left out:
     /// take them first). Moves the fields: the writer thread copies nothing.
     pub fn into_stored(self, seq: i64) -> Activity {
+        let state = (self.kind == kinds::MESSAGE).then(MessageState::default);
         Activity {
             id: self.id,
             tenant_id: self.tenant_id,
@@ -238,6 +409,9 @@ impl NewActivity {
             metadata: self.metadata,
             idempotency_key: self.idempotency_key,
             created_at: self.created_at,
+            target_id: self.target_id,
+            parent_id: self.parent_id,
+            state,
         }
     }
 }

@@ -69,6 +69,7 @@ async fn world(store: &PgStore) -> World {
             channel_id: channel.id,
             metadata: Json::empty_object(),
             external_id: None,
+            members_only: false,
         })
         .await
         .unwrap();
@@ -88,6 +89,10 @@ fn activity(w: &World, key: Option<&str>, deliver: bool) -> NewActivity {
         idempotency_key: key.map(str::to_owned),
         created_at: Timestamp::now(),
         deliver_to: if deliver { vec![w.channel.id] } else { vec![] },
+        target_id: None,
+        parent_id: None,
+        author_only: false,
+        member: None,
     }
 }
 
@@ -120,7 +125,7 @@ async fn concurrent_batches_to_one_conversation_get_gap_free_seqs() {
         assert_eq!(seqs, (1..=400).collect::<Vec<i64>>(), "{bulk:?}");
 
         let scope = Scope::Tenant(w.tenant.id);
-        let read = store.read_range(scope, w.conversation.id, 390, 100).await.unwrap();
+        let read = store.read_range(scope, w.conversation.id, 390, 100, None).await.unwrap();
         assert_eq!(read.iter().map(|a| a.seq).collect::<Vec<_>>(), (391..=400).collect::<Vec<i64>>());
         assert_eq!(read[0].metadata, Json::parse(r#"{"k":[1,2]}"#).unwrap());
         assert_eq!(store.get_conversation(scope, w.conversation.id).await.unwrap().last_seq, 400);
@@ -240,6 +245,7 @@ async fn find_or_create_races_create_one_conversation() {
                         channel_id: w.channel.id,
                         metadata: Json::empty_object(),
                         external_id: Some("+15550001".into()),
+                        members_only: false,
                     })
                     .await
                     .unwrap()
@@ -262,7 +268,7 @@ async fn scope_and_constraints_hold() {
     let w = world(&store).await;
     let stranger = Scope::Tenant(new_id());
     assert!(matches!(store.get_conversation(stranger, w.conversation.id).await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.read_range(stranger, w.conversation.id, 0, 10).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.read_range(stranger, w.conversation.id, 0, 10, None).await, Err(StoreError::NotFound(_))));
     let mut foreign = activity(&w, None, false);
     foreign.tenant_id = new_id();
     let r = store.write_batch(vec![foreign, activity(&w, None, false)]).await.unwrap();
@@ -421,6 +427,7 @@ async fn bulk_bench() {
                         channel_id: w.channel.id,
                         metadata: Json::empty_object(),
                         external_id: None,
+                        members_only: false,
                     };
                     conversations.push(store.create_conversation(c).await.unwrap().id);
                 }
@@ -517,6 +524,6 @@ async fn the_database_enforces_every_foreign_key() {
     assert_eq!(results[4], fk, "deleting a referenced conversation");
     assert_eq!(results[5], fk, "re-keying a referenced conversation");
     assert_eq!(results[6], None, "a conversation without activities can go");
-    let stored = store.read_range(Scope::Admin, w.conversation.id, 0, 10).await.unwrap();
+    let stored = store.read_range(Scope::Admin, w.conversation.id, 0, 10, None).await.unwrap();
     assert_eq!(stored.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
 }

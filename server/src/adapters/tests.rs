@@ -30,6 +30,9 @@ pub fn activity(text: &str) -> Activity {
         metadata: Json::empty_object(),
         idempotency_key: None,
         created_at: Timestamp::from_micros(NOW * 1_000_000 - 1_500_000),
+        target_id: None,
+        parent_id: None,
+        state: None,
     }
 }
 

@@ -50,6 +50,7 @@ pub async fn page(app: &App, scope: Scope, params: &Params, request: &Request) -
     let id = path_id(params, Entity::Conversation)?;
     let q = Query::parse(request.query.as_deref())?;
     let after_seq = q.int("after_seq", 0..=i64::MAX)?.unwrap_or(0);
-    let (data, last_seq) = app.hub.list_activities(scope, id, after_seq, q.limit()?).await?;
+    let reader = q.reader()?;
+    let (data, last_seq) = app.hub.list_activities(scope, id, after_seq, q.limit()?, reader).await?;
     Ok(Response::json(200, &ActivityPage { data: &data, last_seq }))
 }

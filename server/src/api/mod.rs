@@ -14,6 +14,7 @@ pub mod deliveries;
 pub mod error;
 pub mod health;
 pub mod inbound;
+mod members;
 pub mod openapi;
 pub(crate) mod query;
 mod render;
@@ -140,6 +141,13 @@ impl App {
             E::ConversationClose => conversations::close(self, p, r).await,
             E::ActivityCreate => activities::create(self, p, r).await,
             E::ActivityList => activities::list(self, p, r).await,
+            E::ActivityReplies => members::replies(self, p, r).await,
+            E::ConversationUpdate => members::update_conversation(self, p, r).await,
+            E::MemberAdd => members::add(self, p, r).await,
+            E::MemberList => members::list(self, p, r).await,
+            E::MemberGet => members::get(self, p, r).await,
+            E::MemberRemove => members::remove(self, p, r).await,
+            E::MemberReceipts => members::receipts(self, p, r).await,
             E::TokenIssue => tokens::issue(self, r).await,
             E::TokenRefresh => tokens::refresh(self, r).await,
             E::DeliveryList => deliveries::list(self, r).await,

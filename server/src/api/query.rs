@@ -69,6 +69,18 @@ impl Query {
         self.parsed(name, &expected, |v| decimal(v).filter(|n| range.contains(n)))
     }
 
+    /// `reader`: the sender whose own reactions a read marks `me` (an API
+    /// key reads for nobody unless it names one).
+    pub fn reader(&self) -> Result<Option<&str>, ApiError> {
+        match self.get("reader")? {
+            Some(r) if r.len() > crate::service::activities::MAX_SENDER_BYTES => Err(ApiError::InvalidParameter {
+                name: "reader",
+                message: format!("is longer than {} bytes", crate::service::activities::MAX_SENDER_BYTES),
+            }),
+            other => Ok(other),
+        }
+    }
+
     /// `limit` and `cursor` of a list.
     pub fn page(&self) -> Result<PageRequest, ApiError> {
         Ok(PageRequest { after: self.cursor()?, limit: self.limit()? })

@@ -21,7 +21,7 @@ use tracing::warn;
 use crate::adapters::Reply;
 pub use crate::metrics::DeliveryMetrics;
 use crate::rt::shutdown::Shutdown;
-use crate::service::activities::ActivityInput;
+use crate::service::activities::{ActivityInput, Parts};
 use crate::service::{Caller, Hub, TenantEpoch};
 
 /// How the worker runs (from the config).
@@ -103,14 +103,15 @@ impl Injector {
     /// Writes `reply` into `to`'s conversation as channel `origin` (so it is
     /// not delivered back to that channel), through a shard's write path.
     async fn reply(&self, to: &Activity, origin: Id, reply: Reply) -> Result<(), String> {
-        let input = ActivityInput::from_parts(
-            Some(reply.kind),
-            reply.text,
-            reply.attachments.map(|a| a.to_string()),
-            reply.sender,
-            Some(reply.metadata.to_string()),
-            Some(reply.idempotency_key),
-        )
+        let input = ActivityInput::from_parts(Parts {
+            kind: Some(reply.kind),
+            text: reply.text,
+            attachments: reply.attachments.map(|a| a.to_string()),
+            sender: reply.sender,
+            metadata: Some(reply.metadata.to_string()),
+            idempotency_key: Some(reply.idempotency_key),
+            ..Parts::default()
+        })
         .map_err(|e| format!("reply: {e}"))?;
         let (done, answer) = oneshot::channel();
         let injection = Injection { tenant: to.tenant_id, conversation: to.conversation_id, origin, input, done };

@@ -184,6 +184,9 @@ mod tests {
             metadata: converger_storage::Json::empty_object(),
             idempotency_key: None,
             created_at: Timestamp::from_micros(0),
+            target_id: None,
+            parent_id: None,
+            state: None,
         }]))
     }
 

@@ -25,6 +25,7 @@ pub mod owner;
 pub mod presence;
 pub mod publish;
 pub mod route;
+pub mod users;
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -38,7 +39,7 @@ use live::Live;
 use mesh::{Inbox, MeshMsg, Outbox};
 use owner::Owner;
 
-pub use live::{Ephemeral, LocalEvent, SharedBatch, Sink, SubscribeError, Subscription};
+pub use live::{Ephemeral, LocalEvent, SharedBatch, Signal, Sink, SubscribeError, Subscription};
 pub use presence::{Meta, PresenceDiff, PresenceState};
 pub use publish::{PublishError, PublishRequest, Publisher};
 pub use route::owner_of;
@@ -52,6 +53,8 @@ pub struct Engine {
     live: Live,
     /// Set when this node is one of a cluster.
     cluster: Option<cluster::Membership>,
+    /// The node's users (shared by every shard and the bus; see [`users`]).
+    users: Arc<users::Users>,
 }
 
 impl Engine {
@@ -60,6 +63,7 @@ impl Engine {
         metrics: Arc<ShardMetrics>,
         outbox: Outbox,
         cluster: Option<cluster::ClusterLink>,
+        users: Arc<users::Users>,
     ) -> Rc<Engine> {
         Rc::new(Engine {
             owner: Owner::new(store.clone(), metrics),
@@ -67,6 +71,7 @@ impl Engine {
             store,
             outbox,
             cluster: cluster.map(cluster::Membership::new),
+            users,
         })
     }
 
@@ -182,6 +187,6 @@ impl Engine {
     /// A one-shard engine (unit tests).
     pub(crate) fn single(store: Arc<dyn Store>, metrics: Arc<ShardMetrics>) -> Rc<Engine> {
         let outbox = mesh::build(1).pop().expect("one shard").outbox;
-        Engine::new(store, metrics, outbox, None)
+        Engine::new(store, metrics, outbox, None, Arc::default())
     }
 }

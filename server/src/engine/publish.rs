@@ -9,11 +9,11 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use converger_storage::{NewActivity, Store, StoreError, Written};
+use converger_storage::{Id, NewActivity, Store, StoreError, Written};
 use futures_channel::oneshot;
 
 use super::mesh::MeshMsg;
-use super::Engine;
+use super::{Engine, Ephemeral, Signal};
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,16 @@ impl Publisher {
         }
         // The owner drops the sender only when its shard stops before answering.
         answer.await.unwrap_or(Err(PublishError::ShuttingDown))
+    }
+
+    /// Sends a member signal to every subscriber of `conversation` (through
+    /// its owner, and to the other nodes). Without shards (tests of the
+    /// layers above) there is nobody to tell.
+    pub fn signal(&self, conversation: Id, signal: Signal, data: serde_json::Value) -> Result<(), PublishError> {
+        match &self.route {
+            Route::Direct(_) => Ok(()),
+            Route::Owners(engine) => engine.send_ephemeral(conversation, Ephemeral::Signal { signal, data }),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::delivery;
 use crate::engine::cluster::{self, ClusterLink, InboundRx, Status};
+use crate::engine::users::Users;
 use crate::metrics::Registry;
 use crate::net::Listeners;
 use crate::rt::admission::ConnCaps;
@@ -76,8 +77,10 @@ impl Server {
         // The bus outlives the shards: the presence leaves of the sockets they
         // close on the way out still reach the other nodes.
         let bus_stop = Shutdown::new();
+        // Users with sockets here (and, in a cluster, elsewhere): shards and bus share them.
+        let users = Arc::new(Users::default());
         let cluster = match &config.cluster {
-            Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), &bus_stop)?),
+            Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), users.clone(), &bus_stop)?),
             None => None,
         };
         // Bumped by every tenant change; read by the shards' and the worker's caches.
@@ -94,6 +97,7 @@ impl Server {
             metrics,
             tenant_epoch: epoch.clone(),
             caps,
+            users,
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
             .inspect_err(|_| bus_stop.trigger())?;
@@ -182,10 +186,11 @@ impl Cluster {
         config: &crate::config::ClusterConfig,
         shards: usize,
         caps: Arc<ConnCaps>,
+        users: Arc<Users>,
         shutdown: &Shutdown,
     ) -> Result<Cluster, ServerStartError> {
         let origin = format!("{}.{}", config.node_id, incarnation());
-        let status = Arc::new(Status::new(config.node_id.clone(), origin, caps));
+        let status = Arc::new(Status::new(config.node_id.clone(), origin, caps, users));
         let (link, inboxes, ends) = cluster::channels(shards, status);
         let epoch = TenantEpoch::in_cluster(link.clone());
         let heard = epoch.clone();

@@ -63,6 +63,8 @@ pub struct Node {
     pub tenant_epoch: TenantEpoch,
     /// The node's connection caps.
     pub caps: Arc<ConnCaps>,
+    /// The node's users (`engine::users`), shared with the cluster bus.
+    pub users: Arc<crate::engine::users::Users>,
 }
 
 impl Shards {
@@ -74,7 +76,7 @@ impl Shards {
         injections: crate::delivery::Injections,
         cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
-        let Node { config, store, shutdown, metrics, tenant_epoch, caps } = node;
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
@@ -98,6 +100,7 @@ impl Shards {
                 mesh,
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
+                users: users.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
                 caps: caps.clone(),
@@ -158,6 +161,8 @@ struct ShardSetup {
     metrics: Registry,
     /// Shared by all shards: bumped by every tenant change (auth cache).
     tenant_epoch: TenantEpoch,
+    /// Shared by all shards: users with a socket on this node.
+    users: Arc<crate::engine::users::Users>,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
@@ -212,7 +217,7 @@ impl ShardSetup {
             Some((link, inbox)) => (Some(link), Some(inbox)),
             None => (None, None),
         };
-        let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox, link);
+        let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox, link, self.users);
         let owner_task = monoio::spawn(engine.clone().run_owner());
         let cluster_task = inbox.map(|inbox| monoio::spawn(engine.clone().run_cluster(inbox, shutdown.clone())));
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));

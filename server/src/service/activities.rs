@@ -6,16 +6,23 @@
 //! the payload (`idempotency_key`); when both are given they must be equal,
 //! so a client never gets a replay keyed differently from what it believes.
 
-use converger_storage::{new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, StoreError, Timestamp, Written};
+use converger_storage::{
+    kinds, new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, StoreError, Timestamp, Written,
+};
 use serde_json::{Map, Value};
 
 use super::input::Fields;
 use super::json;
 use super::{Caller, Hub, ServiceError, ServiceResult};
 
-/// Activity types a client may persist; `typing` is ephemeral (WebSocket only).
-pub const PERSISTED_TYPES: &[&str] = &["message", "event"];
+/// Activity types a client may persist; `typing` is ephemeral (WebSocket
+/// only), and `member_joined` / `member_left` are written by the members
+/// endpoints.
+pub const PERSISTED_TYPES: &[&str] =
+    &[kinds::MESSAGE, kinds::EVENT, kinds::EDIT, kinds::DELETE, kinds::REACTION_ADD, kinds::REACTION_REMOVE];
 pub const MAX_TYPE_BYTES: usize = 32;
+/// An emoji (in `text` of a reaction): a short token, e.g. `👍` or `:+1:`.
+pub const MAX_EMOJI_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_SENDER_BYTES: usize = 256;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -29,13 +36,38 @@ pub struct ActivityInput {
     pub sender: String,
     pub metadata: Json,
     pub idempotency_key: Option<String>,
+    /// The message an edit, delete or reaction acts on.
+    pub target_id: Option<Id>,
+    /// The message a reply answers.
+    pub parent_id: Option<Id>,
+    /// Set by a transport whose caller is a client (a token): it may edit or
+    /// delete only its own messages. An API key's writes may act on any.
+    pub author_only: bool,
+}
+
+/// An activity's fields as they arrived separately (the binary protocol's
+/// draft, an adapter's inbound message), the JSON ones as raw text.
+#[derive(Debug, Default)]
+pub struct Parts {
+    pub kind: Option<String>,
+    pub text: Option<String>,
+    pub attachments: Option<String>,
+    pub sender: String,
+    pub metadata: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub target_id: Option<Id>,
+    pub parent_id: Option<Id>,
 }
 
 impl ActivityInput {
-    /// `{type?, text?, attachments?, sender, metadata?, idempotency_key?}`;
-    /// `transport_key` is the key the transport carried beside the payload.
+    /// `{type?, text?, attachments?, sender, metadata?, idempotency_key?,
+    /// target_id?, parent_id?}`; `transport_key` is the key the transport
+    /// carried beside the payload.
     pub fn from_json(map: Map<String, Value>, transport_key: Option<&str>) -> ServiceResult<ActivityInput> {
-        let f = Fields::new(map, &["type", "text", "attachments", "sender", "metadata", "idempotency_key"])?;
+        let f = Fields::new(
+            map,
+            &["type", "text", "attachments", "sender", "metadata", "idempotency_key", "target_id", "parent_id"],
+        )?;
         let kind = f.string("type", MAX_TYPE_BYTES)?;
         let text = f.string("text", MAX_TEXT_BYTES)?;
         let attachments = f.array_of_objects("attachments")?;
@@ -52,21 +84,16 @@ impl ActivityInput {
         };
         let sender = f.required_string("sender", MAX_SENDER_BYTES)?;
         let metadata = f.object("metadata")?;
-        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key)
+        let links = (f.id("target_id")?, f.id("parent_id")?);
+        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key, links)
     }
 
     /// The same activity from fields that arrived separately, the JSON ones
     /// as raw text (the binary protocol's draft): the same rules as
     /// [`ActivityInput::from_json`] (strict JSON, [`json::check`]), and the
     /// JSON kept as the client wrote it.
-    pub fn from_parts(
-        kind: Option<String>,
-        text: Option<String>,
-        attachments: Option<String>,
-        sender: String,
-        metadata: Option<String>,
-        idempotency_key: Option<String>,
-    ) -> ServiceResult<ActivityInput> {
+    pub fn from_parts(parts: Parts) -> ServiceResult<ActivityInput> {
+        let Parts { kind, text, attachments, sender, metadata, idempotency_key, target_id, parent_id } = parts;
         let too_long = |name: &str, value: &Option<String>, max: usize| match value {
             Some(v) if v.len() > max => {
                 Err(ServiceError::invalid(name, format!("`{name}` is longer than {max} bytes")))
@@ -95,10 +122,12 @@ impl ActivityInput {
                 Err(e) => Err(ServiceError::bad_json("metadata", e)),
             })
             .transpose()?;
-        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key)
+        ActivityInput::checked(kind, text, attachments, sender, metadata, idempotency_key, (target_id, parent_id))
     }
 
-    /// The rules across fields, once the fields themselves are well-formed.
+    /// The rules across fields, once the fields themselves are well-formed
+    /// (docs/api.md "Message lifecycle"); the rules against stored state
+    /// (the target exists, is a message, is not deleted …) are the store's.
     fn checked(
         kind: Option<String>,
         text: Option<String>,
@@ -106,28 +135,86 @@ impl ActivityInput {
         sender: String,
         metadata: Option<Json>,
         idempotency_key: Option<String>,
+        (target_id, parent_id): (Option<Id>, Option<Id>),
     ) -> ServiceResult<ActivityInput> {
-        let kind = kind.unwrap_or_else(|| "message".into());
+        let kind = kind.unwrap_or_else(|| kinds::MESSAGE.into());
         if kind == "typing" {
             return Err(ServiceError::invalid("type", "`typing` is ephemeral: send it over a real-time connection"));
+        }
+        if kind == kinds::MEMBER_JOINED || kind == kinds::MEMBER_LEFT {
+            return Err(ServiceError::invalid(
+                "type",
+                format!("`{kind}` is written by the members endpoints (POST/DELETE …/members)"),
+            ));
         }
         if !PERSISTED_TYPES.contains(&kind.as_str()) {
             return Err(ServiceError::invalid(
                 "type",
-                format!("unknown activity type `{kind}` (expected message or event)"),
+                format!("unknown activity type `{kind}` (expected one of: {})", PERSISTED_TYPES.join(", ")),
             ));
         }
-        if kind == "message" && text.is_none() && attachments.is_none() {
-            return Err(ServiceError::invalid("text", "a message needs `text` or `attachments`"));
+        let has_target = kinds::has_target(&kind);
+        match (has_target, target_id) {
+            (true, None) => return Err(ServiceError::invalid("target_id", format!("a {kind} needs `target_id`"))),
+            (false, Some(_)) => {
+                return Err(ServiceError::invalid("target_id", format!("a {kind} takes no `target_id`")))
+            }
+            _ => {}
+        }
+        if parent_id.is_some() && kind != kinds::MESSAGE {
+            return Err(ServiceError::invalid("parent_id", "only a message may reply (`parent_id`)"));
+        }
+        let metadata = metadata.unwrap_or_else(Json::empty_object);
+        let empty_metadata = metadata.to_value().as_object().is_none_or(|m| m.is_empty());
+        match kind.as_str() {
+            kinds::MESSAGE if text.is_none() && attachments.is_none() => {
+                return Err(ServiceError::invalid("text", "a message needs `text` or `attachments`"))
+            }
+            kinds::EDIT if text.is_none() && attachments.is_none() && empty_metadata => {
+                return Err(ServiceError::invalid("text", "an edit needs new `text`, `attachments` or `metadata`"))
+            }
+            kinds::DELETE if text.is_some() || attachments.is_some() => {
+                let field = if text.is_some() { "text" } else { "attachments" };
+                return Err(ServiceError::invalid(field, "a delete carries no content"));
+            }
+            kinds::REACTION_ADD | kinds::REACTION_REMOVE => {
+                if attachments.is_some() {
+                    return Err(ServiceError::invalid("attachments", "a reaction carries no attachments"));
+                }
+                check_emoji(text.as_deref())?;
+            }
+            _ => {}
         }
         Ok(ActivityInput {
             kind,
             text,
             attachments,
             sender,
-            metadata: metadata.unwrap_or_else(Json::empty_object),
+            metadata,
             idempotency_key,
+            target_id,
+            parent_id,
+            author_only: false,
         })
+    }
+
+    /// The same activity written by a client (see [`ActivityInput::author_only`]).
+    pub fn by_client(self) -> ActivityInput {
+        ActivityInput { author_only: true, ..self }
+    }
+}
+
+/// A reaction's emoji: 1 to [`MAX_EMOJI_BYTES`] bytes, no whitespace or control characters.
+fn check_emoji(text: Option<&str>) -> ServiceResult<()> {
+    match text {
+        None => Err(ServiceError::invalid("text", "a reaction needs its emoji in `text`")),
+        Some(e) if e.is_empty() || e.len() > MAX_EMOJI_BYTES => {
+            Err(ServiceError::invalid("text", format!("a reaction's emoji must be 1 to {MAX_EMOJI_BYTES} bytes")))
+        }
+        Some(e) if e.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Err(ServiceError::invalid("text", "a reaction's emoji may not contain spaces or control characters"))
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -173,6 +260,10 @@ fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput, deliv
         idempotency_key: input.idempotency_key,
         created_at: Timestamp::now(),
         deliver_to,
+        target_id: input.target_id,
+        parent_id: input.parent_id,
+        author_only: input.author_only,
+        member: None,
     }
 }
 
@@ -236,21 +327,41 @@ impl Hub {
         )
     }
 
-    /// Activities with seq > `after_seq` (at most `limit`), and the
-    /// conversation's last seq (never below the last one returned).
+    /// Activities with seq > `after_seq` (at most `limit`), messages in
+    /// their current state (`reader`: whose reactions count as `me`), and
+    /// the conversation's last seq (never below the last one returned).
     pub async fn list_activities(
         &self,
         scope: Scope,
         conversation_id: Id,
         after_seq: i64,
         limit: u32,
+        reader: Option<&str>,
     ) -> ServiceResult<(Vec<Activity>, i64)> {
         let conversation = self.store.get_conversation(scope, conversation_id).await?;
         let limit = PageRequest::clamp(limit);
-        let activities = self.store.read_range(scope, conversation_id, after_seq, limit).await?;
+        let activities = self.store.read_range(scope, conversation_id, after_seq, limit, reader).await?;
         // A write may commit between the two reads: last_seq must still cover the page.
         let last_seq = activities.last().map_or(conversation.last_seq, |a| a.seq.max(conversation.last_seq));
         Ok((activities, last_seq))
+    }
+
+    /// The replies to message `parent_id` with seq > `after_seq`, like
+    /// [`Hub::list_activities`]; 404 when the parent is not a message of the
+    /// conversation.
+    pub async fn list_replies(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        parent_id: Id,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
+    ) -> ServiceResult<Vec<Activity>> {
+        Ok(self
+            .store
+            .read_replies(scope, conversation_id, parent_id, after_seq, PageRequest::clamp(limit), reader)
+            .await?)
     }
 }
 

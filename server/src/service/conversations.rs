@@ -5,8 +5,8 @@
 //! the secret reveals nothing about the tenant's other channels.
 
 use converger_storage::{
-    Conversation, ConversationFilter, ConversationStatus, Entity, Id, Json, NewConversation, Page, PageRequest, Scope,
-    StoreError,
+    Conversation, ConversationFilter, ConversationPatch, ConversationStatus, Entity, Id, Json, NewConversation, Page,
+    PageRequest, Scope, StoreError,
 };
 use serde_json::{Map, Value};
 
@@ -21,18 +21,29 @@ pub struct NewConversationInput {
     pub channel_id: Id,
     pub metadata: Json,
     pub external_id: Option<String>,
+    pub members_only: bool,
 }
 
 impl NewConversationInput {
-    /// `{channel_id, metadata?, external_id?}`.
+    /// `{channel_id, metadata?, external_id?, members_only?}`.
     pub fn from_json(map: Map<String, Value>) -> ServiceResult<NewConversationInput> {
-        let f = Fields::new(map, &["channel_id", "metadata", "external_id"])?;
+        let f = Fields::new(map, &["channel_id", "metadata", "external_id", "members_only"])?;
         Ok(NewConversationInput {
             channel_id: f.required_id("channel_id")?,
             metadata: f.object("metadata")?.unwrap_or_else(Json::empty_object),
             external_id: f.non_blank_string("external_id", MAX_EXTERNAL_ID_BYTES)?,
+            members_only: f.boolean("members_only")?.unwrap_or(false),
         })
     }
+}
+
+/// `{metadata?, members_only?}`: what a conversation's PATCH may change.
+pub fn patch_from_json(map: Map<String, Value>) -> ServiceResult<ConversationPatch> {
+    let f = Fields::new(map, &["metadata", "members_only"])?;
+    if f.is_empty() {
+        return Err(ServiceError::invalid("metadata", "nothing to change: give `metadata` or `members_only`"));
+    }
+    Ok(ConversationPatch { metadata: f.object("metadata")?, members_only: f.boolean("members_only")? })
 }
 
 /// Parses a conversation status filter value.
@@ -72,6 +83,7 @@ impl Hub {
             channel_id: input.channel_id,
             metadata: input.metadata,
             external_id: input.external_id,
+            members_only: input.members_only,
         };
         self.store.create_conversation(new).await.map_err(|e| match e {
             StoreError::Conflict(_) => ServiceError::Conflict("external_id is already used on this channel".into()),
@@ -90,6 +102,16 @@ impl Hub {
 
     pub async fn get_conversation(&self, scope: Scope, id: Id) -> ServiceResult<Conversation> {
         Ok(self.store.get_conversation(scope, id).await?)
+    }
+
+    /// Changes a conversation's metadata or `members_only`.
+    pub async fn update_conversation(
+        &self,
+        scope: Scope,
+        id: Id,
+        patch: ConversationPatch,
+    ) -> ServiceResult<Conversation> {
+        Ok(self.store.update_conversation(scope, id, patch).await?)
     }
 
     /// Closes the conversation (closing a closed one changes nothing); later

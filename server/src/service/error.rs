@@ -77,6 +77,8 @@ impl ServiceError {
             ServiceError::Validation { field, .. }
             | ServiceError::InvalidJson { field: Some(field), .. }
             | ServiceError::Inbound(crate::adapters::InboundError::Invalid { field, .. }) => Some(field),
+            ServiceError::Store(StoreError::Refused(r))
+            | ServiceError::Publish(Publish::Store(StoreError::Refused(r))) => refusal_field(r),
             _ => None,
         }
     }
@@ -162,10 +164,36 @@ fn store_status(e: &StoreError) -> (u16, &'static str) {
         StoreError::Conflict(_) => (409, "conflict"),
         StoreError::ChannelInactive => (409, "channel_inactive"),
         StoreError::ConversationClosed => (409, "conversation_closed"),
+        StoreError::Refused(r) => refusal_status(r),
         StoreError::ForeignKey(_) => (422, "invalid_reference"),
         StoreError::Unavailable(_) => (503, "storage_unavailable"),
         // Invalid is a bug above the store (the edge validates input), not the client's fault.
         StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => (500, "internal"),
+    }
+}
+
+fn refusal_field(r: &converger_storage::Refusal) -> Option<&'static str> {
+    use converger_storage::Refusal;
+    match r {
+        Refusal::TargetNotFound { field } | Refusal::TargetNotMessage { field } | Refusal::TargetDeleted { field } => {
+            Some(field)
+        }
+        Refusal::ReceiptAhead => Some("read_seq"),
+        _ => None,
+    }
+}
+
+/// Status and code of a lifecycle or membership refusal (docs/api.md "Errors").
+fn refusal_status(r: &converger_storage::Refusal) -> (u16, &'static str) {
+    use converger_storage::Refusal;
+    match r {
+        Refusal::TargetNotFound { .. } => (404, "target_not_found"),
+        Refusal::TargetNotMessage { .. } => (422, "invalid_target"),
+        Refusal::TargetDeleted { .. } => (409, "target_deleted"),
+        Refusal::NotAuthor => (403, "not_author"),
+        Refusal::ReactionNotFound => (404, "reaction_not_found"),
+        Refusal::NotMember => (403, "not_a_member"),
+        Refusal::ReceiptAhead => (422, "validation_failed"),
     }
 }
 

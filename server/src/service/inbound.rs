@@ -26,7 +26,7 @@
 use converger_storage::{Id, Json, NewConversation, Scope, Status, Timestamp, Written};
 use serde::Serialize;
 
-use super::activities::ActivityInput;
+use super::activities::{ActivityInput, Parts};
 use super::{Caller, Hub, ServiceError, ServiceResult};
 use crate::adapters::{self, ChannelView, Inbound, InboundRequest};
 use crate::auth::AuthError;
@@ -75,16 +75,17 @@ impl Hub {
                 channel_id: channel.id,
                 metadata: Json::empty_object(),
                 external_id: Some(m.external_id.clone()),
+                members_only: false,
             };
             let (conversation, _) = self.store.find_or_create_conversation(new).await?;
-            let input = ActivityInput::from_parts(
-                Some(m.kind),
-                m.text,
-                None,
-                m.sender,
-                Some(m.metadata.to_string()),
-                Some(m.message_id),
-            )?;
+            let input = ActivityInput::from_parts(Parts {
+                kind: Some(m.kind),
+                text: m.text,
+                sender: m.sender,
+                metadata: Some(m.metadata.to_string()),
+                idempotency_key: Some(m.message_id),
+                ..Parts::default()
+            })?;
             match self.create_activity_via(caller, conversation.id, input, Some(channel.id)).await? {
                 Written::New(_) => summary.created += 1,
                 Written::Replay(_) => summary.replayed += 1,

@@ -41,13 +41,22 @@ pub struct Fields {
 impl Fields {
     /// Wraps `map`, refusing any field not in `allowed`.
     pub fn new(map: Map<String, Value>, allowed: &[&str]) -> ServiceResult<Fields> {
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ServiceError::invalid(
+        Fields::only(&map, allowed)?;
+        Ok(Fields { map })
+    }
+
+    /// Refuses any field of `map` not in `allowed`, as [`Fields::new`] does.
+    pub fn only(map: &Map<String, Value>, allowed: &[&str]) -> ServiceResult<()> {
+        match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(unknown) if allowed.is_empty() => {
+                Err(ServiceError::invalid(unknown.clone(), format!("unknown field `{unknown}` (this takes no fields)")))
+            }
+            Some(unknown) => Err(ServiceError::invalid(
                 unknown.clone(),
                 format!("unknown field `{unknown}` (expected one of: {})", allowed.join(", ")),
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(Fields { map })
     }
 
     fn get(&self, name: &str) -> Option<&Value> {

@@ -20,6 +20,7 @@ pub mod input;
 pub mod json;
 pub mod limits;
 pub mod limits_cache;
+pub mod members;
 pub mod routes;
 pub mod stats;
 pub mod tenants;

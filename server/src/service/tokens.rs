@@ -6,7 +6,7 @@
 //! the conversation still exists, so a disabled tenant cannot keep its clients
 //! alive by refreshing.
 
-use converger_storage::{new_id, Entity, Id, Scope, Status, StoreError, Timestamp};
+use converger_storage::{new_id, Entity, Id, Refusal, Scope, Status, StoreError, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -64,6 +64,15 @@ impl Hub {
         if caller.channel().is_some_and(|own| own != conversation.channel_id) {
             return Err(StoreError::NotFound(Entity::Conversation).into());
         }
+        // A members-only conversation's tokens are for its members (a
+        // watcher is the console, not a client).
+        if conversation.members_only && !watch {
+            match self.store.get_member(caller.scope(), conversation.id, &input.sender).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => return Err(StoreError::Refused(Refusal::NotMember).into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
         let now = unix_now();
         let claims = Claims {
             sub: input.sender,
@@ -91,7 +100,15 @@ impl Hub {
         if tenant.status != Status::Active {
             return Err(AuthError::TenantInactive.into());
         }
-        self.store.get_conversation(Scope::Tenant(tenant.id), old.conversation_id).await?;
+        let conversation = self.store.get_conversation(Scope::Tenant(tenant.id), old.conversation_id).await?;
+        // A member removed since cannot keep a members-only conversation's token alive.
+        if conversation.members_only && !old.watch {
+            match self.store.get_member(Scope::Tenant(tenant.id), conversation.id, &old.sub).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => return Err(StoreError::Refused(Refusal::NotMember).into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
         let now = unix_now();
         let ttl = (old.exp - old.iat).clamp(1, MAX_TTL_SECS);
         Ok(self.sign(Claims { iat: now, exp: now + ttl, jti: new_id().to_string(), ..old }))

@@ -4,4 +4,5 @@
 
 pub mod binary;
 pub mod phoenix;
+mod phoenix_events;
 mod phoenix_sink;

@@ -1,7 +1,10 @@
 //! One Phoenix Channels V2 socket: `phx_join` / `phx_leave` of
-//! `conversation:{id}` topics, heartbeats on `phoenix`, and the client events
-//! `activity:create` (persisted through the service layer, replied with the
-//! stored activity) and `typing` (ephemeral).
+//! `conversation:{id}` and `chat:{id}` topics, heartbeats on `phoenix`, and
+//! the client events of either naming ([`super::phoenix_events`]): writes
+//! (persisted through the service layer, replied with the stored activity),
+//! typing (ephemeral) and receipts (replied with the member). The topic picks
+//! the names of the server's pushes: Converger's on `conversation:`,
+//! QuckChat's on `chat:`.
 //!
 //! The socket's client token names one tenant, one conversation and the
 //! sender the client acts as: a join of another topic is refused, writes carry
@@ -15,15 +18,16 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use converger_storage::{Id, Scope, Timestamp};
+use converger_storage::{Id, Receipts, Scope, Timestamp};
 use serde_json::{json, Map, Value};
 
+use super::phoenix_events::{client_event, rename_fields, ClientEvent, Command, Naming};
 use super::phoenix_sink::PhoenixSink;
 use crate::auth::Claims;
 use crate::engine::{Engine, Ephemeral, Meta, Subscription};
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
-use crate::service::activities::{typing_state, ActivityInput};
+use crate::service::activities::ActivityInput;
 use crate::service::caller::{token_sender, unix_now};
 use crate::service::input::parse_id;
 use crate::service::json;
@@ -58,6 +62,8 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
     let expiry = monoio::time::sleep(expires_in);
     futures_util::pin_mut!(expiry);
+    // The user is online while this socket lives (a watcher, the console, is nobody).
+    let _online = (!claims.watch).then(|| engine.user_connected(claims.tenant_id, &claims.sub));
     let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new(), refused_in_a_row: 0 };
     loop {
         let incoming = monoio::select! {
@@ -119,17 +125,48 @@ impl Session {
             ("phoenix", "heartbeat") => self.reply(&m, Reply::Ok, json!({})),
             (_, "phx_join") => self.join(m, payload).await,
             (_, "phx_leave") => self.leave(m),
-            (_, "activity:create") => self.create(m, payload).await,
-            (_, "typing") => self.typing(m, payload),
-            _ if self.joined.contains_key(&m.topic) => {
-                self.reply(&m, Reply::Error, json!({"reason": format!("unknown event `{}`", m.event)}))
+            _ => self.client_event(m, payload).await,
+        }
+    }
+
+    /// An event of either naming on a joined topic.
+    async fn client_event(&mut self, m: Inbound, payload: Map<String, Value>) {
+        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
+            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
+        };
+        let event = match client_event(&m.event, payload) {
+            None => return self.reply(&m, Reply::Error, json!({"reason": format!("unknown event `{}`", m.event)})),
+            Some(Err(e)) => return self.reply(&m, Reply::Error, error_response(&e)),
+            Some(Ok(event)) => event,
+        };
+        let ClientEvent { command, renames } = event;
+        let limited = !matches!(command, Command::Typing(_));
+        let result = match command {
+            Command::Write(payload) => self.write(conversation, payload).await,
+            Command::Typing(typing) => self.typing(conversation, typing),
+            Command::Receipt(receipts) => self.receipt(conversation, receipts).await,
+        };
+        // A client that goes on writing while refused is closed (see the loop in `run`).
+        if limited {
+            self.refused_in_a_row = match &result {
+                Err(ServiceError::RateLimited { .. }) => self.refused_in_a_row + 1,
+                _ => 0,
+            };
+        }
+        match result {
+            Ok(response) => self.reply(&m, Reply::Ok, response),
+            Err(e) => {
+                let mut response = error_response(&e);
+                rename_fields(&renames, &mut response);
+                self.reply(&m, Reply::Error, response)
             }
-            _ => self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"})),
         }
     }
 
     async fn join(&mut self, m: Inbound, payload: Map<String, Value>) {
-        let Some(conversation) = m.topic.strip_prefix("conversation:").and_then(parse_id) else {
+        let Some((naming, conversation)) =
+            Naming::of_topic(&m.topic).and_then(|(naming, id)| Some((naming, parse_id(id)?)))
+        else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
         if conversation != self.claims.conversation_id {
@@ -162,7 +199,7 @@ impl Session {
             return self.reply(&m, Reply::Error, error_response(&e));
         }
         let scope = Scope::Tenant(self.claims.tenant_id);
-        let sink = Rc::new(PhoenixSink { sender: self.sender.clone() });
+        let sink = Rc::new(PhoenixSink { sender: self.sender.clone(), naming });
         // Registered first (as Phoenix subscribes before it answers): what is
         // committed or signalled after the `ok` reaches this socket. Then the
         // reply, then the backlog, then the live stream.
@@ -209,46 +246,34 @@ impl Session {
         }
     }
 
-    async fn create(&mut self, m: Inbound, mut payload: Map<String, Value>) {
-        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
-            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
-        };
+    /// Writes an activity as the token's sender; answers the stored activity.
+    async fn write(&mut self, conversation: Id, mut payload: Map<String, Value>) -> Result<Value, ServiceError> {
         // The socket acts as the token's sender: a payload may name it, never another.
         let sender = match payload.remove("sender") {
             None | Some(Value::Null) => token_sender(&self.claims, None),
             Some(Value::String(given)) => token_sender(&self.claims, Some(&given)),
             Some(_) => Err(ServiceError::invalid("sender", "`sender` must be a string")),
-        };
-        let result = match sender.and_then(|sender| {
-            payload.insert("sender".into(), Value::String(sender));
-            ActivityInput::from_json(payload, None)
-        }) {
-            Ok(input) => self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await,
-            Err(e) => Err(e),
-        };
-        self.refused_in_a_row = match &result {
-            Err(ServiceError::RateLimited { .. }) => self.refused_in_a_row + 1,
-            _ => 0,
-        };
-        match result {
-            Ok(written) => self.reply(&m, Reply::Ok, serde_json::to_value(written.activity()).unwrap_or_default()),
-            Err(e) => self.reply(&m, Reply::Error, error_response(&e)),
-        }
+        }?;
+        payload.insert("sender".into(), Value::String(sender));
+        let input = ActivityInput::from_json(payload, None)?.by_client();
+        let written = self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await?;
+        Ok(serde_json::to_value(written.activity()).unwrap_or_default())
     }
 
-    fn typing(&mut self, m: Inbound, payload: Map<String, Value>) {
-        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
-            return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
-        };
-        let typing = match typing_state(payload) {
-            Ok(typing) => typing,
-            Err(e) => return self.reply(&m, Reply::Error, error_response(&e)),
-        };
+    fn typing(&mut self, conversation: Id, typing: bool) -> Result<Value, ServiceError> {
         let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
-        match self.engine.send_ephemeral(conversation, event) {
-            Ok(()) => self.reply(&m, Reply::Ok, json!({})),
-            Err(e) => self.reply(&m, Reply::Error, error_response(&e.into())),
-        }
+        self.engine.send_ephemeral(conversation, event)?;
+        Ok(json!({}))
+    }
+
+    /// Moves the token's sender's receipts forward; answers the member. It
+    /// costs what its REST twin (`POST …/members/{sender}/receipts`) does: one
+    /// of the tenant's requests.
+    async fn receipt(&mut self, conversation: Id, receipts: Receipts) -> Result<Value, ServiceError> {
+        self.hub.admit_request(self.claims.tenant_id).await?;
+        let scope = Scope::Tenant(self.claims.tenant_id);
+        let member = self.hub.update_receipts(scope, conversation, &self.claims.sub, receipts).await?;
+        Ok(serde_json::to_value(member).unwrap_or_default())
     }
 
     /// Answers a client message that carried a ref (Phoenix pushes do; a ref-less one gets nothing).

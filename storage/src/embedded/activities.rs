@@ -11,20 +11,27 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::crud::in_scope;
 use super::known::{self, ConversationState};
-use super::rows::{self, sql_err, ACTIVITY_COLS};
+use super::rows::{self, sql_err, ACTIVITY_COLS, ACTIVITY_INSERT_COLS};
+use crate::lifecycle::{self, Effects, Lifecycle, Verdict};
 use crate::{
-    new_id, Activity, ConversationStatus, DeliveryStatus, Entity, Id, NewActivity, Scope, StoreError, StoreResult,
-    Written,
+    new_id, Activity, ConversationStatus, DeliveryStatus, Entity, Id, NewActivity, ReactionCount, Scope, StoreError,
+    StoreResult, Written,
 };
 
 pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
+    let mut lifecycle = match lifecycle::needs(&batch) {
+        Some(needs) => Some(load_lifecycle(conn, &needs)?),
+        None => None,
+    };
     let mut conversations: HashMap<Id, Option<ConversationState>> = HashMap::new();
     // Keys written earlier in this same batch: a repeat is a replay of that item.
     let mut batch_keys: HashMap<(Id, String), Activity> = HashMap::new();
     let mut out = Vec::with_capacity(batch.len());
 
     let mut insert_activity = conn
-        .prepare_cached(&format!("INSERT INTO activities ({ACTIVITY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        .prepare_cached(&format!(
+            "INSERT INTO activities ({ACTIVITY_INSERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .map_err(sql_err)?;
     let mut insert_delivery = conn
         .prepare_cached(
@@ -66,9 +73,26 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
             out.push(Err(StoreError::ConversationClosed));
             continue;
         }
+        if let Some(l) = &lifecycle {
+            match l.admit(&item) {
+                Ok(Verdict::Write) => {}
+                Ok(Verdict::Replay(original)) => {
+                    out.push(Ok(Written::Replay(*original)));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            }
+        }
         state.last_seq += 1;
         let deliver_to = std::mem::take(&mut item.deliver_to);
+        let recorded = lifecycle.as_ref().map(|_| item.clone());
         let a = item.into_stored(state.last_seq);
+        if let (Some(l), Some(item)) = (lifecycle.as_mut(), recorded) {
+            l.record(&item, &a);
+        }
         insert_activity
             .execute(params![
                 a.id,
@@ -81,7 +105,9 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
                 a.sender,
                 a.metadata,
                 a.idempotency_key,
-                a.created_at
+                a.created_at,
+                a.target_id,
+                a.parent_id
             ])
             .map_err(sql_err)?;
         for channel_id in &deliver_to {
@@ -102,6 +128,9 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
             batch_keys.insert((a.conversation_id, key.clone()), a.clone());
         }
         out.push(Ok(Written::New(a)));
+    }
+    if let Some(l) = lifecycle {
+        apply_effects(conn, l.finish())?;
     }
 
     known::publish(conversations.into_iter().filter_map(|(id, state)| Some((id, state?))));
@@ -149,18 +178,199 @@ pub(crate) fn read_range(
     conversation_id: Id,
     after_seq: i64,
     limit: u32,
+    reader: Option<&str>,
 ) -> StoreResult<Vec<Activity>> {
+    check_conversation(conn, scope, conversation_id)?;
+    let limit = crate::PageRequest::clamp(limit);
+    let mut page = conn
+        .prepare_cached(&format!(
+            "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![conversation_id, after_seq, limit], rows::activity)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql_err)?;
+    add_reactions(conn, &mut page, reader)?;
+    Ok(page)
+}
+
+pub(crate) fn read_replies(
+    conn: &Connection,
+    scope: Scope,
+    conversation_id: Id,
+    parent_id: Id,
+    after_seq: i64,
+    limit: u32,
+    reader: Option<&str>,
+) -> StoreResult<Vec<Activity>> {
+    check_conversation(conn, scope, conversation_id)?;
+    let parent: Option<(Id, String)> = conn
+        .prepare_cached("SELECT conversation_id, type FROM activities WHERE id = ?")
+        .and_then(|mut s| s.query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(sql_err)?;
+    if !parent.is_some_and(|(c, kind)| c == conversation_id && kind == crate::kinds::MESSAGE) {
+        return Err(StoreError::NotFound(Entity::Activity));
+    }
+    let limit = crate::PageRequest::clamp(limit);
+    let mut page = conn
+        .prepare_cached(&format!(
+            "SELECT {ACTIVITY_COLS} FROM activities WHERE parent_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![parent_id, after_seq, limit], rows::activity)?.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql_err)?;
+    add_reactions(conn, &mut page, reader)?;
+    Ok(page)
+}
+
+fn check_conversation(conn: &Connection, scope: Scope, conversation_id: Id) -> StoreResult<()> {
     let owner: Option<Id> = conn
         .prepare_cached("SELECT tenant_id FROM conversations WHERE id = ?")
         .and_then(|mut s| s.query_row([conversation_id], |r| r.get(0)).optional())
         .map_err(sql_err)?;
-    in_scope(scope, owner.ok_or(StoreError::NotFound(Entity::Conversation))?, Entity::Conversation)?;
-    let limit = crate::PageRequest::clamp(limit);
-    conn.prepare_cached(&format!(
-        "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-    ))
-    .and_then(|mut s| {
-        s.query_map(params![conversation_id, after_seq, limit], rows::activity)?.collect::<rusqlite::Result<Vec<_>>>()
-    })
-    .map_err(sql_err)
+    in_scope(scope, owner.ok_or(StoreError::NotFound(Entity::Conversation))?, Entity::Conversation)
+}
+
+/// Fills in the reaction summaries of the page's messages: one query per
+/// message that has reactions at all is avoided by asking once for the page.
+fn add_reactions(conn: &Connection, page: &mut [Activity], reader: Option<&str>) -> StoreResult<()> {
+    let ids: Vec<Id> = page.iter().filter(|a| a.is_message() && !a.is_deleted()).map(|a| a.id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // The page's first and last seq bound the scan: reactions are found by
+    // message through the primary key, one seek per message.
+    let mut stmt = conn
+        .prepare_cached("SELECT emoji, count(*), max(sender = ?2) FROM reactions WHERE activity_id = ?1 GROUP BY emoji")
+        .map_err(sql_err)?;
+    let mut summaries: HashMap<Id, Vec<ReactionCount>> = HashMap::new();
+    for id in ids {
+        let counts = stmt
+            .query_map(params![id, reader.unwrap_or("")], |r| {
+                let me: i64 = r.get(2)?;
+                Ok(ReactionCount { emoji: r.get(0)?, count: r.get(1)?, me: me != 0 && reader.is_some() })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(sql_err)?;
+        if !counts.is_empty() {
+            summaries.insert(id, counts);
+        }
+    }
+    for a in page.iter_mut() {
+        if let (Some(mut counts), Some(state)) = (summaries.remove(&a.id), a.state.as_mut()) {
+            ReactionCount::sort(&mut counts);
+            state.reactions = counts;
+        }
+    }
+    Ok(())
+}
+
+/// The rows the batch's lifecycle items name, as stored.
+fn load_lifecycle(conn: &Connection, needs: &lifecycle::Needs) -> StoreResult<Lifecycle> {
+    let mut targets = Vec::with_capacity(needs.targets.len());
+    let mut by_id =
+        conn.prepare_cached(&format!("SELECT {ACTIVITY_COLS} FROM activities WHERE id = ?")).map_err(sql_err)?;
+    for id in &needs.targets {
+        if let Some(a) = by_id.query_row([id], rows::activity).optional().map_err(sql_err)? {
+            targets.push(a);
+        }
+    }
+    let mut reactions = Vec::new();
+    let mut reaction = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM reactions r JOIN activities a ON a.id = r.reaction_id \
+             WHERE r.activity_id = ? AND r.sender = ? AND r.emoji = ?",
+            ACTIVITY_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .map_err(sql_err)?;
+    for key in &needs.reactions {
+        if let Some(a) = reaction.query_row(params![key.0, key.1, key.2], rows::activity).optional().map_err(sql_err)? {
+            reactions.push((key.clone(), a));
+        }
+    }
+    let mut members = Vec::new();
+    let mut member =
+        conn.prepare_cached("SELECT 1 FROM members WHERE conversation_id = ? AND sender = ?").map_err(sql_err)?;
+    for key in &needs.members {
+        if member.exists(params![key.0, key.1]).map_err(sql_err)? {
+            members.push(key.clone());
+        }
+    }
+    Ok(Lifecycle::new(needs, targets, reactions, members))
+}
+
+/// Writes what the batch's lifecycle items changed besides their own rows.
+fn apply_effects(conn: &Connection, e: Effects) -> StoreResult<()> {
+    if e.is_empty() {
+        return Ok(());
+    }
+    let mut update = conn
+        .prepare_cached(
+            "UPDATE activities SET text = ?, attachments = ?, metadata = ?, edited_at = ?, deleted_at = ?, \
+             reply_count = ? WHERE id = ?",
+        )
+        .map_err(sql_err)?;
+    for a in &e.updated {
+        let state = a.state.clone().unwrap_or_default();
+        update
+            .execute(params![
+                a.text,
+                a.attachments,
+                a.metadata,
+                state.edited_at,
+                state.deleted_at,
+                state.reply_count,
+                a.id
+            ])
+            .map_err(sql_err)?;
+    }
+    for id in &e.deleted {
+        // The edits of a deleted message carried its content too.
+        conn.prepare_cached(
+            "UPDATE activities SET text = NULL, attachments = NULL, metadata = '{}' WHERE target_id = ?1 AND type = 'edit'",
+        )
+        .and_then(|mut s| s.execute([id]))
+        .map_err(sql_err)?;
+        conn.prepare_cached("DELETE FROM reactions WHERE activity_id = ?")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(sql_err)?;
+        conn.prepare_cached(
+            "UPDATE deliveries SET status = 'failed', last_error = ?2, updated_at = ?3 WHERE status = 'pending' \
+             AND (activity_id = ?1 OR activity_id IN (SELECT id FROM activities WHERE target_id = ?1 AND type = 'edit'))",
+        )
+        .and_then(|mut s| s.execute(params![id, crate::CANCELLED_BY_DELETE, crate::Timestamp::now()]))
+        .map_err(sql_err)?;
+    }
+    for (key, reaction_id, conversation_id) in &e.reactions_set {
+        conn.prepare_cached(
+            "INSERT INTO reactions (activity_id, sender, emoji, reaction_id, conversation_id) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (activity_id, sender, emoji) DO UPDATE SET reaction_id = excluded.reaction_id",
+        )
+        .and_then(|mut s| s.execute(params![key.0, key.1, key.2, reaction_id, conversation_id]))
+        .map_err(sql_err)?;
+    }
+    for key in &e.reactions_removed {
+        conn.prepare_cached("DELETE FROM reactions WHERE activity_id = ? AND sender = ? AND emoji = ?")
+            .and_then(|mut s| s.execute(params![key.0, key.1, key.2]))
+            .map_err(sql_err)?;
+    }
+    for ((conversation_id, sender), m) in &e.members_set {
+        conn.prepare_cached(
+            "INSERT INTO members (id, tenant_id, conversation_id, sender, role, metadata, joined_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (conversation_id, sender) DO UPDATE SET role = excluded.role, metadata = excluded.metadata",
+        )
+        .and_then(|mut s| {
+            s.execute(params![new_id(), m.tenant_id, conversation_id, sender, m.role, m.metadata, m.joined_at])
+        })
+        .map_err(sql_err)?;
+    }
+    for (conversation_id, sender) in &e.members_removed {
+        conn.prepare_cached("DELETE FROM members WHERE conversation_id = ? AND sender = ?")
+            .and_then(|mut s| s.execute(params![conversation_id, sender]))
+            .map_err(sql_err)?;
+    }
+    Ok(())
 }

@@ -6,9 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::query::{id_value, ListQuery};
 use super::rows::{self, found, sql_err, CHANNEL_COLS, CONVERSATION_COLS, TENANT_COLS};
 use crate::{
-    new_id, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationStatus, Entity, Id,
-    NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope, Status, StoreError, StoreResult, Tenant,
-    TenantPatch, Timestamp,
+    new_id, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationPatch,
+    ConversationStatus, Entity, Id, NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope, Status,
+    StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
 };
 
 pub(crate) fn create_tenant(conn: &Connection, new: NewTenant) -> StoreResult<Tenant> {
@@ -127,16 +127,27 @@ pub(crate) fn create_conversation(conn: &Connection, new: NewConversation) -> St
         status: ConversationStatus::Active,
         metadata: new.metadata,
         external_id: new.external_id,
+        members_only: new.members_only,
         last_seq: 0,
         created_at: now,
         updated_at: now,
     };
     conn.prepare_cached(
-        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at, \
+         members_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .and_then(|mut s| {
-        s.execute(params![c.id, c.tenant_id, c.channel_id, c.status, c.metadata, c.external_id, now, now])
+        s.execute(params![
+            c.id,
+            c.tenant_id,
+            c.channel_id,
+            c.status,
+            c.metadata,
+            c.external_id,
+            now,
+            now,
+            c.members_only
+        ])
     })
     .map_err(|e| match sql_err(e) {
         StoreError::Conflict(_) => StoreError::Conflict("external_id is already used on this channel".into()),
@@ -197,6 +208,26 @@ pub(crate) fn close_conversation(conn: &Connection, scope: Scope, id: Id) -> Sto
     c.updated_at = Timestamp::now();
     conn.prepare_cached("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
         .and_then(|mut s| s.execute(params![c.status, c.updated_at, id]))
+        .map_err(sql_err)?;
+    Ok(c)
+}
+
+pub(crate) fn update_conversation(
+    conn: &Connection,
+    scope: Scope,
+    id: Id,
+    patch: ConversationPatch,
+) -> StoreResult<Conversation> {
+    let mut c = get_conversation(conn, scope, id)?;
+    if let Some(metadata) = patch.metadata {
+        c.metadata = metadata;
+    }
+    if let Some(members_only) = patch.members_only {
+        c.members_only = members_only;
+    }
+    c.updated_at = Timestamp::now();
+    conn.prepare_cached("UPDATE conversations SET metadata = ?, members_only = ?, updated_at = ? WHERE id = ?")
+        .and_then(|mut s| s.execute(params![c.metadata, c.members_only, c.updated_at, id]))
         .map_err(sql_err)?;
     Ok(c)
 }

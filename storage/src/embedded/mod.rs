@@ -9,6 +9,7 @@ mod activities;
 mod crud;
 mod deliveries;
 mod known;
+mod members;
 mod query;
 mod rows;
 mod schema;
@@ -221,6 +222,10 @@ impl Store for EmbeddedStore {
         self.write(move |c| crud::close_conversation(c, scope, id)).await
     }
 
+    async fn update_conversation(&self, scope: Scope, id: Id, patch: ConversationPatch) -> StoreResult<Conversation> {
+        self.write(move |c| crud::update_conversation(c, scope, id, patch)).await
+    }
+
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -238,8 +243,56 @@ impl Store for EmbeddedStore {
         conversation_id: Id,
         after_seq: i64,
         limit: u32,
+        reader: Option<&str>,
     ) -> StoreResult<Vec<Activity>> {
-        self.read(move |c| activities::read_range(c, scope, conversation_id, after_seq, limit)).await
+        let reader = reader.map(str::to_owned);
+        self.read(move |c| activities::read_range(c, scope, conversation_id, after_seq, limit, reader.as_deref())).await
+    }
+
+    async fn read_replies(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        parent_id: Id,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
+    ) -> StoreResult<Vec<Activity>> {
+        let reader = reader.map(str::to_owned);
+        self.read(move |c| {
+            activities::read_replies(c, scope, conversation_id, parent_id, after_seq, limit, reader.as_deref())
+        })
+        .await
+    }
+
+    async fn get_member(&self, scope: Scope, conversation_id: Id, sender: &str) -> StoreResult<Member> {
+        let sender = sender.to_owned();
+        self.read(move |c| members::get_member(c, scope, conversation_id, &sender)).await
+    }
+
+    async fn list_members(&self, scope: Scope, conversation_id: Id, page: PageRequest) -> StoreResult<Page<Member>> {
+        self.read(move |c| members::list_members(c, scope, conversation_id, page)).await
+    }
+
+    async fn update_receipts(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        sender: &str,
+        receipts: Receipts,
+    ) -> StoreResult<(Member, bool)> {
+        let sender = sender.to_owned();
+        self.write(move |c| members::update_receipts(c, scope, conversation_id, &sender, receipts)).await
+    }
+
+    async fn member_conversations(&self, tenant_id: Id, sender: &str, limit: u32) -> StoreResult<Vec<Id>> {
+        let sender = sender.to_owned();
+        self.read(move |c| members::member_conversations(c, tenant_id, &sender, limit)).await
+    }
+
+    async fn set_last_seen(&self, tenant_id: Id, sender: &str, at: Timestamp) -> StoreResult<()> {
+        let sender = sender.to_owned();
+        self.write(move |c| members::set_last_seen(c, tenant_id, &sender, at)).await
     }
 
     async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
@@ -316,6 +369,10 @@ mod tests {
             idempotency_key: key.map(str::to_string),
             created_at: Timestamp::now(),
             deliver_to: Vec::new(),
+            target_id: None,
+            parent_id: None,
+            author_only: false,
+            member: None,
         }
     }
 
@@ -342,6 +399,7 @@ mod tests {
                         channel_id: ch.id,
                         metadata: Json::empty_object(),
                         external_id: None,
+                        members_only: false,
                     })
                     .await
                     .unwrap();
@@ -361,9 +419,9 @@ mod tests {
         };
         let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).expect("reopen");
         block_on(async {
-            let got = store.read_range(Scope::Tenant(tenant), conversation, 0, 100).await.unwrap();
+            let got = store.read_range(Scope::Tenant(tenant), conversation, 0, 100, None).await.unwrap();
             assert_eq!(got.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
-            let other = store.read_range(Scope::Tenant(new_id()), conversation, 0, 100).await;
+            let other = store.read_range(Scope::Tenant(new_id()), conversation, 0, 100, None).await;
             assert!(matches!(other, Err(StoreError::NotFound(Entity::Conversation))));
             let out = store.write_batch(vec![activity(tenant, conversation, Some("k"))]).await.unwrap();
             assert_eq!(out[0].as_ref().unwrap().activity().seq, 2);

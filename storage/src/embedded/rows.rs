@@ -6,8 +6,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{ErrorCode, Row};
 
 use crate::{
-    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Entity, Json, Status, StoreError,
-    Tenant, TenantLimits, Timestamp,
+    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Entity, Json, Member, MessageState,
+    Status, StoreError, Tenant, TenantLimits, Timestamp,
 };
 
 impl ToSql for Timestamp {
@@ -132,7 +132,8 @@ pub(crate) fn channel(r: &Row<'_>) -> rusqlite::Result<Channel> {
 
 /// Columns as read: `last_seq` is derived from the activities index (see schema.sql).
 pub(crate) const CONVERSATION_COLS: &str = "id, tenant_id, channel_id, status, metadata, external_id, \
-     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at";
+     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at, \
+     members_only";
 
 pub(crate) fn conversation(r: &Row<'_>) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
@@ -145,25 +146,68 @@ pub(crate) fn conversation(r: &Row<'_>) -> rusqlite::Result<Conversation> {
         last_seq: r.get(6)?,
         created_at: r.get(7)?,
         updated_at: r.get(8)?,
+        members_only: r.get(9)?,
     })
 }
 
-pub(crate) const ACTIVITY_COLS: &str =
-    "id, tenant_id, conversation_id, seq, type, text, attachments, sender, metadata, idempotency_key, created_at";
+/// The columns an insert writes; the state columns start at their defaults.
+pub(crate) const ACTIVITY_INSERT_COLS: &str = "id, tenant_id, conversation_id, seq, type, text, attachments, sender, \
+     metadata, idempotency_key, created_at, target_id, parent_id";
+
+pub(crate) const ACTIVITY_COLS: &str = "id, tenant_id, conversation_id, seq, type, text, attachments, sender, \
+     metadata, idempotency_key, created_at, target_id, parent_id, edited_at, deleted_at, reply_count";
 
 pub(crate) fn activity(r: &Row<'_>) -> rusqlite::Result<Activity> {
+    let kind: String = r.get(4)?;
+    let state = if kind == crate::kinds::MESSAGE {
+        Some(MessageState {
+            edited_at: r.get(13)?,
+            deleted_at: r.get(14)?,
+            reply_count: r.get(15)?,
+            reactions: Vec::new(),
+        })
+    } else {
+        None
+    };
     Ok(Activity {
         id: r.get(0)?,
         tenant_id: r.get(1)?,
         conversation_id: r.get(2)?,
         seq: r.get(3)?,
-        kind: r.get(4)?,
+        kind,
         text: r.get(5)?,
         attachments: r.get(6)?,
         sender: r.get(7)?,
         metadata: r.get(8)?,
         idempotency_key: r.get(9)?,
         created_at: r.get(10)?,
+        target_id: r.get(11)?,
+        parent_id: r.get(12)?,
+        state,
+    })
+}
+
+/// Member columns as read, `m` being the members row: the unread count and
+/// the user's last seen are derived.
+pub(crate) const MEMBER_COLS: &str = "m.id, m.conversation_id, m.tenant_id, m.sender, m.role, m.metadata, \
+     m.joined_at, m.read_seq, m.delivered_seq, \
+     (SELECT count(*) FROM activities a WHERE a.conversation_id = m.conversation_id AND a.seq > m.read_seq \
+        AND a.type = 'message' AND a.sender <> m.sender AND a.deleted_at IS NULL), \
+     (SELECT last_seen FROM users u WHERE u.tenant_id = m.tenant_id AND u.sender = m.sender)";
+
+pub(crate) fn member(r: &Row<'_>) -> rusqlite::Result<Member> {
+    Ok(Member {
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        tenant_id: r.get(2)?,
+        sender: r.get(3)?,
+        role: r.get(4)?,
+        metadata: r.get(5)?,
+        joined_at: r.get(6)?,
+        read_seq: r.get(7)?,
+        delivered_seq: r.get(8)?,
+        unread_count: r.get(9)?,
+        last_seen: r.get(10)?,
     })
 }
 

@@ -13,7 +13,12 @@ use crate::{StoreError, StoreResult};
 
 /// Schema steps; index i takes `user_version` from i to i + 1. A released step
 /// is never edited: a change is a new step.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql"), include_str!("schema_3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
+];
 
 /// Pragmas every connection gets. `synchronous=FULL` in WAL mode fsyncs the log at
 /// every commit: an acknowledged write survives power loss, not only a crash.
@@ -21,7 +26,8 @@ const PRAGMAS: &str = "PRAGMA foreign_keys = ON;
 PRAGMA synchronous = FULL;
 PRAGMA busy_timeout = 5000;
 PRAGMA cache_size = -65536;
-PRAGMA temp_store = MEMORY;";
+PRAGMA temp_store = MEMORY;
+PRAGMA secure_delete = FAST;";
 
 pub(crate) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     let flags = if read_only {

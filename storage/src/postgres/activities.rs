@@ -26,9 +26,40 @@ use super::bulk::{self, NewDelivery, Rows};
 use super::errors::map_err;
 use super::rows::{self, ACTIVITY_COLS};
 use super::PgStore;
+use crate::lifecycle::{self, Effects, Lifecycle, Needs, Verdict};
 use crate::{
-    new_id, Activity, ConversationStatus, Entity, Id, NewActivity, PageRequest, Scope, StoreError, StoreResult, Written,
+    new_id, Activity, ConversationStatus, Entity, Id, NewActivity, PageRequest, ReactionCount, Scope, StoreError,
+    StoreResult, Written,
 };
+
+/// A lifecycle batch locks the messages it acts on (in id order, like the
+/// conversations), so two nodes editing or deleting one message take turns
+/// and each sees the other's result.
+const LOCK_TARGETS: &str = "SELECT id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, \
+     idempotency_key, created_at, target_id, parent_id, edited_at, deleted_at, reply_count \
+     FROM activities WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
+/// The stored reactions a batch adds or removes, with the activity that added each.
+const FIND_REACTIONS: &str = "SELECT r.activity_id, r.sender, r.emoji, a.id, a.tenant_id, a.conversation_id, a.seq, \
+     a.kind, a.text, a.attachments, a.sender, a.metadata, a.idempotency_key, a.created_at, a.target_id, a.parent_id, \
+     a.edited_at, a.deleted_at, a.reply_count \
+     FROM reactions r JOIN activities a ON a.id = r.reaction_id \
+     WHERE (r.activity_id, r.sender, r.emoji) IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))";
+
+const FIND_MEMBERS: &str = "SELECT conversation_id, sender FROM members \
+     WHERE (conversation_id, sender) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))";
+
+/// Reaction summaries of the page `read_range` reads (same parameters), so
+/// both go out in one round trip.
+const RANGE_REACTIONS: &str = "SELECT activity_id, emoji, count(*), coalesce(bool_or(sender = $4), false) \
+     FROM reactions WHERE activity_id IN \
+     (SELECT id FROM activities WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) \
+     GROUP BY activity_id, emoji";
+
+const REPLY_REACTIONS: &str = "SELECT activity_id, emoji, count(*), coalesce(bool_or(sender = $4), false) \
+     FROM reactions WHERE activity_id IN \
+     (SELECT id FROM activities WHERE parent_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) \
+     GROUP BY activity_id, emoji";
 
 /// Locks are taken in id order by every writer, so they cannot deadlock.
 const LOCK_CONVERSATIONS: &str =
@@ -98,6 +129,7 @@ impl PgStore {
             conv_ids.iter().zip(known).filter_map(|(id, k)| Some((*id, k?))).collect();
         let (key_convs, keys): (Vec<Id>, Vec<&str>) =
             batch.iter().filter_map(|a| a.idempotency_key.as_deref().map(|k| (a.conversation_id, k))).unzip();
+        let needs = lifecycle::needs(batch);
 
         let mut conn = self.pool.get().await?;
         let lock = conn.prepare(if exclusive { LOCK_CONVERSATIONS_EXCLUSIVELY } else { LOCK_CONVERSATIONS }).await?;
@@ -107,11 +139,19 @@ impl PgStore {
              (SELECT * FROM unnest($1::uuid[], $2::text[]))"
         );
         let replay = conn.prepare(&replay_sql).await?;
+        let lifecycle_statements = match &needs {
+            Some(_) => Some((
+                conn.prepare(LOCK_TARGETS).await?,
+                conn.prepare(FIND_REACTIONS).await?,
+                conn.prepare(FIND_MEMBERS).await?,
+            )),
+            None => None,
+        };
 
         conn.set_in_tx(true);
         let client = &conn.client;
         // join! polls in order, so the requests leave in this order on the one connection.
-        let (begun, locked, fetched, existing) = tokio::join!(
+        let (begun, locked, fetched, existing, loaded) = tokio::join!(
             client.batch_execute("BEGIN"),
             async { client.query(&lock, &[&conv_ids]).await },
             async {
@@ -126,24 +166,33 @@ impl PgStore {
                 }
                 client.query(&replay, &[&key_convs, &keys]).await
             },
+            async {
+                match (&needs, &lifecycle_statements) {
+                    (Some(n), Some(st)) => load_lifecycle(client, n, st).await.map(Some),
+                    _ => Ok(None),
+                }
+            },
         );
-        let planned = match begun.and(locked).and_then(|l| Ok((l, fetched?, existing?))) {
-            Ok((locked, fetched, existing)) => {
+        let planned = match begun.and(locked).and_then(|l| Ok((l, fetched?, existing?, loaded?))) {
+            Ok((locked, fetched, existing, loaded)) => {
                 for r in &fetched {
                     // NULL: no activity yet (the plan starts from 0).
                     if let Some(seq) = r.try_get::<_, Option<i64>>(1).map_err(schema)? {
                         last_seqs.insert(r.try_get(0).map_err(schema)?, seq);
                     }
                 }
-                plan(batch, &locked, &last_seqs, &existing)
+                match loaded.map(|(t, r, m)| lifecycle_of(needs.as_ref(), t, r, m)).transpose() {
+                    Ok(lifecycle) => plan(batch, &locked, &last_seqs, &existing, lifecycle),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(map_err(e)),
         };
         let written = match planned {
-            Ok((out, deliveries, moved)) => {
+            Ok((out, deliveries, moved, effects)) => {
                 let mut activities: Vec<&Activity> = out.iter().filter_map(new_activity).collect();
                 activities.sort_unstable_by_key(|a| (a.conversation_id, a.seq));
-                let rows = Rows { activities, deliveries };
+                let rows = Rows { activities, deliveries, effects: effects.filter(|e| !e.is_empty()) };
                 let committed = bulk::write_and_commit(&mut conn, self.bulk, &rows).await;
                 drop(rows);
                 committed.map(|()| (out, moved))
@@ -179,33 +228,169 @@ impl PgStore {
         conversation_id: Id,
         after_seq: i64,
         limit: u32,
+        reader: Option<&str>,
+    ) -> StoreResult<Vec<Activity>> {
+        let range = format!(
+            "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        let owner = "SELECT 1 FROM conversations WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)";
+        let page = self
+            .read_page(
+                scope,
+                conversation_id,
+                owner,
+                conversation_id,
+                &range,
+                RANGE_REACTIONS,
+                after_seq,
+                limit,
+                reader,
+            )
+            .await;
+        page.map_err(|e| match e {
+            StoreError::NotFound(_) => StoreError::NotFound(Entity::Conversation),
+            other => other,
+        })
+    }
+
+    pub(super) async fn read_replies_impl(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        parent_id: Id,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
+    ) -> StoreResult<Vec<Activity>> {
+        // The parent must be a message of the conversation, of the tenant.
+        let owner = "SELECT 1 FROM activities WHERE id = $3 AND conversation_id = $1 AND kind = 'message' \
+             AND ($2::uuid IS NULL OR tenant_id = $2)";
+        let range =
+            format!("SELECT {ACTIVITY_COLS} FROM activities WHERE parent_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        self.get_conversation_impl(scope, conversation_id).await?;
+        let page = self
+            .read_page(scope, conversation_id, owner, parent_id, &range, REPLY_REACTIONS, after_seq, limit, reader)
+            .await;
+        page.map_err(|e| match e {
+            StoreError::NotFound(_) => StoreError::NotFound(Entity::Activity),
+            other => other,
+        })
+    }
+
+    /// A page of activities keyed by `key` (`range` and `reactions` take
+    /// `key, after_seq, limit[, reader]`), checked by `owner` (`conversation,
+    /// tenant[, key]`): the three queries in one round trip; the page is
+    /// thrown away if the check fails (`NotFound`).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_page(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        owner: &str,
+        key: Id,
+        range: &str,
+        reactions: &str,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
     ) -> StoreResult<Vec<Activity>> {
         let limit = i64::from(PageRequest::clamp(limit));
         let tenant = scope.tenant();
         let mut conn = self.pool.get().await?;
-        let owner =
-            conn.prepare("SELECT 1 FROM conversations WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)").await?;
-        let range = conn
-            .prepare(&format!(
-                "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-            ))
-            .await?;
+        let owner_stmt = conn.prepare(owner).await?;
+        let range = conn.prepare(range).await?;
+        let reactions = conn.prepare(reactions).await?;
+        let reader_name = reader.unwrap_or("");
         let client = &conn.client;
-        // Both in one round trip; the range is thrown away if the scope check fails.
-        let (found, rows) =
-            tokio::join!(async { client.query_opt(&owner, &[&conversation_id, &tenant]).await }, async {
-                client.query(&range, &[&conversation_id, &after_seq, &limit]).await
-            },);
+        let keyed = owner_stmt.params().len() == 3;
+        let (found, rows, counts) = tokio::join!(
+            async {
+                if keyed {
+                    client.query_opt(&owner_stmt, &[&conversation_id, &tenant, &key]).await
+                } else {
+                    client.query_opt(&owner_stmt, &[&conversation_id, &tenant]).await
+                }
+            },
+            async { client.query(&range, &[&key, &after_seq, &limit]).await },
+            async { client.query(&reactions, &[&key, &after_seq, &limit, &reader_name]).await },
+        );
         if found.map_err(map_err)?.is_none() {
-            return Err(StoreError::NotFound(Entity::Conversation));
+            return Err(StoreError::NotFound(Entity::Activity));
         }
-        rows::all(&rows.map_err(map_err)?, rows::activity)
+        let mut page = rows::all(&rows.map_err(map_err)?, rows::activity)?;
+        let mut summaries: HashMap<Id, Vec<ReactionCount>> = HashMap::new();
+        for r in counts.map_err(map_err)? {
+            let me: bool = r.try_get(3).map_err(schema)?;
+            summaries.entry(r.try_get(0).map_err(schema)?).or_default().push(ReactionCount {
+                emoji: r.try_get(1).map_err(schema)?,
+                count: r.try_get(2).map_err(schema)?,
+                me: me && reader.is_some(),
+            });
+        }
+        for a in page.iter_mut() {
+            if let (Some(mut counts), Some(state)) = (summaries.remove(&a.id), a.state.as_mut()) {
+                ReactionCount::sort(&mut counts);
+                state.reactions = counts;
+            }
+        }
+        Ok(page)
     }
 }
 
-/// Each item's answer, the delivery rows to create, and the last seq of every
-/// conversation the batch moved.
-type Plan = (Vec<StoreResult<Written>>, Vec<NewDelivery>, Vec<(Id, i64)>);
+/// Each item's answer, the delivery rows to create, the last seq of every
+/// conversation the batch moved, and what its lifecycle items change.
+type Plan = (Vec<StoreResult<Written>>, Vec<NewDelivery>, Vec<(Id, i64)>, Option<Effects>);
+
+type Loaded = (Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>);
+
+/// Round 1's lifecycle reads: the targets (locked), the reactions and the members.
+async fn load_lifecycle(
+    client: &tokio_postgres::Client,
+    needs: &Needs,
+    (targets, reactions, members): &(tokio_postgres::Statement, tokio_postgres::Statement, tokio_postgres::Statement),
+) -> Result<Loaded, tokio_postgres::Error> {
+    let (r_ids, (r_senders, r_emoji)): (Vec<Id>, (Vec<&str>, Vec<&str>)) =
+        needs.reactions.iter().map(|(id, s, e)| (*id, (s.as_str(), e.as_str()))).unzip();
+    let (m_convs, m_senders): (Vec<Id>, Vec<&str>) = needs.members.iter().map(|(c, s)| (*c, s.as_str())).unzip();
+    let (t, r, m) = tokio::join!(
+        async { client.query(targets, &[&needs.targets]).await },
+        async {
+            if r_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(reactions, &[&r_ids, &r_senders, &r_emoji]).await
+        },
+        async {
+            if m_convs.is_empty() {
+                return Ok(Vec::new());
+            }
+            client.query(members, &[&m_convs, &m_senders]).await
+        },
+    );
+    Ok((t?, r?, m?))
+}
+
+fn lifecycle_of(
+    needs: Option<&Needs>,
+    targets: Vec<tokio_postgres::Row>,
+    reactions: Vec<tokio_postgres::Row>,
+    members: Vec<tokio_postgres::Row>,
+) -> StoreResult<Lifecycle> {
+    let Some(needs) = needs else {
+        return Err(StoreError::Internal("lifecycle rows loaded for a batch that needs none".into()));
+    };
+    let targets = rows::all(&targets, rows::activity)?;
+    let mut found = Vec::with_capacity(reactions.len());
+    for r in &reactions {
+        let key = (r.try_get(0).map_err(schema)?, r.try_get(1).map_err(schema)?, r.try_get(2).map_err(schema)?);
+        found.push((key, rows::activity_at(r, 3)?));
+    }
+    let members = members
+        .iter()
+        .map(|r| Ok((r.try_get(0).map_err(schema)?, r.try_get(1).map_err(schema)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Lifecycle::new(needs, targets, found, members))
+}
 
 /// Decides each item's fate from the locked conversations, their last seqs and
 /// the activities already stored under the batch's idempotency keys: pure, no I/O.
@@ -214,6 +399,7 @@ fn plan(
     locked: &[tokio_postgres::Row],
     last_seqs: &HashMap<Id, i64>,
     existing: &[tokio_postgres::Row],
+    lifecycle: Option<Lifecycle>,
 ) -> StoreResult<Plan> {
     let mut convs: HashMap<Id, ConversationState> = HashMap::with_capacity(locked.len());
     for r in locked {
@@ -237,13 +423,14 @@ fn plan(
             stored.insert((a.conversation_id, k), a);
         }
     }
-    Ok(assign(batch, convs, stored))
+    Ok(assign(batch, convs, stored, lifecycle))
 }
 
 fn assign(
     batch: &[NewActivity],
     mut convs: HashMap<Id, ConversationState>,
     mut stored: HashMap<(Id, String), Activity>,
+    mut lifecycle: Option<Lifecycle>,
 ) -> Plan {
     let mut out = Vec::with_capacity(batch.len());
     let mut deliveries = Vec::new();
@@ -267,6 +454,19 @@ fn assign(
             out.push(Err(StoreError::ConversationClosed));
             continue;
         }
+        if let Some(l) = &lifecycle {
+            match l.admit(item) {
+                Ok(Verdict::Write) => {}
+                Ok(Verdict::Replay(original)) => {
+                    out.push(Ok(Written::Replay(*original)));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            }
+        }
         state.last_seq += 1;
         let mut channels = item.deliver_to.clone();
         channels.sort_unstable();
@@ -281,6 +481,9 @@ fn assign(
             });
         }
         let a = item.clone().into_stored(state.last_seq);
+        if let Some(l) = lifecycle.as_mut() {
+            l.record(item, &a);
+        }
         if let Some(key) = &a.idempotency_key {
             stored.insert((a.conversation_id, key.clone()), a.clone());
         }
@@ -289,7 +492,7 @@ fn assign(
     let mut bumped: Vec<(Id, i64)> =
         convs.into_iter().filter(|(_, s)| s.last_seq != s.first_seq).map(|(id, s)| (id, s.last_seq)).collect();
     bumped.sort_unstable();
-    (out, deliveries, bumped)
+    (out, deliveries, bumped, lifecycle.map(Lifecycle::finish))
 }
 
 fn new_activity(w: &StoreResult<Written>) -> Option<&Activity> {
@@ -321,6 +524,10 @@ mod tests {
             idempotency_key: key.map(str::to_owned),
             created_at: Timestamp::from_micros(1),
             deliver_to,
+            target_id: None,
+            parent_id: None,
+            author_only: false,
+            member: None,
         }
     }
 
@@ -333,7 +540,7 @@ mod tests {
         let (t, a, b) = (new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 5)), (b, state(t, true, 0))]);
         let batch = vec![item(t, a, None, vec![]), item(t, b, None, vec![]), item(t, a, None, vec![])];
-        let (out, _, bumped) = assign(&batch, convs, HashMap::new());
+        let (out, _, bumped, _) = assign(&batch, convs, HashMap::new(), None);
         let seqs: Vec<i64> = out.iter().map(|w| w.as_ref().unwrap().activity().seq).collect();
         assert_eq!(seqs, [6, 1, 7]);
         let mut expected = vec![(a, 7), (b, 1)];
@@ -346,7 +553,7 @@ mod tests {
         let (t, other, a, closed) = (new_id(), new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(other, true, 0)), (closed, state(t, false, 3))]);
         let batch = vec![item(t, a, None, vec![]), item(t, new_id(), None, vec![]), item(t, closed, None, vec![])];
-        let (out, deliveries, bumped) = assign(&batch, convs, HashMap::new());
+        let (out, deliveries, bumped, _) = assign(&batch, convs, HashMap::new(), None);
         assert!(matches!(out[0], Err(StoreError::NotFound(Entity::Conversation))));
         assert!(matches!(out[1], Err(StoreError::NotFound(Entity::Conversation))));
         assert!(matches!(out[2], Err(StoreError::ConversationClosed)));
@@ -359,7 +566,7 @@ mod tests {
         let convs = HashMap::from([(a, state(t, true, 0))]);
         let batch = vec![item(t, a, Some("k"), vec![]), item(t, a, Some("k"), vec![]), item(t, a, None, vec![])];
         let first_id = batch[0].id;
-        let (out, _, bumped) = assign(&batch, convs, HashMap::new());
+        let (out, _, bumped, _) = assign(&batch, convs, HashMap::new(), None);
         assert!(matches!(&out[0], Ok(Written::New(x)) if x.seq == 1));
         assert!(matches!(&out[1], Ok(Written::Replay(x)) if x.id == first_id && x.seq == 1));
         assert!(matches!(&out[2], Ok(Written::New(x)) if x.seq == 2));
@@ -370,11 +577,11 @@ mod tests {
     fn a_stored_key_replays_without_taking_a_seq() {
         let (t, a) = (new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 4))]);
-        let (original, _, _) =
-            assign(&[item(t, a, Some("k"), vec![])], HashMap::from([(a, state(t, true, 0))]), HashMap::new());
+        let (original, _, _, _) =
+            assign(&[item(t, a, Some("k"), vec![])], HashMap::from([(a, state(t, true, 0))]), HashMap::new(), None);
         let original = original.into_iter().next().unwrap().unwrap().into_activity();
         let stored = HashMap::from([((a, "k".to_string()), original.clone())]);
-        let (out, deliveries, bumped) = assign(&[item(t, a, Some("k"), vec![new_id()])], convs, stored);
+        let (out, deliveries, bumped, _) = assign(&[item(t, a, Some("k"), vec![new_id()])], convs, stored, None);
         assert_eq!(out[0].as_ref().unwrap(), &Written::Replay(original));
         assert!(deliveries.is_empty() && bumped.is_empty());
     }
@@ -384,7 +591,7 @@ mod tests {
         let (t, a, ch) = (new_id(), new_id(), new_id());
         let convs = HashMap::from([(a, state(t, true, 0))]);
         let created = item(t, a, None, vec![ch, ch]);
-        let (out, deliveries, _) = assign(&[created], convs, HashMap::new());
+        let (out, deliveries, _, _) = assign(&[created], convs, HashMap::new(), None);
         let activity = out[0].as_ref().unwrap().activity();
         assert_eq!(deliveries.len(), 1);
         assert_eq!((deliveries[0].activity_id, deliveries[0].channel_id), (activity.id, ch));

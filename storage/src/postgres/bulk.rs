@@ -33,6 +33,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use super::errors::map_err;
 use super::pool::Conn;
+use crate::lifecycle::Effects;
 use crate::{Activity, Id, Json, StoreResult, Timestamp};
 
 /// How `write_batch` inserts rows.
@@ -58,12 +59,47 @@ pub(super) struct NewDelivery {
 pub(super) struct Rows<'a> {
     pub(super) activities: Vec<&'a Activity>,
     pub(super) deliveries: Vec<NewDelivery>,
+    /// What lifecycle items change besides their own rows (none in a batch of
+    /// plain messages): written after the inserts, before the COMMIT.
+    pub(super) effects: Option<Effects>,
 }
 
 const INSERT_ACTIVITIES: &str = "INSERT INTO activities \
-     (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at) \
+     (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at, \
+     target_id, parent_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::jsonb[], \
-     $8::text[], $9::jsonb[], $10::text[], $11::timestamptz[])";
+     $8::text[], $9::jsonb[], $10::text[], $11::timestamptz[], $12::uuid[], $13::uuid[])";
+
+/// The messages an edit, delete or reply changed, with their new state.
+const UPDATE_MESSAGES: &str = "UPDATE activities a SET text = u.text, attachments = u.attachments, \
+     metadata = u.metadata, edited_at = u.edited_at, deleted_at = u.deleted_at, reply_count = u.reply_count \
+     FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::int4[]) \
+     AS u(id, text, attachments, metadata, edited_at, deleted_at, reply_count) WHERE a.id = u.id";
+
+/// The edits of deleted messages carried their content too.
+const ERASE_EDITS: &str = "UPDATE activities SET text = NULL, attachments = NULL, metadata = '{}' \
+     WHERE target_id = ANY($1) AND kind = 'edit'";
+
+const DROP_REACTIONS_OF: &str = "DELETE FROM reactions WHERE activity_id = ANY($1)";
+
+/// Deliveries of a deleted message, or of its edits, that have not gone out do not.
+const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = $3 \
+     WHERE status = 'pending' AND (activity_id = ANY($1) \
+     OR activity_id IN (SELECT id FROM activities WHERE target_id = ANY($1) AND kind = 'edit'))";
+
+const SET_REACTIONS: &str = "INSERT INTO reactions (activity_id, sender, emoji, reaction_id, conversation_id) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[]) \
+     ON CONFLICT (activity_id, sender, emoji) DO UPDATE SET reaction_id = excluded.reaction_id";
+
+const REMOVE_REACTIONS: &str = "DELETE FROM reactions WHERE (activity_id, sender, emoji) IN \
+     (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))";
+
+const SET_MEMBERS: &str = "INSERT INTO members (id, tenant_id, conversation_id, sender, role, metadata, joined_at) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]) \
+     ON CONFLICT (conversation_id, sender) DO UPDATE SET role = excluded.role, metadata = excluded.metadata";
+
+const REMOVE_MEMBERS: &str = "DELETE FROM members WHERE (conversation_id, sender) IN \
+     (SELECT * FROM unnest($1::uuid[], $2::text[]))";
 
 const INSERT_DELIVERIES: &str = "INSERT INTO deliveries \
      (id, activity_id, channel_id, tenant_id, status, attempts, next_attempt_at, metadata, created_at, updated_at) \
@@ -72,10 +108,10 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries \
      AS d(id, activity_id, channel_id, tenant_id, at)";
 
 const COPY_ACTIVITIES: &str = "COPY activities \
-     (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at) \
-     FROM STDIN (FORMAT binary)";
+     (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at, \
+     target_id, parent_id) FROM STDIN (FORMAT binary)";
 
-const ACTIVITY_TYPES: [Type; 11] = [
+const ACTIVITY_TYPES: [Type; 13] = [
     Type::UUID,
     Type::UUID,
     Type::UUID,
@@ -87,6 +123,8 @@ const ACTIVITY_TYPES: [Type; 11] = [
     Type::JSONB,
     Type::TEXT,
     Type::TIMESTAMPTZ,
+    Type::UUID,
+    Type::UUID,
 ];
 
 const COPY_DELIVERIES: &str = "COPY deliveries \
@@ -115,6 +153,61 @@ pub(super) async fn write_and_commit(conn: &mut Conn, mode: BulkInsert, rows: &R
     }
 }
 
+/// Writes a lifecycle batch's effects inside its open transaction, one
+/// statement after the other (each may depend on the rows the previous wrote).
+async fn write_effects(conn: &mut Conn, e: &Effects) -> StoreResult<()> {
+    if !e.updated.is_empty() {
+        let u = &e.updated;
+        let ids: Vec<Id> = u.iter().map(|a| a.id).collect();
+        let texts: Vec<Option<&str>> = u.iter().map(|a| a.text.as_deref()).collect();
+        let attachments: Vec<Option<&Json>> = u.iter().map(|a| a.attachments.as_ref()).collect();
+        let metadata: Vec<&Json> = u.iter().map(|a| &a.metadata).collect();
+        let state = |a: &Activity| a.state.clone().unwrap_or_default();
+        let edited: Vec<Option<Timestamp>> = u.iter().map(|a| state(a).edited_at).collect();
+        let deleted: Vec<Option<Timestamp>> = u.iter().map(|a| state(a).deleted_at).collect();
+        let replies: Vec<i32> = u.iter().map(|a| i32::try_from(state(a).reply_count).unwrap_or(i32::MAX)).collect();
+        let params: [&(dyn ToSql + Sync); 7] = [&ids, &texts, &attachments, &metadata, &edited, &deleted, &replies];
+        conn.query(UPDATE_MESSAGES, &params).await?;
+    }
+    if !e.deleted.is_empty() {
+        conn.query(ERASE_EDITS, &[&e.deleted]).await?;
+        conn.query(DROP_REACTIONS_OF, &[&e.deleted]).await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&e.deleted, &crate::CANCELLED_BY_DELETE, &Timestamp::now()];
+        conn.query(CANCEL_DELIVERIES, &params).await?;
+    }
+    if !e.reactions_removed.is_empty() {
+        let (ids, (senders, emoji)): (Vec<Id>, (Vec<&str>, Vec<&str>)) =
+            e.reactions_removed.iter().map(|(id, s, m)| (*id, (s.as_str(), m.as_str()))).unzip();
+        conn.query(REMOVE_REACTIONS, &[&ids, &senders, &emoji]).await?;
+    }
+    if !e.reactions_set.is_empty() {
+        let r = &e.reactions_set;
+        let ids: Vec<Id> = r.iter().map(|(k, _, _)| k.0).collect();
+        let senders: Vec<&str> = r.iter().map(|(k, _, _)| k.1.as_str()).collect();
+        let emoji: Vec<&str> = r.iter().map(|(k, _, _)| k.2.as_str()).collect();
+        let by: Vec<Id> = r.iter().map(|(_, by, _)| *by).collect();
+        let convs: Vec<Id> = r.iter().map(|(_, _, c)| *c).collect();
+        conn.query(SET_REACTIONS, &[&ids, &senders, &emoji, &by, &convs]).await?;
+    }
+    if !e.members_removed.is_empty() {
+        let (convs, senders): (Vec<Id>, Vec<&str>) = e.members_removed.iter().map(|(c, s)| (*c, s.as_str())).unzip();
+        conn.query(REMOVE_MEMBERS, &[&convs, &senders]).await?;
+    }
+    if !e.members_set.is_empty() {
+        let m = &e.members_set;
+        let ids: Vec<Id> = m.iter().map(|_| crate::new_id()).collect();
+        let tenants: Vec<Id> = m.iter().map(|(_, r)| r.tenant_id).collect();
+        let convs: Vec<Id> = m.iter().map(|(k, _)| k.0).collect();
+        let senders: Vec<&str> = m.iter().map(|(k, _)| k.1.as_str()).collect();
+        let roles: Vec<Option<&str>> = m.iter().map(|(_, r)| r.role.as_deref()).collect();
+        let metadata: Vec<&Json> = m.iter().map(|(_, r)| &r.metadata).collect();
+        let joined: Vec<Timestamp> = m.iter().map(|(_, r)| r.joined_at).collect();
+        let params: [&(dyn ToSql + Sync); 7] = [&ids, &tenants, &convs, &senders, &roles, &metadata, &joined];
+        conn.query(SET_MEMBERS, &params).await?;
+    }
+    Ok(())
+}
+
 async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let ins_a = conn.prepare(INSERT_ACTIVITIES).await?;
     let ins_d = conn.prepare(INSERT_DELIVERIES).await?;
@@ -131,6 +224,8 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let metadata: Vec<&Json> = acts.iter().map(|a| &a.metadata).collect();
     let keys: Vec<Option<&str>> = acts.iter().map(|a| a.idempotency_key.as_deref()).collect();
     let created: Vec<Timestamp> = acts.iter().map(|a| a.created_at).collect();
+    let targets: Vec<Option<Id>> = acts.iter().map(|a| a.target_id).collect();
+    let parents: Vec<Option<Id>> = acts.iter().map(|a| a.parent_id).collect();
 
     let ds = &rows.deliveries;
     let d_ids: Vec<Id> = ds.iter().map(|d| d.id).collect();
@@ -140,9 +235,33 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let d_at: Vec<Timestamp> = ds.iter().map(|d| d.at).collect();
 
     let client = &conn.client;
-    let a_params: [&(dyn ToSql + Sync); 11] =
-        [&ids, &tenants, &convs, &seqs, &kinds, &texts, &attachments, &senders, &metadata, &keys, &created];
+    let a_params: [&(dyn ToSql + Sync); 13] = [
+        &ids,
+        &tenants,
+        &convs,
+        &seqs,
+        &kinds,
+        &texts,
+        &attachments,
+        &senders,
+        &metadata,
+        &keys,
+        &created,
+        &targets,
+        &parents,
+    ];
     let d_params: [&(dyn ToSql + Sync); 5] = [&d_ids, &d_acts, &d_chans, &d_tenants, &d_at];
+    if let Some(effects) = &rows.effects {
+        // The effects read what the inserts wrote: no pipelining past them.
+        if !acts.is_empty() {
+            client.execute(&ins_a, &a_params).await.map_err(map_err)?;
+        }
+        if !ds.is_empty() {
+            client.execute(&ins_d, &d_params).await.map_err(map_err)?;
+        }
+        write_effects(conn, effects).await?;
+        return conn.client.batch_execute("COMMIT").await.map_err(map_err);
+    }
     // join! polls in order, so the requests leave in this order on the one connection.
     let (a, d, c) = tokio::join!(
         async {
@@ -173,7 +292,7 @@ async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
         let sink = client.copy_in::<_, Bytes>(&copy_a).await.map_err(map_err)?;
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &ACTIVITY_TYPES));
         for a in &rows.activities {
-            let row: [&(dyn ToSql + Sync); 11] = [
+            let row: [&(dyn ToSql + Sync); 13] = [
                 &a.id,
                 &a.tenant_id,
                 &a.conversation_id,
@@ -185,6 +304,8 @@ async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
                 &a.metadata,
                 &a.idempotency_key,
                 &a.created_at,
+                &a.target_id,
+                &a.parent_id,
             ];
             writer.as_mut().write(&row).await.map_err(map_err)?;
         }
@@ -201,5 +322,8 @@ async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
         }
         writer.finish().await.map_err(map_err)?;
     }
-    client.batch_execute("COMMIT").await.map_err(map_err)
+    if let Some(effects) = &rows.effects {
+        write_effects(conn, effects).await?;
+    }
+    conn.client.batch_execute("COMMIT").await.map_err(map_err)
 }

@@ -14,8 +14,8 @@ use super::query::ListQuery;
 use super::rows::{self, CONVERSATION_COLS};
 use super::PgStore;
 use crate::{
-    new_id, Conversation, ConversationFilter, ConversationStatus, Entity, Id, NewConversation, Page, PageRequest,
-    Scope, Status, StoreError, StoreResult, Timestamp,
+    new_id, Conversation, ConversationFilter, ConversationPatch, ConversationStatus, Entity, Id, NewConversation, Page,
+    PageRequest, Scope, Status, StoreError, StoreResult, Timestamp,
 };
 
 /// Rounds of insert-then-look; a second is needed only when the row that
@@ -24,8 +24,9 @@ const ATTEMPTS: usize = 3;
 
 fn insert_sql(on_conflict: &str) -> String {
     format!(
-        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at) \
-         SELECT $1::uuid, $2::uuid, $3::uuid, 'active', $4::jsonb, $5::text, $6::timestamptz, $6 FROM channels \
+        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at, \
+         members_only) \
+         SELECT $1::uuid, $2::uuid, $3::uuid, 'active', $4::jsonb, $5::text, $6::timestamptz, $6, $7::bool FROM channels \
          WHERE id = $3 AND tenant_id = $2 AND status = 'active' {on_conflict} RETURNING {CONVERSATION_COLS}"
     )
 }
@@ -103,13 +104,29 @@ impl PgStore {
         let now = Timestamp::now();
         self.pool.get().await?.one(&sql, &[&id, &scope.tenant(), &now], rows::conversation, Entity::Conversation).await
     }
+
+    pub(super) async fn update_conversation_impl(
+        &self,
+        scope: Scope,
+        id: Id,
+        patch: ConversationPatch,
+    ) -> StoreResult<Conversation> {
+        let sql = format!(
+            "UPDATE conversations SET metadata = coalesce($3::jsonb, metadata), \
+             members_only = coalesce($4::bool, members_only), updated_at = $5 \
+             WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) RETURNING {CONVERSATION_COLS}"
+        );
+        let now = Timestamp::now();
+        let params: [&(dyn ToSql + Sync); 5] = [&id, &scope.tenant(), &patch.metadata, &patch.members_only, &now];
+        self.pool.get().await?.one(&sql, &params, rows::conversation, Entity::Conversation).await
+    }
 }
 
 async fn insert(conn: &mut Conn, new: &NewConversation, on_conflict: &str) -> StoreResult<Option<Conversation>> {
     let id = new_id();
     let now = Timestamp::now();
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&id, &new.tenant_id, &new.channel_id, &new.metadata, &new.external_id, &now];
+    let params: [&(dyn ToSql + Sync); 7] =
+        [&id, &new.tenant_id, &new.channel_id, &new.metadata, &new.external_id, &now, &new.members_only];
     match conn.query_opt(&insert_sql(on_conflict), &params).await? {
         Some(row) => rows::conversation(&row).map(Some),
         None => Ok(None),

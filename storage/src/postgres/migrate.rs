@@ -26,6 +26,10 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0002_delivery_provider_message_id.sql"),
     },
     Migration { name: "0003_tenant_limits", sql: include_str!("../../../migrations/0003_tenant_limits.sql") },
+    Migration {
+        name: "0004_conversation_features",
+        sql: include_str!("../../../migrations/0004_conversation_features.sql"),
+    },
 ];
 
 /// Key of the advisory lock that serializes migrations ("converge" in ASCII).

@@ -15,6 +15,7 @@ mod conversations;
 mod deliveries;
 mod errors;
 mod io;
+mod members;
 mod migrate;
 mod pool;
 mod query;
@@ -31,9 +32,9 @@ use tokio_postgres::Config;
 pub use bulk::BulkInsert;
 
 use crate::{
-    Activity, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, Delivery, DeliveryFilter,
-    DeliveryOutcome, Id, Json, NewActivity, NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope, Stats,
-    Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp, Written,
+    Activity, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationPatch, Delivery,
+    DeliveryFilter, DeliveryOutcome, Id, Json, Member, NewActivity, NewChannel, NewConversation, NewTenant, Page,
+    PageRequest, Receipts, Scope, Stats, Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp, Written,
 };
 use io::IoThread;
 use pool::{quote_ident, Pool};
@@ -202,6 +203,10 @@ impl Store for PgStore {
         self.close_conversation_impl(scope, id).await
     }
 
+    async fn update_conversation(&self, scope: Scope, id: Id, patch: ConversationPatch) -> StoreResult<Conversation> {
+        self.update_conversation_impl(scope, id, patch).await
+    }
+
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
         self.write_batch_impl(batch).await
     }
@@ -216,8 +221,47 @@ impl Store for PgStore {
         conversation_id: Id,
         after_seq: i64,
         limit: u32,
+        reader: Option<&str>,
     ) -> StoreResult<Vec<Activity>> {
-        self.read_range_impl(scope, conversation_id, after_seq, limit).await
+        self.read_range_impl(scope, conversation_id, after_seq, limit, reader).await
+    }
+
+    async fn read_replies(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        parent_id: Id,
+        after_seq: i64,
+        limit: u32,
+        reader: Option<&str>,
+    ) -> StoreResult<Vec<Activity>> {
+        self.read_replies_impl(scope, conversation_id, parent_id, after_seq, limit, reader).await
+    }
+
+    async fn get_member(&self, scope: Scope, conversation_id: Id, sender: &str) -> StoreResult<Member> {
+        self.get_member_impl(scope, conversation_id, sender).await
+    }
+
+    async fn list_members(&self, scope: Scope, conversation_id: Id, page: PageRequest) -> StoreResult<Page<Member>> {
+        self.list_members_impl(scope, conversation_id, page).await
+    }
+
+    async fn update_receipts(
+        &self,
+        scope: Scope,
+        conversation_id: Id,
+        sender: &str,
+        receipts: Receipts,
+    ) -> StoreResult<(Member, bool)> {
+        self.update_receipts_impl(scope, conversation_id, sender, receipts).await
+    }
+
+    async fn member_conversations(&self, tenant_id: Id, sender: &str, limit: u32) -> StoreResult<Vec<Id>> {
+        self.member_conversations_impl(tenant_id, sender, limit).await
+    }
+
+    async fn set_last_seen(&self, tenant_id: Id, sender: &str, at: Timestamp) -> StoreResult<()> {
+        self.set_last_seen_impl(tenant_id, sender, at).await
     }
 
     async fn get_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {

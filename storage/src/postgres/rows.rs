@@ -8,8 +8,8 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
 use crate::{
-    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Json, Status, StoreError,
-    StoreResult, Tenant, TenantLimits,
+    Activity, Channel, Conversation, ConversationStatus, Delivery, DeliveryStatus, Json, Member, MessageState, Status,
+    StoreError, StoreResult, Tenant, TenantLimits,
 };
 
 pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits";
@@ -17,9 +17,17 @@ pub(super) const CHANNEL_COLS: &str = "id, tenant_id, name, kind, secret, config
 /// Columns as read. There is no `last_seq` column: it is the conversation's
 /// highest seq, one backward step on the `(conversation_id, seq)` index.
 pub(super) const CONVERSATION_COLS: &str = "id, tenant_id, channel_id, status, metadata, external_id, \
-     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at";
-pub(super) const ACTIVITY_COLS: &str =
-    "id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at";
+     (SELECT coalesce(max(seq), 0) FROM activities WHERE conversation_id = conversations.id), created_at, updated_at, \
+     members_only";
+pub(super) const ACTIVITY_COLS: &str = "id, tenant_id, conversation_id, seq, kind, text, attachments, sender, \
+     metadata, idempotency_key, created_at, target_id, parent_id, edited_at, deleted_at, reply_count";
+/// Member columns as read, `m` being the members row: the unread count and
+/// the user's last seen are derived.
+pub(super) const MEMBER_COLS: &str = "m.id, m.conversation_id, m.tenant_id, m.sender, m.role, m.metadata, \
+     m.joined_at, m.read_seq, m.delivered_seq, \
+     (SELECT count(*) FROM activities a WHERE a.conversation_id = m.conversation_id AND a.seq > m.read_seq \
+        AND a.kind = 'message' AND a.sender <> m.sender AND a.deleted_at IS NULL), \
+     (SELECT last_seen FROM users u WHERE u.tenant_id = m.tenant_id AND u.sender = m.sender)";
 pub(super) const DELIVERY_COLS: &str = "id, activity_id, channel_id, tenant_id, status, attempts, last_error, \
      next_attempt_at, delivered_at, metadata, created_at, updated_at";
 
@@ -71,22 +79,59 @@ pub(super) fn conversation(r: &Row) -> StoreResult<Conversation> {
         last_seq: col(r, 6)?,
         created_at: col(r, 7)?,
         updated_at: col(r, 8)?,
+        members_only: col(r, 9)?,
     })
 }
 
 pub(super) fn activity(r: &Row) -> StoreResult<Activity> {
+    activity_at(r, 0)
+}
+
+/// The activity whose `ACTIVITY_COLS` start at column `at` of the row.
+pub(super) fn activity_at(r: &Row, at: usize) -> StoreResult<Activity> {
+    let kind: String = col(r, at + 4)?;
+    let state = if kind == crate::kinds::MESSAGE {
+        let reply_count: i32 = col(r, at + 15)?;
+        Some(MessageState {
+            edited_at: col(r, at + 13)?,
+            deleted_at: col(r, at + 14)?,
+            reply_count: i64::from(reply_count),
+            reactions: Vec::new(),
+        })
+    } else {
+        None
+    };
     Ok(Activity {
+        id: col(r, at)?,
+        tenant_id: col(r, at + 1)?,
+        conversation_id: col(r, at + 2)?,
+        seq: col(r, at + 3)?,
+        kind,
+        text: col(r, at + 5)?,
+        attachments: col(r, at + 6)?,
+        sender: col(r, at + 7)?,
+        metadata: col(r, at + 8)?,
+        idempotency_key: col(r, at + 9)?,
+        created_at: col(r, at + 10)?,
+        target_id: col(r, at + 11)?,
+        parent_id: col(r, at + 12)?,
+        state,
+    })
+}
+
+pub(super) fn member(r: &Row) -> StoreResult<Member> {
+    Ok(Member {
         id: col(r, 0)?,
-        tenant_id: col(r, 1)?,
-        conversation_id: col(r, 2)?,
-        seq: col(r, 3)?,
-        kind: col(r, 4)?,
-        text: col(r, 5)?,
-        attachments: col(r, 6)?,
-        sender: col(r, 7)?,
-        metadata: col(r, 8)?,
-        idempotency_key: col(r, 9)?,
-        created_at: col(r, 10)?,
+        conversation_id: col(r, 1)?,
+        tenant_id: col(r, 2)?,
+        sender: col(r, 3)?,
+        role: col(r, 4)?,
+        metadata: col(r, 5)?,
+        joined_at: col(r, 6)?,
+        read_seq: col(r, 7)?,
+        delivered_seq: col(r, 8)?,
+        unread_count: col(r, 9)?,
+        last_seen: col(r, 10)?,
     })
 }
 

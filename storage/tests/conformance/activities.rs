@@ -25,6 +25,9 @@ fn expected(new: &NewActivity, seq: i64) -> Activity {
         metadata: new.metadata.clone(),
         idempotency_key: new.idempotency_key.clone(),
         created_at: new.created_at,
+        target_id: new.target_id,
+        parent_id: new.parent_id,
+        state: (new.kind == "message").then(Default::default),
     }
 }
 
@@ -50,7 +53,7 @@ pub async fn write_batch_round_trips_every_field(store: Arc<dyn Store>) {
     let got: Vec<Written> = results.into_iter().map(|r| r.expect("item stored")).collect();
     assert_eq!(got, vec![Written::New(expected(&full, 1)), Written::New(expected(&bare, 2))]);
     assert_eq!(all_activities(s, w.conversation.id).await, vec![expected(&full, 1), expected(&bare, 2)]);
-    let scoped = s.read_range(Scope::Tenant(w.tenant.id), w.conversation.id, 0, 10).await.expect("scoped read");
+    let scoped = s.read_range(Scope::Tenant(w.tenant.id), w.conversation.id, 0, 10, None).await.expect("scoped read");
     assert_eq!(scoped, vec![expected(&full, 1), expected(&bare, 2)]);
 
     let conv = s.get_conversation(Scope::Tenant(w.tenant.id), w.conversation.id).await.expect("get");
@@ -177,7 +180,7 @@ pub async fn read_range_pages_by_after_seq_in_seq_order(store: Arc<dyn Store>) {
     }
     let scope = Scope::Tenant(w.tenant.id);
     let seqs = |after, limit| async move {
-        let got = s.read_range(scope, w.conversation.id, after, limit).await.expect("read_range");
+        let got = s.read_range(scope, w.conversation.id, after, limit, None).await.expect("read_range");
         assert!(got.iter().all(|a| a.conversation_id == w.conversation.id), "only this conversation");
         got.iter().map(|a| a.seq).collect::<Vec<_>>()
     };
@@ -189,7 +192,11 @@ pub async fn read_range_pages_by_after_seq_in_seq_order(store: Arc<dyn Store>) {
     assert_eq!(seqs(1000, 100).await, Vec::<i64>::new());
     let texts: Vec<_> = all_activities(s, w.conversation.id).await.into_iter().filter_map(|a| a.text).collect();
     assert_eq!(texts, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
-    assert_not_found(s.read_range(scope, new_id(), 0, 10).await, Entity::Conversation, "read_range of an unknown id");
+    assert_not_found(
+        s.read_range(scope, new_id(), 0, 10, None).await,
+        Entity::Conversation,
+        "read_range of an unknown id",
+    );
 }
 
 /// `read_range` answers "at most `limit`": a limit of 0 asks for nothing.
@@ -198,7 +205,7 @@ pub async fn read_range_limit_is_clamped(store: Arc<dyn Store>) {
     let s = &*store;
     let w = world(s, "Acme").await;
     write(s, vec![message(&w.conversation, "a"), message(&w.conversation, "b")]).await;
-    let got = s.read_range(Scope::Tenant(w.tenant.id), w.conversation.id, 0, 0).await.expect("read_range");
+    let got = s.read_range(Scope::Tenant(w.tenant.id), w.conversation.id, 0, 0, None).await.expect("read_range");
     let seqs: Vec<i64> = got.iter().map(|a| a.seq).collect();
     assert_eq!(seqs, vec![1], "read_range(limit = 0) is clamped to 1");
 }

@@ -176,6 +176,7 @@ pub fn new_conversation(channel: &Channel, external_id: Option<&str>) -> NewConv
         channel_id: channel.id,
         metadata: json(r#"{"topic": "support", "n": 1}"#),
         external_id: external_id.map(str::to_string),
+        members_only: false,
     }
 }
 
@@ -214,6 +215,10 @@ pub fn message(conversation: &Conversation, text: &str) -> NewActivity {
         idempotency_key: None,
         created_at: Timestamp::now(),
         deliver_to: Vec::new(),
+        target_id: None,
+        parent_id: None,
+        author_only: false,
+        member: None,
     }
 }
 
@@ -242,7 +247,7 @@ pub async fn all_activities(store: &dyn Store, conversation_id: Id) -> Vec<Activ
     loop {
         let after = all.last().map_or(0, |a| a.seq);
         let chunk = store
-            .read_range(converger_storage::Scope::Admin, conversation_id, after, 500)
+            .read_range(converger_storage::Scope::Admin, conversation_id, after, 500, None)
             .await
             .unwrap_or_else(|e| panic!("read_range: {e}"));
         if chunk.is_empty() {

@@ -45,7 +45,11 @@ pub async fn tenant_scope_hides_other_tenants_objects(store: Arc<dyn Store>) {
         Entity::Conversation,
         "close B's conversation",
     );
-    assert_not_found(s.read_range(as_a, b.conversation.id, 0, 100).await, Entity::Conversation, "read B's activities");
+    assert_not_found(
+        s.read_range(as_a, b.conversation.id, 0, 100, None).await,
+        Entity::Conversation,
+        "read B's activities",
+    );
     assert_not_found(s.get_delivery(as_a, b_delivery.id).await, Entity::Delivery, "get B's delivery");
     assert_not_found(
         s.merge_delivery_metadata(as_a, b_delivery.id, json(r#"{"x": 1}"#)).await,
@@ -79,7 +83,7 @@ pub async fn tenant_scope_hides_other_tenants_objects(store: Arc<dyn Store>) {
     assert_eq!(s.get_channel(admin, b.channel.id).await.expect("admin get channel"), b.channel);
     let conv = s.get_conversation(admin, b.conversation.id).await.expect("admin get conversation");
     assert_eq!((conv.status, conv.last_seq), (ConversationStatus::Active, 1));
-    assert_eq!(s.read_range(admin, b.conversation.id, 0, 100).await.expect("admin read").len(), 1);
+    assert_eq!(s.read_range(admin, b.conversation.id, 0, 100, None).await.expect("admin read").len(), 1);
     assert_eq!(s.get_delivery(admin, b_delivery.id).await.expect("admin get delivery"), b_delivery);
     assert_eq!(s.list_channels(admin, ChannelFilter::default(), page).await.expect("list").items.len(), 2);
     assert_eq!(s.list_conversations(admin, ConversationFilter::default(), page).await.expect("list").items.len(), 2);

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle as TaskHandle, LocalSet};
 
 use super::nodes::HEARTBEAT;
-use super::wire::{self, ChangedMsg, ConversationMsg, Heartbeat};
+use super::wire::{self, ChangedMsg, ConversationMsg, Heartbeat, UserMsg};
 use super::{Changed, Control, Inbound, Outbound, Status};
 use crate::engine::live::events::Ephemeral;
 use crate::engine::route::owner_of;
@@ -117,11 +117,12 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
         let client = client.clone();
         async move { client.subscribe(subject).await }
     };
-    let (Ok(mut nodes_sub), Ok(mut changed_sub), Ok(mut sync_sub), Ok(mut missed_sub)) = (
+    let (Ok(mut nodes_sub), Ok(mut changed_sub), Ok(mut sync_sub), Ok(mut missed_sub), Ok(mut users_sub)) = (
         subscribe(wire::NODES).await,
         subscribe(wire::CHANGED).await,
         subscribe(wire::SYNC_ALL).await,
         subscribe(wire::MISSED).await,
+        subscribe(wire::USERS).await,
     ) else {
         tracing::error!("cannot subscribe to the cluster's subjects; this node stays not ready");
         setup.shutdown.wait().await;
@@ -147,6 +148,7 @@ async fn run(setup: Setup, mut ends: Ends, addrs: Vec<ServerAddr>) {
             }
             Some(m) = sync_sub.next() => bus.on_sync_request(m),
             Some(_) = missed_sub.next() => bus.to_every_shard(|| Inbound::HealAll).await,
+            Some(m) = users_sub.next() => bus.on_user(&m),
             _ = tick.tick() => bus.on_tick().await,
         }
     }
@@ -205,6 +207,9 @@ impl Bus {
                 let _ = tokio::time::timeout(FOLLOW_WAIT, self.client.flush()).await;
                 self.to_every_shard(|| Inbound::HealAll).await;
                 self.to_every_shard(|| Inbound::Announce).await;
+                // What the others said of their users may be stale: they say it again.
+                self.status.users.forget_remote();
+                self.tell_users_here().await;
                 // And what this node committed while cut off, on the others.
                 self.tell_missed().await;
                 let conversations: Vec<Id> = self.following.keys().copied().collect();
@@ -298,6 +303,9 @@ impl Bus {
                     Ephemeral::Typing { sender, typing } => {
                         ConversationMsg::Typing { origin, sender: sender.clone(), typing: *typing }
                     }
+                    Ephemeral::Signal { signal, data } => {
+                        ConversationMsg::Signal { origin, signal: *signal, data: data.clone() }
+                    }
                     Ephemeral::Presence(diff) => {
                         tracing::debug!(%conversation, joins = diff.joins.0.len(), leaves = diff.leaves.0.len(), "presence change to the other nodes");
                         ConversationMsg::Presence { origin, joins: diff.joins.clone(), leaves: diff.leaves.clone() }
@@ -308,6 +316,45 @@ impl Bus {
             Outbound::PresenceState { conversation, state } => {
                 self.publish_conversation(conversation, &ConversationMsg::PresenceState { origin, state }).await;
             }
+            Outbound::User { key: (tenant, sender), online } => {
+                let msg = UserMsg { origin, tenant, sender, online };
+                if let Ok(body) = serde_json::to_vec(&msg) {
+                    self.publish(wire::USERS.to_owned(), body).await;
+                }
+            }
+        }
+    }
+
+    /// Another node's user came or went.
+    fn on_user(&self, m: &Message) {
+        match serde_json::from_slice::<UserMsg>(&m.payload) {
+            Ok(u) if u.origin != self.status.origin => {
+                self.status.users.remote(&u.origin, &(u.tenant, u.sender), u.online, Instant::now());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "unreadable user presence on the bus"),
+        }
+    }
+
+    /// Tells the other nodes every user with a socket here (after a
+    /// reconnect, or to a node that just joined).
+    async fn tell_users_here(&self) {
+        for (tenant, sender) in self.status.users.here() {
+            let msg = UserMsg { origin: self.status.origin.clone(), tenant, sender, online: true };
+            if let Ok(body) = serde_json::to_vec(&msg) {
+                self.publish(wire::USERS.to_owned(), body).await;
+            }
+        }
+    }
+
+    /// A node is gone: its users leave; those online nowhere now are
+    /// announced offline by one node, the live one whose origin sorts first.
+    async fn node_gone(&self, origin: &str) {
+        self.to_every_shard(|| Inbound::NodeGone(origin.to_owned())).await;
+        let offline = self.status.users.node_gone(origin);
+        let first = self.status.with_nodes(|n| n.origins().into_iter().min()).is_none_or(|o| self.status.origin <= o);
+        if !offline.is_empty() && first {
+            let _ = self.inboxes[0].send(Inbound::UsersOffline(offline)).await;
         }
     }
 
@@ -325,13 +372,14 @@ impl Bus {
         let heard = self.status.with_nodes(|n| n.heartbeat(&hb, Instant::now()));
         for old in heard.replaced {
             tracing::info!(node = wire::node_of(&old), "node restarted; its old presences leave");
-            self.to_every_shard(|| Inbound::NodeGone(old.clone())).await;
+            self.node_gone(&old).await;
         }
         if heard.new {
             tracing::info!(node = wire::node_of(&hb.origin), "node joined the cluster");
             // So the newcomer knows of us now, not in up to a second (it
             // waits for these answers before it says it is ready).
             self.heartbeat().await;
+            self.tell_users_here().await;
         }
     }
 
@@ -369,8 +417,9 @@ impl Bus {
         let gone = self.status.with_nodes(|n| n.expire(Instant::now()));
         for origin in gone {
             tracing::warn!(node = wire::node_of(&origin), "node silent; its presences leave");
-            self.to_every_shard(|| Inbound::NodeGone(origin.clone())).await;
+            self.node_gone(&origin).await;
         }
+        self.status.users.sweep(Instant::now());
     }
 
     async fn heartbeat(&mut self) {
@@ -442,6 +491,7 @@ async fn pump(mut sub: Subscriber, conversation: Id, inbox: mpsc::Sender<Inbound
                 Inbound::Committed(activities.into())
             }
             ConversationMsg::Typing { sender, typing, .. } => Inbound::Typing { conversation, sender, typing },
+            ConversationMsg::Signal { signal, data, .. } => Inbound::Signal { conversation, signal, data },
             ConversationMsg::Presence { origin, joins, leaves } => Inbound::Presence {
                 conversation,
                 origin,

@@ -75,6 +75,11 @@ pub(crate) enum Outbound {
         conversation: Id,
         state: PresenceState,
     },
+    /// A user's first socket on this node connected (`online`), or its last one went.
+    User {
+        key: crate::engine::users::UserKey,
+        online: bool,
+    },
 }
 
 pub(crate) enum Control {
@@ -93,6 +98,11 @@ pub enum Inbound {
         conversation: Id,
         sender: String,
         typing: bool,
+    },
+    Signal {
+        conversation: Id,
+        signal: crate::engine::Signal,
+        data: serde_json::Value,
     },
     Presence {
         conversation: Id,
@@ -119,6 +129,8 @@ pub enum Inbound {
     /// Tell other nodes every presence of this node (after a reconnect, they
     /// may have dropped them).
     Announce,
+    /// Users online nowhere since a node died: this node announces them offline.
+    UsersOffline(Vec<crate::engine::users::UserKey>),
 }
 
 /// The receiving end of one shard's inbox.
@@ -136,10 +148,17 @@ pub struct Status {
     dropped: AtomicU64,
     /// The node's connections (counted by its admission caps).
     caps: Arc<ConnCaps>,
+    /// The node's users, shared with the shards (see `engine::users`).
+    pub(crate) users: Arc<crate::engine::users::Users>,
 }
 
 impl Status {
-    pub fn new(node_id: String, origin: String, caps: Arc<ConnCaps>) -> Status {
+    pub fn new(
+        node_id: String,
+        origin: String,
+        caps: Arc<ConnCaps>,
+        users: Arc<crate::engine::users::Users>,
+    ) -> Status {
         Status {
             node_id,
             origin,
@@ -147,6 +166,7 @@ impl Status {
             nodes: Mutex::default(),
             dropped: AtomicU64::new(0),
             caps,
+            users,
         }
     }
 
@@ -272,6 +292,9 @@ impl Engine {
             Inbound::Typing { conversation, sender, typing } => {
                 self.pass_on_here(conversation, Arc::new(Ephemeral::Typing { sender, typing }));
             }
+            Inbound::Signal { conversation, signal, data } => {
+                self.pass_on_here(conversation, Arc::new(Ephemeral::Signal { signal, data }));
+            }
             Inbound::Presence { conversation, origin, diff } => {
                 if let Some(news) = self.owner.presence_remote_diff(conversation, &origin, &diff) {
                     self.pass_on_here(conversation, Arc::new(Ephemeral::Presence(news)));
@@ -302,6 +325,13 @@ impl Engine {
                     for (conversation, state) in self.owner.local_presences() {
                         m.link.send_data(Outbound::PresenceState { conversation, state });
                     }
+                }
+            }
+            Inbound::UsersOffline(keys) => {
+                let at = converger_storage::Timestamp::now();
+                for key in keys {
+                    let engine = self.clone();
+                    monoio::spawn(async move { engine.announce_user(key, Some(at)).await });
                 }
             }
         }
@@ -338,6 +368,13 @@ impl Engine {
             if !m.link.send_control(Control::Unfollow(conversation)) {
                 tracing::warn!(%conversation, "cluster control queue full: still receiving an unfollowed conversation");
             }
+        }
+    }
+
+    /// Tells other nodes a user's first socket here connected, or its last one went.
+    pub(crate) fn tell_nodes_user(&self, key: &crate::engine::users::UserKey, online: bool) {
+        if let Some(m) = &self.cluster {
+            m.link.send_data(Outbound::User { key: key.clone(), online });
         }
     }
 

@@ -96,6 +96,11 @@ impl Nodes {
     }
 
     /// Other nodes alive.
+    /// The origins of the other nodes alive.
+    pub fn origins(&self) -> Vec<String> {
+        self.by_origin.keys().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.by_origin.len()
     }

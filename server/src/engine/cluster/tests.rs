@@ -48,11 +48,11 @@ fn a_shard_takes_part_in_the_cluster_through_the_bus_queues() {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path(), Default::default()).expect("open"));
     runtime().block_on(async move {
         let (tenant, conv) = conversation_in(&*store).await;
-        let status = Arc::new(Status::new("n1".into(), "n1.00000001".into(), ConnCaps::new(10, 10)));
+        let status = Arc::new(Status::new("n1".into(), "n1.00000001".into(), ConnCaps::new(10, 10), Arc::default()));
         status.set_connected(true);
         let (link, _inboxes, mut ends) = channels(1, status);
         let outbox = mesh::build(1).pop().expect("one shard").outbox;
-        let engine = Engine::new(store.clone(), Arc::new(ShardMetrics::default()), outbox, Some(link));
+        let engine = Engine::new(store.clone(), Arc::new(ShardMetrics::default()), outbox, Some(link), Arc::default());
         monoio::spawn(engine.clone().run_owner());
 
         // The subscribe waits until the bus says the follow is in effect.

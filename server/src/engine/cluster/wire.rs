@@ -10,6 +10,8 @@
 //!   answers on the request's reply subject with its own presence state.
 //! - `converger.nodes`: heartbeats (liveness, and each node's live figures).
 //! - `converger.changed`: a tenant or channel changed: drop what you remember.
+//! - `converger.users`: a user's first socket on a node connected, or its
+//!   last one there went (user presence across nodes, `engine::users`).
 //! - `converger.missed`: the sender may have failed to publish commits (it
 //!   was cut from NATS, or its bus queue overflowed): every node's subscribers
 //!   read storage after their last seq.
@@ -38,6 +40,17 @@ pub const SYNC_ALL: &str = "converger.sync.*";
 pub const NODES: &str = "converger.nodes";
 pub const CHANGED: &str = "converger.changed";
 pub const MISSED: &str = "converger.missed";
+pub const USERS: &str = "converger.users";
+
+/// `converger.users`: a user's first socket on the origin connected
+/// (`online`), or its last one there went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserMsg {
+    pub origin: String,
+    pub tenant: Id,
+    pub sender: String,
+    pub online: bool,
+}
 
 /// The conversation a `converger.c.<id>` or `converger.sync.<id>` subject names.
 pub fn conversation_of(subject: &str) -> Option<Id> {
@@ -63,6 +76,12 @@ pub enum ConversationMsg {
         sender: String,
         typing: bool,
     },
+    /// A member signal (receipt, user online/offline).
+    Signal {
+        origin: String,
+        signal: crate::engine::Signal,
+        data: serde_json::Value,
+    },
     /// A change to the origin's presences in the conversation.
     Presence {
         origin: String,
@@ -82,6 +101,7 @@ impl ConversationMsg {
         match self {
             ConversationMsg::Batch { origin, .. }
             | ConversationMsg::Typing { origin, .. }
+            | ConversationMsg::Signal { origin, .. }
             | ConversationMsg::Presence { origin, .. }
             | ConversationMsg::PresenceState { origin, .. } => origin,
         }
@@ -149,8 +169,19 @@ mod tests {
             metadata: Json::from_value(&json!({"k": [1, 2]})),
             idempotency_key: Some("k1".into()),
             created_at: Timestamp::from_micros(1_733_000_000_123_456),
+            target_id: None,
+            parent_id: Some(new_id()),
+            state: Some(converger_storage::MessageState {
+                edited_at: Some(Timestamp::from_micros(5)),
+                deleted_at: None,
+                reply_count: 2,
+                reactions: vec![converger_storage::ReactionCount { emoji: "👍".into(), count: 3, me: true }],
+            }),
         };
-        let msg = ConversationMsg::Batch { origin: "n.1".into(), activities: vec![a] };
+        // Only a message has a state: an event must come back without one.
+        let event =
+            Activity { kind: "reaction_add".into(), target_id: Some(a.id), parent_id: None, state: None, ..a.clone() };
+        let msg = ConversationMsg::Batch { origin: "n.1".into(), activities: vec![a, event] };
         let bytes = serde_json::to_vec(&msg).expect("encode");
         assert_eq!(serde_json::from_slice::<ConversationMsg>(&bytes).expect("decode"), msg);
     }

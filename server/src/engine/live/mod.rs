@@ -33,7 +33,7 @@ use converger_storage::{Activity, Id, Scope};
 use futures_channel::oneshot;
 
 pub use batch::SharedBatch;
-pub use events::{Ephemeral, LocalEvent};
+pub use events::{Ephemeral, LocalEvent, Signal};
 pub use subscription::{Sink, Subscription};
 
 use super::mesh::MeshMsg;

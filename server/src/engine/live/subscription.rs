@@ -167,7 +167,8 @@ impl Subscription {
                 if self.closed.get() {
                     return Ok(());
                 }
-                let page = store.read_range(self.scope, self.conversation, self.last_seq.get(), PAGE).await?;
+                // Shared by every subscriber of the batch: no reader, so no reaction shows as `me`.
+                let page = store.read_range(self.scope, self.conversation, self.last_seq.get(), PAGE, None).await?;
                 if self.closed.get() {
                     return Ok(());
                 }

@@ -214,7 +214,7 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
             assert!(matches!(&events[2], Ephemeral::Presence(d) if d.leaves.0.contains_key("alice")));
         }
         assert!(
-            w.store.read_range(Scope::Tenant(w.tenant), w.conversation, 0, 10).await.expect("read").is_empty(),
+            w.store.read_range(Scope::Tenant(w.tenant), w.conversation, 0, 10, None).await.expect("read").is_empty(),
             "nothing ephemeral is stored"
         );
     });
@@ -254,7 +254,7 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
         let (store, quiet) = (store.clone(), quiet.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end0.outbox, None);
+                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end0.outbox, None, Arc::default());
                 monoio::spawn(engine.clone().run_owner());
                 let mesh = monoio::spawn(engine.clone().run_mesh(end0.inbox, Latch::following(&quiet)));
                 // Publish in rounds the test asks for.
@@ -283,7 +283,7 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
         let (store, quiet) = (store.clone(), quiet.clone());
         std::thread::spawn(move || {
             runtime().block_on(async move {
-                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end1.outbox, None);
+                let engine = Engine::new(store, Arc::new(ShardMetrics::default()), end1.outbox, None, Arc::default());
                 let mesh = monoio::spawn(engine.clone().run_mesh(end1.inbox, Latch::following(&quiet)));
                 let sink = Collect::new(usize::MAX);
                 // Ask for more writes while the backlog is being read.

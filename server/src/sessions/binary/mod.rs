@@ -129,6 +129,11 @@ pub(crate) async fn run<L: Link>(
     link.set_version(version);
     let out = link.sender();
     let _ = out.send(welcome(&identity, version, limits));
+    // A client token's user is online while this connection lives.
+    let _online = match &identity {
+        Identity::Token(c) if !c.watch => Some(engine.user_connected(c.tenant_id, &c.sub)),
+        _ => None,
+    };
     let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let expiry = monoio::time::sleep(session.expires_in());

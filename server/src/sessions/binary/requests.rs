@@ -18,7 +18,7 @@ use super::identity::{error_frame, failure, Identity};
 use super::sink::{to_wire, BinarySink};
 use super::{send, Active, Done, Pending, Session, Sub};
 use crate::engine::Ephemeral;
-use crate::service::activities::{fill_in_order, typing_state, ActivityInput};
+use crate::service::activities::{fill_in_order, typing_state, ActivityInput, Parts};
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
 
@@ -159,9 +159,17 @@ impl Session {
         self.identity.covers(conversation)?;
         let sender = self.identity.sender(&draft.sender)?;
         let kind = if draft.kind.is_empty() { None } else { Some(draft.kind) };
-        ActivityInput::from_parts(kind, draft.text, draft.attachments, sender, draft.metadata, draft.idempotency_key)
-            .map(|input| (conversation, input))
-            .map_err(|e| failure(&e))
+        ActivityInput::from_parts(Parts {
+            kind,
+            text: draft.text,
+            attachments: draft.attachments,
+            sender,
+            metadata: draft.metadata,
+            idempotency_key: draft.idempotency_key,
+            ..Parts::default()
+        })
+        .map(|input| (conversation, input.by_client()))
+        .map_err(|e| failure(&e))
     }
 
     pub(super) fn publish(&self, p: proto::Publish) -> Option<Pending> {
@@ -263,7 +271,8 @@ impl Session {
         let (hub, out, scope) = (self.hub.clone(), self.out.clone(), self.identity.scope());
         Some(Box::pin(async move {
             let after = i64::try_from(h.after_seq).unwrap_or(i64::MAX);
-            let frame = match hub.list_activities(scope, conversation, after, h.limit.clamp(1, MAX_HISTORY)).await {
+            let frame = match hub.list_activities(scope, conversation, after, h.limit.clamp(1, MAX_HISTORY), None).await
+            {
                 Ok((activities, last_seq)) => Frame::HistoryPage(HistoryPage {
                     request_id: h.request_id,
                     conversation_id: h.conversation_id,

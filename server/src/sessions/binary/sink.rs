@@ -202,13 +202,22 @@ fn encode_records(activities: &[Activity], version: Version) -> Vec<Bytes> {
 }
 
 fn encode_event(sender: &BinarySender, e: &LocalEvent) -> Bytes {
-    let Ephemeral::Typing { sender: who, typing } = &*e.event else { return Bytes::new() };
+    let (kind, who, data) = match &*e.event {
+        Ephemeral::Typing { sender: who, typing } => {
+            ("typing", who.clone(), serde_json::json!({ "typing": typing }).to_string())
+        }
+        Ephemeral::Signal { signal, data } => {
+            let who = data.get("sender").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+            (signal.as_str(), who, data.to_string())
+        }
+        Ephemeral::Presence(_) => return Bytes::new(),
+    };
     let frame = Frame::Ephemeral(proto::Ephemeral {
         request_id: 0,
         conversation_id: *e.conversation.as_bytes(),
-        kind: "typing".into(),
-        sender: who.clone(),
-        data: serde_json::json!({ "typing": typing }).to_string(),
+        kind: kind.into(),
+        sender: who,
+        data,
     });
     sender.encode(&frame).unwrap_or_default()
 }
