@@ -6,8 +6,8 @@
 //! and shares the same bytes with every subscriber (see [`crate::deliver`]).
 //! The one reader-relative field, a reaction's `me`, is false in every live
 //! record (a message is committed with no reactions; reactions arrive later
-//! as `reaction_add` activities); it can be true only in backlog and History
-//! records, which are read for one connection.
+//! as `reaction_add` activities); it can be true only in records read for one
+//! connection (a History page).
 //!
 //! Version 2 appends `target_id`, `parent_id` and a message's `state` after
 //! the version-1 fields, each behind a presence bit; a version-1 record has

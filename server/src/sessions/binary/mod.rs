@@ -196,6 +196,7 @@ impl Session {
             Frame::Publish(p) => return Ok(self.publish(p)),
             Frame::PublishBatch(b) => return Ok(self.publish_batch(b)),
             Frame::Ephemeral(e) => return Ok(self.ephemeral(e)),
+            Frame::Receipt(r) => return Ok(self.receipt(r)),
             Frame::History(h) => return Ok(self.history(h)),
             Frame::Reauth(r) => return Ok(self.reauth(r)),
             Frame::Hello(_) => return Err(ErrorFrame::new(0, ErrorCode::UnexpectedFrame, "a second Hello")),

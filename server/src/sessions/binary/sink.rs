@@ -13,7 +13,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use converger_protocol as proto;
 use converger_protocol::{put_deliver_prefix, Frame, Version, WireError, DELIVER_PREFIX_SIZE};
-use converger_storage::Activity;
+use converger_storage::{Activity, MessageState};
 
 use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
 use crate::net::send_queue::{FrameSender, SendError};
@@ -59,6 +59,11 @@ impl BinarySender {
 
     pub fn websocket(inner: FrameSender) -> BinarySender {
         BinarySender { inner, websocket: true, version: Version::V1 }
+    }
+
+    /// The protocol version this connection speaks.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The same connection, speaking `version` (the handshake's choice).
@@ -114,8 +119,10 @@ impl BinarySender {
     }
 }
 
-/// A storage activity as a protocol record.
-pub fn to_wire(a: &Activity) -> proto::Activity {
+/// A storage activity as a protocol record of `version`: version 1 leaves out
+/// what it cannot carry (the target, the parent, a message's state).
+pub fn to_wire(a: &Activity, version: Version) -> proto::Activity {
+    let v2 = version >= Version::V2;
     proto::Activity {
         id: *a.id.as_bytes(),
         conversation_id: *a.conversation_id.as_bytes(),
@@ -127,9 +134,23 @@ pub fn to_wire(a: &Activity) -> proto::Activity {
         attachments: a.attachments.as_ref().map(|j| j.as_str().to_string()),
         metadata: a.metadata.as_str().to_string(),
         idempotency_key: a.idempotency_key.clone(),
-        target_id: None,
-        parent_id: None,
-        state: None,
+        target_id: a.target_id.filter(|_| v2).map(|id| *id.as_bytes()),
+        parent_id: a.parent_id.filter(|_| v2).map(|id| *id.as_bytes()),
+        state: a.state.as_ref().filter(|_| v2).map(state_to_wire),
+    }
+}
+
+fn state_to_wire(s: &MessageState) -> proto::MessageState {
+    let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    proto::MessageState {
+        edited_at: s.edited_at.map(|t| t.as_micros()),
+        deleted_at: s.deleted_at.map(|t| t.as_micros()),
+        reply_count: count(s.reply_count),
+        reactions: s
+            .reactions
+            .iter()
+            .map(|r| proto::Reaction { emoji: r.emoji.clone(), count: count(r.count), me: r.me })
+            .collect(),
     }
 }
 
@@ -172,8 +193,11 @@ impl Sink for BinarySink {
         if !self.active.get() {
             return false;
         }
-        // Typing only: presence is a Phoenix feature (docs/protocol.md, Ephemeral).
-        let Ephemeral::Typing { .. } = &*event.event else { return true };
+        // Typing and the member signals (receipts, users online and offline);
+        // conversation presence is a Phoenix feature (docs/protocol.md, Ephemeral).
+        if let Ephemeral::Presence(_) = &*event.event {
+            return true;
+        }
         let sender = self.sender.clone();
         let frame = event.encoded(self.sender.format(), |e| encode_event(&sender, e));
         frame.is_empty() || self.sender.inner.send_frame(frame).is_ok()
@@ -189,7 +213,7 @@ fn encode_records(activities: &[Activity], version: Version) -> Vec<Bytes> {
         .iter()
         .map(|a| {
             let mut out = BytesMut::new();
-            match to_wire(a).encode(version, &mut out) {
+            match to_wire(a, version).encode(version, &mut out) {
                 Ok(()) => out.freeze(),
                 Err(e) => {
                     // Stored activities fit the wire's limits; this would be a bug.
