@@ -15,7 +15,7 @@ use crate::codec::encode;
 use crate::connection::{handshake, run};
 use crate::error::{Error, ProtocolError, Result, ServerError};
 use crate::state::{Shared, SubSignal, SubState};
-use crate::subscription::{Subscription, TypingEvents};
+use crate::subscription::{MemberEvents, Subscription, TypingEvents};
 use crate::types::{Credential, Draft, HistoryPage, Welcome, Written};
 
 /// Tuning of a [`Client`]; [`Options::default`] suits most uses.
@@ -274,6 +274,14 @@ impl Client {
         TypingEvents::new(self.shared().typing_receiver())
     }
 
+    /// Receipts (a member's read and delivered watermarks moved) and users
+    /// coming online or going offline, in the conversations this client is
+    /// subscribed to, from now on (protocol version 2; ephemeral, like typing
+    /// events, and buffered the same way).
+    pub fn member_events(&self) -> MemberEvents {
+        MemberEvents::new(self.shared().member_receiver())
+    }
+
     /// A round trip to the server (Ping → Pong).
     pub async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
@@ -326,7 +334,7 @@ impl Client {
     }
 
     /// A request whose frame takes the id this picks.
-    async fn call(&self, frame: impl FnOnce(u32) -> Frame) -> Result<Frame> {
+    pub(crate) async fn call(&self, frame: impl FnOnce(u32) -> Frame) -> Result<Frame> {
         let id = self.shared().next_id();
         self.call_with_id(id, frame(id)).await
     }
@@ -403,6 +411,6 @@ impl Client {
     }
 }
 
-fn unexpected(frame: &Frame) -> Error {
+pub(crate) fn unexpected(frame: &Frame) -> Error {
     Error::Protocol(ProtocolError::Unexpected(frame.kind().name()))
 }

@@ -5,6 +5,7 @@
 //! Invariants:
 //! - The reader never waits on anyone: answers go to one-shot channels,
 //!   activities to bounded per-subscription queues with `try_send`, typing
+//!   and member
 //!   events to a bounded broadcast. So the server's send queue drains at
 //!   the pace of the socket, never at the pace of a consumer.
 //! - A subscription hands out activities of its conversation in seq order,
@@ -28,7 +29,7 @@ use uuid::Uuid;
 
 use crate::codec::encode;
 use crate::error::{Error, ProtocolError, ServerError};
-use crate::types::{Activity, Credential, TypingEvent, Welcome};
+use crate::types::{Activity, Credential, MemberEvent, TypingEvent, Welcome};
 use crate::Options;
 
 /// Subscribe items per frame when a reconnect subscribes everything again
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub conn_changed: watch::Sender<u64>,
     pub closed: watch::Sender<bool>,
     typing: Mutex<Option<broadcast::Sender<TypingEvent>>>,
+    /// Receipts and users online and offline (protocol version 2).
+    members: Mutex<Option<broadcast::Sender<MemberEvent>>>,
     pub in_flight: Semaphore,
 }
 
@@ -177,6 +180,7 @@ impl SubState {
 impl Shared {
     pub fn new(options: Options, addr: String, credential: Credential, welcome: Welcome) -> Shared {
         let (typing, _) = broadcast::channel(options.typing_buffer.max(1));
+        let (members, _) = broadcast::channel(options.typing_buffer.max(1));
         Shared {
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
             options,
@@ -194,6 +198,7 @@ impl Shared {
             conn_changed: watch::channel(0).0,
             closed: watch::channel(false).0,
             typing: Mutex::new(Some(typing)),
+            members: Mutex::new(Some(members)),
         }
     }
 
@@ -214,6 +219,10 @@ impl Shared {
 
     pub fn typing_receiver(&self) -> Option<broadcast::Receiver<TypingEvent>> {
         self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(broadcast::Sender::subscribe)
+    }
+
+    pub fn member_receiver(&self) -> Option<broadcast::Receiver<MemberEvent>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(broadcast::Sender::subscribe)
     }
 
     /// Registers request `id` on the current connection, if there is one
@@ -311,6 +320,7 @@ impl Shared {
         }
         drop(state);
         self.typing.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.closed.send_replace(true);
         // Wakes requests waiting for a connection (the count stays).
         self.conn_changed.send_modify(|_| {});
@@ -370,9 +380,14 @@ impl Shared {
                 }
             }
             Frame::Ephemeral(ref e) => {
+                // No receiver: nobody listens. Types this version does not know are ignored.
                 if let Some(event) = TypingEvent::from_frame(e) {
                     if let Some(tx) = self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                        let _ = tx.send(event); // no receiver: nobody listens
+                        let _ = tx.send(event);
+                    }
+                } else if let Some(event) = MemberEvent::from_frame(e) {
+                    if let Some(tx) = self.members.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        let _ = tx.send(event);
                     }
                 }
             }

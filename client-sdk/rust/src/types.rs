@@ -132,9 +132,32 @@ impl Draft {
     }
 
     /// An activity of `kind` acting on the message `target` (`edit`,
-    /// `delete`, `reaction_add`, `reaction_remove`).
+    /// `delete`, `reaction_add`, `reaction_remove`). The typed methods
+    /// ([`crate::Client::edit`], …) build these; an API-key client builds
+    /// them itself to name the sender.
     pub fn acting_on(conversation_id: Uuid, kind: &str, target: Uuid) -> Draft {
         Draft { target_id: Some(target), ..Draft::new(conversation_id, kind) }
+    }
+
+    /// An `edit` of message `target` with new content.
+    pub fn edit(conversation_id: Uuid, target: Uuid, edit: Edit) -> Draft {
+        Draft {
+            text: edit.text,
+            attachments: edit.attachments,
+            metadata: edit.metadata,
+            ..Draft::acting_on(conversation_id, "edit", target)
+        }
+    }
+
+    /// A `delete` of message `target`.
+    pub fn delete(conversation_id: Uuid, target: Uuid) -> Draft {
+        Draft::acting_on(conversation_id, "delete", target)
+    }
+
+    /// A `reaction_add` (`add`) or `reaction_remove` of `emoji` to message `target`.
+    pub fn reaction(conversation_id: Uuid, target: Uuid, emoji: impl Into<String>, add: bool) -> Draft {
+        let kind = if add { "reaction_add" } else { "reaction_remove" };
+        Draft { text: Some(emoji.into()), ..Draft::acting_on(conversation_id, kind, target) }
     }
 
     /// Makes the draft a reply in the thread of message `parent`.
@@ -423,6 +446,52 @@ impl PresenceEvent {
             online,
             last_seen: data.get("last_seen").and_then(serde_json::Value::as_str).map(str::to_owned),
         })
+    }
+}
+
+/// What [`crate::Client::member_events`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    Receipt(ReceiptEvent),
+    Presence(PresenceEvent),
+}
+
+impl MemberEvent {
+    /// The event an Ephemeral frame carries; `None` for other types.
+    pub fn from_frame(e: &proto::Ephemeral) -> Option<MemberEvent> {
+        ReceiptEvent::from_frame(e)
+            .map(MemberEvent::Receipt)
+            .or_else(|| PresenceEvent::from_frame(e).map(MemberEvent::Presence))
+    }
+}
+
+/// New content for a message ([`crate::Client::edit`]): what is given
+/// replaces the message's; at least one field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    pub text: Option<String>,
+    /// A JSON array of objects, as text.
+    pub attachments: Option<String>,
+    /// A JSON object, as text.
+    pub metadata: Option<String>,
+}
+
+impl Edit {
+    /// New text.
+    pub fn text(text: impl Into<String>) -> Edit {
+        Edit { text: Some(text.into()), ..Edit::default() }
+    }
+
+    /// New attachments (JSON text: an array of objects).
+    pub fn attachments(mut self, json: impl Into<String>) -> Edit {
+        self.attachments = Some(json.into());
+        self
+    }
+
+    /// New metadata (JSON text: an object).
+    pub fn metadata(mut self, json: impl Into<String>) -> Edit {
+        self.metadata = Some(json.into());
+        self
     }
 }
 
