@@ -35,6 +35,16 @@ export async function usage(): Promise<void> {
   off();
   client.on("close", (e) => { if (e instanceof ConvergerError) log(e.code === ErrorCode.unauthorized); });
   client.on("disconnect", (e: ConnectionError) => log(e.cause));
+  const m: Written = await client.publish({ conversationId: "c", text: "hi" });
+  await client.edit("c", m.activityId, { text: "hi!", metadata: { k: 1 } });
+  await client.react("c", m.activityId, "👍", { sender: "svc" });
+  await client.unreact("c", m.activityId, "👍");
+  await client.reply("c", m.activityId, { text: "re" });
+  await client.delete("c", m.activityId);
+  await client.markRead("c", m.seq);
+  await client.receipt("c", { deliveredSeq: 4n, sender: "svc" });
+  client.on("receipt", (e) => log(e.sender, e.readSeq + 1n, e.deliveredSeq));
+  client.on("presence", (e) => log(e.sender, e.online, e.lastSeen?.length));
   const rtt: number = await client.ping();
   await viaWs.reauth("a.b.c");
   viaWs.reconnect();
