@@ -30,8 +30,16 @@ mod durability;
 mod harness;
 #[path = "conformance/idempotency.rs"]
 mod idempotency;
+#[path = "conformance/lifecycle.rs"]
+mod lifecycle;
+#[path = "conformance/members.rs"]
+mod members;
 #[path = "conformance/pagination.rs"]
 mod pagination;
+#[path = "conformance/reactions.rs"]
+mod reactions;
+#[path = "conformance/replay.rs"]
+mod replay;
 #[path = "conformance/scoping.rs"]
 mod scoping;
 #[path = "conformance/tenants.rs"]
@@ -123,6 +131,29 @@ cases: [
     pagination::page_limit_is_clamped,
     scoping::tenant_scope_hides_other_tenants_objects,
     scoping::stats_count_every_entity,
+    lifecycle::edits_replace_what_they_carry,
+    lifecycle::only_the_author_edits_or_deletes_as_a_client,
+    lifecycle::delete_erases_the_content_everywhere,
+    lifecycle::delete_cancels_the_pending_delivery_of_the_message,
+    lifecycle::a_target_outside_the_conversation_is_not_found,
+    lifecycle::a_target_that_is_not_a_message_is_refused,
+    lifecycle::a_deleted_target_is_refused,
+    lifecycle::a_refused_item_fails_alone_in_its_batch,
+    lifecycle::items_of_one_batch_see_each_other,
+    lifecycle::racing_edit_and_delete_end_consistent,
+    lifecycle::a_retried_delete_replays_its_key,
+    reactions::a_repeated_reaction_replays_the_first,
+    reactions::removing_a_reaction_not_there_is_refused,
+    reactions::reaction_summaries_count_per_emoji_in_one_order,
+    reactions::replies_form_one_level_threads,
+    replay::replaying_the_log_gives_the_state_the_read_gives,
+    members::members_join_and_leave_through_the_log,
+    members::members_are_listed_in_pages,
+    members::receipts_never_move_back,
+    members::receipts_of_a_non_member_are_refused_before_their_seqs,
+    members::last_seen_is_kept_per_user_and_moves_forward,
+    members::member_conversations_lists_where_a_sender_is_a_member,
+    members::members_only_is_stored_and_updated,
 ]
 reopen_cases: [
     durability::writes_survive_reopening_the_store,

@@ -54,6 +54,11 @@ impl Adapter for Echo {
         true
     }
 
+    /// It answers messages only: nothing else gets a delivery row.
+    fn routes(&self, kind: &str) -> bool {
+        kind == "message"
+    }
+
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = Self::Config::parse(ctx.channel.config)?;
         let a = ctx.activity;

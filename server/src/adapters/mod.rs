@@ -85,6 +85,31 @@ pub trait Adapter: ValidateConfig + Send + Sync {
     /// Whether activities of this channel's conversations get delivery rows.
     fn delivers(&self) -> bool;
 
+    /// Whether an activity of type `kind` gets a delivery row on this channel
+    /// (docs/webhooks.md "What each type sends"). An activity this channel
+    /// never sends (an edit to WhatsApp) gets no row at all, so the delivery
+    /// list holds only what was sent or is being tried, never a "delivered"
+    /// that sent nothing.
+    fn routes(&self, kind: &str) -> bool {
+        let _ = kind;
+        self.delivers()
+    }
+
+    /// Whether [`DeliveryContext::related`] must be looked up for this
+    /// channel: the provider's id of the message a reaction acts on or a reply
+    /// answers. Only adapters that name provider messages ask (it costs reads).
+    fn needs_related(&self) -> bool {
+        false
+    }
+
+    /// Whether a conversation's `external_id` is a person the provider
+    /// reports on (a WhatsApp contact): they become the conversation's member
+    /// `external_id`, and the provider's `delivered` / `read` reports move
+    /// that member's receipts (docs/webhooks.md "Contacts as members").
+    fn contact_receipts(&self) -> bool {
+        false
+    }
+
     /// What delivering `ctx.activity` means. An `Err` is a permanent failure
     /// found before sending anything (no recipient, unsupported content, a
     /// stored config that no longer validates): record it as failed.
@@ -156,6 +181,27 @@ pub struct DeliveryContext<'a> {
     pub attempt: u32,
     /// Unix seconds: the time the request is built (Standard Webhooks' timestamp).
     pub now: i64,
+    /// The message the activity acts on (`target_id`) or answers
+    /// (`parent_id`), as this channel knows it; [`Related::None`] unless the
+    /// adapter [`needs_related`](Adapter::needs_related).
+    pub related: &'a Related,
+}
+
+/// The provider's side of the message an activity acts on or answers (a
+/// reaction's target, a reply's parent), looked up by the delivery worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Related {
+    /// The activity names no other message, or nobody looked.
+    None,
+    /// The provider's id of that message on this channel: the id its
+    /// delivery recorded as [`PROVIDER_MESSAGE_ID`], or the provider's id it
+    /// came in with (`metadata.inbound.message_id`).
+    Sent(String),
+    /// Its delivery to this channel is still pending: no provider id yet.
+    Pending,
+    /// It never reached this channel through the provider (no delivery, or a
+    /// failed one, or sent before ids were recorded).
+    Missing,
 }
 
 /// What delivering an activity means for its channel.
@@ -170,6 +216,10 @@ pub enum Delivery {
     /// Nothing to do (the channel has no outbound, or this activity is not
     /// for it): mark the delivery delivered.
     Nothing,
+    /// Not yet: what it needs is not there (the provider's id of the message
+    /// a reaction acts on, its own delivery still pending). Retried on the
+    /// usual schedule with this reason.
+    NotYet(String),
 }
 
 /// One HTTP request, exactly as it must go on the wire (the HTTP client adds
@@ -410,6 +460,15 @@ impl From<ConfigError> for InboundError {
 /// activity is not sent back out: every adapter answers [`Delivery::Nothing`].
 pub fn is_inbound(activity: &Activity) -> bool {
     activity.metadata.as_str().contains("\"inbound\"") && activity.metadata.to_value().get("inbound").is_some()
+}
+
+/// The provider's id `activity` came in with (`metadata.inbound.message_id`),
+/// if it came in through a channel's inbound endpoint.
+pub fn inbound_message_id(activity: &Activity) -> Option<String> {
+    if !is_inbound(activity) {
+        return None;
+    }
+    activity.metadata.to_value()["inbound"]["message_id"].as_str().map(str::to_string)
 }
 
 #[cfg(test)]

@@ -41,7 +41,27 @@ pub fn view(config: &Value) -> ChannelView<'_> {
 }
 
 pub fn context<'a>(config: &'a Value, activity: &'a Activity, external_id: Option<&'a str>) -> DeliveryContext<'a> {
-    DeliveryContext { channel: view(config), activity, external_id, delivery_id: delivery_id(), attempt: 1, now: NOW }
+    static NONE: Related = Related::None;
+    DeliveryContext {
+        channel: view(config),
+        activity,
+        external_id,
+        delivery_id: delivery_id(),
+        attempt: 1,
+        now: NOW,
+        related: &NONE,
+    }
+}
+
+/// A lifecycle activity of type `kind` acting on [`activity`]'s message.
+pub fn acting_on(kind: &str, text: Option<&str>) -> Activity {
+    let mut a = activity("");
+    a.id = Id::parse_str("0190f0f0-0000-7000-8000-0000000000a2").expect("uuid");
+    a.seq = 8;
+    a.kind = kind.into();
+    a.text = text.map(str::to_string);
+    a.target_id = Some(activity("").id);
+    a
 }
 
 pub fn request(method: &str, headers: &[(&str, &str)], body: &[u8]) -> InboundRequest {

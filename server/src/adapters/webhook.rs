@@ -8,9 +8,15 @@
 //! `connection` and `transfer-encoding` are the adapter's own and refused).
 //!
 //! Outbound body:
-//! `{"type":"activity.created","timestamp":"<RFC 3339>","data":{"channel_id",
+//! `{"type":"<event type>","timestamp":"<RFC 3339>","data":{"channel_id",
 //! "conversation_id","external_id","activity":{…the activity as the REST API
 //! shows it…}}}`; `webhook-id` is `msg_<delivery id>`, the same on every retry.
+//! The event type is `activity.created` for messages and events, and one of
+//! its own for each lifecycle kind ([`event_type`]): a receiver written before
+//! those kinds existed, which takes every `activity.created` for something
+//! new to show, skips them instead of showing an edit or a reaction as a
+//! message. A lifecycle activity names its message by `target_id` and never
+//! carries that message's content (a delete carries none at all).
 //!
 //! Inbound body (POST): `{"external_id", "sender", "text"?, "type"?
 //! ("message" default, or "event"), "metadata"? (object)}`; the `webhook-id`
@@ -26,7 +32,7 @@ use super::{
     is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
     InboundError, InboundMessage, InboundRequest, OutboundRequest,
 };
-use converger_storage::{Activity, Timestamp};
+use converger_storage::{kinds, Activity, Timestamp};
 
 pub struct Webhook;
 
@@ -43,8 +49,21 @@ const RESERVED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 const MAX_HEADERS: usize = 32;
-/// The activity type of outbound events.
+/// The event type of messages, events and any other activity without one of its own.
 pub const EVENT_TYPE: &str = "activity.created";
+
+/// The event type (`type` of the body) of an activity of type `kind`.
+pub fn event_type(kind: &str) -> &'static str {
+    match kind {
+        kinds::EDIT => "message.edited",
+        kinds::DELETE => "message.deleted",
+        kinds::REACTION_ADD => "reaction.added",
+        kinds::REACTION_REMOVE => "reaction.removed",
+        kinds::MEMBER_JOINED => "member.joined",
+        kinds::MEMBER_LEFT => "member.left",
+        _ => EVENT_TYPE,
+    }
+}
 
 pub struct WebhookConfig<'a> {
     url: &'a str,
@@ -110,7 +129,7 @@ struct EventData<'a> {
 fn body(ctx: &DeliveryContext<'_>) -> Result<Vec<u8>, AdapterError> {
     let a = ctx.activity;
     let event = Event {
-        kind: EVENT_TYPE,
+        kind: event_type(&a.kind),
         timestamp: Timestamp::from_micros(ctx.now.saturating_mul(1_000_000)).to_string(),
         data: EventData {
             channel_id: ctx.channel.id.to_string(),

@@ -6,8 +6,8 @@
 //! reports for these messages; otherwise the account's default).
 //!
 //! Outbound: `POST {base_url}/whatsapp/1/message/text` with
-//! `Authorization: App <api_key>`; the message's `messageId` is the delivery
-//! id. Infobip's answer echoes it and it is kept as `provider_message_id`,
+//! `Authorization: App <api_key>`, for messages only (other kinds are not
+//! routed here); the message's `messageId` is the delivery id. Infobip's answer echoes it and it is kept as `provider_message_id`,
 //! which Infobip's reports name: they find their delivery by it, as Meta's do
 //! by the wamid.
 //!
@@ -60,6 +60,18 @@ impl Adapter for WhatsAppInfobip {
     }
 
     fn delivers(&self) -> bool {
+        true
+    }
+
+    /// Text messages only: Converger sends Infobip's documented text message
+    /// and nothing else (no reaction or reply-context request of Infobip's is
+    /// one Converger has verified), so reactions, edits, deletes, member
+    /// changes and events get no delivery row; a reply goes as plain text.
+    fn routes(&self, kind: &str) -> bool {
+        kind == converger_storage::kinds::MESSAGE
+    }
+
+    fn contact_receipts(&self) -> bool {
         true
     }
 

@@ -9,7 +9,12 @@
 //! customer's wa_id): `POST {api_base}/{api_version}/{phone_number_id}/messages`
 //! with `Authorization: Bearer <access_token>`. The answer's
 //! `messages[0].id` (the wamid) is kept as the delivery's
-//! `provider_message_id`, which status webhooks name.
+//! `provider_message_id`, which status webhooks name. A reply
+//! (`parent_id`) carries `context.message_id`, the parent's wamid, when the
+//! parent came from or went to WhatsApp; `reaction_add` / `reaction_remove`
+//! become reaction messages on their target's wamid (removal: an empty
+//! emoji) and wait while the target's own delivery is pending. Edits,
+//! deletes, member changes and events are not routed here at all.
 //!
 //! Inbound: `GET` with `hub.mode=subscribe`, `hub.verify_token` and
 //! `hub.challenge` answers the challenge; `POST` carries messages and
@@ -27,15 +32,18 @@ use super::wire::{
 };
 use super::{
     is_inbound, Adapter, AdapterError, ChannelView, ConfigError, Delivery, DeliveryContext, Events, Inbound,
-    InboundError, InboundMessage, InboundRequest, OutboundRequest, ResponseOutcome, StatusUpdate, PROVIDER_MESSAGE_ID,
+    InboundError, InboundMessage, InboundRequest, OutboundRequest, Related, ResponseOutcome, StatusUpdate,
+    PROVIDER_MESSAGE_ID,
 };
-use converger_storage::Timestamp;
+use converger_storage::{kinds, Timestamp};
 use hmac::Mac;
 
 pub struct WhatsAppMeta;
 
 pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com";
 pub const DEFAULT_API_VERSION: &str = "v18.0";
+/// Why a reaction or reply waits: the message it names is still being sent.
+const NOT_YET: &str = "waiting for the message it names to be delivered to WhatsApp (its wamid is not known yet)";
 /// The Cloud API's limit on a text message body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -89,16 +97,69 @@ impl Adapter for WhatsAppMeta {
         true
     }
 
+    /// Messages, and reactions (Meta's reaction messages). Edits, deletes and
+    /// member changes have no Cloud API equivalent, events no WhatsApp form:
+    /// they get no delivery row.
+    fn routes(&self, kind: &str) -> bool {
+        matches!(kind, kinds::MESSAGE | kinds::REACTION_ADD | kinds::REACTION_REMOVE)
+    }
+
+    /// A reaction names its message by wamid, and so may a reply.
+    fn needs_related(&self) -> bool {
+        true
+    }
+
+    fn contact_receipts(&self) -> bool {
+        true
+    }
+
     fn deliver_activity(&self, ctx: &DeliveryContext<'_>) -> Result<Delivery, AdapterError> {
         let config = Self::Config::parse(ctx.channel.config)?;
-        let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
-        let body = json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
-            "type": "text",
-            "text": {"preview_url": false, "body": text},
-        });
+        let a = ctx.activity;
+        let body = match a.kind.as_str() {
+            kinds::MESSAGE => {
+                let Some((text, to)) = whatsapp_outbound(ctx)? else { return Ok(Delivery::Nothing) };
+                let mut body = json!({
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": "text",
+                    "text": {"preview_url": false, "body": text},
+                });
+                // A reply quotes its parent when WhatsApp knows it; one whose
+                // parent never reached WhatsApp still goes, unquoted.
+                match ctx.related {
+                    Related::Sent(id) => body["context"] = json!({"message_id": id}),
+                    Related::Pending => return Ok(Delivery::NotYet(NOT_YET.into())),
+                    Related::None | Related::Missing => {}
+                }
+                body
+            }
+            kinds::REACTION_ADD | kinds::REACTION_REMOVE if !is_inbound(a) => {
+                let to = ctx.external_id.filter(|s| !s.is_empty()).ok_or(AdapterError::NoRecipient)?;
+                let message_id = match ctx.related {
+                    Related::Sent(id) => id,
+                    Related::Pending => return Ok(Delivery::NotYet(NOT_YET.into())),
+                    Related::None | Related::Missing => {
+                        return Err(AdapterError::Unsupported(
+                            "the message reacted to has no WhatsApp message id (it was neither received from nor \
+                             delivered to WhatsApp through this channel)"
+                                .into(),
+                        ))
+                    }
+                };
+                // Removal is an empty emoji: WhatsApp keeps one reaction per sender.
+                let emoji = if a.kind == kinds::REACTION_ADD { a.text.as_deref().unwrap_or_default() } else { "" };
+                json!({
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": "reaction",
+                    "reaction": {"message_id": message_id, "emoji": emoji},
+                })
+            }
+            _ => return Ok(Delivery::Nothing),
+        };
         let path = format!("/{}/{}/messages", config.api_version, config.phone_number_id);
         Ok(Delivery::Http(OutboundRequest {
             method: "POST".into(),

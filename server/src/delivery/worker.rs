@@ -5,6 +5,12 @@
 //! reply written back into the conversation), and records the outcome fenced
 //! by the claim's attempt number, with the retry schedule of the adapters.
 //! Before an attempt, the delivery waits for its channel's turn (`pace`).
+//!
+//! A delete cancels the pending deliveries of its message and the message's
+//! edits in the write that erases them. A claim taken before that write still
+//! runs: it reads the activity again, finds it erased and sends nothing; an
+//! attempt already sending when the delete commits finds its outcome refused
+//! (the row is no longer pending) and says so once, at info.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -14,14 +20,19 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use converger_storage::{Channel, DeliveryOutcome, Id, Scope, Status, Store, StoreError, TenantLimits, Timestamp};
+use converger_storage::{
+    kinds, Activity, Channel, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Id, PageRequest, Scope, Status, Store,
+    StoreError, TenantLimits, Timestamp,
+};
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::pace::{Pace, Turn};
 use super::{guard, retry, DeliveryMetrics, Injector, Settings};
-use crate::adapters::{self, ChannelView, Delivery, DeliveryContext, OutboundRequest, ResponseOutcome};
+use crate::adapters::{
+    self, ChannelView, Delivery, DeliveryContext, OutboundRequest, Related, ResponseOutcome, PROVIDER_MESSAGE_ID,
+};
 use crate::engine::cluster::Status as ClusterStatus;
 use crate::rt::rate::split;
 use crate::rt::shutdown::Shutdown;
@@ -245,7 +256,8 @@ impl Worker {
         // A bug in an adapter must not leave the delivery without an outcome:
         // the attempt counts, with the panic as its error.
         let outcome = match AssertUnwindSafe(self.perform(&d)).catch_unwind().await {
-            Ok(Ok(outcome)) => outcome,
+            Ok(Ok(Some(outcome))) => outcome,
+            Ok(Ok(None)) => return self.cancelled_before_sending(&d).await,
             Ok(Err(e)) => ResponseOutcome::Retry { error: format!("storage: {e}") },
             Err(_) => {
                 warn!(delivery = %d.id, channel = %d.channel_id, attempt, "delivery attempt panicked");
@@ -262,25 +274,67 @@ impl Worker {
         // The provider's answer (its message id …) is recorded with the outcome, in one write.
         match self.store.complete_delivery(d.id, attempt, recorded).await {
             Ok(_) => {}
-            // Claimed again after our lease ran out: the later claim's outcome stands.
-            Err(StoreError::Conflict(why)) => debug!(delivery = %d.id, %why, "outcome dropped"),
+            Err(StoreError::Conflict(why)) => self.outcome_dropped(&d, &why).await,
             Err(e) => warn!(delivery = %d.id, error = %e, "delivery outcome not recorded; the lease will expire"),
         }
     }
 
-    /// What the attempt came to.
-    async fn perform(&self, d: &converger_storage::Delivery) -> Result<ResponseOutcome, StoreError> {
+    /// A claimed delivery whose activity a delete erased: nothing is sent.
+    /// The delete cancelled the delivery in its own write, so recording the
+    /// cancellation again is normally refused as stale; it takes only when
+    /// the row was put back in the queue since (an admin's retry of a
+    /// cancelled delivery), which must not come back after every lease.
+    async fn cancelled_before_sending(&self, d: &converger_storage::Delivery) {
+        let cancelled = DeliveryOutcome::Failed { error: converger_storage::CANCELLED_BY_DELETE.into() };
+        match self.store.complete_delivery(d.id, d.attempts, cancelled).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => {
+                info!(delivery = %d.id, activity = %d.activity_id, "delivery cancelled by a delete: nothing sent")
+            }
+            Err(e) => warn!(delivery = %d.id, error = %e, "cancelled delivery not recorded; the lease will expire"),
+        }
+    }
+
+    /// An outcome the store refused as stale. Either a later claim took the
+    /// row after our lease ran out (its outcome stands), or a delete
+    /// cancelled the delivery while the attempt was in flight: the request
+    /// may have reached the receiver with the content as it was before the
+    /// delete, and the delivery stays `failed` as cancelled. Either is
+    /// expected, once per delivery: not an error.
+    async fn outcome_dropped(&self, d: &converger_storage::Delivery, why: &str) {
+        let cancelled = match self.store.get_delivery(Scope::Tenant(d.tenant_id), d.id).await {
+            Ok(now) => now.last_error.as_deref() == Some(converger_storage::CANCELLED_BY_DELETE),
+            Err(_) => false,
+        };
+        if cancelled {
+            info!(delivery = %d.id, activity = %d.activity_id,
+                "delivery cancelled by a delete while its attempt was in flight; the attempt's outcome is not recorded");
+        } else {
+            debug!(delivery = %d.id, %why, "outcome dropped");
+        }
+    }
+
+    /// What the attempt came to; `None` when the activity's content was
+    /// erased by a delete (the delete cancelled this delivery in the same
+    /// write): nothing is sent, and nothing is left to record.
+    async fn perform(&self, d: &converger_storage::Delivery) -> Result<Option<ResponseOutcome>, StoreError> {
         let scope = Scope::Tenant(d.tenant_id);
         let activity = self.store.get_activity(scope, d.activity_id).await?;
+        if self.erased(scope, &activity).await? {
+            return Ok(None);
+        }
         let channel = self.channel(scope, d.channel_id).await?;
         if channel.status != Status::Active {
-            return Ok(ResponseOutcome::Retry { error: "the channel is inactive".into() });
+            return Ok(Some(ResponseOutcome::Retry { error: "the channel is inactive".into() }));
         }
         let Some(adapter) = adapters::adapter_for(&channel.kind) else {
             let error = format!("no adapter for channel type `{}`", channel.kind);
-            return Ok(ResponseOutcome::Failed { error });
+            return Ok(Some(ResponseOutcome::Failed { error }));
         };
         let external_id = self.external_id(scope, activity.conversation_id).await?;
+        let related = match activity.target_id.or(activity.parent_id) {
+            Some(other) if adapter.needs_related() => self.related(scope, &channel, other).await?,
+            _ => Related::None,
+        };
         let config = channel.config.to_value();
         let ctx = DeliveryContext {
             channel: ChannelView::new(&channel, &config),
@@ -289,26 +343,68 @@ impl Worker {
             delivery_id: d.id,
             attempt: d.attempts.max(0) as u32,
             now: Timestamp::now().as_micros() / 1_000_000,
+            related: &related,
         };
         let delivery = match adapter.deliver_activity(&ctx) {
             Ok(delivery) => delivery,
-            Err(e) => return Ok(ResponseOutcome::Failed { error: e.to_string() }),
+            Err(e) => return Ok(Some(ResponseOutcome::Failed { error: e.to_string() })),
         };
-        Ok(match delivery {
+        Ok(Some(match delivery {
             Delivery::Nothing => ResponseOutcome::Delivered { metadata: Default::default() },
+            Delivery::NotYet(error) => ResponseOutcome::Retry { error },
             Delivery::Reply(reply) => match self.injector.reply(&activity, channel.id, reply).await {
                 Ok(()) => ResponseOutcome::Delivered { metadata: Default::default() },
                 Err(error) => ResponseOutcome::Retry { error },
             },
             Delivery::Http(request) => {
                 if let (false, Err(refused)) = (self.settings.allow_private, guard::check_url(&request.url)) {
-                    return Ok(ResponseOutcome::Failed { error: refused.to_string() });
+                    return Ok(Some(ResponseOutcome::Failed { error: refused.to_string() }));
                 }
                 match self.send(request).await {
                     Ok((status, body)) => adapter.interpret_response(status, &body),
                     Err(e) => send_failure(&e),
                 }
             }
+        }))
+    }
+
+    /// Whether a delete erased what this activity would send: a deleted
+    /// message, or an edit of one (the delete erased the edits' content too).
+    /// The claim may predate the delete, which cancelled the delivery after
+    /// the claim read it as pending; what is read now is the truth.
+    async fn erased(&self, scope: Scope, activity: &Activity) -> Result<bool, StoreError> {
+        match (activity.kind.as_str(), activity.target_id) {
+            (kinds::MESSAGE, _) => Ok(activity.is_deleted()),
+            (kinds::EDIT, Some(target)) => match self.store.get_activity(scope, target).await {
+                Ok(t) => Ok(t.is_deleted()),
+                Err(StoreError::NotFound(_)) => Ok(false),
+                Err(e) => Err(e),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// The provider's side of message `id` on `channel` ([`Related`]): the id
+    /// it came in with through this channel, else the one its delivery here
+    /// recorded; `Pending` while that delivery is still being tried.
+    async fn related(&self, scope: Scope, channel: &Channel, id: Id) -> Result<Related, StoreError> {
+        let other = match self.store.get_activity(scope, id).await {
+            Ok(a) => a,
+            Err(StoreError::NotFound(_)) => return Ok(Related::Missing),
+            Err(e) => return Err(e),
+        };
+        if let Some(message_id) = adapters::inbound_message_id(&other) {
+            let came_here = other.metadata.to_value()["inbound"]["channel_type"] == channel.kind.as_str();
+            return Ok(if came_here { Related::Sent(message_id) } else { Related::Missing });
+        }
+        let filter = DeliveryFilter { activity_id: Some(id), channel_id: Some(channel.id), status: None };
+        let deliveries = self.store.list_deliveries(scope, filter, PageRequest::first(10)).await?.items;
+        let sent =
+            deliveries.iter().find_map(|d| d.metadata.to_value()[PROVIDER_MESSAGE_ID].as_str().map(str::to_string));
+        Ok(match sent {
+            Some(provider_id) => Related::Sent(provider_id),
+            None if deliveries.iter().any(|d| d.status == DeliveryStatus::Pending) => Related::Pending,
+            None => Related::Missing,
         })
     }
 

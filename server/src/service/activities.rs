@@ -291,7 +291,7 @@ impl Hub {
         origin: Option<Id>,
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
-        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, origin).await?;
+        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, origin, &input.kind).await?;
         Ok(self.publisher.publish(new_activity(caller, conversation_id, input, targets)).await?)
     }
 
@@ -311,7 +311,7 @@ impl Hub {
         let mut results: Vec<Option<ServiceResult<Written>>> = Vec::with_capacity(items.len());
         let mut new = Vec::with_capacity(items.len());
         for (conversation, input) in items {
-            match self.routes.targets(&*self.store, caller.scope(), conversation, None).await {
+            match self.routes.targets(&*self.store, caller.scope(), conversation, None, &input.kind).await {
                 Ok(targets) => {
                     new.push(new_activity(caller, conversation, input, targets));
                     results.push(None);

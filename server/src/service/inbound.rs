@@ -21,6 +21,9 @@
 //! worker recorded the send's answer (the provider may report within
 //! milliseconds of accepting a message; such a report is not kept for later).
 //!
+//! On WhatsApp channels the contact is a member of their conversation, and
+//! `delivered` / `read` reports are their receipts (see [`super::contacts`]).
+//!
 //! [`StatusUpdate::metadata_patch`]: crate::adapters::StatusUpdate::metadata_patch
 
 use converger_storage::{Id, Json, NewConversation, Scope, Status, Timestamp, Written};
@@ -68,6 +71,7 @@ impl Hub {
             Inbound::Events(events) => (events.messages, events.statuses),
         };
         let caller = Caller::Tenant(channel.tenant_id);
+        let contacts = adapter.contact_receipts();
         let mut summary = InboundSummary::default();
         for m in messages {
             let new = NewConversation {
@@ -77,7 +81,11 @@ impl Hub {
                 external_id: Some(m.external_id.clone()),
                 members_only: false,
             };
-            let (conversation, _) = self.store.find_or_create_conversation(new).await?;
+            let (conversation, created) = self.store.find_or_create_conversation(new).await?;
+            if contacts && conversation.external_id.as_deref() == Some(m.sender.as_str()) {
+                let profile_name = m.metadata["inbound"]["profile_name"].as_str();
+                self.ensure_contact(caller, &conversation, created, &m.message_id, profile_name).await?;
+            }
             let input = ActivityInput::from_parts(Parts {
                 kind: Some(m.kind),
                 text: m.text,
@@ -102,6 +110,10 @@ impl Hub {
             let patch = Json::from_value(&status.metadata_patch());
             self.store.merge_delivery_metadata(scope, delivery.id, patch).await?;
             summary.statuses_applied += 1;
+            if contacts {
+                let cause = format!("{}:{}", status.status, status.provider_message_id);
+                self.contact_receipt(channel.tenant_id, &delivery, status.status, &cause).await?;
+            }
         }
         Ok(InboundAnswer::Accepted(summary))
     }

@@ -65,7 +65,7 @@ impl Hub {
         let metadata = Json::from_value(&json!({"role": input.role, "metadata": input.metadata.to_value()}));
         let change = MemberChange::Join { role: input.role, metadata: input.metadata };
         let written = self
-            .member_activity(caller, conversation_id, &input.sender, kinds::MEMBER_JOINED, metadata, change)
+            .member_activity(caller, conversation_id, &input.sender, kinds::MEMBER_JOINED, metadata, change, None)
             .await?;
         let member = self.store.get_member(caller.scope(), conversation_id, &input.sender).await?;
         Ok((member, written))
@@ -81,6 +81,7 @@ impl Hub {
                 kinds::MEMBER_LEFT,
                 Json::empty_object(),
                 MemberChange::Leave,
+                None,
             )
             .await;
         match result {
@@ -91,6 +92,24 @@ impl Hub {
         }
     }
 
+    /// Writes `member_joined` for `input.sender` keyed by `idempotency_key`:
+    /// the same key again (a provider resending the webhook that made a
+    /// contact a member) writes nothing new.
+    pub(crate) async fn add_member_once(
+        &self,
+        caller: Caller,
+        conversation_id: Id,
+        input: MemberInput,
+        idempotency_key: String,
+    ) -> ServiceResult<Written> {
+        let metadata = Json::from_value(&json!({"role": input.role, "metadata": input.metadata.to_value()}));
+        let change = MemberChange::Join { role: input.role, metadata: input.metadata };
+        let kind = kinds::MEMBER_JOINED;
+        self.member_activity(caller, conversation_id, &input.sender, kind, metadata, change, Some(idempotency_key))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn member_activity(
         &self,
         caller: Caller,
@@ -99,9 +118,10 @@ impl Hub {
         kind: &str,
         metadata: Json,
         change: MemberChange,
+        idempotency_key: Option<String>,
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
-        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None).await?;
+        let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None, kind).await?;
         let activity = NewActivity {
             id: new_id(),
             tenant_id: caller.tenant_id(),
@@ -111,7 +131,7 @@ impl Hub {
             attachments: None,
             sender: sender.to_string(),
             metadata,
-            idempotency_key: None,
+            idempotency_key,
             created_at: Timestamp::now(),
             deliver_to,
             target_id: None,
@@ -145,7 +165,12 @@ impl Hub {
         sender: &str,
         receipts: Receipts,
     ) -> ServiceResult<Member> {
-        let (member, moved) = self.store.update_receipts(scope, conversation_id, sender, receipts).await?;
+        let (member, moved) = match self.store.update_receipts(scope, conversation_id, sender, receipts).await {
+            Err(StoreError::Refused(Refusal::ReceiptAhead)) => {
+                return Err(self.receipt_ahead(scope, conversation_id, receipts).await)
+            }
+            other => other?,
+        };
         if moved {
             let data = json!({
                 "sender": member.sender,
@@ -158,5 +183,21 @@ impl Hub {
             }
         }
         Ok(member)
+    }
+
+    /// The refusal of a receipt past the last seq, naming the watermark that
+    /// is (the store says only that one is): `delivered_seq` when `read_seq`
+    /// is not past it.
+    async fn receipt_ahead(&self, scope: Scope, conversation_id: Id, receipts: Receipts) -> ServiceError {
+        let last_seq = self.store.get_conversation(scope, conversation_id).await.map(|c| c.last_seq).ok();
+        // A write since may have moved the last seq: a lone watermark is the one.
+        let read_ahead = match (receipts.read_seq, last_seq) {
+            (None, _) => false,
+            (Some(read), Some(last)) => read > last || receipts.delivered_seq.is_none(),
+            (Some(_), None) => true,
+        };
+        let field = if read_ahead { "read_seq" } else { "delivered_seq" };
+        let last = last_seq.map_or(String::new(), |l| format!(" ({l})"));
+        ServiceError::invalid(field, format!("`{field}` may not pass the conversation's last seq{last}"))
     }
 }

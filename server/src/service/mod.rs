@@ -12,6 +12,7 @@ pub mod activities;
 pub mod auth_cache;
 pub mod caller;
 pub mod channels;
+pub mod contacts;
 pub mod conversations;
 pub mod deliveries;
 mod error;

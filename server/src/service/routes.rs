@@ -1,5 +1,6 @@
 //! Where a new activity must be delivered: to its conversation's channel when
-//! that channel's adapter delivers (webhook, WhatsApp, echo), unless the
+//! that channel's adapter sends activities of its type (webhook: all;
+//! WhatsApp: messages and, on Meta, reactions; echo: messages), unless the
 //! activity came in through that very channel (loop prevention). The delivery
 //! row is then written in the same transaction as the activity (the store's
 //! `deliver_to`), so a committed activity is never without its delivery.
@@ -13,14 +14,16 @@ use std::collections::HashMap;
 use converger_storage::{Id, Scope, Store, StoreError};
 
 use super::ServiceResult;
+use crate::adapters::{adapter_for, Adapter};
 
 /// Conversations remembered per shard; past this the memory starts over.
 const MAX_REMEMBERED: usize = 100_000;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 struct Route {
     channel_id: Id,
-    delivers: bool,
+    /// `None`: a type without an adapter, which delivers nothing.
+    adapter: Option<&'static dyn Adapter>,
 }
 
 #[derive(Default)]
@@ -29,8 +32,10 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The channels an activity of `conversation` goes to; `origin` is the
-    /// channel it came in through, if any. A conversation outside `scope`
+    /// The channels an activity of type `kind` in `conversation` goes to;
+    /// `origin` is the channel it came in through, if any. A channel whose
+    /// adapter does not send that kind ([`Adapter::routes`]: an edit to
+    /// WhatsApp) gets no delivery row. A conversation outside `scope`
     /// answers no targets: the write itself then fails as not found.
     pub async fn targets(
         &self,
@@ -38,6 +43,7 @@ impl Routes {
         scope: Scope,
         conversation: Id,
         origin: Option<Id>,
+        kind: &str,
     ) -> ServiceResult<Vec<Id>> {
         let known = self.by_conversation.borrow().get(&conversation).copied();
         let route = match known {
@@ -49,8 +55,7 @@ impl Routes {
                     Err(e) => return Err(e.into()),
                 };
                 let channel = store.get_channel(scope, c.channel_id).await?;
-                let delivers = crate::adapters::adapter_for(&channel.kind).is_some_and(|a| a.delivers());
-                let route = Route { channel_id: channel.id, delivers };
+                let route = Route { channel_id: channel.id, adapter: adapter_for(&channel.kind) };
                 let mut remembered = self.by_conversation.borrow_mut();
                 if remembered.len() >= MAX_REMEMBERED {
                     remembered.clear();
@@ -59,6 +64,7 @@ impl Routes {
                 route
             }
         };
-        Ok(if route.delivers && origin != Some(route.channel_id) { vec![route.channel_id] } else { Vec::new() })
+        let routed = route.adapter.is_some_and(|a| a.routes(kind));
+        Ok(if routed && origin != Some(route.channel_id) { vec![route.channel_id] } else { Vec::new() })
     }
 }

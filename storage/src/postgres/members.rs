@@ -48,7 +48,12 @@ impl PgStore {
         let conversation = self.get_conversation_impl(scope, conversation_id).await?;
         let ahead = |seq: Option<i64>| seq.is_some_and(|s| s > conversation.last_seq);
         if ahead(receipts.read_seq) || ahead(receipts.delivered_seq) {
-            return Err(StoreError::Refused(Refusal::ReceiptAhead));
+            // A non-member is told so first, whatever its seqs, as the embedded store does.
+            return match self.get_member_impl(scope, conversation_id, sender).await {
+                Ok(_) => Err(StoreError::Refused(Refusal::ReceiptAhead)),
+                Err(StoreError::NotFound(Entity::Member)) => Err(StoreError::Refused(Refusal::NotMember)),
+                Err(e) => Err(e),
+            };
         }
         let read = receipts.read_seq.unwrap_or(0);
         let delivered = receipts.delivered_seq.unwrap_or(0);

@@ -15,8 +15,8 @@ use std::time::Duration;
 use converger_storage::embedded::{EmbeddedOptions, EmbeddedStore};
 use converger_storage::postgres::{BulkInsert, PgOptions, PgStore};
 use converger_storage::{
-    new_id, Activity, Channel, Conversation, Entity, Id, Json, NewActivity, NewChannel, NewConversation, NewTenant,
-    Page, PageRequest, Store, StoreError, StoreResult, Tenant, Timestamp, Written,
+    new_id, Activity, Channel, Conversation, Entity, Id, Json, MemberChange, NewActivity, NewChannel, NewConversation,
+    NewTenant, Page, PageRequest, Refusal, Store, StoreError, StoreResult, Tenant, Timestamp, Written,
 };
 
 /// A case that hangs (a lost wakeup, a deadlock between claimers) fails instead of
@@ -276,8 +276,98 @@ where
     }
 }
 
+/// A message by `sender`.
+pub fn message_by(conversation: &Conversation, sender: &str, text: &str) -> NewActivity {
+    NewActivity { sender: sender.to_string(), ..message(conversation, text) }
+}
+
+/// A lifecycle activity (`edit`, `delete`, `reaction_add`, `reaction_remove`)
+/// by `sender` acting on `target`, with no content: an API key's write
+/// (`author_only` false) unless the caller sets it.
+pub fn acting(conversation: &Conversation, kind: &str, sender: &str, target: Id) -> NewActivity {
+    NewActivity {
+        kind: kind.to_string(),
+        text: None,
+        sender: sender.to_string(),
+        target_id: Some(target),
+        ..message(conversation, "")
+    }
+}
+
+/// An edit of `target` by `sender` with new text.
+pub fn edit(conversation: &Conversation, sender: &str, target: Id, text: &str) -> NewActivity {
+    NewActivity { text: Some(text.to_string()), ..acting(conversation, "edit", sender, target) }
+}
+
+/// A `reaction_add` (`add`) or `reaction_remove` of `emoji` by `sender` on `target`.
+pub fn reaction(conversation: &Conversation, add: bool, sender: &str, target: Id, emoji: &str) -> NewActivity {
+    let kind = if add { "reaction_add" } else { "reaction_remove" };
+    NewActivity { text: Some(emoji.to_string()), ..acting(conversation, kind, sender, target) }
+}
+
+/// A reply by `sender` to message `parent`.
+pub fn reply(conversation: &Conversation, sender: &str, parent: Id, text: &str) -> NewActivity {
+    NewActivity { parent_id: Some(parent), ..message_by(conversation, sender, text) }
+}
+
+/// `sender` joins the conversation (or has its role and metadata replaced).
+pub fn join(conversation: &Conversation, sender: &str, role: Option<&str>, metadata: &str) -> NewActivity {
+    NewActivity {
+        kind: "member_joined".to_string(),
+        text: None,
+        sender: sender.to_string(),
+        member: Some(MemberChange::Join { role: role.map(str::to_string), metadata: json(metadata) }),
+        ..message(conversation, "")
+    }
+}
+
+/// `sender` leaves the conversation.
+pub fn leave(conversation: &Conversation, sender: &str) -> NewActivity {
+    NewActivity {
+        kind: "member_left".to_string(),
+        text: None,
+        sender: sender.to_string(),
+        member: Some(MemberChange::Leave),
+        ..message(conversation, "")
+    }
+}
+
+/// Writes one activity that must be stored now (not a replay); answers it.
+pub async fn write_new(store: &dyn Store, activity: NewActivity) -> Activity {
+    match write_one(store, activity).await {
+        Written::New(a) => a,
+        Written::Replay(a) => panic!("expected a new activity, got a replay of seq {}", a.seq),
+    }
+}
+
+/// The one activity with `id` in the conversation's log, as `read_range` shows it.
+pub async fn read_one(store: &dyn Store, conversation_id: Id, id: Id) -> Activity {
+    let all = all_activities(store, conversation_id).await;
+    all.into_iter().find(|a| a.id == id).unwrap_or_else(|| panic!("activity {id} is not in the log"))
+}
+
 // ---------------------------------------------------------------------------
 // Assertions
+
+/// The item must have been refused with exactly `refusal`.
+#[track_caller]
+pub fn assert_refused(result: &StoreResult<Written>, refusal: Refusal, what: &str) {
+    match result {
+        Err(StoreError::Refused(r)) if *r == refusal => {}
+        other => panic!("{what}: expected Refused({refusal:?}), got {other:?}"),
+    }
+}
+
+/// Writes one item that must be refused with exactly `refusal`, and checks
+/// that it wrote nothing (the conversation's last seq did not move).
+pub async fn assert_write_refused(store: &dyn Store, item: NewActivity, refusal: Refusal, what: &str) {
+    let conversation_id = item.conversation_id;
+    let before = store.get_conversation(converger_storage::Scope::Admin, conversation_id).await.map(|c| c.last_seq);
+    let result = write(store, vec![item]).await.pop().expect("one result");
+    assert_refused(&result, refusal, what);
+    let after = store.get_conversation(converger_storage::Scope::Admin, conversation_id).await.map(|c| c.last_seq);
+    assert_eq!(before.ok(), after.ok(), "{what}: a refused item writes nothing");
+}
 
 /// The call must answer exactly `NotFound(entity)`.
 #[track_caller]

@@ -119,12 +119,14 @@ fn whatsapp_meta_verifies_the_subscription_and_turns_messages_into_activities() 
     let r = server.request("POST", &path, &headers, body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     let acts = activities_of(&api, &meta, "16505551234");
-    assert_eq!(acts.len(), 1);
-    assert_eq!(acts[0]["text"], "Does it come in another color?");
+    // The contact became a member just before their first message (docs/webhooks.md "Contacts as members").
+    let kinds: Vec<&Value> = acts.iter().map(|a| &a["type"]).collect();
+    assert_eq!(kinds, [&json!("member_joined"), &json!("message")]);
+    assert_eq!(acts[1]["text"], "Does it come in another color?");
 
     let bad = [("content-type", "application/json"), ("x-hub-signature-256", "sha256=00")];
     assert_eq!(server.request("POST", &path, &bad, body.as_bytes()).status, 401);
-    assert_eq!(activities_of(&api, &meta, "16505551234").len(), 1);
+    assert_eq!(activities_of(&api, &meta, "16505551234").len(), 2);
 }
 
 #[test]
@@ -147,8 +149,9 @@ fn infobip_results_are_accepted_with_the_channel_secret_only() {
     let r = server.request("POST", &with_secret, &json_only, body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
     let acts = activities_of(&api, &ib, "385919998888");
-    assert_eq!(acts.len(), 1);
-    assert_eq!(acts[0]["text"], "Support hello");
+    let kinds: Vec<&Value> = acts.iter().map(|a| &a["type"]).collect();
+    assert_eq!(kinds, [&json!("member_joined"), &json!("message")], "the contact joins before their first message");
+    assert_eq!(acts[1]["text"], "Support hello");
     let shapeless = json!({"results": [{"from": "385919998888", "messageId": "ABEGOFl3-2"}]}).to_string();
     let refused =
         assert_error(&server.request("POST", &with_secret, &json_only, shapeless.as_bytes()), 422, "validation_failed");

@@ -60,10 +60,12 @@ fn a_user_is_announced_online_once_and_offline_after_the_debounce(server: &TestS
     let last_seen = offline[4]["last_seen"].as_str().expect("last_seen").to_string();
     let member = expect(&client.get(&format!("/api/v1/conversations/{other_id}/members/alice")), 200);
     assert_eq!(member["last_seen"], Value::String(last_seen));
-    // Online again on her first conversation: announced on it too (bob listens there now).
+    // Online again on her first conversation: announced on it too, under
+    // QuckChat's name to a socket that joined its `chat:` topic.
     let mut watcher = socket(server, &f, "carol");
-    assert_eq!(join(&mut watcher, &topic(&f), json!({}))[4]["status"], "ok");
+    let chat_topic = topic(&f).replacen("conversation:", "chat:", 1);
+    assert_eq!(join(&mut watcher, &chat_topic, json!({}))[4]["status"], "ok");
     let _alice = socket(server, &f, "alice");
-    let online = until(&mut watcher, "user_online");
+    let online = until(&mut watcher, "user:online");
     assert_eq!(online[4]["sender"], "alice");
 }

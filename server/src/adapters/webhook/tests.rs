@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::standard_webhooks::{parse_whsec, whsec};
-use crate::adapters::tests::{activity, body_json, context, events, http, request, view, NOW, SECRET};
+use crate::adapters::tests::{acting_on, activity, body_json, context, events, http, request, view, NOW, SECRET};
 use crate::adapters::{ResponseOutcome, ValidateConfig};
 
 fn config() -> Value {
@@ -79,6 +79,42 @@ fn the_default_method_is_post_and_a_retry_keeps_the_webhook_id() {
     assert_eq!(first.header("webhook-id"), retry.header("webhook-id"));
     assert_ne!(first.header("webhook-timestamp"), retry.header("webhook-timestamp"));
     assert_eq!(body_json(&first)["data"]["external_id"], Value::Null);
+}
+
+#[test]
+fn each_lifecycle_kind_is_its_own_event_naming_its_message_without_its_content() {
+    assert!(Webhook.routes("edit") && Webhook.routes("member_left") && Webhook.routes("event"));
+    let cases = [
+        ("edit", Some("new text"), "message.edited"),
+        ("delete", None, "message.deleted"),
+        ("reaction_add", Some("👍"), "reaction.added"),
+        ("reaction_remove", Some("👍"), "reaction.removed"),
+    ];
+    for (kind, text, event) in cases {
+        let a = acting_on(kind, text);
+        let body = body_json(&http(Webhook.deliver_activity(&context(&config(), &a, None))));
+        assert_eq!(body["type"], event, "{kind}");
+        let sent = &body["data"]["activity"];
+        assert_eq!((&sent["type"], &sent["target_id"]), (&json!(kind), &json!(activity("").id.to_string())));
+        assert_eq!(sent["text"], json!(text), "{kind}: only its own text (the new text, the emoji)");
+        assert!(sent.get("reactions").is_none() && sent.get("deleted").is_none(), "{kind}: no message state: {sent}");
+    }
+    let mut joined = activity("");
+    (joined.kind, joined.text) = ("member_joined".into(), None);
+    joined.metadata = Json::parse(r#"{"role":"agent","metadata":{}}"#).expect("json");
+    let body = body_json(&http(Webhook.deliver_activity(&context(&config(), &joined, None))));
+    assert_eq!(
+        (&body["type"], &body["data"]["activity"]["metadata"]["role"]),
+        (&json!("member.joined"), &json!("agent"))
+    );
+    joined.kind = "member_left".into();
+    assert_eq!(body_json(&http(Webhook.deliver_activity(&context(&config(), &joined, None))))["type"], "member.left");
+    let mut event = activity("");
+    event.kind = "event".into();
+    assert_eq!(
+        body_json(&http(Webhook.deliver_activity(&context(&config(), &event, None))))["type"],
+        "activity.created"
+    );
 }
 
 #[test]

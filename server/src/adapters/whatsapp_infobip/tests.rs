@@ -188,3 +188,16 @@ fn infobip_times_with_a_colonless_offset_parse() {
     assert_eq!(parse_time("2019-07-19T11:23:26Z"), Timestamp::parse_rfc3339("2019-07-19T11:23:26Z"));
     assert_eq!(parse_time("yesterday"), None);
 }
+
+#[test]
+fn only_messages_are_routed_and_a_reply_goes_as_plain_text() {
+    assert!(WhatsAppInfobip.routes("message"));
+    for kind in ["reaction_add", "reaction_remove", "edit", "delete", "member_joined", "member_left", "event"] {
+        assert!(!WhatsAppInfobip.routes(kind), "{kind}");
+    }
+    assert!(!WhatsAppInfobip.needs_related() && WhatsAppInfobip.contact_receipts());
+    let mut reply = activity("Sure.");
+    reply.parent_id = Some(reply.id);
+    let body = body_json(&http(WhatsAppInfobip.deliver_activity(&context(&config(), &reply, Some("441134960001")))));
+    assert_eq!(body["content"], json!({"text": "Sure."}));
+}

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use super::*;
 use crate::adapters::tests::{
-    activity, body_json, context, delivered_metadata, events, http, request, view, NOW, SECRET,
+    acting_on, activity, body_json, context, delivered_metadata, events, http, request, view, NOW, SECRET,
 };
 use crate::adapters::wire::hex;
 use crate::adapters::ValidateConfig;
@@ -123,6 +123,80 @@ fn what_whatsapp_cannot_carry_fails_and_what_is_not_for_it_is_skipped() {
     let mut inbound = activity("x");
     inbound.metadata = Json::parse(r#"{"inbound":{"channel_type":"whatsapp_meta"}}"#).expect("json");
     assert_eq!(WhatsAppMeta.deliver_activity(&context(&config(), &inbound, Some("1"))), Ok(Delivery::Nothing));
+}
+
+#[test]
+fn messages_and_reactions_are_routed_and_nothing_else_is() {
+    for kind in ["message", "reaction_add", "reaction_remove"] {
+        assert!(WhatsAppMeta.routes(kind), "{kind}");
+    }
+    for kind in ["edit", "delete", "member_joined", "member_left", "event"] {
+        assert!(!WhatsAppMeta.routes(kind), "{kind}");
+    }
+    assert!(WhatsAppMeta.needs_related() && WhatsAppMeta.contact_receipts());
+}
+
+#[test]
+fn a_reaction_is_a_reaction_message_on_its_targets_wamid_and_a_removal_has_no_emoji() {
+    let (cfg, sent) = (config(), Related::Sent("wamid.TARGET".into()));
+    let (missing, none) = (Related::Missing, Related::None);
+    let add = acting_on("reaction_add", Some("👍"));
+    let mut ctx = context(&cfg, &add, Some("16505551234"));
+    ctx.related = &sent;
+    let r = http(WhatsAppMeta.deliver_activity(&ctx));
+    assert_eq!(r.url, "http://127.0.0.1:9/graph/v18.0/106540352242922/messages");
+    assert_eq!(
+        body_json(&r),
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
+               "type": "reaction", "reaction": {"message_id": "wamid.TARGET", "emoji": "👍"}})
+    );
+    let remove = acting_on("reaction_remove", Some("👍"));
+    let mut ctx = context(&cfg, &remove, Some("16505551234"));
+    ctx.related = &sent;
+    assert_eq!(
+        body_json(&http(WhatsAppMeta.deliver_activity(&ctx)))["reaction"],
+        json!({"message_id": "wamid.TARGET", "emoji": ""})
+    );
+
+    // The target still on its way: later. Never on WhatsApp: a permanent failure.
+    ctx.related = &Related::Pending;
+    assert!(matches!(WhatsAppMeta.deliver_activity(&ctx), Ok(Delivery::NotYet(_))));
+    for missing in [&missing, &none] {
+        ctx.related = missing;
+        assert!(
+            matches!(WhatsAppMeta.deliver_activity(&ctx), Err(AdapterError::Unsupported(e)) if e.contains("no WhatsApp message id"))
+        );
+    }
+    ctx.related = &sent;
+    ctx.external_id = None;
+    assert_eq!(WhatsAppMeta.deliver_activity(&ctx), Err(AdapterError::NoRecipient));
+}
+
+#[test]
+fn a_reply_quotes_its_parent_when_whatsapp_knows_it() {
+    let mut reply = activity("Yes, in blue.");
+    reply.parent_id = Some(acting_on("edit", None).id);
+    let cfg = config();
+    let mut ctx = context(&cfg, &reply, Some("16505551234"));
+    let parent = Related::Sent("wamid.PARENT".into());
+    ctx.related = &parent;
+    let body = body_json(&http(WhatsAppMeta.deliver_activity(&ctx)));
+    assert_eq!(body["context"], json!({"message_id": "wamid.PARENT"}));
+    assert_eq!(body["text"]["body"], "Yes, in blue.");
+    ctx.related = &Related::Missing;
+    let body = body_json(&http(WhatsAppMeta.deliver_activity(&ctx)));
+    assert!(body.get("context").is_none(), "unquoted: {body}");
+    ctx.related = &Related::Pending;
+    assert!(matches!(WhatsAppMeta.deliver_activity(&ctx), Ok(Delivery::NotYet(_))), "waits for its parent");
+}
+
+#[test]
+fn edits_deletes_and_members_send_nothing_even_with_a_row() {
+    // Not routed; a row written before the upgrade is answered without a request.
+    for kind in ["edit", "delete", "member_joined"] {
+        let a = acting_on(kind, Some("x"));
+        assert_eq!(WhatsAppMeta.deliver_activity(&context(&config(), &a, Some("1"))), Ok(Delivery::Nothing), "{kind}");
+    }
 }
 
 #[test]
