@@ -7,8 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use converger_protocol::{decode_frame, Auth, Draft, Frame, Header, Hello, Kind, Welcome, HEADER_SIZE, MAX_FRAME_SIZE};
+use converger_protocol::{
+    decode_frame, Auth, Draft, Frame, Header, Hello, Kind, Version, Welcome, HEADER_SIZE, MAX_FRAME_SIZE,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The protocol version the scenarios speak (and offer in Hello): the
+/// version-1 layouts they were measured with.
+const VERSION: Version = Version::V1;
 
 pub struct BinReader {
     half: Box<dyn AsyncRead + Unpin + Send>,
@@ -39,7 +45,12 @@ pub async fn connect_with(
         BinReader { half: Box::new(read), buf: BytesMut::with_capacity(64 * 1024) },
         BinWriter { half: Box::new(write), out: BytesMut::new() },
     );
-    let hello = Hello { min_version: 1, max_version: 1, auth: Auth::ApiKey(api_key.into()), client: "bench".into() };
+    let hello = Hello {
+        min_version: VERSION.get(),
+        max_version: VERSION.get(),
+        auth: Auth::ApiKey(api_key.into()),
+        client: "bench".into(),
+    };
     writer.send(&hello.into()).await?;
     match reader.frame().await? {
         Frame::Welcome(w) => Ok((reader, writer, w)),
@@ -57,13 +68,15 @@ pub fn draft(conversation: [u8; 16], sender: &str, text: &str) -> Draft {
         attachments: None,
         metadata: None,
         idempotency_key: None,
+        target_id: None,
+        parent_id: None,
     }
 }
 
 impl BinWriter {
     pub async fn send(&mut self, frame: &Frame) -> Result<(), String> {
         self.out.clear();
-        frame.encode(&mut self.out).map_err(|e| e.to_string())?;
+        frame.encode(VERSION, &mut self.out).map_err(|e| e.to_string())?;
         self.half.write_all(&self.out).await.map_err(|e| format!("write: {e}"))
     }
 }
@@ -80,7 +93,7 @@ impl BinReader {
     /// The next frame, decoded.
     pub async fn frame(&mut self) -> Result<Frame, String> {
         loop {
-            if let Some((frame, used)) = decode_frame(&self.buf).map_err(|e| e.to_string())? {
+            if let Some((frame, used)) = decode_frame(&self.buf, VERSION).map_err(|e| e.to_string())? {
                 self.buf.advance(used);
                 return Ok(frame);
             }
@@ -94,7 +107,7 @@ impl BinReader {
     /// without decoding bodies. False once the server closed.
     pub async fn walk(&mut self, mut f: impl FnMut(Kind, &[u8])) -> Result<bool, String> {
         let open = self.fill().await?;
-        while let Some(header) = Header::peek(&self.buf, MAX_FRAME_SIZE).map_err(|e| e.to_string())? {
+        while let Some(header) = Header::peek(&self.buf, MAX_FRAME_SIZE, VERSION).map_err(|e| e.to_string())? {
             let size = header.size;
             if self.buf.len() < size {
                 break;

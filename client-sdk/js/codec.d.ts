@@ -10,7 +10,14 @@ export type IdInput = string | Uint8Array;
 /** 64-bit fields; encode also takes a safe-integer number. */
 export type U64Input = bigint | number;
 
-export declare const VERSION: 1;
+/** The oldest protocol version this codec speaks. */
+export declare const MIN_VERSION: 1;
+/** The newest protocol version this codec speaks; a client offers MIN_VERSION..MAX_VERSION. */
+export declare const MAX_VERSION: 2;
+/** A protocol version: a connection's frames all use its layouts (default 1, a connection's version until its Welcome). */
+export type Version = 1 | 2;
+/** Options of encode and decode: the connection's version, and the size limit (default and cap: MAX_FRAME_SIZE). */
+export interface CodecOptions { version?: Version; maxSize?: number }
 export declare const HEADER_SIZE: 8;
 /** 16 MiB, header included. */
 export declare const MAX_FRAME_SIZE: number;
@@ -22,14 +29,14 @@ export type FrameKind =
   | "hello" | "welcome" | "ping" | "pong" | "error" | "ack" | "reauth"
   | "subscribe" | "subscribed" | "unsubscribe"
   | "publish" | "publish_ack" | "publish_batch" | "publish_batch_ack"
-  | "deliver" | "ephemeral" | "history" | "history_page";
+  | "deliver" | "ephemeral" | "receipt" | "history" | "history_page";
 
 /** Frame kind numbers by name. */
 export declare const Kind: Readonly<Record<FrameKind, number>>;
 
 export type WireErrorCode =
   | "frame_too_large" | "bad_length" | "unsupported_version" | "unknown_kind" | "unknown_flags"
-  | "truncated" | "trailing_bytes" | "invalid_utf8" | "invalid_value" | "too_long";
+  | "truncated" | "trailing_bytes" | "invalid_utf8" | "invalid_value" | "too_long" | "not_in_version";
 
 /** Bytes that are not a frame, or a frame that does not fit its layout. */
 export declare class WireError extends Error {
@@ -58,6 +65,30 @@ export interface WireActivity {
   /** Raw JSON text of an object (`{}` when empty). */
   metadata: string;
   idempotencyKey: string | null;
+  /** Version 2: the message an edit, delete or reaction acts on (null in version 1). */
+  targetId: Id | null;
+  /** Version 2: the message a reply answers, its thread (null in version 1). */
+  parentId: Id | null;
+  /** Version 2: a message's current state (messages only; null in version 1). */
+  state: MessageState | null;
+}
+
+/** What a message is now (version 2). */
+export interface MessageState {
+  /** Unix microseconds of the last edit. */
+  editedAt: bigint | null;
+  /** Unix microseconds of the delete (text, attachments and metadata are then gone). */
+  deletedAt: bigint | null;
+  replyCount: number;
+  /** One per emoji, most used first. */
+  reactions: Reaction[];
+}
+
+export interface Reaction {
+  emoji: string;
+  count: number;
+  /** The reading connection's sender reacted with it. */
+  me: boolean;
 }
 
 /** An activity to create as the wire carries it (Publish, PublishBatch). */
@@ -71,6 +102,10 @@ export interface WireDraft {
   /** Absent = `{}`. */
   metadata?: string | null;
   idempotencyKey?: string | null;
+  /** Version 2: the message an edit, delete or reaction acts on. */
+  targetId?: IdInput | null;
+  /** Version 2: makes a message a reply in that message's thread. */
+  parentId?: IdInput | null;
 }
 
 export interface WrittenFields {
@@ -121,6 +156,8 @@ export type PublishBatchAckItem = ({ code: 0 } & WrittenFields) | FailureItem;
 export interface PublishBatchAckFrame { kind: "publish_batch_ack"; requestId: number; items: PublishBatchAckItem[] }
 export interface DeliverFrame { kind: "deliver"; activities: WireActivity[] }
 export interface EphemeralFrame { kind: "ephemeral"; requestId: number; conversationId: Id; type: string; sender: string; data: string }
+/** Version 2, client → server: a member's read and delivered watermarks (null = leave as it is); answered by Ack. */
+export interface ReceiptFrame { kind: "receipt"; requestId: number; conversationId: IdInput; readSeq: bigint | null; deliveredSeq: bigint | null; sender: string }
 export interface HistoryFrame { kind: "history"; requestId: number; conversationId: Id; afterSeq: bigint; untilSeq: bigint | null; limit: number }
 export interface HistoryPageFrame { kind: "history_page"; requestId: number; conversationId: Id; lastSeq: bigint; activities: WireActivity[] }
 
@@ -129,20 +166,22 @@ export type Frame =
   | HelloFrame | WelcomeFrame | PingFrame | PongFrame | ErrorFrame | AckFrame | ReauthFrame
   | SubscribeFrame | SubscribedFrame | UnsubscribeFrame
   | PublishFrame | PublishAckFrame | PublishBatchFrame | PublishBatchAckFrame
-  | DeliverFrame | EphemeralFrame | HistoryFrame | HistoryPageFrame;
+  | DeliverFrame | EphemeralFrame | ReceiptFrame | HistoryFrame | HistoryPageFrame;
 
-/** Encodes one whole frame (header included); throws WireError. `maxSize` defaults to (and is capped at) MAX_FRAME_SIZE. */
-export declare function encodeFrame(frame: Frame, maxSize?: number): Uint8Array;
+/** Encodes one whole frame (header included) in `version`'s layout; throws WireError (`not_in_version` for a version-2 field or kind in version 1). */
+export declare function encodeFrame(frame: Frame, options?: CodecOptions): Uint8Array;
 
 /** The header at the start of `bytes`, or null with fewer than 8 bytes; throws WireError for a bad header. */
-export declare function peekHeader(bytes: Uint8Array, maxSize?: number): { size: number; kind: FrameKind; flags: number } | null;
+export declare function peekHeader(bytes: Uint8Array, options?: CodecOptions): { size: number; kind: FrameKind; flags: number } | null;
 
 /** The frame at the start of `bytes` and its size, or null ("need more"); throws WireError. */
-export declare function decodeFrame(bytes: Uint8Array, maxSize?: number): { frame: Frame; size: number } | null;
+export declare function decodeFrame(bytes: Uint8Array, options?: CodecOptions): { frame: Frame; size: number } | null;
 
 /** Cuts a byte stream into frames: push() chunks, then next() until it answers null. */
 export declare class FrameDecoder {
-  constructor(maxSize?: number);
+  constructor(options?: CodecOptions);
+  /** The connection's version: set it when the Welcome chose one. */
+  version: Version;
   readonly maxSize: number;
   /** Bytes buffered and not decoded yet. */
   readonly buffered: number;

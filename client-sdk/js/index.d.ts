@@ -1,7 +1,7 @@
 // Types of @converger/client: the client, subscriptions, errors, and (from
 // codec.d.ts) the pure codec.
 
-import type { Id, IdInput, U64Input, WelcomeFrame } from "./codec.js";
+import type { Id, IdInput, MessageState, U64Input, WelcomeFrame } from "./codec.js";
 
 export * from "./codec.js";
 
@@ -11,10 +11,12 @@ export type ErrorName =
   | "bad_frame" | "frame_too_large" | "unsupported_version" | "unexpected_frame" | "handshake_timeout"
   | "idle_timeout" | "slow_consumer" | "tls_required"
   | "unauthorized" | "token_expired" | "forbidden" | "tenant_inactive" | "channel_inactive" | "admin_disabled"
+  | "origin_not_allowed" | "not_author" | "not_a_member"
   | "bad_request" | "invalid_json" | "invalid_parameter" | "validation_failed" | "payload_too_large"
   | "unsupported_media_type" | "method_not_allowed"
   | "not_found" | "conflict" | "conversation_closed" | "invalid_reference" | "already_subscribed"
-  | "overloaded" | "rate_limited" | "shutting_down" | "storage_unavailable" | "internal";
+  | "too_many_subscriptions" | "target_not_found" | "invalid_target" | "target_deleted" | "reaction_not_found"
+  | "overloaded" | "rate_limited" | "shutting_down" | "storage_unavailable" | "internal" | "too_many_connections";
 
 /** Every catalogue entry, in order: number, name, and the HTTP status REST answers with (null: binary protocol only). */
 export declare const ERROR_CATALOGUE: readonly { readonly code: number; readonly name: ErrorName; readonly http: number | null }[];
@@ -106,6 +108,12 @@ export interface Activity {
   /** Parsed JSON object. */
   metadata: Record<string, unknown>;
   idempotencyKey: string | null;
+  /** The message an edit, delete or reaction acts on (protocol version 2; null on a version-1 connection). */
+  targetId: Id | null;
+  /** The message a reply answers, its thread (version 2). */
+  parentId: Id | null;
+  /** A message's current state (version 2; messages only). */
+  state: MessageState | null;
 }
 
 /** An activity to publish. */
@@ -121,6 +129,10 @@ export interface Draft {
   metadata?: Record<string, unknown> | string | null;
   /** 1–255 bytes, unique per conversation: a repeat answers the original with `replayed: true`. */
   idempotencyKey?: string | null;
+  /** The message an edit, delete or reaction acts on (protocol version 2). */
+  targetId?: IdInput | null;
+  /** Makes a message a reply in that message's thread (protocol version 2). */
+  parentId?: IdInput | null;
 }
 
 export interface Written {
@@ -150,12 +162,29 @@ export interface HistoryPage {
 }
 
 export interface TypingEvent { conversationId: Id; sender: string; typing: boolean }
+/** A member's read and delivered watermarks moved (protocol version 2); 0n: nothing yet. */
+export interface ReceiptEvent { conversationId: Id; sender: string; readSeq: bigint; deliveredSeq: bigint }
+/** A user came online or went offline in the tenant (protocol version 2); `lastSeen` (RFC 3339) going offline. */
+export interface PresenceEvent { conversationId: Id; sender: string; online: boolean; lastSeen: string | null }
+/** New content for a message (at least one field); `sender` for an API-key client. */
+export interface EditContent {
+  text?: string | null;
+  attachments?: unknown[] | string | null;
+  metadata?: Record<string, unknown> | string | null;
+  sender?: string;
+}
+/** A member's new watermarks; null leaves one as it is. */
+export interface ReceiptInput { readSeq?: U64Input | null; deliveredSeq?: U64Input | null; sender?: string }
 export interface EphemeralEvent { conversationId: Id; type: string; sender: string; data: unknown }
 export type Welcome = Omit<WelcomeFrame, "kind"> & { kind: "welcome" };
 
 export interface ClientEvents {
   /** A typing signal on a subscribed conversation. */
   typing: (event: TypingEvent) => void;
+  /** A member's receipts moved on a subscribed conversation (protocol version 2). */
+  receipt: (event: ReceiptEvent) => void;
+  /** A member of a subscribed conversation came online or went offline (protocol version 2). */
+  presence: (event: PresenceEvent) => void;
   /** Any ephemeral signal on a subscribed conversation (typing included). */
   ephemeral: (event: EphemeralEvent) => void;
   /** The connection dropped; requests in flight failed with this error. A reconnect follows unless disabled. */
@@ -190,6 +219,19 @@ export declare class Client {
   publishBatch(drafts: Draft[]): Promise<BatchResult[]>;
   /** Resolves once the server accepted the subscription; afterSeq 0n = everything, LIVE_ONLY = from now on. */
   subscribe(conversationId: string, afterSeq?: U64Input, options?: { maxBuffered?: number }): Promise<Subscription>;
+  // Chat (protocol version 2; a version-1 connection rejects these with WireError not_in_version).
+  /** Edits message `targetId` (your own, for a token client). */
+  edit(conversationId: IdInput, targetId: IdInput, content: EditContent): Promise<Written>;
+  /** Deletes message `targetId` (your own, for a token client): its content is erased. */
+  delete(conversationId: IdInput, targetId: IdInput, options?: { sender?: string }): Promise<Written>;
+  react(conversationId: IdInput, targetId: IdInput, emoji: string, options?: { sender?: string }): Promise<Written>;
+  unreact(conversationId: IdInput, targetId: IdInput, emoji: string, options?: { sender?: string }): Promise<Written>;
+  /** Publishes `draft` as a reply in the thread of message `parentId`. */
+  reply(conversationId: IdInput, parentId: IdInput, draft: Omit<Draft, "conversationId">): Promise<Written>;
+  /** Read up to and including `seq`; resolves once stored. */
+  markRead(conversationId: IdInput, seq: U64Input, options?: { sender?: string }): Promise<void>;
+  markDelivered(conversationId: IdInput, seq: U64Input, options?: { sender?: string }): Promise<void>;
+  receipt(conversationId: IdInput, receipt: ReceiptInput): Promise<void>;
   history(conversationId: IdInput, options?: HistoryOptions): Promise<HistoryPage>;
   /** Resolves once written; a refusal arrives as an "error" event. API-key clients name the sender. */
   typing(conversationId: IdInput, typing?: boolean, options?: { sender?: string }): Promise<void>;

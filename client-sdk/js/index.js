@@ -4,8 +4,8 @@
 export { Client, CLIENT_NAME, connect } from "./src/client.js";
 export { Subscription } from "./src/subscription.js";
 export {
-  decodeFrame, encodeFrame, FLAG_CLOSE, FrameDecoder, HEADER_SIZE, Kind, LIVE_ONLY, MAX_FRAME_SIZE,
-  peekHeader, uuidFromBytes, uuidToBytes, VERSION, WireError,
+  decodeFrame, encodeFrame, FLAG_CLOSE, FrameDecoder, HEADER_SIZE, Kind, LIVE_ONLY, MAX_FRAME_SIZE, MAX_VERSION,
+  MIN_VERSION, peekHeader, uuidFromBytes, uuidToBytes, WireError,
 } from "./src/codec.js";
 export {
   ConnectionError, ConvergerError, ERROR_CATALOGUE, ErrorCode, errorGroup, errorName,

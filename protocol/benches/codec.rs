@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use converger_protocol::{decode_frame, Activity, Deliver, Draft, Frame, PublishBatch};
+use converger_protocol::{decode_frame, Activity, Deliver, Draft, Frame, PublishBatch, Version};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "../tests/common/mod.rs"]
@@ -24,6 +24,9 @@ fn chat(seq: u64) -> Activity {
         attachments: None,
         metadata: "{}".into(),
         idempotency_key: None,
+        target_id: None,
+        parent_id: None,
+        state: None,
     }
 }
 
@@ -36,15 +39,25 @@ fn draft(i: u64) -> Draft {
         attachments: None,
         metadata: None,
         idempotency_key: Some(format!("req-{i}")),
+        target_id: None,
+        parent_id: None,
     }
 }
 
-fn cases() -> Vec<(String, Frame)> {
-    let mut cases: Vec<(String, Frame)> =
-        common::samples::samples().into_iter().map(|(kind, name, f)| (format!("{kind}/{name}"), f)).collect();
-    cases.push(("deliver/64_chat".into(), Deliver { activities: (1..=64).map(chat).collect() }.into()));
+fn cases() -> Vec<(String, Version, Frame)> {
+    let mut cases: Vec<(String, Version, Frame)> = common::samples::samples()
+        .into_iter()
+        .map(|(kind, name, version, f)| (format!("{kind}/{name}"), version, f))
+        .collect();
+    let chats = Deliver { activities: (1..=64).map(chat).collect() };
+    // Version 2: every message carries its (fresh) state.
+    let mut chats_v2 = chats.clone();
+    chats_v2.activities.iter_mut().for_each(|a| a.state = Some(Default::default()));
+    cases.push(("deliver/64_chat".into(), Version::V1, chats.into()));
+    cases.push(("deliver/64_chat_v2".into(), Version::V2, chats_v2.into()));
     cases.push((
         "publish_batch/64_chat".into(),
+        Version::V1,
         PublishBatch { request_id: 1, activities: (1..=64).map(draft).collect() }.into(),
     ));
     cases
@@ -53,13 +66,13 @@ fn cases() -> Vec<(String, Frame)> {
 fn codec(c: &mut Criterion) {
     let cases = cases();
     let mut encode = c.benchmark_group("encode");
-    for (name, frame) in &cases {
-        encode.throughput(Throughput::Bytes(frame.encoded_size() as u64));
-        let mut buf = BytesMut::with_capacity(frame.encoded_size());
+    for (name, version, frame) in &cases {
+        encode.throughput(Throughput::Bytes(frame.encoded_size(*version) as u64));
+        let mut buf = BytesMut::with_capacity(frame.encoded_size(*version));
         encode.bench_function(name.as_str(), |b| {
             b.iter(|| {
                 buf.clear();
-                black_box(frame).encode(&mut buf).expect("encodes");
+                black_box(frame).encode(*version, &mut buf).expect("encodes");
                 black_box(buf.len())
             })
         });
@@ -67,12 +80,12 @@ fn codec(c: &mut Criterion) {
     encode.finish();
 
     let mut decode = c.benchmark_group("decode");
-    for (name, frame) in &cases {
+    for (name, version, frame) in &cases {
         let mut buf = BytesMut::new();
-        frame.encode(&mut buf).expect("encodes");
+        frame.encode(*version, &mut buf).expect("encodes");
         decode.throughput(Throughput::Bytes(buf.len() as u64));
         decode.bench_function(name.as_str(), |b| {
-            b.iter(|| decode_frame(black_box(&buf)).expect("decodes").expect("complete"))
+            b.iter(|| decode_frame(black_box(&buf), *version).expect("decodes").expect("complete"))
         });
     }
     decode.finish();

@@ -93,6 +93,10 @@ catalogue! {
         "Admin routes when no admin token is configured.";
     OriginNotAllowed = 2007, "origin_not_allowed", Some(403),
         "A browser Origin not in the server's --cors-origins: a CORS preflight, or a WebSocket upgrade.";
+    NotAuthor = 2008, "not_author", Some(403),
+        "A client token edits or deletes a message of another sender (the tenant's API key may act on any).";
+    NotAMember = 2009, "not_a_member", Some(403),
+        "The sender is not a member of the conversation: a receipt, or a token for a members-only conversation.";
 
     // 3xxx: the request is malformed or breaks a rule.
     BadRequest = 3001, "bad_request", Some(400),
@@ -123,6 +127,14 @@ catalogue! {
         "Subscribe names a conversation this connection is already subscribed to (unsubscribe first to move the resume point).";
     TooManySubscriptions = 4006, "too_many_subscriptions", None,
         "The connection already follows as many conversations as the server allows (--max-subscriptions-per-connection); unsubscribe first.";
+    TargetNotFound = 4007, "target_not_found", Some(404),
+        "`target_id` (or `parent_id`, named in the message) names no activity of this conversation.";
+    InvalidTarget = 4008, "invalid_target", Some(422),
+        "`target_id` names an activity that is not a message, or `parent_id` names a reply (threads are one level deep).";
+    TargetDeleted = 4009, "target_deleted", Some(409),
+        "`target_id` or `parent_id` names a deleted message.";
+    ReactionNotFound = 4010, "reaction_not_found", Some(404),
+        "A reaction_remove for a reaction the sender has not made.";
 
     // 5xxx: capacity and the server.
     Overloaded = 5001, "overloaded", Some(503),

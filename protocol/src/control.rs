@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::frame::{Body, Kind, FLAG_CLOSE};
 use crate::wire::{put_str, str_size, Len, Reader};
-use crate::{ErrorCode, WireError};
+use crate::{ErrorCode, Version, WireError};
 
 /// Either side → the other: answer with a Pong carrying the same `payload`.
 ///
@@ -29,16 +29,16 @@ macro_rules! payload_only {
         impl Body for $ty {
             const KIND: Kind = $kind;
 
-            fn encoded_size(&self) -> usize {
+            fn encoded_size(&self, _: Version) -> usize {
                 8
             }
 
-            fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+            fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
                 buf.put_u64_le(self.payload);
                 Ok(())
             }
 
-            fn decode(body: &[u8]) -> Result<($ty, usize), WireError> {
+            fn decode(body: &[u8], _: Version) -> Result<($ty, usize), WireError> {
                 let mut r = Reader::new(body);
                 Ok(($ty { payload: r.u64("payload")? }, r.position()))
             }
@@ -62,16 +62,16 @@ pub struct Ack {
 impl Body for Ack {
     const KIND: Kind = Kind::Ack;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(Ack, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Ack, usize), WireError> {
         let mut r = Reader::new(body);
         Ok((Ack { request_id: r.u32("request_id")? }, r.position()))
     }
@@ -117,17 +117,17 @@ impl ErrorFrame {
 impl Body for ErrorFrame {
     const KIND: Kind = Kind::Error;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 2 + str_size(&self.message, Len::U16)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         buf.put_u16_le(self.code);
         put_str(buf, &self.message, Len::U16, "message")
     }
 
-    fn decode(body: &[u8]) -> Result<(ErrorFrame, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(ErrorFrame, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let code = r.u16("code")?;

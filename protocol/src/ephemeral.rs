@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::frame::{Body, Kind};
 use crate::wire::{put_str, str_size, Id, Len, Reader};
-use crate::WireError;
+use crate::{Version, WireError};
 
 /// An ephemeral event.
 ///
@@ -30,11 +30,11 @@ pub struct Ephemeral {
 impl Body for Ephemeral {
     const KIND: Kind = Kind::Ephemeral;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 16 + str_size(&self.kind, Len::U8) + str_size(&self.sender, Len::U16) + str_size(&self.data, Len::U32)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         buf.put_slice(&self.conversation_id);
         put_str(buf, &self.kind, Len::U8, "type")?;
@@ -42,7 +42,7 @@ impl Body for Ephemeral {
         put_str(buf, &self.data, Len::U32, "data")
     }
 
-    fn decode(body: &[u8]) -> Result<(Ephemeral, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Ephemeral, usize), WireError> {
         let mut r = Reader::new(body);
         let e = Ephemeral {
             request_id: r.u32("request_id")?,

@@ -41,6 +41,11 @@ pub enum WireError {
     /// Encode only: a value is longer than its length prefix can say.
     #[error("field `{field}` is {len} bytes, over its limit of {max}")]
     TooLong { field: &'static str, len: usize, max: usize },
+    /// Encode only: a frame kind or a field that the connection's protocol
+    /// version does not have (a Receipt, or an activity's `target_id`, in
+    /// version 1). Leave the field out for such a connection.
+    #[error("`{field}` is not part of protocol version {version}")]
+    NotInVersion { field: &'static str, version: u8 },
 }
 
 impl WireError {
@@ -58,6 +63,7 @@ impl WireError {
             WireError::InvalidUtf8 { .. } => "invalid_utf8",
             WireError::InvalidValue { .. } => "invalid_value",
             WireError::TooLong { .. } => "too_long",
+            WireError::NotInVersion { .. } => "not_in_version",
         }
     }
 

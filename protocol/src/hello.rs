@@ -10,7 +10,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::frame::{Body, Kind};
 use crate::wire::{put_str, str_size, Id, Len, Reader};
-use crate::WireError;
+use crate::{Version, WireError};
 
 /// How a connection authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,11 +59,11 @@ pub struct Hello {
 impl Body for Hello {
     const KIND: Kind = Kind::Hello;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         3 + str_size(self.auth.credential(), Len::U16) + str_size(&self.client, Len::U8)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u8(self.min_version);
         buf.put_u8(self.max_version);
         buf.put_u8(self.auth.tag());
@@ -71,7 +71,7 @@ impl Body for Hello {
         put_str(buf, &self.client, Len::U8, "client")
     }
 
-    fn decode(body: &[u8]) -> Result<(Hello, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Hello, usize), WireError> {
         let mut r = Reader::new(body);
         let min_version = r.u8("min_version")?;
         let max_version = r.u8("max_version")?;
@@ -120,11 +120,11 @@ pub struct Welcome {
 impl Body for Welcome {
     const KIND: Kind = Kind::Welcome;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         1 + 2 + 4 + 4 + 16 + 16 + 8 + str_size(&self.sender, Len::U16) + str_size(&self.server, Len::U8)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u8(self.version);
         buf.put_u16_le(self.idle_timeout_secs);
         buf.put_u32_le(self.max_frame);
@@ -136,7 +136,7 @@ impl Body for Welcome {
         put_str(buf, &self.server, Len::U8, "server")
     }
 
-    fn decode(body: &[u8]) -> Result<(Welcome, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Welcome, usize), WireError> {
         let mut r = Reader::new(body);
         let w = Welcome {
             version: r.u8("version")?,
@@ -174,16 +174,16 @@ pub struct Reauth {
 impl Body for Reauth {
     const KIND: Kind = Kind::Reauth;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + str_size(&self.token, Len::U16)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_str(buf, &self.token, Len::U16, "token")
     }
 
-    fn decode(body: &[u8]) -> Result<(Reauth, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Reauth, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let token = r.str(Len::U16, "token")?;

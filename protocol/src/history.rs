@@ -13,7 +13,7 @@ use crate::activity::Activity;
 use crate::deliver::read_activities;
 use crate::frame::{Body, Kind};
 use crate::wire::{put_count, Id, Reader};
-use crate::WireError;
+use crate::{Version, WireError};
 
 /// Client → server: activities with `after_seq < seq <= until_seq`.
 ///
@@ -37,11 +37,11 @@ pub struct History {
 impl Body for History {
     const KIND: Kind = Kind::History;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 16 + 8 + 8 + 4
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         buf.put_slice(&self.conversation_id);
         buf.put_u64_le(self.after_seq);
@@ -50,7 +50,7 @@ impl Body for History {
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(History, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(History, usize), WireError> {
         let mut r = Reader::new(body);
         let h = History {
             request_id: r.u32("request_id")?,
@@ -83,24 +83,24 @@ pub struct HistoryPage {
 impl Body for HistoryPage {
     const KIND: Kind = Kind::HistoryPage;
 
-    fn encoded_size(&self) -> usize {
-        4 + 16 + 8 + 4 + self.activities.iter().map(Activity::encoded_size).sum::<usize>()
+    fn encoded_size(&self, version: Version) -> usize {
+        4 + 16 + 8 + 4 + self.activities.iter().map(|a| a.encoded_size(version)).sum::<usize>()
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         buf.put_slice(&self.conversation_id);
         buf.put_u64_le(self.last_seq);
         put_count(buf, self.activities.len(), "count")?;
-        self.activities.iter().try_for_each(|a| a.encode(buf))
+        self.activities.iter().try_for_each(|a| a.encode(version, buf))
     }
 
-    fn decode(body: &[u8]) -> Result<(HistoryPage, usize), WireError> {
+    fn decode(body: &[u8], version: Version) -> Result<(HistoryPage, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let conversation_id = r.id("conversation_id")?;
         let last_seq = r.u64("last_seq")?;
-        let activities = read_activities(&mut r)?;
+        let activities = read_activities(&mut r, version)?;
         Ok((HistoryPage { request_id, conversation_id, last_seq, activities }, r.position()))
     }
 }

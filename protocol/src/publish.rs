@@ -10,11 +10,11 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::activity::{Draft, MIN_DRAFT_SIZE};
 use crate::control::Failure;
+use crate::draft::{Draft, MIN_DRAFT_SIZE};
 use crate::frame::{Body, Kind};
 use crate::wire::{put_count, Id, Reader};
-use crate::WireError;
+use crate::{Version, WireError};
 
 /// Client → server: create one activity.
 ///
@@ -31,19 +31,19 @@ pub struct Publish {
 impl Body for Publish {
     const KIND: Kind = Kind::Publish;
 
-    fn encoded_size(&self) -> usize {
-        4 + self.activity.encoded_size()
+    fn encoded_size(&self, version: Version) -> usize {
+        4 + self.activity.encoded_size(version)
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
-        self.activity.encode(buf)
+        self.activity.encode(version, buf)
     }
 
-    fn decode(body: &[u8]) -> Result<(Publish, usize), WireError> {
+    fn decode(body: &[u8], version: Version) -> Result<(Publish, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
-        let activity = Draft::read(&mut r)?;
+        let activity = Draft::read(&mut r, version)?;
         Ok((Publish { request_id, activity }, r.position()))
     }
 }
@@ -98,17 +98,17 @@ pub struct PublishAck {
 impl Body for PublishAck {
     const KIND: Kind = Kind::PublishAck;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + WRITTEN_SIZE
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         self.written.encode(buf);
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(PublishAck, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(PublishAck, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let written = Written::read(&mut r)?;
@@ -132,23 +132,23 @@ pub struct PublishBatch {
 impl Body for PublishBatch {
     const KIND: Kind = Kind::PublishBatch;
 
-    fn encoded_size(&self) -> usize {
-        4 + 4 + self.activities.iter().map(Draft::encoded_size).sum::<usize>()
+    fn encoded_size(&self, version: Version) -> usize {
+        4 + 4 + self.activities.iter().map(|d| d.encoded_size(version)).sum::<usize>()
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_count(buf, self.activities.len(), "count")?;
-        self.activities.iter().try_for_each(|d| d.encode(buf))
+        self.activities.iter().try_for_each(|d| d.encode(version, buf))
     }
 
-    fn decode(body: &[u8]) -> Result<(PublishBatch, usize), WireError> {
+    fn decode(body: &[u8], version: Version) -> Result<(PublishBatch, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let n = r.count(MIN_DRAFT_SIZE, "count")?;
         let mut activities = Vec::with_capacity(n);
         for _ in 0..n {
-            activities.push(Draft::read(&mut r)?);
+            activities.push(Draft::read(&mut r, version)?);
         }
         Ok((PublishBatch { request_id, activities }, r.position()))
     }
@@ -173,7 +173,7 @@ pub struct PublishBatchAck {
 impl Body for PublishBatchAck {
     const KIND: Kind = Kind::PublishBatchAck;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 4
             + self
                 .items
@@ -182,7 +182,7 @@ impl Body for PublishBatchAck {
                 .sum::<usize>()
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_count(buf, self.items.len(), "count")?;
         for item in &self.items {
@@ -197,7 +197,7 @@ impl Body for PublishBatchAck {
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(PublishBatchAck, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(PublishBatchAck, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let n = r.count(2 + 2, "count")?;

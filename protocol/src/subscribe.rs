@@ -11,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 use crate::control::Failure;
 use crate::frame::{Body, Kind};
 use crate::wire::{put_count, Id, Reader};
-use crate::WireError;
+use crate::{Version, WireError};
 
 /// `after_seq` meaning "no backlog: the live stream only".
 pub const LIVE_ONLY: u64 = u64::MAX;
@@ -41,11 +41,11 @@ pub struct Subscribe {
 impl Body for Subscribe {
     const KIND: Kind = Kind::Subscribe;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 4 + self.items.len() * 24
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_count(buf, self.items.len(), "count")?;
         for item in &self.items {
@@ -55,7 +55,7 @@ impl Body for Subscribe {
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(Subscribe, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Subscribe, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let n = r.count(24, "count")?;
@@ -96,7 +96,7 @@ pub struct Subscribed {
 impl Body for Subscribed {
     const KIND: Kind = Kind::Subscribed;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 4
             + self
                 .items
@@ -105,7 +105,7 @@ impl Body for Subscribed {
                 .sum::<usize>()
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_count(buf, self.items.len(), "count")?;
         for item in &self.items {
@@ -121,7 +121,7 @@ impl Body for Subscribed {
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(Subscribed, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Subscribed, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let n = r.count(16 + 2 + 2, "count")?;
@@ -155,11 +155,11 @@ pub struct Unsubscribe {
 impl Body for Unsubscribe {
     const KIND: Kind = Kind::Unsubscribe;
 
-    fn encoded_size(&self) -> usize {
+    fn encoded_size(&self, _: Version) -> usize {
         4 + 4 + self.conversation_ids.len() * 16
     }
 
-    fn encode(&self, buf: &mut BytesMut) -> Result<(), WireError> {
+    fn encode(&self, _: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         buf.put_u32_le(self.request_id);
         put_count(buf, self.conversation_ids.len(), "count")?;
         for id in &self.conversation_ids {
@@ -168,7 +168,7 @@ impl Body for Unsubscribe {
         Ok(())
     }
 
-    fn decode(body: &[u8]) -> Result<(Unsubscribe, usize), WireError> {
+    fn decode(body: &[u8], _: Version) -> Result<(Unsubscribe, usize), WireError> {
         let mut r = Reader::new(body);
         let request_id = r.u32("request_id")?;
         let n = r.count(16, "count")?;

@@ -141,6 +141,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An id read only when `present`.
+    pub fn opt_id(&mut self, present: bool, field: &'static str) -> Result<Option<Id>, WireError> {
+        if present {
+            self.id(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A `u16` item count, checked like [`Reader::count`].
+    pub fn count16(&mut self, min_item: usize, field: &'static str) -> Result<usize, WireError> {
+        let n = usize::from(self.u16(field)?);
+        if n.saturating_mul(min_item.max(1)) > self.remaining() {
+            return Err(WireError::Truncated { field });
+        }
+        Ok(n)
+    }
+
     /// A `u32` item count, checked against the bytes left (each item takes at
     /// least `min_item` bytes), so a hostile count cannot make a decoder
     /// allocate more than the frame holds.
@@ -173,6 +191,20 @@ pub fn put_opt_str(buf: &mut BytesMut, s: &Option<String>, len: Len, field: &'st
         Some(s) => put_str(buf, s, len, field),
         None => Ok(()),
     }
+}
+
+/// Writes an id when present (its presence is a bit elsewhere).
+pub fn put_opt_id(buf: &mut BytesMut, id: &Option<Id>) {
+    if let Some(id) = id {
+        buf.put_slice(id);
+    }
+}
+
+/// The name of the first field in `fields` (`(presence bit, name)`) whose bit
+/// is set in `present` but is not one of the `known` bits: what a version
+/// cannot carry.
+pub fn not_in(present: u8, known: u8, fields: &[(u8, &'static str)]) -> Option<&'static str> {
+    fields.iter().find(|(bit, _)| present & bit & !known != 0).map(|(_, name)| *name)
 }
 
 /// Writes an item count.

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Subscribe, SubscribeItem, Welcome};
+use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Subscribe, SubscribeItem, Version, Welcome};
 use tungstenite::{Message, WebSocket};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,9 +21,15 @@ enum Transport {
 pub struct BinClient {
     transport: Transport,
     buf: Vec<u8>,
+    /// The protocol version frames are read and written in: 1 until a
+    /// Welcome names another.
+    version: Version,
 }
 
 /// What the server sent last before closing.
+// One value per read in a test: the size of a Frame inline costs nothing, and
+// matching `Next::Frame(Frame::…)` stays direct.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Next {
     Frame(Frame),
@@ -41,7 +47,7 @@ impl BinClient {
         let stream = TcpStream::connect(addr).expect("connect to the binary listener");
         stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        BinClient { transport: Transport::Tcp(stream), buf: Vec::new() }
+        BinClient { transport: Transport::Tcp(stream), buf: Vec::new(), version: Version::V1 }
     }
 
     /// A WebSocket on `/socket/binary` (with `?token=` when given).
@@ -54,7 +60,7 @@ impl BinClient {
             tungstenite::HandshakeError::Failure(e) => e,
             tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
         })?;
-        Ok(BinClient { transport: Transport::Ws(Box::new(ws)), buf: Vec::new() })
+        Ok(BinClient { transport: Transport::Ws(Box::new(ws)), buf: Vec::new(), version: Version::V1 })
     }
 
     /// Connects and authenticates with a client token.
@@ -71,11 +77,20 @@ impl BinClient {
         (c, welcome)
     }
 
-    /// Sends Hello; the Welcome, or the frame that refused it.
+    /// Sends Hello offering version 1; the Welcome, or the frame that refused it.
     pub fn hello(&mut self, auth: Auth) -> Result<Welcome, Box<Frame>> {
-        self.send(Hello { min_version: 1, max_version: 1, auth, client: "e2e".into() });
+        self.hello_versions(1, 1, auth)
+    }
+
+    /// Sends Hello offering `min..=max`; the Welcome (whose version the
+    /// connection then speaks), or the frame that refused it.
+    pub fn hello_versions(&mut self, min: u8, max: u8, auth: Auth) -> Result<Welcome, Box<Frame>> {
+        self.send(Hello { min_version: min, max_version: max, auth, client: "e2e".into() });
         match self.read_next() {
-            Next::Frame(Frame::Welcome(w)) => Ok(w),
+            Next::Frame(Frame::Welcome(w)) => {
+                self.version = Version::from_u8(w.version).expect("the server picks a version both speak");
+                Ok(w)
+            }
             Next::Frame(other) => Err(Box::new(other)),
             Next::Closed => panic!("closed during the handshake"),
         }
@@ -83,7 +98,7 @@ impl BinClient {
 
     pub fn send(&mut self, frame: impl Into<Frame>) {
         let mut out = BytesMut::new();
-        frame.into().encode(&mut out).expect("encode");
+        frame.into().encode(self.version, &mut out).expect("encode");
         self.send_raw(&out);
     }
 
@@ -111,7 +126,7 @@ impl BinClient {
 
     fn read_by(&mut self, deadline: Option<Instant>) -> Option<Next> {
         loop {
-            if let Some((frame, used)) = decode_frame(&self.buf).expect("the server sends valid frames") {
+            if let Some((frame, used)) = decode_frame(&self.buf, self.version).expect("the server sends valid frames") {
                 self.buf.drain(..used);
                 return Some(Next::Frame(frame));
             }

@@ -22,7 +22,7 @@ import { ConnectionError, ConvergerError, errorGroup, ErrorCode } from "./errors
 import { Connection, deferred, handshake } from "./connection.js";
 import { Emitter } from "./events.js";
 import { Subscriptions } from "./state.js";
-import { json, toActivity, toDraft, toEphemeral, toTyping, toWritten } from "./values.js";
+import { json, toActivity, toDraft, toEphemeral, toPresence, toReceipt, toTyping, toWritten } from "./values.js";
 
 export const CLIENT_NAME = "converger-js/0.1.0";
 
@@ -90,7 +90,10 @@ export class Client {
     return this.#state;
   }
 
-  /** Listens to "typing", "ephemeral", "disconnect", "reconnect", "close" or "error"; answers a function that stops listening. */
+  /**
+   * Listens to "typing", "receipt", "presence", "ephemeral", "disconnect", "reconnect", "close" or "error";
+   * answers a function that stops listening.
+   */
   on(event, listener) {
     return this.#events.on(event, listener);
   }
@@ -124,6 +127,53 @@ export class Client {
    */
   async subscribe(conversationId, afterSeq = 0n, { maxBuffered = this.#options.maxBuffered } = {}) {
     return this.#subs.subscribe(conversationId, afterSeq, maxBuffered);
+  }
+
+  // Chat (protocol version 2; on a version-1 connection these reject with
+  // WireError not_in_version before anything is sent). A token client acts as
+  // its token's sender; an API-key client names `sender`.
+
+  /** Edits message `targetId` (your own, for a token client) with new text, attachments and/or metadata. */
+  async edit(conversationId, targetId, { text, attachments, metadata, sender } = {}) {
+    return this.publish({ conversationId, type: "edit", targetId, text, attachments, metadata, sender });
+  }
+
+  /** Deletes message `targetId` (your own, for a token client): its content is erased, a tombstone stays. */
+  async delete(conversationId, targetId, { sender } = {}) {
+    return this.publish({ conversationId, type: "delete", targetId, sender });
+  }
+
+  /** Reacts to message `targetId` with `emoji` (once per sender and emoji: a repeat changes nothing). */
+  async react(conversationId, targetId, emoji, { sender } = {}) {
+    return this.publish({ conversationId, type: "reaction_add", targetId, text: emoji, sender });
+  }
+
+  /** Takes back a reaction of `emoji` to message `targetId`. */
+  async unreact(conversationId, targetId, emoji, { sender } = {}) {
+    return this.publish({ conversationId, type: "reaction_remove", targetId, text: emoji, sender });
+  }
+
+  /** Publishes `draft` as a reply in the thread of message `parentId`. */
+  async reply(conversationId, parentId, draft) {
+    return this.publish({ ...draft, conversationId, parentId });
+  }
+
+  /** Marks everything up to and including `seq` as read (a watermark never moves back); resolves once stored. */
+  async markRead(conversationId, seq, { sender } = {}) {
+    return this.receipt(conversationId, { readSeq: seq, sender });
+  }
+
+  /** Marks everything up to and including `seq` as delivered. */
+  async markDelivered(conversationId, seq, { sender } = {}) {
+    return this.receipt(conversationId, { deliveredSeq: seq, sender });
+  }
+
+  /** Moves a member's watermarks (null leaves one as it is); resolves once stored. */
+  async receipt(conversationId, { readSeq = null, deliveredSeq = null, sender = "" } = {}) {
+    const big = (v) => (v === null || v === undefined ? null : BigInt(v));
+    await this.#request((requestId) => ({
+      kind: "receipt", requestId, conversationId, readSeq: big(readSeq), deliveredSeq: big(deliveredSeq), sender: sender ?? "",
+    }));
   }
 
   /** One page of a conversation's history: activities with afterSeq < seq <= untilSeq (at most `limit`). */
@@ -256,6 +306,8 @@ export class Client {
         const event = toEphemeral(frame);
         this.#events.emit("ephemeral", event);
         if (frame.type === "typing") this.#events.emit("typing", toTyping(event));
+        else if (frame.type === "receipt") this.#events.emit("receipt", toReceipt(event));
+        else if (frame.type === "user_online" || frame.type === "user_offline") this.#events.emit("presence", toPresence(event));
         return;
       }
       default:

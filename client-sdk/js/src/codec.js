@@ -1,7 +1,15 @@
 // The binary protocol codec: pure (no I/O), every frame kind both ways, and
 // an incremental decoder for a byte stream. The layouts are docs/protocol.md's
 // (and the Rust `converger-protocol` crate's); the golden vectors in
-// protocol/testdata/ pin them (test/codec.test.js). Primitives: wire.js.
+// protocol/testdata/ pin them (test/codec.test.js). Primitives: wire.js;
+// shared records: records.js.
+//
+// Versions: a connection speaks one protocol version (1 or 2), chosen by
+// Hello and Welcome; every encode and decode takes it (`{ version }`, default
+// 1, a connection's version until its Welcome). A version-1 codec sees
+// exactly version 1: version-2 kinds are unknown_kind, version-2 presence
+// bits invalid_value, and encoding a version-2 field is not_in_version. Hello
+// and Welcome always carry header version 1.
 //
 // Frames are plain objects: `{ kind: "publish", requestId: 5, activity: {…} }`.
 // Field names are the docs' in camelCase; `kind` is the docs' snake_case name.
@@ -17,11 +25,18 @@
 // encode(decode(bytes)) is byte-exact (every encoding is canonical).
 
 import { errorName } from "./errors.js";
-import { invalid, present, Reader, WireError, Writer, ZERO_ID } from "./wire.js";
+import {
+  MIN_DRAFT_SIZE, readActivities, readDraft, readFailure, readWritten, writeActivities, writeDraft, writeFailure,
+  writeWritten,
+} from "./records.js";
+import { invalid, Reader, WireError, Writer, ZERO_ID } from "./wire.js";
 
 export { uuidFromBytes, uuidToBytes, WireError } from "./wire.js";
 
-export const VERSION = 1;
+/** The oldest protocol version this codec speaks. */
+export const MIN_VERSION = 1;
+/** The newest protocol version this codec speaks (a client offers MIN_VERSION..MAX_VERSION). */
+export const MAX_VERSION = 2;
 export const HEADER_SIZE = 8;
 /** The largest frame the protocol allows (16 MiB, header included). */
 export const MAX_FRAME_SIZE = 16 * 1024 * 1024;
@@ -35,121 +50,28 @@ export const Kind = Object.freeze({
   hello: 0x01, welcome: 0x02, ping: 0x03, pong: 0x04, error: 0x05, ack: 0x06, reauth: 0x07,
   subscribe: 0x10, subscribed: 0x11, unsubscribe: 0x12,
   publish: 0x20, publish_ack: 0x21, publish_batch: 0x22, publish_batch_ack: 0x23,
-  deliver: 0x30, ephemeral: 0x31, history: 0x40, history_page: 0x41,
+  deliver: 0x30, ephemeral: 0x31, receipt: 0x32, history: 0x40, history_page: 0x41,
 });
 
 const KIND_NAMES = new Map(Object.entries(Kind).map(([name, n]) => [n, name]));
+/** The first version that has a kind (1 when not listed). */
+const KIND_SINCE = { receipt: 2 };
+const since = (kind) => KIND_SINCE[kind] ?? 1;
+/** The version in a frame's header on a connection speaking `version`: Hello and Welcome always say 1. */
+const headerVersion = (kind, version) => (kind === "hello" || kind === "welcome" ? 1 : version);
 
-// ---------------------------------------------------------------- records
-
-const HAS_TEXT = 0x01;
-const HAS_ATTACHMENTS = 0x02;
-const HAS_IDEMPOTENCY_KEY = 0x04;
-const HAS_METADATA = 0x08;
-const MIN_ACTIVITY_SIZE = 16 + 16 + 8 + 8 + 1 + 1 + 2 + 4;
-const MIN_DRAFT_SIZE = 16 + 1 + 1 + 2;
-
-function writeActivity(w, a) {
-  w.id(a.id, "id");
-  w.id(a.conversationId, "conversation_id");
-  w.u64(a.seq, "seq");
-  w.i64(a.createdAt, "created_at");
-  w.u8((present(a.text) ? HAS_TEXT : 0) | (present(a.attachments) ? HAS_ATTACHMENTS : 0)
-    | (present(a.idempotencyKey) ? HAS_IDEMPOTENCY_KEY : 0), "present");
-  w.str(a.type, 1, "type");
-  w.str(a.sender, 2, "sender");
-  w.optStr(a.text, 4, "text");
-  w.optStr(a.attachments, 4, "attachments");
-  w.str(a.metadata, 4, "metadata");
-  w.optStr(a.idempotencyKey, 1, "idempotency_key");
-}
-
-function readActivity(r) {
-  const id = r.id("id");
-  const conversationId = r.id("conversation_id");
-  const seq = r.u64("seq");
-  const createdAt = r.i64("created_at");
-  const bits = r.u8("present");
-  if (bits & ~(HAS_TEXT | HAS_ATTACHMENTS | HAS_IDEMPOTENCY_KEY)) throw invalid("present", "unknown presence bit");
-  return {
-    id, conversationId, seq, createdAt,
-    type: r.str(1, "type"),
-    sender: r.str(2, "sender"),
-    text: r.optStr(bits & HAS_TEXT, 4, "text"),
-    attachments: r.optStr(bits & HAS_ATTACHMENTS, 4, "attachments"),
-    metadata: r.str(4, "metadata"),
-    idempotencyKey: r.optStr(bits & HAS_IDEMPOTENCY_KEY, 1, "idempotency_key"),
-  };
-}
-
-function readActivities(r) {
-  const n = r.count(MIN_ACTIVITY_SIZE, "count");
-  const out = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = readActivity(r);
-  return out;
-}
-
-function writeActivities(w, list) {
-  w.count(list, "count");
-  for (const a of list) writeActivity(w, a);
-}
-
-function writeDraft(w, d) {
-  w.id(d.conversationId, "conversation_id");
-  w.u8((present(d.text) ? HAS_TEXT : 0) | (present(d.attachments) ? HAS_ATTACHMENTS : 0)
-    | (present(d.idempotencyKey) ? HAS_IDEMPOTENCY_KEY : 0) | (present(d.metadata) ? HAS_METADATA : 0), "present");
-  w.str(d.type, 1, "type");
-  w.str(d.sender ?? "", 2, "sender");
-  w.optStr(d.text, 4, "text");
-  w.optStr(d.attachments, 4, "attachments");
-  w.optStr(d.metadata, 4, "metadata");
-  w.optStr(d.idempotencyKey, 1, "idempotency_key");
-}
-
-function readDraft(r) {
-  const conversationId = r.id("conversation_id");
-  const bits = r.u8("present");
-  if (bits & ~(HAS_TEXT | HAS_ATTACHMENTS | HAS_IDEMPOTENCY_KEY | HAS_METADATA)) {
-    throw invalid("present", "unknown presence bit");
+function checkVersion(version) {
+  if (!Number.isInteger(version) || version < MIN_VERSION || version > MAX_VERSION) {
+    throw new WireError("unsupported_version", `unsupported protocol version ${version}`);
   }
-  return {
-    conversationId,
-    type: r.str(1, "type"),
-    sender: r.str(2, "sender"),
-    text: r.optStr(bits & HAS_TEXT, 4, "text"),
-    attachments: r.optStr(bits & HAS_ATTACHMENTS, 4, "attachments"),
-    metadata: r.optStr(bits & HAS_METADATA, 4, "metadata"),
-    idempotencyKey: r.optStr(bits & HAS_IDEMPOTENCY_KEY, 1, "idempotency_key"),
-  };
-}
-
-/** A failure item's code and message (the code was read already and is not 0). */
-function readFailure(code, r) {
-  return { code, message: r.str(2, "message"), name: errorName(code) };
-}
-
-function writeFailure(w, f) {
-  if (f.code === 0) throw invalid("code", "0 is not an error code");
-  w.u16(f.code, "code");
-  w.str(f.message, 2, "message");
-}
-
-function writeWritten(w, x) {
-  w.id(x.activityId, "activity_id");
-  w.u64(x.seq, "seq");
-  w.i64(x.createdAt, "created_at");
-  w.bool(x.replayed, "replayed");
-}
-
-function readWritten(r) {
-  return { activityId: r.id("activity_id"), seq: r.u64("seq"), createdAt: r.i64("created_at"), replayed: r.bool("replayed") };
+  return version;
 }
 
 // ---------------------------------------------------------------- bodies
 
 const AUTH = { token: 1, api_key: 2 };
 
-/** Per kind: encode(writer, frame) and decode(reader, flags) → frame. */
+/** Per kind: encode(writer, frame, version) and decode(reader, flags, version) → frame. */
 const BODIES = {
   hello: {
     encode(w, f) {
@@ -294,11 +216,11 @@ const BODIES = {
     },
   },
   publish: {
-    encode(w, f) {
+    encode(w, f, version) {
       w.u32(f.requestId, "request_id");
-      writeDraft(w, f.activity);
+      writeDraft(w, f.activity, version);
     },
-    decode(r) { return { kind: "publish", requestId: r.u32("request_id"), activity: readDraft(r) }; },
+    decode(r, _, version) { return { kind: "publish", requestId: r.u32("request_id"), activity: readDraft(r, version) }; },
   },
   publish_ack: {
     encode(w, f) {
@@ -308,16 +230,16 @@ const BODIES = {
     decode(r) { return { kind: "publish_ack", requestId: r.u32("request_id"), ...readWritten(r) }; },
   },
   publish_batch: {
-    encode(w, f) {
+    encode(w, f, version) {
       w.u32(f.requestId, "request_id");
       w.count(f.activities, "count");
-      for (const d of f.activities) writeDraft(w, d);
+      for (const d of f.activities) writeDraft(w, d, version);
     },
-    decode(r) {
+    decode(r, _, version) {
       const requestId = r.u32("request_id");
       const n = r.count(MIN_DRAFT_SIZE, "count");
       const activities = [];
-      for (let i = 0; i < n; i++) activities.push(readDraft(r));
+      for (let i = 0; i < n; i++) activities.push(readDraft(r, version));
       return { kind: "publish_batch", requestId, activities };
     },
   },
@@ -346,8 +268,8 @@ const BODIES = {
     },
   },
   deliver: {
-    encode(w, f) { writeActivities(w, f.activities); },
-    decode(r) { return { kind: "deliver", activities: readActivities(r) }; },
+    encode(w, f, version) { writeActivities(w, f.activities, version); },
+    decode(r, _, version) { return { kind: "deliver", activities: readActivities(r, version) }; },
   },
   ephemeral: {
     encode(w, f) {
@@ -366,6 +288,28 @@ const BODIES = {
         sender: r.str(2, "sender"),
         data: r.str(4, "data"),
       };
+    },
+  },
+  receipt: {
+    encode(w, f) {
+      w.u32(f.requestId, "request_id");
+      w.id(f.conversationId, "conversation_id");
+      w.u64(f.readSeq ?? 0n, "read_seq");
+      w.u64(f.deliveredSeq ?? 0n, "delivered_seq");
+      w.str(f.sender ?? "", 2, "sender");
+    },
+    decode(r) {
+      const f = {
+        kind: "receipt",
+        requestId: r.u32("request_id"),
+        conversationId: r.id("conversation_id"),
+        readSeq: r.u64("read_seq"),
+        deliveredSeq: r.u64("delivered_seq"),
+        sender: r.str(2, "sender"),
+      };
+      if (f.readSeq === 0n) f.readSeq = null;
+      if (f.deliveredSeq === 0n) f.deliveredSeq = null;
+      return f;
     },
   },
   history: {
@@ -390,19 +334,19 @@ const BODIES = {
     },
   },
   history_page: {
-    encode(w, f) {
+    encode(w, f, version) {
       w.u32(f.requestId, "request_id");
       w.id(f.conversationId, "conversation_id");
       w.u64(f.lastSeq, "last_seq");
-      writeActivities(w, f.activities);
+      writeActivities(w, f.activities, version);
     },
-    decode(r) {
+    decode(r, _, version) {
       return {
         kind: "history_page",
         requestId: r.u32("request_id"),
         conversationId: r.id("conversation_id"),
         lastSeq: r.u64("last_seq"),
-        activities: readActivities(r),
+        activities: readActivities(r, version),
       };
     },
   },
@@ -411,36 +355,43 @@ const BODIES = {
 // ---------------------------------------------------------------- frames
 
 /**
- * Encodes one whole frame (header included). Throws WireError when a field
- * does not fit its layout or the frame is over `maxSize` (default and cap:
+ * Encodes one whole frame (header included) for a connection speaking
+ * `version` (default 1). Throws WireError when a field does not fit its
+ * layout or version, or the frame is over `maxSize` (default and cap:
  * MAX_FRAME_SIZE).
  * @returns {Uint8Array}
  */
-export function encodeFrame(frame, maxSize = MAX_FRAME_SIZE) {
+export function encodeFrame(frame, { version = MIN_VERSION, maxSize = MAX_FRAME_SIZE } = {}) {
+  checkVersion(version);
   const body = BODIES[frame?.kind];
   if (!body) throw invalid("kind", `unknown frame kind ${JSON.stringify(frame?.kind)}`);
+  if (since(frame.kind) > version) {
+    throw new WireError("not_in_version", `\`${frame.kind}\` is not part of protocol version ${version}`, "kind");
+  }
   const w = new Writer();
   w.pos = HEADER_SIZE;
   w.reserve(0);
-  body.encode(w, frame);
+  body.encode(w, frame, version);
   const size = w.pos;
   const limit = Math.min(maxSize, MAX_FRAME_SIZE);
   if (size > limit) {
     throw new WireError("frame_too_large", `frame of ${size} bytes is over the limit of ${limit}`);
   }
   w.view.setUint32(0, size - 4, true);
-  w.view.setUint8(4, VERSION);
+  w.view.setUint8(4, headerVersion(frame.kind, version));
   w.view.setUint8(5, Kind[frame.kind]);
   w.view.setUint16(6, frame.kind === "error" && frame.close ? FLAG_CLOSE : 0, true);
   return w.bytes.slice(0, size);
 }
 
 /**
- * Reads the header at the start of `bytes`: `{ size, kind, flags }`, or null
- * when fewer than 8 bytes are there (an oversized or too-short length is
- * refused as soon as its 4 bytes are).
+ * Reads the header at the start of `bytes` on a connection speaking
+ * `version` (default 1): `{ size, kind, flags }`, or null when fewer than 8
+ * bytes are there (an oversized or too-short length is refused as soon as
+ * its 4 bytes are).
  */
-export function peekHeader(bytes, maxSize = MAX_FRAME_SIZE) {
+export function peekHeader(bytes, { version = MIN_VERSION, maxSize = MAX_FRAME_SIZE } = {}) {
+  checkVersion(version);
   if (bytes.length < 4) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const length = view.getUint32(0, true);
@@ -449,9 +400,11 @@ export function peekHeader(bytes, maxSize = MAX_FRAME_SIZE) {
   if (size > limit) throw new WireError("frame_too_large", `frame of ${size} bytes is over the limit of ${limit}`);
   if (length < HEADER_SIZE - 4) throw new WireError("bad_length", `frame length ${length} is shorter than the header`);
   if (bytes.length < HEADER_SIZE) return null;
-  const version = bytes[4];
-  if (version !== VERSION) throw new WireError("unsupported_version", `unsupported protocol version ${version}`);
-  const kind = KIND_NAMES.get(bytes[5]);
+  const headerByte = bytes[4];
+  const known = KIND_NAMES.get(bytes[5]);
+  const expected = known ? headerVersion(known, version) : version;
+  if (headerByte !== expected) throw new WireError("unsupported_version", `unsupported protocol version ${headerByte}`);
+  const kind = known && since(known) <= version ? known : null;
   if (!kind) throw new WireError("unknown_kind", `unknown frame kind 0x${bytes[5].toString(16).padStart(2, "0")}`);
   const flags = view.getUint16(6, true);
   const allowed = kind === "error" ? FLAG_CLOSE : 0;
@@ -460,16 +413,17 @@ export function peekHeader(bytes, maxSize = MAX_FRAME_SIZE) {
 }
 
 /**
- * Decodes the frame at the start of `bytes`.
+ * Decodes the frame at the start of `bytes` on a connection speaking
+ * `version` (default 1).
  * - `{ frame, size }`: a whole frame; it took the first `size` bytes.
  * - `null`: only part of a frame so far ("need more"): read more and call again.
  * - throws WireError: the bytes are not a frame (the connection cannot go on).
  */
-export function decodeFrame(bytes, maxSize = MAX_FRAME_SIZE) {
-  const header = peekHeader(bytes, maxSize);
+export function decodeFrame(bytes, { version = MIN_VERSION, maxSize = MAX_FRAME_SIZE } = {}) {
+  const header = peekHeader(bytes, { version, maxSize });
   if (!header || bytes.length < header.size) return null;
   const r = new Reader(bytes.subarray(HEADER_SIZE, header.size));
-  const frame = BODIES[header.kind].decode(r, header.flags);
+  const frame = BODIES[header.kind].decode(r, header.flags, version);
   if (r.remaining > 0) {
     throw new WireError("trailing_bytes", `${r.remaining} bytes left over after the last field of frame kind ${header.kind}`);
   }
@@ -481,9 +435,11 @@ export function decodeFrame(bytes, maxSize = MAX_FRAME_SIZE) {
  * call `next()` until it answers null (need more). Holds at most one partial
  * frame plus the last chunk; a frame over the limit is refused from its first
  * four bytes, before it is buffered. After a WireError the stream is dead.
+ * `version` (default 1) is the connection's: set it when the Welcome chose one.
  */
 export class FrameDecoder {
-  constructor(maxSize = MAX_FRAME_SIZE) {
+  constructor({ version = MIN_VERSION, maxSize = MAX_FRAME_SIZE } = {}) {
+    this.version = checkVersion(version);
     this.maxSize = maxSize;
     this.buf = new Uint8Array(0);
     this.start = 0;
@@ -514,7 +470,7 @@ export class FrameDecoder {
 
   /** The next whole frame, or null when more bytes are needed. Throws WireError. */
   next() {
-    const decoded = decodeFrame(this.buf.subarray(this.start, this.end), this.maxSize);
+    const decoded = decodeFrame(this.buf.subarray(this.start, this.end), { version: this.version, maxSize: this.maxSize });
     if (!decoded) return null;
     this.start += decoded.size;
     if (this.start === this.end) this.start = this.end = 0;

@@ -15,7 +15,7 @@
 //   read, so whatever the answer sets up (a subscription's start) is in
 //   place before the next frame of the same read is dispatched.
 
-import { encodeFrame, MAX_FRAME_SIZE, VERSION } from "./codec.js";
+import { encodeFrame, MAX_FRAME_SIZE, MAX_VERSION, MIN_VERSION } from "./codec.js";
 import { ConnectionError, ConvergerError } from "./errors.js";
 import { openTcp, openWebSocket } from "./transport.js";
 
@@ -44,8 +44,13 @@ export async function handshake(target, credentialSource, options) {
     const timer = setTimeout(() => { transport.close(); reject(new ConnectionError("no Welcome in time")); }, options.connectTimeoutMs);
     transport.onframe = (frame) => {
       clearTimeout(timer);
-      if (frame.kind === "welcome") return resolve(frame);
-      if (frame.kind === "error") reject(new ConvergerError(frame.code, frame.message, { close: frame.close }));
+      if (frame.kind === "welcome" && frame.version >= MIN_VERSION && frame.version <= MAX_VERSION) {
+        // Set now, before the next frame of the same read is decoded.
+        transport.version = frame.version;
+        return resolve(frame);
+      }
+      if (frame.kind === "welcome") reject(new ConnectionError(`the server chose protocol version ${frame.version}, which this client does not speak`));
+      else if (frame.kind === "error") reject(new ConvergerError(frame.code, frame.message, { close: frame.close }));
       else reject(new ConnectionError(`the server answered Hello with ${frame.kind}`));
       transport.close();
     };
@@ -54,7 +59,7 @@ export async function handshake(target, credentialSource, options) {
       reject(error ?? new ConnectionError("the connection closed during the handshake"));
     };
     transport.send(encodeFrame({
-      kind: "hello", minVersion: VERSION, maxVersion: VERSION, auth,
+      kind: "hello", minVersion: MIN_VERSION, maxVersion: MAX_VERSION, auth,
       credential: auth === "token" ? credential.token : credential.apiKey, client: options.clientName,
     }));
   });
@@ -136,7 +141,7 @@ export class Connection {
    * maxSendBuffer bytes.
    */
   send(frame) {
-    const bytes = encodeFrame(frame, this.welcome.maxFrame ?? MAX_FRAME_SIZE);
+    const bytes = encodeFrame(frame, { version: this.welcome.version, maxSize: this.welcome.maxFrame ?? MAX_FRAME_SIZE });
     if (!this.#transport) throw new ConnectionError("not connected");
     this.#lastSent = Date.now();
     if (this.#outbox.length > 0 || this.#transport.buffered > this.#options.maxSendBuffer) {

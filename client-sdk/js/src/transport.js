@@ -38,7 +38,7 @@ class TcpTransport extends Transport {
   constructor(socket, maxFrame) {
     super();
     this.socket = socket;
-    this.decoder = new FrameDecoder(maxFrame);
+    this.decoder = new FrameDecoder({ maxSize: maxFrame });
     let failure = null;
     socket.on("data", (chunk) => {
       if (this.closed) return;
@@ -52,6 +52,15 @@ class TcpTransport extends Transport {
     });
     socket.on("error", (e) => { failure ??= e; });
     socket.on("close", () => this.finish(failure && wrap(failure)));
+  }
+
+  /** The protocol version frames are read in (1 until the Welcome chose one). */
+  get version() {
+    return this.decoder.version;
+  }
+
+  set version(v) {
+    this.decoder.version = v;
   }
 
   send(bytes) {
@@ -80,6 +89,9 @@ class TcpTransport extends Transport {
 }
 
 class WebSocketTransport extends Transport {
+  /** The protocol version frames are read in (1 until the Welcome chose one). */
+  version = 1;
+
   constructor(ws, maxFrame) {
     super();
     this.ws = ws;
@@ -88,7 +100,7 @@ class WebSocketTransport extends Transport {
       if (this.closed) return;
       try {
         const bytes = messageBytes(event.data);
-        const decoded = decodeFrame(bytes, maxFrame);
+        const decoded = decodeFrame(bytes, { version: this.version, maxSize: maxFrame });
         if (!decoded || decoded.size !== bytes.length) {
           throw new WireError("bad_length", `a WebSocket message of ${bytes.length} bytes is not exactly one frame`);
         }

@@ -33,6 +33,8 @@ export function toDraft(d) {
     attachments: json(d.attachments),
     metadata: json(d.metadata),
     idempotencyKey: d.idempotencyKey ?? null,
+    targetId: d.targetId ?? null,
+    parentId: d.parentId ?? null,
   };
 }
 
@@ -44,4 +46,21 @@ export function toEphemeral(frame) {
 /** The "typing" event of an ephemeral one of type typing: anything but an explicit `typing: false` means typing. */
 export function toTyping(event) {
   return { conversationId: event.conversationId, sender: event.sender, typing: event.data?.typing !== false };
+}
+
+/** The "receipt" event: a member's watermarks after they moved (0n: nothing yet). */
+export function toReceipt(event) {
+  const seq = (v) => (Number.isSafeInteger(v) ? BigInt(v) : 0n);
+  return {
+    conversationId: event.conversationId, sender: event.sender,
+    readSeq: seq(event.data?.read_seq), deliveredSeq: seq(event.data?.delivered_seq),
+  };
+}
+
+/** The "presence" event of user_online / user_offline: `lastSeen` (RFC 3339) going offline. */
+export function toPresence(event) {
+  return {
+    conversationId: event.conversationId, sender: event.sender,
+    online: event.type === "user_online", lastSeen: event.data?.last_seen ?? null,
+  };
 }

@@ -8,7 +8,8 @@
  * Bytes that are not a frame, or a frame that does not fit its layout.
  * `code` is the stable name the golden vectors use: frame_too_large,
  * bad_length, unsupported_version, unknown_kind, unknown_flags, truncated,
- * trailing_bytes, invalid_utf8, invalid_value (and too_long on encode).
+ * trailing_bytes, invalid_utf8, invalid_value (and too_long, not_in_version
+ * on encode).
  */
 export class WireError extends Error {
   constructor(code, message, field = null) {

@@ -35,6 +35,16 @@ export async function usage(): Promise<void> {
   off();
   client.on("close", (e) => { if (e instanceof ConvergerError) log(e.code === ErrorCode.unauthorized); });
   client.on("disconnect", (e: ConnectionError) => log(e.cause));
+  const m: Written = await client.publish({ conversationId: "c", text: "hi" });
+  await client.edit("c", m.activityId, { text: "hi!", metadata: { k: 1 } });
+  await client.react("c", m.activityId, "👍", { sender: "svc" });
+  await client.unreact("c", m.activityId, "👍");
+  await client.reply("c", m.activityId, { text: "re" });
+  await client.delete("c", m.activityId);
+  await client.markRead("c", m.seq);
+  await client.receipt("c", { deliveredSeq: 4n, sender: "svc" });
+  client.on("receipt", (e) => log(e.sender, e.readSeq + 1n, e.deliveredSeq));
+  client.on("presence", (e) => log(e.sender, e.online, e.lastSeen?.length));
   const rtt: number = await client.ping();
   await viaWs.reauth("a.b.c");
   viaWs.reconnect();
@@ -50,7 +60,11 @@ export function codec(bytes: Uint8Array): void {
     if (f.kind === "deliver") log(f.activities[0]?.seq);
     if (f.kind === "error") log(f.code, f.close);
   }
-  const d = new FrameDecoder(1 << 20);
+  const v2 = decodeFrame(bytes, { version: 2, maxSize: 1 << 20 });
+  if (v2 && v2.frame.kind === "deliver") log(v2.frame.activities[0]?.state?.reactions[0]?.me, v2.frame.activities[0]?.targetId);
+  encodeFrame({ kind: "receipt", requestId: 1, conversationId: "x", readSeq: 4n, deliveredSeq: null, sender: "" }, { version: 2 });
+  const d = new FrameDecoder({ maxSize: 1 << 20 });
+  d.version = 2;
   d.push(bytes);
   try {
     for (let f = d.next(); f !== null; f = d.next()) log(f.kind);

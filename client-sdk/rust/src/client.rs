@@ -15,7 +15,7 @@ use crate::codec::encode;
 use crate::connection::{handshake, run};
 use crate::error::{Error, ProtocolError, Result, ServerError};
 use crate::state::{Shared, SubSignal, SubState};
-use crate::subscription::{Subscription, TypingEvents};
+use crate::subscription::{MemberEvents, Subscription, TypingEvents};
 use crate::types::{Credential, Draft, HistoryPage, Welcome, Written};
 
 /// Tuning of a [`Client`]; [`Options::default`] suits most uses.
@@ -262,8 +262,8 @@ impl Client {
             sender: sender.into(),
             data: if typing { r#"{"typing":true}"# } else { r#"{"typing":false}"# }.into(),
         });
-        let bytes = encode(&frame)?;
         let conn = self.wait_for_connection(Instant::now() + self.shared().options.request_timeout).await?;
+        let bytes = encode(&frame, conn.version)?;
         conn.outbox.send(bytes).await.map_err(|_| Error::ConnectionLost)
     }
 
@@ -272,6 +272,14 @@ impl Client {
     /// skips the oldest when it falls behind. Ends when the client closes.
     pub fn typing_events(&self) -> TypingEvents {
         TypingEvents::new(self.shared().typing_receiver())
+    }
+
+    /// Receipts (a member's read and delivered watermarks moved) and users
+    /// coming online or going offline, in the conversations this client is
+    /// subscribed to, from now on (protocol version 2; ephemeral, like typing
+    /// events, and buffered the same way).
+    pub fn member_events(&self) -> MemberEvents {
+        MemberEvents::new(self.shared().member_receiver())
     }
 
     /// A round trip to the server (Ping → Pong).
@@ -326,7 +334,7 @@ impl Client {
     }
 
     /// A request whose frame takes the id this picks.
-    async fn call(&self, frame: impl FnOnce(u32) -> Frame) -> Result<Frame> {
+    pub(crate) async fn call(&self, frame: impl FnOnce(u32) -> Frame) -> Result<Frame> {
         let id = self.shared().next_id();
         self.call_with_id(id, frame(id)).await
     }
@@ -337,13 +345,6 @@ impl Client {
         let shared = self.shared();
         let timeout = shared.options.request_timeout;
         let deadline = Instant::now() + timeout;
-        let bytes = encode(&frame)?;
-        let max_frame = shared.lock().welcome.max_frame;
-        if bytes.len() > max_frame as usize {
-            // The server would close the connection (`frame_too_large`).
-            let why = format!("a frame of {} bytes is over the server's limit of {max_frame}", bytes.len());
-            return Err(Error::InvalidArgument(why));
-        }
         let attempt = async {
             let _slot = shared.in_flight.acquire().await.map_err(|_| Error::Closed)?;
             let (reply, answer) = oneshot::channel();
@@ -358,6 +359,14 @@ impl Client {
                     }
                 }
             };
+            // Encoded for the connection it goes on (its version).
+            let bytes = encode(&frame, conn.version)?;
+            let max_frame = shared.lock().welcome.max_frame;
+            if bytes.len() > max_frame as usize {
+                // The server would close the connection (`frame_too_large`).
+                let why = format!("a frame of {} bytes is over the server's limit of {max_frame}", bytes.len());
+                return Err(Error::InvalidArgument(why));
+            }
             if conn.outbox.send(bytes).await.is_err() {
                 return Err(Error::ConnectionLost);
             }
@@ -402,6 +411,6 @@ impl Client {
     }
 }
 
-fn unexpected(frame: &Frame) -> Error {
+pub(crate) fn unexpected(frame: &Frame) -> Error {
     Error::Protocol(ProtocolError::Unexpected(frame.kind().name()))
 }

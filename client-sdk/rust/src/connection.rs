@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use converger_protocol::{ErrorCode, Frame, Hello, Ping, VERSION};
+use converger_protocol::{ErrorCode, Frame, Hello, Ping, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
@@ -47,6 +47,7 @@ type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 pub(crate) struct Established {
     pub read: ReadHalf,
     pub write: WriteHalf,
+    /// Reads the version the Welcome chose.
     pub decoder: FrameDecoder,
     pub welcome: Welcome,
 }
@@ -56,17 +57,22 @@ pub(crate) async fn handshake(addr: &str, credential: &Credential, options: &Opt
     let timeout = options.connect_timeout;
     let attempt = async {
         let (mut read, mut write) = open(addr, options).await?;
+        // Every version this SDK speaks; the server picks the highest it speaks too.
         let hello = Frame::Hello(Hello {
-            min_version: VERSION,
-            max_version: VERSION,
+            min_version: Version::MIN.get(),
+            max_version: Version::MAX.get(),
             auth: credential.to_auth(),
             client: options.client_name.clone(),
         });
-        write.write_all(&encode(&hello)?).await?;
+        write.write_all(&encode(&hello, Version::V1)?).await?;
         let mut decoder = FrameDecoder::new();
         loop {
             match decoder.next_frame()? {
-                Some(Frame::Welcome(w)) => return Ok(Established { read, write, decoder, welcome: w.into() }),
+                Some(Frame::Welcome(w)) => {
+                    let version = Version::from_u8(w.version).ok_or(ProtocolError::Version(w.version))?;
+                    decoder.set_version(version);
+                    return Ok(Established { read, write, decoder, welcome: w.into() });
+                }
                 Some(Frame::Error(e)) => return Err(Error::Server(ServerError::from(&e))),
                 Some(other) => return Err(Error::Protocol(ProtocolError::Unexpected(other.kind().name()))),
                 None => {}
@@ -165,7 +171,10 @@ async fn serve(shared: &Arc<Shared>, established: Established) -> Error {
     let (outbox, queue) = mpsc::channel(OUTBOX);
     let kill = Arc::new(Notify::new());
     let idle = welcome.idle_timeout.max(Duration::from_secs(3));
-    let Some(generation) = shared.connected(outbox.clone(), kill.clone(), welcome) else { return Error::Closed };
+    let version = decoder.version();
+    let Some(generation) = shared.connected(outbox.clone(), kill.clone(), welcome, version) else {
+        return Error::Closed;
+    };
     let mut writer = tokio::spawn(write_loop(write, queue));
     let mut closed = shared.closed.subscribe();
     // Keepalive: a Ping at a third of the server's idle timeout (docs/protocol.md,
@@ -178,7 +187,7 @@ async fn serve(shared: &Arc<Shared>, established: Established) -> Error {
             match decoder.next_frame() {
                 Ok(Some(frame)) => {
                     heard = Instant::now();
-                    if let Some(end) = shared.dispatch(frame, &outbox) {
+                    if let Some(end) = shared.dispatch(frame, &outbox, version) {
                         break 'conn end;
                     }
                 }
@@ -196,7 +205,7 @@ async fn serve(shared: &Arc<Shared>, established: Established) -> Error {
                 if heard.elapsed() > idle {
                     break Error::Timeout(idle);
                 }
-                if let Ok(bytes) = encode(&Frame::Ping(Ping { payload: 0 })) {
+                if let Ok(bytes) = encode(&Frame::Ping(Ping { payload: 0 }), version) {
                     let _ = outbox.try_send(bytes); // full: the server hears from us anyway
                 }
             }

@@ -131,6 +131,9 @@ pub enum ProtocolError {
     Wire(#[from] WireError),
     #[error("unexpected {0} frame")]
     Unexpected(&'static str),
+    /// The Welcome names a protocol version this client did not offer.
+    #[error("the server chose protocol version {0}, which this client does not speak")]
+    Version(u8),
 }
 
 #[cfg(test)]

@@ -11,6 +11,12 @@
 //!   resumes from the last seq it handed out: no gap, no duplicate.
 //! - [`Client::history`], [`Client::typing`] (and [`Client::typing_events`]),
 //!   [`Client::ping`], [`Client::reauth`].
+//! - Chat (protocol version 2, which the client offers and a current server
+//!   picks): [`Client::edit`], [`Client::delete`], [`Client::react`],
+//!   [`Client::unreact`], [`Client::reply`], [`Client::mark_read`], and
+//!   [`Client::member_events`] for receipts and users online and offline.
+//!   Activities carry `target_id`, `parent_id` and a message's
+//!   [`MessageState`].
 //! - [`Rest`]: the REST calls an integrator makes around it (channels,
 //!   conversations, client tokens, the activity list), over `http://` or
 //!   `https://`. Behind the default `rest` feature (see [Features](#features)).
@@ -94,6 +100,7 @@
 //! conversations and tokens with any HTTP client, the API is plain JSON
 //! (docs/api.md).
 
+mod chat;
 mod client;
 pub mod codec;
 mod connection;
@@ -106,15 +113,19 @@ mod subscription;
 mod tls;
 mod types;
 
+pub use chat::Receipt;
 pub use client::{Client, Options};
-pub use converger_protocol::{ErrorCode, LIVE_ONLY};
+pub use converger_protocol::{ErrorCode, Version, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
 #[cfg(feature = "rest")]
-pub use rest::{ActivityList, Channel, Conversation, Rest, RestActivity, Token};
+pub use rest::{ActivityList, Channel, Conversation, Member, Rest, RestActivity, Token};
 #[cfg(feature = "tls")]
 pub use rustls;
-pub use subscription::{Subscription, TypingEvents};
+pub use subscription::{Events, MemberEvents, Subscription, TypingEvents};
 #[cfg(feature = "tls")]
 pub use tls::Tls;
-pub use types::{Activity, Credential, Draft, HistoryPage, TypingEvent, Welcome, Written};
+pub use types::{
+    Activity, Credential, Draft, Edit, HistoryPage, MemberEvent, MessageState, PresenceEvent, Reaction, ReceiptEvent,
+    TypingEvent, Welcome, Written,
+};
 pub use uuid::Uuid;

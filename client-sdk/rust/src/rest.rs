@@ -1,6 +1,6 @@
 //! [`Rest`]: the REST calls an integrator makes around the binary protocol
-//! (docs/api.md): create a channel and a conversation, issue and refresh
-//! client tokens, list a conversation's activities. Errors in the API's
+//! (docs/api.md): create a channel and a conversation, add and read its
+//! members, issue and refresh client tokens, list a conversation's activities. Errors in the API's
 //! `{"error":{"code","message"}}` shape come back as [`Error::Server`] with
 //! the catalogue code.
 //!
@@ -60,6 +60,24 @@ pub struct Token {
     /// RFC 3339.
     pub expires_at: String,
     pub conversation_id: Uuid,
+}
+
+/// A member of a conversation, with its receipts (`…/members`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Member {
+    pub conversation_id: Uuid,
+    pub sender: String,
+    pub role: Option<String>,
+    pub metadata: Value,
+    /// RFC 3339.
+    pub joined_at: String,
+    /// Read up to and including this seq (0: nothing yet).
+    pub read_seq: u64,
+    pub delivered_seq: u64,
+    /// Messages after `read_seq` from other senders, not deleted.
+    pub unread_count: u64,
+    /// RFC 3339, when the user was last connected; `None` while online or never seen.
+    pub last_seen: Option<String>,
 }
 
 /// An activity as REST shows it (times are RFC 3339, JSON values parsed).
@@ -183,6 +201,22 @@ impl Rest {
     /// expiry, for [`crate::Client::reauth`].
     pub async fn refresh_token(&self, token: &str) -> Result<Token> {
         self.send_as(token, "POST", "/api/v1/tokens/refresh", None).await
+    }
+
+    /// `POST /api/v1/conversations/{id}/members`: adds `sender` (or
+    /// replaces its role), which writes a `member_joined` activity.
+    pub async fn add_member(&self, conversation_id: Uuid, sender: &str, role: Option<&str>) -> Result<Member> {
+        let mut body = json!({"sender": sender});
+        if let Some(role) = role {
+            body["role"] = role.into();
+        }
+        self.send("POST", &format!("/api/v1/conversations/{conversation_id}/members"), Some(body)).await
+    }
+
+    /// `GET /api/v1/conversations/{id}/members/{sender}`: its receipts and unread count.
+    pub async fn member(&self, conversation_id: Uuid, sender: &str) -> Result<Member> {
+        let sender = sender.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+        self.send("GET", &format!("/api/v1/conversations/{conversation_id}/members/{sender}"), None).await
     }
 
     /// `GET /api/v1/conversations/{id}/activities?after_seq=&limit=`.

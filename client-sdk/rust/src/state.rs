@@ -5,6 +5,7 @@
 //! Invariants:
 //! - The reader never waits on anyone: answers go to one-shot channels,
 //!   activities to bounded per-subscription queues with `try_send`, typing
+//!   and member
 //!   events to a bounded broadcast. So the server's send queue drains at
 //!   the pace of the socket, never at the pace of a consumer.
 //! - A subscription hands out activities of its conversation in seq order,
@@ -21,14 +22,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use converger_protocol::{ErrorCode, Frame, Subscribe, SubscribeItem, Subscribed, Unsubscribe};
+use converger_protocol::{ErrorCode, Frame, Subscribe, SubscribeItem, Subscribed, Unsubscribe, Version};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify, Semaphore};
 use tracing::debug;
 use uuid::Uuid;
 
 use crate::codec::encode;
 use crate::error::{Error, ProtocolError, ServerError};
-use crate::types::{Activity, Credential, TypingEvent, Welcome};
+use crate::types::{Activity, Credential, MemberEvent, TypingEvent, Welcome};
 use crate::Options;
 
 /// Subscribe items per frame when a reconnect subscribes everything again
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub conn_changed: watch::Sender<u64>,
     pub closed: watch::Sender<bool>,
     typing: Mutex<Option<broadcast::Sender<TypingEvent>>>,
+    /// Receipts and users online and offline (protocol version 2).
+    members: Mutex<Option<broadcast::Sender<MemberEvent>>>,
     pub in_flight: Semaphore,
 }
 
@@ -63,6 +66,8 @@ pub(crate) struct State {
 #[derive(Clone)]
 pub(crate) struct Conn {
     pub generation: u64,
+    /// The protocol version its frames are encoded in.
+    pub version: Version,
     pub outbox: mpsc::Sender<Bytes>,
     /// Ends the connection (the client then reconnects).
     pub kill: Arc<Notify>,
@@ -175,6 +180,7 @@ impl SubState {
 impl Shared {
     pub fn new(options: Options, addr: String, credential: Credential, welcome: Welcome) -> Shared {
         let (typing, _) = broadcast::channel(options.typing_buffer.max(1));
+        let (members, _) = broadcast::channel(options.typing_buffer.max(1));
         Shared {
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
             options,
@@ -192,6 +198,7 @@ impl Shared {
             conn_changed: watch::channel(0).0,
             closed: watch::channel(false).0,
             typing: Mutex::new(Some(typing)),
+            members: Mutex::new(Some(members)),
         }
     }
 
@@ -214,6 +221,10 @@ impl Shared {
         self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(broadcast::Sender::subscribe)
     }
 
+    pub fn member_receiver(&self) -> Option<broadcast::Receiver<MemberEvent>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(broadcast::Sender::subscribe)
+    }
+
     /// Registers request `id` on the current connection, if there is one
     /// (then `reply` moves into the pending map).
     pub fn register(&self, id: u32, reply: &mut Option<oneshot::Sender<Frame>>) -> Result<Option<Conn>, Error> {
@@ -233,7 +244,13 @@ impl Shared {
     /// A new connection is up: requests may use it, and every subscription
     /// not lagging is subscribed again from its last seq. `None` when the
     /// client was closed meanwhile.
-    pub fn connected(&self, outbox: mpsc::Sender<Bytes>, kill: Arc<Notify>, welcome: Welcome) -> Option<u64> {
+    pub fn connected(
+        &self,
+        outbox: mpsc::Sender<Bytes>,
+        kill: Arc<Notify>,
+        welcome: Welcome,
+        version: Version,
+    ) -> Option<u64> {
         let mut state = self.lock();
         if state.closed.is_some() {
             return None;
@@ -261,7 +278,7 @@ impl Shared {
                 }
             }
             // The outbox is new and has room for this many frames.
-            let queued = encode(&Frame::Subscribe(Subscribe { request_id, items }))
+            let queued = encode(&Frame::Subscribe(Subscribe { request_id, items }), version)
                 .is_ok_and(|bytes| outbox.try_send(bytes).is_ok());
             if queued {
                 state.pending.insert(request_id, Pending { generation, reply: None });
@@ -269,7 +286,7 @@ impl Shared {
                 debug!("could not queue a resubscription");
             }
         }
-        state.conn = Some(Conn { generation, outbox, kill });
+        state.conn = Some(Conn { generation, version, outbox, kill });
         drop(state);
         self.conn_changed.send_modify(|n| *n += 1);
         Some(generation)
@@ -303,13 +320,16 @@ impl Shared {
         }
         drop(state);
         self.typing.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.closed.send_replace(true);
         // Wakes requests waiting for a connection (the count stays).
         self.conn_changed.send_modify(|_| {});
     }
 
-    /// Handles one frame from the server. `Some(error)`: the connection ends.
-    pub fn dispatch(&self, frame: Frame, outbox: &mpsc::Sender<Bytes>) -> Option<Error> {
+    /// Handles one frame from the server, which came on a connection
+    /// speaking `version` whose outbox is `outbox`. `Some(error)`: the
+    /// connection ends.
+    pub fn dispatch(&self, frame: Frame, outbox: &mpsc::Sender<Bytes>, version: Version) -> Option<Error> {
         match frame {
             Frame::Deliver(d) => {
                 let mut state = self.lock();
@@ -320,10 +340,10 @@ impl Shared {
                         Offer::Taken => {}
                         // Stop the stream until the consumer resumes it (best effort:
                         // what still comes is dropped). Nobody waits for the Ack.
-                        Offer::Paused => self.unsubscribe_now(conversation, outbox),
+                        Offer::Paused => self.unsubscribe_now(conversation, outbox, version),
                         Offer::Gone => {
                             state.subs.remove(&conversation);
-                            self.unsubscribe_now(conversation, outbox);
+                            self.unsubscribe_now(conversation, outbox, version);
                         }
                     }
                 }
@@ -355,14 +375,19 @@ impl Shared {
             Frame::Ping(p) => {
                 let pong = Frame::Pong(converger_protocol::Pong { payload: p.payload });
                 // A full outbox means the server is hearing from us anyway.
-                if let Ok(bytes) = encode(&pong) {
+                if let Ok(bytes) = encode(&pong, version) {
                     let _ = outbox.try_send(bytes);
                 }
             }
             Frame::Ephemeral(ref e) => {
+                // No receiver: nobody listens. Types this version does not know are ignored.
                 if let Some(event) = TypingEvent::from_frame(e) {
                     if let Some(tx) = self.typing.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                        let _ = tx.send(event); // no receiver: nobody listens
+                        let _ = tx.send(event);
+                    }
+                } else if let Some(event) = MemberEvent::from_frame(e) {
+                    if let Some(tx) = self.members.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        let _ = tx.send(event);
                     }
                 }
             }
@@ -454,7 +479,7 @@ impl Shared {
                 items: vec![SubscribeItem { conversation_id: conversation.into_bytes(), after_seq }],
             }),
         ];
-        let [Ok(a), Ok(b)] = frames.map(|f| encode(&f)) else { return None };
+        let [Ok(a), Ok(b)] = frames.map(|f| encode(&f, conn.version)) else { return None };
         for id in [unsubscribe, request] {
             state.pending.insert(id, Pending { generation: conn.generation, reply: None });
         }
@@ -462,10 +487,10 @@ impl Shared {
     }
 
     /// Queues an Unsubscribe if the outbox has room (never waits).
-    fn unsubscribe_now(&self, conversation: Uuid, outbox: &mpsc::Sender<Bytes>) {
+    fn unsubscribe_now(&self, conversation: Uuid, outbox: &mpsc::Sender<Bytes>, version: Version) {
         let request_id = self.next_id();
         let frame = Frame::Unsubscribe(Unsubscribe { request_id, conversation_ids: vec![conversation.into_bytes()] });
-        if let Ok(bytes) = encode(&frame) {
+        if let Ok(bytes) = encode(&frame, version) {
             let _ = outbox.try_send(bytes);
         }
     }
@@ -481,7 +506,7 @@ impl Shared {
         // If the outbox is full the server keeps sending it and the reader
         // drops it: harmless, and gone at the next reconnect.
         if let Some(conn) = &state.conn {
-            self.unsubscribe_now(conversation, &conn.outbox);
+            self.unsubscribe_now(conversation, &conn.outbox, conn.version);
         }
     }
 }
@@ -502,6 +527,9 @@ mod tests {
             attachments: None,
             metadata: "{}".into(),
             idempotency_key: None,
+            target_id: None,
+            parent_id: None,
+            state: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! What a consumer reads: a [`Subscription`] (one conversation's activities,
-//! in order, across reconnects) and [`TypingEvents`].
+//! in order, across reconnects) and the ephemeral event streams ([`Events`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::state::SubSignal;
-use crate::types::{Activity, TypingEvent};
+use crate::types::{Activity, MemberEvent, TypingEvent};
 use crate::Client;
 
 /// One conversation's activities: the backlog after the subscription's
@@ -152,21 +152,27 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
-/// Typing events of the client's subscribed conversations
-/// ([`Client::typing_events`]).
+/// Events of the client's subscribed conversations, of one kind:
+/// [`TypingEvents`] ([`Client::typing_events`]) or [`MemberEvents`]
+/// ([`Client::member_events`]).
 #[derive(Debug)]
-pub struct TypingEvents {
-    rx: Option<broadcast::Receiver<TypingEvent>>,
+pub struct Events<T> {
+    rx: Option<broadcast::Receiver<T>>,
 }
 
-impl TypingEvents {
-    pub(crate) fn new(rx: Option<broadcast::Receiver<TypingEvent>>) -> TypingEvents {
-        TypingEvents { rx }
+/// Typing events ([`Client::typing_events`]).
+pub type TypingEvents = Events<TypingEvent>;
+/// Receipts and users online and offline ([`Client::member_events`]).
+pub type MemberEvents = Events<MemberEvent>;
+
+impl<T: Clone> Events<T> {
+    pub(crate) fn new(rx: Option<broadcast::Receiver<T>>) -> Events<T> {
+        Events { rx }
     }
 
     /// The next event; `None` once the client is closed. Events this
     /// receiver was too slow for are skipped. Cancel-safe.
-    pub async fn next(&mut self) -> Option<TypingEvent> {
+    pub async fn next(&mut self) -> Option<T> {
         let rx = self.rx.as_mut()?;
         loop {
             match rx.recv().await {

@@ -1,7 +1,8 @@
 //! The SDK's values: what goes in ([`Credential`], [`Draft`]) and what comes
-//! out ([`Welcome`], [`Activity`], [`Written`], [`HistoryPage`],
-//! [`TypingEvent`]). Ids are [`Uuid`]s, times unix microseconds (UTC) as on
-//! the wire, JSON values raw JSON text (the server validates them).
+//! out ([`Welcome`], [`Activity`] with its [`MessageState`], [`Written`],
+//! [`HistoryPage`], [`TypingEvent`], [`ReceiptEvent`], [`PresenceEvent`]).
+//! Ids are [`Uuid`]s, times unix microseconds (UTC) as on the wire, JSON
+//! values raw JSON text (the server validates them).
 //!
 //! Each type converts from or to its `converger_protocol` counterpart; the
 //! codec stays the one source of the wire layouts.
@@ -98,6 +99,11 @@ pub struct Draft {
     /// 1–255 bytes, unique per conversation: a repeat answers the original
     /// activity with `replayed` set, and creates nothing.
     pub idempotency_key: Option<String>,
+    /// The message an `edit`, `delete`, `reaction_add` or `reaction_remove`
+    /// acts on (protocol version 2).
+    pub target_id: Option<Uuid>,
+    /// The message a reply answers: its thread (protocol version 2).
+    pub parent_id: Option<Uuid>,
 }
 
 impl Draft {
@@ -120,7 +126,44 @@ impl Draft {
             attachments: None,
             metadata: None,
             idempotency_key: None,
+            target_id: None,
+            parent_id: None,
         }
+    }
+
+    /// An activity of `kind` acting on the message `target` (`edit`,
+    /// `delete`, `reaction_add`, `reaction_remove`). The typed methods
+    /// ([`crate::Client::edit`], …) build these; an API-key client builds
+    /// them itself to name the sender.
+    pub fn acting_on(conversation_id: Uuid, kind: &str, target: Uuid) -> Draft {
+        Draft { target_id: Some(target), ..Draft::new(conversation_id, kind) }
+    }
+
+    /// An `edit` of message `target` with new content.
+    pub fn edit(conversation_id: Uuid, target: Uuid, edit: Edit) -> Draft {
+        Draft {
+            text: edit.text,
+            attachments: edit.attachments,
+            metadata: edit.metadata,
+            ..Draft::acting_on(conversation_id, "edit", target)
+        }
+    }
+
+    /// A `delete` of message `target`.
+    pub fn delete(conversation_id: Uuid, target: Uuid) -> Draft {
+        Draft::acting_on(conversation_id, "delete", target)
+    }
+
+    /// A `reaction_add` (`add`) or `reaction_remove` of `emoji` to message `target`.
+    pub fn reaction(conversation_id: Uuid, target: Uuid, emoji: impl Into<String>, add: bool) -> Draft {
+        let kind = if add { "reaction_add" } else { "reaction_remove" };
+        Draft { text: Some(emoji.into()), ..Draft::acting_on(conversation_id, kind, target) }
+    }
+
+    /// Makes the draft a reply in the thread of message `parent`.
+    pub fn parent(mut self, parent: Uuid) -> Draft {
+        self.parent_id = Some(parent);
+        self
     }
 
     pub fn sender(mut self, sender: impl Into<String>) -> Draft {
@@ -161,6 +204,8 @@ impl From<Draft> for proto::Draft {
             attachments: d.attachments,
             metadata: d.metadata,
             idempotency_key: d.idempotency_key,
+            target_id: d.target_id.map(Uuid::into_bytes),
+            parent_id: d.parent_id.map(Uuid::into_bytes),
         }
     }
 }
@@ -175,11 +220,20 @@ impl From<proto::Draft> for Draft {
             attachments: d.attachments,
             metadata: d.metadata,
             idempotency_key: d.idempotency_key,
+            target_id: d.target_id.map(Uuid::from_bytes),
+            parent_id: d.parent_id.map(Uuid::from_bytes),
         }
     }
 }
 
 /// A committed activity, as a subscription or a history page gives it.
+///
+/// Besides `message` and `event`, the log holds what happens to messages
+/// (`edit`, `delete`, `reaction_add`, `reaction_remove`, each naming its
+/// `target_id`) and to members (`member_joined`, `member_left`); applied in
+/// seq order they bring a message to the `state` a read shows. The fields
+/// added by protocol version 2 (`target_id`, `parent_id`, `state`) are `None`
+/// on a version-1 connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Activity {
     pub id: Uuid,
@@ -197,6 +251,46 @@ pub struct Activity {
     /// JSON object text (`{}` when empty).
     pub metadata: String,
     pub idempotency_key: Option<String>,
+    /// The message an `edit`, `delete` or reaction acts on.
+    pub target_id: Option<Uuid>,
+    /// The message a reply answers (its thread).
+    pub parent_id: Option<Uuid>,
+    /// A message's current state (messages only).
+    pub state: Option<MessageState>,
+}
+
+/// What a message is now: edited, deleted, replied to, reacted to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageState {
+    /// Unix microseconds of the last edit.
+    pub edited_at: Option<i64>,
+    /// Unix microseconds of the delete: text, attachments and metadata are gone.
+    pub deleted_at: Option<i64>,
+    /// Replies naming it as their parent.
+    pub reply_count: u32,
+    /// One entry per emoji, most used first.
+    pub reactions: Vec<Reaction>,
+}
+
+/// How many senders reacted with one emoji.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: u32,
+    /// This connection's sender is one of them (always false for an API key,
+    /// and in live deliveries: a message is delivered before any reaction).
+    pub me: bool,
+}
+
+impl From<proto::MessageState> for MessageState {
+    fn from(s: proto::MessageState) -> MessageState {
+        MessageState {
+            edited_at: s.edited_at,
+            deleted_at: s.deleted_at,
+            reply_count: s.reply_count,
+            reactions: s.reactions.into_iter().map(|r| Reaction { emoji: r.emoji, count: r.count, me: r.me }).collect(),
+        }
+    }
 }
 
 impl Activity {
@@ -219,6 +313,9 @@ impl From<proto::Activity> for Activity {
             attachments: a.attachments,
             metadata: a.metadata,
             idempotency_key: a.idempotency_key,
+            target_id: a.target_id.map(Uuid::from_bytes),
+            parent_id: a.parent_id.map(Uuid::from_bytes),
+            state: a.state.map(MessageState::from),
         }
     }
 }
@@ -289,6 +386,115 @@ impl TypingEvent {
     }
 }
 
+/// A member's read and delivered watermarks moved (protocol version 2: an
+/// Ephemeral of type `receipt`). Watermarks never move back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptEvent {
+    pub conversation_id: Uuid,
+    /// The member.
+    pub sender: String,
+    /// Read up to and including this seq (0: nothing yet).
+    pub read_seq: u64,
+    /// Delivered up to and including this seq (0: nothing yet).
+    pub delivered_seq: u64,
+}
+
+impl ReceiptEvent {
+    /// The event an Ephemeral frame carries; `None` for other types.
+    pub fn from_frame(e: &proto::Ephemeral) -> Option<ReceiptEvent> {
+        if e.kind != "receipt" {
+            return None;
+        }
+        let data: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+        let seq = |key: &str| data.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Some(ReceiptEvent {
+            conversation_id: Uuid::from_bytes(e.conversation_id),
+            sender: e.sender.clone(),
+            read_seq: seq("read_seq"),
+            delivered_seq: seq("delivered_seq"),
+        })
+    }
+}
+
+/// A user came online or went offline in the tenant (protocol version 2:
+/// Ephemerals of type `user_online` / `user_offline`, sent to the
+/// conversations the user is a member of).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceEvent {
+    /// The conversation it was announced in (a subscribed one).
+    pub conversation_id: Uuid,
+    /// The user (a sender id).
+    pub sender: String,
+    pub online: bool,
+    /// Going offline: when the user's last connection ended (RFC 3339, as
+    /// REST shows it).
+    pub last_seen: Option<String>,
+}
+
+impl PresenceEvent {
+    /// The event an Ephemeral frame carries; `None` for other types.
+    pub fn from_frame(e: &proto::Ephemeral) -> Option<PresenceEvent> {
+        let online = match e.kind.as_str() {
+            "user_online" => true,
+            "user_offline" => false,
+            _ => return None,
+        };
+        let data: serde_json::Value = serde_json::from_str(&e.data).ok()?;
+        Some(PresenceEvent {
+            conversation_id: Uuid::from_bytes(e.conversation_id),
+            sender: e.sender.clone(),
+            online,
+            last_seen: data.get("last_seen").and_then(serde_json::Value::as_str).map(str::to_owned),
+        })
+    }
+}
+
+/// What [`crate::Client::member_events`] yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    Receipt(ReceiptEvent),
+    Presence(PresenceEvent),
+}
+
+impl MemberEvent {
+    /// The event an Ephemeral frame carries; `None` for other types.
+    pub fn from_frame(e: &proto::Ephemeral) -> Option<MemberEvent> {
+        ReceiptEvent::from_frame(e)
+            .map(MemberEvent::Receipt)
+            .or_else(|| PresenceEvent::from_frame(e).map(MemberEvent::Presence))
+    }
+}
+
+/// New content for a message ([`crate::Client::edit`]): what is given
+/// replaces the message's; at least one field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    pub text: Option<String>,
+    /// A JSON array of objects, as text.
+    pub attachments: Option<String>,
+    /// A JSON object, as text.
+    pub metadata: Option<String>,
+}
+
+impl Edit {
+    /// New text.
+    pub fn text(text: impl Into<String>) -> Edit {
+        Edit { text: Some(text.into()), ..Edit::default() }
+    }
+
+    /// New attachments (JSON text: an array of objects).
+    pub fn attachments(mut self, json: impl Into<String>) -> Edit {
+        self.attachments = Some(json.into());
+        self
+    }
+
+    /// New metadata (JSON text: an object).
+    pub fn metadata(mut self, json: impl Into<String>) -> Edit {
+        self.metadata = Some(json.into());
+        self
+    }
+}
+
 fn micros_to_time(micros: i64) -> SystemTime {
     let d = Duration::from_micros(micros.unsigned_abs());
     if micros >= 0 {
@@ -315,6 +521,10 @@ mod tests {
         assert_eq!((wire.kind.as_str(), wire.text.as_deref()), ("message", Some("hi")));
         assert_eq!(Draft::from(wire), d);
         assert_eq!(Draft::event(c).kind, "event");
+        let target = Uuid::from_u128(7);
+        let edit = Draft::acting_on(c, "edit", target).text("new");
+        assert_eq!(proto::Draft::from(edit.clone()).target_id, Some(target.into_bytes()));
+        assert_eq!(Draft::message(c, "re").parent(target).parent_id, Some(target));
     }
 
     #[test]

@@ -10,7 +10,10 @@ use std::fs;
 use std::path::PathBuf;
 
 use converger_client::codec::{encode, FrameDecoder};
-use converger_client::{Activity, Draft, ServerError, TypingEvent, Uuid, Welcome, Written};
+use converger_client::{
+    Activity, Draft, MessageState, PresenceEvent, Reaction, ReceiptEvent, ServerError, TypingEvent, Uuid, Version,
+    Welcome, Written,
+};
 use converger_protocol as proto;
 use converger_protocol::{ErrorCode, Frame};
 use serde_json::Value;
@@ -28,8 +31,12 @@ fn load(file: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-/// `(file/name, bytes, fields)` of every frame vector.
-fn frame_vectors() -> Vec<(String, Vec<u8>, Value)> {
+fn version_of(v: &Value) -> Version {
+    Version::from_u8(num(&v["version"])).expect("a version the SDK speaks")
+}
+
+/// `(file/name, version, bytes, fields)` of every frame vector.
+fn frame_vectors() -> Vec<(String, Version, Vec<u8>, Value)> {
     let mut files: Vec<String> = fs::read_dir(testdata())
         .expect("protocol/testdata")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -40,7 +47,7 @@ fn frame_vectors() -> Vec<(String, Vec<u8>, Value)> {
     for file in files {
         for v in load(&file)["vectors"].as_array().expect("vectors") {
             let name = format!("{file}/{}", v["name"].as_str().expect("name"));
-            out.push((name, unhex(v["hex"].as_str().expect("hex")), v["frame"].clone()));
+            out.push((name, version_of(v), unhex(v["hex"].as_str().expect("hex")), v["frame"].clone()));
         }
     }
     out
@@ -66,6 +73,28 @@ fn s(v: &Value) -> String {
     v.as_str().expect("string").to_owned()
 }
 
+fn opt_uuid(v: &Value) -> Option<Uuid> {
+    v.as_str().map(|_| uuid(v))
+}
+
+fn opt_big<T: std::str::FromStr>(v: &Value) -> Option<T> {
+    v.as_str().map(|_| big(v))
+}
+
+fn state(f: &Value) -> Option<MessageState> {
+    if f.is_null() {
+        return None;
+    }
+    Some(MessageState {
+        edited_at: opt_big(&f["edited_at"]),
+        deleted_at: opt_big(&f["deleted_at"]),
+        reply_count: num(&f["reply_count"]),
+        reactions: (f["reactions"].as_array().unwrap().iter())
+            .map(|r| Reaction { emoji: s(&r["emoji"]), count: num(&r["count"]), me: r["me"].as_bool().unwrap() })
+            .collect(),
+    })
+}
+
 fn check_activity(a: &Activity, f: &Value, at: &str) {
     let expected = Activity {
         id: uuid(&f["id"]),
@@ -78,6 +107,9 @@ fn check_activity(a: &Activity, f: &Value, at: &str) {
         attachments: opt(&f["attachments"]),
         metadata: s(&f["metadata"]),
         idempotency_key: opt(&f["idempotency_key"]),
+        target_id: opt_uuid(&f["target_id"]),
+        parent_id: opt_uuid(&f["parent_id"]),
+        state: state(&f["state"]),
     };
     assert_eq!(*a, expected, "{at}");
 }
@@ -118,6 +150,8 @@ fn draft(f: &Value) -> Draft {
         attachments: opt(&f["attachments"]),
         metadata: opt(&f["metadata"]),
         idempotency_key: opt(&f["idempotency_key"]),
+        target_id: opt_uuid(&f["target_id"]),
+        parent_id: opt_uuid(&f["parent_id"]),
     }
 }
 
@@ -183,10 +217,35 @@ fn check_server_frame(frame: Frame, f: &Value, at: &str) {
                 (num(&f["request_id"]), f["sender"].as_str().unwrap(), f["data"].as_str().unwrap()),
                 "{at}"
             );
-            let typing = TypingEvent::from_frame(&e).expect("a typing event");
             let data: Value = serde_json::from_str(f["data"].as_str().unwrap()).unwrap();
-            assert_eq!(typing.typing, data["typing"].as_bool().unwrap(), "{at}");
-            assert_eq!(typing.conversation_id, uuid(&f["conversation_id"]), "{at}");
+            let conversation_id = uuid(&f["conversation_id"]);
+            match e.kind.as_str() {
+                "typing" => {
+                    let typing = TypingEvent::from_frame(&e).expect("a typing event");
+                    assert_eq!(typing.typing, data["typing"].as_bool().unwrap(), "{at}");
+                    assert_eq!(typing.conversation_id, conversation_id, "{at}");
+                }
+                "receipt" => {
+                    let receipt = ReceiptEvent::from_frame(&e).expect("a receipt event");
+                    let expected = ReceiptEvent {
+                        conversation_id,
+                        sender: s(&f["sender"]),
+                        read_seq: data["read_seq"].as_u64().unwrap(),
+                        delivered_seq: data["delivered_seq"].as_u64().unwrap(),
+                    };
+                    assert_eq!(receipt, expected, "{at}");
+                }
+                kind => {
+                    let presence = PresenceEvent::from_frame(&e).expect("a presence event");
+                    let expected = PresenceEvent {
+                        conversation_id,
+                        sender: s(&f["sender"]),
+                        online: kind == "user_online",
+                        last_seen: data["last_seen"].as_str().map(str::to_owned),
+                    };
+                    assert_eq!(presence, expected, "{at}");
+                }
+            }
         }
         other => panic!("{at}: {} is not sent by the server", other.kind().name()),
     }
@@ -237,9 +296,16 @@ fn client_frame(f: &Value, at: &str) -> Frame {
             limit: num(&f["limit"]),
         }),
         "reauth" => Frame::Reauth(proto::Reauth { request_id: request_id(), token: s(&f["token"]) }),
+        "receipt" => Frame::Receipt(proto::Receipt {
+            request_id: request_id(),
+            conversation_id: uuid(&f["conversation_id"]).into_bytes(),
+            read_seq: opt_big(&f["read_seq"]),
+            delivered_seq: opt_big(&f["delivered_seq"]),
+            sender: s(&f["sender"]),
+        }),
         "ephemeral" | "ping" | "pong" => {
             // Both directions: the SDK sends them as it decodes them.
-            let (frame, _) = proto::decode_frame(&encode_json_free(f)).unwrap().unwrap();
+            let (frame, _) = proto::decode_frame(&encode_json_free(f), Version::V1).unwrap().unwrap();
             frame
         }
         other => panic!("{at}: {other} is not sent by a client"),
@@ -259,21 +325,24 @@ fn encode_json_free(f: &Value) -> Vec<u8> {
             data: s(&f["data"]),
         }),
     };
-    encode(&frame).unwrap().to_vec()
+    encode(&frame, Version::V1).unwrap().to_vec()
 }
 
 #[test]
 fn every_vector_decodes_through_the_sdk_and_client_frames_encode_to_their_bytes() {
     let vectors = frame_vectors();
     assert!(vectors.len() >= 18, "the vectors are there: {}", vectors.len());
-    let mut stream = Vec::new();
-    for (at, bytes, fields) in &vectors {
+    // One stream per version, as one connection reads it.
+    let mut streams: Vec<(Version, Vec<u8>, usize)> = Version::ALL.iter().map(|v| (*v, Vec::new(), 0)).collect();
+    for (at, version, bytes, fields) in &vectors {
         // Whole, then one byte at a time: incomplete until the last byte.
         let mut whole = FrameDecoder::new();
+        whole.set_version(*version);
         whole.extend(bytes);
         let frame = whole.next_frame().unwrap_or_else(|e| panic!("{at}: {e}")).expect("complete");
         assert_eq!(whole.buffered(), 0, "{at}");
         let mut split = FrameDecoder::new();
+        split.set_version(*version);
         for (i, b) in bytes.iter().enumerate() {
             split.extend(std::slice::from_ref(b));
             let got = split.next_frame().unwrap_or_else(|e| panic!("{at} at byte {i}: {e}"));
@@ -289,20 +358,25 @@ fn every_vector_decodes_through_the_sdk_and_client_frames_encode_to_their_bytes(
         if kind.client_sends() {
             let built = client_frame(fields, at);
             assert_eq!(built, frame, "{at}");
-            assert_eq!(encode(&built).unwrap().as_ref(), bytes.as_slice(), "{at}: encoded bytes");
+            assert_eq!(encode(&built, *version).unwrap().as_ref(), bytes.as_slice(), "{at}: encoded bytes");
         }
+        let (_, stream, count) = streams.iter_mut().find(|(v, _, _)| v == version).expect("a stream");
         stream.extend_from_slice(bytes);
+        *count += 1;
     }
-    // All of them as one stream, read in odd-sized pieces.
-    let mut decoder = FrameDecoder::new();
-    let mut decoded = Vec::new();
-    for piece in stream.chunks(7) {
-        decoder.extend(piece);
-        while let Some(frame) = decoder.next_frame().expect("a valid stream") {
-            decoded.push(frame);
+    // All of a version as one stream, read in odd-sized pieces.
+    for (version, stream, count) in streams {
+        let mut decoder = FrameDecoder::new();
+        decoder.set_version(version);
+        let mut decoded = Vec::new();
+        for piece in stream.chunks(7) {
+            decoder.extend(piece);
+            while let Some(frame) = decoder.next_frame().expect("a valid stream") {
+                decoded.push(frame);
+            }
         }
+        assert_eq!(decoded.len(), count, "version {version}");
     }
-    assert_eq!(decoded.len(), vectors.len());
 }
 
 #[test]
@@ -313,6 +387,7 @@ fn invalid_vectors_fail_in_the_sdk_decoder_with_the_named_error() {
     for v in vectors {
         let name = v["name"].as_str().unwrap();
         let mut decoder = FrameDecoder::new();
+        decoder.set_version(version_of(v));
         decoder.extend(&unhex(v["hex"].as_str().unwrap()));
         match decoder.next_frame() {
             Err(e) => assert_eq!(e.name(), v["error"].as_str().unwrap(), "{name}: {e}"),

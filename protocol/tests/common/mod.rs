@@ -77,6 +77,42 @@ fn obj(fields: Vec<(&'static str, Value)>) -> Value {
     Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
 }
 
+fn opt_uuid_of(v: &Value) -> Option<Id> {
+    (!v.is_null()).then(|| parse_uuid(v))
+}
+
+fn opt_big(n: Option<impl ToString>) -> Value {
+    n.map_or(Value::Null, big)
+}
+
+fn opt_i64_of(v: &Value) -> Option<i64> {
+    (!v.is_null()).then(|| i64_of(v))
+}
+
+fn opt_u64_of(v: &Value) -> Option<u64> {
+    (!v.is_null()).then(|| u64_of(v))
+}
+
+fn state_json(state: &MessageState) -> Value {
+    json!({
+        "edited_at": opt_big(state.edited_at),
+        "deleted_at": opt_big(state.deleted_at),
+        "reply_count": state.reply_count,
+        "reactions": state.reactions.iter().map(|r| json!({"emoji": r.emoji, "count": r.count, "me": r.me})).collect::<Vec<_>>(),
+    })
+}
+
+fn state_of(v: &Value) -> MessageState {
+    MessageState {
+        edited_at: opt_i64_of(&v["edited_at"]),
+        deleted_at: opt_i64_of(&v["deleted_at"]),
+        reply_count: num(&v["reply_count"]),
+        reactions: (v["reactions"].as_array().expect("reactions").iter())
+            .map(|r| Reaction { emoji: s(&r["emoji"]), count: num(&r["count"]), me: r["me"].as_bool().expect("me") })
+            .collect(),
+    }
+}
+
 pub fn activity_json(a: &Activity) -> Value {
     json!({
         "id": uuid(&a.id),
@@ -89,6 +125,9 @@ pub fn activity_json(a: &Activity) -> Value {
         "attachments": opt_str(&a.attachments),
         "metadata": a.metadata,
         "idempotency_key": opt_str(&a.idempotency_key),
+        "target_id": opt_uuid(&a.target_id),
+        "parent_id": opt_uuid(&a.parent_id),
+        "state": a.state.as_ref().map_or(Value::Null, state_json),
     })
 }
 
@@ -104,6 +143,9 @@ fn activity_of(v: &Value) -> Activity {
         attachments: os(&v["attachments"]),
         metadata: s(&v["metadata"]),
         idempotency_key: os(&v["idempotency_key"]),
+        target_id: opt_uuid_of(&v["target_id"]),
+        parent_id: opt_uuid_of(&v["parent_id"]),
+        state: (!v["state"].is_null()).then(|| state_of(&v["state"])),
     }
 }
 
@@ -116,6 +158,8 @@ fn draft_json(d: &Draft) -> Value {
         "attachments": opt_str(&d.attachments),
         "metadata": opt_str(&d.metadata),
         "idempotency_key": opt_str(&d.idempotency_key),
+        "target_id": opt_uuid(&d.target_id),
+        "parent_id": opt_uuid(&d.parent_id),
     })
 }
 
@@ -128,6 +172,8 @@ fn draft_of(v: &Value) -> Draft {
         attachments: os(&v["attachments"]),
         metadata: os(&v["metadata"]),
         idempotency_key: os(&v["idempotency_key"]),
+        target_id: opt_uuid_of(&v["target_id"]),
+        parent_id: opt_uuid_of(&v["parent_id"]),
     }
 }
 
@@ -251,6 +297,13 @@ pub fn to_json(frame: &Frame) -> Value {
             ("sender", e.sender.clone().into()),
             ("data", e.data.clone().into()),
         ]),
+        Frame::Receipt(r) => fields.extend([
+            ("request_id", r.request_id.into()),
+            ("conversation_id", uuid(&r.conversation_id).into()),
+            ("read_seq", opt_big(r.read_seq)),
+            ("delivered_seq", opt_big(r.delivered_seq)),
+            ("sender", r.sender.clone().into()),
+        ]),
         Frame::History(h) => fields.extend([
             ("request_id", h.request_id.into()),
             ("conversation_id", uuid(&h.conversation_id).into()),
@@ -347,6 +400,13 @@ pub fn from_json(v: &Value) -> Frame {
             kind: s(&v["type"]),
             sender: s(&v["sender"]),
             data: s(&v["data"]),
+        }),
+        "receipt" => Frame::Receipt(Receipt {
+            request_id: request_id(),
+            conversation_id: parse_uuid(&v["conversation_id"]),
+            read_seq: opt_u64_of(&v["read_seq"]),
+            delivered_seq: opt_u64_of(&v["delivered_seq"]),
+            sender: s(&v["sender"]),
         }),
         "history" => Frame::History(History {
             request_id: request_id(),

@@ -57,7 +57,7 @@ pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
     let ws_limits = WsLimits { messages_per_second: u32::MAX, ..app.config.ws_limits() };
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {
-            let link = WsLink { ws, max_frame: limits.max_frame };
+            let link = WsLink { ws, max_frame: limits.max_frame, version: converger_protocol::Version::V1 };
             binary_session::run(link, hub, engine, shutdown, limits, token)
         })),
         Err(refusal) => refusal,

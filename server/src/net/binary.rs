@@ -6,16 +6,18 @@
 //! A decode error is reported once and ends the reading: the byte stream
 //! cannot be resynchronised (docs/protocol.md, Framing).
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use converger_protocol::{decode_frame_with_limit, ErrorCode, ErrorFrame, Frame, WireError};
+use converger_protocol::{decode_frame_with_limit, ErrorCode, ErrorFrame, Frame, Version, WireError};
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use monoio::buf::IoBufMut;
 use monoio::io::AsyncReadRent;
 
-use crate::net::send_queue::{closing, flushed, write_loop, FrameSender, Queue, Shared};
+use crate::net::send_queue::{closing, flushed, write_loop, Closer, FrameSender, Queue, Shared};
 use crate::net::stream::{ReadHalf, Stream};
 use crate::net::ws::code;
 
@@ -43,17 +45,33 @@ pub struct FrameConn {
     sender: FrameSender,
     queue: Shared,
     ended: bool,
+    /// The protocol version the reader decodes (1 until the handshake chose one).
+    version: Rc<Cell<Version>>,
 }
 
 impl FrameConn {
     /// Starts the reader and writer tasks on `stream`.
     pub fn start(stream: Stream, max_frame: u32, send_queue_bytes: usize) -> FrameConn {
-        let queue = Queue::new(send_queue_bytes, close_frame);
+        let queue = Queue::new(send_queue_bytes, closer(Version::V1));
         let (read, write) = stream.into_split();
         let (tx, inbox) = mpsc::channel(INBOX);
-        monoio::spawn(read_loop(read, tx, queue.clone(), max_frame));
+        let version = Rc::new(Cell::new(Version::V1));
+        monoio::spawn(read_loop(read, tx, queue.clone(), max_frame, version.clone()));
         monoio::spawn(write_loop(write, queue.clone()));
-        FrameConn { inbox, sender: FrameSender::new(queue.clone()), queue, ended: false }
+        FrameConn { inbox, sender: FrameSender::new(queue.clone()), queue, ended: false, version }
+    }
+
+    /// The protocol version frames are read in.
+    pub fn version(&self) -> Version {
+        self.version.get()
+    }
+
+    /// Frames are read in `version` from now on. The handshake sets it
+    /// before its Welcome; a client sends nothing between Hello and Welcome,
+    /// so no frame can have been read ahead in the old version.
+    pub fn set_version(&self, version: Version) {
+        self.version.set(version);
+        self.queue.borrow_mut().set_closer(closer(version));
     }
 
     /// The next frame, a decode error, or the end. Cancel-safe.
@@ -75,7 +93,7 @@ impl FrameConn {
     /// Sends `error` (with the close flag) after what is queued, waits a
     /// bounded time for it to be written, and ends the connection.
     pub async fn close(self, error: ErrorFrame) {
-        let frame = encode_closing(error);
+        let frame = encode_closing(error, self.version());
         self.sender.close_with(code::NORMAL, "closed", frame);
         let _ = monoio::time::timeout(CLOSE_TIMEOUT, flushed(&self.queue)).await;
     }
@@ -87,30 +105,46 @@ impl Drop for FrameConn {
     }
 }
 
-/// The send queue's own closes (a slow consumer, shutdown) as Error frames.
-fn close_frame(ws_code: u16, reason: &str) -> Bytes {
+/// The send queue's own closes (a slow consumer, shutdown) as Error frames
+/// of the connection's `version` (a plain function per version: the queue
+/// holds a function pointer).
+fn closer(version: Version) -> Closer {
+    match version.get() {
+        1 => |ws_code, reason| close_frame(ws_code, reason, Version::V1),
+        _ => |ws_code, reason| close_frame(ws_code, reason, Version::V2),
+    }
+}
+
+fn close_frame(ws_code: u16, reason: &str, version: Version) -> Bytes {
     let code = match ws_code {
         code::POLICY => ErrorCode::SlowConsumer,
         code::GOING_AWAY => ErrorCode::ShuttingDown,
         _ => ErrorCode::Internal,
     };
-    encode_closing(ErrorFrame::new(0, code, reason))
+    encode_closing(ErrorFrame::new(0, code, reason), version)
 }
 
-/// `error` with the close flag, encoded.
-pub fn encode_closing(error: ErrorFrame) -> Bytes {
+/// `error` with the close flag, encoded for a connection speaking `version`
+/// (version 1 before and during the handshake).
+pub fn encode_closing(error: ErrorFrame, version: Version) -> Bytes {
     let mut out = BytesMut::new();
     // An error frame of our own making always encodes; empty would be skipped.
-    let _ = Frame::Error(error.closing()).encode(&mut out);
+    let _ = Frame::Error(error.closing()).encode(version, &mut out);
     out.freeze()
 }
 
-async fn read_loop(mut stream: ReadHalf, mut tx: mpsc::Sender<Inbound>, queue: Shared, max_frame: u32) {
+async fn read_loop(
+    mut stream: ReadHalf,
+    mut tx: mpsc::Sender<Inbound>,
+    queue: Shared,
+    max_frame: u32,
+    version: Rc<Cell<Version>>,
+) {
     let mut buf = BytesMut::new();
     let mut chunk = MIN_READ;
     loop {
         loop {
-            let item = match decode_frame_with_limit(&buf, max_frame) {
+            let item = match decode_frame_with_limit(&buf, version.get(), max_frame) {
                 Ok(Some((frame, used))) => {
                     buf.advance(used);
                     Inbound::Frame(frame)

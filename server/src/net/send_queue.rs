@@ -74,6 +74,12 @@ pub(crate) struct Queue {
 pub(crate) type Shared = Rc<RefCell<Queue>>;
 
 impl Queue {
+    /// How the queue's own closes are encoded from now on (a binary
+    /// connection's Error frame follows its negotiated protocol version).
+    pub fn set_closer(&mut self, closer: Closer) {
+        self.closer = closer;
+    }
+
     pub fn new(limit: usize, closer: Closer) -> Shared {
         Rc::new(RefCell::new(Queue {
             frames: VecDeque::new(),

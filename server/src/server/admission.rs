@@ -117,7 +117,10 @@ pub async fn refuse_http(stream: TcpStream, peer: SocketAddr, tls: Option<Rc<Tls
 
 /// Answers a refused binary connection (an Error frame with the close flag).
 pub async fn refuse_binary(stream: TcpStream, peer: SocketAddr, tls: Option<Rc<TlsAcceptor>>, refusal: Refusal) {
-    let frame = crate::net::binary::encode_closing(ErrorFrame::new(0, refusal.code(), refusal.message()));
+    let frame = crate::net::binary::encode_closing(
+        ErrorFrame::new(0, refusal.code(), refusal.message()),
+        converger_protocol::Version::V1,
+    );
     write_and_close(stream, peer, tls, frame).await;
 }
 

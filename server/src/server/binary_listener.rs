@@ -81,5 +81,5 @@ pub async fn accept_loop(
 /// the connection closes: an Error frame it can decode and show.
 pub fn tls_required_frame() -> Bytes {
     let message = "this port speaks TLS: connect with TLS (the SDKs' tls option)";
-    conn::encode_closing(ErrorFrame::new(0, ErrorCode::TlsRequired, message))
+    conn::encode_closing(ErrorFrame::new(0, ErrorCode::TlsRequired, message), converger_protocol::Version::V1)
 }

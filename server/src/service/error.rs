@@ -240,6 +240,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_refusal_has_a_catalogue_code() {
+        use converger_storage::Refusal;
+        let field = "target_id";
+        let all = [
+            Refusal::TargetNotFound { field },
+            Refusal::TargetNotMessage { field },
+            Refusal::TargetDeleted { field },
+            Refusal::NotAuthor,
+            Refusal::ReactionNotFound,
+            Refusal::NotMember,
+            Refusal::ReceiptAhead,
+        ];
+        for r in &all {
+            let (status, code) = refusal_status(r);
+            let known = converger_protocol::ErrorCode::from_name(code);
+            assert!(known.is_some(), "{code} is not in the catalogue: binary clients would read it as internal");
+            assert_eq!(known.and_then(|c| c.http_status()), Some(status), "{code}");
+        }
+    }
+
+    #[test]
     fn internal_text_never_reaches_the_client() {
         let leaky = [
             ServiceError::Store(StoreError::Internal("SELECT secret FROM x WHERE path='/var/lib/db'".into())),

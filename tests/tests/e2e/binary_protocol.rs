@@ -23,6 +23,8 @@ fn draft(conversation: [u8; 16], text: &str) -> Draft {
         attachments: None,
         metadata: None,
         idempotency_key: None,
+        target_id: None,
+        parent_id: None,
     }
 }
 

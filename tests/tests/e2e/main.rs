@@ -43,6 +43,7 @@ macro_rules! on_both_backends {
 
 mod admin_api;
 mod admin_console;
+mod binary_chat;
 mod binary_protocol;
 mod cli;
 mod cluster_deliveries;

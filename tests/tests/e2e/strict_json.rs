@@ -65,6 +65,8 @@ fn draft(f: &Fixture, metadata: Option<&str>, attachments: Option<&str>) -> Draf
         attachments: attachments.map(str::to_string),
         metadata: metadata.map(str::to_string),
         idempotency_key: None,
+        target_id: None,
+        parent_id: None,
     }
 }
 

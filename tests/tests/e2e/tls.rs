@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use converger_e2e::api::{assert_error, create_tenant};
 use converger_e2e::tls::{self, TlsFiles};
 use converger_e2e::{converger_command, TestServer};
-use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello};
+use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Version};
 
 const RELOADED: &str = "TLS certificate reloaded";
 const NOT_RELOADED: &str = "TLS certificate not reloaded";
@@ -115,12 +115,12 @@ fn plain_tcp_on_the_tls_binary_port_reads_error_tls_required_then_the_end() {
     tcp.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut hello = BytesMut::new();
     Frame::from(Hello { min_version: 1, max_version: 1, auth: Auth::ApiKey("k".into()), client: "plain".into() })
-        .encode(&mut hello)
+        .encode(Version::V1, &mut hello)
         .expect("encode");
     std::io::Write::write_all(&mut tcp, &hello).expect("send Hello in the clear");
     let mut got = Vec::new();
     tcp.read_to_end(&mut got).expect("read until the server closes");
-    match decode_frame(&got) {
+    match decode_frame(&got, Version::V1) {
         Ok(Some((Frame::Error(e), used))) => {
             assert_eq!(e.error_code(), Some(ErrorCode::TlsRequired), "{e:?}");
             assert!(e.close && used == got.len(), "one closing frame, then the end: {e:?}");
@@ -139,13 +139,13 @@ fn the_binary_protocol_runs_over_tls() {
     assert_eq!(bin.alpn(), None, "no ALPN on the binary port");
     let mut hello = BytesMut::new();
     Frame::from(Hello { min_version: 1, max_version: 1, auth: Auth::ApiKey(key), client: "e2e-tls".into() })
-        .encode(&mut hello)
+        .encode(Version::V1, &mut hello)
         .expect("encode");
     bin.write_all(&hello).expect("Hello over TLS");
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
     let frame = loop {
-        if let Some((frame, _)) = decode_frame(&got).expect("valid frames") {
+        if let Some((frame, _)) = decode_frame(&got, Version::V1).expect("valid frames") {
             break frame;
         }
         let n = bin.stream.read(&mut chunk).expect("read");
@@ -259,7 +259,7 @@ fn a_connection_over_the_cap_on_a_tls_port_is_refused_over_tls() {
     let mut bin = tls::connect(server.binary_addr(), files.client_config(&[])).expect("binary handshake");
     let mut got = Vec::new();
     let _ = bin.stream.read_to_end(&mut got);
-    match decode_frame(&got) {
+    match decode_frame(&got, Version::V1) {
         Ok(Some((Frame::Error(e), _))) => assert_eq!(e.error_code(), Some(ErrorCode::TooManyConnections), "{e:?}"),
         other => panic!("expected Error too_many_connections, got {other:?}"),
     }

@@ -35,6 +35,12 @@ export async function startServer({ tls = false } = {}) {
     async token(world, sender, conversationId = world.conversationId) {
       return (await ok("POST", "/api/v1/tokens", world.apiKey, { conversation_id: conversationId, sender })).token;
     },
+    async addMember(world, sender, conversationId = world.conversationId) {
+      return ok("POST", `/api/v1/conversations/${conversationId}/members`, world.apiKey, { sender });
+    },
+    async member(world, sender, conversationId = world.conversationId) {
+      return ok("GET", `/api/v1/conversations/${conversationId}/members/${encodeURIComponent(sender)}`, world.apiKey);
+    },
     async refresh(token) {
       return (await ok("POST", "/api/v1/tokens/refresh", token)).token;
     },

@@ -3,7 +3,9 @@
 //! and the Welcome that announces the connection's limits (docs/protocol.md,
 //! Handshake).
 
-use converger_protocol::{Auth, ErrorCode, ErrorFrame, Frame, Hello, Welcome, VERSION};
+use std::ops::RangeInclusive;
+
+use converger_protocol::{Auth, ErrorCode, ErrorFrame, Frame, Hello, Version, Welcome};
 
 use super::identity::{error_frame, Identity};
 use super::link::Link;
@@ -13,6 +15,10 @@ use crate::net::binary::Inbound;
 use crate::rt::latch::Latch;
 use crate::service::{Hub, ServiceError};
 
+/// The protocol versions this server speaks; a connection speaks the highest
+/// one its client offers too.
+pub(super) const VERSIONS: RangeInclusive<Version> = Version::V1..=Version::V2;
+
 /// Waits for Hello, negotiates the version and checks the credential.
 pub(super) async fn handshake<L: Link>(
     link: &mut L,
@@ -20,7 +26,7 @@ pub(super) async fn handshake<L: Link>(
     limits: Limits,
     upgrade_token: Option<&str>,
     shutdown: &Latch,
-) -> Result<Identity, ErrorFrame> {
+) -> Result<(Identity, Version), ErrorFrame> {
     let first = monoio::select! {
         inbound = link.recv() => inbound,
         _ = monoio::time::sleep(limits.handshake_timeout) => {
@@ -38,10 +44,14 @@ pub(super) async fn handshake<L: Link>(
         Inbound::Closed => return Err(ErrorFrame::new(0, ErrorCode::BadFrame, "closed before Hello")),
     };
     let Hello { min_version, max_version, auth, .. } = hello;
-    if !(min_version..=max_version).contains(&VERSION) {
-        let why = format!("this server speaks version {VERSION} only; the client offers {min_version}..={max_version}");
+    let Some(version) = Version::negotiate(min_version, max_version, VERSIONS) else {
+        let why = format!(
+            "this server speaks versions {}..={}; the client offers {min_version}..={max_version}",
+            VERSIONS.start(),
+            VERSIONS.end()
+        );
         return Err(ErrorFrame::new(0, ErrorCode::UnsupportedVersion, why));
-    }
+    };
     let refused = |e: ServiceError| error_frame(0, &e);
     match auth {
         Auth::Token(token) => {
@@ -50,7 +60,7 @@ pub(super) async fn handshake<L: Link>(
             }
             let claims = hub.verify_token(&token).map_err(refused)?;
             match hub.tenant_is_active(claims.tenant_id).await {
-                Ok(true) => Ok(Identity::Token(claims)),
+                Ok(true) => Ok((Identity::Token(claims), version)),
                 Ok(false) => Err(refused(AuthError::TenantInactive.into())),
                 Err(e) => Err(refused(e)),
             }
@@ -64,18 +74,18 @@ pub(super) async fn handshake<L: Link>(
                 ));
             }
             let caller = hub.caller_by_api_key(&key).await.map_err(refused)?;
-            Ok(Identity::Tenant(caller.tenant_id()))
+            Ok((Identity::Tenant(caller.tenant_id()), version))
         }
     }
 }
 
-pub(super) fn welcome(identity: &Identity, limits: Limits) -> Welcome {
+pub(super) fn welcome(identity: &Identity, version: Version, limits: Limits) -> Welcome {
     let (conversation_id, expires_at, sender) = match identity {
         Identity::Token(c) => (Some(*c.conversation_id.as_bytes()), c.exp.saturating_mul(1_000_000), c.sub.clone()),
         Identity::Tenant(_) => (None, 0, String::new()),
     };
     Welcome {
-        version: VERSION,
+        version: version.get(),
         idle_timeout_secs: limits.idle_timeout.as_secs().min(u16::MAX as u64) as u16,
         max_frame: limits.max_frame,
         send_queue_bytes: limits.send_queue_bytes.min(u32::MAX as usize) as u32,

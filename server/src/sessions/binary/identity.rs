@@ -42,6 +42,21 @@ impl Identity {
     }
 
     /// The sender a write acts as.
+    /// Whose reactions count as "me" in the states this connection reads:
+    /// a token's sender; nobody for an API key.
+    pub(super) fn reader(&self) -> Option<&str> {
+        match self {
+            Identity::Token(c) => Some(&c.sub),
+            Identity::Tenant(_) => None,
+        }
+    }
+
+    /// A client token's writes may edit or delete only its own messages
+    /// (`ActivityInput::author_only`); an API key's may act on any.
+    pub(super) fn is_client(&self) -> bool {
+        matches!(self, Identity::Token(_))
+    }
+
     pub(super) fn sender(&self, given: &str) -> Result<String, Failure> {
         match self {
             Identity::Token(c) => token_sender(c, Some(given)).map_err(|e| failure(&e)),

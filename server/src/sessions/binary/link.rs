@@ -2,7 +2,7 @@
 //! byte stream cut into frames ([`FrameConn`]), and `/socket/binary`, where
 //! each WebSocket binary message holds exactly one frame.
 
-use converger_protocol::{decode_frame_with_limit, ErrorFrame, WireError};
+use converger_protocol::{decode_frame_with_limit, ErrorFrame, Version, WireError};
 
 use super::sink::BinarySender;
 use crate::net::binary::{FrameConn, Inbound};
@@ -11,7 +11,11 @@ use crate::net::ws::{code, Incoming, WsSocket};
 pub(crate) trait Link {
     /// The next frame, a decode error, or the end. Cancel-safe.
     async fn recv(&mut self) -> Inbound;
+    /// A sender of frames in the link's current version.
     fn sender(&self) -> BinarySender;
+    /// The connection speaks `version` from now on, both ways (version 1
+    /// until the handshake chose one).
+    fn set_version(&mut self, version: Version);
     /// Sends `error` with the close flag after what is queued, then ends the
     /// connection (bounded wait).
     async fn close(self, error: ErrorFrame);
@@ -23,7 +27,11 @@ impl Link for FrameConn {
     }
 
     fn sender(&self) -> BinarySender {
-        BinarySender::tcp(FrameConn::sender(self))
+        BinarySender::tcp(FrameConn::sender(self)).with_version(self.version())
+    }
+
+    fn set_version(&mut self, version: Version) {
+        FrameConn::set_version(self, version)
     }
 
     async fn close(self, error: ErrorFrame) {
@@ -35,13 +43,14 @@ impl Link for FrameConn {
 pub(crate) struct WsLink {
     pub ws: WsSocket,
     pub max_frame: u32,
+    pub version: Version,
 }
 
 impl Link for WsLink {
     async fn recv(&mut self) -> Inbound {
         loop {
             return match self.ws.recv().await {
-                Incoming::Binary(message) => match decode_frame_with_limit(&message, self.max_frame) {
+                Incoming::Binary(message) => match decode_frame_with_limit(&message, self.version, self.max_frame) {
                     Ok(Some((frame, used))) if used == message.len() => Inbound::Frame(frame),
                     Ok(Some((frame, used))) => {
                         Inbound::Bad(WireError::TrailingBytes { kind: frame.kind() as u8, extra: message.len() - used })
@@ -59,7 +68,11 @@ impl Link for WsLink {
     }
 
     fn sender(&self) -> BinarySender {
-        BinarySender::websocket(self.ws.sender())
+        BinarySender::websocket(self.ws.sender()).with_version(self.version)
+    }
+
+    fn set_version(&mut self, version: Version) {
+        self.version = version;
     }
 
     async fn close(self, error: ErrorFrame) {

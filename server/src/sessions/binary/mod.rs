@@ -121,12 +121,14 @@ pub(crate) async fn run<L: Link>(
     limits: Limits,
     upgrade_token: Option<String>,
 ) {
-    let out = link.sender();
-    let identity = match handshake(&mut link, &hub, limits, upgrade_token.as_deref(), &shutdown).await {
-        Ok(identity) => identity,
+    let (identity, version) = match handshake(&mut link, &hub, limits, upgrade_token.as_deref(), &shutdown).await {
+        Ok(accepted) => accepted,
         Err(error) => return link.close(error).await,
     };
-    let _ = out.send(welcome(&identity, limits));
+    // From the Welcome on, both ways speak the chosen version.
+    link.set_version(version);
+    let out = link.sender();
+    let _ = out.send(welcome(&identity, version, limits));
     // A client token's user is online while this connection lives.
     let _online = match &identity {
         Identity::Token(c) if !c.watch => Some(engine.user_connected(c.tenant_id, &c.sub)),
@@ -194,6 +196,7 @@ impl Session {
             Frame::Publish(p) => return Ok(self.publish(p)),
             Frame::PublishBatch(b) => return Ok(self.publish_batch(b)),
             Frame::Ephemeral(e) => return Ok(self.ephemeral(e)),
+            Frame::Receipt(r) => return Ok(self.receipt(r)),
             Frame::History(h) => return Ok(self.history(h)),
             Frame::Reauth(r) => return Ok(self.reauth(r)),
             Frame::Hello(_) => return Err(ErrorFrame::new(0, ErrorCode::UnexpectedFrame, "a second Hello")),

@@ -1,6 +1,6 @@
 //! The requests of a binary session after the handshake, one method each:
 //! Subscribe / Unsubscribe, Publish, PublishBatch, Ephemeral (typing),
-//! History and Reauth. A request answered at once replies here; one that
+//! Receipt (version 2), History and Reauth. A request answered at once replies here; one that
 //! waits (storage, the owner shard) returns the future that will, and the
 //! session's loop runs it beside the others (docs/protocol.md).
 
@@ -12,7 +12,7 @@ use converger_protocol::{
     Ack, ErrorCode, ErrorFrame, Failure, Frame, HistoryPage, PublishAck, PublishBatchAck, Subscribed, SubscribedItem,
     LIVE_ONLY,
 };
-use converger_storage::{Id, Scope, Written};
+use converger_storage::{Id, Receipts, Scope, Written};
 
 use super::identity::{error_frame, failure, Identity};
 use super::sink::{to_wire, BinarySink};
@@ -166,9 +166,10 @@ impl Session {
             sender,
             metadata: draft.metadata,
             idempotency_key: draft.idempotency_key,
-            ..Parts::default()
+            target_id: draft.target_id.map(Id::from_bytes),
+            parent_id: draft.parent_id.map(Id::from_bytes),
         })
-        .map(|input| (conversation, input.by_client()))
+        .map(|input| (conversation, if self.identity.is_client() { input.by_client() } else { input }))
         .map_err(|e| failure(&e))
     }
 
@@ -269,10 +270,12 @@ impl Session {
             return None;
         }
         let (hub, out, scope) = (self.hub.clone(), self.out.clone(), self.identity.scope());
+        let reader = self.identity.reader().map(str::to_owned);
+        let version = self.out.version();
         Some(Box::pin(async move {
             let after = i64::try_from(h.after_seq).unwrap_or(i64::MAX);
-            let frame = match hub.list_activities(scope, conversation, after, h.limit.clamp(1, MAX_HISTORY), None).await
-            {
+            let limit = h.limit.clamp(1, MAX_HISTORY);
+            let frame = match hub.list_activities(scope, conversation, after, limit, reader.as_deref()).await {
                 Ok((activities, last_seq)) => Frame::HistoryPage(HistoryPage {
                     request_id: h.request_id,
                     conversation_id: h.conversation_id,
@@ -280,10 +283,52 @@ impl Session {
                     activities: activities
                         .iter()
                         .filter(|a| h.until_seq.is_none_or(|until| a.seq.max(0) as u64 <= until))
-                        .map(to_wire)
+                        .map(|a| to_wire(a, version))
                         .collect(),
                 }),
                 Err(e) => Frame::Error(error_frame(h.request_id, &e)),
+            };
+            send(&out, frame);
+            Done::Nothing
+        }))
+    }
+
+    /// Moves the member's watermarks forward (docs/protocol.md, Receipt):
+    /// Ack once stored; the service tells the conversation's subscribers.
+    pub(super) fn receipt(&self, r: proto::Receipt) -> Option<Pending> {
+        let conversation = Id::from_bytes(r.conversation_id);
+        let checked = (|| {
+            self.identity.covers(conversation)?;
+            let sender = self.identity.sender(&r.sender)?;
+            let seq = |field: &str, seq: Option<u64>| {
+                seq.map(|s| {
+                    i64::try_from(s).map_err(|_| {
+                        Failure::new(ErrorCode::ValidationFailed, format!("`{field}` is over {}", i64::MAX))
+                    })
+                })
+                .transpose()
+            };
+            let receipts = Receipts {
+                read_seq: seq("read_seq", r.read_seq)?,
+                delivered_seq: seq("delivered_seq", r.delivered_seq)?,
+            };
+            if receipts.read_seq.is_none() && receipts.delivered_seq.is_none() {
+                return Err(Failure::new(ErrorCode::ValidationFailed, "give `read_seq`, `delivered_seq` or both"));
+            }
+            Ok((sender, receipts))
+        })();
+        let (sender, receipts) = match checked {
+            Ok(ok) => ok,
+            Err(f) => {
+                self.reply(ErrorFrame::new(r.request_id, code_of(&f), f.message));
+                return None;
+            }
+        };
+        let (hub, out, scope) = (self.hub.clone(), self.out.clone(), self.identity.scope());
+        Some(Box::pin(async move {
+            let frame = match hub.update_receipts(scope, conversation, &sender, receipts).await {
+                Ok(_) => Frame::Ack(Ack { request_id: r.request_id }),
+                Err(e) => Frame::Error(error_frame(r.request_id, &e)),
             };
             send(&out, frame);
             Done::Nothing

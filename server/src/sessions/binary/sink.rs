@@ -1,9 +1,10 @@
 //! The binary-protocol side of a subscription, and the sender both binary
 //! transports share. An activity's record holds nothing about the connection
 //! (docs/protocol.md, Deliver), so each committed activity is encoded once per
-//! shard and its bytes are shared by every binary subscriber, over TCP and over
-//! WebSocket alike; per connection only the Deliver prefix (and on WebSocket
-//! the message header) is written.
+//! shard and protocol version, and its bytes are shared by every binary
+//! subscriber of that version, over TCP and over WebSocket alike; per
+//! connection only the Deliver prefix (and on WebSocket the message header) is
+//! written.
 
 use std::cell::Cell;
 use std::ops::Range;
@@ -11,16 +12,21 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use converger_protocol as proto;
-use converger_protocol::{put_deliver_prefix, Frame, WireError, DELIVER_PREFIX_SIZE};
-use converger_storage::Activity;
+use converger_protocol::{put_deliver_prefix, Frame, Version, WireError, DELIVER_PREFIX_SIZE};
+use converger_storage::{Activity, MessageState};
 
 use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
 use crate::net::send_queue::{FrameSender, SendError};
 use crate::net::ws::encode;
 use crate::net::ws::Opcode;
 
-/// The activity records' cache key: the same bytes serve both transports.
-const RECORDS: &str = "binary-records";
+/// The activity records' cache key per version: the same bytes serve both transports.
+fn records_key(version: Version) -> &'static str {
+    match version.get() {
+        1 => "binary-records-v1",
+        _ => "binary-records-v2",
+    }
+}
 /// Records per Deliver frame, and the bytes they may take, at most: a big
 /// committed batch goes out as several frames a client can take in turn.
 const DELIVER_MAX_RECORDS: usize = 512;
@@ -35,29 +41,43 @@ pub enum BinarySendError {
     Encode(#[from] WireError),
 }
 
-/// Queues protocol frames on one connection, in its transport's framing.
+/// Queues protocol frames on one connection, in its transport's framing and
+/// its protocol version's layouts.
 #[derive(Clone)]
 pub struct BinarySender {
     inner: FrameSender,
     /// On `/socket/binary` each frame travels as one WebSocket binary message.
     websocket: bool,
+    /// Version 1 until the handshake chose one.
+    version: Version,
 }
 
 impl BinarySender {
     pub fn tcp(inner: FrameSender) -> BinarySender {
-        BinarySender { inner, websocket: false }
+        BinarySender { inner, websocket: false, version: Version::V1 }
     }
 
     pub fn websocket(inner: FrameSender) -> BinarySender {
-        BinarySender { inner, websocket: true }
+        BinarySender { inner, websocket: true, version: Version::V1 }
     }
 
-    /// The cache key of this transport's whole-frame encodings.
+    /// The protocol version this connection speaks.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The same connection, speaking `version` (the handshake's choice).
+    pub fn with_version(self, version: Version) -> BinarySender {
+        BinarySender { version, ..self }
+    }
+
+    /// The cache key of this transport's and version's whole-frame encodings.
     fn format(&self) -> &'static str {
-        if self.websocket {
-            "binary-ws"
-        } else {
-            "binary-tcp"
+        match (self.websocket, self.version.get()) {
+            (true, 1) => "binary-ws-v1",
+            (true, _) => "binary-ws-v2",
+            (false, 1) => "binary-tcp-v1",
+            (false, _) => "binary-tcp-v2",
         }
     }
 
@@ -71,11 +91,12 @@ impl BinarySender {
     pub fn encode(&self, frame: &Frame) -> Result<Bytes, WireError> {
         if self.websocket {
             let mut result = Ok(());
-            let bytes = encode::frame_with(Opcode::Binary, frame.encoded_size(), |out| result = frame.encode(out));
+            let size = frame.encoded_size(self.version);
+            let bytes = encode::frame_with(Opcode::Binary, size, |out| result = frame.encode(self.version, out));
             result.map(|()| bytes)
         } else {
-            let mut out = BytesMut::with_capacity(frame.encoded_size());
-            frame.encode(&mut out)?;
+            let mut out = BytesMut::with_capacity(frame.encoded_size(self.version));
+            frame.encode(self.version, &mut out)?;
             Ok(out.freeze())
         }
     }
@@ -86,7 +107,7 @@ impl BinarySender {
         let records = || records.iter().filter(|r| !r.is_empty());
         let size: usize = records().map(Bytes::len).sum();
         let mut prefix = BytesMut::with_capacity(DELIVER_PREFIX_SIZE);
-        put_deliver_prefix(&mut prefix, records().count(), size)?;
+        put_deliver_prefix(&mut prefix, self.version, records().count(), size)?;
         let head = if self.websocket {
             let mut head = BytesMut::from(&encode::binary_header(DELIVER_PREFIX_SIZE + size)[..]);
             head.extend_from_slice(&prefix);
@@ -98,8 +119,10 @@ impl BinarySender {
     }
 }
 
-/// A storage activity as a protocol record.
-pub fn to_wire(a: &Activity) -> proto::Activity {
+/// A storage activity as a protocol record of `version`: version 1 leaves out
+/// what it cannot carry (the target, the parent, a message's state).
+pub fn to_wire(a: &Activity, version: Version) -> proto::Activity {
+    let v2 = version >= Version::V2;
     proto::Activity {
         id: *a.id.as_bytes(),
         conversation_id: *a.conversation_id.as_bytes(),
@@ -111,6 +134,23 @@ pub fn to_wire(a: &Activity) -> proto::Activity {
         attachments: a.attachments.as_ref().map(|j| j.as_str().to_string()),
         metadata: a.metadata.as_str().to_string(),
         idempotency_key: a.idempotency_key.clone(),
+        target_id: a.target_id.filter(|_| v2).map(|id| *id.as_bytes()),
+        parent_id: a.parent_id.filter(|_| v2).map(|id| *id.as_bytes()),
+        state: a.state.as_ref().filter(|_| v2).map(state_to_wire),
+    }
+}
+
+fn state_to_wire(s: &MessageState) -> proto::MessageState {
+    let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    proto::MessageState {
+        edited_at: s.edited_at.map(|t| t.as_micros()),
+        deleted_at: s.deleted_at.map(|t| t.as_micros()),
+        reply_count: count(s.reply_count),
+        reactions: s
+            .reactions
+            .iter()
+            .map(|r| proto::Reaction { emoji: r.emoji.clone(), count: count(r.count), me: r.me })
+            .collect(),
     }
 }
 
@@ -126,7 +166,8 @@ impl Sink for BinarySink {
         if !self.active.get() {
             return false;
         }
-        let records = batch.encoded(RECORDS, encode_records);
+        let version = self.sender.version;
+        let records = batch.encoded(records_key(version), |activities| encode_records(activities, version));
         let records = &records[range];
         let mut start = 0;
         while start < records.len() {
@@ -152,8 +193,11 @@ impl Sink for BinarySink {
         if !self.active.get() {
             return false;
         }
-        // Typing only: presence is a Phoenix feature (docs/protocol.md, Ephemeral).
-        let Ephemeral::Typing { .. } = &*event.event else { return true };
+        // Typing and the member signals (receipts, users online and offline);
+        // conversation presence is a Phoenix feature (docs/protocol.md, Ephemeral).
+        if let Ephemeral::Presence(_) = &*event.event {
+            return true;
+        }
         let sender = self.sender.clone();
         let frame = event.encoded(self.sender.format(), |e| encode_event(&sender, e));
         frame.is_empty() || self.sender.inner.send_frame(frame).is_ok()
@@ -164,12 +208,12 @@ impl Sink for BinarySink {
     }
 }
 
-fn encode_records(activities: &[Activity]) -> Vec<Bytes> {
+fn encode_records(activities: &[Activity], version: Version) -> Vec<Bytes> {
     activities
         .iter()
         .map(|a| {
             let mut out = BytesMut::new();
-            match to_wire(a).encode(&mut out) {
+            match to_wire(a, version).encode(version, &mut out) {
                 Ok(()) => out.freeze(),
                 Err(e) => {
                     // Stored activities fit the wire's limits; this would be a bug.
