@@ -10,6 +10,7 @@ mod bin_latency;
 mod delivery;
 mod http;
 mod mesh;
+mod mix;
 mod pacer;
 mod placement;
 mod report;
@@ -38,9 +39,11 @@ enum Scenario {
     Storage(storage::StorageArgs),
     /// The cross-shard mesh: round-trip latency and messages/s between two shards.
     Mesh(mesh::MeshArgs),
-    /// Acknowledged REST activity creates/s from many keep-alive connections.
+    /// Acknowledged REST activity creates/s from many keep-alive connections
+    /// (`--mix chat`: with reactions and edits).
     RestIngest(rest_ingest::RestIngestArgs),
-    /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s.
+    /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s
+    /// and publish → receive latency (`--mix chat`: with reactions and edits).
     WsFanout(ws_fanout::WsFanoutArgs),
     /// Durable publish → receive latency on Phoenix sockets at a paced rate.
     WsLatency(ws_latency::WsLatencyArgs),

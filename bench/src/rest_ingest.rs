@@ -7,8 +7,12 @@
 //! Against several nodes (`--addr a,b,c`) the connections go round-robin over
 //! them, each node writing its own conversations, or with `--contended` every
 //! node writing all of them (see `placement`); the report gives each node's share.
+//!
+//! `--mix chat` sends reactions and edits of recent messages among the
+//! messages (see `mix`); the report then gives each kind's rate and latency,
+//! and the reactions answered 200 (already there) apart from the acks.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -17,6 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::http::Client;
+use crate::mix::{self, Kind, KindTally, Mix, MixReport, MixRuns, Outcome, Recent, Rng};
 use crate::placement::{self, NodeLoad, NodeTally};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
@@ -43,6 +48,10 @@ pub struct RestIngestArgs {
     /// Bytes of text per activity.
     #[arg(long, default_value_t = 128)]
     text_bytes: usize,
+    /// What is written: `plain` messages, or `chat` (70 % messages, 20 %
+    /// reactions, 10 % edits of the conversation's recent messages).
+    #[arg(long, value_enum, default_value_t = Mix::Plain)]
+    mix: Mix,
 }
 
 #[derive(Serialize)]
@@ -51,6 +60,9 @@ struct Report {
     latency_us: Percentiles,
     /// Each node's share: connections, conversations, acks/s, latency, refusals.
     nodes: Vec<NodeLoad>,
+    /// With `--mix chat`: each kind's rate and latency, and the replays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mix: Option<MixReport>,
 }
 
 /// What one connection did in one run.
@@ -60,6 +72,7 @@ struct Done {
     hist: Histogram<u64>,
     failed: u64,
     first_failure: Option<String>,
+    kinds: KindTally,
 }
 
 pub fn run(args: RestIngestArgs) -> Result<(), String> {
@@ -69,15 +82,20 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
     let mut tallies: Vec<NodeTally> = (0..nodes).map(|_| NodeTally::new()).collect();
     let mut rates = Vec::new();
     let mut hist = new_histogram();
+    let mut mix_runs = MixRuns::new(args.mix);
     for run in 0..args.runs {
-        let done = rt.block_on(one_run(&args))?;
+        let done = rt.block_on(one_run(&args, run))?;
         let mut run_hist = new_histogram();
         let mut per_node = vec![(0u64, new_histogram()); nodes];
+        let mut kinds = KindTally::new();
         for d in done {
             per_node[d.node].0 += d.acks;
             per_node[d.node].1.add(&d.hist).map_err(|e| e.to_string())?;
             tallies[d.node].add_failures(d.failed, d.first_failure);
+            kinds.add(&d.kinds)?;
         }
+        mix_runs.add_run(&kinds, args.seconds)?;
+        let mix_line = if args.mix == Mix::Plain { String::new() } else { format!(" {}", MixRuns::line(&kinds)) };
         let mut acks = 0;
         for (node, (n, h)) in per_node.iter().enumerate() {
             tallies[node].add_run(*n, args.seconds, h)?;
@@ -92,7 +110,7 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
             String::new()
         };
         eprintln!(
-            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}, p50 {} µs, p99 {} µs",
+            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}{mix_line}, p50 {} µs, p99 {} µs",
             run + 1,
             args.runs,
             args.seconds,
@@ -110,12 +128,13 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
             t.finish(n, args.target.nodes()[n], placement::connections_on(n, nodes, args.connections), convs)
         })
         .collect();
-    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist), nodes: loads };
+    let mix = (args.mix != Mix::Plain).then(|| mix_runs.report());
+    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist), nodes: loads, mix };
     emit("rest-ingest", &args, report)?;
     placement::failures(&tallies)
 }
 
-async fn one_run(args: &RestIngestArgs) -> Result<Vec<Done>, String> {
+async fn one_run(args: &RestIngestArgs, run: usize) -> Result<Vec<Done>, String> {
     let nodes = args.target.nodes().to_vec();
     let mut tenant = args.target.tenant("rest-ingest").await?;
     let mut conversations = Vec::new();
@@ -123,39 +142,67 @@ async fn one_run(args: &RestIngestArgs) -> Result<Vec<Done>, String> {
         conversations.push(tenant.conversation().await?);
     }
     let api_key = tenant.api_key.clone();
-    // Each node's paths, in the order its connections cycle through them.
-    let paths: Vec<Arc<Vec<String>>> = (0..nodes.len())
+    // Each node's paths, in the order its connections cycle through them,
+    // with the index of their conversation (its ring of recent messages).
+    let paths: Vec<Arc<Vec<(usize, String)>>> = (0..nodes.len())
         .map(|n| {
             let own = placement::conversations_of(n, nodes.len(), conversations.len(), args.contended);
-            Arc::new(own.iter().map(|&j| format!("/api/v1/conversations/{}/activities", conversations[j])).collect())
+            Arc::new(
+                own.iter().map(|&j| (j, format!("/api/v1/conversations/{}/activities", conversations[j]))).collect(),
+            )
         })
         .collect();
+    let recent: Arc<Vec<Mutex<Recent>>> = Arc::new(conversations.iter().map(|_| Mutex::new(Recent::new())).collect());
+    let weights = args.mix.weights();
     let body = Arc::new(json!({"sender": "bench", "text": "x".repeat(args.text_bytes)}).to_string().into_bytes());
+    let edit_text: Arc<str> = "e".repeat(args.text_bytes).into();
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + Duration::from_secs_f64(args.seconds);
     let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     for c in 0..args.connections {
         let node = placement::node_of(c, nodes.len());
-        let (paths, body, key, addr, tls) =
-            (paths[node].clone(), body.clone(), api_key.clone(), nodes[node], tls.clone());
+        let (paths, body, key, addr, tls, recent, edit_text) = (
+            paths[node].clone(),
+            body.clone(),
+            api_key.clone(),
+            nodes[node],
+            tls.clone(),
+            recent.clone(),
+            edit_text.clone(),
+        );
         let mut i = placement::start_of(c, nodes.len(), args.contended);
+        let mut rng = Rng::new(((run as u64) << 32) | c as u64);
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect_with(addr, tls.as_ref()).await?;
-            let mut done = Done { node, acks: 0, hist: new_histogram(), failed: 0, first_failure: None };
+            let mut done =
+                Done { node, acks: 0, hist: new_histogram(), failed: 0, first_failure: None, kinds: KindTally::new() };
             loop {
                 let t0 = Instant::now();
                 if t0 >= end {
                     break;
                 }
-                let reply = client.call("POST", &paths[i % paths.len()], &key, Some(&body)).await?;
+                let (conversation, path) = &paths[i % paths.len()];
                 i += 1;
+                // Plain messages send the one body built above and read no answer.
+                let write = (!weights.is_plain())
+                    .then(|| mix::next_write(&weights, &mut rng, &recent[*conversation], &body, &edit_text));
+                let (kind, sent) = write.as_ref().map_or((Kind::Message, &body[..]), |w| (w.kind, &w.body[..]));
+                let reply = client.call("POST", path, &key, Some(sent)).await?;
+                let outcome = mix::outcome(kind, reply.status);
+                if write.is_some() && outcome == Outcome::Created {
+                    mix::remember(kind, &reply.body, &recent[*conversation]);
+                }
                 if t0 < warm_up {
                     continue;
                 }
-                if reply.status == 201 {
+                if outcome == Outcome::Created {
+                    let micros = t0.elapsed().as_micros() as u64;
                     done.acks += 1;
-                    let _ = done.hist.record(t0.elapsed().as_micros() as u64);
+                    let _ = done.hist.record(micros);
+                    done.kinds.record(kind, micros);
+                } else if outcome == Outcome::Replayed {
+                    done.kinds.replayed += 1;
                 } else {
                     // Counted and reported (a contended cluster may refuse
                     // writes it could not sequence); the run goes on to its end.
