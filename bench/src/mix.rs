@@ -2,7 +2,7 @@
 //! what it acts on, and how its answer counts. `plain` is messages only, the
 //! load every figure before issue 16 was measured with; `chat` is 70 %
 //! messages, 20 % `reaction_add` and 10 % `edit` (docs/api.md "Message
-//! lifecycle").
+//! lifecycle"); `read-state` fills a conversation with [`Weights::FILL`].
 //!
 //! An edit, reaction, reply or delete acts on a message written shortly
 //! before in the same conversation: each conversation keeps a small ring
@@ -87,6 +87,9 @@ pub struct Weights([u32; 5]);
 impl Weights {
     pub const PLAIN: Weights = Weights([100, 0, 0, 0, 0]);
     pub const CHAT: Weights = Weights([70, 0, 20, 10, 0]);
+    /// `read-state`'s chat conversation: 68 % messages (one in ten a reply),
+    /// 20 % reactions, 10 % edits, 2 % deletes.
+    pub const FILL: Weights = Weights([61, 7, 20, 10, 2]);
 
     pub fn pick(&self, rng: &mut Rng) -> Kind {
         let mut roll = rng.below(100) as u32;
@@ -360,6 +363,7 @@ mod tests {
         let pct = n.map(|c| (c as f64 / 1000.0).round() as u32);
         assert_eq!(pct, [70, 0, 20, 10, 0]);
         assert!((0..1000).all(|_| Weights::PLAIN.pick(&mut rng) == Kind::Message));
+        assert_eq!(Weights::FILL.0.iter().sum::<u32>(), 100);
     }
 
     #[test]
