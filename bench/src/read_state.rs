@@ -45,7 +45,7 @@ pub struct ReadStateArgs {
     #[arg(long, default_value_t = 1000)]
     page: usize,
     /// Passes over each conversation per variant and run (the variants alternate pass by pass).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     passes: usize,
     /// Runs; the report gives the median and the spread.
     #[arg(long, default_value_t = 3)]

@@ -11,6 +11,11 @@
 //! `--mix chat` sends reactions and edits of recent messages among the
 //! messages (see `mix`); the report then gives each kind's rate and latency,
 //! and the reactions answered 200 (already there) apart from the acks.
+//!
+//! Against one node whose pid is known (`CONVERGER_SERVER_PID`, set by
+//! scripts/bench-server) the report gives CPU per ack over the measured
+//! seconds: the server's, this load generator's, and with `--db-pid` the
+//! database's (PostgreSQL's postmaster and backends).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +25,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::cpu::CpuMeter;
 use crate::http::Client;
 use crate::mix::{self, Kind, KindTally, Mix, MixReport, MixRuns, Outcome, Recent, Rng};
 use crate::placement::{self, NodeLoad, NodeTally};
@@ -52,6 +58,13 @@ pub struct RestIngestArgs {
     /// reactions, 10 % edits of the conversation's recent messages).
     #[arg(long, value_enum, default_value_t = Mix::Plain)]
     mix: Mix,
+    /// The server's process id, for its CPU per ack (one node only).
+    #[arg(long, env = "CONVERGER_SERVER_PID")]
+    server_pid: Option<u32>,
+    /// The database server's main process id (PostgreSQL's postmaster), for
+    /// its backends' CPU per ack.
+    #[arg(long, env = "CONVERGER_BENCH_DB_PID")]
+    db_pid: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -63,7 +76,22 @@ struct Report {
     /// With `--mix chat`: each kind's rate and latency, and the replays.
     #[serde(skip_serializing_if = "Option::is_none")]
     mix: Option<MixReport>,
+    /// CPU µs per ack over the measured seconds (median of the runs), when
+    /// the server's pid is known and there is one node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_us_per_ack: Option<CpuPerAck>,
 }
+
+#[derive(Serialize)]
+struct CpuPerAck {
+    server: f64,
+    load_generator: f64,
+    /// With `--db-pid`.
+    database: Option<f64>,
+}
+
+/// CPU seconds over one run's measured time: server, load generator, database.
+type CpuSpan = (f64, f64, f64);
 
 /// What one connection did in one run.
 struct Done {
@@ -83,8 +111,11 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
     let mut rates = Vec::new();
     let mut hist = new_histogram();
     let mut mix_runs = MixRuns::new(args.mix);
+    let meter = (nodes == 1).then(|| CpuMeter::new(args.server_pid, args.db_pid)).filter(|m| m.measures_server());
+    let measures_db = meter.as_ref().is_some_and(|m| m.measures_database());
+    let mut cpu_runs: Vec<[f64; 3]> = Vec::new();
     for run in 0..args.runs {
-        let done = rt.block_on(one_run(&args, run))?;
+        let (done, cpu) = rt.block_on(one_run(&args, run, meter.as_ref()))?;
         let mut run_hist = new_histogram();
         let mut per_node = vec![(0u64, new_histogram()); nodes];
         let mut kinds = KindTally::new();
@@ -103,6 +134,15 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
             acks += n;
         }
         let rate = acks as f64 / args.seconds;
+        let cpu_line = match cpu {
+            Some((server, bench, db)) if acks > 0 => {
+                let per = |secs: f64| secs * 1e6 / acks as f64;
+                cpu_runs.push([per(server), per(bench), per(db)]);
+                let db = if measures_db { format!(", database {:.1}", per(db)) } else { String::new() };
+                format!(" (CPU µs per ack: server {:.1}, load generator {:.1}{db})", per(server), per(bench))
+            }
+            _ => String::new(),
+        };
         let split = if nodes > 1 {
             let each: Vec<String> = per_node.iter().map(|(n, _)| format!("{:.0}", *n as f64 / args.seconds)).collect();
             format!(" [per node {}]", each.join(" / "))
@@ -110,7 +150,7 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
             String::new()
         };
         eprintln!(
-            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}{mix_line}, p50 {} µs, p99 {} µs",
+            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}{mix_line}, p50 {} µs, p99 {} µs{cpu_line}",
             run + 1,
             args.runs,
             args.seconds,
@@ -129,12 +169,29 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
         })
         .collect();
     let mix = (args.mix != Mix::Plain).then(|| mix_runs.report());
-    let report = Report { acks_per_s: Spread::of(&rates), latency_us: Percentiles::of(&hist), nodes: loads, mix };
+    let median =
+        |i: usize| (Spread::of(&cpu_runs.iter().map(|r| r[i]).collect::<Vec<_>>()).median * 10.0).round() / 10.0;
+    let cpu_us_per_ack = (!cpu_runs.is_empty()).then(|| CpuPerAck {
+        server: median(0),
+        load_generator: median(1),
+        database: measures_db.then(|| median(2)),
+    });
+    let report = Report {
+        acks_per_s: Spread::of(&rates),
+        latency_us: Percentiles::of(&hist),
+        nodes: loads,
+        mix,
+        cpu_us_per_ack,
+    };
     emit("rest-ingest", &args, report)?;
     placement::failures(&tallies)
 }
 
-async fn one_run(args: &RestIngestArgs, run: usize) -> Result<Vec<Done>, String> {
+async fn one_run(
+    args: &RestIngestArgs,
+    run: usize,
+    meter: Option<&CpuMeter>,
+) -> Result<(Vec<Done>, Option<CpuSpan>), String> {
     let nodes = args.target.nodes().to_vec();
     let mut tenant = args.target.tenant("rest-ingest").await?;
     let mut conversations = Vec::new();
@@ -215,9 +272,21 @@ async fn one_run(args: &RestIngestArgs, run: usize) -> Result<Vec<Done>, String>
             Ok::<_, String>(done)
         }));
     }
+    // CPU over the measured seconds only (the connections stop at `end`).
+    let cpu = match meter {
+        Some(meter) => {
+            let me = CpuMeter::new(Some(std::process::id()), None);
+            tokio::time::sleep_until(warm_up.into()).await;
+            let (s0, b0) = (meter.now(), me.now());
+            tokio::time::sleep_until(end.into()).await;
+            let (s1, b1) = (meter.now(), me.now());
+            Some((s1.server - s0.server, b1.server - b0.server, s1.database - s0.database))
+        }
+        None => None,
+    };
     let mut done = Vec::new();
     for t in tasks {
         done.push(t.await.map_err(|e| e.to_string())??);
     }
-    Ok(done)
+    Ok((done, cpu))
 }
