@@ -7,11 +7,14 @@ mod bin_client;
 mod bin_fanout;
 mod bin_ingest;
 mod bin_latency;
+mod cpu;
 mod delivery;
 mod http;
 mod mesh;
+mod mix;
 mod pacer;
 mod placement;
+mod read_state;
 mod report;
 mod rest_ingest;
 mod resume_storm;
@@ -38,9 +41,11 @@ enum Scenario {
     Storage(storage::StorageArgs),
     /// The cross-shard mesh: round-trip latency and messages/s between two shards.
     Mesh(mesh::MeshArgs),
-    /// Acknowledged REST activity creates/s from many keep-alive connections.
+    /// Acknowledged REST activity creates/s from many keep-alive connections
+    /// (`--mix chat`: with reactions and edits).
     RestIngest(rest_ingest::RestIngestArgs),
-    /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s.
+    /// Publishers → one conversation → many Phoenix-socket subscribers: deliveries/s
+    /// and publish → receive latency (`--mix chat`: with reactions and edits).
     WsFanout(ws_fanout::WsFanoutArgs),
     /// Durable publish → receive latency on Phoenix sockets at a paced rate.
     WsLatency(ws_latency::WsLatencyArgs),
@@ -54,6 +59,9 @@ enum Scenario {
     BinFanout(bin_fanout::BinFanoutArgs),
     /// One binary connection, one publish in flight: ack latency.
     BinLatency(bin_latency::BinLatencyArgs),
+    /// Reading a 10,000-activity conversation in 1,000-activity pages: plain
+    /// messages against edits, deletes, reactions and replies in their current state.
+    ReadState(read_state::ReadStateArgs),
     /// Activities → webhook deliveries to a local receiver: deliveries/s and publish → delivered latency.
     Delivery(delivery::DeliveryArgs),
 }
@@ -72,6 +80,7 @@ fn main() {
         Scenario::BinFanout(args) => bin_fanout::run(args),
         Scenario::BinLatency(args) => bin_latency::run(args),
         Scenario::Delivery(args) => delivery::run(args),
+        Scenario::ReadState(args) => read_state::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");
