@@ -171,19 +171,9 @@ pub(crate) fn read_range(
     limit: u32,
     reader: Option<&str>,
 ) -> StoreResult<Vec<Activity>> {
-    check_conversation(conn, scope, conversation_id)?;
-    let limit = crate::PageRequest::clamp(limit);
-    let mut page = conn
-        .prepare_cached(&format!(
-            "SELECT {ACTIVITY_COLS} FROM activities WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![conversation_id, after_seq, limit], rows::activity)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(sql_err)?;
-    add_reactions(conn, &mut page, reader)?;
-    Ok(page)
+    let snapshot = conn.unchecked_transaction().map_err(sql_err)?;
+    check_conversation(&snapshot, scope, conversation_id)?;
+    read_page(&snapshot, Page::Range, conversation_id, after_seq, limit, reader)
 }
 
 pub(crate) fn read_replies(
@@ -195,25 +185,16 @@ pub(crate) fn read_replies(
     limit: u32,
     reader: Option<&str>,
 ) -> StoreResult<Vec<Activity>> {
-    check_conversation(conn, scope, conversation_id)?;
-    let parent: Option<(Id, String)> = conn
+    let snapshot = conn.unchecked_transaction().map_err(sql_err)?;
+    check_conversation(&snapshot, scope, conversation_id)?;
+    let parent: Option<(Id, String)> = snapshot
         .prepare_cached("SELECT conversation_id, type FROM activities WHERE id = ?")
         .and_then(|mut s| s.query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(sql_err)?;
     if !parent.is_some_and(|(c, kind)| c == conversation_id && kind == crate::kinds::MESSAGE) {
         return Err(StoreError::NotFound(Entity::Activity));
     }
-    let limit = crate::PageRequest::clamp(limit);
-    let mut page = conn
-        .prepare_cached(&format!(
-            "SELECT {ACTIVITY_COLS} FROM activities WHERE parent_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![parent_id, after_seq, limit], rows::activity)?.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(sql_err)?;
-    add_reactions(conn, &mut page, reader)?;
-    Ok(page)
+    read_page(&snapshot, Page::Replies, parent_id, after_seq, limit, reader)
 }
 
 fn check_conversation(conn: &Connection, scope: Scope, conversation_id: Id) -> StoreResult<()> {
@@ -224,38 +205,71 @@ fn check_conversation(conn: &Connection, scope: Scope, conversation_id: Id) -> S
     in_scope(scope, owner.ok_or(StoreError::NotFound(Entity::Conversation))?, Entity::Conversation)
 }
 
-/// Fills in the reaction summaries of the page's messages: one query per
-/// message that has reactions at all is avoided by asking once for the page.
-fn add_reactions(conn: &Connection, page: &mut [Activity], reader: Option<&str>) -> StoreResult<()> {
-    let ids: Vec<Id> = page.iter().filter(|a| a.is_message() && !a.is_deleted()).map(|a| a.id).collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    // The page's first and last seq bound the scan: reactions are found by
-    // message through the primary key, one seek per message.
-    let mut stmt = conn
-        .prepare_cached("SELECT emoji, count(*), max(sender = ?2) FROM reactions WHERE activity_id = ?1 GROUP BY emoji")
-        .map_err(sql_err)?;
-    let mut summaries: HashMap<Id, Vec<ReactionCount>> = HashMap::new();
-    for id in ids {
-        let counts = stmt
-            .query_map(params![id, reader.unwrap_or("")], |r| {
-                let me: i64 = r.get(2)?;
-                Ok(ReactionCount { emoji: r.get(0)?, count: r.get(1)?, me: me != 0 && reader.is_some() })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(sql_err)?;
-        if !counts.is_empty() {
-            summaries.insert(id, counts);
+/// Which page [`read_page`] reads: a conversation's log, or a message's thread.
+#[derive(Clone, Copy)]
+enum Page {
+    Range,
+    Replies,
+}
+
+impl Page {
+    /// The page's activities, keyed by `?1` (conversation or parent), `seq > ?2`, `LIMIT ?3`.
+    fn rows(self) -> &'static str {
+        match self {
+            Page::Range => "FROM activities WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            Page::Replies => "FROM activities WHERE parent_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         }
     }
-    for a in page.iter_mut() {
+}
+
+/// A page of activities and, in the same read transaction (one snapshot),
+/// the reaction summaries of its messages in one query: per emoji, the
+/// count and whether `reader` (`?4`) is among the senders.
+fn read_page(
+    conn: &Connection,
+    page: Page,
+    key: Id,
+    after_seq: i64,
+    limit: u32,
+    reader: Option<&str>,
+) -> StoreResult<Vec<Activity>> {
+    let limit = crate::PageRequest::clamp(limit);
+    let mut activities = conn
+        .prepare_cached(&format!("SELECT {ACTIVITY_COLS} {}", page.rows()))
+        .and_then(|mut s| {
+            s.query_map(params![key, after_seq, limit], rows::activity)?.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql_err)?;
+    if !activities.iter().any(|a| a.is_message() && !a.is_deleted()) {
+        return Ok(activities);
+    }
+    let sql = format!(
+        "SELECT activity_id, emoji, count(*), max(sender = ?4) FROM reactions \
+         WHERE activity_id IN (SELECT id {}) GROUP BY activity_id, emoji",
+        page.rows()
+    );
+    let mut summaries: HashMap<Id, Vec<ReactionCount>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let counts = stmt
+        .query_map(params![key, after_seq, limit, reader.unwrap_or("")], |r| {
+            let me: i64 = r.get(3)?;
+            Ok((
+                r.get::<_, Id>(0)?,
+                ReactionCount { emoji: r.get(1)?, count: r.get(2)?, me: me != 0 && reader.is_some() },
+            ))
+        })
+        .map_err(sql_err)?;
+    for row in counts {
+        let (id, count) = row.map_err(sql_err)?;
+        summaries.entry(id).or_default().push(count);
+    }
+    for a in activities.iter_mut() {
         if let (Some(mut counts), Some(state)) = (summaries.remove(&a.id), a.state.as_mut()) {
             ReactionCount::sort(&mut counts);
             state.reactions = counts;
         }
     }
-    Ok(())
+    Ok(activities)
 }
 
 /// The rows the batch's lifecycle items name, as stored.
