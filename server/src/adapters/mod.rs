@@ -31,6 +31,7 @@
 
 mod echo;
 mod fields;
+pub mod pre_publish;
 pub mod standard_webhooks;
 mod webhook;
 mod websocket;
