@@ -19,6 +19,7 @@
 //! shard, is handled by one function, [`Engine::handle`].
 
 pub mod cluster;
+pub mod hook;
 pub mod live;
 pub mod mesh;
 pub mod owner;
@@ -55,6 +56,10 @@ pub struct Engine {
     cluster: Option<cluster::Membership>,
     /// The node's users (shared by every shard and the bus; see [`users`]).
     users: Arc<users::Users>,
+    /// Publishes waiting for their pre-publish hook (see [`hook`]).
+    hooks: hook::HookStage,
+    /// Who calls the hooks; unset, hooks are not called (tests of the layers below).
+    hook_caller: std::cell::OnceCell<Rc<dyn hook::HookCaller>>,
 }
 
 impl Engine {
@@ -72,7 +77,14 @@ impl Engine {
             outbox,
             cluster: cluster.map(cluster::Membership::new),
             users,
+            hooks: hook::HookStage::default(),
+            hook_caller: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Sets who calls pre-publish hooks (once, when the shard starts).
+    pub fn set_hook_caller(&self, caller: Rc<dyn hook::HookCaller>) {
+        let _ = self.hook_caller.set(caller);
     }
 
     /// This shard's index.
@@ -121,8 +133,8 @@ impl Engine {
     /// The one dispatch of engine messages, from the mesh or from this shard.
     fn handle(self: &Rc<Self>, message: MeshMsg) {
         match message {
-            MeshMsg::Publish(request) => self.owner.enqueue(*request),
-            MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| self.owner.enqueue(r)),
+            MeshMsg::Publish(request) => self.enqueue(*request),
+            MeshMsg::PublishMany(requests) => requests.into_iter().for_each(|r| self.enqueue(r)),
             MeshMsg::Committed(activities) => self.deliver(&activities),
             MeshMsg::Subscribe { conversation, shard, reply } => {
                 let first = self.owner.add_subscriber_shard(conversation, shard);

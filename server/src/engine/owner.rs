@@ -83,6 +83,17 @@ impl Owner {
         }
     }
 
+    /// Publishes waiting for a batch.
+    pub fn queued(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    /// Answers a publish that will not be written.
+    pub fn refuse(&self, request: PublishRequest, why: PublishError) {
+        self.metrics.publish_refused();
+        let _ = request.reply.send(Err(why));
+    }
+
     /// Queues a publish for the next batch, or refuses it at once.
     pub fn enqueue(&self, request: PublishRequest) {
         let refused = if self.closing.get() {
@@ -308,7 +319,7 @@ mod tests {
             let answers: Vec<_> = (0..300)
                 .map(|_| {
                     let (reply, answer) = oneshot::channel();
-                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply });
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None });
                     answer
                 })
                 .collect();
@@ -339,7 +350,7 @@ mod tests {
             for _ in 0..30 {
                 for _ in 0..10 {
                     let (reply, answer) = oneshot::channel();
-                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply });
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None });
                     answers.push(answer);
                 }
                 monoio::time::sleep(std::time::Duration::from_micros(100)).await;
@@ -362,14 +373,14 @@ mod tests {
             let mut answers = Vec::new();
             for _ in 0..=MAX_QUEUED {
                 let (reply, answer) = oneshot::channel();
-                owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply });
+                owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None });
                 answers.push(answer);
             }
             let last = answers.pop().expect("one").await.expect("answered");
             assert!(matches!(last, Err(PublishError::Overloaded)), "{last:?}");
             owner.close();
             let (reply, answer) = oneshot::channel();
-            owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply });
+            owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None });
             assert!(matches!(answer.await.expect("answered"), Err(PublishError::ShuttingDown)));
         });
     }

@@ -27,12 +27,17 @@ pub enum PublishError {
     /// The store refused the item or the batch (not found, closed, unavailable …).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The channel's pre-publish hook refused it, with its reason.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// A publish on its way to the owner, with the way back to the publisher.
 pub struct PublishRequest {
     pub activity: NewActivity,
     pub reply: Reply,
+    /// The conversation's pre-publish hook, when its channel has one.
+    pub hook: Option<Arc<super::hook::HookRoute>>,
 }
 
 /// Where a publish's answer goes.
@@ -70,7 +75,7 @@ impl Publisher {
         };
         let (reply, answer) = oneshot::channel();
         let conversation = activity.conversation_id;
-        let request = PublishRequest { activity, reply };
+        let request = PublishRequest { activity, reply, hook: None };
         if engine.to_owner(conversation, MeshMsg::Publish(Box::new(request))).is_err() {
             return Err(PublishError::Overloaded);
         }
@@ -109,7 +114,11 @@ impl Publisher {
             .into_iter()
             .map(|activity| {
                 let (reply, answer) = oneshot::channel();
-                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest { activity, reply });
+                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest {
+                    activity,
+                    reply,
+                    hook: None,
+                });
                 answer
             })
             .collect();

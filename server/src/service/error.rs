@@ -93,6 +93,7 @@ impl ServiceError {
             ServiceError::InvalidJson { .. } => (400, "invalid_json"),
             ServiceError::Publish(Publish::Overloaded) => (503, "overloaded"),
             ServiceError::Publish(Publish::ShuttingDown) => (503, "shutting_down"),
+            ServiceError::Publish(Publish::Rejected(_)) => (422, "rejected_by_hook"),
             ServiceError::Publish(Publish::Store(s)) | ServiceError::Store(s) => store_status(s),
             ServiceError::Random(_) => (500, "internal"),
             ServiceError::Conflict(_) => (409, "conflict"),

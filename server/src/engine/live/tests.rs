@@ -73,7 +73,11 @@ impl World {
         let answers: Vec<_> = (0..n)
             .map(|_| {
                 let (reply, answer) = oneshot::channel();
-                self.engine.owner.enqueue(PublishRequest { activity: message(self.tenant, self.conversation), reply });
+                self.engine.owner.enqueue(PublishRequest {
+                    activity: message(self.tenant, self.conversation),
+                    reply,
+                    hook: None,
+                });
                 answer
             })
             .collect();
@@ -265,7 +269,11 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
                     let answers: Vec<_> = (0..n)
                         .map(|_| {
                             let (reply, answer) = oneshot::channel();
-                            engine.owner.enqueue(PublishRequest { activity: message(tenant, conversation), reply });
+                            engine.owner.enqueue(PublishRequest {
+                                activity: message(tenant, conversation),
+                                reply,
+                                hook: None,
+                            });
                             answer
                         })
                         .collect();
