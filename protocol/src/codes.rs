@@ -135,6 +135,8 @@ catalogue! {
         "`target_id` or `parent_id` names a deleted message.";
     ReactionNotFound = 4010, "reaction_not_found", Some(404),
         "A reaction_remove for a reaction the sender has not made.";
+    RejectedByHook = 4011, "rejected_by_hook", Some(422),
+        "The channel's pre-publish hook refused the activity (its reason is the message), or could not be asked and the hook fails closed.";
 
     // 5xxx: capacity and the server.
     Overloaded = 5001, "overloaded", Some(503),

@@ -56,13 +56,18 @@ impl ChannelConfig<'_> for () {
     }
 }
 
-/// A config object whose keys are all among the adapter's known keys.
+/// Keys every channel type takes beside its own, read elsewhere: the
+/// pre-publish hook (`super::pre_publish`).
+pub const COMMON_KEYS: &[&str] = &["pre_publish"];
+
+/// A config object whose keys are all among the adapter's known keys (and
+/// [`COMMON_KEYS`]).
 pub struct Config<'a>(&'a Map<String, Value>);
 
 impl<'a> Config<'a> {
     pub fn new(config: &'a Value, known: &[&str]) -> Result<Config<'a>, ConfigError> {
         let map = config.as_object().ok_or_else(|| ConfigError::new("config", "`config` must be a JSON object"))?;
-        if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str()) && !COMMON_KEYS.contains(&k.as_str())) {
             let expected = if known.is_empty() { "this channel type takes no config".into() } else { known.join(", ") };
             return Err(ConfigError::key(key, format!("unknown key `{key}` (expected: {expected})")));
         }

@@ -4,6 +4,7 @@
 //! echo adapter's) back into conversations via a shard's normal write path.
 
 pub mod guard;
+pub mod hooks;
 pub mod pace;
 pub mod retry;
 pub mod worker;

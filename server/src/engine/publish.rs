@@ -12,6 +12,7 @@ use std::sync::Arc;
 use converger_storage::{Id, NewActivity, Store, StoreError, Written};
 use futures_channel::oneshot;
 
+use super::hook::HookRoute;
 use super::mesh::MeshMsg;
 use super::{Engine, Ephemeral, Signal};
 
@@ -67,15 +68,17 @@ impl Publisher {
         Publisher { route: Route::Owners(engine) }
     }
 
-    /// Persists one activity; resolves once it is committed (or replayed).
-    pub async fn publish(&self, activity: NewActivity) -> Result<Written, PublishError> {
+    /// Persists one activity, past its conversation's pre-publish `hook`
+    /// when it has one; resolves once it is committed (or replayed). (Without
+    /// shards, in tests of the layers above, hooks are not called.)
+    pub async fn publish(&self, activity: NewActivity, hook: Option<Arc<HookRoute>>) -> Result<Written, PublishError> {
         let engine = match &self.route {
             Route::Direct(store) => return direct(store, activity).await,
             Route::Owners(engine) => engine,
         };
         let (reply, answer) = oneshot::channel();
         let conversation = activity.conversation_id;
-        let request = PublishRequest { activity, reply, hook: None };
+        let request = PublishRequest { activity, reply, hook };
         if engine.to_owner(conversation, MeshMsg::Publish(Box::new(request))).is_err() {
             return Err(PublishError::Overloaded);
         }
@@ -98,10 +101,14 @@ impl Publisher {
     /// Persists many activities, as one publish each but crossing to each owner
     /// shard once; the answers keep the input's order, and activities of one
     /// conversation commit in that order.
-    pub async fn publish_many(&self, activities: Vec<NewActivity>) -> Vec<Result<Written, PublishError>> {
+    pub async fn publish_many(
+        &self,
+        activities: Vec<(NewActivity, Option<Arc<HookRoute>>)>,
+    ) -> Vec<Result<Written, PublishError>> {
         let engine = match &self.route {
             Route::Direct(store) => {
                 let n = activities.len();
+                let activities = activities.into_iter().map(|(a, _)| a).collect();
                 return match store.write_batch(activities).await {
                     Ok(items) => items.into_iter().map(|i| i.map_err(PublishError::from)).collect(),
                     Err(e) => (0..n).map(|_| Err(PublishError::Store(e.clone()))).collect(),
@@ -112,13 +119,9 @@ impl Publisher {
         let mut per_owner: Vec<Vec<PublishRequest>> = (0..engine.shards()).map(|_| Vec::new()).collect();
         let answers: Vec<_> = activities
             .into_iter()
-            .map(|activity| {
+            .map(|(activity, hook)| {
                 let (reply, answer) = oneshot::channel();
-                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest {
-                    activity,
-                    reply,
-                    hook: None,
-                });
+                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest { activity, reply, hook });
                 answer
             })
             .collect();

@@ -49,6 +49,8 @@ pub struct Server {
     /// The cluster bus's thread, in a cluster, and its own stop signal
     /// (given after the shards have stopped).
     bus: Option<(std::thread::JoinHandle<()>, Shutdown)>,
+    /// The pre-publish hooks' thread (ends once the shards, its only callers, are gone).
+    hooks: Option<std::thread::JoinHandle<()>>,
     shutdown: Shutdown,
     store: Arc<dyn Store>,
     http_addr: SocketAddr,
@@ -79,6 +81,13 @@ impl Server {
         let bus_stop = Shutdown::new();
         // Users with sockets here (and, in a cluster, elsewhere): shards and bus share them.
         let users = Arc::new(Users::default());
+        let (hook_client, hooks) = match crate::delivery::hooks::HookClient::start(config.delivery_allow_private) {
+            Ok((client, thread)) => (Some(client), Some(thread)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the pre-publish hook thread; hooked publishes take their on_failure");
+                (None, None)
+            }
+        };
         let cluster = match &config.cluster {
             Some(c) => Some(Cluster::start(c, listeners.http.len(), caps.clone(), users.clone(), &bus_stop)?),
             None => None,
@@ -98,6 +107,7 @@ impl Server {
             tenant_epoch: epoch.clone(),
             caps,
             users,
+            hooks: hook_client,
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
             .inspect_err(|_| bus_stop.trigger())?;
@@ -121,7 +131,7 @@ impl Server {
                 );
             }
         };
-        Ok(Server { shards, delivery, bus, shutdown, store, http_addr, binary_addr })
+        Ok(Server { shards, delivery, bus, hooks, shutdown, store, http_addr, binary_addr })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -158,6 +168,9 @@ impl Server {
         if let Some((bus, stop)) = self.bus {
             stop.trigger();
             let _ = bus.join();
+        }
+        if let Some(hooks) = self.hooks {
+            let _ = hooks.join();
         }
         let holders = Arc::strong_count(&self.store);
         drop(self.store);

@@ -65,6 +65,8 @@ pub struct Node {
     pub caps: Arc<ConnCaps>,
     /// The node's users (`engine::users`), shared with the cluster bus.
     pub users: Arc<crate::engine::users::Users>,
+    /// The way to the pre-publish hooks' thread.
+    pub hooks: Option<crate::delivery::hooks::HookClient>,
 }
 
 impl Shards {
@@ -76,7 +78,7 @@ impl Shards {
         injections: crate::delivery::Injections,
         cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
-        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users } = node;
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, hooks } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
@@ -101,6 +103,7 @@ impl Shards {
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
                 users: users.clone(),
+                hooks: hooks.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
                 caps: caps.clone(),
@@ -163,6 +166,7 @@ struct ShardSetup {
     tenant_epoch: TenantEpoch,
     /// Shared by all shards: users with a socket on this node.
     users: Arc<crate::engine::users::Users>,
+    hooks: Option<crate::delivery::hooks::HookClient>,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
@@ -218,6 +222,9 @@ impl ShardSetup {
             None => (None, None),
         };
         let engine = Engine::new(self.store.clone(), shard_metrics.clone(), self.mesh.outbox, link, self.users);
+        if let Some(hooks) = self.hooks.take() {
+            engine.set_hook_caller(Rc::new(crate::delivery::hooks::ShardHooks(hooks)));
+        }
         let owner_task = monoio::spawn(engine.clone().run_owner());
         let cluster_task = inbox.map(|inbox| monoio::spawn(engine.clone().run_cluster(inbox, shutdown.clone())));
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));

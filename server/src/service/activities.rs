@@ -291,8 +291,9 @@ impl Hub {
         origin: Option<Id>,
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
-        let targets = self.routes.targets(&*self.store, caller.scope(), conversation_id, origin, &input.kind).await?;
-        Ok(self.publisher.publish(new_activity(caller, conversation_id, input, targets)).await?)
+        let targets = self.routes.resolve(&*self.store, caller.scope(), conversation_id, origin, &input.kind).await?;
+        let activity = new_activity(caller, conversation_id, input, targets.deliver_to);
+        Ok(self.publisher.publish(activity, targets.hook).await?)
     }
 
     /// Writes many activities (a batched publish); each answers on its own, in
@@ -311,9 +312,9 @@ impl Hub {
         let mut results: Vec<Option<ServiceResult<Written>>> = Vec::with_capacity(items.len());
         let mut new = Vec::with_capacity(items.len());
         for (conversation, input) in items {
-            match self.routes.targets(&*self.store, caller.scope(), conversation, None, &input.kind).await {
+            match self.routes.resolve(&*self.store, caller.scope(), conversation, None, &input.kind).await {
                 Ok(targets) => {
-                    new.push(new_activity(caller, conversation, input, targets));
+                    new.push((new_activity(caller, conversation, input, targets.deliver_to), targets.hook));
                     results.push(None);
                 }
                 Err(e) => results.push(Some(Err(e))),

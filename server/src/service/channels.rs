@@ -80,7 +80,11 @@ pub fn validate_config(kind: &str, config: &Json) -> ServiceResult<()> {
     }
     let adapter = adapters::adapter_for(kind)
         .ok_or_else(|| ServiceError::invalid("type", format!("unknown channel type `{kind}`")))?;
-    adapter.validate_config(&config.to_value()).map_err(|e| ServiceError::invalid(e.field, e.message))
+    let value = config.to_value();
+    adapter.validate_config(&value).map_err(|e| ServiceError::invalid(e.field, e.message))?;
+    adapters::pre_publish::HookConfig::parse(value.get("pre_publish"), "config.pre_publish")
+        .map(drop)
+        .map_err(|e| ServiceError::invalid(e.field, e.message))
 }
 
 impl Hub {

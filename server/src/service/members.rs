@@ -139,7 +139,8 @@ impl Hub {
             author_only: false,
             member: Some(change),
         };
-        Ok(self.publisher.publish(activity).await?)
+        // Membership changes are the integrator's own (API key): no hook.
+        Ok(self.publisher.publish(activity, None).await?)
     }
 
     pub async fn list_members(
