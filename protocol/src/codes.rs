@@ -135,6 +135,8 @@ catalogue! {
         "`target_id` or `parent_id` names a deleted message.";
     ReactionNotFound = 4010, "reaction_not_found", Some(404),
         "A reaction_remove for a reaction the sender has not made.";
+    Disconnected = 4011, "disconnected", None,
+        "The integration ended this client's following of a conversation (POST /api/v1/conversations/{id}/disconnect); the message is its reason. Not a ban: the client may follow it again.";
 
     // 5xxx: capacity and the server.
     Overloaded = 5001, "overloaded", Some(503),

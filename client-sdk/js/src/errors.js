@@ -46,6 +46,7 @@ const CATALOGUE = [
   [4008, "invalid_target", 422],
   [4009, "target_deleted", 409],
   [4010, "reaction_not_found", 404],
+  [4011, "disconnected", null],
   [5001, "overloaded", 503],
   [5002, "rate_limited", 429],
   [5003, "shutting_down", 503],

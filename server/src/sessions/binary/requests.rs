@@ -51,6 +51,7 @@ impl Session {
         }
         let (hub, engine, out, identity) =
             (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.clone());
+        let ended = self.ended.clone();
         Some(Box::pin(async move {
             let scope = identity.scope();
             // First every item's check, for the one Subscribed answer; then the backlogs.
@@ -67,7 +68,13 @@ impl Session {
                             Ok(last_seq) => {
                                 // Live only: from the conversation's last seq on.
                                 let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
-                                let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
+                                let sink = Rc::new(BinarySink {
+                                    sender: out.clone(),
+                                    conversation,
+                                    active: active.clone(),
+                                    client: identity.client(),
+                                    ended: ended.clone(),
+                                });
                                 let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
                                 engine
                                     .start_subscription(conversation, scope, after, sink)
@@ -139,6 +146,20 @@ impl Session {
             }
         }
         self.reply(Ack { request_id: u.request_id });
+    }
+
+    /// The server ended the subscription whose switch is `attempt` (its
+    /// notice is sent): forget it, so the conversation may be subscribed again.
+    pub(super) fn forget_ended(&mut self, attempt: Active) {
+        let id = self.subs.iter().find(|(_, sub)| match sub {
+            Sub::Starting { active } | Sub::Live { active, .. } => Rc::ptr_eq(active, &attempt),
+        });
+        let Some(id) = id.map(|(id, _)| *id) else { return };
+        match self.subs.remove(&id) {
+            Some(Sub::Live { sub, .. }) => self.engine.unsubscribe(&sub),
+            // `record` unsubscribes it when it has started (its switch is off).
+            Some(Sub::Starting { .. }) | None => {}
+        }
     }
 
     pub(super) fn unsubscribe_all(&mut self) {
