@@ -10,6 +10,7 @@
 
 pub mod activities;
 pub mod auth_cache;
+pub mod broadcast;
 pub mod caller;
 pub mod channels;
 pub mod contacts;
@@ -22,6 +23,7 @@ pub mod json;
 pub mod limits;
 pub mod limits_cache;
 pub mod members;
+pub mod presence;
 pub mod routes;
 pub mod stats;
 pub mod tenants;
