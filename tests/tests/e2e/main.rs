@@ -47,6 +47,7 @@ mod binary_chat;
 mod binary_protocol;
 mod cli;
 mod cluster_deliveries;
+mod cluster_disconnect;
 mod cluster_failover;
 mod cluster_outages;
 mod cluster_sequencing;
