@@ -1,6 +1,8 @@
 //! [`Rest`]: the REST calls an integrator makes around the binary protocol
 //! (docs/api.md): create a channel and a conversation, add and read its
-//! members, issue and refresh client tokens, list a conversation's activities. Errors in the API's
+//! members, issue and refresh client tokens, list a conversation's activities,
+//! and the server API (broadcast to many conversations, disconnect a sender
+//! or everyone, who is present). Errors in the API's
 //! `{"error":{"code","message"}}` shape come back as [`Error::Server`] with
 //! the catalogue code.
 //!
@@ -104,6 +106,54 @@ pub struct ActivityList {
     pub data: Vec<RestActivity>,
     /// The conversation's highest seq.
     pub last_seq: u64,
+}
+
+/// One conversation's answer in a [`Rest::broadcast`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct BroadcastResult {
+    pub conversation_id: Uuid,
+    /// 201 written now, 200 a replay of the derived idempotency key, else
+    /// the HTTP status of the refusal (`error` says why).
+    pub status: u16,
+    #[serde(default)]
+    pub activity: Option<RestActivity>,
+    #[serde(default)]
+    pub error: Option<ApiError>,
+}
+
+/// An error in the API's shape, as one item of a list answer carries it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ApiError {
+    /// The catalogue name (`not_found`, `conversation_closed`, …).
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BroadcastResults {
+    results: Vec<BroadcastResult>,
+}
+
+/// One sender present in a conversation ([`Rest::presence`]).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Present {
+    pub sender: String,
+    /// Their joined sockets, on every node.
+    pub connections: u32,
+    /// When the earliest of them joined (RFC 3339).
+    pub online_at: String,
+}
+
+#[derive(Deserialize)]
+struct PresenceList {
+    data: Vec<Present>,
+}
+
+#[derive(Deserialize)]
+struct Disconnected {
+    disconnected: u64,
 }
 
 /// REST calls with one credential: a tenant API key (every call), a channel
@@ -223,6 +273,45 @@ impl Rest {
     pub async fn list_activities(&self, conversation_id: Uuid, after_seq: u64, limit: u32) -> Result<ActivityList> {
         let path = format!("/api/v1/conversations/{conversation_id}/activities?after_seq={after_seq}&limit={limit}");
         self.send("GET", &path, None).await
+    }
+
+    /// `POST /api/v1/broadcast`: `activity` (a body of `POST …/activities`
+    /// without a key) written to each conversation, one result per
+    /// conversation in order. With `idempotency_key`, each conversation's
+    /// write is keyed `<key>:<conversation id>`: calling again with the same
+    /// key writes nothing twice (200 with the original activity).
+    pub async fn broadcast(
+        &self,
+        conversation_ids: &[Uuid],
+        activity: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<BroadcastResult>> {
+        let mut body = json!({"conversation_ids": conversation_ids, "activity": activity});
+        if let Some(key) = idempotency_key {
+            body["idempotency_key"] = key.into();
+        }
+        let answer: BroadcastResults = self.send("POST", "/api/v1/broadcast", Some(body)).await?;
+        Ok(answer.results)
+    }
+
+    /// `POST /api/v1/conversations/{id}/disconnect`: ends the live following
+    /// of the conversation by `sender`'s clients (everyone's when `None`),
+    /// telling them `reason`; how many ended on the node that answered.
+    pub async fn disconnect(&self, conversation_id: Uuid, sender: Option<&str>, reason: &str) -> Result<u64> {
+        let mut body = json!({"reason": reason});
+        if let Some(sender) = sender {
+            body["sender"] = sender.into();
+        }
+        let path = format!("/api/v1/conversations/{conversation_id}/disconnect");
+        let answer: Disconnected = self.send("POST", &path, Some(body)).await?;
+        Ok(answer.disconnected)
+    }
+
+    /// `GET /api/v1/conversations/{id}/presence`: who is joined now, by sender.
+    pub async fn presence(&self, conversation_id: Uuid) -> Result<Vec<Present>> {
+        let answer: PresenceList =
+            self.send("GET", &format!("/api/v1/conversations/{conversation_id}/presence"), None).await?;
+        Ok(answer.data)
     }
 
     async fn send<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Value>) -> Result<T> {

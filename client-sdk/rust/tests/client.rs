@@ -302,3 +302,28 @@ async fn an_expired_token_ends_the_client_with_the_reason() {
     assert!(matches!(refused, Error::Closed), "{refused}");
     assert_eq!(user.connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_api_broadcasts_disconnects_and_ends_the_subscription_with_the_reason() {
+    let env = Env::start().await;
+    let (a, b) = (env.conversation().await, env.conversation().await);
+    let activity = serde_json::json!({"sender": "bot", "text": "to both"});
+    let results = env.rest.broadcast(&[a, b], activity.clone(), Some("news-1")).await.unwrap();
+    assert_eq!(results.iter().map(|r| (r.conversation_id, r.status)).collect::<Vec<_>>(), [(a, 201), (b, 201)]);
+    assert_eq!(results[0].activity.as_ref().and_then(|x| x.idempotency_key.clone()), Some(format!("news-1:{a}")));
+    let again = env.rest.broadcast(&[a, b], activity, Some("news-1")).await.unwrap();
+    assert!(again.iter().all(|r| r.status == 200), "a retry replays");
+    let nowhere = [Uuid::now_v7()];
+    let foreign = env.rest.broadcast(&nowhere, serde_json::json!({"sender": "s", "text": "x"}), None).await.unwrap();
+    assert_eq!((foreign[0].status, foreign[0].error.as_ref().map(|e| e.code.as_str())), (404, Some("not_found")));
+
+    let user = env.token_client(a, "user-1").await;
+    let mut sub = user.subscribe(a, LIVE_ONLY).await.unwrap();
+    assert_eq!(env.rest.disconnect(a, Some("user-1"), "bye").await.unwrap(), 1);
+    assert!(within("the end", sub.next()).await.is_none());
+    let reason = sub.end_reason().expect("a reason");
+    assert_eq!(reason.code(), Some(ErrorCode::Disconnected), "{reason}");
+    assert!(reason.to_string().contains("bye"), "{reason}");
+    assert!(user.is_connected(), "the connection stays");
+    assert!(env.rest.presence(a).await.unwrap().is_empty(), "binary clients take no part in presence");
+}
