@@ -141,14 +141,27 @@ impl Hub {
         let sets = &self.token_keys.sets;
         let mut failure = None;
         for url in urls.iter() {
-            let now = Instant::now();
-            let want = match sets.fresh(url, now) {
-                Some(set) if set.find(kid).is_some() => return Ok(Some(set)),
-                Some(_) if sets.may_ask_for_kid(url, now) => Want::Kid(kid.to_string()),
-                Some(_) => continue,
-                None => Want::Fresh,
+            let set = match sets.fresh(url, Instant::now()) {
+                Some(set) => set,
+                None => match client.get(url, Want::Fresh).await {
+                    Ok(set) => {
+                        sets.remember(url, set.clone(), Instant::now());
+                        set
+                    }
+                    Err(why) => {
+                        failure = Some(why);
+                        continue;
+                    }
+                },
             };
-            match client.get(url, want).await {
+            if set.find(kid).is_some() {
+                return Ok(Some(set));
+            }
+            // The tenant may have rotated its keys since the set was fetched.
+            if !sets.may_ask_for_kid(url, Instant::now()) {
+                continue;
+            }
+            match client.get(url, Want::Kid(kid.to_string())).await {
                 Ok(set) => {
                     sets.remember(url, set.clone(), Instant::now());
                     if set.find(kid).is_some() {
