@@ -327,3 +327,34 @@ async fn the_server_api_broadcasts_disconnects_and_ends_the_subscription_with_th
     assert!(user.is_connected(), "the connection stays");
     assert!(env.rest.presence(a).await.unwrap().is_empty(), "binary clients take no part in presence");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_signed_with_the_tenants_own_key_connects_until_the_key_is_revoked() {
+    use converger_e2e::jose::{claims, sign_hs256};
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let key = env.rest.create_signing_key().await.unwrap();
+    assert_eq!(key.kind, "HS256");
+    let secret = key.secret.clone().expect("shown on create");
+    let listed = env.rest.list_signing_keys().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| (k.kid.as_str(), k.secret.is_none())).collect::<Vec<_>>(),
+        [(key.kid.as_str(), true)]
+    );
+    // Signed here, as the tenant's backend would: the client takes it like an issued token.
+    let mine = claims(&env.tenant_id.to_string(), &conversation.to_string(), "user-1", 600);
+    let token = sign_hs256(&mine, &secret, &key.kid);
+    let user = Client::connect_with(env.server.binary_addr(), Credential::Token(token.clone()), common::options())
+        .await
+        .expect("a tenant-signed token connects");
+    assert_eq!(user.welcome().sender, "user-1");
+    assert!(user.publish(Draft::message(conversation, "signed by the tenant")).await.is_ok());
+    // Refresh is the signer's business.
+    assert_eq!(env.rest.refresh_token(&token).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    env.rest.revoke_signing_key(&key.kid).await.unwrap();
+    let refused = Client::connect_with(env.server.binary_addr(), Credential::Token(token), common::options()).await;
+    assert_eq!(refused.err().and_then(|e| e.code()), Some(ErrorCode::Unauthorized));
+    assert_eq!(env.rest.revoke_signing_key(&key.kid).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    let jwks = env.rest.register_jwks("ftp://idp.example/jwks").await.unwrap_err();
+    assert_eq!(jwks.code(), Some(ErrorCode::ValidationFailed));
+}

@@ -90,6 +90,8 @@ impl Server {
             Some(c) => (Some(c.link), c.inboxes, Some((c.thread, bus_stop.clone()))),
             None => (None, Vec::new(), None),
         };
+        // Tenants' JWKS documents are fetched on the delivery worker's runtime.
+        let (jwks, jwks_requests) = crate::service::jwks::channel();
         let node = Node {
             config: Arc::new(config),
             store: store.clone(),
@@ -98,6 +100,7 @@ impl Server {
             tenant_epoch: epoch.clone(),
             caps,
             users,
+            jwks,
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
             .inspect_err(|_| bus_stop.trigger())?;
@@ -109,6 +112,7 @@ impl Server {
             worker_metrics,
             epoch,
             cluster_status,
+            jwks_requests,
             shutdown.clone(),
         ) {
             Ok(thread) => Some(thread),

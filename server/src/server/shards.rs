@@ -65,6 +65,8 @@ pub struct Node {
     pub caps: Arc<ConnCaps>,
     /// The node's users (`engine::users`), shared with the cluster bus.
     pub users: Arc<crate::engine::users::Users>,
+    /// The way to the JWKS fetcher (tenants' token-signing keys).
+    pub jwks: crate::service::jwks::JwksClient,
 }
 
 impl Shards {
@@ -76,7 +78,7 @@ impl Shards {
         injections: crate::delivery::Injections,
         cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
-        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users } = node;
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, jwks } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
@@ -100,6 +102,7 @@ impl Shards {
                 mesh,
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
+                jwks: jwks.clone(),
                 users: users.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
@@ -161,6 +164,8 @@ struct ShardSetup {
     metrics: Registry,
     /// Shared by all shards: bumped by every tenant change (auth cache).
     tenant_epoch: TenantEpoch,
+    /// The way to the JWKS fetcher.
+    jwks: crate::service::jwks::JwksClient,
     /// Shared by all shards: users with a socket on this node.
     users: Arc<crate::engine::users::Users>,
     /// Reported once this shard's connections are closed (or it failed to start).
@@ -229,7 +234,8 @@ impl ShardSetup {
             self.tenant_epoch,
             engine.shards(),
             shard_metrics.clone(),
-        );
+        )
+        .with_jwks(self.jwks.clone());
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),

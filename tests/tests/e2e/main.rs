@@ -75,6 +75,7 @@ mod rest_disconnect;
 mod rest_errors;
 mod rest_lifecycle;
 mod rest_members;
+mod rest_signing_keys;
 mod rest_tokens;
 mod startup_errors;
 mod status_reports;

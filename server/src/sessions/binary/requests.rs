@@ -358,31 +358,39 @@ impl Session {
 
     pub(super) fn reauth(&self, r: proto::Reauth) -> Option<Pending> {
         let request_id = r.request_id;
-        let answer = match (&self.identity, self.hub.verify_token(&r.token)) {
-            (Identity::Tenant(_), _) => Err(Failure::new(ErrorCode::Forbidden, "an API-key connection has no token")),
-            (_, Err(e)) => Err(failure(&e)),
-            (Identity::Token(old), Ok(new))
-                if new.tenant_id != old.tenant_id
-                    || new.conversation_id != old.conversation_id
-                    || new.sub != old.sub =>
-            {
-                Err(Failure::new(
-                    ErrorCode::Forbidden,
-                    "the new token must name the same tenant, conversation and sender",
-                ))
-            }
-            (_, Ok(new)) => Ok(new),
+        let Identity::Token(old) = &self.identity else {
+            let f = Failure::new(ErrorCode::Forbidden, "an API-key connection has no token");
+            self.reply(ErrorFrame::new(request_id, code_of(&f), f.message));
+            return None;
         };
-        match answer {
-            Ok(claims) => {
-                self.reply(Ack { request_id });
-                Some(Box::pin(async move { Done::Reauthorized(claims) }))
+        let (hub, out, old) = (self.hub.clone(), self.out.clone(), old.clone());
+        // The new token may be a tenant-signed one whose key set is fetched: async.
+        Some(Box::pin(async move {
+            let answer = match hub.verify_token(&r.token).await {
+                Err(e) => Err(failure(&e)),
+                Ok(new)
+                    if new.tenant_id != old.tenant_id
+                        || new.conversation_id != old.conversation_id
+                        || new.sub != old.sub =>
+                {
+                    Err(Failure::new(
+                        ErrorCode::Forbidden,
+                        "the new token must name the same tenant, conversation and sender",
+                    ))
+                }
+                Ok(new) => Ok(new),
+            };
+            match answer {
+                Ok(claims) => {
+                    send(&out, Frame::Ack(Ack { request_id }));
+                    Done::Reauthorized(claims)
+                }
+                Err(f) => {
+                    send(&out, Frame::Error(ErrorFrame::new(request_id, code_of(&f), f.message)));
+                    Done::Nothing
+                }
             }
-            Err(f) => {
-                self.reply(ErrorFrame::new(request_id, code_of(&f), f.message));
-                None
-            }
-        }
+        }))
     }
 }
 
