@@ -15,7 +15,8 @@ export type ErrorName =
   | "bad_request" | "invalid_json" | "invalid_parameter" | "validation_failed" | "payload_too_large"
   | "unsupported_media_type" | "method_not_allowed"
   | "not_found" | "conflict" | "conversation_closed" | "invalid_reference" | "already_subscribed"
-  | "too_many_subscriptions" | "target_not_found" | "invalid_target" | "target_deleted" | "reaction_not_found" | "rejected_by_hook"
+  | "too_many_subscriptions" | "target_not_found" | "invalid_target" | "target_deleted" | "reaction_not_found"
+  | "disconnected" | "rejected_by_hook"
   | "overloaded" | "rate_limited" | "shutting_down" | "storage_unavailable" | "internal" | "too_many_connections";
 
 /** Every catalogue entry, in order: number, name, and the HTTP status REST answers with (null: binary protocol only). */

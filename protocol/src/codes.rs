@@ -135,7 +135,9 @@ catalogue! {
         "`target_id` or `parent_id` names a deleted message.";
     ReactionNotFound = 4010, "reaction_not_found", Some(404),
         "A reaction_remove for a reaction the sender has not made.";
-    RejectedByHook = 4011, "rejected_by_hook", Some(422),
+    Disconnected = 4011, "disconnected", None,
+        "The integration ended this client's following of a conversation (POST /api/v1/conversations/{id}/disconnect); the message is its reason. Not a ban: the client may follow it again.";
+    RejectedByHook = 4012, "rejected_by_hook", Some(422),
         "The channel's pre-publish hook refused the activity (its reason is the message), or could not be asked and the hook fails closed.";
 
     // 5xxx: capacity and the server.

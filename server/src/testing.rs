@@ -145,6 +145,18 @@ impl Store for StubStore {
     async fn retry_delivery(&self, _: Scope, _: Id) -> StoreResult<Delivery> {
         no()
     }
+    async fn create_signing_key(&self, _: SigningKey) -> StoreResult<SigningKey> {
+        no()
+    }
+    async fn signing_key(&self, _: &str) -> StoreResult<SigningKey> {
+        no()
+    }
+    async fn list_signing_keys(&self, _: Id) -> StoreResult<Vec<SigningKey>> {
+        no()
+    }
+    async fn delete_signing_key(&self, _: Id, _: &str) -> StoreResult<SigningKey> {
+        no()
+    }
     async fn stats(&self) -> StoreResult<Stats> {
         no()
     }

@@ -12,6 +12,7 @@ pub enum Entity {
     Activity,
     Delivery,
     Member,
+    SigningKey,
 }
 
 impl Entity {
@@ -23,6 +24,7 @@ impl Entity {
             Entity::Activity => "activity",
             Entity::Delivery => "delivery",
             Entity::Member => "member",
+            Entity::SigningKey => "signing key",
         }
     }
 }

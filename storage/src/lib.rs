@@ -22,6 +22,7 @@ mod json;
 mod lifecycle;
 mod model;
 pub mod postgres;
+mod signing_key;
 mod tenant_limits;
 mod time;
 
@@ -42,6 +43,7 @@ fn gave_up(max_attempts: i32) -> String {
 pub use error::{Entity, Refusal, StoreError, StoreResult};
 pub use json::Json;
 pub use model::*;
+pub use signing_key::{KeyMaterial, SigningKey, SigningKeyInfo};
 pub use time::Timestamp;
 
 /// The storage engine. All methods may be called concurrently from any thread;
@@ -197,6 +199,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Delivery>>;
     /// Puts a failed delivery back in the queue, due now, with its attempts reset.
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery>;
+
+    // Tenants' signing keys (see `signing_key`).
+    /// Stores a new key. `NotFound(Tenant)` for an unknown tenant, `Conflict`
+    /// for a kid already taken.
+    async fn create_signing_key(&self, key: SigningKey) -> StoreResult<SigningKey>;
+    /// The key named `kid`, whatever its tenant (a token's verification looks
+    /// it up before it knows the tenant); `NotFound(SigningKey)`.
+    async fn signing_key(&self, kid: &str) -> StoreResult<SigningKey>;
+    /// Every key of the tenant, oldest first.
+    async fn list_signing_keys(&self, tenant_id: Id) -> StoreResult<Vec<SigningKey>>;
+    /// Deletes the tenant's key `kid` and answers it; another tenant's key
+    /// answers `NotFound(SigningKey)` like a missing one.
+    async fn delete_signing_key(&self, tenant_id: Id, kid: &str) -> StoreResult<SigningKey>;
 
     async fn stats(&self) -> StoreResult<Stats>;
 }

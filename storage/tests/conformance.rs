@@ -42,6 +42,8 @@ mod reactions;
 mod replay;
 #[path = "conformance/scoping.rs"]
 mod scoping;
+#[path = "conformance/signing_keys.rs"]
+mod signing_keys;
 #[path = "conformance/tenants.rs"]
 mod tenants;
 
@@ -154,6 +156,9 @@ cases: [
     members::last_seen_is_kept_per_user_and_moves_forward,
     members::member_conversations_lists_where_a_sender_is_a_member,
     members::members_only_is_stored_and_updated,
+    signing_keys::signing_keys_round_trip_by_kid_and_by_tenant,
+    signing_keys::signing_keys_are_deleted_only_by_their_tenant,
+    signing_keys::signing_key_kids_are_unique_and_tenants_must_exist,
 ]
 reopen_cases: [
     durability::writes_survive_reopening_the_store,

@@ -12,6 +12,7 @@ pub mod bin;
 pub mod binary;
 pub mod cluster;
 pub mod http;
+pub mod jose;
 pub mod pg;
 pub mod phoenix;
 pub mod receiver;

@@ -5,6 +5,7 @@
 // client publishes, a slow consumer, history, typing, reauth and typed errors.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHmac, randomUUID } from "node:crypto";
 import { WebSocket } from "ws";
 
 import { connect, ConnectionError, ConvergerError, LIVE_ONLY, WireError } from "../index.js";
@@ -308,6 +309,28 @@ test("reauth swaps in a fresh token; a token for someone else is refused", async
   await assert.rejects(c.reauth("bad.to.ken"), (e) => e.is("unauthorized"));
   assert.ok((await c.publish({ conversationId: world.conversationId, text: "still here" })).seq === 1n);
   c.close();
+});
+
+/** An HS256 client token signed the way a tenant's backend signs one (docs/api.md "Tenant-signed tokens"). */
+function tenantSigned(world, key, sender, ttl = 600) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: sender, tenant_id: world.tenantId, conversation_id: world.conversationId, iat: now, exp: now + ttl, jti: randomUUID() };
+  const input = `${b64({ alg: "HS256", typ: "JWT", kid: key.kid })}.${b64(claims)}`;
+  return `${input}.${createHmac("sha256", key.secret).update(input).digest("base64url")}`;
+}
+
+test("a token the tenant signs with its own key is taken unchanged, over TCP and /socket/binary, until revoked", async () => {
+  const world = await server.world("tenant-signed");
+  const key = await server.signingKey(world);
+  for (const transport of ["tcp", "ws"]) {
+    const c = await open(transport, { token: tenantSigned(world, key, "alice") });
+    assert.ok((await c.publish({ conversationId: world.conversationId, text: `signed, ${transport}` })).seq >= 1n);
+    await c.reauth(tenantSigned(world, key, "alice", 900));
+    c.close();
+  }
+  await server.revokeSigningKey(world, key.kid);
+  await assert.rejects(open("tcp", { token: tenantSigned(world, key, "alice") }), (e) => e.is("unauthorized"));
 });
 
 test("a credential function is asked again on every reconnect", async () => {

@@ -118,7 +118,10 @@ pub use client::{Client, Options};
 pub use converger_protocol::{ErrorCode, Version, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
 #[cfg(feature = "rest")]
-pub use rest::{ActivityList, Channel, Conversation, Member, Rest, RestActivity, Token};
+pub use rest::{
+    ActivityList, ApiError, BroadcastResult, Channel, Conversation, Member, Present, Rest, RestActivity, SigningKey,
+    Token,
+};
 #[cfg(feature = "tls")]
 pub use rustls;
 pub use subscription::{Events, MemberEvents, Subscription, TypingEvents};

@@ -1,6 +1,10 @@
 //! [`Rest`]: the REST calls an integrator makes around the binary protocol
 //! (docs/api.md): create a channel and a conversation, add and read its
-//! members, issue and refresh client tokens, list a conversation's activities. Errors in the API's
+//! members, issue and refresh client tokens, list a conversation's activities,
+//! the server API (broadcast to many conversations, disconnect a sender or
+//! everyone, who is present), and manage the tenant's own token-signing keys
+//! (docs/api.md "Tenant-signed tokens": a token signed with one is used
+//! exactly like an issued one). Errors in the API's
 //! `{"error":{"code","message"}}` shape come back as [`Error::Server`] with
 //! the catalogue code.
 //!
@@ -62,6 +66,27 @@ pub struct Token {
     pub conversation_id: Uuid,
 }
 
+/// A tenant's key for signing its own client tokens (`/api/v1/signing-keys`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SigningKey {
+    /// `key_…`: an HS256 token names it in its header's `kid`.
+    pub kid: String,
+    /// `HS256` or `JWKS`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// JWKS keys: where the public keys are published.
+    pub jwks_url: Option<String>,
+    /// HS256 keys, in the answer that created them only (`cvk_…`; the HMAC
+    /// key is its UTF-8 bytes).
+    pub secret: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Deserialize)]
+struct Listed<T> {
+    data: Vec<T>,
+}
+
 /// A member of a conversation, with its receipts (`…/members`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct Member {
@@ -104,6 +129,54 @@ pub struct ActivityList {
     pub data: Vec<RestActivity>,
     /// The conversation's highest seq.
     pub last_seq: u64,
+}
+
+/// One conversation's answer in a [`Rest::broadcast`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct BroadcastResult {
+    pub conversation_id: Uuid,
+    /// 201 written now, 200 a replay of the derived idempotency key, else
+    /// the HTTP status of the refusal (`error` says why).
+    pub status: u16,
+    #[serde(default)]
+    pub activity: Option<RestActivity>,
+    #[serde(default)]
+    pub error: Option<ApiError>,
+}
+
+/// An error in the API's shape, as one item of a list answer carries it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ApiError {
+    /// The catalogue name (`not_found`, `conversation_closed`, …).
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BroadcastResults {
+    results: Vec<BroadcastResult>,
+}
+
+/// One sender present in a conversation ([`Rest::presence`]).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Present {
+    pub sender: String,
+    /// Their joined sockets, on every node.
+    pub connections: u32,
+    /// When the earliest of them joined (RFC 3339).
+    pub online_at: String,
+}
+
+#[derive(Deserialize)]
+struct PresenceList {
+    data: Vec<Present>,
+}
+
+#[derive(Deserialize)]
+struct Disconnected {
+    disconnected: u64,
 }
 
 /// REST calls with one credential: a tenant API key (every call), a channel
@@ -203,6 +276,33 @@ impl Rest {
         self.send_as(token, "POST", "/api/v1/tokens/refresh", None).await
     }
 
+    /// `POST /api/v1/signing-keys`: a new HS256 key; its `secret` is in this
+    /// answer only.
+    pub async fn create_signing_key(&self) -> Result<SigningKey> {
+        self.send("POST", "/api/v1/signing-keys", None).await
+    }
+
+    /// `POST /api/v1/signing-keys {"jwks_url"}`: the tenant's RS256/ES256
+    /// keys are published at `jwks_url` (https; fetched once now, so a URL
+    /// without a usable key set is refused with `validation_failed`).
+    pub async fn register_jwks(&self, jwks_url: &str) -> Result<SigningKey> {
+        self.send("POST", "/api/v1/signing-keys", Some(json!({"jwks_url": jwks_url}))).await
+    }
+
+    /// `GET /api/v1/signing-keys`: every key of the tenant, oldest first (no secrets).
+    pub async fn list_signing_keys(&self) -> Result<Vec<SigningKey>> {
+        Ok(self.send::<Listed<SigningKey>>("GET", "/api/v1/signing-keys", None).await?.data)
+    }
+
+    /// `DELETE /api/v1/signing-keys/{kid}`: tokens the key signed are refused from now on.
+    pub async fn revoke_signing_key(&self, kid: &str) -> Result<()> {
+        // A kid is `key_` and base64url: nothing to escape in a path; anything else is no kid.
+        if !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(Error::InvalidArgument(format!("{kid:?} is not a signing key id")));
+        }
+        self.send("DELETE", &format!("/api/v1/signing-keys/{kid}"), None).await
+    }
+
     /// `POST /api/v1/conversations/{id}/members`: adds `sender` (or
     /// replaces its role), which writes a `member_joined` activity.
     pub async fn add_member(&self, conversation_id: Uuid, sender: &str, role: Option<&str>) -> Result<Member> {
@@ -225,6 +325,45 @@ impl Rest {
         self.send("GET", &path, None).await
     }
 
+    /// `POST /api/v1/broadcast`: `activity` (a body of `POST …/activities`
+    /// without a key) written to each conversation, one result per
+    /// conversation in order. With `idempotency_key`, each conversation's
+    /// write is keyed `<key>:<conversation id>`: calling again with the same
+    /// key writes nothing twice (200 with the original activity).
+    pub async fn broadcast(
+        &self,
+        conversation_ids: &[Uuid],
+        activity: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<BroadcastResult>> {
+        let mut body = json!({"conversation_ids": conversation_ids, "activity": activity});
+        if let Some(key) = idempotency_key {
+            body["idempotency_key"] = key.into();
+        }
+        let answer: BroadcastResults = self.send("POST", "/api/v1/broadcast", Some(body)).await?;
+        Ok(answer.results)
+    }
+
+    /// `POST /api/v1/conversations/{id}/disconnect`: ends the live following
+    /// of the conversation by `sender`'s clients (everyone's when `None`),
+    /// telling them `reason`; how many ended on the node that answered.
+    pub async fn disconnect(&self, conversation_id: Uuid, sender: Option<&str>, reason: &str) -> Result<u64> {
+        let mut body = json!({"reason": reason});
+        if let Some(sender) = sender {
+            body["sender"] = sender.into();
+        }
+        let path = format!("/api/v1/conversations/{conversation_id}/disconnect");
+        let answer: Disconnected = self.send("POST", &path, Some(body)).await?;
+        Ok(answer.disconnected)
+    }
+
+    /// `GET /api/v1/conversations/{id}/presence`: who is joined now, by sender.
+    pub async fn presence(&self, conversation_id: Uuid) -> Result<Vec<Present>> {
+        let answer: PresenceList =
+            self.send("GET", &format!("/api/v1/conversations/{conversation_id}/presence"), None).await?;
+        Ok(answer.data)
+    }
+
     async fn send<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<Value>) -> Result<T> {
         self.send_as(&self.credential, method, path, body).await
     }
@@ -240,6 +379,8 @@ impl Rest {
             .await
             .unwrap_or(Err(Error::Timeout(self.timeout)))?;
         if (200..300).contains(&status) {
+            // 204 has no body: what answers it is `()`.
+            let body = if status == 204 { b"null".to_vec() } else { body };
             return serde_json::from_slice(&body).map_err(|e| Error::Http {
                 status,
                 body: format!("unexpected answer ({e}): {}", String::from_utf8_lossy(&body)),

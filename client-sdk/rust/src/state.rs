@@ -379,6 +379,17 @@ impl Shared {
                     let _ = outbox.try_send(bytes);
                 }
             }
+            // The server ended the subscription (docs/api.md "Disconnecting
+            // clients"): it ends here with the reason, and is not resumed.
+            Frame::Ephemeral(ref e) if e.kind == "disconnected" => {
+                let conversation = Uuid::from_bytes(e.conversation_id);
+                let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+                let code = data["code"].as_str().and_then(ErrorCode::from_name).unwrap_or(ErrorCode::Disconnected);
+                let reason = data["reason"].as_str().unwrap_or_default();
+                if let Some(sub) = self.lock().subs.remove(&conversation) {
+                    sub.end(Some(Error::Server(ServerError::new(code, reason))));
+                }
+            }
             Frame::Ephemeral(ref e) => {
                 // No receiver: nobody listens. Types this version does not know are ignored.
                 if let Some(event) = TypingEvent::from_frame(e) {

@@ -302,3 +302,59 @@ async fn an_expired_token_ends_the_client_with_the_reason() {
     assert!(matches!(refused, Error::Closed), "{refused}");
     assert_eq!(user.connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_api_broadcasts_disconnects_and_ends_the_subscription_with_the_reason() {
+    let env = Env::start().await;
+    let (a, b) = (env.conversation().await, env.conversation().await);
+    let activity = serde_json::json!({"sender": "bot", "text": "to both"});
+    let results = env.rest.broadcast(&[a, b], activity.clone(), Some("news-1")).await.unwrap();
+    assert_eq!(results.iter().map(|r| (r.conversation_id, r.status)).collect::<Vec<_>>(), [(a, 201), (b, 201)]);
+    assert_eq!(results[0].activity.as_ref().and_then(|x| x.idempotency_key.clone()), Some(format!("news-1:{a}")));
+    let again = env.rest.broadcast(&[a, b], activity, Some("news-1")).await.unwrap();
+    assert!(again.iter().all(|r| r.status == 200), "a retry replays");
+    let nowhere = [Uuid::now_v7()];
+    let foreign = env.rest.broadcast(&nowhere, serde_json::json!({"sender": "s", "text": "x"}), None).await.unwrap();
+    assert_eq!((foreign[0].status, foreign[0].error.as_ref().map(|e| e.code.as_str())), (404, Some("not_found")));
+
+    let user = env.token_client(a, "user-1").await;
+    let mut sub = user.subscribe(a, LIVE_ONLY).await.unwrap();
+    assert_eq!(env.rest.disconnect(a, Some("user-1"), "bye").await.unwrap(), 1);
+    assert!(within("the end", sub.next()).await.is_none());
+    let reason = sub.end_reason().expect("a reason");
+    assert_eq!(reason.code(), Some(ErrorCode::Disconnected), "{reason}");
+    assert!(reason.to_string().contains("bye"), "{reason}");
+    assert!(user.is_connected(), "the connection stays");
+    assert!(env.rest.presence(a).await.unwrap().is_empty(), "binary clients take no part in presence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_signed_with_the_tenants_own_key_connects_until_the_key_is_revoked() {
+    use converger_e2e::jose::{claims, sign_hs256};
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let key = env.rest.create_signing_key().await.unwrap();
+    assert_eq!(key.kind, "HS256");
+    let secret = key.secret.clone().expect("shown on create");
+    let listed = env.rest.list_signing_keys().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|k| (k.kid.as_str(), k.secret.is_none())).collect::<Vec<_>>(),
+        [(key.kid.as_str(), true)]
+    );
+    // Signed here, as the tenant's backend would: the client takes it like an issued token.
+    let mine = claims(&env.tenant_id.to_string(), &conversation.to_string(), "user-1", 600);
+    let token = sign_hs256(&mine, &secret, &key.kid);
+    let user = Client::connect_with(env.server.binary_addr(), Credential::Token(token.clone()), common::options())
+        .await
+        .expect("a tenant-signed token connects");
+    assert_eq!(user.welcome().sender, "user-1");
+    assert!(user.publish(Draft::message(conversation, "signed by the tenant")).await.is_ok());
+    // Refresh is the signer's business.
+    assert_eq!(env.rest.refresh_token(&token).await.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    env.rest.revoke_signing_key(&key.kid).await.unwrap();
+    let refused = Client::connect_with(env.server.binary_addr(), Credential::Token(token), common::options()).await;
+    assert_eq!(refused.err().and_then(|e| e.code()), Some(ErrorCode::Unauthorized));
+    assert_eq!(env.rest.revoke_signing_key(&key.kid).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+    let jwks = env.rest.register_jwks("ftp://idp.example/jwks").await.unwrap_err();
+    assert_eq!(jwks.code(), Some(ErrorCode::ValidationFailed));
+}

@@ -10,6 +10,8 @@ use super::render::path_id;
 use super::{auth, body, ApiError, App, Params};
 use crate::net::http::{Request, Response};
 use crate::service::activities::ActivityInput;
+use crate::service::broadcast::BroadcastInput;
+use serde_json::{json, Value};
 
 pub async fn create(app: &App, params: &Params, request: &Request) -> Result<Response, ApiError> {
     let caller = auth::tenant(app, request).await?;
@@ -21,6 +23,32 @@ pub async fn create(app: &App, params: &Params, request: &Request) -> Result<Res
     } else {
         Response::json(201, written.activity())
     })
+}
+
+/// `POST /api/v1/broadcast`: 200 `{"results": [{conversation_id, status,
+/// activity | error}, …]}`, one per conversation in the request's order.
+pub async fn broadcast(app: &App, request: &Request) -> Result<Response, ApiError> {
+    let caller = auth::tenant(app, request).await?;
+    let input = BroadcastInput::from_json(body::object(request)?, idempotency_header(request)?)?;
+    let results = app.hub.broadcast(caller, input).await?;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|(conversation_id, result)| match result {
+            Ok(written) => {
+                let status = if written.is_replay() { 200 } else { 201 };
+                json!({"conversation_id": conversation_id, "status": status, "activity": written.activity()})
+            }
+            Err(e) => {
+                let public = e.public();
+                let mut error = json!({"code": public.code, "message": public.message});
+                if let Some(field) = public.field {
+                    error["field"] = Value::String(field);
+                }
+                json!({"conversation_id": conversation_id, "status": public.status, "error": error})
+            }
+        })
+        .collect();
+    Ok(Response::json(200, &json!({ "results": results })))
 }
 
 /// `Idempotency-Key` or `X-Idempotency-Key`; both may be sent only when equal.

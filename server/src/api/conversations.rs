@@ -8,6 +8,7 @@ use super::render::{self, path_id};
 use super::{auth, body, ApiError, App, Params};
 use crate::net::http::{Request, Response};
 use crate::service::conversations::NewConversationInput;
+use crate::service::presence::disconnect_from_json;
 
 pub async fn create(app: &App, request: &Request) -> Result<Response, ApiError> {
     let pending = auth::tenant_or_channel_secret(app, request).await?;
@@ -43,4 +44,20 @@ pub async fn close(app: &App, params: &Params, request: &Request) -> Result<Resp
     let caller = auth::tenant(app, request).await?;
     let conversation = app.hub.close_conversation(caller.scope(), path_id(params, Entity::Conversation)?).await?;
     Ok(Response::json(200, &conversation))
+}
+
+/// `POST …/disconnect {sender?, reason}`: `{"disconnected": n}`, this node's count.
+pub async fn disconnect(app: &App, params: &Params, request: &Request) -> Result<Response, ApiError> {
+    let caller = auth::tenant(app, request).await?;
+    let id = path_id(params, Entity::Conversation)?;
+    let disconnect = disconnect_from_json(body::object(request)?)?;
+    let n = app.hub.disconnect(caller.scope(), id, disconnect).await?;
+    Ok(Response::json(200, &serde_json::json!({ "disconnected": n })))
+}
+
+/// `GET …/presence`: `{"data": [{sender, connections, online_at}, …]}`.
+pub async fn presence(app: &App, params: &Params, request: &Request) -> Result<Response, ApiError> {
+    let caller = auth::tenant(app, request).await?;
+    let present = app.hub.presence(caller.scope(), path_id(params, Entity::Conversation)?).await?;
+    Ok(Response::json(200, &serde_json::json!({ "data": present })))
 }

@@ -19,6 +19,7 @@ pub mod openapi;
 pub(crate) mod query;
 mod render;
 pub mod router;
+pub mod signing_keys;
 pub mod socket;
 pub mod tenants_admin;
 pub mod tokens;
@@ -124,8 +125,8 @@ impl App {
             E::Ready => health::ready(self).await,
             E::Metrics => Ok(health::metrics(self)),
             E::OpenApi => Ok(openapi::serve()),
-            E::PhoenixSocket => socket::phoenix(self, r),
-            E::BinarySocket => socket::binary(self, r),
+            E::PhoenixSocket => socket::phoenix(self, r).await,
+            E::BinarySocket => socket::binary(self, r).await,
             E::ChannelCreate => channels::create(self, r).await,
             E::ChannelList => channels::list(self, r).await,
             E::ChannelGet => channels::get(self, p, r).await,
@@ -139,6 +140,9 @@ impl App {
             E::ConversationList => conversations::list(self, r).await,
             E::ConversationGet => conversations::get(self, p, r).await,
             E::ConversationClose => conversations::close(self, p, r).await,
+            E::ConversationDisconnect => conversations::disconnect(self, p, r).await,
+            E::ConversationPresence => conversations::presence(self, p, r).await,
+            E::Broadcast => activities::broadcast(self, r).await,
             E::ActivityCreate => activities::create(self, p, r).await,
             E::ActivityList => activities::list(self, p, r).await,
             E::ActivityReplies => members::replies(self, p, r).await,
@@ -150,6 +154,9 @@ impl App {
             E::MemberReceipts => members::receipts(self, p, r).await,
             E::TokenIssue => tokens::issue(self, r).await,
             E::TokenRefresh => tokens::refresh(self, r).await,
+            E::SigningKeyCreate => signing_keys::create(self, r).await,
+            E::SigningKeyList => signing_keys::list(self, r).await,
+            E::SigningKeyRevoke => signing_keys::revoke(self, p, r).await,
             E::DeliveryList => deliveries::list(self, r).await,
             E::DeliveryGet => deliveries::get(self, p, r).await,
             E::AdminTenantCreate => tenants_admin::create(self, r).await,

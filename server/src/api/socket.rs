@@ -12,7 +12,7 @@ use crate::sessions::binary as binary_session;
 use crate::sessions::binary::link::WsLink;
 use crate::sessions::phoenix as phoenix_session;
 
-pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
+pub async fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
     super::cors::check_socket_origin(&app.config.edge, request)?;
     let query = Query::parse(request.query.as_deref())?;
     if query.get("vsn")? != Some("2.0.0") {
@@ -22,7 +22,7 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
     }
     let token =
         query.get("token")?.ok_or(AuthError::Invalid("a `token` query parameter (a client token) is required"))?;
-    let claims = app.hub.verify_token(token)?;
+    let claims = app.hub.verify_token(token).await?;
     let Some(engine) = app.engine.clone() else {
         return Err(ApiError::BadRequest("real-time sockets are not served here".into()));
     };
@@ -40,12 +40,12 @@ pub fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError> {
 /// WebSocket binary message. A token in the query is checked here, so a
 /// browser with a bad token gets a 401 it can read; the Hello then carries
 /// the credential as on TCP.
-pub fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
+pub async fn binary(app: &App, request: &Request) -> Result<Response, ApiError> {
     super::cors::check_socket_origin(&app.config.edge, request)?;
     let query = Query::parse(request.query.as_deref())?;
     let token = query.get("token")?.map(str::to_string);
     if let Some(token) = &token {
-        app.hub.verify_token(token)?;
+        app.hub.verify_token(token).await?;
     }
     let Some(engine) = app.engine.clone() else {
         return Err(ApiError::BadRequest("real-time sockets are not served here".into()));

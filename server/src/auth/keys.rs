@@ -7,6 +7,10 @@
 //! - Channel secret: `cvs_` + 43 characters, kept in clear by the store
 //!   because adapters sign outbound webhooks with it; compared in constant time.
 //!
+//! - Signing secret: `cvk_` + 43 characters, a tenant's HS256 key for its own
+//!   client tokens, kept in clear because the server verifies HMACs with it;
+//!   named by a `kid`: `key_` + 22 characters (128 random bits).
+//!
 //! The prefixes let a request's credential be classified without touching
 //! storage (and make a leaked key easy to grep for in logs and repositories).
 
@@ -16,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 pub const API_KEY_PREFIX: &str = "cvg_";
 pub const CHANNEL_SECRET_PREFIX: &str = "cvs_";
+pub const SIGNING_SECRET_PREFIX: &str = "cvk_";
+pub const KID_PREFIX: &str = "key_";
 /// Random bytes behind every key and secret (256 bits).
 const RANDOM_BYTES: usize = 32;
 
@@ -34,6 +40,18 @@ pub fn generate_api_key() -> Result<(String, [u8; 32]), RandomError> {
 /// A new channel secret.
 pub fn generate_channel_secret() -> Result<String, RandomError> {
     random_token(CHANNEL_SECRET_PREFIX)
+}
+
+/// A new HS256 signing secret for a tenant's own tokens.
+pub fn generate_signing_secret() -> Result<String, RandomError> {
+    random_token(SIGNING_SECRET_PREFIX)
+}
+
+/// A new key id (unique across tenants: 128 random bits).
+pub fn generate_kid() -> Result<String, RandomError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| RandomError(e.to_string()))?;
+    Ok(format!("{KID_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// SHA-256 of the key as presented (prefix included).
@@ -74,6 +92,15 @@ mod tests {
         let h = hash_api_key("abc");
         let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn signing_secrets_and_kids_are_prefixed_and_distinct() {
+        let s = generate_signing_secret().expect("random");
+        assert!(s.starts_with(SIGNING_SECRET_PREFIX) && s.len() == 47, "{s}");
+        let k = generate_kid().expect("random");
+        assert!(k.starts_with(KID_PREFIX) && k.len() == 4 + 22, "{k}");
+        assert_ne!(k, generate_kid().expect("random"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! - [`keys`]: tenant API keys (stored as SHA-256) and channel secrets;
 //! - [`credentials`]: what a request presents, classified by shape;
-//! - [`jwt`]: HS256 client tokens;
+//! - [`jwt`]: client tokens (HS256; RS256/ES256 with [`jwk`] keys for tenant-signed ones);
 //! - [`admin`]: the admin gate (token and address allow-list, [`cidr`]);
 //! - [`ct`]: constant-time comparison for secrets.
 
@@ -12,6 +12,7 @@ pub mod cidr;
 pub mod credentials;
 pub mod ct;
 mod error;
+pub mod jwk;
 pub mod jwt;
 pub mod keys;
 

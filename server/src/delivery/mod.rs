@@ -1,10 +1,12 @@
 //! Outbound delivery: the worker that drains the delivery queue (`worker`),
 //! apart from the shards on a thread and tokio runtime of its own, paced per
-//! channel (`pace`), and the injector through which it writes replies (the
+//! channel (`pace`); the fetcher of tenants' JWKS documents (`jwks`) on the
+//! same runtime; and the injector through which it writes replies (the
 //! echo adapter's) back into conversations via a shard's normal write path.
 
 pub mod guard;
 pub mod hooks;
+pub mod jwks;
 pub mod pace;
 pub mod retry;
 pub mod worker;
@@ -139,7 +141,9 @@ pub async fn inject_loop(mut rx: Injections, hub: std::rc::Rc<Hub>, shutdown: cr
 
 /// The worker's thread; stops when `shutdown` triggers. `tenant_epoch` is
 /// the shards' own: a tenant change through this node reaches the worker's
-/// memory of tenants' limits at once.
+/// memory of tenants' limits at once. The JWKS fetcher serves `jwks` on the
+/// same runtime, under the same address guard as deliveries.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     store: Arc<dyn Store>,
     settings: Settings,
@@ -147,6 +151,7 @@ pub fn start(
     metrics: Arc<DeliveryMetrics>,
     tenant_epoch: TenantEpoch,
     cluster: Option<Arc<crate::engine::cluster::Status>>,
+    jwks: crate::service::jwks::JwksRequests,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("delivery".into()).spawn(move || {
@@ -157,6 +162,7 @@ pub fn start(
                 return;
             }
         };
+        rt.spawn(jwks::serve(jwks, settings.allow_private, shutdown.clone()));
         rt.block_on(worker::run(store, settings, injector, metrics, tenant_epoch, cluster, shutdown));
     })
 }

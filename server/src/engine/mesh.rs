@@ -21,6 +21,7 @@ use converger_storage::Activity;
 use futures_util::task::AtomicWaker;
 use rtrb::{Consumer, Producer, RingBuffer};
 
+use crate::engine::disconnect::{Disconnect, DisconnectReply};
 use crate::engine::live::events::Ephemeral;
 use crate::engine::presence::{Meta, PresenceState};
 use crate::engine::publish::PublishRequest;
@@ -57,6 +58,22 @@ pub enum MeshMsg {
     },
     /// A socket left (or closed): remove its presence.
     PresenceLeave { conversation: converger_storage::Id, key: String, phx_ref: String },
+    /// To the conversation's owner: end its subscriptions on every shard of
+    /// this node (and tell the other nodes); answer how many ended here.
+    Disconnect { conversation: converger_storage::Id, disconnect: Arc<Disconnect>, reply: DisconnectReply },
+    /// From the owner: end the target's subscriptions of the conversation that
+    /// the disconnect covers; answer how many.
+    DisconnectHere {
+        conversation: converger_storage::Id,
+        disconnect: Arc<Disconnect>,
+        reply: futures_channel::oneshot::Sender<usize>,
+    },
+    /// To the conversation's owner: who is present, as it knows, and whether
+    /// this node follows the conversation (then other nodes' presences are in).
+    PresenceQuery {
+        conversation: converger_storage::Id,
+        reply: futures_channel::oneshot::Sender<(PresenceState, bool)>,
+    },
 }
 
 /// Builds the mesh for `n` shards: one [`MeshEnd`] per shard, in shard order.

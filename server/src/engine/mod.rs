@@ -19,6 +19,7 @@
 //! shard, is handled by one function, [`Engine::handle`].
 
 pub mod cluster;
+pub mod disconnect;
 pub mod hook;
 pub mod live;
 pub mod mesh;
@@ -40,6 +41,7 @@ use live::Live;
 use mesh::{Inbox, MeshMsg, Outbox};
 use owner::Owner;
 
+pub use disconnect::{Cause, Disconnect};
 pub use live::{Ephemeral, LocalEvent, SharedBatch, Signal, Sink, SubscribeError, Subscription};
 pub use presence::{Meta, PresenceDiff, PresenceState};
 pub use publish::{PublishError, PublishRequest, Publisher};
@@ -156,6 +158,17 @@ impl Engine {
                 if let Some(diff) = self.owner.presence_leave(conversation, &key, &phx_ref) {
                     self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
                 }
+            }
+            MeshMsg::Disconnect { conversation, disconnect, reply } => {
+                self.publish_disconnect(conversation, &disconnect);
+                self.disconnect_at_owner(conversation, disconnect, Some(reply));
+            }
+            MeshMsg::DisconnectHere { conversation, disconnect, reply } => {
+                let _ = reply.send(self.disconnect_here(conversation, &disconnect));
+            }
+            MeshMsg::PresenceQuery { conversation, reply } => {
+                let following = !self.owner.subscriber_shards(conversation).is_empty();
+                let _ = reply.send((self.owner.presence_state(conversation), following));
             }
         }
     }

@@ -179,6 +179,12 @@ impl Owner {
         self.presences.borrow_mut().forget_remote(conversation);
     }
 
+    /// Everyone present in `conversation` as this owner knows: this node's
+    /// presences, and other nodes' while this node follows the conversation.
+    pub fn presence_state(&self, conversation: Id) -> PresenceState {
+        self.presences.borrow().state(conversation)
+    }
+
     /// This node's presences in `conversation`.
     pub fn local_presence(&self, conversation: Id) -> PresenceState {
         self.presences.borrow().local_state(conversation)

@@ -14,7 +14,7 @@ use futures_channel::oneshot;
 
 use super::hook::HookRoute;
 use super::mesh::MeshMsg;
-use super::{Engine, Ephemeral, Signal};
+use super::{Disconnect, Engine, Ephemeral, PresenceState, Signal};
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,25 @@ impl Publisher {
         match &self.route {
             Route::Direct(_) => Ok(()),
             Route::Owners(engine) => engine.send_ephemeral(conversation, Ephemeral::Signal { signal, data }),
+        }
+    }
+}
+
+impl Publisher {
+    /// Ends clients' following of `conversation` ([`Engine::disconnect`]);
+    /// how many on this node. Without shards nobody follows anything.
+    pub async fn disconnect(&self, conversation: Id, disconnect: Disconnect) -> Result<usize, PublishError> {
+        match &self.route {
+            Route::Direct(_) => Ok(0),
+            Route::Owners(engine) => engine.disconnect(conversation, disconnect).await,
+        }
+    }
+
+    /// Who is present in `conversation` ([`Engine::presence`]).
+    pub async fn presence(&self, conversation: Id) -> Result<PresenceState, PublishError> {
+        match &self.route {
+            Route::Direct(_) => Ok(PresenceState::default()),
+            Route::Owners(engine) => engine.presence(conversation).await,
         }
     }
 }

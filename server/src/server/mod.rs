@@ -99,6 +99,8 @@ impl Server {
             Some(c) => (Some(c.link), c.inboxes, Some((c.thread, bus_stop.clone()))),
             None => (None, Vec::new(), None),
         };
+        // Tenants' JWKS documents are fetched on the delivery worker's runtime.
+        let (jwks, jwks_requests) = crate::service::jwks::channel();
         let node = Node {
             config: Arc::new(config),
             store: store.clone(),
@@ -107,6 +109,7 @@ impl Server {
             tenant_epoch: epoch.clone(),
             caps,
             users,
+            jwks,
             hooks: hook_client,
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
@@ -119,6 +122,7 @@ impl Server {
             worker_metrics,
             epoch,
             cluster_status,
+            jwks_requests,
             shutdown.clone(),
         ) {
             Ok(thread) => Some(thread),

@@ -65,6 +65,8 @@ pub struct Node {
     pub caps: Arc<ConnCaps>,
     /// The node's users (`engine::users`), shared with the cluster bus.
     pub users: Arc<crate::engine::users::Users>,
+    /// The way to the JWKS fetcher (tenants' token-signing keys).
+    pub jwks: crate::service::jwks::JwksClient,
     /// The way to the pre-publish hooks' thread.
     pub hooks: Option<crate::delivery::hooks::HookClient>,
 }
@@ -78,7 +80,7 @@ impl Shards {
         injections: crate::delivery::Injections,
         cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
-        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, hooks } = node;
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, jwks, hooks } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
@@ -102,6 +104,7 @@ impl Shards {
                 mesh,
                 metrics: metrics.clone(),
                 tenant_epoch: tenant_epoch.clone(),
+                jwks: jwks.clone(),
                 users: users.clone(),
                 hooks: hooks.clone(),
                 arrival: quiesce.arrival(),
@@ -164,6 +167,8 @@ struct ShardSetup {
     metrics: Registry,
     /// Shared by all shards: bumped by every tenant change (auth cache).
     tenant_epoch: TenantEpoch,
+    /// The way to the JWKS fetcher.
+    jwks: crate::service::jwks::JwksClient,
     /// Shared by all shards: users with a socket on this node.
     users: Arc<crate::engine::users::Users>,
     hooks: Option<crate::delivery::hooks::HookClient>,
@@ -236,7 +241,8 @@ impl ShardSetup {
             self.tenant_epoch,
             engine.shards(),
             shard_metrics.clone(),
-        );
+        )
+        .with_jwks(self.jwks.clone());
         let app = Rc::new(App::for_shard(
             self.store,
             self.config.clone(),

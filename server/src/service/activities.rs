@@ -28,7 +28,7 @@ pub const MAX_SENDER_BYTES: usize = 256;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
 /// A validated activity to write.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ActivityInput {
     pub kind: String,
     pub text: Option<String>,
@@ -307,6 +307,15 @@ impl Hub {
         if let Err(e) = self.admit_activities(caller.tenant_id(), items.len()).await {
             return items.iter().map(|_| Err(e.again())).collect();
         }
+        self.write_activities(caller, items).await
+    }
+
+    /// [`Hub::create_activities`] once the tenant's budget admitted them.
+    pub(super) async fn write_activities(
+        &self,
+        caller: Caller,
+        items: Vec<(Id, ActivityInput)>,
+    ) -> Vec<ServiceResult<Written>> {
         // An item whose delivery targets cannot be looked up is not written (it
         // would lack its delivery row); the others go to their owners together.
         let mut results: Vec<Option<ServiceResult<Written>>> = Vec::with_capacity(items.len());

@@ -8,12 +8,13 @@
 //! - Channel secret: the channel named by the request is read and its secret
 //!   compared in constant time; an unknown channel and a wrong secret get the
 //!   same answer, so a secret cannot be used to probe for channel ids.
-//! - Client token: signature and expiry checked with the configured JWT key.
+//! - Client token: signature and expiry checked with the configured JWT key,
+//!   or a key of the tenant's own ([`super::token_keys`]).
 
 use converger_storage::{Id, Scope, Status, StoreError, Timestamp};
 
 use super::{Hub, ServiceResult};
-use crate::auth::{ct, jwt, keys, AuthError, Claims};
+use crate::auth::{ct, keys, AuthError, Claims};
 
 /// An authenticated caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,11 +126,5 @@ impl Hub {
             self.auth_cache.remember_active(tenant, epoch);
         }
         Ok(active)
-    }
-
-    /// The claims of a valid, unexpired client token.
-    pub fn verify_token(&self, token: &str) -> ServiceResult<Claims> {
-        let key = self.config.jwt_secret.key.expose().as_bytes();
-        Ok(jwt::verify(token, key, unix_now()).map_err(AuthError::from)?)
     }
 }

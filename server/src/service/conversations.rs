@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::input::Fields;
 use super::{Caller, Hub, ServiceError, ServiceResult};
+use crate::engine::{Cause, Disconnect};
 
 pub const MAX_EXTERNAL_ID_BYTES: usize = 255;
 
@@ -115,8 +116,16 @@ impl Hub {
     }
 
     /// Closes the conversation (closing a closed one changes nothing); later
-    /// writes answer `conversation_closed`.
+    /// writes answer `conversation_closed`, and every client following it
+    /// live is disconnected with `conversation_closed` (on every node).
     pub async fn close_conversation(&self, scope: Scope, id: Id) -> ServiceResult<Conversation> {
-        Ok(self.store.close_conversation(scope, id).await?)
+        let closed = self.store.close_conversation(scope, id).await?;
+        let everyone =
+            Disconnect { sender: None, reason: "conversation_closed".into(), cause: Cause::ConversationClosed };
+        if let Err(e) = self.publisher.disconnect(id, everyone).await {
+            // The close stands; its followers get nothing more (no writes are taken).
+            tracing::warn!(conversation = %id, error = %e, "closed, but its live clients were not all disconnected");
+        }
+        Ok(closed)
     }
 }

@@ -120,6 +120,15 @@ impl Fields {
         }
     }
 
+    /// An optional array, its items for the caller to read (naming them `name[i]`).
+    pub fn array(&self, name: &str) -> ServiceResult<Option<&Vec<Value>>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(ServiceError::invalid(name, format!("`{name}` must be an array"))),
+        }
+    }
+
     /// An optional array whose items are all JSON objects.
     pub fn array_of_objects(&self, name: &str) -> ServiceResult<Option<Json>> {
         match self.get(name) {

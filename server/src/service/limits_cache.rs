@@ -54,10 +54,10 @@ impl<K, V> Default for EpochMap<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V: Copy> EpochMap<K, V> {
+impl<K: Hash + Eq, V: Clone> EpochMap<K, V> {
     /// The value of `key` if remembered and still trusted under `epoch` at `now`.
     pub fn get(&self, key: K, epoch: u64, now: Instant) -> Option<V> {
-        self.entries.get(&key).filter(|e| e.trusted(epoch, now)).map(|e| e.value)
+        self.entries.get(&key).filter(|e| e.trusted(epoch, now)).map(|e| e.value.clone())
     }
 
     /// Remembers `value`, read by a lookup that started at `epoch`.

@@ -10,6 +10,7 @@
 
 pub mod activities;
 pub mod auth_cache;
+pub mod broadcast;
 pub mod caller;
 pub mod channels;
 pub mod contacts;
@@ -19,14 +20,18 @@ mod error;
 pub mod inbound;
 pub mod input;
 pub mod json;
+pub mod jwks;
 pub mod limits;
 pub mod limits_cache;
 pub mod members;
+pub mod presence;
 pub mod routes;
+pub mod signing_keys;
 pub mod stats;
 pub mod tenants;
 #[cfg(test)]
 mod tests;
+pub mod token_keys;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -53,6 +58,10 @@ pub struct Hub {
     pub limiter: limits::Limiter,
     /// This shard's counters.
     pub metrics: Arc<ShardMetrics>,
+    /// Tenants' token-signing keys this shard looked up (see [`token_keys`]).
+    pub token_keys: token_keys::KeyCache,
+    /// The way to tenants' JWKS documents (absent: JWKS keys are refused).
+    pub jwks: Option<jwks::JwksClient>,
 }
 
 impl Hub {
@@ -79,6 +88,14 @@ impl Hub {
             routes: routes::Routes::default(),
             limiter,
             metrics,
+            token_keys: token_keys::KeyCache::default(),
+            jwks: None,
         }
+    }
+
+    /// This hub, fetching tenants' JWKS documents through `client`.
+    pub fn with_jwks(mut self, client: jwks::JwksClient) -> Hub {
+        self.jwks = Some(client);
+        self
     }
 }

@@ -75,13 +75,13 @@ fn channel_secrets_open_their_channel_and_tokens_verify() {
         assert_eq!(conversation.status, ConversationStatus::Active);
         let token_input = TokenInput { conversation_id: conversation.id, sender: "s".into(), ttl_seconds: 60 };
         let issued = hub.issue_token(by_secret, token_input).await.expect("token");
-        let claims = hub.verify_token(&issued.token).expect("verifies");
+        let claims = hub.verify_token(&issued.token).await.expect("verifies");
         assert_eq!(
             (claims.tenant_id, claims.conversation_id, claims.exp - claims.iat),
             (tenant.id, conversation.id, 60)
         );
         let refreshed = hub.refresh_token(&issued.token).await.expect("refresh");
-        assert_ne!(hub.verify_token(&refreshed.token).expect("verifies").jti, claims.jti);
+        assert_ne!(hub.verify_token(&refreshed.token).await.expect("verifies").jti, claims.jti);
         let rotated = hub.rotate_channel_secret(caller.scope(), channel.id).await.expect("rotate");
         let old = hub.caller_by_channel_secret(channel.id, &channel.secret).await;
         assert!(matches!(auth_error(old), AuthError::Invalid(_)));

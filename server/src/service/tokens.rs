@@ -87,9 +87,18 @@ impl Hub {
         Ok(self.sign(claims))
     }
 
-    /// A new token with the claims and lifetime of `token`, which must verify.
+    /// A new token with the claims and lifetime of `token`, which must verify
+    /// and be the server's: a tenant-signed token is refreshed by its signer
+    /// (the server would have to sign it with its own secret, and the new
+    /// token would outlive a revocation of the tenant's key).
     pub async fn refresh_token(&self, token: &str) -> ServiceResult<IssuedToken> {
-        let old = self.verify_token(token)?;
+        let old = self.verify_token(token).await?;
+        if super::token_keys::is_tenant_signed(token) {
+            return Err(AuthError::WrongKind(
+                "a token signed with the tenant's own key is not refreshed here: sign a new one with that key",
+            )
+            .into());
+        }
         let tenant = match self.store.get_tenant(old.tenant_id).await {
             Ok(t) => t,
             Err(StoreError::NotFound(_)) => {

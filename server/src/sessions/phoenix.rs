@@ -18,6 +18,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+
 use converger_storage::{Id, Receipts, Scope, Timestamp};
 use serde_json::{json, Map, Value};
 
@@ -38,6 +41,8 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Joined {
     join_ref: Option<String>,
+    /// The session's number for this join (see [`PhoenixSink::join`]).
+    join: u64,
     conversation: Id,
     sub: Rc<Subscription>,
     phx_ref: String,
@@ -52,6 +57,10 @@ struct Session {
     /// Rate-limit refusals since the last write that passed: past
     /// [`MAX_REFUSED_IN_A_ROW`] the client is not slowing down, and is closed.
     refused_in_a_row: u32,
+    /// Joins the server ended (a disconnect, a close), by number; see
+    /// [`PhoenixSink::ended`] for the bound.
+    ended: mpsc::UnboundedSender<u64>,
+    joins: u64,
 }
 
 /// Rate-limited writes in a row after which the socket is closed 1008.
@@ -64,10 +73,24 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
     futures_util::pin_mut!(expiry);
     // The user is online while this socket lives (a watcher, the console, is nobody).
     let _online = (!claims.watch).then(|| engine.user_connected(claims.tenant_id, &claims.sub));
-    let mut session = Session { hub, engine, claims, sender: ws.sender(), joined: HashMap::new(), refused_in_a_row: 0 };
+    let (ended, mut ended_joins) = mpsc::unbounded();
+    let mut session = Session {
+        hub,
+        engine,
+        claims,
+        sender: ws.sender(),
+        joined: HashMap::new(),
+        refused_in_a_row: 0,
+        ended,
+        joins: 0,
+    };
     loop {
         let incoming = monoio::select! {
             m = ws.recv() => m,
+            Some(join) = ended_joins.next() => {
+                session.forget_ended(join);
+                continue;
+            }
             _ = &mut expiry => {
                 session.leave_all();
                 ws.close(1008, "token expired").await;
@@ -199,7 +222,17 @@ impl Session {
             return self.reply(&m, Reply::Error, error_response(&e));
         }
         let scope = Scope::Tenant(self.claims.tenant_id);
-        let sink = Rc::new(PhoenixSink { sender: self.sender.clone(), naming });
+        self.joins += 1;
+        let join = self.joins;
+        let sink = Rc::new(PhoenixSink {
+            sender: self.sender.clone(),
+            naming,
+            topic: m.topic.clone(),
+            join_ref: m.join_ref.clone().unwrap_or_default(),
+            join,
+            client: (!self.claims.watch).then(|| self.claims.sub.clone()),
+            ended: self.ended.clone(),
+        });
         // Registered first (as Phoenix subscribes before it answers): what is
         // committed or signalled after the `ok` reaches this socket. Then the
         // reply, then the backlog, then the live stream.
@@ -232,7 +265,7 @@ impl Session {
             }
             Some(Err(e)) => tracing::debug!(error = %e, "presence join failed"),
         }
-        self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, conversation, sub, phx_ref });
+        self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, join, conversation, sub, phx_ref });
     }
 
     fn leave(&mut self, m: Inbound) {
@@ -290,6 +323,15 @@ impl Session {
             self.engine.presence_leave(j.conversation, self.claims.sub.clone(), j.phx_ref);
         }
         let _ = j.join_ref;
+    }
+
+    /// The server ended join number `join` (its `phx_close` is sent): the
+    /// topic is no longer joined, and its presence leaves.
+    fn forget_ended(&mut self, join: u64) {
+        let topic = self.joined.iter().find(|(_, j)| j.join == join).map(|(t, _)| t.clone());
+        if let Some(j) = topic.and_then(|t| self.joined.remove(&t)) {
+            self.drop_joined(j);
+        }
     }
 
     fn leave_all(&mut self) {

@@ -15,12 +15,24 @@ use serde_json::json;
 
 use super::phoenix_events::Naming;
 use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
+use crate::engine::Disconnect;
 use crate::net::ws::phoenix;
 use crate::net::ws::WsSender;
 
 pub struct PhoenixSink {
     pub sender: WsSender,
     pub naming: Naming,
+    /// The topic as the client joined it, its `join_ref`, and the session's
+    /// number for the join.
+    pub topic: String,
+    pub join_ref: String,
+    pub join: u64,
+    /// The sender the socket acts as; `None` for a watcher (the console).
+    pub client: Option<String>,
+    /// Where the session hears that the server ended a join (by its number).
+    /// At most one message per join, and a socket holds at most
+    /// `max_subscriptions_per_connection` joins: bounded by construction.
+    pub ended: futures_channel::mpsc::UnboundedSender<u64>,
 }
 
 impl Sink for PhoenixSink {
@@ -38,6 +50,21 @@ impl Sink for PhoenixSink {
 
     fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.sender.poll_room(cx)
+    }
+
+    fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
+    /// The topic is left with `phx_close` carrying `{reason, code}`; the
+    /// socket stays open (it may follow other topics, and a closed socket
+    /// would make the Phoenix client reconnect and join again).
+    fn disconnected(&self, d: &Disconnect) {
+        let payload = json!({"reason": d.reason, "code": d.cause.as_str()});
+        if let Ok(frame) = phoenix::close_with(&self.join_ref, &self.topic, &payload) {
+            let _ = self.sender.send_frame(frame);
+        }
+        let _ = self.ended.unbounded_send(self.join);
     }
 }
 

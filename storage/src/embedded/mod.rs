@@ -13,6 +13,7 @@ mod members;
 mod query;
 mod rows;
 mod schema;
+mod signing_keys;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -341,6 +342,24 @@ impl Store for EmbeddedStore {
 
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
         self.write(move |c| deliveries::retry_delivery(c, scope, id)).await
+    }
+
+    async fn create_signing_key(&self, key: SigningKey) -> StoreResult<SigningKey> {
+        self.write(move |c| signing_keys::create(c, key)).await
+    }
+
+    async fn signing_key(&self, kid: &str) -> StoreResult<SigningKey> {
+        let kid = kid.to_string();
+        self.read(move |c| signing_keys::get(c, &kid)).await
+    }
+
+    async fn list_signing_keys(&self, tenant_id: Id) -> StoreResult<Vec<SigningKey>> {
+        self.read(move |c| signing_keys::list(c, tenant_id)).await
+    }
+
+    async fn delete_signing_key(&self, tenant_id: Id, kid: &str) -> StoreResult<SigningKey> {
+        let kid = kid.to_string();
+        self.write(move |c| signing_keys::delete(c, tenant_id, &kid)).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {

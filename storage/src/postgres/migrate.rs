@@ -30,6 +30,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "0004_conversation_features",
         sql: include_str!("../../../migrations/0004_conversation_features.sql"),
     },
+    Migration { name: "0005_signing_keys", sql: include_str!("../../../migrations/0005_signing_keys.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations ("converge" in ASCII).

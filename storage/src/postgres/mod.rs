@@ -21,6 +21,7 @@ mod pool;
 mod query;
 mod rows;
 mod seqs;
+mod signing_keys;
 mod tenants;
 mod types;
 
@@ -34,7 +35,8 @@ pub use bulk::BulkInsert;
 use crate::{
     Activity, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationPatch, Delivery,
     DeliveryFilter, DeliveryOutcome, Id, Json, Member, NewActivity, NewChannel, NewConversation, NewTenant, Page,
-    PageRequest, Receipts, Scope, Stats, Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp, Written,
+    PageRequest, Receipts, Scope, SigningKey, Stats, Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
+    Written,
 };
 use io::IoThread;
 use pool::{quote_ident, Pool};
@@ -309,6 +311,22 @@ impl Store for PgStore {
 
     async fn retry_delivery(&self, scope: Scope, id: Id) -> StoreResult<Delivery> {
         self.retry_delivery_impl(scope, id).await
+    }
+
+    async fn create_signing_key(&self, key: SigningKey) -> StoreResult<SigningKey> {
+        self.create_signing_key_impl(key).await
+    }
+
+    async fn signing_key(&self, kid: &str) -> StoreResult<SigningKey> {
+        self.signing_key_impl(kid).await
+    }
+
+    async fn list_signing_keys(&self, tenant_id: Id) -> StoreResult<Vec<SigningKey>> {
+        self.list_signing_keys_impl(tenant_id).await
+    }
+
+    async fn delete_signing_key(&self, tenant_id: Id, kid: &str) -> StoreResult<SigningKey> {
+        self.delete_signing_key_impl(tenant_id, kid).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {

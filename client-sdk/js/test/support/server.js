@@ -17,13 +17,13 @@ export async function startServer({ tls = false } = {}) {
     /** With tls: the CA certificate clients trust (PEM). */
     caPem: server.caPem,
     call,
-    /** A tenant with a channel and a conversation: { apiKey, channelId, conversationId }. */
+    /** A tenant with a channel and a conversation: { apiKey, tenantId, channelId, conversationId }. */
     async world(name) {
       const t = await ok("POST", "/admin/api/tenants", ADMIN_TOKEN, { name });
       const apiKey = t.api_key;
       const ch = await ok("POST", "/api/v1/channels", apiKey, { name: `${name}-ch`, type: "websocket" });
       const conv = await ok("POST", "/api/v1/conversations", apiKey, { channel_id: ch.id });
-      return { apiKey, channelId: ch.id, conversationId: conv.id };
+      return { apiKey, tenantId: t.tenant.id, channelId: ch.id, conversationId: conv.id };
     },
     /** Another conversation of the world's channel. */
     async conversation(world) {
@@ -40,6 +40,14 @@ export async function startServer({ tls = false } = {}) {
     },
     async member(world, sender, conversationId = world.conversationId) {
       return ok("GET", `/api/v1/conversations/${conversationId}/members/${encodeURIComponent(sender)}`, world.apiKey);
+    },
+    /** A new HS256 signing key of the world's tenant: { kid, secret, … }. */
+    async signingKey(world) {
+      return ok("POST", "/api/v1/signing-keys", world.apiKey);
+    },
+    async revokeSigningKey(world, kid) {
+      const r = await call("DELETE", `/api/v1/signing-keys/${kid}`, world.apiKey);
+      if (r.status !== 204) throw new Error(`revoke ${kid}: ${r.status}`);
     },
     async refresh(token) {
       return (await ok("POST", "/api/v1/tokens/refresh", token)).token;

@@ -255,6 +255,18 @@ impl Bus {
                     pump.abort();
                 }
             }
+            Control::AskPresence { conversation, reply } => {
+                let (client, status) = (self.client.clone(), self.status.clone());
+                tokio::task::spawn_local(async move {
+                    let expected = status.with_nodes(|n| n.len());
+                    let states = if status.connected() && expected > 0 {
+                        ask_presence(&client, conversation, expected).await
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = reply.send(states.into_iter().map(|(_, state)| state).collect());
+                });
+            }
             Control::Changed(what) => {
                 let msg = ChangedMsg { origin: self.status.origin.clone(), what };
                 if let Ok(body) = serde_json::to_vec(&msg) {
@@ -311,6 +323,10 @@ impl Bus {
                         ConversationMsg::Presence { origin, joins: diff.joins.clone(), leaves: diff.leaves.clone() }
                     }
                 };
+                self.publish_conversation(conversation, &msg).await;
+            }
+            Outbound::Disconnect { conversation, disconnect } => {
+                let msg = ConversationMsg::Disconnect { origin, disconnect: (*disconnect).clone() };
                 self.publish_conversation(conversation, &msg).await;
             }
             Outbound::PresenceState { conversation, state } => {
@@ -498,6 +514,7 @@ async fn pump(mut sub: Subscriber, conversation: Id, inbox: mpsc::Sender<Inbound
                 diff: crate::engine::presence::PresenceDiff { joins, leaves },
             },
             ConversationMsg::PresenceState { origin, state } => Inbound::PresenceState { conversation, origin, state },
+            ConversationMsg::Disconnect { disconnect, .. } => Inbound::Disconnect { conversation, disconnect },
         };
         if inbox.send(inbound).await.is_err() {
             break;

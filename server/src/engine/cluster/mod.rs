@@ -37,6 +37,7 @@ use converger_storage::{Activity, Id};
 use futures_channel::oneshot;
 use tokio::sync::mpsc;
 
+use super::disconnect::Disconnect;
 use super::live::events::Ephemeral;
 use super::presence::{PresenceDiff, PresenceState};
 use super::Engine;
@@ -75,6 +76,11 @@ pub(crate) enum Outbound {
         conversation: Id,
         state: PresenceState,
     },
+    /// A disconnect made on this node, for the conversation's subscribers on the others.
+    Disconnect {
+        conversation: Id,
+        disconnect: Arc<Disconnect>,
+    },
     /// A user's first socket on this node connected (`online`), or its last one went.
     User {
         key: crate::engine::users::UserKey,
@@ -88,6 +94,12 @@ pub(crate) enum Control {
     Follow(Id),
     Unfollow(Id),
     Changed(Changed),
+    /// Who is present in a conversation this node does not follow: every
+    /// live node's own presences, as many as answer within the sync's wait.
+    AskPresence {
+        conversation: Id,
+        reply: oneshot::Sender<Vec<PresenceState>>,
+    },
 }
 
 /// From the bus thread to one shard.
@@ -113,6 +125,11 @@ pub enum Inbound {
         conversation: Id,
         origin: String,
         state: PresenceState,
+    },
+    /// Another node's disconnect, for this node's subscribers of the conversation.
+    Disconnect {
+        conversation: Id,
+        disconnect: Disconnect,
     },
     /// The follow of a conversation is in effect: its subscribers may read storage.
     Followed(Id),
@@ -305,6 +322,9 @@ impl Engine {
                     self.pass_on_here(conversation, Arc::new(Ephemeral::Presence(news)));
                 }
             }
+            Inbound::Disconnect { conversation, disconnect } => {
+                self.disconnect_at_owner(conversation, Arc::new(disconnect), None);
+            }
             Inbound::Followed(conversation) => {
                 let waiting = self.cluster.as_ref().and_then(|m| m.waiting.borrow_mut().remove(&conversation));
                 for reply in waiting.into_iter().flatten() {
@@ -383,6 +403,25 @@ impl Engine {
         if let Some(m) = &self.cluster {
             m.link.send_data(Outbound::Batch(batch.clone()));
         }
+    }
+
+    /// Owner side: tells other nodes of a disconnect made here.
+    pub(super) fn publish_disconnect(&self, conversation: Id, disconnect: &Arc<Disconnect>) {
+        if let Some(m) = &self.cluster {
+            m.link.send_data(Outbound::Disconnect { conversation, disconnect: disconnect.clone() });
+        }
+    }
+
+    /// What the other nodes say of their presences in `conversation` (none
+    /// without a cluster, or when the control queue is full).
+    pub(super) async fn ask_other_nodes_presence(&self, conversation: Id) -> Vec<PresenceState> {
+        let Some(m) = &self.cluster else { return Vec::new() };
+        let (reply, answer) = oneshot::channel();
+        if !m.link.send_control(Control::AskPresence { conversation, reply }) {
+            tracing::warn!(%conversation, "cluster control queue full: presence of the other nodes not asked");
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Owner side: tells other nodes of a typing signal or presence change made here.

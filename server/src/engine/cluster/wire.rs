@@ -88,6 +88,13 @@ pub enum ConversationMsg {
         joins: PresenceState,
         leaves: PresenceState,
     },
+    /// The server ends clients' following of the conversation (the server
+    /// API's disconnect, a close): the receiving node's subscribers it covers.
+    Disconnect {
+        origin: String,
+        #[serde(flatten)]
+        disconnect: crate::engine::Disconnect,
+    },
     /// All of the origin's presences in the conversation: replaces what was
     /// known of it (an answer to a sync, or an announcement after a reconnect).
     PresenceState {
@@ -103,6 +110,7 @@ impl ConversationMsg {
             | ConversationMsg::Typing { origin, .. }
             | ConversationMsg::Signal { origin, .. }
             | ConversationMsg::Presence { origin, .. }
+            | ConversationMsg::Disconnect { origin, .. }
             | ConversationMsg::PresenceState { origin, .. } => origin,
         }
     }
@@ -196,6 +204,18 @@ mod tests {
         assert_eq!(serde_json::from_value::<ConversationMsg>(v).expect("decode"), msg);
         let typing = json!({"typing": {"origin": "n.1", "sender": "bob", "typing": true}});
         assert!(matches!(serde_json::from_value(typing), Ok(ConversationMsg::Typing { typing: true, .. })));
+        let d = crate::engine::Disconnect {
+            sender: Some("bob".into()),
+            reason: "bye".into(),
+            cause: crate::engine::Cause::Disconnected,
+        };
+        let msg = ConversationMsg::Disconnect { origin: "n.1".into(), disconnect: d };
+        let v = serde_json::to_value(&msg).expect("encode");
+        assert_eq!(
+            v,
+            json!({"disconnect": {"origin": "n.1", "sender": "bob", "reason": "bye", "cause": "disconnected"}})
+        );
+        assert_eq!(serde_json::from_value::<ConversationMsg>(v).expect("decode"), msg);
         let changed = serde_json::to_value(ChangedMsg { origin: "n.1".into(), what: Changed::Channels }).unwrap();
         assert_eq!(changed, json!({"origin": "n.1", "what": "channels"}));
     }

@@ -48,7 +48,7 @@ pub(super) struct Live {
 }
 
 impl Live {
-    fn of(&self, conversation: Id) -> Vec<Rc<Subscription>> {
+    pub(super) fn of(&self, conversation: Id) -> Vec<Rc<Subscription>> {
         self.subs.borrow().get(&conversation).cloned().unwrap_or_default()
     }
 }

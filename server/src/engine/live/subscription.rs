@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use converger_storage::{Activity, Id, Scope, Store, StoreResult};
 
 use super::{LocalEvent, SharedBatch};
+use crate::engine::disconnect::Disconnect;
 
 /// Activities read from storage per step of a catch-up.
 const PAGE: u32 = 1000;
@@ -44,6 +45,18 @@ pub trait Sink {
     fn poll_room(&self, _cx: &mut Context<'_>) -> Poll<()> {
         Poll::Ready(())
     }
+
+    /// The sender the client acts as (a client token's), which a disconnect
+    /// of one sender matches; `None` for a client that acts for the tenant
+    /// (an API key) or watches without being seen.
+    fn client(&self) -> Option<&str> {
+        None
+    }
+
+    /// The server ended this subscription ([`crate::engine::disconnect`]):
+    /// it is closed already (nothing more reaches the sink); tell the client
+    /// why and let its session forget the subscription.
+    fn disconnected(&self, _disconnect: &Disconnect) {}
 }
 
 pub struct Subscription {
@@ -84,6 +97,16 @@ impl Subscription {
 
     pub fn is_closed(&self) -> bool {
         self.closed.get()
+    }
+
+    /// The sender the client acts as ([`Sink::client`]).
+    pub(crate) fn client(&self) -> Option<&str> {
+        self.sink.client()
+    }
+
+    /// Tells the sink the server ended the subscription ([`Sink::disconnected`]).
+    pub(crate) fn disconnected(&self, disconnect: &Disconnect) {
+        self.sink.disconnected(disconnect);
     }
 
     pub(super) fn close(&self) {

@@ -224,6 +224,89 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
     });
 }
 
+/// A sink that acts as a sender and records the disconnects it is told of.
+struct Client {
+    inner: Rc<Collect>,
+    sender: Option<String>,
+    told: RefCell<Vec<String>>,
+}
+
+impl Sink for Client {
+    fn deliver(&self, batch: &Rc<SharedBatch>, range: Range<usize>) -> bool {
+        self.inner.deliver(batch, range)
+    }
+
+    fn event(&self, event: &Rc<LocalEvent>) -> bool {
+        self.inner.event(event)
+    }
+
+    fn client(&self) -> Option<&str> {
+        self.sender.as_deref()
+    }
+
+    fn disconnected(&self, d: &crate::engine::Disconnect) {
+        self.told.borrow_mut().push(format!("{}: {}", d.cause.as_str(), d.reason));
+    }
+}
+
+#[test]
+fn a_disconnect_ends_the_senders_subscriptions_or_everyones_and_counts_them() {
+    use crate::engine::{Cause, Disconnect};
+    let (_dir, store) = embedded();
+    runtime().block_on(async move {
+        let w = World::new(store).await;
+        let client = |sender: Option<&str>| {
+            Rc::new(Client {
+                inner: Collect::new(usize::MAX),
+                sender: sender.map(str::to_string),
+                told: RefCell::default(),
+            })
+        };
+        let (bob1, bob2, alice, api) = (client(Some("bob")), client(Some("bob")), client(Some("alice")), client(None));
+        let scope = Scope::Tenant(w.tenant);
+        let mut subs = Vec::new();
+        for c in [&bob1, &bob2, &alice, &api] {
+            subs.push(w.engine.subscribe(w.conversation, scope, 0, c.clone()).await.expect("subscribe"));
+        }
+        let bye = |sender: Option<&str>, cause| Disconnect {
+            sender: sender.map(str::to_string),
+            reason: "bye".into(),
+            cause,
+        };
+        let n = w.engine.disconnect(w.conversation, bye(Some("bob"), Cause::Disconnected)).await.expect("disconnect");
+        assert_eq!(n, 2, "both of bob's subscriptions");
+        assert!(subs[0].is_closed() && subs[1].is_closed() && !subs[2].is_closed() && !subs[3].is_closed());
+        assert_eq!(*bob1.told.borrow(), ["disconnected: bye"]);
+        assert!(alice.told.borrow().is_empty() && api.told.borrow().is_empty());
+        assert_eq!(w.engine.subscriptions(), 2);
+
+        w.publish(1).await;
+        until_seen(&alice.inner, 1).await;
+        assert!(bob1.inner.seqs().is_empty(), "nothing reaches a disconnected subscription");
+        let n = w.engine.disconnect(w.conversation, bye(Some("bob"), Cause::Disconnected)).await.expect("again");
+        assert_eq!(n, 0, "a second disconnect finds nobody");
+
+        let n = w.engine.disconnect(w.conversation, bye(None, Cause::ConversationClosed)).await.expect("everyone");
+        assert_eq!(n, 2, "alice and the API-key connection");
+        assert_eq!(*api.told.borrow(), ["conversation_closed: bye"]);
+        assert_eq!(w.engine.subscriptions(), 0);
+    });
+}
+
+#[test]
+fn presence_lists_who_the_owner_knows() {
+    let (_dir, store) = embedded();
+    runtime().block_on(async move {
+        let w = World::new(store).await;
+        assert!(w.engine.presence(w.conversation).await.expect("empty").0.is_empty());
+        let meta = |r: &str| Meta { phx_ref: r.into(), online_at: converger_storage::Timestamp::from_micros(0) };
+        w.engine.presence_join(w.conversation, "alice".into(), meta("a1")).await.expect("join");
+        w.engine.presence_join(w.conversation, "alice".into(), meta("a2")).await.expect("join");
+        let state = w.engine.presence(w.conversation).await.expect("state");
+        assert_eq!(state.0["alice"].metas.len(), 2);
+    });
+}
+
 /// Two shards on two threads: the subscriber's shard does not own the
 /// conversation, so registration, committed batches and ephemeral events all
 /// cross the mesh; a backlog is read while the owner keeps committing.

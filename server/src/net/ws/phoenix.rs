@@ -184,6 +184,12 @@ pub fn close(join_ref: &str, topic: &str) -> Bytes {
     frame.unwrap_or_else(|_| Bytes::new())
 }
 
+/// `phx_close` with a payload: the server ended the channel and says why
+/// (the client's `channel.onClose` gets `payload`; the channel does not rejoin).
+pub fn close_with<T: Serialize + ?Sized>(join_ref: &str, topic: &str, payload: &T) -> Result<Bytes, serde_json::Error> {
+    message(Some(join_ref), Some(join_ref), topic, "phx_close", payload)
+}
+
 /// `phx_error`: the channel crashed or was refused after the join; the
 /// client rejoins.
 pub fn error(join_ref: &str, topic: &str, reason: &str) -> Bytes {

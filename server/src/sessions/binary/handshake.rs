@@ -58,7 +58,7 @@ pub(super) async fn handshake<L: Link>(
             if upgrade_token.is_some_and(|t| t != token) {
                 return Err(ErrorFrame::new(0, ErrorCode::Forbidden, "Hello names another token than the upgrade"));
             }
-            let claims = hub.verify_token(&token).map_err(refused)?;
+            let claims = hub.verify_token(&token).await.map_err(refused)?;
             match hub.tenant_is_active(claims.tenant_id).await {
                 Ok(true) => Ok((Identity::Token(claims), version)),
                 Ok(false) => Err(refused(AuthError::TenantInactive.into())),

@@ -57,6 +57,16 @@ impl Identity {
         matches!(self, Identity::Token(_))
     }
 
+    /// The sender this connection's subscriptions act as, which a disconnect
+    /// of one sender matches: a client token's (not a watcher's); none for an
+    /// API key, which acts for the tenant.
+    pub(super) fn client(&self) -> Option<String> {
+        match self {
+            Identity::Token(c) if !c.watch => Some(c.sub.clone()),
+            _ => None,
+        }
+    }
+
     pub(super) fn sender(&self, given: &str) -> Result<String, Failure> {
         match self {
             Identity::Token(c) => token_sender(c, Some(given)).map_err(|e| failure(&e)),

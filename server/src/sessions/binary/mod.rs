@@ -109,6 +109,9 @@ struct Session {
     identity: Identity,
     out: BinarySender,
     subs: HashMap<Id, Sub>,
+    /// Subscriptions the server ended (a disconnect, a close), by switch;
+    /// see [`sink::BinarySink::ended`] for the bound.
+    ended: futures_channel::mpsc::UnboundedSender<Active>,
 }
 
 /// Serves one connection until it closes. `upgrade_token` is the token a
@@ -134,7 +137,8 @@ pub(crate) async fn run<L: Link>(
         Identity::Token(c) if !c.watch => Some(engine.user_connected(c.tenant_id, &c.sub)),
         _ => None,
     };
-    let mut session = Session { hub, engine, identity, out, subs: HashMap::new() };
+    let (ended, mut ended_subs) = futures_channel::mpsc::unbounded();
+    let mut session = Session { hub, engine, identity, out, subs: HashMap::new(), ended };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
     let expiry = monoio::time::sleep(session.expires_in());
     futures_util::pin_mut!(expiry);
@@ -162,6 +166,7 @@ pub(crate) async fn run<L: Link>(
                     }
                 }
             },
+            Some(attempt) = ended_subs.next() => session.forget_ended(attempt),
             _ = &mut expiry => break Some(ErrorFrame::new(0, ErrorCode::TokenExpired, "the client token expired")),
             _ = idle => break Some(ErrorFrame::new(0, ErrorCode::IdleTimeout, "nothing heard from the client")),
             _ = shutdown.wait() => break Some(ErrorFrame::new(0, ErrorCode::ShuttingDown, "the server is stopping")),

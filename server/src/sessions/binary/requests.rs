@@ -51,6 +51,7 @@ impl Session {
         }
         let (hub, engine, out, identity) =
             (self.hub.clone(), self.engine.clone(), self.out.clone(), self.identity.clone());
+        let ended = self.ended.clone();
         Some(Box::pin(async move {
             let scope = identity.scope();
             // First every item's check, for the one Subscribed answer; then the backlogs.
@@ -67,7 +68,13 @@ impl Session {
                             Ok(last_seq) => {
                                 // Live only: from the conversation's last seq on.
                                 let after_seq = if after_seq == LIVE_ONLY { last_seq } else { after_seq };
-                                let sink = Rc::new(BinarySink { sender: out.clone(), active: active.clone() });
+                                let sink = Rc::new(BinarySink {
+                                    sender: out.clone(),
+                                    conversation,
+                                    active: active.clone(),
+                                    client: identity.client(),
+                                    ended: ended.clone(),
+                                });
                                 let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
                                 engine
                                     .start_subscription(conversation, scope, after, sink)
@@ -139,6 +146,20 @@ impl Session {
             }
         }
         self.reply(Ack { request_id: u.request_id });
+    }
+
+    /// The server ended the subscription whose switch is `attempt` (its
+    /// notice is sent): forget it, so the conversation may be subscribed again.
+    pub(super) fn forget_ended(&mut self, attempt: Active) {
+        let id = self.subs.iter().find(|(_, sub)| match sub {
+            Sub::Starting { active } | Sub::Live { active, .. } => Rc::ptr_eq(active, &attempt),
+        });
+        let Some(id) = id.map(|(id, _)| *id) else { return };
+        match self.subs.remove(&id) {
+            Some(Sub::Live { sub, .. }) => self.engine.unsubscribe(&sub),
+            // `record` unsubscribes it when it has started (its switch is off).
+            Some(Sub::Starting { .. }) | None => {}
+        }
     }
 
     pub(super) fn unsubscribe_all(&mut self) {
@@ -337,31 +358,39 @@ impl Session {
 
     pub(super) fn reauth(&self, r: proto::Reauth) -> Option<Pending> {
         let request_id = r.request_id;
-        let answer = match (&self.identity, self.hub.verify_token(&r.token)) {
-            (Identity::Tenant(_), _) => Err(Failure::new(ErrorCode::Forbidden, "an API-key connection has no token")),
-            (_, Err(e)) => Err(failure(&e)),
-            (Identity::Token(old), Ok(new))
-                if new.tenant_id != old.tenant_id
-                    || new.conversation_id != old.conversation_id
-                    || new.sub != old.sub =>
-            {
-                Err(Failure::new(
-                    ErrorCode::Forbidden,
-                    "the new token must name the same tenant, conversation and sender",
-                ))
-            }
-            (_, Ok(new)) => Ok(new),
+        let Identity::Token(old) = &self.identity else {
+            let f = Failure::new(ErrorCode::Forbidden, "an API-key connection has no token");
+            self.reply(ErrorFrame::new(request_id, code_of(&f), f.message));
+            return None;
         };
-        match answer {
-            Ok(claims) => {
-                self.reply(Ack { request_id });
-                Some(Box::pin(async move { Done::Reauthorized(claims) }))
+        let (hub, out, old) = (self.hub.clone(), self.out.clone(), old.clone());
+        // The new token may be a tenant-signed one whose key set is fetched: async.
+        Some(Box::pin(async move {
+            let answer = match hub.verify_token(&r.token).await {
+                Err(e) => Err(failure(&e)),
+                Ok(new)
+                    if new.tenant_id != old.tenant_id
+                        || new.conversation_id != old.conversation_id
+                        || new.sub != old.sub =>
+                {
+                    Err(Failure::new(
+                        ErrorCode::Forbidden,
+                        "the new token must name the same tenant, conversation and sender",
+                    ))
+                }
+                Ok(new) => Ok(new),
+            };
+            match answer {
+                Ok(claims) => {
+                    send(&out, Frame::Ack(Ack { request_id }));
+                    Done::Reauthorized(claims)
+                }
+                Err(f) => {
+                    send(&out, Frame::Error(ErrorFrame::new(request_id, code_of(&f), f.message)));
+                    Done::Nothing
+                }
             }
-            Err(f) => {
-                self.reply(ErrorFrame::new(request_id, code_of(&f), f.message));
-                None
-            }
-        }
+        }))
     }
 }
 

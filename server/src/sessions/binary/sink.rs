@@ -12,10 +12,11 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use converger_protocol as proto;
-use converger_protocol::{put_deliver_prefix, Frame, Version, WireError, DELIVER_PREFIX_SIZE};
-use converger_storage::{Activity, MessageState};
+use converger_protocol::{put_deliver_prefix, ErrorCode, ErrorFrame, Frame, Version, WireError, DELIVER_PREFIX_SIZE};
+use converger_storage::{Activity, Id, MessageState};
 
 use crate::engine::live::{Ephemeral, LocalEvent, SharedBatch, Sink};
+use crate::engine::{Cause, Disconnect};
 use crate::net::send_queue::{FrameSender, SendError};
 use crate::net::ws::encode;
 use crate::net::ws::Opcode;
@@ -156,9 +157,16 @@ fn state_to_wire(s: &MessageState) -> proto::MessageState {
 
 pub struct BinarySink {
     pub sender: BinarySender,
+    pub conversation: Id,
     /// Cleared by Unsubscribe: from its Ack on, nothing more of the
     /// conversation goes out, even a backlog still being read.
     pub active: Rc<Cell<bool>>,
+    /// The sender the connection acts as (a client token's).
+    pub client: Option<String>,
+    /// Where the session hears that the server ended a subscription (its
+    /// switch). At most one message per subscription, and a connection holds
+    /// at most `max_subscriptions_per_connection`: bounded by construction.
+    pub ended: futures_channel::mpsc::UnboundedSender<Rc<Cell<bool>>>,
 }
 
 impl Sink for BinarySink {
@@ -205,6 +213,39 @@ impl Sink for BinarySink {
 
     fn poll_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.sender.inner.poll_room(cx)
+    }
+
+    fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
+    /// Two frames: an Ephemeral `disconnected` on the conversation (its id,
+    /// the disconnect's sender, `{"code", "reason"}`), which tells an SDK
+    /// which subscription ended, then an Error (request id 0, code
+    /// `disconnected` or `conversation_closed`, the reason in its message).
+    /// The subscription is over: nothing more of it is sent, and the
+    /// session forgets it, so the client may subscribe again.
+    fn disconnected(&self, d: &Disconnect) {
+        self.active.set(false);
+        let data = serde_json::json!({"code": d.cause.as_str(), "reason": d.reason});
+        let notice = Frame::Ephemeral(proto::Ephemeral {
+            request_id: 0,
+            conversation_id: *self.conversation.as_bytes(),
+            kind: "disconnected".into(),
+            sender: d.sender.clone().unwrap_or_default(),
+            data: data.to_string(),
+        });
+        let code = match d.cause {
+            Cause::Disconnected => ErrorCode::Disconnected,
+            Cause::ConversationClosed => ErrorCode::ConversationClosed,
+        };
+        let error = ErrorFrame::new(0, code, format!("conversation {}: {}", self.conversation, d.reason));
+        for frame in [notice, Frame::Error(error)] {
+            if let Err(e) = self.sender.send(frame) {
+                tracing::debug!(error = %e, "disconnect notice not sent");
+            }
+        }
+        let _ = self.ended.unbounded_send(self.active.clone());
     }
 }
 
