@@ -37,10 +37,27 @@ pub struct HookClient {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The hook thread, stopped by [`HookThread::stop`] once the shards are gone
+/// (not when its clients are dropped: a task a stopped shard leaves behind
+/// may keep one alive).
+pub struct HookThread {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl HookThread {
+    /// Stops the thread (calls still out are dropped: their shards are gone) and waits for it.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
 impl HookClient {
-    /// Starts the hook thread; it ends once every [`HookClient`] is dropped.
-    pub fn start(allow_private: bool) -> std::io::Result<(HookClient, JoinHandle<()>)> {
+    /// Starts the hook thread.
+    pub fn start(allow_private: bool) -> std::io::Result<(HookClient, HookThread)> {
         let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("pre-publish".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -62,7 +79,12 @@ impl HookClient {
             };
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
-                while let Some(job) = rx.recv().await {
+                loop {
+                    let job = tokio::select! {
+                        job = rx.recv() => job,
+                        _ = &mut stopped => None,
+                    };
+                    let Some(job) = job else { break };
                     let http = http.clone();
                     tokio::task::spawn_local(async move {
                         let answer = call(&http, job.call, allow_private).await;
@@ -71,7 +93,7 @@ impl HookClient {
                 }
             });
         })?;
-        Ok((HookClient { jobs }, thread))
+        Ok((HookClient { jobs }, HookThread { stop, thread }))
     }
 }
 

@@ -49,8 +49,8 @@ pub struct Server {
     /// The cluster bus's thread, in a cluster, and its own stop signal
     /// (given after the shards have stopped).
     bus: Option<(std::thread::JoinHandle<()>, Shutdown)>,
-    /// The pre-publish hooks' thread (ends once the shards, its only callers, are gone).
-    hooks: Option<std::thread::JoinHandle<()>>,
+    /// The pre-publish hooks' thread, stopped once the shards, its only callers, are gone.
+    hooks: Option<crate::delivery::hooks::HookThread>,
     shutdown: Shutdown,
     store: Arc<dyn Store>,
     http_addr: SocketAddr,
@@ -174,7 +174,7 @@ impl Server {
             let _ = bus.join();
         }
         if let Some(hooks) = self.hooks {
-            let _ = hooks.join();
+            hooks.stop();
         }
         let holders = Arc::strong_count(&self.store);
         drop(self.store);
