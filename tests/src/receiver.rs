@@ -69,6 +69,27 @@ impl Receiver {
         Receiver { addr, got, stop }
     }
 
+    /// A pre-publish hook (docs/api.md "Pre-publish hook") that rejects
+    /// `bad` ("no bad words"), rewrites `rude` to `[polite]` (metadata
+    /// `{"rewritten": true}`) and accepts the rest, after `delay`.
+    pub fn pre_publish_hook(delay: Duration) -> Receiver {
+        Receiver::start_with(vec![200], move |r| {
+            std::thread::sleep(delay);
+            let items = r.json()["data"]["items"].as_array().cloned().unwrap_or_default();
+            let verdicts: Vec<serde_json::Value> = items
+                .iter()
+                .map(|i| match i["text"].as_str() {
+                    Some("bad") => serde_json::json!({"action": "reject", "reason": "no bad words"}),
+                    Some("rude") => {
+                        serde_json::json!({"action": "rewrite", "text": "[polite]", "metadata": {"rewritten": true}})
+                    }
+                    _ => serde_json::json!({"action": "accept"}),
+                })
+                .collect();
+            serde_json::json!({ "results": verdicts }).to_string()
+        })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -64,6 +64,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod phoenix_chat;
+mod phoenix_pre_publish;
 mod phoenix_socket;
 mod phoenix_users;
 mod rest_activities;

@@ -12,30 +12,6 @@ use serde_json::{json, Value};
 
 on_both_backends!(the_hook_accepts_rejects_and_rewrites, a_hook_down_or_too_slow_takes_its_on_failure);
 
-/// A hook that rejects "bad", rewrites "rude" and accepts the rest, after `delay`.
-fn hook(delay: Duration) -> Receiver {
-    Receiver::start_with(vec![200], move |r| {
-        std::thread::sleep(delay);
-        let body = r.json();
-        let verdicts: Vec<Value> = body["data"]["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| match i["text"].as_str() {
-                        Some("bad") => json!({"action": "reject", "reason": "no bad words"}),
-                        Some("rude") => {
-                            json!({"action": "rewrite", "text": "[polite]", "metadata": {"rewritten": true}})
-                        }
-                        _ => json!({"action": "accept"}),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        json!({"results": verdicts}).to_string()
-    })
-}
-
 /// A conversation on a new channel whose config is `config`; its activities path.
 fn conversation(client: &Client, config: Value) -> String {
     let channel = expect(
@@ -49,7 +25,7 @@ fn conversation(client: &Client, config: Value) -> String {
 fn the_hook_accepts_rejects_and_rewrites(server: &TestServer) {
     let tenant = converger_e2e::api::create_tenant(server, "hook");
     let client = Client::bearer(server, &tenant.api_key);
-    let receiver = hook(Duration::ZERO);
+    let receiver = Receiver::pre_publish_hook(Duration::ZERO);
     let path = conversation(&client, json!({"pre_publish": {"url": receiver.url("/hook"), "timeout_ms": 2000}}));
 
     let ok = expect(&client.post(&path, &json!({"sender": "u", "text": "hello"})), 201);
@@ -83,7 +59,7 @@ fn a_hook_down_or_too_slow_takes_its_on_failure(server: &TestServer) {
         conversation(&client, json!({"pre_publish": {"url": "http://127.0.0.1:1/hook", "on_failure": "accept"}}));
     expect(&client.post(&open, &json!({"sender": "u", "text": "hi"})), 201);
 
-    let slow = hook(Duration::from_millis(800));
+    let slow = Receiver::pre_publish_hook(Duration::from_millis(800));
     let strict = conversation(&client, json!({"pre_publish": {"url": slow.url("/h"), "timeout_ms": 100}}));
     assert_error(&client.post(&strict, &json!({"sender": "u", "text": "hi"})), 422, "rejected_by_hook");
     let lenient = conversation(
