@@ -189,6 +189,12 @@ impl Engine {
                 }
             }
         }
+        self.next_run(conversation);
+    }
+
+    /// The conversation's next waiting run goes to its hook; with none left,
+    /// the conversation leaves the stage (its publishes go straight on again).
+    fn next_run(self: &Rc<Self>, conversation: Id) {
         let more = self.hooks.waiting.borrow().get(&conversation).is_some_and(|q| !q.is_empty());
         if more {
             self.call_hook(conversation);
@@ -223,12 +229,7 @@ impl Engine {
         for r in released {
             self.owner.enqueue(r);
         }
-        let more = self.hooks.waiting.borrow().get(&conversation).is_some_and(|q| !q.is_empty());
-        if more {
-            self.call_hook(conversation);
-        } else {
-            self.hooks.waiting.borrow_mut().remove(&conversation);
-        }
+        self.next_run(conversation);
     }
 }
 
