@@ -390,6 +390,11 @@ pub struct NewActivity {
     pub author_only: bool,
     /// The membership change a `member_joined` / `member_left` records.
     pub member: Option<MemberChange>,
+    /// Whether the tenant has event endpoints for this member change's event
+    /// (`member.joined` / `member.left`): the caller knows it from a cache,
+    /// so a tenant without endpoints costs the write no statement. When set,
+    /// the events are written with the activity, in its transaction.
+    pub announce: bool,
 }
 
 impl NewActivity {

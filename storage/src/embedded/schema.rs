@@ -19,6 +19,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
+    // Step 7 (lifecycle events); step 6 is another branch's, merged before this one.
+    include_str!("schema_7.sql"),
 ];
 
 /// Pragmas every connection gets. `synchronous=FULL` in WAL mode fsyncs the log at
