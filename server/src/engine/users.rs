@@ -28,7 +28,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use converger_storage::{Id, Timestamp};
+use converger_storage::{Id, PresenceChange, Timestamp};
 use serde_json::json;
 
 use super::{Engine, Ephemeral, Signal};
@@ -243,10 +243,18 @@ impl Engine {
     /// Tells the user's conversations they came online (`gone_at` None) or
     /// went offline at `gone_at` (recorded as their last seen first).
     pub(crate) async fn announce_user(self: &Rc<Self>, (tenant, sender): UserKey, gone_at: Option<Timestamp>) {
-        if let Some(at) = gone_at {
-            if let Err(e) = self.store.set_last_seen(tenant, &sender, at).await {
-                tracing::warn!(%tenant, error = %e, "last seen not recorded");
-            }
+        // The one write of the transition (this node decided it, and only
+        // this one): the last seen of going offline, and the tenant's
+        // `user.online` / `user.offline` events when it has endpoints for
+        // them (cached, so a tenant without any costs no statement online).
+        let change =
+            PresenceChange { online: gone_at.is_none(), at: gone_at.unwrap_or_else(Timestamp::now), announce: false };
+        let announce = super::event_types::wants(&*self.store, tenant, change.event_type()).await;
+        if change.online && !announce {
+            // Nothing to record.
+        } else if let Err(e) = self.store.record_presence(tenant, &sender, PresenceChange { announce, ..change }).await
+        {
+            tracing::warn!(%tenant, error = %e, "user presence not recorded (last seen, events)");
         }
         let conversations = match self.store.member_conversations(tenant, &sender, MAX_ANNOUNCED_CONVERSATIONS).await {
             Ok(c) => c,

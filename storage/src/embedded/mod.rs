@@ -449,6 +449,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            announce: false,
         }
     }
 

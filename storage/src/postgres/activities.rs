@@ -519,6 +519,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            announce: false,
         }
     }
 
