@@ -27,7 +27,7 @@ pub fn request(event: &Event, endpoint: &EventEndpoint, now: i64) -> Result<Outb
     let key = standard_webhooks::parse_whsec(&endpoint.secret).ok_or(BadSecret)?;
     let body = body(event);
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    headers.extend(standard_webhooks::headers(&key, &event.id.to_string(), now, &body));
+    headers.extend(standard_webhooks::headers(&key, &format!("msg_{}", event.id), now, &body));
     Ok(OutboundRequest { method: "POST".into(), url: endpoint.url.clone(), headers, body })
 }
 
@@ -69,7 +69,7 @@ mod tests {
             updated_at: Timestamp::now(),
         };
         let r = request(&event, &endpoint, 1_700_000_100).expect("signed");
-        assert_eq!(r.header("webhook-id"), Some(event.id.to_string().as_str()));
+        assert_eq!(r.header("webhook-id"), Some(format!("msg_{}", event.id).as_str()));
         let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(body["type"], "member.joined");
         assert_eq!(body["timestamp"], "2023-11-14T22:13:20.000000Z");
