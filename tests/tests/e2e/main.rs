@@ -74,6 +74,7 @@ mod rest_channels;
 mod rest_conversations;
 mod rest_disconnect;
 mod rest_errors;
+mod rest_events;
 mod rest_lifecycle;
 mod rest_members;
 mod rest_pre_publish;
