@@ -66,6 +66,10 @@ pub struct Tenant {
     pub status: Status,
     /// Its own rate limits; `{"requests_per_second": null, …}` when it has none.
     pub limits: TenantLimits,
+    /// Its own settings, a JSON object (`{}` when none): today its default
+    /// pre-publish hook, `{"pre_publish": {…}}`. Checked by the server when
+    /// written; the store keeps it as given.
+    pub config: Json,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -99,6 +103,7 @@ impl NewTenant {
             name: self.name.clone(),
             status: Status::Active,
             limits: TenantLimits::default(),
+            config: Json::empty_object(),
             created_at: now,
             updated_at: now,
         }
@@ -112,6 +117,8 @@ pub struct TenantPatch {
     pub api_key_hash: Option<[u8; 32]>,
     /// Replaces all three limits when given (`TenantLimits::default()` clears them).
     pub limits: Option<TenantLimits>,
+    /// Replaces the whole config when given.
+    pub config: Option<Json>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

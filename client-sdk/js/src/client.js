@@ -308,6 +308,7 @@ export class Client {
         if (frame.type === "typing") this.#events.emit("typing", toTyping(event));
         else if (frame.type === "receipt") this.#events.emit("receipt", toReceipt(event));
         else if (frame.type === "user_online" || frame.type === "user_offline") this.#events.emit("presence", toPresence(event));
+        else if (frame.type === "disconnected") this.#subs.endedByServer(event);
         return;
       }
       default:

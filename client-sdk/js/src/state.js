@@ -76,6 +76,20 @@ export class Subscriptions {
     this.#subs.clear();
   }
 
+  /**
+   * The server ended a subscription (docs/protocol.md "Disconnected by the
+   * server"): it ends with the code and the reason, and is not resumed — the
+   * caller may subscribe again.
+   */
+  endedByServer({ conversationId, data }) {
+    const id = conversationId.toLowerCase();
+    const sub = this.#subs.get(id);
+    if (!sub) return;
+    this.#subs.delete(id);
+    const code = ErrorCode[data?.code] ?? ErrorCode.disconnected;
+    sub._end(new ConvergerError(code, typeof data?.reason === "string" ? data.reason : ""));
+  }
+
   // ------------------------------------------------------------ a Subscription's control
 
   /** The subscription overflowed or saw a gap: start it again after its last seq. */

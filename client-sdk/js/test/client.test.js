@@ -373,6 +373,27 @@ test("close fails requests in flight and ends subscriptions; oversized frames ar
   await assert.rejects(c.ping(), ConnectionError);
 });
 
+test("a subscription the server ends (disconnect, close) ends with the code and reason, and may be started again", async () => {
+  const world = await server.world("ended");
+  const c = await open("tcp", { token: await server.token(world, "alice") });
+  const sub = await c.subscribe(world.conversationId, 0n);
+  await server.post(world, "before");
+  assert.deepEqual(seqs(await take(sub, 1)), [1]);
+  const errored = nextEvent(c, "error", (e) => e.is("disconnected"));
+  assert.equal((await server.disconnect(world, "please rejoin", "alice")).disconnected, 1);
+  await assert.rejects(sub.next(), (e) => e instanceof ConvergerError && e.is("disconnected") && e.serverMessage === "please rejoin");
+  assert.deepEqual(await sub.next(), { value: undefined, done: true }, "ended for good, not resumed");
+  await errored; // the Error frame behind it, about no request
+
+  // Not a ban: subscribing again works; closing the conversation ends it with conversation_closed.
+  const again = await c.subscribe(world.conversationId, 1n);
+  await server.post(world, "after");
+  assert.deepEqual(seqs(await take(again, 1)), [2]);
+  await server.closeConversation(world, world.conversationId);
+  await assert.rejects(again.next(), (e) => e instanceof ConvergerError && e.is("conversation_closed"));
+  c.close();
+});
+
 test("leaving a for-await loop unsubscribes", async () => {
   const world = await server.world("forawait");
   const c = await open("tcp", { apiKey: world.apiKey });

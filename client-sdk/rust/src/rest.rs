@@ -387,6 +387,23 @@ impl Rest {
         Ok(self.send::<Listed<LifecycleEvent>>("GET", &path, None).await?.data)
     }
 
+    /// `GET /api/v1/tenant`: the calling tenant (id, name, status, limits, config).
+    pub async fn tenant(&self) -> Result<Value> {
+        self.send("GET", "/api/v1/tenant", None).await
+    }
+
+    /// `PATCH /api/v1/tenant`: sets the tenant's default pre-publish hook
+    /// (`{"url", "timeout_ms"?, "on_failure"?}`, called for conversations
+    /// whose channel has no hook of its own), or removes it with `None`;
+    /// answers the tenant.
+    pub async fn set_default_pre_publish(&self, hook: Option<Value>) -> Result<Value> {
+        let config = match hook {
+            Some(hook) => json!({"pre_publish": hook}),
+            None => json!({}),
+        };
+        self.send("PATCH", "/api/v1/tenant", Some(json!({"config": config}))).await
+    }
+
     /// `POST /api/v1/conversations/{id}/members`: adds `sender` (or
     /// replaces its role), which writes a `member_joined` activity.
     pub async fn add_member(&self, conversation_id: Uuid, sender: &str, role: Option<&str>) -> Result<Member> {

@@ -329,6 +329,27 @@ async fn the_server_api_broadcasts_disconnects_and_ends_the_subscription_with_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_default_pre_publish_hook_refuses_a_binary_publish_with_its_reason() {
+    let env = Env::start().await;
+    let conversation = env.conversation().await;
+    let hook = converger_e2e::receiver::Receiver::pre_publish_hook(std::time::Duration::ZERO);
+    let tenant = env.rest.set_default_pre_publish(Some(serde_json::json!({"url": hook.url("/hook")}))).await.unwrap();
+    assert_eq!(tenant["config"]["pre_publish"]["url"], hook.url("/hook"));
+    assert_eq!(env.rest.tenant().await.unwrap()["config"], tenant["config"]);
+
+    let client = env.api_client().await;
+    let refused = client.publish(Draft::message(conversation, "bad").sender("svc")).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::RejectedByHook), "{refused}");
+    assert!(refused.to_string().contains("no bad words"), "{refused}");
+    let rewritten = client.publish(Draft::message(conversation, "rude").sender("svc")).await.unwrap();
+    assert_eq!(rewritten.seq, 1, "the refusal took no seq");
+
+    env.rest.set_default_pre_publish(None).await.unwrap();
+    assert_eq!(client.publish(Draft::message(conversation, "bad").sender("svc")).await.unwrap().seq, 2);
+    assert_eq!(hook.requests().len(), 2, "no call once removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_signed_with_the_tenants_own_key_connects_until_the_key_is_revoked() {
     use converger_e2e::jose::{claims, sign_hs256};
     let env = Env::start().await;

@@ -22,6 +22,7 @@ mod render;
 pub mod router;
 pub mod signing_keys;
 pub mod socket;
+mod tenant;
 pub mod tenants_admin;
 pub mod tokens;
 
@@ -128,6 +129,8 @@ impl App {
             E::OpenApi => Ok(openapi::serve()),
             E::PhoenixSocket => socket::phoenix(self, r).await,
             E::BinarySocket => socket::binary(self, r).await,
+            E::TenantGet => tenant::get(self, r).await,
+            E::TenantUpdate => tenant::update(self, r).await,
             E::ChannelCreate => channels::create(self, r).await,
             E::ChannelList => channels::list(self, r).await,
             E::ChannelGet => channels::get(self, p, r).await,

@@ -22,21 +22,20 @@ pub fn page<T: Serialize>(page: &Page<T>) -> Response {
     Response::json(200, &List { data: &page.items, next_cursor: page.next.map(|id| id.to_string()) })
 }
 
-/// A channel showing its secret; a `webhook` channel also shows the key its
-/// outbound requests are signed with, as `whsec_…` for a Standard Webhooks
-/// library (derived from the secret, so shown only where the secret is).
+/// A channel showing its secret and the key its outbound requests (a
+/// webhook channel's deliveries, any channel's pre-publish hook calls) are
+/// signed with, as `whsec_…` for a Standard Webhooks library (derived from
+/// the secret, so shown only where the secret is).
 #[derive(Serialize)]
 pub struct WithSecret<'a> {
     #[serde(flatten)]
     pub channel: &'a Channel,
     pub secret: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_signing_key: Option<String>,
+    pub webhook_signing_key: String,
 }
 
 pub fn channel_with_secret(status: u16, channel: &Channel) -> Response {
-    let webhook_signing_key =
-        (channel.kind == "webhook").then(|| standard_webhooks::whsec(&standard_webhooks::channel_key(&channel.secret)));
+    let webhook_signing_key = standard_webhooks::whsec(&standard_webhooks::channel_key(&channel.secret));
     Response::json(status, &WithSecret { channel, secret: &channel.secret, webhook_signing_key })
 }
 
@@ -84,10 +83,6 @@ mod tests {
         let r = channel_with_secret(201, &channel);
         let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!((v["secret"].as_str(), v["type"].as_str()), (Some("cvs_s"), Some("echo")));
-        assert!(v.get("webhook_signing_key").is_none(), "{v}");
-        let hook = Channel { kind: "webhook".into(), ..channel };
-        let r = channel_with_secret(201, &hook);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         let key = standard_webhooks::whsec(&standard_webhooks::channel_key("cvs_s"));
         assert_eq!(v["webhook_signing_key"].as_str(), Some(key.as_str()));
         let r = page(&Page { items: vec![1, 2], next: Some(Id::nil()) });

@@ -16,6 +16,9 @@ pub enum Endpoint {
     OpenApi,
     PhoenixSocket,
     BinarySocket,
+    /// The tenant's own settings (API key).
+    TenantGet,
+    TenantUpdate,
     ChannelCreate,
     ChannelList,
     ChannelGet,
@@ -99,6 +102,8 @@ const ROUTES: &[(Method, &str, Endpoint)] = &[
     (Method::Get, "/api/v1/openapi.json", Endpoint::OpenApi),
     (Method::Get, "/socket/websocket", Endpoint::PhoenixSocket),
     (Method::Get, "/socket/binary", Endpoint::BinarySocket),
+    (Method::Get, "/api/v1/tenant", Endpoint::TenantGet),
+    (Method::Patch, "/api/v1/tenant", Endpoint::TenantUpdate),
     (Method::Post, "/api/v1/channels", Endpoint::ChannelCreate),
     (Method::Get, "/api/v1/channels", Endpoint::ChannelList),
     (Method::Get, "/api/v1/channels/{id}", Endpoint::ChannelGet),

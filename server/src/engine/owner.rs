@@ -83,6 +83,11 @@ impl Owner {
         }
     }
 
+    /// This shard's counters.
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.metrics
+    }
+
     /// Publishes waiting for a batch.
     pub fn queued(&self) -> usize {
         self.queue.borrow().len()

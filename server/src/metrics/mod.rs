@@ -35,6 +35,34 @@ pub struct ShardMetrics {
     commit_seconds: Histogram,
     /// Limit or cap → refusals (rate limits, connection and subscription caps).
     refusals: Mutex<HashMap<&'static str, u64>>,
+    /// Pre-publish hook calls: their time (answered or not), and the
+    /// publishes they decided, by [`HookVerdict`].
+    hook_seconds: Histogram,
+    hook_items: [AtomicU64; HookVerdict::ALL.len()],
+}
+
+/// What a pre-publish hook made of a publish, for its counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookVerdict {
+    Accepted,
+    Rejected,
+    Rewritten,
+    /// The hook could not be asked; the publish took its `on_failure`.
+    Failed,
+}
+
+impl HookVerdict {
+    pub const ALL: [HookVerdict; 4] =
+        [HookVerdict::Accepted, HookVerdict::Rejected, HookVerdict::Rewritten, HookVerdict::Failed];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HookVerdict::Accepted => "accepted",
+            HookVerdict::Rejected => "rejected",
+            HookVerdict::Rewritten => "rewritten",
+            HookVerdict::Failed => "failed",
+        }
+    }
 }
 
 impl Default for ShardMetrics {
@@ -49,6 +77,8 @@ impl Default for ShardMetrics {
             batch_size: Histogram::new(BATCH_SIZE_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             refusals: Mutex::new(HashMap::new()),
+            hook_seconds: Histogram::new(LATENCY_BOUNDS),
+            hook_items: Default::default(),
         }
     }
 }
@@ -82,6 +112,16 @@ impl ShardMetrics {
 
     pub fn publish_refused(&self) {
         self.publishes_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pre-publish hook call took `elapsed` (answered or not).
+    pub fn hook_called(&self, elapsed: Duration) {
+        self.hook_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A pre-publish hook decided a publish.
+    pub fn hook_decided(&self, verdict: HookVerdict) {
+        self.hook_items[verdict as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_queue_depth(&self, depth: usize) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::{Histogram, Registry, ShardMetrics};
+use super::{Histogram, HookVerdict, Registry, ShardMetrics};
 
 /// The `/metrics` page.
 pub fn render(registry: &Registry) -> String {
@@ -59,6 +59,23 @@ pub fn render(registry: &Registry) -> String {
     let _ = writeln!(out, "converger_publish_queue_depth {}", sum(|s| s.queue_depth.load(Ordering::Relaxed)));
     histogram(&mut out, "converger_batch_size", "Activities per group-commit batch.", shards, |s| &s.batch_size);
     histogram(&mut out, "converger_commit_seconds", "Time to commit one batch.", shards, |s| &s.commit_seconds);
+    histogram(
+        &mut out,
+        "converger_pre_publish_seconds",
+        "Time a pre-publish hook call takes (answered, failed or timed out).",
+        shards,
+        |s| &s.hook_seconds,
+    );
+    header(
+        &mut out,
+        "converger_pre_publish_items_total",
+        "counter",
+        "Publishes put to a pre-publish hook, by outcome.",
+    );
+    for v in HookVerdict::ALL {
+        let n: u64 = shards.iter().map(|s| s.hook_items[v as usize].load(Ordering::Relaxed)).sum();
+        let _ = writeln!(out, "converger_pre_publish_items_total{{outcome=\"{}\"}} {n}", v.label());
+    }
 
     let d = &registry.delivery;
     header(&mut out, "converger_delivery_attempts_total", "counter", "Delivery attempts, by what they came to.");

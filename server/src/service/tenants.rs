@@ -1,25 +1,58 @@
-//! Tenant operations (admin only): create with a fresh API key, list, read,
+//! Tenant operations. The admin's: create with a fresh API key, list, read,
 //! rename, enable/disable or set its own rate limits, rotate the key. The key
 //! is returned by create and rotate and never again: only its SHA-256 is
-//! stored.
+//! stored. The tenant's own (its API key): read itself, and set its config
+//! (its default pre-publish hook).
 
-use converger_storage::{Id, NewTenant, Page, PageRequest, Status, Tenant, TenantLimits, TenantPatch};
+use converger_storage::{Id, Json, NewTenant, Page, PageRequest, Status, Tenant, TenantLimits, TenantPatch};
 use serde_json::{Map, Value};
 
 use super::input::Fields;
-use super::{Hub, ServiceError, ServiceResult};
+use super::{Caller, Hub, ServiceError, ServiceResult};
+use crate::adapters::pre_publish::HookConfig;
 use crate::auth::keys;
 
 pub const MAX_NAME_BYTES: usize = 200;
 /// The highest per-second limit a tenant may be given (per node).
 pub const MAX_RATE_PER_SECOND: u32 = 1_000_000_000;
 
-/// A tenant's new change: any of name, status and limits.
+/// A tenant's new change: any of name, status, limits and config.
 #[derive(Debug, Default)]
 pub struct TenantPatchInput {
     pub name: Option<String>,
     pub status: Option<Status>,
     pub limits: Option<LimitsPatch>,
+    /// Replaces the whole config (checked by [`tenant_config`]).
+    pub config: Option<Json>,
+}
+
+/// The keys a tenant's config may have.
+const CONFIG_KEYS: &[&str] = &["pre_publish"];
+
+/// A tenant's `config` as given: an object of [`CONFIG_KEYS`], its
+/// `pre_publish` a hook config like a channel's (`null` or absent: none).
+pub fn tenant_config(config: Map<String, Value>) -> ServiceResult<Json> {
+    if let Some(k) = config.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
+        let field = format!("config.{k}");
+        return Err(ServiceError::invalid(field, format!("unknown key `{k}` (expected: {})", CONFIG_KEYS.join(", "))));
+    }
+    HookConfig::parse(config.get("pre_publish"), "config.pre_publish")
+        .map_err(|e| ServiceError::invalid(e.field, e.message))?;
+    Ok(Json::from_value(&Value::Object(config)))
+}
+
+/// The tenant's default pre-publish hook, if its config has one. A config
+/// that no longer reads (written by a newer binary) has none.
+pub fn default_hook(tenant: &Tenant) -> Option<HookConfig> {
+    HookConfig::parse(tenant.config.to_value().get("pre_publish"), "config.pre_publish").ok().flatten()
+}
+
+/// `PATCH /api/v1/tenant` by the tenant itself: `{config}` only (its name,
+/// status and limits are the admin's).
+pub fn own_config_from_json(map: Map<String, Value>) -> ServiceResult<Json> {
+    let f = Fields::new(map, &["config"])?;
+    let config = f.map("config")?.cloned().ok_or_else(|| ServiceError::invalid("config", "`config` is required"))?;
+    tenant_config(config)
 }
 
 /// A change of a tenant's own limits, key by key: `None` keeps the current
@@ -86,18 +119,19 @@ impl LimitsPatch {
 
 impl TenantPatchInput {
     pub fn from_json(map: Map<String, Value>) -> ServiceResult<TenantPatchInput> {
-        let f = Fields::new(map, &["name", "status", "limits"])?;
+        let f = Fields::new(map, &["name", "status", "limits", "config"])?;
         if f.is_empty() {
-            return Err(ServiceError::invalid("status", "nothing to update: give name, status or limits"));
+            return Err(ServiceError::invalid("status", "nothing to update: give name, status, limits or config"));
         }
         let limits = f.map("limits")?.map(LimitsPatch::from_json).transpose()?;
+        let config = f.map("config")?.cloned().map(tenant_config).transpose()?;
         let status = match f.string("status", 16)? {
             None => None,
             Some(s) => Some(Status::parse(&s).ok_or_else(|| {
                 ServiceError::invalid("status", format!("unknown status `{s}` (expected active or inactive)"))
             })?),
         };
-        Ok(TenantPatchInput { name: f.non_blank_string("name", MAX_NAME_BYTES)?, status, limits })
+        Ok(TenantPatchInput { name: f.non_blank_string("name", MAX_NAME_BYTES)?, status, limits, config })
     }
 }
 
@@ -135,11 +169,25 @@ impl Hub {
             Some(change) if change.is_whole() => Some(change.apply(TenantLimits::default())),
             Some(change) => Some(change.apply(self.store.get_tenant(id).await?.limits)),
         };
-        let patch = TenantPatch { name: patch.name, status: patch.status, api_key_hash: None, limits };
+        let patch =
+            TenantPatch { name: patch.name, status: patch.status, api_key_hash: None, limits, config: patch.config };
         let updated = self.store.update_tenant(id, patch).await;
         // Before answering: every shard's remembered keys and limits are retired.
         self.auth_cache.epoch().bump();
         Ok(updated?)
+    }
+
+    /// The caller's own tenant.
+    pub async fn own_tenant(&self, caller: Caller) -> ServiceResult<Tenant> {
+        Ok(self.store.get_tenant(caller.tenant_id()).await?)
+    }
+
+    /// Sets the caller's own config; its default pre-publish hook holds for
+    /// the next publish on every shard of this node (and within the caches'
+    /// TTL on other nodes).
+    pub async fn configure_own_tenant(&self, caller: Caller, config: Json) -> ServiceResult<Tenant> {
+        let patch = TenantPatchInput { config: Some(config), ..TenantPatchInput::default() };
+        self.update_tenant(caller.tenant_id(), patch).await
     }
 
     /// Replaces the API key; the old one stops working at once.

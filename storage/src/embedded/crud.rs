@@ -52,13 +52,16 @@ pub(crate) fn update_tenant(conn: &Connection, id: Id, patch: TenantPatch) -> St
         t.limits = l;
         l.to_stored()
     });
+    if let Some(config) = patch.config {
+        t.config = config;
+    }
     t.updated_at = Timestamp::now();
     let hash = patch.api_key_hash.map(|h| h.to_vec());
     conn.prepare_cached(
         "UPDATE tenants SET name = ?, status = ?, updated_at = ?, api_key_hash = COALESCE(?, api_key_hash), \
-         limits = COALESCE(?, limits) WHERE id = ?",
+         limits = COALESCE(?, limits), config = ? WHERE id = ?",
     )
-    .and_then(|mut s| s.execute(params![t.name, t.status, t.updated_at, hash, limits, id]))
+    .and_then(|mut s| s.execute(params![t.name, t.status, t.updated_at, hash, limits, t.config, id]))
     .map_err(sql_err)?;
     Ok(t)
 }

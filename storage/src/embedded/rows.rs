@@ -98,7 +98,7 @@ pub(crate) fn found<T>(entity: Entity, r: rusqlite::Result<T>) -> Result<T, Stor
     optional(r)?.ok_or(StoreError::NotFound(entity))
 }
 
-pub(crate) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits";
+pub(crate) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits, config";
 
 pub(crate) fn tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     let id = r.get(0)?;
@@ -109,6 +109,7 @@ pub(crate) fn tenant(r: &Row<'_>) -> rusqlite::Result<Tenant> {
         name: r.get(1)?,
         status: r.get(2)?,
         limits: TenantLimits::from_stored(id, limits),
+        config: r.get(6)?,
         created_at: r.get(3)?,
         updated_at: r.get(4)?,
     })

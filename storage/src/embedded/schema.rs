@@ -19,7 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
-    // Step 7 (lifecycle events); step 6 is another branch's, merged before this one.
+    include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
 ];
 

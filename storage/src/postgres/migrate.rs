@@ -31,6 +31,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0004_conversation_features.sql"),
     },
     Migration { name: "0005_signing_keys", sql: include_str!("../../../migrations/0005_signing_keys.sql") },
+    Migration { name: "0006_tenant_config", sql: include_str!("../../../migrations/0006_tenant_config.sql") },
     Migration { name: "0007_lifecycle_events", sql: include_str!("../../../migrations/0007_lifecycle_events.sql") },
 ];
 

@@ -12,7 +12,7 @@ use crate::{
     StoreError, StoreResult, Tenant, TenantLimits,
 };
 
-pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits";
+pub(super) const TENANT_COLS: &str = "id, name, status, created_at, updated_at, limits, config";
 pub(super) const CHANNEL_COLS: &str = "id, tenant_id, name, kind, secret, config, status, created_at, updated_at";
 /// Columns as read. There is no `last_seq` column: it is the conversation's
 /// highest seq, one backward step on the `(conversation_id, seq)` index.
@@ -49,6 +49,7 @@ pub(super) fn tenant(r: &Row) -> StoreResult<Tenant> {
         name: col(r, 1)?,
         status: enum_col(r, 2, Status::parse)?,
         limits: TenantLimits::from_stored(id, limits.as_ref().map(Json::as_str)),
+        config: col(r, 6)?,
         created_at: col(r, 3)?,
         updated_at: col(r, 4)?,
     })

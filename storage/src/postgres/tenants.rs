@@ -40,14 +40,14 @@ impl PgStore {
         let sql = format!(
             "UPDATE tenants SET name = COALESCE($2::text, name), status = COALESCE($3::text, status), \
              api_key_hash = COALESCE($4::bytea, api_key_hash), updated_at = $5, \
-             limits = COALESCE($6::jsonb, limits) \
+             limits = COALESCE($6::jsonb, limits), config = COALESCE($7::jsonb, config) \
              WHERE id = $1 RETURNING {TENANT_COLS}"
         );
         let status = patch.status.map(Status::as_str);
         let hash = patch.api_key_hash.as_ref().map(|h| &h[..]);
         let limits = patch.limits.map(TenantLimits::to_stored);
         let now = Timestamp::now();
-        let params: [&(dyn ToSql + Sync); 6] = [&id, &patch.name, &status, &hash, &now, &limits];
+        let params: [&(dyn ToSql + Sync); 7] = [&id, &patch.name, &status, &hash, &now, &limits, &patch.config];
         self.pool.get().await?.one(&sql, &params, rows::tenant, Entity::Tenant).await
     }
 }

@@ -79,6 +79,7 @@ mod rest_lifecycle;
 mod rest_members;
 mod rest_pre_publish;
 mod rest_signing_keys;
+mod rest_tenant_hook;
 mod rest_tokens;
 mod startup_errors;
 mod status_reports;

@@ -32,6 +32,10 @@ export async function startServer({ tls = false } = {}) {
     async closeConversation(world, conversationId) {
       await ok("POST", `/api/v1/conversations/${conversationId}/close`, world.apiKey);
     },
+    /** Ends `sender`'s (everyone's without it) following of the conversation, telling them `reason`. */
+    async disconnect(world, reason, sender = undefined, conversationId = world.conversationId) {
+      return ok("POST", `/api/v1/conversations/${conversationId}/disconnect`, world.apiKey, { reason, ...(sender ? { sender } : {}) });
+    },
     async token(world, sender, conversationId = world.conversationId) {
       return (await ok("POST", "/api/v1/tokens", world.apiKey, { conversation_id: conversationId, sender })).token;
     },
