@@ -48,6 +48,7 @@ mod binary_protocol;
 mod cli;
 mod cluster_deliveries;
 mod cluster_disconnect;
+mod cluster_events;
 mod cluster_failover;
 mod cluster_outages;
 mod cluster_sequencing;
