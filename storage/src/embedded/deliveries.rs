@@ -105,8 +105,12 @@ pub(crate) fn complete_delivery(
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id, attempt], rows::delivery));
     let updated = optional(updated)?;
-    if let Some(d) = updated.as_ref().filter(|d| d.status == DeliveryStatus::Failed) {
-        // Failed for good: reported in the outcome's own transaction.
+    let failed = |d: &&Delivery| {
+        d.status == DeliveryStatus::Failed && d.last_error.as_deref() != Some(crate::CANCELLED_BY_DELETE)
+    };
+    if let Some(d) = updated.as_ref().filter(failed) {
+        // Failed for good (a cancellation by a delete is not a failure):
+        // reported in the outcome's own transaction.
         super::events::delivery_failed(conn, d)?;
     }
     match (updated, patch) {

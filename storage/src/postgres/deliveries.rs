@@ -108,10 +108,12 @@ impl PgStore {
             }
             DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
         };
-        // A failure for good writes its `delivery.failed` events in the same statement.
+        // A failure for good writes its `delivery.failed` events in the same
+        // statement (a cancellation by a delete is not a failure; its text has no quote).
+        let cancelled = crate::CANCELLED_BY_DELETE;
         let src = format!(
             "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
-             FROM done WHERE status = 'failed') src"
+             FROM done WHERE status = 'failed' AND last_error IS DISTINCT FROM '{cancelled}') src"
         );
         let sql = format!(
             "WITH done AS (UPDATE deliveries SET status = $2, last_error = $3, \

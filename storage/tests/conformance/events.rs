@@ -229,6 +229,15 @@ pub async fn a_delivery_failed_for_good_writes_its_event(store: Arc<dyn Store>) 
     let events = events_of(s, t).await;
     assert_eq!(kinds(&events), vec![EventType::DeliveryFailed, EventType::DeliveryFailed]);
     assert_eq!(events[1].data.to_value()["delivery_id"], claimed[0].id.to_string());
+    // A cancellation recorded by the worker (a delete erased the message) is no failure.
+    let mut cancel = message(&w.conversation, "erased");
+    cancel.deliver_to = vec![w.channel.id];
+    write_one(s, cancel).await;
+    let c = s.claim_deliveries(at.plus(Duration::from_secs(1)), 10, lease, MAX_ATTEMPTS).await.expect("claim");
+    assert_eq!(c.len(), 1);
+    let outcome = DeliveryOutcome::Failed { error: converger_storage::CANCELLED_BY_DELETE.into() };
+    s.complete_delivery(c[0].id, 1, outcome).await.expect("cancelled");
+    assert_eq!(events_of(s, t).await.len(), 2, "no delivery.failed for a cancellation");
 }
 
 pub async fn event_claims_lease_fence_and_end(store: Arc<dyn Store>) {
