@@ -9,6 +9,7 @@ mod bin_ingest;
 mod bin_latency;
 mod cpu;
 mod delivery;
+mod hook;
 mod http;
 mod mesh;
 mod mix;

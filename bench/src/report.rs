@@ -122,11 +122,19 @@ struct Document<'a, P: Serialize, R: Serialize> {
     params: &'a P,
     #[serde(flatten)]
     results: R,
+    /// With `--pre-publish`: what the hook served over the whole process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pre_publish_hook: Option<crate::hook::HookStats>,
 }
 
 /// Prints the scenario's JSON document on stdout and returns it.
 pub fn emit<P: Serialize, R: Serialize>(scenario: &'static str, params: &P, results: R) -> Result<String, String> {
-    let doc = Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results };
+    let pre_publish_hook = crate::hook::stats();
+    if let Some(hook) = &pre_publish_hook {
+        eprintln!("{scenario}: {} in all", hook.line());
+    }
+    let doc =
+        Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results, pre_publish_hook };
     let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     println!("{json}");
     Ok(json)

@@ -115,6 +115,7 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
     let measures_db = meter.as_ref().is_some_and(|m| m.measures_database());
     let mut cpu_runs: Vec<[f64; 3]> = Vec::new();
     for run in 0..args.runs {
+        let hook_before = crate::hook::stats();
         let (done, cpu) = rt.block_on(one_run(&args, run, meter.as_ref()))?;
         let mut run_hist = new_histogram();
         let mut per_node = vec![(0u64, new_histogram()); nodes];
@@ -150,12 +151,13 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
             String::new()
         };
         eprintln!(
-            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}{mix_line}, p50 {} µs, p99 {} µs{cpu_line}",
+            "rest-ingest run {}/{}: {rate:.0} acks/s ({acks} in {:.1}s){split}{mix_line}, p50 {} µs, p99 {} µs{cpu_line}{}",
             run + 1,
             args.runs,
             args.seconds,
             run_hist.value_at_quantile(0.5),
-            run_hist.value_at_quantile(0.99)
+            run_hist.value_at_quantile(0.99),
+            crate::hook::run_suffix(hook_before),
         );
         rates.push(rate);
         hist.add(&run_hist).map_err(|e| e.to_string())?;

@@ -44,6 +44,7 @@ macro_rules! on_both_backends {
 mod admin_api;
 mod admin_console;
 mod binary_chat;
+mod binary_pre_publish;
 mod binary_protocol;
 mod cli;
 mod cluster_deliveries;
@@ -51,6 +52,7 @@ mod cluster_disconnect;
 mod cluster_failover;
 mod cluster_outages;
 mod cluster_sequencing;
+mod cluster_signing_keys;
 mod cluster_stream;
 mod cluster_users;
 mod deliveries;
