@@ -119,6 +119,7 @@ pub fn run(args: WsFanoutArgs) -> Result<(), String> {
         unmatched,
         mix: (args.mix != Mix::Plain).then(|| mix_runs.report()),
     };
+    crate::plot::latency("publish → a subscriber receives it", &hist);
     emit("ws-fanout", &args, report)?;
     Ok(())
 }
