@@ -8,7 +8,7 @@
 //! gives each node's share.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -72,7 +72,9 @@ pub fn run(args: BinIngestArgs) -> Result<(), String> {
     let mut all = new_histogram();
     for run in 0..args.runs {
         let (elapsed, done, timeline) = rt.block_on(one_run(&args, &binary))?;
-        crate::plot::throughput_run("acknowledged activities per second", &timeline);
+        if let Some(t) = &timeline {
+            crate::plot::throughput_run("acknowledged activities per second", t);
+        }
         let mut per_node = vec![(0u64, new_histogram()); nodes];
         for d in done {
             per_node[d.node].0 += d.written;
@@ -137,7 +139,7 @@ struct Done {
 async fn one_run(
     args: &BinIngestArgs,
     binary: &[std::net::SocketAddr],
-) -> Result<(f64, Vec<Done>, Arc<Timeline>), String> {
+) -> Result<(f64, Vec<Done>, Option<Timeline>), String> {
     let mut tenant = args.target.tenant("bin-ingest").await?;
     let mut conversations = Vec::new();
     for _ in 0..args.conversations {
@@ -145,10 +147,8 @@ async fn one_run(
         conversations.push(*uuid::Uuid::parse_str(&id).map_err(|e| e.to_string())?.as_bytes());
     }
     let text = "x".repeat(args.text_bytes);
-    // Where the measured seconds start, near enough for the picture (the
-    // counting flag below decides what is counted).
-    let measured_from = Instant::now() + Duration::from_secs(1);
-    let timeline = Arc::new(Timeline::new(measured_from, Duration::from_secs_f64(args.seconds)));
+    // Set when the measured seconds start (before `counting`).
+    let timeline: Arc<OnceLock<Timeline>> = Arc::default();
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let tls = args.target.tls()?;
@@ -201,7 +201,9 @@ async fn one_run(
                 let ok = ack.items.iter().filter(|i| i.is_ok()).count() as u64;
                 let sent = sent_at.lock().map_err(|e| e.to_string())?.remove(&ack.request_id);
                 if counting.load(Ordering::Relaxed) {
-                    timeline.add(Instant::now(), ok);
+                    if let Some(t) = timeline.get() {
+                        t.add(Instant::now(), ok);
+                    }
                     done.written += ok;
                     // Counted and reported (a contended cluster may refuse
                     // items it could not sequence); the run goes on to its end.
@@ -218,9 +220,10 @@ async fn one_run(
             Ok(Ended::Reader(done))
         }));
     }
-    tokio::time::sleep_until(measured_from.into()).await;
-    counting.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let start = Instant::now();
+    let _ = timeline.set(Timeline::new(start, Duration::from_secs_f64(args.seconds)));
+    counting.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     counting.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
@@ -235,5 +238,5 @@ async fn one_run(
         }
     }
     drop(writers);
-    Ok((elapsed, done, timeline))
+    Ok((elapsed, done, Arc::into_inner(timeline).and_then(OnceLock::into_inner)))
 }
