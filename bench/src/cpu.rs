@@ -18,7 +18,24 @@ fn ticks_per_second() -> f64 {
 
 /// (parent pid, utime + stime in ticks) of one process.
 fn stat(pid: u32) -> Option<(u32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_at(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds used so far by one thread of this process (its id as
+/// `/proc/thread-self` names it).
+pub fn thread_seconds(tid: u32) -> Option<f64> {
+    let (_, ticks) = stat_at(&format!("/proc/self/task/{tid}/stat"))?;
+    Some(ticks as f64 / ticks_per_second())
+}
+
+/// The id of the calling thread (from `/proc/thread-self`, `<pid>/task/<tid>`).
+pub fn current_thread_id() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+fn stat_at(path: &str) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name is in parentheses and may hold spaces: fields are
     // counted from the last `)`. After it: state (3), ppid (4) … utime (14), stime (15).
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
@@ -101,5 +118,19 @@ mod tests {
         }
         assert!(meter.now().server > before);
         assert!(meter.measures_server() && !meter.measures_database());
+    }
+
+    #[test]
+    fn a_thread_counts_its_own_cpu() {
+        let tid = current_thread_id().expect("this thread's id");
+        let before = thread_seconds(tid).expect("our own /proc/self/task/<tid>/stat");
+        let t0 = std::time::Instant::now();
+        let mut x = 0u64;
+        while thread_seconds(tid).unwrap_or(0.0) <= before && t0.elapsed().as_secs() < 5 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        assert!(thread_seconds(tid).unwrap_or(0.0) > before, "the thread that burned CPU counts it");
     }
 }

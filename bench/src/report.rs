@@ -122,12 +122,24 @@ struct Document<'a, P: Serialize, R: Serialize> {
     params: &'a P,
     #[serde(flatten)]
     results: R,
+    /// With `--pre-publish`: what the hook served over the whole process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pre_publish_hook: Option<crate::hook::HookStats>,
 }
 
 /// Prints the scenario's JSON document on stdout and returns it.
 pub fn emit<P: Serialize, R: Serialize>(scenario: &'static str, params: &P, results: R) -> Result<String, String> {
-    let doc = Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results };
+    let pre_publish_hook = crate::hook::stats();
+    if let Some(hook) = &pre_publish_hook {
+        eprintln!("{scenario}: {} in all", hook.line());
+    }
+    let doc =
+        Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results, pre_publish_hook };
     let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     println!("{json}");
+    let m = &doc.machine;
+    let hook = if doc.pre_publish_hook.is_some() { ", with a pre-publish hook" } else { "" };
+    let subtitle = format!("commit {}, {} CPUs ({}), kernel {}{hook}", doc.git_commit, m.cpus, m.cpu_model, m.kernel);
+    crate::plot::write(scenario, &subtitle)?;
     Ok(json)
 }

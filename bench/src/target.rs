@@ -35,6 +35,14 @@ pub struct Target {
     /// over TLS, trusting it (rest-ingest and bin-ingest).
     #[arg(long, env = "CONVERGER_BENCH_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Give the bench's channel a pre-publish hook: a server in this process
+    /// that accepts every item at once (`config.pre_publish`, timeout 1 s,
+    /// on_failure reject), to measure what the hook's round trip costs. The
+    /// report counts its requests and items and its thread's CPU (which is
+    /// part of the load generator's). The server must allow private
+    /// addresses (`--delivery-allow-private`; scripts/bench-server passes it).
+    #[arg(long)]
+    pub pre_publish: bool,
 }
 
 impl Target {
@@ -103,14 +111,20 @@ impl Target {
         self.tls_ca.as_deref().map(crate::tls::client_config).transpose()
     }
 
-    /// A fresh tenant with one `websocket` channel, ready for conversations.
+    /// A fresh tenant with one `websocket` channel, ready for conversations
+    /// (with `--pre-publish`, the channel's hook is this process's).
     pub async fn tenant(&self, name: &str) -> Result<Tenant, String> {
         let mut client = Client::connect_with(self.addr(), self.tls()?.as_ref()).await?;
         let body = json!({"name": name}).to_string();
         let tenant =
             client.call("POST", "/admin/api/tenants", &self.admin_token, Some(body.as_bytes())).await?.json()?;
         let api_key = field(&tenant, "api_key")?;
-        let body = json!({"name": name, "type": "websocket"}).to_string();
+        let mut body = json!({"name": name, "type": "websocket"});
+        if self.pre_publish {
+            let hook = json!({"url": crate::hook::url()?, "timeout_ms": 1000, "on_failure": "reject"});
+            body["config"] = json!({ "pre_publish": hook });
+        }
+        let body = body.to_string();
         let channel = client.call("POST", "/api/v1/channels", &api_key, Some(body.as_bytes())).await?.json()?;
         Ok(Tenant { client, channel_id: field(&channel, "id")?, api_key })
     }

@@ -129,6 +129,7 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
     let mut acked = new_histogram();
     let mut rates = Vec::new();
     for run in 0..args.runs {
+        let hook_before = crate::hook::stats();
         let r = rt.block_on(one_run(&args, &nodes))?;
         let mut line = Vec::new();
         for &s in &nodes.subscribe {
@@ -147,12 +148,13 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         let first: u64 = r.delivered[nodes.subscribe[0]].iter().map(|(_, n)| n).sum();
         let rate = first as f64 / args.seconds;
         eprintln!(
-            "ws-latency run {}/{}: {rate:.0} msg/s received; {} (REST answer p50 {} µs, p99 {} µs)",
+            "ws-latency run {}/{}: {rate:.0} msg/s received; {} (REST answer p50 {} µs, p99 {} µs){}",
             run + 1,
             args.runs,
             line.join("; "),
             r.acked.value_at_quantile(0.5),
             r.acked.value_at_quantile(0.99),
+            crate::hook::run_suffix(hook_before),
         );
         acked.add(&r.acked).map_err(|e| e.to_string())?;
         rates.push(rate);
@@ -186,6 +188,9 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         ack_latency_us: Percentiles::of(&acked),
         placement,
     };
+    let (label, h) =
+        if same.is_empty() { ("publish → receive, across nodes", &cross) } else { ("publish → receive", &same) };
+    crate::plot::latency(label, h);
     emit("ws-latency", &args, report)?;
     if !silent.is_empty() {
         return Err(format!(

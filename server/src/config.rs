@@ -23,7 +23,7 @@ pub use cluster::{ClusterConfig, MAX_NODE_ID};
 pub use edge::{Edge, Origins, Rates};
 pub use file::FileConfig;
 pub use mask::mask_database_url;
-pub use values::{LogFilter, Secret};
+pub use values::{LogFilter, LogFormat, Secret};
 
 use crate::auth::AllowList;
 use crate::net::http::parse::MAX_HEADERS_CAP;
@@ -98,6 +98,7 @@ pub struct Config {
     pub shards: usize,
     pub io_driver: IoDriver,
     pub log: LogFilter,
+    pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub http_idle_timeout: Duration,
@@ -224,6 +225,7 @@ impl Config {
             shards,
             io_driver: o.io_driver.or(f.io_driver).unwrap_or_default(),
             log,
+            log_format: o.log_format.or(f.log_format).unwrap_or_default(),
             max_body_bytes,
             shutdown_grace: Duration::from_millis(
                 o.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(defaults::SHUTDOWN_GRACE_MS),
@@ -319,7 +321,7 @@ impl Config {
             storage.push_str(&format!(" nats_url={} node_id={}", urls.join(","), c.node_id));
         }
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} log_format={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -328,6 +330,7 @@ impl Config {
             self.shards,
             self.io_driver,
             self.log,
+            self.log_format,
             self.max_body_bytes,
             self.shutdown_grace.as_millis(),
             self.http_idle_timeout.as_millis(),

@@ -18,7 +18,7 @@ use crate::server::Server;
 /// shutdown; every error is a one-line start-up failure.
 pub fn run(cli: Cli) -> Result<(), StartupError> {
     let config = Config::load(cli.options)?;
-    let log = logging::init(&config.log);
+    let log = logging::init(&config.log, config.log_format);
     let result = match cli.command {
         Some(Command::Migrate) => migrate(&config),
         None => serve(config, &log),

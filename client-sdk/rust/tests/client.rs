@@ -129,6 +129,43 @@ async fn a_batch_fails_item_by_item() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_channels_hook_rejects_is_a_typed_error_with_the_hooks_reason() {
+    let env = Env::start().await;
+    // Rejects "bad" ("no bad words"), rewrites "rude" to "[polite]", accepts the rest.
+    let hook = converger_e2e::receiver::Receiver::pre_publish_hook(std::time::Duration::ZERO);
+    let config = serde_json::json!({"pre_publish": {"url": hook.url("/hook"), "timeout_ms": 2000}});
+    let channel = env.rest.create_channel("hooked", "websocket", config).await.expect("channel");
+    let conversation = env.rest.create_conversation(channel.id, None, None).await.expect("conversation").id;
+    let service = env.api_client().await;
+
+    let refused = service.publish(Draft::message(conversation, "bad").sender("bot")).await.unwrap_err();
+    match &refused {
+        Error::Server(e) => {
+            assert_eq!((e.code, e.number, e.message.as_str()), (ErrorCode::RejectedByHook, 4012, "no bad words"));
+            assert!(!e.is_auth(), "the connection's credential is fine");
+        }
+        other => panic!("expected the server's rejected_by_hook, got {other:?}"),
+    }
+    // The connection goes on; the rejection took no seq; a rewrite is stored rewritten.
+    let written = service.publish(Draft::message(conversation, "rude").sender("bot")).await.unwrap();
+    assert_eq!(written.seq, 1);
+    let items = service
+        .publish_batch(vec![
+            Draft::message(conversation, "bad").sender("bot"),
+            Draft::message(conversation, "ok").sender("bot"),
+        ])
+        .await
+        .unwrap();
+    let failed = items[0].as_ref().unwrap_err();
+    assert_eq!((failed.code, failed.message.as_str()), (ErrorCode::RejectedByHook, "no bad words"));
+    assert_eq!(items[1].as_ref().unwrap().seq, 2);
+    let page = env.rest.list_activities(conversation, 0, 10).await.unwrap();
+    let texts: Vec<Option<&str>> = page.data.iter().map(|a| a.text.as_deref()).collect();
+    assert_eq!(texts, [Some("[polite]"), Some("ok")]);
+    assert_eq!(service.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_gets_the_backlog_then_the_live_stream_in_order() {
     let env = Env::start().await;
     let conversation = env.conversation().await;

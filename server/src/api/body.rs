@@ -46,6 +46,7 @@ mod tests {
             headers: content_type.map(|c| ("Content-Type".to_string(), c.as_bytes().to_vec())).into_iter().collect(),
             body: Bytes::from(body.to_string()),
             peer: None,
+            id: String::new(),
         }
     }
 

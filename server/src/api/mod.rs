@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use converger_storage::Store;
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 pub use error::ApiError;
 pub use router::{Endpoint, Params};
@@ -80,7 +80,18 @@ impl App {
     /// (the address for all, the token too under `/admin/api`), so a refused
     /// caller gets the same answer for every path there, known or not,
     /// whatever the method: the admin routes cannot be enumerated.
-    pub async fn handle(&self, request: Request) -> Response {
+    ///
+    /// Each request runs in a `request` span whose `request_id` its log
+    /// lines carry and `x-request-id` echoes: the client's own `x-request-id`
+    /// when it is 1–128 visible ASCII characters, else a new one.
+    pub async fn handle(&self, mut request: Request) -> Response {
+        request.id = request_id(&request);
+        let id = request.id.clone();
+        let span = tracing::info_span!("request", request_id = %id);
+        self.answer(request).instrument(span).await.with_header("x-request-id", id)
+    }
+
+    async fn answer(&self, request: Request) -> Response {
         let started = std::time::Instant::now();
         let method = request.method.clone();
         let path = request.path.clone();
@@ -208,6 +219,18 @@ fn is_get_like(m: &Method) -> bool {
     matches!(m, Method::Get | Method::Head)
 }
 
+/// The id of a request: the client's `x-request-id` if usable (1–128
+/// visible ASCII characters, so it is safe in a header and a log line), else
+/// a new one, unique across nodes and restarts.
+fn request_id(request: &Request) -> String {
+    match request.header("x-request-id") {
+        Some(v) if (1..=128).contains(&v.len()) && v.iter().all(|b| (0x21..=0x7e).contains(b)) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => converger_storage::new_id().simple().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +260,7 @@ mod tests {
                 .collect(),
             body: Default::default(),
             peer: Some("127.0.0.1:5000".parse().expect("addr")),
+            id: String::new(),
         };
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let response = rt.block_on(app.handle(request));
@@ -292,6 +316,7 @@ mod tests {
             headers: Vec::new(),
             body: Default::default(),
             peer: Some("127.0.0.1:5000".parse().expect("addr")),
+            id: String::new(),
         };
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(app.handle(request))

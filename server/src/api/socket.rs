@@ -3,6 +3,8 @@
 //! upgrade, so a refused client gets a JSON error it can read; the session
 //! itself lives in `engine::phoenix_session`.
 
+use tracing::{Instrument, Span};
+
 use crate::api::query::Query;
 use crate::api::{ApiError, App};
 use crate::auth::AuthError;
@@ -28,10 +30,11 @@ pub async fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError>
     };
     let hub = app.hub.clone();
     let limits = app.config.ws_limits();
+    let span = connection_span(request);
     Ok(match handshake::accept(request) {
-        Ok(switching) => {
-            switching.with_upgrade(Upgrade::new(limits, move |ws| phoenix_session::run(ws, hub, engine, claims)))
-        }
+        Ok(switching) => switching.with_upgrade(Upgrade::new(limits, move |ws| {
+            logged("phoenix", phoenix_session::run(ws, hub, engine, claims)).instrument(span)
+        })),
         Err(refusal) => refusal,
     })
 }
@@ -55,11 +58,26 @@ pub async fn binary(app: &App, request: &Request) -> Result<Response, ApiError> 
     let shutdown = crate::rt::latch::Latch::new();
     let limits = binary_session::Limits::from_config(&app.config);
     let ws_limits = WsLimits { messages_per_second: u32::MAX, ..app.config.ws_limits() };
+    let span = connection_span(request);
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {
             let link = WsLink { ws, max_frame: limits.max_frame, version: converger_protocol::Version::V1 };
-            binary_session::run(link, hub, engine, shutdown, limits, token)
+            logged("binary", binary_session::run(link, hub, engine, shutdown, limits, token)).instrument(span)
         })),
         Err(refusal) => refusal,
     })
+}
+
+/// The span a socket session runs in: its `connection_id` is the id of the
+/// upgrade request (what `x-request-id` answered), so the session's log lines
+/// follow on from the request's.
+fn connection_span(request: &Request) -> Span {
+    tracing::info_span!(parent: None, "connection", connection_id = %request.id)
+}
+
+/// `session`, with a debug line when it starts and when it ends.
+async fn logged(protocol: &'static str, session: impl std::future::Future<Output = ()>) {
+    tracing::debug!(protocol, "socket session started");
+    session.await;
+    tracing::debug!(protocol, "socket session ended");
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::{IoDriver, LogFilter};
+use super::{IoDriver, LogFilter, LogFormat};
 use crate::auth::AllowList;
 
 /// Converger: a multi-tenant, real-time conversation messaging hub.
@@ -103,6 +103,12 @@ pub struct Options {
     /// [default: info]
     #[arg(long, env = "CONVERGER_LOG", value_name = "FILTER", hide_env_values = true, global = true)]
     pub log: Option<LogFilter>,
+
+    /// Log line format: `text` (for people) or `json` (one JSON object a
+    /// line: time, level, target, message, fields, and the request_id or
+    /// connection_id of the request or connection it is about) [default: text]
+    #[arg(long, env = "CONVERGER_LOG_FORMAT", value_name = "FORMAT", hide_env_values = true, global = true)]
+    pub log_format: Option<LogFormat>,
 
     /// Largest accepted HTTP request body in bytes; larger ones get 413
     /// [default: 1048576 (1 MiB)]

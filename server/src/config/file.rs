@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, IoDriver, LogFilter};
+use super::{ConfigError, IoDriver, LogFilter, LogFormat};
 use crate::auth::AllowList;
 
 /// Everything the file may set; absent keys are `None`.
@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub node_id: Option<String>,
     pub io_driver: Option<IoDriver>,
     pub log: Option<LogFilter>,
+    pub log_format: Option<LogFormat>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,

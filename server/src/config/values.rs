@@ -1,4 +1,4 @@
-//! Small typed config values: the log filter and a
+//! Small typed config values: the log filter, the log format and a
 //! secret string whose `Debug` never prints it. Each parses from a string the
 //! same way from a flag, the environment or the TOML file.
 
@@ -57,6 +57,35 @@ impl FromStr for LogFilter {
     }
 }
 
+/// How log lines are written: `text` for people, `json` (one object a line) for machines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format `{other}` (expected text or json)")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
 impl fmt::Display for LogFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -102,7 +131,7 @@ macro_rules! deserialize_via_from_str {
     )*};
 }
 
-deserialize_via_from_str!(IoDriver, LogFilter);
+deserialize_via_from_str!(IoDriver, LogFilter, LogFormat);
 
 #[cfg(test)]
 mod tests {

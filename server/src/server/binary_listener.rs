@@ -53,7 +53,13 @@ pub async fn accept_loop(
                     let Some(engine) = app.engine.clone() else { continue };
                     let (hub, shutdown, abort, guard) = (app.hub.clone(), shutdown.clone(), abort.clone(), tracker.open());
                     let tls = tls.clone();
-                    monoio::spawn(async move {
+                    // The connection's log lines carry an id, like a request's.
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "connection",
+                        connection_id = %converger_storage::new_id().simple()
+                    );
+                    monoio::spawn(tracing::Instrument::instrument(async move {
                         let _held = (guard, admitted);
                         let session = async {
                             let Some(stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
@@ -64,7 +70,7 @@ pub async fn accept_loop(
                             _ = session => debug!(shard, %peer, "binary connection closed"),
                             _ = abort.wait() => debug!(shard, %peer, "binary connection cut after the grace period"),
                         }
-                    });
+                    }, span));
                 }
                 Err(e) => {
                     warn!(shard, error = %e, "binary accept failed");

@@ -2,9 +2,12 @@
 // tests need.
 import { ADMIN_TOKEN, launch } from "../../../../tests/js-support/converger.js";
 
-/** With `tls`, both ports speak TLS with a certificate for localhost from a throwaway CA (`caPem`). */
-export async function startServer({ tls = false } = {}) {
-  const server = await launch([], { tls });
+/**
+ * With `tls`, both ports speak TLS with a certificate for localhost from a
+ * throwaway CA (`caPem`). `args` go to the binary (e.g. `--delivery-allow-private`).
+ */
+export async function startServer({ tls = false, args = [] } = {}) {
+  const server = await launch(args, { tls });
   const { call, ok } = server;
   const colon = server.binary.lastIndexOf(":");
   const httpPort = server.http.slice(server.http.lastIndexOf(":") + 1);
@@ -17,11 +20,14 @@ export async function startServer({ tls = false } = {}) {
     /** With tls: the CA certificate clients trust (PEM). */
     caPem: server.caPem,
     call,
-    /** A tenant with a channel and a conversation: { apiKey, tenantId, channelId, conversationId }. */
-    async world(name) {
+    /**
+     * A tenant with a channel (with `config` when given) and a conversation:
+     * { apiKey, tenantId, channelId, conversationId }.
+     */
+    async world(name, config) {
       const t = await ok("POST", "/admin/api/tenants", ADMIN_TOKEN, { name });
       const apiKey = t.api_key;
-      const ch = await ok("POST", "/api/v1/channels", apiKey, { name: `${name}-ch`, type: "websocket" });
+      const ch = await ok("POST", "/api/v1/channels", apiKey, { name: `${name}-ch`, type: "websocket", ...(config ? { config } : {}) });
       const conv = await ok("POST", "/api/v1/conversations", apiKey, { channel_id: ch.id });
       return { apiKey, tenantId: t.tenant.id, channelId: ch.id, conversationId: conv.id };
     },

@@ -157,7 +157,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
         Some(decoded) => decoded,
         None => whole.split_off(head_len).freeze(),
     };
-    Ok(Some(Request { method, path, query, minor_version, headers, body, peer: None }))
+    Ok(Some(Request { method, path, query, minor_version, headers, body, peer: None, id: String::new() }))
 }
 
 /// True when `buf` starts with a complete request head that asks

@@ -68,6 +68,9 @@ pub struct Request {
     pub body: Bytes,
     /// The client's address; `None` only in tests.
     pub peer: Option<SocketAddr>,
+    /// The id its log lines carry and `x-request-id` echoes: set by the
+    /// service that answers it (empty until then).
+    pub id: String,
 }
 
 impl Request {

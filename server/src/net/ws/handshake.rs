@@ -72,6 +72,7 @@ mod tests {
             headers: headers.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect(),
             body: bytes::Bytes::new(),
             peer: None,
+            id: String::new(),
         }
     }
 
