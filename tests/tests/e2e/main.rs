@@ -63,6 +63,7 @@ mod inbound;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod ops_metrics;
 mod phoenix_chat;
 mod phoenix_pre_publish;
 mod phoenix_socket;
