@@ -17,7 +17,12 @@ What it holds to the repository:
   balancer's and Prometheus' targets are the node services, Grafana's
   datasource is the Prometheus service, the collector exports to Jaeger;
 - the Dockerfile exposes the server's ports, checks /health/ready on the
-  HTTP port, keeps the data dir in a volume, and runs as a non-root user.
+  HTTP port, keeps the data dir in a volume, and runs as a non-root user;
+- the server (the binary given as the first argument) starts with the node
+  services' values: every variable of the `converger` service but the
+  cluster's (PostgreSQL and NATS addresses, which name the compose network,
+  and the node id, which needs NATS), on loopback and embedded storage, must
+  reach its ready line.
 
 promtool (config, rules, rule unit tests) and haproxy -c are run by the
 shell script; the metric names of the dashboard and the rules are held to a
@@ -27,7 +32,12 @@ running server by the e2e test ops_metrics.
 import json
 import os
 import re
+import select
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
 import yaml
 
@@ -261,6 +271,36 @@ def check_otel(services):
             fail(f"{name}: CONVERGER_OTLP_ENDPOINT should point at otel-collector:4318")
 
 
+def check_values_start_the_server(binary, services):
+    """The node's values parse and the server starts with them (not only the names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERGER_") and k != "DATABASE_URL"}
+    for key, value in env_of(services["converger"]).items():
+        # The cluster's (a node id needs NATS, NATS needs PostgreSQL): names on the compose network.
+        if key in ("DATABASE_URL", "CONVERGER_NATS_URL", "CONVERGER_NODE_ID") or key in NOT_YET_IN_SERVER:
+            continue
+        # The compose file's ${VAR:-default}: the default.
+        env[key] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))
+    with tempfile.TemporaryDirectory() as data:
+        env.update(CONVERGER_HTTP_ADDR="127.0.0.1:0", CONVERGER_BINARY_ADDR="127.0.0.1:0", CONVERGER_DATA_DIR=data)
+        server = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # The ready line, or "" when it exits; at most 30 s.
+            ready, _, _ = select.select([server.stdout], [], [], 30)
+            line = server.stdout.readline() if ready else ""
+            if not line.startswith("converger listening "):
+                server.kill()
+                server.wait(timeout=10)
+                fail(f"the server does not start with the converger service's values: {server.stderr.read()[-2000:]}")
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+                try:
+                    server.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+
+
 def main():
     env_names = server_env_names(sys.stdin.read())
     compose = yaml.safe_load(read("docker-compose.yml"))
@@ -270,6 +310,8 @@ def main():
     check_prometheus(services)
     check_grafana(services)
     check_otel(services)
+    if len(sys.argv) > 1:
+        check_values_start_the_server(sys.argv[1], services)
     for f in failures:
         print(f"deploy-check: {f}", file=sys.stderr)
     if failures:
