@@ -136,7 +136,7 @@ impl App {
             E::Health => health::health(),
             E::Live => health::live(),
             E::Ready => health::ready(self).await,
-            E::Metrics => Ok(health::metrics(self)),
+            E::Metrics => Ok(health::metrics(self).await),
             E::OpenApi => Ok(openapi::serve()),
             E::PhoenixSocket => socket::phoenix(self, r).await,
             E::BinarySocket => socket::binary(self, r).await,

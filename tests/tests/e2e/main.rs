@@ -67,6 +67,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod ops_logs;
+mod ops_metrics;
 mod phoenix_chat;
 mod phoenix_pre_publish;
 mod phoenix_socket;
