@@ -30,8 +30,8 @@ use converger_storage::{Id, Json, NewConversation, Scope, Status, Timestamp, Wri
 use serde::Serialize;
 
 use super::activities::{ActivityInput, Parts};
-use super::{Caller, Hub, ServiceError, ServiceResult};
-use crate::adapters::{self, ChannelView, Inbound, InboundRequest};
+use super::{json, Caller, Hub, ServiceError, ServiceResult};
+use crate::adapters::{self, ChannelView, Inbound, InboundError, InboundRequest};
 use crate::auth::AuthError;
 
 /// What an inbound request came to.
@@ -70,6 +70,10 @@ impl Hub {
             Inbound::Challenge(text) => return Ok(InboundAnswer::Challenge(text)),
             Inbound::Events(events) => (events.messages, events.statuses),
         };
+        // The adapter verified the request, then read the body; what is stored
+        // of it (`metadata.inbound.payload`) passes the strict check every
+        // client JSON passes, so a repeated key is refused, not read as its last value.
+        strict_body(&request.body)?;
         let caller = Caller::Tenant(channel.tenant_id);
         let contacts = adapter.contact_receipts();
         let mut summary = InboundSummary::default();
@@ -117,4 +121,11 @@ impl Hub {
         }
         Ok(InboundAnswer::Accepted(summary))
     }
+}
+
+/// An inbound body that is not strict JSON (docs/api.md "Strict JSON") is
+/// 400 `bad_request`, as a body that is not JSON at all (docs/webhooks.md).
+fn strict_body(body: &[u8]) -> Result<(), InboundError> {
+    let text = std::str::from_utf8(body).map_err(|e| json::JsonError::NotUtf8 { at: e.valid_up_to() });
+    text.and_then(json::check).map_err(|e| InboundError::BadRequest(format!("the body is not strict JSON: {e}")))
 }

@@ -217,7 +217,9 @@ impl Session {
             Some(v) => match v.as_i64().filter(|n| *n >= 0) {
                 Some(n) => n,
                 None => {
-                    return self.reply(&m, Reply::Error, json!({"reason": "last_seq must be a non-negative integer"}))
+                    let reason = "last_seq must be a non-negative integer";
+                    let response = json!({"reason": reason, "code": "validation_failed", "field": "last_seq"});
+                    return self.reply(&m, Reply::Error, response);
                 }
             },
         };

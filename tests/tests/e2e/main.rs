@@ -43,6 +43,7 @@ macro_rules! on_both_backends {
 
 mod admin_api;
 mod admin_console;
+mod bad_inputs;
 mod binary_chat;
 mod binary_pre_publish;
 mod binary_protocol;
