@@ -207,6 +207,7 @@ pub fn message(tenant: Id, conversation: Id) -> NewActivity {
         parent_id: None,
         author_only: false,
         member: None,
+        traceparent: None,
     }
 }
 

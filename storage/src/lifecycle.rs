@@ -366,6 +366,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            traceparent: None,
         }
     }
 

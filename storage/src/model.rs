@@ -397,9 +397,21 @@ pub struct NewActivity {
     pub author_only: bool,
     /// The membership change a `member_joined` / `member_left` records.
     pub member: Option<MemberChange>,
+    /// The W3C `traceparent` of the write (the server's traces on), kept in
+    /// its delivery rows' metadata (`{"traceparent": …}`) so that each
+    /// delivery attempt joins the trace. Not part of the activity.
+    pub traceparent: Option<String>,
 }
 
 impl NewActivity {
+    /// The metadata its delivery rows start with: the trace, if any.
+    pub fn delivery_metadata(&self) -> Json {
+        match &self.traceparent {
+            Some(t) => Json::from_value(&serde_json::json!({ "traceparent": t })),
+            None => Json::empty_object(),
+        }
+    }
+
     /// The activity as stored with `seq` (the delivery targets are left out:
     /// take them first). Moves the fields: the writer thread copies nothing.
     pub fn into_stored(self, seq: i64) -> Activity {

@@ -111,6 +111,7 @@ pub fn render(registry: &Registry) -> String {
         );
         let _ = writeln!(out, "converger_connections_open {open}");
     }
+    super::spans::render(&mut out);
     out
 }
 

@@ -138,6 +138,7 @@ impl Hub {
             parent_id: None,
             author_only: false,
             member: Some(change),
+            traceparent: None,
         };
         // Membership changes are the integrator's own (API key): no hook.
         Ok(self.publisher.publish(activity, None).await?)

@@ -392,6 +392,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            traceparent: None,
         }
     }
 

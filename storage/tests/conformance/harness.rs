@@ -219,6 +219,7 @@ pub fn message(conversation: &Conversation, text: &str) -> NewActivity {
         parent_id: None,
         author_only: false,
         member: None,
+        traceparent: None,
     }
 }
 
