@@ -71,11 +71,15 @@ pub fn start(endpoint: &str, instance: &str) -> Result<(), TraceError> {
         .enable_all()
         .build()
         .map_err(|e| TraceError::Client(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .timeout(POST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| TraceError::Client(e.to_string()))?;
+    // Built in the runtime's context, where its connections will live.
+    let client = {
+        let _context = runtime.enter();
+        reqwest::Client::builder()
+            .timeout(POST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TraceError::Client(e.to_string()))?
+    };
     let (tx, rx) = mpsc::sync_channel(QUEUE_BOUND);
     let resource = otlp::Resource { instance: instance.to_string() };
     let exporter = Exporter { url: url.clone(), runtime, client, resource, failing: false };
@@ -165,9 +169,10 @@ impl Exporter {
         let n = batch.len() as u64;
         let body = otlp::encode(&self.resource, batch);
         batch.clear();
-        let request = self.client.post(&self.url).header("content-type", "application/json").body(body).send();
+        let request = self.client.post(&self.url).header("content-type", "application/json").body(body);
+        // Sent inside the runtime: the HTTP client needs its reactor.
         let outcome = self.runtime.block_on(async {
-            let response = request.await.map_err(|e| e.to_string())?;
+            let response = request.send().await.map_err(|e| e.to_string())?;
             let status = response.status();
             // Read the answer so the connection can be kept alive.
             let _ = response.bytes().await;

@@ -66,6 +66,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod ops_logs;
+mod ops_traces;
 mod phoenix_chat;
 mod phoenix_pre_publish;
 mod phoenix_socket;
