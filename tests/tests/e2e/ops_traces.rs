@@ -9,13 +9,16 @@
 use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, expect, Client};
+use converger_e2e::binary::{uuid_bytes, BinClient};
 use converger_e2e::pg::PgSchema;
 use converger_e2e::receiver::Receiver;
 use converger_e2e::TestServer;
+use converger_protocol::{Auth, Draft, Frame, Publish};
 use serde_json::{json, Value};
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
+const BIN_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
 /// Every span the receiver got, across its requests.
 fn spans(otlp: &Receiver) -> Vec<Value> {
@@ -57,13 +60,13 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// A tenant, a webhook channel to `hook`, a conversation on it: the API and the activities path.
-fn webhook_conversation<'a>(server: &'a TestServer, hook: &Receiver) -> (Client<'a>, String) {
+fn webhook_conversation<'a>(server: &'a TestServer, hook: &Receiver) -> (Client<'a>, String, String) {
     let tenant = create_tenant(server, "traced");
     let api = Client::bearer(server, &tenant.api_key);
     let channel = json!({"name": "hook", "type": "webhook", "config": {"url": hook.url("/hook")}});
     let channel = expect(&api.post("/api/v1/channels", &channel), 201);
     let conv = expect(&api.post("/api/v1/conversations", &json!({"channel_id": channel["id"]})), 201);
-    (api, format!("/api/v1/conversations/{}/activities", conv["id"].as_str().expect("id")))
+    (api, format!("/api/v1/conversations/{}/activities", conv["id"].as_str().expect("id")), tenant.api_key)
 }
 
 #[test]
@@ -83,7 +86,7 @@ fn a_traced_rest_write_links_request_commit_fan_out_and_delivery(schema: Option<
     let hook = Receiver::start(vec![200], "{}");
     let endpoint = otlp.url("");
     let server = TestServer::start(&["--otlp-endpoint", &endpoint], schema).unwrap_or_else(|e| panic!("{e}"));
-    let (api, path) = webhook_conversation(&server, &hook);
+    let (api, path, api_key) = webhook_conversation(&server, &hook);
 
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
     let body = json!({"sender": "alice", "text": "traced"});
@@ -152,6 +155,51 @@ fn a_traced_rest_write_links_request_commit_fan_out_and_delivery(schema: Option<
         assert_ne!(fresh["traceId"], TRACE);
     }
 
+    // A binary publish (protocol version 3) with a traceparent: a SERVER span child of it,
+    // linked by the commit, and the delivery of what it wrote in its trace.
+    let tenant_key = api_key.clone();
+    let (mut bin, welcome) = {
+        let mut c = BinClient::tcp(server.binary_addr());
+        let w = c.hello_versions(1, 3, Auth::ApiKey(tenant_key)).expect("welcome");
+        (c, w)
+    };
+    assert_eq!(welcome.version, 3);
+    let conversation = path.trim_start_matches("/api/v1/conversations/").trim_end_matches("/activities");
+    let binary_parent = format!("00-{BIN_TRACE}-{PARENT}-01");
+    let draft = Draft {
+        conversation_id: uuid_bytes(conversation),
+        kind: "message".into(),
+        sender: "bob".into(),
+        text: Some("over the binary protocol".into()),
+        traceparent: Some(binary_parent),
+        ..Draft::default()
+    };
+    bin.send(Publish { request_id: 7, activity: draft });
+    assert!(matches!(bin.frame(), Frame::PublishAck(a) if a.request_id == 7));
+    let publish = wait_for_spans(&otlp, "binary publish span", |spans| {
+        spans.iter().find(|s| s["name"] == "binary publish" && s["traceId"] == BIN_TRACE).cloned()
+    });
+    assert_eq!(publish["parentSpanId"], PARENT);
+    assert_eq!(publish["kind"], 2, "SERVER");
+    let publish_span = publish["spanId"].as_str().expect("spanId").to_string();
+    wait_for_spans(&otlp, "commit span linking the binary publish", |spans| {
+        spans
+            .iter()
+            .find(|s| {
+                s["name"] == "owner commit"
+                    && s["links"].as_array().is_some_and(|l| l.iter().any(|l| l["spanId"] == publish_span.as_str()))
+            })
+            .cloned()
+    });
+    let got = hook.wait_for(2, Duration::from_secs(15));
+    assert_eq!(got.len(), 2, "the binary publish delivered too");
+    let sent = got[1].header("traceparent").expect("a traceparent").to_string();
+    assert!(sent.starts_with(&format!("00-{BIN_TRACE}-")), "{sent}");
+    let attempt = wait_for_spans(&otlp, "delivery attempt of the binary publish", |spans| {
+        spans.iter().find(|s| s["name"] == "delivery attempt" && s["traceId"] == BIN_TRACE).cloned()
+    });
+    assert_eq!(attempt["parentSpanId"], publish_span.as_str());
+
     let metrics = server.get("/metrics");
     assert!(
         metrics.text().contains("converger_trace_spans_dropped_total{reason=\"queue_full\"} 0"),
@@ -164,7 +212,7 @@ fn a_traced_rest_write_links_request_commit_fan_out_and_delivery(schema: Option<
 fn without_an_endpoint_no_traceparent_goes_out() {
     let hook = Receiver::start(vec![200], "{}");
     let server = TestServer::embedded();
-    let (api, path) = webhook_conversation(&server, &hook);
+    let (api, path, _) = webhook_conversation(&server, &hook);
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
     let body = json!({"sender": "alice", "text": "untraced"});
     let written = expect(&api.send("POST", &path, &[("traceparent", &traceparent)], Some(&body)), 201);
