@@ -8,7 +8,7 @@
 //! gives each node's share.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::bin_client;
 use crate::placement::{self, NodeLoad, NodeTally};
+use crate::plot::Timeline;
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
@@ -70,7 +71,10 @@ pub fn run(args: BinIngestArgs) -> Result<(), String> {
     let mut rates = Vec::new();
     let mut all = new_histogram();
     for run in 0..args.runs {
-        let (elapsed, done) = rt.block_on(one_run(&args, &binary))?;
+        let (elapsed, done, timeline) = rt.block_on(one_run(&args, &binary))?;
+        if let Some(t) = &timeline {
+            crate::plot::throughput_run("acknowledged activities per second", t);
+        }
         let mut per_node = vec![(0u64, new_histogram()); nodes];
         for d in done {
             per_node[d.node].0 += d.written;
@@ -111,6 +115,7 @@ pub fn run(args: BinIngestArgs) -> Result<(), String> {
         .collect();
     let report =
         Report { activities_per_s: Spread::of(&rates), batch_ack_latency_us: Percentiles::of(&all), nodes: loads };
+    crate::plot::latency(&format!("PublishBatch of {} → ack (committed)", args.batch), &all);
     emit("bin-ingest", &args, report)?;
     placement::failures(&tallies)
 }
@@ -131,7 +136,10 @@ struct Done {
 }
 
 /// One run: the seconds measured and each connection's counts.
-async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Result<(f64, Vec<Done>), String> {
+async fn one_run(
+    args: &BinIngestArgs,
+    binary: &[std::net::SocketAddr],
+) -> Result<(f64, Vec<Done>, Option<Timeline>), String> {
     let mut tenant = args.target.tenant("bin-ingest").await?;
     let mut conversations = Vec::new();
     for _ in 0..args.conversations {
@@ -139,6 +147,8 @@ async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Resul
         conversations.push(*uuid::Uuid::parse_str(&id).map_err(|e| e.to_string())?.as_bytes());
     }
     let text = "x".repeat(args.text_bytes);
+    // Set when the measured seconds start (before `counting`).
+    let timeline: Arc<OnceLock<Timeline>> = Arc::default();
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let tls = args.target.tls()?;
@@ -179,7 +189,7 @@ async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Resul
             // Kept open until the reader is done: closing it would end the connection.
             Ok::<_, String>(Ended::Writer(writer))
         }));
-        let (stop_r, counting, addr) = (stop.clone(), counting.clone(), binary[node]);
+        let (stop_r, counting, addr, timeline) = (stop.clone(), counting.clone(), binary[node], timeline.clone());
         tasks.push(tokio::spawn(async move {
             let mut done = Done { node, written: 0, hist: new_histogram(), failed: 0, first_failure: None };
             while !stop_r.load(Ordering::Relaxed) {
@@ -191,6 +201,9 @@ async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Resul
                 let ok = ack.items.iter().filter(|i| i.is_ok()).count() as u64;
                 let sent = sent_at.lock().map_err(|e| e.to_string())?.remove(&ack.request_id);
                 if counting.load(Ordering::Relaxed) {
+                    if let Some(t) = timeline.get() {
+                        t.add(Instant::now(), ok);
+                    }
                     done.written += ok;
                     // Counted and reported (a contended cluster may refuse
                     // items it could not sequence); the run goes on to its end.
@@ -208,8 +221,9 @@ async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Resul
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    counting.store(true, Ordering::Relaxed);
     let start = Instant::now();
+    let _ = timeline.set(Timeline::new(start, Duration::from_secs_f64(args.seconds)));
+    counting.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     counting.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
@@ -224,5 +238,5 @@ async fn one_run(args: &BinIngestArgs, binary: &[std::net::SocketAddr]) -> Resul
         }
     }
     drop(writers);
-    Ok((elapsed, done))
+    Ok((elapsed, done, Arc::into_inner(timeline).and_then(OnceLock::into_inner)))
 }

@@ -80,6 +80,7 @@ pub fn run(args: BinLatencyArgs) -> Result<(), String> {
         all.add(&hist).map_err(|e| e.to_string())?;
         rates.push(rate);
     }
+    crate::plot::latency("Publish → ack (committed), one in flight", &all);
     emit("bin-latency", &args, Report { acks_per_s: Spread::of(&rates), ack_latency_us: Percentiles::of(&all) })?;
     Ok(())
 }

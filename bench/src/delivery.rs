@@ -151,6 +151,7 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
             seen.hist.value_at_quantile(0.99),
             seen.duplicates
         );
+        crate::plot::latency("publish → delivered to the receiver", &seen.hist);
         Ok::<_, String>(Report {
             delivered: seen.ids.len(),
             seconds,

@@ -15,6 +15,7 @@ mod mesh;
 mod mix;
 mod pacer;
 mod placement;
+mod plot;
 mod read_state;
 mod report;
 mod rest_ingest;
@@ -34,6 +35,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
+    /// Draw the run as SVG: the latency by percentile (log axes) and, for
+    /// throughput scenarios, the throughput over time, one line per run.
+    #[arg(long, global = true, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +74,9 @@ enum Scenario {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(path) = cli.plot {
+        plot::set_output(path);
+    }
     let result = match cli.scenario {
         Scenario::Storage(args) => storage::run(args),
         Scenario::Mesh(args) => mesh::run(args),

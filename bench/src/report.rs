@@ -137,5 +137,9 @@ pub fn emit<P: Serialize, R: Serialize>(scenario: &'static str, params: &P, resu
         Document { scenario, machine: Machine::detect(), git_commit: git_commit(), params, results, pre_publish_hook };
     let json = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     println!("{json}");
+    let m = &doc.machine;
+    let hook = if doc.pre_publish_hook.is_some() { ", with a pre-publish hook" } else { "" };
+    let subtitle = format!("commit {}, {} CPUs ({}), kernel {}{hook}", doc.git_commit, m.cpus, m.cpu_model, m.kernel);
+    crate::plot::write(scenario, &subtitle)?;
     Ok(json)
 }

@@ -29,6 +29,7 @@ use crate::cpu::CpuMeter;
 use crate::http::Client;
 use crate::mix::{self, Kind, KindTally, Mix, MixReport, MixRuns, Outcome, Recent, Rng};
 use crate::placement::{self, NodeLoad, NodeTally};
+use crate::plot::Timeline;
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
@@ -116,7 +117,8 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
     let mut cpu_runs: Vec<[f64; 3]> = Vec::new();
     for run in 0..args.runs {
         let hook_before = crate::hook::stats();
-        let (done, cpu) = rt.block_on(one_run(&args, run, meter.as_ref()))?;
+        let (done, cpu, timeline) = rt.block_on(one_run(&args, run, meter.as_ref()))?;
+        crate::plot::throughput_run("acknowledged activities per second", &timeline);
         let mut run_hist = new_histogram();
         let mut per_node = vec![(0u64, new_histogram()); nodes];
         let mut kinds = KindTally::new();
@@ -185,6 +187,7 @@ pub fn run(args: RestIngestArgs) -> Result<(), String> {
         mix,
         cpu_us_per_ack,
     };
+    crate::plot::latency("POST → 201 (committed)", &hist);
     emit("rest-ingest", &args, report)?;
     placement::failures(&tallies)
 }
@@ -193,7 +196,7 @@ async fn one_run(
     args: &RestIngestArgs,
     run: usize,
     meter: Option<&CpuMeter>,
-) -> Result<(Vec<Done>, Option<CpuSpan>), String> {
+) -> Result<(Vec<Done>, Option<CpuSpan>, Arc<Timeline>), String> {
     let nodes = args.target.nodes().to_vec();
     let mut tenant = args.target.tenant("rest-ingest").await?;
     let mut conversations = Vec::new();
@@ -217,10 +220,12 @@ async fn one_run(
     let edit_text: Arc<str> = "e".repeat(args.text_bytes).into();
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + Duration::from_secs_f64(args.seconds);
+    let timeline = Arc::new(Timeline::new(warm_up, end - warm_up));
     let tls = args.target.tls()?;
     let mut tasks = Vec::new();
     for c in 0..args.connections {
         let node = placement::node_of(c, nodes.len());
+        let timeline = timeline.clone();
         let (paths, body, key, addr, tls, recent, edit_text) = (
             paths[node].clone(),
             body.clone(),
@@ -256,6 +261,7 @@ async fn one_run(
                     continue;
                 }
                 if outcome == Outcome::Created {
+                    timeline.record(Instant::now());
                     let micros = t0.elapsed().as_micros() as u64;
                     done.acks += 1;
                     let _ = done.hist.record(micros);
@@ -290,5 +296,5 @@ async fn one_run(
     for t in tasks {
         done.push(t.await.map_err(|e| e.to_string())??);
     }
-    Ok((done, cpu))
+    Ok((done, cpu, timeline))
 }

@@ -254,6 +254,7 @@ async fn one_run(
                             parent_id: None,
                             author_only: false,
                             member: None,
+                            announce: false,
                             traceparent: None,
                         }
                     })

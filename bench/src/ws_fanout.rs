@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::http::Client;
 use crate::mix::{self, Kind, KindTally, Mix, MixReport, MixRuns, Outcome, Recent, Rng};
+use crate::plot::Timeline;
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 use crate::ws::WsClient;
@@ -119,6 +120,7 @@ pub fn run(args: WsFanoutArgs) -> Result<(), String> {
         unmatched,
         mix: (args.mix != Mix::Plain).then(|| mix_runs.report()),
     };
+    crate::plot::latency("publish → a subscriber receives it", &hist);
     emit("ws-fanout", &args, report)?;
     Ok(())
 }
@@ -131,6 +133,8 @@ async fn one_run(args: &WsFanoutArgs, run: usize) -> Result<RunResult, String> {
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Set when the measured seconds start (before `counting`).
+    let timeline: Arc<OnceLock<Timeline>> = Arc::default();
     let topic = format!("conversation:{conversation}");
     // A broadcast of an activity begins with exactly this: no JSON parsing needed to count it.
     let prefix: Arc<[u8]> = format!("[null,null,\"{topic}\",\"activity\",").into_bytes().into();
@@ -142,6 +146,7 @@ async fn one_run(args: &WsFanoutArgs, run: usize) -> Result<RunResult, String> {
         let mut ws = WsClient::connect(args.target.addr(), &path).await?;
         ws.send_text(&json!(["1", "1", topic, "phx_join", {}]).to_string()).await?;
         let (counting, stop, delivered, prefix) = (counting.clone(), stop.clone(), delivered.clone(), prefix.clone());
+        let timeline = timeline.clone();
         let probe = (s == 0).then(|| probe.clone());
         subs.push(tokio::spawn(async move {
             let mut local = 0u64;
@@ -163,6 +168,9 @@ async fn one_run(args: &WsFanoutArgs, run: usize) -> Result<RunResult, String> {
                     .await?;
                 if counting.load(Ordering::Relaxed) && local > 0 {
                     delivered.fetch_add(local, Ordering::Relaxed);
+                    if let Some(t) = timeline.get() {
+                        t.add(Instant::now(), local);
+                    }
                 }
                 local = 0;
                 if let Some(probe) = &probe {
@@ -230,8 +238,9 @@ async fn one_run(args: &WsFanoutArgs, run: usize) -> Result<RunResult, String> {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    counting.store(true, Ordering::Relaxed);
     let start = Instant::now();
+    let _ = timeline.set(Timeline::new(start, Duration::from_secs_f64(args.seconds)));
+    counting.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     counting.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
@@ -266,6 +275,9 @@ async fn one_run(args: &WsFanoutArgs, run: usize) -> Result<RunResult, String> {
                 unmatched += 1;
             }
         }
+    }
+    if let Some(t) = timeline.get() {
+        crate::plot::throughput_run("deliveries per second (all subscribers)", t);
     }
     Ok(RunResult {
         deliveries_per_s: delivered.load(Ordering::Relaxed) as f64 / elapsed,

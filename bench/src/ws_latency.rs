@@ -188,6 +188,9 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         ack_latency_us: Percentiles::of(&acked),
         placement,
     };
+    let (label, h) =
+        if same.is_empty() { ("publish → receive, across nodes", &cross) } else { ("publish → receive", &same) };
+    crate::plot::latency(label, h);
     emit("ws-latency", &args, report)?;
     if !silent.is_empty() {
         return Err(format!(

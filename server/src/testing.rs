@@ -114,6 +114,39 @@ impl Store for StubStore {
     async fn member_conversations(&self, _: Id, _: &str, _: u32) -> StoreResult<Vec<Id>> {
         no()
     }
+    async fn create_event_endpoint(&self, _: NewEventEndpoint) -> StoreResult<EventEndpoint> {
+        no()
+    }
+    async fn get_event_endpoint(&self, _: Id, _: Id) -> StoreResult<EventEndpoint> {
+        no()
+    }
+    async fn list_event_endpoints(&self, _: Id, _: u32) -> StoreResult<Vec<EventEndpoint>> {
+        no()
+    }
+    async fn update_event_endpoint(&self, _: Id, _: Id, _: EventEndpointPatch) -> StoreResult<EventEndpoint> {
+        no()
+    }
+    async fn delete_event_endpoint(&self, _: Id, _: Id) -> StoreResult<EventEndpoint> {
+        no()
+    }
+    async fn event_types(&self, _: Id) -> StoreResult<Vec<EventType>> {
+        Ok(Vec::new())
+    }
+    async fn record_presence(&self, _: Id, _: &str, _: PresenceChange) -> StoreResult<()> {
+        no()
+    }
+    async fn get_event(&self, _: Scope, _: Id) -> StoreResult<Event> {
+        no()
+    }
+    async fn list_events(&self, _: Scope, _: EventFilter, _: PageRequest) -> StoreResult<Page<Event>> {
+        no()
+    }
+    async fn claim_events(&self, _: Timestamp, _: u32, _: Duration, _: i32) -> StoreResult<Vec<EventClaim>> {
+        no()
+    }
+    async fn complete_event(&self, _: Id, _: i32, _: DeliveryOutcome) -> StoreResult<Event> {
+        no()
+    }
     async fn set_last_seen(&self, _: Id, _: &str, _: Timestamp) -> StoreResult<()> {
         no()
     }
@@ -207,6 +240,7 @@ pub fn message(tenant: Id, conversation: Id) -> NewActivity {
         parent_id: None,
         author_only: false,
         member: None,
+        announce: false,
         traceparent: None,
     }
 }

@@ -13,6 +13,8 @@ pub enum Entity {
     Delivery,
     Member,
     SigningKey,
+    EventEndpoint,
+    Event,
 }
 
 impl Entity {
@@ -25,6 +27,8 @@ impl Entity {
             Entity::Delivery => "delivery",
             Entity::Member => "member",
             Entity::SigningKey => "signing key",
+            Entity::EventEndpoint => "event endpoint",
+            Entity::Event => "event",
         }
     }
 }

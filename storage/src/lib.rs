@@ -18,6 +18,7 @@
 
 pub mod embedded;
 mod error;
+mod events;
 mod json;
 mod lifecycle;
 mod model;
@@ -41,6 +42,11 @@ fn gave_up(max_attempts: i32) -> String {
 }
 
 pub use error::{Entity, Refusal, StoreError, StoreResult};
+pub use events::Event;
+pub use events::{
+    EventClaim, EventEndpoint, EventEndpointPatch, EventFilter, EventType, NewEventEndpoint, PresenceChange,
+    ENDPOINT_DELETED,
+};
 pub use json::Json;
 pub use model::*;
 pub use signing_key::{KeyMaterial, SigningKey, SigningKeyInfo};
@@ -212,6 +218,45 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the tenant's key `kid` and answers it; another tenant's key
     /// answers `NotFound(SigningKey)` like a missing one.
     async fn delete_signing_key(&self, tenant_id: Id, kid: &str) -> StoreResult<SigningKey>;
+
+    // Lifecycle events (see `events`).
+    /// Stores a new event endpoint. `NotFound(Tenant)` for an unknown tenant.
+    async fn create_event_endpoint(&self, new: NewEventEndpoint) -> StoreResult<EventEndpoint>;
+    /// The tenant's endpoint `id` (not deleted); `NotFound(EventEndpoint)`.
+    async fn get_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint>;
+    /// The tenant's endpoints (not deleted), oldest first, at most `limit`.
+    async fn list_event_endpoints(&self, tenant_id: Id, limit: u32) -> StoreResult<Vec<EventEndpoint>>;
+    async fn update_event_endpoint(
+        &self,
+        tenant_id: Id,
+        id: Id,
+        patch: EventEndpointPatch,
+    ) -> StoreResult<EventEndpoint>;
+    /// Deletes the endpoint: it gets no new events, and its pending ones fail
+    /// ([`ENDPOINT_DELETED`]) in the same transaction.
+    async fn delete_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint>;
+    /// The event types at least one of the tenant's endpoints takes (what the
+    /// write paths' caches remember).
+    async fn event_types(&self, tenant_id: Id) -> StoreResult<Vec<EventType>>;
+    /// Records a user's debounced presence transition ([`PresenceChange`]):
+    /// going offline stores the last seen time; with `announce`, the
+    /// `user.online` / `user.offline` events are written in the same
+    /// transaction. `NotFound(Tenant)` for an unknown tenant.
+    async fn record_presence(&self, tenant_id: Id, sender: &str, change: PresenceChange) -> StoreResult<()>;
+    async fn get_event(&self, scope: Scope, id: Id) -> StoreResult<Event>;
+    async fn list_events(&self, scope: Scope, filter: EventFilter, page: PageRequest) -> StoreResult<Page<Event>>;
+    /// Leases due pending events like [`Store::claim_deliveries`] (same
+    /// attempts cap, same lease), each with its endpoint as it is now.
+    async fn claim_events(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<EventClaim>>;
+    /// Records an attempt's outcome, fenced like [`Store::complete_delivery`]
+    /// (`Conflict` for a stale claim). A `Delivered` outcome's metadata is ignored.
+    async fn complete_event(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Event>;
 
     async fn stats(&self) -> StoreResult<Stats>;
 }

@@ -22,7 +22,9 @@
 
 use std::collections::HashMap;
 
-use crate::{kinds, Activity, Id, Json, MemberChange, NewActivity, Refusal, StoreError, StoreResult, Written};
+use crate::{
+    kinds, Activity, EventType, Id, Json, MemberChange, NewActivity, Refusal, StoreError, StoreResult, Written,
+};
 
 /// (message, sender, emoji).
 pub(crate) type ReactionKey = (Id, String, String);
@@ -90,6 +92,18 @@ pub(crate) struct Lifecycle {
     members_before: HashMap<MemberKey, bool>,
     changed: Vec<Id>,
     deleted: Vec<Id>,
+    /// Member changes' events, when their item says the tenant wants them.
+    events: Vec<PendingEvent>,
+}
+
+/// A lifecycle event to fan out to the tenant's endpoints that take it, in
+/// the batch's transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingEvent {
+    pub tenant_id: Id,
+    pub kind: EventType,
+    pub data: serde_json::Value,
+    pub at: crate::Timestamp,
 }
 
 /// Every row the batch changes besides inserting its activities, applied
@@ -108,6 +122,8 @@ pub(crate) struct Effects {
     /// Members now there (added, or their role and metadata changed).
     pub members_set: Vec<(MemberKey, MemberRow)>,
     pub members_removed: Vec<MemberKey>,
+    /// `member.joined` / `member.left` events, in batch order.
+    pub events: Vec<PendingEvent>,
 }
 
 impl Effects {
@@ -118,6 +134,7 @@ impl Effects {
             && self.reactions_removed.is_empty()
             && self.members_set.is_empty()
             && self.members_removed.is_empty()
+            && self.events.is_empty()
     }
 }
 
@@ -150,6 +167,7 @@ impl Lifecycle {
             members: member_map,
             changed: Vec::new(),
             deleted: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -271,6 +289,14 @@ impl Lifecycle {
             _ => {}
         }
         if let Some(change) = &item.member {
+            if let Some(kind) = EventType::of_member_kind(&a.kind).filter(|_| item.announce) {
+                let role = match change {
+                    MemberChange::Join { role, .. } => role.as_deref(),
+                    MemberChange::Leave => None,
+                };
+                let data = crate::events::member_data(a, role);
+                self.events.push(PendingEvent { tenant_id: a.tenant_id, kind, data, at: a.created_at });
+            }
             let row = match change {
                 MemberChange::Join { role, metadata } => Some(MemberRow {
                     tenant_id: a.tenant_id,
@@ -289,6 +315,7 @@ impl Lifecycle {
         let mut e = Effects {
             updated: self.changed.iter().filter_map(|id| self.targets.remove(id)).collect(),
             deleted: self.deleted,
+            events: self.events,
             ..Effects::default()
         };
         let mut reactions: Vec<_> = self.reactions.into_iter().collect();
@@ -366,6 +393,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            announce: false,
             traceparent: None,
         }
     }

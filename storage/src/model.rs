@@ -397,6 +397,11 @@ pub struct NewActivity {
     pub author_only: bool,
     /// The membership change a `member_joined` / `member_left` records.
     pub member: Option<MemberChange>,
+    /// Whether the tenant has event endpoints for this member change's event
+    /// (`member.joined` / `member.left`): the caller knows it from a cache,
+    /// so a tenant without endpoints costs the write no statement. When set,
+    /// the events are written with the activity, in its transaction.
+    pub announce: bool,
     /// The W3C `traceparent` of the write (the server's traces on), kept in
     /// its delivery rows' metadata (`{"traceparent": …}`) so that each
     /// delivery attempt joins the trace. Not part of the activity.

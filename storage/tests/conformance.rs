@@ -26,6 +26,8 @@ mod conversations;
 mod deliveries;
 #[path = "conformance/durability.rs"]
 mod durability;
+#[path = "conformance/events.rs"]
+mod events;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/idempotency.rs"]
@@ -159,6 +161,11 @@ cases: [
     signing_keys::signing_keys_round_trip_by_kid_and_by_tenant,
     signing_keys::signing_keys_are_deleted_only_by_their_tenant,
     signing_keys::signing_key_kids_are_unique_and_tenants_must_exist,
+    events::event_endpoints_round_trip_within_their_tenant,
+    events::events_are_written_with_the_changes_they_report,
+    events::no_event_without_its_change,
+    events::a_delivery_failed_for_good_writes_its_event,
+    events::event_claims_lease_fence_and_end,
 ]
 reopen_cases: [
     durability::writes_survive_reopening_the_store,

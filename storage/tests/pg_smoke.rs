@@ -93,6 +93,7 @@ fn activity(w: &World, key: Option<&str>, deliver: bool) -> NewActivity {
         parent_id: None,
         author_only: false,
         member: None,
+        announce: false,
         traceparent: None,
     }
 }

@@ -119,8 +119,8 @@ pub use converger_protocol::{ErrorCode, Version, LIVE_ONLY};
 pub use error::{code_of, Error, ProtocolError, Result, ServerError};
 #[cfg(feature = "rest")]
 pub use rest::{
-    ActivityList, ApiError, BroadcastResult, Channel, Conversation, Member, Present, Rest, RestActivity, SigningKey,
-    Token,
+    ActivityList, ApiError, BroadcastResult, Channel, Conversation, EventEndpoint, LifecycleEvent, Member, Present,
+    Rest, RestActivity, SigningKey, Token,
 };
 #[cfg(feature = "tls")]
 pub use rustls;

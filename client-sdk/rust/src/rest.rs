@@ -2,9 +2,10 @@
 //! (docs/api.md): create a channel and a conversation, add and read its
 //! members, issue and refresh client tokens, list a conversation's activities,
 //! the server API (broadcast to many conversations, disconnect a sender or
-//! everyone, who is present), and manage the tenant's own token-signing keys
+//! everyone, who is present), manage the tenant's own token-signing keys
 //! (docs/api.md "Tenant-signed tokens": a token signed with one is used
-//! exactly like an issued one). Errors in the API's
+//! exactly like an issued one) and its lifecycle event endpoints (docs/api.md
+//! "Lifecycle events"). Errors in the API's
 //! `{"error":{"code","message"}}` shape come back as [`Error::Server`] with
 //! the catalogue code.
 //!
@@ -79,6 +80,41 @@ pub struct SigningKey {
     /// HS256 keys, in the answer that created them only (`cvk_…`; the HMAC
     /// key is its UTF-8 bytes).
     pub secret: Option<String>,
+    pub created_at: String,
+}
+
+/// Where the tenant's lifecycle events go (`/api/v1/event-endpoints`,
+/// docs/api.md "Lifecycle events").
+#[derive(Clone, Debug, Deserialize)]
+pub struct EventEndpoint {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    /// `conversation.created`, `conversation.closed`, `member.joined`,
+    /// `member.left`, `user.online`, `user.offline`, `delivery.failed`.
+    pub events: Vec<String>,
+    /// `whsec_…`, the Standard Webhooks key the events are signed with: in
+    /// the answer that created the endpoint only.
+    #[serde(default)]
+    pub secret: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A lifecycle event queued for an endpoint (`GET /api/v1/events`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct LifecycleEvent {
+    /// The request's `webhook-id` is `msg_` + this id.
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: Value,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// RFC 3339: when the change happened.
     pub created_at: String,
 }
 
@@ -301,6 +337,54 @@ impl Rest {
             return Err(Error::InvalidArgument(format!("{kid:?} is not a signing key id")));
         }
         self.send("DELETE", &format!("/api/v1/signing-keys/{kid}"), None).await
+    }
+
+    /// `POST /api/v1/event-endpoints`: the tenant's lifecycle events of
+    /// types `events` go to `url`, signed with the returned `secret` (shown
+    /// this once). An unknown type is refused with `validation_failed`.
+    pub async fn create_event_endpoint(&self, url: &str, events: &[&str]) -> Result<EventEndpoint> {
+        self.send("POST", "/api/v1/event-endpoints", Some(json!({"url": url, "events": events}))).await
+    }
+
+    /// `GET /api/v1/event-endpoints`: every endpoint of the tenant, oldest first (no secrets).
+    pub async fn list_event_endpoints(&self) -> Result<Vec<EventEndpoint>> {
+        Ok(self.send::<Listed<EventEndpoint>>("GET", "/api/v1/event-endpoints", None).await?.data)
+    }
+
+    /// `PATCH /api/v1/event-endpoints/{id}`: a new `url`, new `events`, or both.
+    pub async fn update_event_endpoint(
+        &self,
+        id: Uuid,
+        url: Option<&str>,
+        events: Option<&[&str]>,
+    ) -> Result<EventEndpoint> {
+        let mut body = serde_json::Map::new();
+        if let Some(url) = url {
+            body.insert("url".into(), json!(url));
+        }
+        if let Some(events) = events {
+            body.insert("events".into(), json!(events));
+        }
+        self.send("PATCH", &format!("/api/v1/event-endpoints/{id}"), Some(Value::Object(body))).await
+    }
+
+    /// `DELETE /api/v1/event-endpoints/{id}`: no new events; its pending ones fail.
+    pub async fn delete_event_endpoint(&self, id: Uuid) -> Result<()> {
+        self.send("DELETE", &format!("/api/v1/event-endpoints/{id}"), None).await
+    }
+
+    /// `GET /api/v1/events?status=…`: the tenant's lifecycle events, oldest
+    /// first, at most `limit` (one page), optionally of one `status`
+    /// (`pending`, `delivered`, `failed`).
+    pub async fn list_events(&self, status: Option<&str>, limit: u32) -> Result<Vec<LifecycleEvent>> {
+        let mut path = format!("/api/v1/events?limit={limit}");
+        if let Some(status) = status {
+            if !status.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(Error::InvalidArgument(format!("{status:?} is not an event status")));
+            }
+            path.push_str(&format!("&status={status}"));
+        }
+        Ok(self.send::<Listed<LifecycleEvent>>("GET", &path, None).await?.data)
     }
 
     /// `GET /api/v1/tenant`: the calling tenant (id, name, status, limits, config).

@@ -416,3 +416,34 @@ async fn a_token_signed_with_the_tenants_own_key_connects_until_the_key_is_revok
     let jwks = env.rest.register_jwks("ftp://idp.example/jwks").await.unwrap_err();
     assert_eq!(jwks.code(), Some(ErrorCode::ValidationFailed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_endpoints_are_managed_and_their_events_listed() {
+    let env = Env::start().await;
+    let receiver = converger_e2e::receiver::Receiver::start(vec![200], "{}");
+    let endpoint = env.rest.create_event_endpoint(&receiver.url("/events"), &["conversation.created"]).await.unwrap();
+    assert!(endpoint.secret.as_deref().is_some_and(|s| s.starts_with("whsec_")), "{endpoint:?}");
+    let listed = env.rest.list_event_endpoints().await.unwrap();
+    assert_eq!(listed.iter().map(|e| (e.id, e.secret.is_none())).collect::<Vec<_>>(), [(endpoint.id, true)]);
+    let conversation = env.conversation().await;
+    let delivered = within("the event delivered", async {
+        loop {
+            let events = env.rest.list_events(Some("delivered"), 10).await.unwrap();
+            if !events.is_empty() {
+                break events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(delivered[0].kind, "conversation.created");
+    assert_eq!(delivered[0].data["conversation_id"], conversation.to_string());
+    assert_eq!(receiver.requests()[0].header("webhook-id"), Some(format!("msg_{}", delivered[0].id).as_str()));
+    let changed = env.rest.update_event_endpoint(endpoint.id, None, Some(&["member.joined"])).await.unwrap();
+    assert_eq!(changed.events, ["member.joined"]);
+    let unknown = env.rest.create_event_endpoint(&receiver.url("/e"), &["user.away"]).await.unwrap_err();
+    assert_eq!(unknown.code(), Some(ErrorCode::ValidationFailed));
+    env.rest.delete_event_endpoint(endpoint.id).await.unwrap();
+    assert!(env.rest.list_event_endpoints().await.unwrap().is_empty());
+    assert_eq!(env.rest.delete_event_endpoint(endpoint.id).await.unwrap_err().code(), Some(ErrorCode::NotFound));
+}

@@ -31,6 +31,8 @@
 
 mod echo;
 mod fields;
+pub mod lifecycle_events;
+pub(crate) use fields::check_url;
 pub mod pre_publish;
 pub mod standard_webhooks;
 mod webhook;

@@ -14,9 +14,9 @@ use super::ApiError;
 
 /// Request headers a browser may send (besides the CORS-safelisted ones).
 const ALLOW_HEADERS: &str =
-    "authorization, content-type, idempotency-key, x-idempotency-key, x-api-key, x-converger-secret";
+    "authorization, content-type, idempotency-key, x-idempotency-key, x-api-key, x-converger-secret, x-request-id, traceparent";
 /// Response headers a browser script may read.
-const EXPOSE_HEADERS: &str = "retry-after, www-authenticate, allow";
+const EXPOSE_HEADERS: &str = "retry-after, www-authenticate, allow, x-request-id";
 /// How long a browser may cache a preflight answer (seconds).
 const MAX_AGE: &str = "600";
 

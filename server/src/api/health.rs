@@ -2,7 +2,8 @@
 //! `/health/live` say the process answers; `/health/ready` also pings storage,
 //! so a node that lost its database is taken out of rotation (503), and in a
 //! cluster checks the NATS connection (503 `cluster_unavailable`). `/metrics`
-//! is the Prometheus page of every shard's counters.
+//! is the Prometheus page of every shard's counters, with the same storage
+//! ping as a gauge.
 
 use serde_json::json;
 
@@ -29,8 +30,13 @@ pub async fn ready(app: &App) -> Result<Response, ApiError> {
     Ok(Response::json(200, &body))
 }
 
-pub fn metrics(app: &App) -> Response {
+/// How long a scrape waits for storage to answer its ping.
+const STORAGE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub async fn metrics(app: &App) -> Response {
     let mut page = crate::metrics::render(&app.registry);
+    let ping = monoio::time::timeout(STORAGE_PING_TIMEOUT, app.store.ping()).await;
+    crate::metrics::render_storage(&mut page, matches!(ping, Ok(Ok(_))));
     if let Some(cluster) = app.engine.as_ref().and_then(|e| e.cluster()) {
         let s = &cluster.status;
         let figures = crate::metrics::ClusterFigures {

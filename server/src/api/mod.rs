@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod cors;
 pub mod deliveries;
 pub mod error;
+pub mod event_endpoints;
 pub mod health;
 pub mod inbound;
 mod members;
@@ -170,7 +171,7 @@ impl App {
             E::Health => health::health(),
             E::Live => health::live(),
             E::Ready => health::ready(self).await,
-            E::Metrics => Ok(health::metrics(self)),
+            E::Metrics => Ok(health::metrics(self).await),
             E::OpenApi => Ok(openapi::serve()),
             E::PhoenixSocket => socket::phoenix(self, r).await,
             E::BinarySocket => socket::binary(self, r).await,
@@ -206,6 +207,13 @@ impl App {
             E::SigningKeyCreate => signing_keys::create(self, r).await,
             E::SigningKeyList => signing_keys::list(self, r).await,
             E::SigningKeyRevoke => signing_keys::revoke(self, p, r).await,
+            E::EventEndpointCreate => event_endpoints::create(self, r).await,
+            E::EventEndpointList => event_endpoints::list(self, r).await,
+            E::EventEndpointGet => event_endpoints::get(self, p, r).await,
+            E::EventEndpointUpdate => event_endpoints::update(self, p, r).await,
+            E::EventEndpointDelete => event_endpoints::delete(self, p, r).await,
+            E::EventList => event_endpoints::list_events(self, r).await,
+            E::EventGet => event_endpoints::get_event(self, p, r).await,
             E::DeliveryList => deliveries::list(self, r).await,
             E::DeliveryGet => deliveries::get(self, p, r).await,
             E::AdminTenantCreate => tenants_admin::create(self, r).await,

@@ -1,9 +1,10 @@
 //! Outbound delivery: the worker that drains the delivery queue (`worker`),
 //! apart from the shards on a thread and tokio runtime of its own, paced per
 //! channel (`pace`); the fetcher of tenants' JWKS documents (`jwks`) on the
-//! same runtime; and the injector through which it writes replies (the
+//! same runtime; the lifecycle events' sender (`events`), beside it; and the injector through which it writes replies (the
 //! echo adapter's) back into conversations via a shard's normal write path.
 
+pub mod events;
 pub mod guard;
 pub mod hooks;
 pub mod jwks;
@@ -163,6 +164,11 @@ pub fn start(
             }
         };
         rt.spawn(jwks::serve(jwks, settings.allow_private, shutdown.clone()));
-        rt.block_on(worker::run(store, settings, injector, metrics, tenant_epoch, cluster, shutdown));
+        // Events run beside deliveries; the block_on below waits for both.
+        let events = rt.spawn(events::run(store.clone(), settings, shutdown.clone()));
+        rt.block_on(async move {
+            worker::run(store, settings, injector, metrics, tenant_epoch, cluster, shutdown).await;
+            let _ = events.await;
+        });
     })
 }

@@ -90,6 +90,7 @@ pub async fn run(
         channel_deliveries_per_second = settings.channel_deliveries,
         "delivery worker started"
     );
+    tokio::spawn(watch_oldest_pending(worker.store.clone(), worker.metrics.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let batch = (settings.concurrency / 4).max(1);
     loop {
@@ -137,6 +138,32 @@ pub async fn run(
     // Let the attempts in flight finish and record their outcomes.
     let _ = slots.acquire_many(settings.concurrency.max(1) as u32).await;
     debug!("delivery worker stopped");
+}
+
+/// How often the worker reads the oldest pending delivery for the lag gauge.
+const LAG_READ_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `converger_delivery_lag_seconds` true: every [`LAG_READ_EVERY`],
+/// one read of the oldest pending delivery (the first pending row by id, an
+/// index read of one row; ids are time-ordered), whatever the traffic. A
+/// failed read leaves the last value, so the lag grows while storage is
+/// away.
+async fn watch_oldest_pending(store: Arc<dyn Store>, metrics: Arc<DeliveryMetrics>, shutdown: Shutdown) {
+    let pending = DeliveryFilter { status: Some(DeliveryStatus::Pending), ..DeliveryFilter::default() };
+    loop {
+        let first = store.list_deliveries(Scope::Admin, pending, PageRequest { after: None, limit: 1 }).await;
+        match first {
+            Ok(page) => {
+                let oldest = page.items.first().map_or(0, |d| d.created_at.as_micros());
+                metrics.oldest_pending_micros.store(oldest, Ordering::Relaxed);
+            }
+            Err(e) => debug!(error = %e, "delivery worker: cannot read the oldest pending delivery"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LAG_READ_EVERY) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
 }
 
 /// The outcome of a request that got no HTTP answer. The guard's refusal of

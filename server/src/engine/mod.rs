@@ -20,6 +20,7 @@
 
 pub mod cluster;
 pub mod disconnect;
+pub mod event_types;
 pub mod hook;
 pub mod live;
 pub mod mesh;

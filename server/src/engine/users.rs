@@ -22,19 +22,31 @@
 //! When a node dies, its users leave the others' tables; those now online
 //! nowhere are announced offline by one node (the live node whose origin
 //! sorts first), so they are announced once.
+//!
+//! When a user's last sockets on several nodes go within a debounce of one
+//! another, each of those nodes finds the user gone everywhere when its own
+//! check comes: the one whose origin sorts first announces, the others
+//! stay silent (they know when each other node's last socket went, and
+//! whose). The margin [`SAME_DEPARTURE`] leaves room for the bus's latency:
+//! near its edge a departure may be announced twice, never not at all.
 
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use converger_storage::{Id, Timestamp};
+use converger_storage::{Id, PresenceChange, Timestamp};
 use serde_json::json;
 
 use super::{Engine, Ephemeral, Signal};
 
 /// How long a user's last socket may be gone before they are announced offline.
 pub const DEBOUNCE: Duration = Duration::from_secs(5);
+/// Departures from two nodes this close are one departure: announced by
+/// the node whose origin sorts first. Shorter than [`DEBOUNCE`] by the
+/// bus's latency at worst, so that the node that defers to another always
+/// defers to one that announces.
+pub const SAME_DEPARTURE: Duration = Duration::from_secs(4);
 /// The conversations one announcement reaches, newest membership first.
 pub const MAX_ANNOUNCED_CONVERSATIONS: u32 = 1000;
 
@@ -56,6 +68,10 @@ struct Entry {
     remote: BTreeSet<String>,
     /// When the user's last socket on another node went (latest).
     remote_gone: Option<Instant>,
+    /// When the user's last socket on each other node went, as heard.
+    remote_gone_by: Vec<(String, Instant)>,
+    /// When this node's last socket of the user went.
+    gone_here: Option<Instant>,
 }
 
 impl Entry {
@@ -80,11 +96,18 @@ pub struct Connected {
 #[derive(Default)]
 pub struct Users {
     table: Mutex<HashMap<UserKey, Entry>>,
+    /// This node's origin, in a cluster (see [`SAME_DEPARTURE`]).
+    origin: std::sync::OnceLock<String>,
 }
 
 impl Users {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<UserKey, Entry>) -> T) -> T {
         f(&mut self.table.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// This node's origin in the cluster.
+    pub fn set_origin(&self, origin: &str) {
+        let _ = self.origin.set(origin.to_owned());
     }
 
     /// Counts a socket in.
@@ -111,6 +134,7 @@ impl Users {
             (e.sockets == 0).then(|| {
                 e.generation = e.generation.wrapping_add(1);
                 e.leaving = true;
+                e.gone_here = Some(Instant::now());
                 e.generation
             })
         })
@@ -125,7 +149,7 @@ impl Users {
                 return false;
             }
             e.leaving = false;
-            let offline = e.remote.is_empty();
+            let offline = e.remote.is_empty() && !self.defers(e);
             if e.idle(now) {
                 t.remove(key);
             }
@@ -138,13 +162,25 @@ impl Users {
     pub fn remote(&self, origin: &str, key: &UserKey, online: bool, now: Instant) {
         self.with(|t| {
             if online {
-                t.entry(key.clone()).or_default().remote.insert(origin.to_owned());
+                let e = t.entry(key.clone()).or_default();
+                e.remote.insert(origin.to_owned());
+                e.remote_gone_by.retain(|(o, _)| o != origin);
             } else if let Some(e) = t.get_mut(key) {
                 if e.remote.remove(origin) {
                     e.remote_gone = Some(now);
+                    e.remote_gone_by.retain(|(o, _)| o != origin);
+                    e.remote_gone_by.push((origin.to_owned(), now));
                 }
             }
         })
+    }
+
+    /// Whether another node whose origin sorts first lost its last socket of
+    /// the user within [`SAME_DEPARTURE`] of this node's: that node announces.
+    fn defers(&self, e: &Entry) -> bool {
+        let (Some(me), Some(here)) = (self.origin.get(), e.gone_here) else { return false };
+        let close = |t: Instant| t.max(here).duration_since(t.min(here)) < SAME_DEPARTURE;
+        e.remote_gone_by.iter().any(|(o, t)| o.as_str() < me.as_str() && close(*t))
     }
 
     /// A node died (or restarted): its users leave. Those now online
@@ -243,10 +279,18 @@ impl Engine {
     /// Tells the user's conversations they came online (`gone_at` None) or
     /// went offline at `gone_at` (recorded as their last seen first).
     pub(crate) async fn announce_user(self: &Rc<Self>, (tenant, sender): UserKey, gone_at: Option<Timestamp>) {
-        if let Some(at) = gone_at {
-            if let Err(e) = self.store.set_last_seen(tenant, &sender, at).await {
-                tracing::warn!(%tenant, error = %e, "last seen not recorded");
-            }
+        // The one write of the transition (this node decided it, and only
+        // this one): the last seen of going offline, and the tenant's
+        // `user.online` / `user.offline` events when it has endpoints for
+        // them (cached, so a tenant without any costs no statement online).
+        let change =
+            PresenceChange { online: gone_at.is_none(), at: gone_at.unwrap_or_else(Timestamp::now), announce: false };
+        let announce = super::event_types::wants(&*self.store, tenant, change.event_type()).await;
+        if change.online && !announce {
+            // Nothing to record.
+        } else if let Err(e) = self.store.record_presence(tenant, &sender, PresenceChange { announce, ..change }).await
+        {
+            tracing::warn!(%tenant, error = %e, "user presence not recorded (last seen, events)");
         }
         let conversations = match self.store.member_conversations(tenant, &sender, MAX_ANNOUNCED_CONVERSATIONS).await {
             Ok(c) => c,
@@ -306,6 +350,31 @@ mod tests {
         assert!(users.settle(&key(), gone, now + Duration::from_secs(7)), "gone everywhere");
         users.sweep(now + Duration::from_secs(20));
         assert!(users.is_empty());
+    }
+
+    #[test]
+    fn of_two_nodes_losing_the_user_together_the_first_origin_announces() {
+        let now = Instant::now();
+        let (a, b) = (Users::default(), Users::default());
+        a.set_origin("a.1");
+        b.set_origin("b.1");
+        for (users, other) in [(&a, "b.1"), (&b, "a.1")] {
+            users.connect(&key(), now);
+            users.remote(other, &key(), true, now);
+        }
+        let gone_a = a.disconnect(&key()).expect("last on a");
+        b.remote("a.1", &key(), false, Instant::now());
+        let gone_b = b.disconnect(&key()).expect("last on b");
+        a.remote("b.1", &key(), false, Instant::now());
+        let later = Instant::now() + DEBOUNCE;
+        assert!(a.settle(&key(), gone_a, later), "a sorts first: it announces");
+        assert!(!b.settle(&key(), gone_b, later), "b defers to a");
+        // Alone, or long after the other node's departure, b announces.
+        let c = Users::default();
+        c.set_origin("b.1");
+        c.connect(&key(), now);
+        let gone = c.disconnect(&key()).expect("last");
+        assert!(c.settle(&key(), gone, later));
     }
 
     #[test]

@@ -7,14 +7,14 @@ mod render;
 mod spans;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use histogram::Histogram;
 
 use crate::rt::admission::ConnCaps;
-pub use render::{render, render_cluster, ClusterFigures};
+pub use render::{render, render_cluster, render_storage, ClusterFigures};
 pub use spans::{trace_spans_dropped, SpanDrop};
 
 /// Upper bounds of the batch-size histogram (activities per commit).
@@ -41,6 +41,59 @@ pub struct ShardMetrics {
     /// publishes they decided, by [`HookVerdict`].
     hook_seconds: Histogram,
     hook_items: [AtomicU64; HookVerdict::ALL.len()],
+    /// Open sockets of this shard, by [`Transport`] (a socket lives on the
+    /// shard that accepted it, so only this shard moves its count).
+    sockets_open: [AtomicU64; Transport::ALL.len()],
+    /// Sockets closed because their send queue overflowed, by [`Transport`].
+    send_queue_overflows: [AtomicU64; Transport::ALL.len()],
+}
+
+/// What a long-lived connection speaks, for the per-transport counts. A
+/// connection that is none of these (yet) is an HTTP one: the node's total
+/// less these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `/socket/websocket`: Phoenix Channels JSON.
+    Phoenix,
+    /// `/socket/binary`: the binary protocol over WebSocket.
+    BinaryWs,
+    /// The binary port (`--binary-addr`).
+    BinaryTcp,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Phoenix, Transport::BinaryWs, Transport::BinaryTcp];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Phoenix => "phoenix",
+            Transport::BinaryWs => "binary_ws",
+            Transport::BinaryTcp => "binary_tcp",
+        }
+    }
+}
+
+/// One open socket, counted until this drops.
+pub struct OpenSocket {
+    metrics: Arc<ShardMetrics>,
+    transport: Transport,
+}
+
+impl OpenSocket {
+    /// What the socket's send queue calls when it overflows (the socket is
+    /// then closed as a slow consumer).
+    pub fn overflow_counter(&self) -> impl Fn() + 'static {
+        let (metrics, transport) = (self.metrics.clone(), self.transport);
+        move || {
+            metrics.send_queue_overflows[transport as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.metrics.sockets_open[self.transport as usize].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What a pre-publish hook made of a publish, for its counter.
@@ -81,6 +134,8 @@ impl Default for ShardMetrics {
             refusals: Mutex::new(HashMap::new()),
             hook_seconds: Histogram::new(LATENCY_BOUNDS),
             hook_items: Default::default(),
+            sockets_open: Default::default(),
+            send_queue_overflows: Default::default(),
         }
     }
 }
@@ -129,6 +184,12 @@ impl ShardMetrics {
     pub fn set_queue_depth(&self, depth: usize) {
         self.queue_depth.store(depth as u64, Ordering::Relaxed);
     }
+
+    /// Counts an open socket of `transport` until the returned guard drops.
+    pub fn socket_opened(self: &Arc<Self>, transport: Transport) -> OpenSocket {
+        self.sockets_open[transport as usize].fetch_add(1, Ordering::Relaxed);
+        OpenSocket { metrics: self.clone(), transport }
+    }
 }
 
 /// Every shard's metrics, shared by all shards for scraping.
@@ -152,6 +213,10 @@ pub struct DeliveryMetrics {
     pub throttled: AtomicU64,
     pub attempt_seconds: Histogram,
     pub delivered_after_seconds: Histogram,
+    /// When the oldest pending delivery was created (Unix microseconds), as
+    /// the worker last read it from the store; 0 when none was pending. The
+    /// lag on `/metrics` is its age at the scrape.
+    pub oldest_pending_micros: AtomicI64,
 }
 
 impl Default for DeliveryMetrics {
@@ -163,6 +228,7 @@ impl Default for DeliveryMetrics {
             throttled: AtomicU64::new(0),
             attempt_seconds: Histogram::new(LATENCY_BOUNDS),
             delivered_after_seconds: Histogram::new(LATENCY_BOUNDS),
+            oldest_pending_micros: AtomicI64::new(0),
         }
     }
 }

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Histogram, HookVerdict, Registry, ShardMetrics};
+use super::{Histogram, HookVerdict, Registry, ShardMetrics, Transport};
 
 /// The `/metrics` page.
 pub fn render(registry: &Registry) -> String {
@@ -102,6 +103,20 @@ pub fn render(registry: &Registry) -> String {
         "Time from an activity's creation to its delivery.",
         &d.delivered_after_seconds,
     );
+    header(
+        &mut out,
+        "converger_delivery_lag_seconds",
+        "gauge",
+        "Age of the oldest pending delivery (read from the store every few seconds); 0 when none is pending.",
+    );
+    let oldest = d.oldest_pending_micros.load(Ordering::Relaxed);
+    let lag = if oldest > 0 { (now_micros() - oldest).max(0) as f64 / 1e6 } else { 0.0 };
+    let _ = writeln!(out, "converger_delivery_lag_seconds {lag}");
+
+    let sockets: Vec<(Transport, u64)> = Transport::ALL
+        .iter()
+        .map(|t| (*t, shards.iter().map(|s| s.sockets_open[*t as usize].load(Ordering::Relaxed)).sum()))
+        .collect();
     if let Some(open) = registry.connections() {
         header(
             &mut out,
@@ -110,9 +125,46 @@ pub fn render(registry: &Registry) -> String {
             "Open connections on the node: HTTP, WebSocket and binary.",
         );
         let _ = writeln!(out, "converger_connections_open {open}");
+        header(
+            &mut out,
+            "converger_connections",
+            "gauge",
+            "Open connections on the node by transport (http: not upgraded to a socket); they add up to converger_connections_open.",
+        );
+        // Read apart from the sockets' counts: an upgrade between the reads may show for a scrape.
+        let http = open.saturating_sub(sockets.iter().map(|(_, n)| n).sum());
+        let _ = writeln!(out, "converger_connections{{transport=\"http\"}} {http}");
+        for (t, n) in &sockets {
+            let _ = writeln!(out, "converger_connections{{transport=\"{}\"}} {n}", t.label());
+        }
+    }
+    header(
+        &mut out,
+        "converger_send_queue_overflows_total",
+        "counter",
+        "Sockets closed as slow consumers (their send queue passed --ws-send-queue-bytes), by transport.",
+    );
+    for t in Transport::ALL {
+        let n: u64 = shards.iter().map(|s| s.send_queue_overflows[t as usize].load(Ordering::Relaxed)).sum();
+        let _ = writeln!(out, "converger_send_queue_overflows_total{{transport=\"{}\"}} {n}", t.label());
     }
     super::spans::render(&mut out);
     out
+}
+
+/// Whether storage answered a ping at this scrape (what `/health/ready` asks).
+pub fn render_storage(out: &mut String, ready: bool) {
+    header(
+        out,
+        "converger_storage_ready",
+        "gauge",
+        "1 when storage answered a ping at this scrape, else 0 (not ready).",
+    );
+    let _ = writeln!(out, "converger_storage_ready {}", u8::from(ready));
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
 
 /// What a cluster node adds to its page.
@@ -124,7 +176,9 @@ pub struct ClusterFigures<'a> {
     pub dropped: u64,
 }
 
-/// The cluster's lines, appended to [`render`]'s page on a cluster node.
+/// The cluster's lines, appended to [`render`]'s page on a cluster node;
+/// then every sample of the page gets a `node` label with the node's id, so
+/// the nodes' series stay apart wherever they are collected.
 pub fn render_cluster(out: &mut String, c: &ClusterFigures<'_>) {
     header(out, "converger_node_info", "gauge", "This node's id in the cluster (always 1).");
     let _ = writeln!(out, "converger_node_info{{node_id=\"{}\"}} 1", c.node_id);
@@ -139,6 +193,26 @@ pub fn render_cluster(out: &mut String, c: &ClusterFigures<'_>) {
         "Messages for other nodes not sent (bus queue full or NATS down); their subscribers read the activities from storage.",
     );
     let _ = writeln!(out, "converger_cluster_dropped_total {}", c.dropped);
+    *out = with_label(out, "node", c.node_id);
+}
+
+/// `page` with `name="value"` as the first label of every sample. The value
+/// is a node id (letters, digits, `-`, `_`), which needs no escaping.
+fn with_label(page: &str, name: &str, value: &str) -> String {
+    let mut labelled = String::with_capacity(page.len() + page.len() / 4);
+    for line in page.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            labelled.push_str(line);
+        } else if let Some(brace) = line.find('{').filter(|b| !line[..*b].contains(' ')) {
+            let _ = write!(labelled, "{}{{{name}=\"{value}\",{}", &line[..brace], &line[brace + 1..]);
+        } else if let Some(space) = line.find(' ') {
+            let _ = write!(labelled, "{}{{{name}=\"{value}\"}}{}", &line[..space], &line[space..]);
+        } else {
+            labelled.push_str(line);
+        }
+        labelled.push('\n');
+    }
+    labelled
 }
 
 fn single_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
@@ -208,5 +282,59 @@ mod tests {
         assert!(page.contains("converger_activities_committed_total 10"));
         assert!(page.contains("converger_batch_size_bucket{le=\"16\"} 1"));
         assert!(page.contains("converger_commit_seconds_count 1"));
+    }
+
+    #[test]
+    fn sockets_by_transport_and_their_overflows() {
+        let caps = crate::rt::admission::ConnCaps::new(10, 10);
+        let held: Vec<_> = (0..4).map(|_| caps.admit([127, 0, 0, 1].into()).expect("admitted")).collect();
+        let registry = Registry::new(2).counting_connections(caps);
+        let phoenix = registry.shard(0).socket_opened(Transport::Phoenix);
+        let tcp = registry.shard(1).socket_opened(Transport::BinaryTcp);
+        (phoenix.overflow_counter())();
+        let page = render(&registry);
+        assert!(page.contains("converger_connections_open 4"), "{page}");
+        assert!(page.contains("converger_connections{transport=\"http\"} 2"), "{page}");
+        assert!(page.contains("converger_connections{transport=\"phoenix\"} 1"), "{page}");
+        assert!(page.contains("converger_connections{transport=\"binary_ws\"} 0"), "{page}");
+        assert!(page.contains("converger_connections{transport=\"binary_tcp\"} 1"), "{page}");
+        assert!(page.contains("converger_send_queue_overflows_total{transport=\"phoenix\"} 1"), "{page}");
+        drop((phoenix, tcp));
+        let page = render(&registry);
+        assert!(page.contains("converger_connections{transport=\"phoenix\"} 0"), "{page}");
+        assert!(page.contains("converger_connections{transport=\"http\"} 4"), "{page}");
+        drop(held);
+    }
+
+    #[test]
+    fn delivery_lag_is_the_oldest_pending_age_at_the_scrape() {
+        let registry = Registry::new(1);
+        assert!(render(&registry).contains("converger_delivery_lag_seconds 0\n"));
+        let a_minute_ago = now_micros() - 60_000_000;
+        registry.delivery().oldest_pending_micros.store(a_minute_ago, Ordering::Relaxed);
+        let page = render(&registry);
+        let lag: f64 = page
+            .lines()
+            .find_map(|l| l.strip_prefix("converger_delivery_lag_seconds "))
+            .and_then(|v| v.parse().ok())
+            .expect("the lag");
+        assert!((60.0..120.0).contains(&lag), "{lag}");
+    }
+
+    #[test]
+    fn a_cluster_node_labels_every_sample_with_its_id() {
+        let registry = Registry::new(1);
+        let mut page = render(&registry);
+        render_storage(&mut page, true);
+        let figures = ClusterFigures { node_id: "n-1", connected: true, other_nodes: 2, dropped: 0 };
+        render_cluster(&mut page, &figures);
+        assert!(page.contains("converger_storage_ready{node=\"n-1\"} 1\n"), "{page}");
+        assert!(page.contains("converger_node_info{node=\"n-1\",node_id=\"n-1\"} 1\n"), "{page}");
+        assert!(page.contains("converger_commit_seconds_bucket{node=\"n-1\",le=\"+Inf\"} 0\n"), "{page}");
+        assert!(page.contains("converger_pre_publish_items_total{node=\"n-1\",outcome=\"failed\"} 0\n"), "{page}");
+        assert!(page.contains("# TYPE converger_cluster_nodes gauge\n"), "{page}");
+        for line in page.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains("{node=\"n-1\""), "{line}");
+        }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct Queue {
     /// one per subscription catching up on this connection at most.
     room: Vec<Waker>,
     closer: Closer,
+    /// Told when a frame overflows the queue (for the metrics).
+    on_overflow: Option<Box<dyn Fn()>>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Queue>>;
@@ -93,6 +95,7 @@ impl Queue {
             reader: None,
             room: Vec::new(),
             closer,
+            on_overflow: None,
         }))
     }
 
@@ -141,6 +144,9 @@ impl Queue {
             let dropped: usize = self.frames.drain(..).map(|f| f.len()).sum();
             self.bytes -= dropped;
             self.close(code::POLICY, "slow consumer");
+            if let Some(count) = &self.on_overflow {
+                count();
+            }
             return Err(SendError::SlowConsumer);
         }
         self.bytes += frame.len();
@@ -226,6 +232,12 @@ impl FrameSender {
     pub fn is_open(&self) -> bool {
         let q = self.queue.borrow();
         q.closing.is_none() && !q.dead
+    }
+
+    /// Calls `count` each time a frame overflows the queue (the connection
+    /// then closes as a slow consumer).
+    pub fn on_overflow(&self, count: impl Fn() + 'static) {
+        self.queue.borrow_mut().on_overflow = Some(Box::new(count));
     }
 
     /// Bytes queued and in flight, for metrics and tests.

@@ -228,6 +228,7 @@ impl Cluster {
             on_changed: Box::new(move |what| match what {
                 cluster::Changed::Tenants => heard.bump_here(),
                 cluster::Changed::Channels => crate::service::channels::channels_changed_here(),
+                cluster::Changed::EventEndpoints => crate::engine::event_types::changed_here(),
             }),
             shutdown: shutdown.clone(),
         };

@@ -260,6 +260,7 @@ fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput, deliv
         idempotency_key: input.idempotency_key,
         created_at: Timestamp::now(),
         deliver_to,
+        announce: false,
         target_id: input.target_id,
         parent_id: input.parent_id,
         author_only: input.author_only,

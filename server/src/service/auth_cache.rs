@@ -59,6 +59,16 @@ impl TenantEpoch {
         self.counter.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// An event endpoint changed through this node: the write paths' memory
+    /// of which events each tenant takes is read again, here and (told over
+    /// the bus) on the other nodes.
+    pub fn event_endpoints_changed(&self) {
+        crate::engine::event_types::changed_here();
+        if let Some(c) = &self.cluster {
+            c.announce_change(Changed::EventEndpoints);
+        }
+    }
+
     /// A channel changed through this node (see [`super::channels::channels_changed_here`]).
     pub fn channels_changed(&self) {
         super::channels::channels_changed_here();

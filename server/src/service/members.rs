@@ -122,6 +122,11 @@ impl Hub {
     ) -> ServiceResult<Written> {
         self.admit_activities(caller.tenant_id(), 1).await?;
         let deliver_to = self.routes.targets(&*self.store, caller.scope(), conversation_id, None, kind).await?;
+        // Cached: a tenant without event endpoints costs the write nothing more.
+        let announce = match converger_storage::EventType::of_member_kind(kind) {
+            Some(event) => crate::engine::event_types::wants(&*self.store, caller.tenant_id(), event).await,
+            None => false,
+        };
         let activity = NewActivity {
             id: new_id(),
             tenant_id: caller.tenant_id(),
@@ -138,6 +143,7 @@ impl Hub {
             parent_id: None,
             author_only: false,
             member: Some(change),
+            announce,
             traceparent: None,
         };
         // Membership changes are the integrator's own (API key): no hook.

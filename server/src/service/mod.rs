@@ -17,6 +17,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod deliveries;
 mod error;
+pub mod event_endpoints;
 pub mod inbound;
 pub mod input;
 pub mod json;

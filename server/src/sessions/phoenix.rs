@@ -28,6 +28,7 @@ use super::phoenix_events::{client_event, rename_fields, ClientEvent, Command, N
 use super::phoenix_sink::PhoenixSink;
 use crate::auth::Claims;
 use crate::engine::{Engine, Ephemeral, Meta, Subscription};
+use crate::metrics::Transport;
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
 use crate::service::activities::ActivityInput;
@@ -68,6 +69,8 @@ const MAX_REFUSED_IN_A_ROW: u32 = 20;
 
 /// Serves one upgraded socket until it closes.
 pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Claims) {
+    let open = hub.metrics.socket_opened(Transport::Phoenix);
+    ws.sender().on_overflow(open.overflow_counter());
     let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
     let expiry = monoio::time::sleep(expires_in);
     futures_util::pin_mut!(expiry);

@@ -313,6 +313,9 @@ fn apply_effects(conn: &Connection, e: Effects) -> StoreResult<()> {
     if e.is_empty() {
         return Ok(());
     }
+    for event in &e.events {
+        super::events::fan_out(conn, event.tenant_id, event.kind, &event.data, event.at)?;
+    }
     let mut update = conn
         .prepare_cached(
             "UPDATE activities SET text = ?, attachments = ?, metadata = ?, edited_at = ?, deleted_at = ?, \

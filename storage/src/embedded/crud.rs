@@ -5,10 +5,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::query::{id_value, ListQuery};
 use super::rows::{self, found, sql_err, CHANNEL_COLS, CONVERSATION_COLS, TENANT_COLS};
+use crate::events::conversation_data;
 use crate::{
     new_id, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationPatch,
-    ConversationStatus, Entity, Id, NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope, Status,
-    StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
+    ConversationStatus, Entity, EventType, Id, NewChannel, NewConversation, NewTenant, Page, PageRequest, Scope,
+    Status, StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
 };
 
 pub(crate) fn create_tenant(conn: &Connection, new: NewTenant) -> StoreResult<Tenant> {
@@ -156,6 +157,7 @@ pub(crate) fn create_conversation(conn: &Connection, new: NewConversation) -> St
         StoreError::Conflict(_) => StoreError::Conflict("external_id is already used on this channel".into()),
         other => other,
     })?;
+    super::events::fan_out(conn, c.tenant_id, EventType::ConversationCreated, &conversation_data(&c), now)?;
     Ok(c)
 }
 
@@ -212,6 +214,7 @@ pub(crate) fn close_conversation(conn: &Connection, scope: Scope, id: Id) -> Sto
     conn.prepare_cached("UPDATE conversations SET status = ?, updated_at = ? WHERE id = ?")
         .and_then(|mut s| s.execute(params![c.status, c.updated_at, id]))
         .map_err(sql_err)?;
+    super::events::fan_out(conn, c.tenant_id, EventType::ConversationClosed, &conversation_data(&c), c.updated_at)?;
     Ok(c)
 }
 

@@ -45,12 +45,20 @@ pub(crate) fn claim_deliveries(
     max_attempts: i32,
 ) -> StoreResult<Vec<Delivery>> {
     // Due again with every attempt used: the last one never recorded an outcome.
-    conn.prepare_cached(
-        "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ? \
-         WHERE status = 'pending' AND next_attempt_at <= ? AND attempts >= ?",
-    )
-    .and_then(|mut s| s.execute(params![crate::gave_up(max_attempts), Timestamp::now(), now, max_attempts]))
-    .map_err(sql_err)?;
+    // Each gets its `delivery.failed` events in the same job.
+    let gave_up: Vec<Delivery> = conn
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ? \
+             WHERE status = 'pending' AND next_attempt_at <= ? AND attempts >= ? RETURNING {DELIVERY_COLS}"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![crate::gave_up(max_attempts), Timestamp::now(), now, max_attempts], rows::delivery)?
+                .collect()
+        })
+        .map_err(sql_err)?;
+    for d in &gave_up {
+        super::events::delivery_failed(conn, d)?;
+    }
     let ids: Vec<Id> = conn
         .prepare_cached(
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND attempts < ? \
@@ -96,7 +104,16 @@ pub(crate) fn complete_delivery(
     let updated = conn
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id, attempt], rows::delivery));
-    match (optional(updated)?, patch) {
+    let updated = optional(updated)?;
+    let failed = |d: &&Delivery| {
+        d.status == DeliveryStatus::Failed && d.last_error.as_deref() != Some(crate::CANCELLED_BY_DELETE)
+    };
+    if let Some(d) = updated.as_ref().filter(failed) {
+        // Failed for good (a cancellation by a delete is not a failure):
+        // reported in the outcome's own transaction.
+        super::events::delivery_failed(conn, d)?;
+    }
+    match (updated, patch) {
         // In the same job, so in the same transaction as the outcome.
         (Some(_), Some(patch)) => merge_delivery_metadata(conn, Scope::Admin, id, patch),
         (Some(d), None) => Ok(d),

@@ -8,6 +8,7 @@
 mod activities;
 mod crud;
 mod deliveries;
+mod events;
 mod known;
 mod members;
 mod query;
@@ -362,6 +363,62 @@ impl Store for EmbeddedStore {
         self.write(move |c| signing_keys::delete(c, tenant_id, &kid)).await
     }
 
+    async fn create_event_endpoint(&self, new: NewEventEndpoint) -> StoreResult<EventEndpoint> {
+        self.write(move |c| events::create_endpoint(c, new)).await
+    }
+
+    async fn get_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint> {
+        self.read(move |c| events::get_endpoint(c, tenant_id, id)).await
+    }
+
+    async fn list_event_endpoints(&self, tenant_id: Id, limit: u32) -> StoreResult<Vec<EventEndpoint>> {
+        self.read(move |c| events::list_endpoints(c, tenant_id, limit)).await
+    }
+
+    async fn update_event_endpoint(
+        &self,
+        tenant_id: Id,
+        id: Id,
+        patch: EventEndpointPatch,
+    ) -> StoreResult<EventEndpoint> {
+        self.write(move |c| events::update_endpoint(c, tenant_id, id, patch)).await
+    }
+
+    async fn delete_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint> {
+        self.write(move |c| events::delete_endpoint(c, tenant_id, id)).await
+    }
+
+    async fn event_types(&self, tenant_id: Id) -> StoreResult<Vec<EventType>> {
+        self.read(move |c| events::event_types(c, tenant_id)).await
+    }
+
+    async fn record_presence(&self, tenant_id: Id, sender: &str, change: PresenceChange) -> StoreResult<()> {
+        let sender = sender.to_owned();
+        self.write(move |c| events::record_presence(c, tenant_id, &sender, change)).await
+    }
+
+    async fn get_event(&self, scope: Scope, id: Id) -> StoreResult<Event> {
+        self.read(move |c| events::get_event(c, scope, id)).await
+    }
+
+    async fn list_events(&self, scope: Scope, filter: EventFilter, page: PageRequest) -> StoreResult<Page<Event>> {
+        self.read(move |c| events::list_events(c, scope, filter, page)).await
+    }
+
+    async fn claim_events(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<EventClaim>> {
+        self.write(move |c| events::claim_events(c, now, limit, lease, max_attempts)).await
+    }
+
+    async fn complete_event(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Event> {
+        self.write(move |c| events::complete_event(c, id, attempt, outcome)).await
+    }
+
     async fn stats(&self) -> StoreResult<Stats> {
         self.read(deliveries::stats).await
     }
@@ -392,6 +449,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            announce: false,
             traceparent: None,
         }
     }

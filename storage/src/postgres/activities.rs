@@ -520,6 +520,7 @@ mod tests {
             parent_id: None,
             author_only: false,
             member: None,
+            announce: false,
             traceparent: None,
         }
     }

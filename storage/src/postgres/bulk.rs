@@ -158,6 +158,8 @@ pub(super) async fn write_and_commit(conn: &mut Conn, mode: BulkInsert, rows: &R
 /// Writes a lifecycle batch's effects inside its open transaction, one
 /// statement after the other (each may depend on the rows the previous wrote).
 async fn write_effects(conn: &mut Conn, e: &Effects) -> StoreResult<()> {
+    // The member events, once the member rows below are written or not: any order works.
+    super::events::write_pending(conn, &e.events).await?;
     if !e.updated.is_empty() {
         let u = &e.updated;
         let ids: Vec<Id> = u.iter().map(|a| a.id).collect();

@@ -9,6 +9,7 @@
 
 use tokio_postgres::types::ToSql;
 
+use super::events::{fan_out, CONVERSATION_DATA};
 use super::pool::Conn;
 use super::query::ListQuery;
 use super::rows::{self, CONVERSATION_COLS};
@@ -22,12 +23,19 @@ use crate::{
 /// blocked the insert vanished (its transaction rolled back) in between.
 const ATTEMPTS: usize = 3;
 
+/// The insert and its `conversation.created` events, in one statement.
 fn insert_sql(on_conflict: &str) -> String {
+    let src = format!(
+        "(SELECT tenant_id, 'conversation.created'::text AS type, {CONVERSATION_DATA} AS data, created_at AS at \
+         FROM c) src"
+    );
     format!(
-        "INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, updated_at, \
-         members_only) \
+        "WITH c AS (INSERT INTO conversations (id, tenant_id, channel_id, status, metadata, external_id, created_at, \
+         updated_at, members_only) \
          SELECT $1::uuid, $2::uuid, $3::uuid, 'active', $4::jsonb, $5::text, $6::timestamptz, $6, $7::bool FROM channels \
-         WHERE id = $3 AND tenant_id = $2 AND status = 'active' {on_conflict} RETURNING {CONVERSATION_COLS}"
+         WHERE id = $3 AND tenant_id = $2 AND status = 'active' {on_conflict} RETURNING {CONVERSATION_COLS}), \
+         ev AS ({}) SELECT * FROM c",
+        fan_out(&src)
     )
 }
 
@@ -96,10 +104,21 @@ impl PgStore {
 
     /// Closing a closed conversation changes nothing and answers it as it is.
     pub(super) async fn close_conversation_impl(&self, scope: Scope, id: Id) -> StoreResult<Conversation> {
+        // `prev` locks the row and reads its status as it is now (after any
+        // concurrent close commits), so only the close that changes it
+        // writes `conversation.closed`, in the same statement.
+        let src = format!(
+            "(SELECT tenant_id, 'conversation.closed'::text AS type, {CONVERSATION_DATA} AS data, updated_at AS at \
+             FROM closed WHERE was = 'active') src"
+        );
         let sql = format!(
-            "UPDATE conversations SET status = 'closed', \
-             updated_at = CASE WHEN status = 'closed' THEN updated_at ELSE $3 END \
-             WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) RETURNING {CONVERSATION_COLS}"
+            "WITH closed AS (UPDATE conversations SET status = 'closed', \
+                 updated_at = CASE WHEN prev.was = 'closed' THEN updated_at ELSE $3 END \
+                 FROM (SELECT id AS prev_id, status AS was FROM conversations \
+                       WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) FOR UPDATE) prev \
+                 WHERE conversations.id = prev.prev_id RETURNING {CONVERSATION_COLS}, prev.was), \
+             ev AS ({}) SELECT * FROM closed",
+            fan_out(&src)
         );
         let now = Timestamp::now();
         self.pool.get().await?.one(&sql, &[&id, &scope.tenant(), &now], rows::conversation, Entity::Conversation).await

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
 
+use super::events::{fan_out, DELIVERY_FAILED_DATA};
 use super::query::ListQuery;
 use super::rows::{self, DELIVERY_COLS};
 use super::PgStore;
@@ -54,13 +55,18 @@ impl PgStore {
         let mut client = self.pool.get().await?;
         // Due again with every attempt used: the last one never recorded an outcome.
         let gave_up: [&(dyn ToSql + Sync); 4] = [&crate::gave_up(max_attempts), &Timestamp::now(), &now, &max_attempts];
-        client
-            .query(
-                "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2 \
-                 WHERE status = 'pending' AND next_attempt_at <= $3 AND attempts >= $4",
-                &gave_up,
-            )
-            .await?;
+        // With their `delivery.failed` events, in the same statement.
+        let src = format!(
+            "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
+             FROM failed) src"
+        );
+        let sql = format!(
+            "WITH failed AS (UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2 \
+                 WHERE status = 'pending' AND next_attempt_at <= $3 AND attempts >= $4 RETURNING {DELIVERY_COLS}), \
+             ev AS ({}) SELECT count(*) FROM failed",
+            fan_out(&src)
+        );
+        client.query(&sql, &gave_up).await?;
         // RETURNING has no order of its own: the due time before the lease
         // (selected in the CTE) puts the claim back in queue order.
         let sql = format!(
@@ -102,12 +108,21 @@ impl PgStore {
             }
             DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
         };
+        // A failure for good writes its `delivery.failed` events in the same
+        // statement (a cancellation by a delete is not a failure; its text has no quote).
+        let cancelled = crate::CANCELLED_BY_DELETE;
+        let src = format!(
+            "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
+             FROM done WHERE status = 'failed' AND last_error IS DISTINCT FROM '{cancelled}') src"
+        );
         let sql = format!(
-            "UPDATE deliveries SET status = $2, last_error = $3, \
+            "WITH done AS (UPDATE deliveries SET status = $2, last_error = $3, \
              next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6, \
              metadata = CASE WHEN $8::jsonb IS NULL THEN metadata ELSE \
                (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{{}}'::jsonb END) || $8::jsonb END \
-             WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}"
+             WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}), \
+             ev AS ({}) SELECT * FROM done",
+            fan_out(&src)
         );
         if patch.as_ref().is_some_and(|p| !p.is_object()) {
             return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));

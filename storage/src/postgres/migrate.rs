@@ -32,6 +32,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     },
     Migration { name: "0005_signing_keys", sql: include_str!("../../../migrations/0005_signing_keys.sql") },
     Migration { name: "0006_tenant_config", sql: include_str!("../../../migrations/0006_tenant_config.sql") },
+    Migration { name: "0007_lifecycle_events", sql: include_str!("../../../migrations/0007_lifecycle_events.sql") },
 ];
 
 /// Key of the advisory lock that serializes migrations ("converge" in ASCII).

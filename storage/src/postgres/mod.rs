@@ -14,6 +14,7 @@ mod channels;
 mod conversations;
 mod deliveries;
 mod errors;
+mod events;
 mod io;
 mod members;
 mod migrate;
@@ -34,8 +35,9 @@ pub use bulk::BulkInsert;
 
 use crate::{
     Activity, Channel, ChannelFilter, ChannelPatch, Conversation, ConversationFilter, ConversationPatch, Delivery,
-    DeliveryFilter, DeliveryOutcome, Id, Json, Member, NewActivity, NewChannel, NewConversation, NewTenant, Page,
-    PageRequest, Receipts, Scope, SigningKey, Stats, Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
+    DeliveryFilter, DeliveryOutcome, Event, EventClaim, EventEndpoint, EventEndpointPatch, EventFilter, EventType, Id,
+    Json, Member, NewActivity, NewChannel, NewConversation, NewEventEndpoint, NewTenant, Page, PageRequest,
+    PresenceChange, Receipts, Scope, SigningKey, Stats, Store, StoreError, StoreResult, Tenant, TenantPatch, Timestamp,
     Written,
 };
 use io::IoThread;
@@ -327,6 +329,61 @@ impl Store for PgStore {
 
     async fn delete_signing_key(&self, tenant_id: Id, kid: &str) -> StoreResult<SigningKey> {
         self.delete_signing_key_impl(tenant_id, kid).await
+    }
+
+    async fn create_event_endpoint(&self, new: NewEventEndpoint) -> StoreResult<EventEndpoint> {
+        self.create_event_endpoint_impl(new).await
+    }
+
+    async fn get_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint> {
+        self.get_event_endpoint_impl(tenant_id, id).await
+    }
+
+    async fn list_event_endpoints(&self, tenant_id: Id, limit: u32) -> StoreResult<Vec<EventEndpoint>> {
+        self.list_event_endpoints_impl(tenant_id, limit).await
+    }
+
+    async fn update_event_endpoint(
+        &self,
+        tenant_id: Id,
+        id: Id,
+        patch: EventEndpointPatch,
+    ) -> StoreResult<EventEndpoint> {
+        self.update_event_endpoint_impl(tenant_id, id, patch).await
+    }
+
+    async fn delete_event_endpoint(&self, tenant_id: Id, id: Id) -> StoreResult<EventEndpoint> {
+        self.delete_event_endpoint_impl(tenant_id, id).await
+    }
+
+    async fn event_types(&self, tenant_id: Id) -> StoreResult<Vec<EventType>> {
+        self.event_types_impl(tenant_id).await
+    }
+
+    async fn record_presence(&self, tenant_id: Id, sender: &str, change: PresenceChange) -> StoreResult<()> {
+        self.record_presence_impl(tenant_id, sender, change).await
+    }
+
+    async fn get_event(&self, scope: Scope, id: Id) -> StoreResult<Event> {
+        self.get_event_impl(scope, id).await
+    }
+
+    async fn list_events(&self, scope: Scope, filter: EventFilter, page: PageRequest) -> StoreResult<Page<Event>> {
+        self.list_events_impl(scope, filter, page).await
+    }
+
+    async fn claim_events(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> StoreResult<Vec<EventClaim>> {
+        self.claim_events_impl(now, limit, lease, max_attempts).await
+    }
+
+    async fn complete_event(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Event> {
+        self.complete_event_impl(id, attempt, outcome).await
     }
 
     async fn stats(&self) -> StoreResult<Stats> {

@@ -219,6 +219,7 @@ pub fn message(conversation: &Conversation, text: &str) -> NewActivity {
         parent_id: None,
         author_only: false,
         member: None,
+        announce: false,
         traceparent: None,
     }
 }
@@ -318,6 +319,7 @@ pub fn join(conversation: &Conversation, sender: &str, role: Option<&str>, metad
         text: None,
         sender: sender.to_string(),
         member: Some(MemberChange::Join { role: role.map(str::to_string), metadata: json(metadata) }),
+        announce: false,
         ..message(conversation, "")
     }
 }
@@ -329,6 +331,7 @@ pub fn leave(conversation: &Conversation, sender: &str) -> NewActivity {
         text: None,
         sender: sender.to_string(),
         member: Some(MemberChange::Leave),
+        announce: false,
         ..message(conversation, "")
     }
 }

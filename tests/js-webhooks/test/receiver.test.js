@@ -44,7 +44,9 @@ async function startReceiver() {
       }
       receiver.got.push(record);
       res.writeHead(record.verified ? 200 : 401, { "content-type": "application/json" });
-      res.end("{}");
+      // A pre-publish hook call (docs/api.md "Pre-publish hook") wants a verdict per item.
+      const items = record.payload?.type === "activity.pre_publish" ? record.payload.data.items : null;
+      res.end(items ? JSON.stringify({ results: items.map(() => ({ action: "accept" })) }) : "{}");
     });
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
@@ -89,12 +91,14 @@ async function postAndReceive(text) {
   return { activity, delivery, got };
 }
 
-test("the channel API hands out a whsec_ signing key for webhook channels only", async () => {
+test("the channel API hands out a whsec_ signing key with the secret, for every type", async () => {
   assert.match(channel.webhook_signing_key, /^whsec_[A-Za-z0-9+/]+=*$/);
   const read = await converger.expect(200, "GET", `/api/v1/channels/${channel.id}`, apiKey);
   assert.equal(read.webhook_signing_key, undefined, "only where the secret is shown");
+  // Any channel signs its pre-publish hook's calls with its key.
   const echo = await converger.expect(201, "POST", "/api/v1/channels", apiKey, { name: "e", type: "echo" });
-  assert.equal(echo.webhook_signing_key, undefined);
+  assert.match(echo.webhook_signing_key, /^whsec_/);
+  assert.notEqual(echo.webhook_signing_key, channel.webhook_signing_key);
 });
 
 test("a delivery verifies with standardwebhooks and the key from the API", async () => {
@@ -147,4 +151,26 @@ test("after rotate-secret the new key verifies new deliveries and the old one do
   assert.ok(stale.got.error instanceof WebhookVerificationError, String(stale.got.error));
   assert.equal(stale.delivery.status, "failed", JSON.stringify(stale.delivery));
   assert.doesNotThrow(() => new Webhook(newKey).verify(stale.got.rawBody, stale.got.headers));
+});
+
+test("a pre-publish hook call verifies with standardwebhooks and the channel's key; one that does not is refused", async () => {
+  const hooked = await converger.expect(201, "POST", "/api/v1/channels", apiKey, {
+    name: "hooked", type: "websocket", config: { pre_publish: { url: receiver.url, timeout_ms: 5000 } },
+  });
+  const conv = await converger.expect(201, "POST", "/api/v1/conversations", apiKey, { channel_id: hooked.id });
+  const path = `/api/v1/conversations/${conv.id}/activities`;
+  receiver.key = hooked.webhook_signing_key;
+  const before = receiver.got.length;
+  const written = await converger.expect(201, "POST", path, apiKey, { sender: "u", text: "checked" });
+  const call = receiver.got[before];
+  assert.equal(call.verified, true, `verification failed: ${call.error}`);
+  assert.equal(call.payload.type, "activity.pre_publish");
+  assert.equal(call.payload.data.channel_id, hooked.id);
+  assert.equal(call.payload.data.items[0].id, written.id, "the item is the activity as it is stored");
+
+  // A receiver holding another channel's key refuses the call (401): the publish is rejected (fail closed).
+  receiver.key = channel.webhook_signing_key;
+  const refused = await converger.call("POST", path, apiKey, { sender: "u", text: "unchecked" });
+  assert.equal(refused.status, 422);
+  assert.equal(refused.json.error.code, "rejected_by_hook");
 });

@@ -383,6 +383,8 @@ fn a_stalled_binary_subscriber_is_closed_as_a_slow_consumer_while_publishers_kee
             Next::Closed => break,
         }
     }
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("converger_send_queue_overflows_total{transport=\"binary_tcp\"} 1\n"), "{metrics}");
 }
 
 #[test]

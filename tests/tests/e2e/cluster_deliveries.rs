@@ -76,8 +76,10 @@ fn workers_on_every_node_share_the_queue_without_double_sends() {
         .iter()
         .map(|n| {
             let page = n.get("/metrics").text();
+            // A cluster node labels its samples with its id.
             page.lines()
-                .find_map(|l| l.strip_prefix("converger_delivery_attempts_total{outcome=\"delivered\"} "))
+                .filter(|l| l.starts_with("converger_delivery_attempts_total{node=\""))
+                .find_map(|l| l.split_once(",outcome=\"delivered\"} ").map(|(_, v)| v))
                 .map_or(0, |v| v.trim().parse().expect("a count"))
         })
         .sum();
@@ -129,9 +131,10 @@ fn admin_stats_list_every_node_with_its_connections() {
     assert!(nodes[1..].iter().all(|n| n["this_node"] == false && n["last_seen_ms"].as_u64().is_some()), "{stats}");
     assert_eq!(stats["connections"], nodes[0]["connections"], "{stats}");
     let metrics = cluster.node(2).get("/metrics").text();
-    assert!(metrics.contains("converger_node_info{node_id=\"node-2\"} 1"), "{metrics}");
+    assert!(metrics.contains("converger_node_info{node=\"node-2\",node_id=\"node-2\"} 1"), "{metrics}");
     assert!(
-        metrics.contains("converger_cluster_connected 1") && metrics.contains("converger_cluster_nodes 2"),
+        metrics.contains("converger_cluster_connected{node=\"node-2\"} 1")
+            && metrics.contains("converger_cluster_nodes{node=\"node-2\"} 2"),
         "{metrics}"
     );
 }

@@ -201,6 +201,8 @@ fn a_stalled_subscriber_is_closed_as_a_slow_consumer_while_the_others_keep_up() 
             Err(e) => panic!("unexpected end: {e}"),
         }
     }
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("converger_send_queue_overflows_total{transport=\"phoenix\"} 1\n"), "{metrics}");
 }
 
 #[test]

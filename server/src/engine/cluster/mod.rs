@@ -176,6 +176,7 @@ impl Status {
         caps: Arc<ConnCaps>,
         users: Arc<crate::engine::users::Users>,
     ) -> Status {
+        users.set_origin(&origin);
         Status {
             node_id,
             origin,

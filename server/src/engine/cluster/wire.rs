@@ -132,6 +132,8 @@ pub enum Changed {
     Tenants,
     /// A channel's configuration or status.
     Channels,
+    /// A tenant's event endpoints (which event types they take).
+    EventEndpoints,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 use converger_protocol::{decode_frame_with_limit, ErrorFrame, Version, WireError};
 
 use super::sink::BinarySender;
+use crate::metrics::Transport;
 use crate::net::binary::{FrameConn, Inbound};
 use crate::net::ws::{code, Incoming, WsSocket};
 
@@ -19,6 +20,10 @@ pub(crate) trait Link {
     /// Sends `error` with the close flag after what is queued, then ends the
     /// connection (bounded wait).
     async fn close(self, error: ErrorFrame);
+    /// Which transport this is, for the metrics.
+    fn transport(&self) -> Transport;
+    /// Calls `count` when the send queue overflows (a slow consumer).
+    fn on_overflow(&self, count: impl Fn() + 'static);
 }
 
 impl Link for FrameConn {
@@ -36,6 +41,14 @@ impl Link for FrameConn {
 
     async fn close(self, error: ErrorFrame) {
         FrameConn::close(self, error).await
+    }
+
+    fn transport(&self) -> Transport {
+        Transport::BinaryTcp
+    }
+
+    fn on_overflow(&self, count: impl Fn() + 'static) {
+        FrameConn::sender(self).on_overflow(count)
     }
 }
 
@@ -81,5 +94,13 @@ impl Link for WsLink {
         let _ = sender.send(error.closing());
         let ws_code = if reason.is_empty() { code::NORMAL } else { code::POLICY };
         self.ws.close(ws_code, &reason).await;
+    }
+
+    fn transport(&self) -> Transport {
+        Transport::BinaryWs
+    }
+
+    fn on_overflow(&self, count: impl Fn() + 'static) {
+        self.ws.sender().on_overflow(count)
     }
 }

@@ -124,6 +124,8 @@ pub(crate) async fn run<L: Link>(
     limits: Limits,
     upgrade_token: Option<String>,
 ) {
+    let open = hub.metrics.socket_opened(link.transport());
+    link.on_overflow(open.overflow_counter());
     let (identity, version) = match handshake(&mut link, &hub, limits, upgrade_token.as_deref(), &shutdown).await {
         Ok(accepted) => accepted,
         Err(error) => return link.close(error).await,
