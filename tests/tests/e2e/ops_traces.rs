@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use converger_e2e::api::{create_tenant, expect, Client};
+use converger_e2e::api::{create_tenant, delivery_of, expect, Client};
 use converger_e2e::binary::{uuid_bytes, BinClient};
 use converger_e2e::pg::PgSchema;
 use converger_e2e::receiver::Receiver;
@@ -91,7 +91,6 @@ fn a_traced_rest_write_links_request_commit_fan_out_and_delivery(schema: Option<
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
     let body = json!({"sender": "alice", "text": "traced"});
     let written = expect(&api.send("POST", &path, &[("traceparent", &traceparent)], Some(&body)), 201);
-    assert!(written["id"].is_string());
 
     // The REST span: a SERVER child of the given traceparent.
     let request = wait_for_spans(&otlp, "request span", |spans| {
@@ -142,6 +141,10 @@ fn a_traced_rest_write_links_request_commit_fan_out_and_delivery(schema: Option<
     assert_eq!(attempt["kind"], 3, "CLIENT");
     assert_eq!(attr(&attempt, "converger.delivery.outcome"), Some(&json!({"stringValue": "delivered"})));
     assert_eq!(attr(&attempt, "http.response.status_code"), Some(&json!({"intValue": "200"})));
+    // The trace is kept with the delivery row, beside what the outcome recorded.
+    let activity = written["id"].as_str().expect("id");
+    let d = delivery_of(&api, activity, |d| d["status"] == "delivered");
+    assert_eq!(d["metadata"]["traceparent"], format!("00-{TRACE}-{request_span}-01"), "{d}");
 
     // A request without a traceparent starts a trace of its own; one with a bad header too.
     for headers in [vec![], vec![("traceparent", "00-not-a-valid-header-01")]] {
