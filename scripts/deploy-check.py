@@ -56,11 +56,6 @@ PROFILES = {
     "otel-collector": ["observability"],
     "jaeger": ["observability"],
 }
-# Named by the compose file before the server reads it: --otlp-endpoint
-# (issue 18, traces) is not built yet. Drop this once `converger --help`
-# lists it; the check below then holds it like every other name.
-NOT_YET_IN_SERVER = {"CONVERGER_OTLP_ENDPOINT"}
-
 failures = []
 
 
@@ -126,7 +121,7 @@ def check_compose(compose, env_names):
             elif source not in declared_volumes:
                 fail(f"{name}: volume {source!r} is not declared under volumes:")
         for key in env_of(svc):
-            if (key.startswith("CONVERGER_") or key == "DATABASE_URL") and key not in NOT_YET_IN_SERVER:
+            if key.startswith("CONVERGER_") or key == "DATABASE_URL":
                 if key not in env_names:
                     fail(f"{name}: {key} is not a name the server reads (`converger --help`)")
         hc = svc.get("healthcheck")
@@ -276,7 +271,7 @@ def check_values_start_the_server(binary, services):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERGER_") and k != "DATABASE_URL"}
     for key, value in env_of(services["converger"]).items():
         # The cluster's (a node id needs NATS, NATS needs PostgreSQL): names on the compose network.
-        if key in ("DATABASE_URL", "CONVERGER_NATS_URL", "CONVERGER_NODE_ID") or key in NOT_YET_IN_SERVER:
+        if key in ("DATABASE_URL", "CONVERGER_NATS_URL", "CONVERGER_NODE_ID"):
             continue
         # The compose file's ${VAR:-default}: the default.
         env[key] = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value))

@@ -70,6 +70,7 @@ pub fn draft(conversation: [u8; 16], sender: &str, text: &str) -> Draft {
         idempotency_key: None,
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 

@@ -255,6 +255,7 @@ async fn one_run(
                             author_only: false,
                             member: None,
                             announce: false,
+                            traceparent: None,
                         }
                     })
                     .collect();

@@ -13,7 +13,7 @@ export type U64Input = bigint | number;
 /** The oldest protocol version this codec speaks. */
 export declare const MIN_VERSION: 1;
 /** The newest protocol version this codec speaks; a client offers MIN_VERSION..MAX_VERSION. */
-export declare const MAX_VERSION: 2;
+export declare const MAX_VERSION: 3;
 /** A protocol version: a connection's frames all use its layouts (default 1, a connection's version until its Welcome). */
 export type Version = 1 | 2;
 /** Options of encode and decode: the connection's version, and the size limit (default and cap: MAX_FRAME_SIZE). */
@@ -106,6 +106,8 @@ export interface WireDraft {
   targetId?: IdInput | null;
   /** Version 2: makes a message a reply in that message's thread. */
   parentId?: IdInput | null;
+  /** Version 3: the W3C `traceparent` of the publish (present on decode only when sent). */
+  traceparent?: string | null;
 }
 
 export interface WrittenFields {

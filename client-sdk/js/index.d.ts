@@ -134,6 +134,12 @@ export interface Draft {
   targetId?: IdInput | null;
   /** Makes a message a reply in that message's thread (protocol version 2). */
   parentId?: IdInput | null;
+  /**
+   * The W3C `traceparent` (`00-{trace id}-{span id}-{flags}`) of the trace this
+   * publish belongs to (protocol version 3): with the server's traces on, its
+   * span of the publish is a child of it. A malformed value is ignored.
+   */
+  traceparent?: string | null;
 }
 
 export interface Written {

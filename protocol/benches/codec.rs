@@ -41,6 +41,7 @@ fn draft(i: u64) -> Draft {
         idempotency_key: Some(format!("req-{i}")),
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 

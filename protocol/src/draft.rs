@@ -1,7 +1,8 @@
 //! The [`Draft`] record: an activity to create, as Publish and PublishBatch
 //! carry it. Version 2 adds `target_id` (what an edit, delete or reaction acts
 //! on) and `parent_id` (a reply's thread); a version-1 draft has neither, and
-//! its decoder refuses their presence bits.
+//! its decoder refuses their presence bits. Version 3 adds `traceparent` (the
+//! W3C trace context the publish belongs to), refused likewise before it.
 //!
 //! JSON values (`attachments`, `metadata`) are raw UTF-8 JSON text: the codec
 //! checks UTF-8 and nothing more; the server validates JSON at its edge.
@@ -18,13 +19,15 @@ pub const HAS_METADATA: u8 = 0x08;
 pub const HAS_TARGET: u8 = 0x10;
 /// Presence bit (version 2): `parent_id` follows.
 pub const HAS_PARENT: u8 = 0x20;
+/// Presence bit (version 3): `traceparent` follows.
+pub const HAS_TRACEPARENT: u8 = 0x40;
 
 /// An activity to create: what Publish and PublishBatch carry.
 ///
 /// | size | field | notes |
 /// | --- | --- | --- |
 /// | 16 | `conversation_id` | UUID bytes |
-/// | 1 | `present` u8 | bits: 0x01 text, 0x02 attachments, 0x04 idempotency_key, 0x08 metadata; version 2: 0x10 target_id, 0x20 parent_id; others must be 0 |
+/// | 1 | `present` u8 | bits: 0x01 text, 0x02 attachments, 0x04 idempotency_key, 0x08 metadata; version 2: 0x10 target_id, 0x20 parent_id; version 3: 0x40 traceparent; others must be 0 |
 /// | 1 + n | `type` | u8 length + UTF-8 |
 /// | 2 + n | `sender` | u16 length + UTF-8; empty = the token's sender |
 /// | 4 + n | `text` | u32 length + UTF-8, only if present |
@@ -33,6 +36,7 @@ pub const HAS_PARENT: u8 = 0x20;
 /// | 1 + n | `idempotency_key` | u8 length + UTF-8, only if present |
 /// | 16 | `target_id` | version 2, only if present: the message an `edit`, `delete`, `reaction_add` or `reaction_remove` acts on |
 /// | 16 | `parent_id` | version 2, only if present: the message a reply answers |
+/// | 1 + n | `traceparent` | version 3, only if present: u8 length + the W3C `traceparent` text; the codec checks UTF-8 only, the server ignores a malformed one |
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Draft {
     pub conversation_id: Id,
@@ -46,6 +50,8 @@ pub struct Draft {
     pub target_id: Option<Id>,
     /// Version 2.
     pub parent_id: Option<Id>,
+    /// Version 3: the W3C `traceparent` of the publish (`00-{trace}-{span}-{flags}`).
+    pub traceparent: Option<String>,
 }
 
 pub(crate) const MIN_DRAFT_SIZE: usize = 16 + 1 + 1 + 2;
@@ -71,16 +77,19 @@ impl Draft {
         if self.parent_id.is_some() {
             bits |= HAS_PARENT;
         }
+        if self.traceparent.is_some() {
+            bits |= HAS_TRACEPARENT;
+        }
         bits
     }
 
     /// The presence bits `version` defines.
     fn known_bits(version: Version) -> u8 {
         let v1 = HAS_TEXT | HAS_ATTACHMENTS | HAS_IDEMPOTENCY_KEY | HAS_METADATA;
-        if version >= Version::V2 {
-            v1 | HAS_TARGET | HAS_PARENT
-        } else {
-            v1
+        match version {
+            v if v >= Version::V3 => v1 | HAS_TARGET | HAS_PARENT | HAS_TRACEPARENT,
+            Version::V2 => v1 | HAS_TARGET | HAS_PARENT,
+            _ => v1,
         }
     }
 
@@ -98,15 +107,16 @@ impl Draft {
             + opt_size(&self.metadata, Len::U32)
             + opt_size(&self.idempotency_key, Len::U8)
             + ids
+            + if version >= Version::V3 { opt_size(&self.traceparent, Len::U8) } else { 0 }
     }
 
     /// Appends the record in `version`'s layout; a version-1 draft with a
-    /// `target_id` or `parent_id` is `NotInVersion`.
+    /// `target_id` or `parent_id`, or a draft before version 3 with a
+    /// `traceparent`, is `NotInVersion`.
     pub fn encode(&self, version: Version, buf: &mut BytesMut) -> Result<(), WireError> {
         let present = self.present();
-        if let Some(field) =
-            not_in(present, Draft::known_bits(version), &[(HAS_TARGET, "target_id"), (HAS_PARENT, "parent_id")])
-        {
+        let later = [(HAS_TARGET, "target_id"), (HAS_PARENT, "parent_id"), (HAS_TRACEPARENT, "traceparent")];
+        if let Some(field) = not_in(present, Draft::known_bits(version), &later) {
             return Err(WireError::NotInVersion { field, version: version.get() });
         }
         buf.put_slice(&self.conversation_id);
@@ -119,6 +129,7 @@ impl Draft {
         put_opt_str(buf, &self.idempotency_key, Len::U8, "idempotency_key")?;
         put_opt_id(buf, &self.target_id);
         put_opt_id(buf, &self.parent_id);
+        put_opt_str(buf, &self.traceparent, Len::U8, "traceparent")?;
         Ok(())
     }
 
@@ -144,6 +155,7 @@ impl Draft {
             idempotency_key: r.opt_str(present & HAS_IDEMPOTENCY_KEY != 0, Len::U8, "idempotency_key")?,
             target_id: r.opt_id(present & HAS_TARGET != 0, "target_id")?,
             parent_id: r.opt_id(present & HAS_PARENT != 0, "parent_id")?,
+            traceparent: r.opt_str(present & HAS_TRACEPARENT != 0, Len::U8, "traceparent")?,
         })
     }
 }
@@ -188,10 +200,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_bit_is_refused_in_version_2_too() {
+    fn an_unknown_bit_is_refused_in_version_2_and_3_too() {
         let mut buf = BytesMut::new();
         reply().encode(Version::V2, &mut buf).expect("encodes");
         buf[16] |= 0x40;
         assert!(matches!(Draft::decode(&buf, Version::V2), Err(WireError::InvalidValue { field: "present", .. })));
+        let mut buf = BytesMut::new();
+        reply().encode(Version::V3, &mut buf).expect("encodes");
+        buf[16] |= 0x80;
+        assert!(matches!(Draft::decode(&buf, Version::V3), Err(WireError::InvalidValue { field: "present", .. })));
+    }
+
+    #[test]
+    fn the_traceparent_is_version_3_and_comes_last() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = Draft { traceparent: Some(tp.into()), ..reply() };
+        let mut buf = BytesMut::new();
+        assert_eq!(
+            traced.encode(Version::V2, &mut buf),
+            Err(WireError::NotInVersion { field: "traceparent", version: 2 })
+        );
+        traced.encode(Version::V3, &mut buf).expect("version 3 has traceparent");
+        assert_eq!(buf.len(), traced.encoded_size(Version::V3));
+        assert_eq!(&buf[buf.len() - 56..], [&[55u8][..], tp.as_bytes()].concat().as_slice());
+        assert_eq!(Draft::decode(&buf, Version::V3), Ok((traced, buf.len())));
+        assert!(Draft::decode(&buf, Version::V2).is_err());
+        // Without it, version 3 is version 2's bytes.
+        let (mut v2, mut v3) = (BytesMut::new(), BytesMut::new());
+        reply().encode(Version::V2, &mut v2).expect("v2");
+        reply().encode(Version::V3, &mut v3).expect("v3");
+        assert_eq!(v2, v3);
     }
 }

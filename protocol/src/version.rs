@@ -12,11 +12,12 @@
 //! | --- | --- |
 //! | 1 | the protocol |
 //! | 2 | activity records: `target_id`, `parent_id`, message `state`; drafts: `target_id`, `parent_id`; the Receipt frame (0x32) |
+//! | 3 | drafts: `traceparent` (W3C trace context of the publish) |
 
 use std::fmt;
 use std::ops::RangeInclusive;
 
-/// A protocol version this codec speaks (1 or 2). Construct it with the
+/// A protocol version this codec speaks (1 to 3). Construct it with the
 /// constants or [`Version::from_u8`]; any value of this type is spoken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(u8);
@@ -24,12 +25,13 @@ pub struct Version(u8);
 impl Version {
     pub const V1: Version = Version(1);
     pub const V2: Version = Version(2);
+    pub const V3: Version = Version(3);
     /// The oldest version this codec speaks.
     pub const MIN: Version = Version::V1;
     /// The newest version this codec speaks.
-    pub const MAX: Version = Version::V2;
+    pub const MAX: Version = Version::V3;
     /// Every version this codec speaks, oldest first.
-    pub const ALL: [Version; 2] = [Version::V1, Version::V2];
+    pub const ALL: [Version; 3] = [Version::V1, Version::V2, Version::V3];
 
     /// The version numbered `n`, if this codec speaks it.
     pub const fn from_u8(n: u8) -> Option<Version> {
@@ -70,8 +72,9 @@ mod tests {
         assert_eq!(Version::from_u8(0), None);
         assert_eq!(Version::from_u8(1), Some(Version::V1));
         assert_eq!(Version::from_u8(2), Some(Version::V2));
-        assert_eq!(Version::from_u8(3), None);
-        assert_eq!(Version::ALL.iter().map(|v| v.get()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(Version::from_u8(3), Some(Version::V3));
+        assert_eq!(Version::from_u8(4), None);
+        assert_eq!(Version::ALL.iter().map(|v| v.get()).collect::<Vec<_>>(), [1, 2, 3]);
     }
 
     #[test]
@@ -79,9 +82,9 @@ mod tests {
         let all = Version::MIN..=Version::MAX;
         assert_eq!(Version::negotiate(1, 1, all.clone()), Some(Version::V1));
         assert_eq!(Version::negotiate(1, 2, all.clone()), Some(Version::V2));
-        assert_eq!(Version::negotiate(1, 9, all.clone()), Some(Version::V2));
+        assert_eq!(Version::negotiate(1, 9, all.clone()), Some(Version::V3));
         assert_eq!(Version::negotiate(2, 9, Version::V1..=Version::V1), None);
-        assert_eq!(Version::negotiate(3, 9, all.clone()), None);
+        assert_eq!(Version::negotiate(4, 9, all.clone()), None);
         assert_eq!(Version::negotiate(0, 0, all), None);
         assert_eq!(Version::negotiate(1, 2, Version::V1..=Version::V1), Some(Version::V1));
     }

@@ -99,6 +99,8 @@ pub struct Config {
     pub io_driver: IoDriver,
     pub log: LogFilter,
     pub log_format: LogFormat,
+    /// The OTLP/HTTP collector traces go to; `None`: tracing off.
+    pub otlp_endpoint: Option<String>,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
     pub http_idle_timeout: Duration,
@@ -226,6 +228,7 @@ impl Config {
             io_driver: o.io_driver.or(f.io_driver).unwrap_or_default(),
             log,
             log_format: o.log_format.or(f.log_format).unwrap_or_default(),
+            otlp_endpoint: otlp_endpoint(o.otlp_endpoint.or(f.otlp_endpoint))?,
             max_body_bytes,
             shutdown_grace: Duration::from_millis(
                 o.shutdown_grace_ms.or(f.shutdown_grace_ms).unwrap_or(defaults::SHUTDOWN_GRACE_MS),
@@ -321,7 +324,7 @@ impl Config {
             storage.push_str(&format!(" nats_url={} node_id={}", urls.join(","), c.node_id));
         }
         format!(
-            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} log_format={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
+            "http_addr={} binary_addr={} {storage} admin_token={} admin_allow={} jwt_secret={} shards={} io_driver={} log={} log_format={} otlp_endpoint={} max_body_bytes={} shutdown_grace_ms={} http_idle_timeout_ms={} http_request_timeout_ms={} http_max_header_bytes={} http_max_headers={} http_max_target_bytes={} ws_max_message_bytes={} ws_send_queue_bytes={} ws_messages_per_second={} delivery_retry_base_ms={} delivery_concurrency={} delivery_lease_ms={} delivery_allow_private={} {} {} config={}",
             self.http_addr,
             self.binary_addr,
             if self.admin_token.is_some() { "***" } else { "unset (admin API disabled)" },
@@ -331,6 +334,7 @@ impl Config {
             self.io_driver,
             self.log,
             self.log_format,
+            self.otlp_endpoint.as_deref().map_or_else(|| "unset".to_string(), mask_database_url),
             self.max_body_bytes,
             self.shutdown_grace.as_millis(),
             self.http_idle_timeout.as_millis(),
@@ -383,6 +387,21 @@ fn at_least_one<T: PartialEq + Default>(key: &'static str, given: Option<T>, def
         Some(n) if n == T::default() => Err(invalid(key, "must be at least 1")),
         Some(n) => Ok(n),
         None => Ok(default),
+    }
+}
+
+/// An http(s) URL, or unset (an empty value is unset).
+fn otlp_endpoint(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(Some(url)),
+        Some(url) => Err(invalid(
+            "otlp_endpoint",
+            &format!(
+                "`{}` is not an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)",
+                mask_database_url(&url)
+            ),
+        )),
+        None => Ok(None),
     }
 }
 

@@ -10,7 +10,7 @@
 //   edges:     api, admin, sessions, delivery
 //   service:   service
 //   engine:    engine
-//   blocks:    config, net, adapters, auth, metrics, rt
+//   blocks:    config, net, adapters, auth, trace, metrics, rt
 pub mod run;
 pub mod server;
 
@@ -31,6 +31,7 @@ pub mod net;
 pub mod rt;
 #[cfg(test)]
 pub mod testing;
+pub mod trace;
 
 pub use config::Config;
 pub use net::Listeners;

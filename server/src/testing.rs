@@ -241,6 +241,7 @@ pub fn message(tenant: Id, conversation: Id) -> NewActivity {
         author_only: false,
         member: None,
         announce: false,
+        traceparent: None,
     }
 }
 

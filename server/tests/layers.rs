@@ -33,6 +33,7 @@ const RANKS: &[(&str, u32)] = &[
     ("adapters", 15),
     ("net", 14),
     ("auth", 13),
+    ("trace", 12),
     ("metrics", 11),
     ("rt", 10),
 ];

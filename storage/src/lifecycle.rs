@@ -394,6 +394,7 @@ mod tests {
             author_only: false,
             member: None,
             announce: false,
+            traceparent: None,
         }
     }
 

@@ -402,9 +402,21 @@ pub struct NewActivity {
     /// so a tenant without endpoints costs the write no statement. When set,
     /// the events are written with the activity, in its transaction.
     pub announce: bool,
+    /// The W3C `traceparent` of the write (the server's traces on), kept in
+    /// its delivery rows' metadata (`{"traceparent": …}`) so that each
+    /// delivery attempt joins the trace. Not part of the activity.
+    pub traceparent: Option<String>,
 }
 
 impl NewActivity {
+    /// The metadata its delivery rows start with: the trace, if any.
+    pub fn delivery_metadata(&self) -> Json {
+        match &self.traceparent {
+            Some(t) => Json::from_value(&serde_json::json!({ "traceparent": t })),
+            None => Json::empty_object(),
+        }
+    }
+
     /// The activity as stored with `seq` (the delivery targets are left out:
     /// take them first). Moves the fields: the writer thread copies nothing.
     pub fn into_stored(self, seq: i64) -> Activity {

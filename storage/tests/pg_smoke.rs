@@ -94,6 +94,7 @@ fn activity(w: &World, key: Option<&str>, deliver: bool) -> NewActivity {
         author_only: false,
         member: None,
         announce: false,
+        traceparent: None,
     }
 }
 

@@ -36,7 +36,7 @@ export { uuidFromBytes, uuidToBytes, WireError } from "./wire.js";
 /** The oldest protocol version this codec speaks. */
 export const MIN_VERSION = 1;
 /** The newest protocol version this codec speaks (a client offers MIN_VERSION..MAX_VERSION). */
-export const MAX_VERSION = 2;
+export const MAX_VERSION = 3;
 export const HEADER_SIZE = 8;
 /** The largest frame the protocol allows (16 MiB, header included). */
 export const MAX_FRAME_SIZE = 16 * 1024 * 1024;

@@ -4,7 +4,8 @@
 // and the written fields of acks. Layouts depend on the connection's protocol
 // version: version 2 appends `targetId`, `parentId` and `state` to an
 // activity and `targetId`, `parentId` to a draft, each behind a presence bit a
-// version-1 decoder refuses and a version-1 encoder will not write.
+// version-1 decoder refuses and a version-1 encoder will not write; version 3
+// appends `traceparent` (W3C trace context) to a draft the same way.
 
 import { errorName } from "./errors.js";
 import { invalid, present, WireError } from "./wire.js";
@@ -20,6 +21,8 @@ const HAS_STATE = 0x20;
 const HAS_METADATA = 0x08;
 const DRAFT_HAS_TARGET = 0x10;
 const DRAFT_HAS_PARENT = 0x20;
+// Draft record, version 3.
+const DRAFT_HAS_TRACEPARENT = 0x40;
 // Message state.
 const STATE_EDITED = 0x01;
 const STATE_DELETED = 0x02;
@@ -32,6 +35,9 @@ const ACTIVITY_BITS = { 1: HAS_TEXT | HAS_ATTACHMENTS | HAS_IDEMPOTENCY_KEY };
 ACTIVITY_BITS[2] = ACTIVITY_BITS[1] | HAS_TARGET | HAS_PARENT | HAS_STATE;
 const DRAFT_BITS = { 1: HAS_TEXT | HAS_ATTACHMENTS | HAS_IDEMPOTENCY_KEY | HAS_METADATA };
 DRAFT_BITS[2] = DRAFT_BITS[1] | DRAFT_HAS_TARGET | DRAFT_HAS_PARENT;
+// Version 3 changes only the draft.
+ACTIVITY_BITS[3] = ACTIVITY_BITS[2];
+DRAFT_BITS[3] = DRAFT_BITS[2] | DRAFT_HAS_TRACEPARENT;
 
 /** A field version `version` does not have: the encoder refuses it (nothing is dropped silently). */
 function notInVersion(field, version) {
@@ -130,8 +136,10 @@ export function writeActivities(w, list, version) {
 export function writeDraft(w, d, version) {
   const bits = (present(d.text) ? HAS_TEXT : 0) | (present(d.attachments) ? HAS_ATTACHMENTS : 0)
     | (present(d.idempotencyKey) ? HAS_IDEMPOTENCY_KEY : 0) | (present(d.metadata) ? HAS_METADATA : 0)
-    | (present(d.targetId) ? DRAFT_HAS_TARGET : 0) | (present(d.parentId) ? DRAFT_HAS_PARENT : 0);
-  checkVersion(bits, DRAFT_BITS[version], [[DRAFT_HAS_TARGET, "target_id"], [DRAFT_HAS_PARENT, "parent_id"]], version);
+    | (present(d.targetId) ? DRAFT_HAS_TARGET : 0) | (present(d.parentId) ? DRAFT_HAS_PARENT : 0)
+    | (present(d.traceparent) ? DRAFT_HAS_TRACEPARENT : 0);
+  const later = [[DRAFT_HAS_TARGET, "target_id"], [DRAFT_HAS_PARENT, "parent_id"], [DRAFT_HAS_TRACEPARENT, "traceparent"]];
+  checkVersion(bits, DRAFT_BITS[version], later, version);
   w.id(d.conversationId, "conversation_id");
   w.u8(bits, "present");
   w.str(d.type, 1, "type");
@@ -142,13 +150,14 @@ export function writeDraft(w, d, version) {
   w.optStr(d.idempotencyKey, 1, "idempotency_key");
   if (present(d.targetId)) w.id(d.targetId, "target_id");
   if (present(d.parentId)) w.id(d.parentId, "parent_id");
+  w.optStr(d.traceparent, 1, "traceparent");
 }
 
 export function readDraft(r, version) {
   const conversationId = r.id("conversation_id");
   const bits = r.u8("present");
   if (bits & ~DRAFT_BITS[version]) throw invalid("present", "unknown presence bit");
-  return {
+  const draft = {
     conversationId,
     type: r.str(1, "type"),
     sender: r.str(2, "sender"),
@@ -159,6 +168,9 @@ export function readDraft(r, version) {
     targetId: bits & DRAFT_HAS_TARGET ? r.id("target_id") : null,
     parentId: bits & DRAFT_HAS_PARENT ? r.id("parent_id") : null,
   };
+  // Only when sent: a draft without it reads as it did before version 3.
+  if (bits & DRAFT_HAS_TRACEPARENT) draft.traceparent = r.str(1, "traceparent");
+  return draft;
 }
 
 /** A failure item's code and message (the code was read already and is not 0). */

@@ -35,6 +35,7 @@ export function toDraft(d) {
     idempotencyKey: d.idempotencyKey ?? null,
     targetId: d.targetId ?? null,
     parentId: d.parentId ?? null,
+    traceparent: d.traceparent ?? null,
   };
 }
 

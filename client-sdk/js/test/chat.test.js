@@ -47,7 +47,7 @@ test("edits, reactions, replies and deletes travel as activities and show in the
   await server.addMember(world, "bob");
   const alice = await open({ token: await server.token(world, "alice") });
   const bob = await open({ token: await server.token(world, "bob") });
-  assert.equal(alice.welcome.version, 2);
+  assert.equal(alice.welcome.version, 3);
   const sub = await bob.subscribe(conv, 0n);
   assert.deepEqual((await take(sub, 2)).map((a) => a.type), ["member_joined", "member_joined"]);
 

@@ -20,7 +20,8 @@ test("the golden vectors cover every frame kind", () => {
 });
 
 test("the vectors cover every version this codec speaks", () => {
-  assert.deepEqual([...new Set(valid.map((v) => v.version))].sort(), [MIN_VERSION, MAX_VERSION]);
+  const all = Array.from({ length: MAX_VERSION - MIN_VERSION + 1 }, (_, i) => MIN_VERSION + i);
+  assert.deepEqual([...new Set(valid.map((v) => v.version))].sort(), all);
 });
 
 for (const v of valid) {
@@ -54,7 +55,8 @@ test("every prefix of every vector is need-more, never an error", () => {
 });
 
 // One stream per version, as one connection reads it.
-const streams = [MIN_VERSION, MAX_VERSION].map((version) => {
+const VERSIONS = Array.from({ length: MAX_VERSION - MIN_VERSION + 1 }, (_, i) => MIN_VERSION + i);
+const streams = VERSIONS.map((version) => {
   const of = valid.filter((v) => v.version === version);
   return { version, bytes: Buffer.concat(of.map((v) => v.bytes)), frames: of.map((v) => v.frame) };
 });
@@ -100,7 +102,18 @@ test("version 2 kinds and fields do not encode in version 1, and nothing else ch
       assert.throws(() => encodeFrame(v.frame, { version: 1 }), { code: "not_in_version" }, `${v.file}/${v.name}`);
     }
   }
-  assert.throws(() => encodeFrame({ kind: "ping", payload: 1n }, { version: 3 }), { code: "unsupported_version" });
+  assert.throws(() => encodeFrame({ kind: "ping", payload: 1n }, { version: MAX_VERSION + 1 }), { code: "unsupported_version" });
+});
+
+test("a draft's traceparent is version 3: refused before it, and only the draft changes", () => {
+  const v3 = valid.filter((x) => x.version === 3);
+  assert.ok(v3.some((v) => v.frame.kind === "publish" && v.frame.activity.traceparent));
+  for (const v of v3) {
+    assert.throws(() => encodeFrame(v.frame, { version: 2 }), { code: "not_in_version", field: "traceparent" }, `${v.file}/${v.name}`);
+  }
+  const id = "0190b6a4-1c2e-7100-8000-000000000001";
+  const plain = { kind: "publish", requestId: 1, activity: { conversationId: id, type: "message", sender: "", text: "hi" } };
+  assert.equal(toHex(encodeFrame(plain, { version: 3 }).subarray(5)), toHex(encodeFrame(plain, { version: 2 }).subarray(5)));
 });
 
 test("the size limit is checked from the first four bytes", () => {

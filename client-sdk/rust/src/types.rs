@@ -104,6 +104,10 @@ pub struct Draft {
     pub target_id: Option<Uuid>,
     /// The message a reply answers: its thread (protocol version 2).
     pub parent_id: Option<Uuid>,
+    /// The W3C `traceparent` of the trace this publish belongs to (protocol
+    /// version 3): with the server's traces on, its span of the publish is a
+    /// child of it. A malformed value is ignored by the server.
+    pub traceparent: Option<String>,
 }
 
 impl Draft {
@@ -128,6 +132,7 @@ impl Draft {
             idempotency_key: None,
             target_id: None,
             parent_id: None,
+            traceparent: None,
         }
     }
 
@@ -163,6 +168,13 @@ impl Draft {
     /// Makes the draft a reply in the thread of message `parent`.
     pub fn parent(mut self, parent: Uuid) -> Draft {
         self.parent_id = Some(parent);
+        self
+    }
+
+    /// Sends the W3C `traceparent` (`00-{trace id}-{span id}-{flags}`) with
+    /// the publish (protocol version 3; an older server refuses the publish).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Draft {
+        self.traceparent = Some(traceparent.into());
         self
     }
 
@@ -206,6 +218,7 @@ impl From<Draft> for proto::Draft {
             idempotency_key: d.idempotency_key,
             target_id: d.target_id.map(Uuid::into_bytes),
             parent_id: d.parent_id.map(Uuid::into_bytes),
+            traceparent: d.traceparent,
         }
     }
 }
@@ -222,6 +235,7 @@ impl From<proto::Draft> for Draft {
             idempotency_key: d.idempotency_key,
             target_id: d.target_id.map(Uuid::from_bytes),
             parent_id: d.parent_id.map(Uuid::from_bytes),
+            traceparent: d.traceparent,
         }
     }
 }

@@ -16,7 +16,7 @@ async fn edits_reactions_replies_and_deletes_travel_as_activities_and_show_in_th
     }
     let alice = env.token_client(conversation, "alice").await;
     let bob = env.token_client(conversation, "bob").await;
-    assert_eq!(alice.welcome().version, 2, "the SDK and the server both speak version 2");
+    assert_eq!(alice.welcome().version, 3, "the SDK and the server both speak version 3");
     let mut bob_sub = bob.subscribe(conversation, 0).await.unwrap();
     assert_eq!(next(&mut bob_sub).await.kind, "member_joined");
     assert_eq!(next(&mut bob_sub).await.kind, "member_joined");

@@ -13,7 +13,7 @@ async fn connects_with_a_token_and_with_an_api_key() {
 
     let user = env.token_client(conversation, "user-1").await;
     let w = user.welcome();
-    assert_eq!((w.version, w.tenant_id, w.conversation_id), (2, env.tenant_id, Some(conversation)));
+    assert_eq!((w.version, w.tenant_id, w.conversation_id), (3, env.tenant_id, Some(conversation)));
     assert_eq!(w.sender, "user-1");
     assert!(w.expires_at > 0 && w.idle_timeout.as_secs() > 0 && w.max_frame > 0, "{w:?}");
     assert!(user.is_connected());

@@ -152,6 +152,7 @@ fn draft(f: &Value) -> Draft {
         idempotency_key: opt(&f["idempotency_key"]),
         target_id: opt_uuid(&f["target_id"]),
         parent_id: opt_uuid(&f["parent_id"]),
+        traceparent: opt(&f["traceparent"]),
     }
 }
 

@@ -150,7 +150,7 @@ fn activity_of(v: &Value) -> Activity {
 }
 
 fn draft_json(d: &Draft) -> Value {
-    json!({
+    let mut v = json!({
         "conversation_id": uuid(&d.conversation_id),
         "type": d.kind,
         "sender": d.sender,
@@ -160,7 +160,12 @@ fn draft_json(d: &Draft) -> Value {
         "idempotency_key": opt_str(&d.idempotency_key),
         "target_id": opt_uuid(&d.target_id),
         "parent_id": opt_uuid(&d.parent_id),
-    })
+    });
+    // Version 3's field, written only when set: the older vectors stay as they were.
+    if let Some(t) = &d.traceparent {
+        v["traceparent"] = t.as_str().into();
+    }
+    v
 }
 
 fn draft_of(v: &Value) -> Draft {
@@ -174,6 +179,7 @@ fn draft_of(v: &Value) -> Draft {
         idempotency_key: os(&v["idempotency_key"]),
         target_id: opt_uuid_of(&v["target_id"]),
         parent_id: opt_uuid_of(&v["parent_id"]),
+        traceparent: os(&v["traceparent"]),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn full_draft() -> Draft {
         idempotency_key: Some("req-7".into()),
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 
@@ -78,6 +79,7 @@ pub fn bare_draft() -> Draft {
         idempotency_key: None,
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 
@@ -200,7 +202,24 @@ pub fn samples() -> Vec<(&'static str, &'static str, Version, Frame)> {
     let mut all: Vec<_> =
         v1_samples().into_iter().map(|(file, name, frame)| (file, name, Version::V1, frame)).collect();
     all.extend(v2_samples().into_iter().map(|(file, name, frame)| (file, name, Version::V2, frame)));
+    all.extend(v3_samples().into_iter().map(|(file, name, frame)| (file, name, Version::V3, frame)));
     all
+}
+
+/// The W3C `traceparent` of the version-3 samples.
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// What version 3 adds: a draft's `traceparent`.
+fn v3_samples() -> Vec<(&'static str, &'static str, Frame)> {
+    let traced = |d: Draft| Draft { traceparent: Some(TRACEPARENT.into()), ..d };
+    vec![
+        ("publish", "v3_traced", Publish { request_id: 30, activity: traced(reply_draft()) }.into()),
+        (
+            "publish_batch",
+            "v3_traced_and_plain",
+            PublishBatch { request_id: 31, activities: vec![traced(bare_draft()), edit_draft()] }.into(),
+        ),
+    ]
 }
 
 /// What version 2 adds or changes, and one unchanged layout under its header.

@@ -40,6 +40,7 @@ use crate::engine::Engine;
 use crate::metrics::{Registry, ShardMetrics};
 use crate::net::http::{Method, Request, Response, Service};
 use crate::service::{Hub, Publisher};
+use crate::trace;
 
 /// What every handler can reach. One per shard; the store is shared.
 pub struct App {
@@ -84,14 +85,48 @@ impl App {
     /// Each request runs in a `request` span whose `request_id` its log
     /// lines carry and `x-request-id` echoes: the client's own `x-request-id`
     /// when it is 1–128 visible ASCII characters, else a new one.
+    ///
+    /// With traces on (`--otlp-endpoint`), each request is also a SERVER span,
+    /// a child of the request's `traceparent` when it has a valid one.
     pub async fn handle(&self, mut request: Request) -> Response {
         request.id = request_id(&request);
         let id = request.id.clone();
         let span = tracing::info_span!("request", request_id = %id);
-        self.answer(request).instrument(span).await.with_header("x-request-id", id)
+        let response = if trace::enabled() {
+            self.answer_traced(request).instrument(span).await
+        } else {
+            self.answer(request).instrument(span).await.1
+        };
+        response.with_header("x-request-id", id)
     }
 
-    async fn answer(&self, request: Request) -> Response {
+    /// [`App::answer`] in a span named `{METHOD} {route pattern}`, whose
+    /// context the write path picks up ([`trace::current`]).
+    async fn answer_traced(&self, request: Request) -> Response {
+        let parent = request.header("traceparent").and_then(trace::SpanContext::parse);
+        let Some(mut span) = trace::span("HTTP request", trace::Kind::Server, parent) else {
+            return self.answer(request).await.1;
+        };
+        let method = request.method.to_string();
+        span.attr("converger.request_id", request.id.clone());
+        let (pattern, response) = trace::in_context(span.context(), self.answer(request)).await;
+        if pattern.starts_with('/') {
+            span.set_name(format!("{method} {pattern}"));
+            span.attr("http.route", pattern);
+        } else {
+            // Not routed (preflight, refused, unmatched): the method alone, as OpenTelemetry names it.
+            span.set_name(method.clone());
+        }
+        span.attr("http.request.method", method);
+        span.attr("http.response.status_code", response.status);
+        if response.status >= 500 {
+            span.error(format!("answered {}", response.status));
+        }
+        response
+    }
+
+    /// The response, and the route pattern it is counted under.
+    async fn answer(&self, request: Request) -> (&'static str, Response) {
         let started = std::time::Instant::now();
         let method = request.method.clone();
         let path = request.path.clone();
@@ -116,7 +151,7 @@ impl App {
         let response = cors::decorate(edge, origin.as_deref(), result.unwrap_or_else(ApiError::into_response));
         self.metrics.request(pattern, response.status, started.elapsed());
         debug!(%method, %path, status = response.status, "request");
-        response
+        (pattern, response)
     }
 
     /// The client address's request budget; health checks and metrics are

@@ -110,6 +110,14 @@ pub struct Options {
     #[arg(long, env = "CONVERGER_LOG_FORMAT", value_name = "FORMAT", hide_env_values = true, global = true)]
     pub log_format: Option<LogFormat>,
 
+    /// OpenTelemetry traces: the OTLP/HTTP collector spans are sent to, as
+    /// JSON, e.g. `http://127.0.0.1:4318` (`/v1/traces` is added). A span per
+    /// REST request, owner commit batch, fan-out and delivery attempt;
+    /// `traceparent` is read on REST requests and binary publishes and sent
+    /// on webhook deliveries [default: unset = no tracing, no cost]
+    #[arg(long, env = "CONVERGER_OTLP_ENDPOINT", value_name = "URL", hide_env_values = true, global = true)]
+    pub otlp_endpoint: Option<String>,
+
     /// Largest accepted HTTP request body in bytes; larger ones get 413
     /// [default: 1048576 (1 MiB)]
     #[arg(long, env = "CONVERGER_MAX_BODY_BYTES", value_name = "BYTES", hide_env_values = true, global = true)]

@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub io_driver: Option<IoDriver>,
     pub log: Option<LogFilter>,
     pub log_format: Option<LogFormat>,
+    pub otlp_endpoint: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
     pub http_idle_timeout_ms: Option<u64>,

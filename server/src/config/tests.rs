@@ -77,6 +77,28 @@ fn invalid_values_are_errors_naming_the_key() {
 }
 
 #[test]
+fn the_otlp_endpoint_is_an_http_url_unset_by_default_and_masked_in_the_summary() {
+    let _env = ENV.lock();
+    let c = Config::resolve(options(&[]), FileConfig::default()).expect("config");
+    assert_eq!(c.otlp_endpoint, None);
+    assert!(c.masked_summary().contains("otlp_endpoint=unset"), "{}", c.masked_summary());
+    let o = options(&["--otlp-endpoint", "https://user:pw-SECRET@collector:4318"]);
+    let c = Config::resolve(o, FileConfig::default()).expect("config");
+    assert_eq!(c.otlp_endpoint.as_deref(), Some("https://user:pw-SECRET@collector:4318"));
+    let summary = c.masked_summary();
+    assert!(
+        summary.contains("otlp_endpoint=https://user:***@collector:4318") && !summary.contains("pw-SECRET"),
+        "{summary}"
+    );
+    let err =
+        Config::resolve(options(&["--otlp-endpoint", "collector:4318"]), FileConfig::default()).expect_err("not a URL");
+    assert!(err.to_string().contains("otlp_endpoint"), "{err}");
+    let file: FileConfig = toml::from_str("otlp_endpoint = \"http://127.0.0.1:4318\"").expect("toml");
+    let c = Config::resolve(options(&[]), file).expect("config");
+    assert_eq!(c.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+}
+
+#[test]
 fn empty_secrets_mean_unset() {
     let _env = ENV.lock();
     let o = options(&["--database-url", "", "--admin-token", " "]);

@@ -39,6 +39,7 @@ use crate::rt::shutdown::Shutdown;
 use crate::service::channels::channels_epoch;
 use crate::service::limits_cache::LimitsCache;
 use crate::service::TenantEpoch;
+use crate::trace::{self, Span, SpanContext};
 
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.
@@ -277,12 +278,18 @@ impl Worker {
     }
 
     /// One attempt of one claimed delivery, recorded.
+    ///
+    /// With traces on, the attempt is a CLIENT span: a child of the request
+    /// that wrote the activity when that write was traced (its `traceparent`
+    /// is in the delivery's metadata), else the first span of a trace of its
+    /// own. An HTTP delivery carries it as its `traceparent` header.
     async fn attempt(&self, d: converger_storage::Delivery) {
         let started = Instant::now();
         let attempt = d.attempts;
+        let mut span = if trace::enabled() { attempt_span(&d) } else { None };
         // A bug in an adapter must not leave the delivery without an outcome:
         // the attempt counts, with the panic as its error.
-        let outcome = match AssertUnwindSafe(self.perform(&d)).catch_unwind().await {
+        let outcome = match AssertUnwindSafe(self.perform(&d, &mut span)).catch_unwind().await {
             Ok(Ok(Some(outcome))) => outcome,
             Ok(Ok(None)) => return self.cancelled_before_sending(&d).await,
             Ok(Err(e)) => ResponseOutcome::Retry { error: format!("storage: {e}") },
@@ -297,6 +304,17 @@ impl Worker {
         super::attempted(&self.metrics, &recorded, started.elapsed(), since_created);
         if let DeliveryOutcome::Failed { error } = &recorded {
             warn!(delivery = %d.id, channel = %d.channel_id, attempt, %error, "delivery failed for good");
+        }
+        if let Some(span) = &mut span {
+            let (outcome, error) = match &recorded {
+                DeliveryOutcome::Delivered { .. } => ("delivered", None),
+                DeliveryOutcome::Retry { error, .. } => ("retry", Some(error)),
+                DeliveryOutcome::Failed { error } => ("failed", Some(error)),
+            };
+            span.attr("converger.delivery.outcome", outcome);
+            if let Some(error) = error {
+                span.error(error.clone());
+            }
         }
         // The provider's answer (its message id …) is recorded with the outcome, in one write.
         match self.store.complete_delivery(d.id, attempt, recorded).await {
@@ -343,7 +361,11 @@ impl Worker {
     /// What the attempt came to; `None` when the activity's content was
     /// erased by a delete (the delete cancelled this delivery in the same
     /// write): nothing is sent, and nothing is left to record.
-    async fn perform(&self, d: &converger_storage::Delivery) -> Result<Option<ResponseOutcome>, StoreError> {
+    async fn perform(
+        &self,
+        d: &converger_storage::Delivery,
+        span: &mut Option<Span>,
+    ) -> Result<Option<ResponseOutcome>, StoreError> {
         let scope = Scope::Tenant(d.tenant_id);
         let activity = self.store.get_activity(scope, d.activity_id).await?;
         if self.erased(scope, &activity).await? {
@@ -352,6 +374,9 @@ impl Worker {
         let channel = self.channel(scope, d.channel_id).await?;
         if channel.status != Status::Active {
             return Ok(Some(ResponseOutcome::Retry { error: "the channel is inactive".into() }));
+        }
+        if let Some(span) = span {
+            span.attr("converger.channel.type", channel.kind.clone());
         }
         let Some(adapter) = adapters::adapter_for(&channel.kind) else {
             let error = format!("no adapter for channel type `{}`", channel.kind);
@@ -387,8 +412,13 @@ impl Worker {
                 if let (false, Err(refused)) = (self.settings.allow_private, guard::check_url(&request.url)) {
                     return Ok(Some(ResponseOutcome::Failed { error: refused.to_string() }));
                 }
-                match self.send(request).await {
-                    Ok((status, body)) => adapter.interpret_response(status, &body),
+                match self.send(request, span.as_ref().map(Span::context)).await {
+                    Ok((status, body)) => {
+                        if let Some(span) = span {
+                            span.attr("http.response.status_code", status);
+                        }
+                        adapter.interpret_response(status, &body)
+                    }
                     Err(e) => send_failure(&e),
                 }
             }
@@ -470,11 +500,18 @@ impl Worker {
         Ok(external_id)
     }
 
-    async fn send(&self, r: OutboundRequest) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    /// Sends an adapter's request; `trace` (the attempt's span, traces on)
+    /// goes with it as `traceparent`, replacing any the adapter set.
+    async fn send(&self, r: OutboundRequest, trace: Option<SpanContext>) -> Result<(u16, Vec<u8>), reqwest::Error> {
         let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let mut request = self.http.request(method, &r.url).body(r.body);
         for (name, value) in &r.headers {
-            request = request.header(name, value);
+            if trace.is_none() || !name.eq_ignore_ascii_case("traceparent") {
+                request = request.header(name, value);
+            }
+        }
+        if let Some(trace) = trace {
+            request = request.header("traceparent", trace.traceparent());
         }
         let response = request.send().await?;
         let status = response.status().as_u16();
@@ -482,6 +519,18 @@ impl Worker {
         let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
         Ok((status, body))
     }
+}
+
+/// The span of one attempt: in the trace of the write that made the
+/// delivery, when it was traced.
+fn attempt_span(d: &converger_storage::Delivery) -> Option<Span> {
+    let metadata = d.metadata.to_value();
+    let parent = metadata.get("traceparent").and_then(|t| t.as_str()).and_then(SpanContext::parse_str);
+    let mut span = trace::span("delivery attempt", trace::Kind::Client, parent)?;
+    span.attr("converger.delivery.id", d.id.to_string());
+    span.attr("converger.delivery.attempt", i64::from(d.attempts));
+    span.attr("converger.channel.id", d.channel_id.to_string());
+    Some(span)
 }
 
 #[cfg(test)]

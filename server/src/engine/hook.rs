@@ -396,7 +396,12 @@ mod tests {
                 let (reply, answer) = oneshot::channel();
                 let mut activity = message(tenant, conv);
                 activity.text = Some(text.into());
-                engine.enqueue(PublishRequest { activity, reply, hook: hooked.then(|| route(OnFailure::Reject)) });
+                engine.enqueue(PublishRequest {
+                    activity,
+                    reply,
+                    hook: hooked.then(|| route(OnFailure::Reject)),
+                    trace: None,
+                });
                 answer
             };
             // The slow conversation: a hooked publish, then one unhooked behind it.
@@ -446,7 +451,7 @@ mod tests {
                 let (reply, answer) = oneshot::channel();
                 let mut activity = message(tenant, conv);
                 activity.text = Some(text.into());
-                engine.enqueue(PublishRequest { activity, reply, hook: Some(route(OnFailure::Reject)) });
+                engine.enqueue(PublishRequest { activity, reply, hook: Some(route(OnFailure::Reject)), trace: None });
                 answer
             };
             let answers =

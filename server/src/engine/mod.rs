@@ -101,10 +101,18 @@ impl Engine {
         let depth = self.owner.commit_depth();
         let mut in_flight = VecDeque::new();
         while let Some(done) = self.owner.next_commit(&mut in_flight, depth).await {
-            if let Some(fresh) = self.owner.finish(done) {
+            let (fresh, commit_span) = self.owner.finish(done);
+            if let Some(fresh) = fresh {
                 let batch: Arc<[Activity]> = fresh.into();
+                let batch_len = batch.len();
+                let mut span =
+                    commit_span.and_then(|c| crate::trace::span("fan-out", crate::trace::Kind::Internal, Some(c)));
                 self.publish_committed(&batch);
-                self.fan_out_here(batch);
+                let shards = self.fan_out_here(batch);
+                if let Some(span) = &mut span {
+                    span.attr("converger.fanout.shards", shards);
+                    span.attr("converger.batch.activities", batch_len);
+                }
             }
         }
     }
@@ -177,17 +185,17 @@ impl Engine {
     /// Sends a committed batch (committed here, or by another node) once to
     /// each shard of this node whose clients follow any of its conversations,
     /// after the commit and never before.
-    fn fan_out_here(self: &Rc<Self>, batch: Arc<[Activity]>) {
+    /// How many shards it went to.
+    fn fan_out_here(self: &Rc<Self>, batch: Arc<[Activity]>) -> usize {
         let shards = self.owner.shards_following(&batch);
-        if shards.is_empty() {
-            return;
-        }
+        let n = shards.len();
         for shard in shards {
             if self.send_to(shard, MeshMsg::Committed(batch.clone())).is_err() {
                 // Its subscribers see the gap at their next batch and fill it from storage.
                 tracing::warn!(shard, "mesh ring full: committed batch not forwarded");
             }
         }
+        n
     }
 
     /// Owner side: an ephemeral event made on this node goes to every shard

@@ -32,6 +32,7 @@ use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 use super::presence::{Meta, PresenceDiff, PresenceState, Presences};
 use super::publish::{PublishError, PublishRequest, Reply};
 use crate::metrics::ShardMetrics;
+use crate::trace::{self, Span, SpanContext};
 
 /// Most activities committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -52,6 +53,8 @@ pub(super) struct InFlight<'a> {
     size: usize,
     started: Instant,
     result: Option<BatchResult>,
+    /// The batch's span (traces on), linking the publishes' spans.
+    span: Option<Span>,
 }
 
 /// Most publishes waiting for a batch on one owner before new ones are refused.
@@ -246,12 +249,20 @@ impl Owner {
                     break;
                 }
                 let n = queue.len().min(MAX_BATCH);
-                let (activities, replies): (Vec<_>, Vec<_>) = queue.drain(..n).map(|r| (r.activity, r.reply)).unzip();
+                let mut span = trace::span("owner commit", trace::Kind::Internal, None);
+                let (mut activities, mut replies) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                for r in queue.drain(..n) {
+                    if let (Some(span), Some(publish)) = (&mut span, r.trace) {
+                        span.link(publish);
+                    }
+                    activities.push(r.activity);
+                    replies.push(r.reply);
+                }
                 self.metrics.set_queue_depth(queue.len());
                 drop(queue);
                 let size = activities.len();
                 let commit = self.store.write_batch(activities);
-                in_flight.push_back(InFlight { commit, replies, size, started: Instant::now(), result: None });
+                in_flight.push_back(InFlight { commit, replies, size, started: Instant::now(), result: None, span });
             }
             // In submission order: a store with ordered writes takes each at its first poll.
             for f in in_flight.iter_mut().filter(|f| f.result.is_none()) {
@@ -272,11 +283,24 @@ impl Owner {
     }
 
     /// Answers each publisher of a committed (or failed) batch; the new
-    /// activities, for the fan-out.
-    pub(super) fn finish(&self, done: InFlight<'_>) -> Option<Vec<Activity>> {
-        let InFlight { replies, size, started, result, .. } = done;
+    /// activities, for the fan-out, with the batch's span context (traces on)
+    /// for the fan-out's span.
+    pub(super) fn finish(&self, done: InFlight<'_>) -> (Option<Vec<Activity>>, Option<SpanContext>) {
+        let InFlight { replies, size, started, result, mut span, .. } = done;
         let result = result.unwrap_or_else(|| Err(StoreError::Internal("a batch finished without an answer".into())));
         self.metrics.batch_committed(size, started.elapsed(), result.is_ok());
+        if let Some(span) = &mut span {
+            span.attr("converger.batch.size", size);
+            match &result {
+                Ok(items) => span.attr("converger.batch.written", items.iter().filter(|i| i.is_ok()).count()),
+                Err(e) => span.error(e.to_string()),
+            }
+        }
+        let context = span.as_ref().map(Span::context);
+        (self.answer(replies, result), context)
+    }
+
+    fn answer(&self, replies: Vec<Reply>, result: BatchResult) -> Option<Vec<Activity>> {
         match result {
             Ok(items) => {
                 let mut fresh = Vec::new();
@@ -330,7 +354,7 @@ mod tests {
             let answers: Vec<_> = (0..300)
                 .map(|_| {
                     let (reply, answer) = oneshot::channel();
-                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None });
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None, trace: None });
                     answer
                 })
                 .collect();
@@ -361,7 +385,7 @@ mod tests {
             for _ in 0..30 {
                 for _ in 0..10 {
                     let (reply, answer) = oneshot::channel();
-                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None });
+                    owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None, trace: None });
                     answers.push(answer);
                 }
                 monoio::time::sleep(std::time::Duration::from_micros(100)).await;
@@ -384,14 +408,14 @@ mod tests {
             let mut answers = Vec::new();
             for _ in 0..=MAX_QUEUED {
                 let (reply, answer) = oneshot::channel();
-                owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None });
+                owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None, trace: None });
                 answers.push(answer);
             }
             let last = answers.pop().expect("one").await.expect("answered");
             assert!(matches!(last, Err(PublishError::Overloaded)), "{last:?}");
             owner.close();
             let (reply, answer) = oneshot::channel();
-            owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None });
+            owner.enqueue(PublishRequest { activity: message(new_id(), new_id()), reply, hook: None, trace: None });
             assert!(matches!(answer.await.expect("answered"), Err(PublishError::ShuttingDown)));
         });
     }

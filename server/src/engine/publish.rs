@@ -15,6 +15,7 @@ use futures_channel::oneshot;
 use super::hook::HookRoute;
 use super::mesh::MeshMsg;
 use super::{Disconnect, Engine, Ephemeral, PresenceState, Signal};
+use crate::trace::{self, SpanContext};
 
 /// Why a publish did not produce a stored (or replayed) activity.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub struct PublishRequest {
     pub reply: Reply,
     /// The conversation's pre-publish hook, when its channel has one.
     pub hook: Option<Arc<super::hook::HookRoute>>,
+    /// The span of the request or publish that asked for it (traces on):
+    /// the owner's commit span links to it.
+    pub trace: Option<SpanContext>,
 }
 
 /// Where a publish's answer goes.
@@ -71,14 +75,19 @@ impl Publisher {
     /// Persists one activity, past its conversation's pre-publish `hook`
     /// when it has one; resolves once it is committed (or replayed). (Without
     /// shards, in tests of the layers above, hooks are not called.)
-    pub async fn publish(&self, activity: NewActivity, hook: Option<Arc<HookRoute>>) -> Result<Written, PublishError> {
+    pub async fn publish(
+        &self,
+        mut activity: NewActivity,
+        hook: Option<Arc<HookRoute>>,
+    ) -> Result<Written, PublishError> {
+        let trace = traced(&mut activity);
         let engine = match &self.route {
             Route::Direct(store) => return direct(store, activity).await,
             Route::Owners(engine) => engine,
         };
         let (reply, answer) = oneshot::channel();
         let conversation = activity.conversation_id;
-        let request = PublishRequest { activity, reply, hook };
+        let request = PublishRequest { activity, reply, hook, trace };
         if engine.to_owner(conversation, MeshMsg::Publish(Box::new(request))).is_err() {
             return Err(PublishError::Overloaded);
         }
@@ -138,9 +147,11 @@ impl Publisher {
         let mut per_owner: Vec<Vec<PublishRequest>> = (0..engine.shards()).map(|_| Vec::new()).collect();
         let answers: Vec<_> = activities
             .into_iter()
-            .map(|(activity, hook)| {
+            .map(|(mut activity, hook)| {
                 let (reply, answer) = oneshot::channel();
-                per_owner[engine.owner_of(activity.conversation_id)].push(PublishRequest { activity, reply, hook });
+                let trace = traced(&mut activity);
+                let owner = engine.owner_of(activity.conversation_id);
+                per_owner[owner].push(PublishRequest { activity, reply, hook, trace });
                 answer
             })
             .collect();
@@ -158,6 +169,17 @@ impl Publisher {
         }
         out
     }
+}
+
+/// The span context of the request or publish being handled (traces on),
+/// written with the activity into its delivery rows so that their attempts
+/// join its trace.
+fn traced(activity: &mut NewActivity) -> Option<SpanContext> {
+    let trace = trace::current()?;
+    if !activity.deliver_to.is_empty() {
+        activity.traceparent = Some(trace.traceparent());
+    }
+    Some(trace)
 }
 
 async fn direct(store: &Arc<dyn Store>, activity: NewActivity) -> Result<Written, PublishError> {

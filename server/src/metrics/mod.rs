@@ -4,6 +4,7 @@
 
 mod histogram;
 mod render;
+mod spans;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -14,6 +15,7 @@ pub use histogram::Histogram;
 
 use crate::rt::admission::ConnCaps;
 pub use render::{render, render_cluster, render_storage, ClusterFigures};
+pub use spans::{trace_spans_dropped, SpanDrop};
 
 /// Upper bounds of the batch-size histogram (activities per commit).
 const BATCH_SIZE_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];

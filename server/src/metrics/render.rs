@@ -148,6 +148,7 @@ pub fn render(registry: &Registry) -> String {
         let n: u64 = shards.iter().map(|s| s.send_queue_overflows[t as usize].load(Ordering::Relaxed)).sum();
         let _ = writeln!(out, "converger_send_queue_overflows_total{{transport=\"{}\"}} {n}", t.label());
     }
+    super::spans::render(&mut out);
     out
 }
 

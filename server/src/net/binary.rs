@@ -111,7 +111,8 @@ impl Drop for FrameConn {
 fn closer(version: Version) -> Closer {
     match version.get() {
         1 => |ws_code, reason| close_frame(ws_code, reason, Version::V1),
-        _ => |ws_code, reason| close_frame(ws_code, reason, Version::V2),
+        2 => |ws_code, reason| close_frame(ws_code, reason, Version::V2),
+        _ => |ws_code, reason| close_frame(ws_code, reason, Version::V3),
     }
 }
 

@@ -74,6 +74,16 @@ impl Server {
             channel_deliveries: config.edge.rates.channel_deliveries,
             ..delivery::Settings::default()
         };
+        if let Some(endpoint) = &config.otlp_endpoint {
+            // Named by the cluster node id, else by this process (a one-node server has no node id).
+            let instance = match &config.cluster {
+                Some(c) => c.node_id.clone(),
+                None => converger_storage::new_id().simple().to_string(),
+            };
+            if let Err(e) = crate::trace::start(endpoint, &instance) {
+                tracing::error!(error = %e, "traces are off");
+            }
+        }
         let (injector, injections) = delivery::injector();
         let worker_metrics = metrics.delivery();
         // The bus outlives the shards: the presence leaves of the sockets they
@@ -176,6 +186,8 @@ impl Server {
         if let Some(hooks) = self.hooks {
             hooks.stop();
         }
+        // Every span has ended now (requests, commits, attempts): post them.
+        crate::trace::flush(std::time::Duration::from_secs(2));
         let holders = Arc::strong_count(&self.store);
         drop(self.store);
         if holders == 1 {

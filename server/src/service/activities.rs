@@ -265,6 +265,7 @@ fn new_activity(caller: Caller, conversation_id: Id, input: ActivityInput, deliv
         parent_id: input.parent_id,
         author_only: input.author_only,
         member: None,
+        traceparent: None,
     }
 }
 

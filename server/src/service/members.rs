@@ -144,6 +144,7 @@ impl Hub {
             author_only: false,
             member: Some(change),
             announce,
+            traceparent: None,
         };
         // Membership changes are the integrator's own (API key): no hook.
         Ok(self.publisher.publish(activity, None).await?)

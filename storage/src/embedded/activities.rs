@@ -36,7 +36,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
     let mut insert_delivery = conn
         .prepare_cached(
             "INSERT INTO deliveries (id, activity_id, channel_id, tenant_id, status, attempts, next_attempt_at, \
-             metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, '{}', ?, ?) \
+             metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) \
              ON CONFLICT (activity_id, channel_id) DO NOTHING",
         )
         .map_err(sql_err)?;
@@ -79,6 +79,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
         }
         state.last_seq += 1;
         let deliver_to = std::mem::take(&mut item.deliver_to);
+        let delivery_metadata = if deliver_to.is_empty() { None } else { Some(item.delivery_metadata()) };
         let recorded = lifecycle.as_ref().map(|_| item.clone());
         let a = item.into_stored(state.last_seq);
         if let (Some(l), Some(item)) = (lifecycle.as_mut(), recorded) {
@@ -110,6 +111,7 @@ pub(crate) fn write_batch(conn: &Connection, batch: Vec<NewActivity>) -> StoreRe
                     a.tenant_id,
                     DeliveryStatus::Pending,
                     a.created_at,
+                    delivery_metadata,
                     a.created_at,
                     a.created_at
                 ])

@@ -450,6 +450,7 @@ mod tests {
             author_only: false,
             member: None,
             announce: false,
+            traceparent: None,
         }
     }
 

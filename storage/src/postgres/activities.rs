@@ -469,6 +469,7 @@ fn assign(
                 channel_id,
                 tenant_id: item.tenant_id,
                 at: item.created_at,
+                metadata: item.delivery_metadata(),
             });
         }
         let a = item.clone().into_stored(state.last_seq);
@@ -520,6 +521,7 @@ mod tests {
             author_only: false,
             member: None,
             announce: false,
+            traceparent: None,
         }
     }
 

@@ -53,6 +53,8 @@ pub(super) struct NewDelivery {
     pub(super) channel_id: Id,
     pub(super) tenant_id: Id,
     pub(super) at: Timestamp,
+    /// What `deliveries.metadata` starts as (the write's trace, if any).
+    pub(super) metadata: Json,
 }
 
 /// Everything the batch changes.
@@ -103,9 +105,9 @@ const REMOVE_MEMBERS: &str = "DELETE FROM members WHERE (conversation_id, sender
 
 const INSERT_DELIVERIES: &str = "INSERT INTO deliveries \
      (id, activity_id, channel_id, tenant_id, status, attempts, next_attempt_at, metadata, created_at, updated_at) \
-     SELECT d.id, d.activity_id, d.channel_id, d.tenant_id, 'pending', 0, d.at, '{}', d.at, d.at \
-     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[]) \
-     AS d(id, activity_id, channel_id, tenant_id, at)";
+     SELECT d.id, d.activity_id, d.channel_id, d.tenant_id, 'pending', 0, d.at, d.metadata, d.at, d.at \
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::jsonb[]) \
+     AS d(id, activity_id, channel_id, tenant_id, at, metadata)";
 
 const COPY_ACTIVITIES: &str = "COPY activities \
      (id, tenant_id, conversation_id, seq, kind, text, attachments, sender, metadata, idempotency_key, created_at, \
@@ -235,6 +237,7 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     let d_chans: Vec<Id> = ds.iter().map(|d| d.channel_id).collect();
     let d_tenants: Vec<Id> = ds.iter().map(|d| d.tenant_id).collect();
     let d_at: Vec<Timestamp> = ds.iter().map(|d| d.at).collect();
+    let d_metadata: Vec<&Json> = ds.iter().map(|d| &d.metadata).collect();
 
     let client = &conn.client;
     let a_params: [&(dyn ToSql + Sync); 13] = [
@@ -252,7 +255,7 @@ async fn unnest(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
         &targets,
         &parents,
     ];
-    let d_params: [&(dyn ToSql + Sync); 5] = [&d_ids, &d_acts, &d_chans, &d_tenants, &d_at];
+    let d_params: [&(dyn ToSql + Sync); 6] = [&d_ids, &d_acts, &d_chans, &d_tenants, &d_at, &d_metadata];
     if let Some(effects) = &rows.effects {
         // The effects read what the inserts wrote: no pipelining past them.
         if !acts.is_empty() {
@@ -316,10 +319,19 @@ async fn copy(conn: &mut Conn, rows: &Rows<'_>) -> StoreResult<()> {
     if !rows.deliveries.is_empty() {
         let sink = client.copy_in::<_, Bytes>(&copy_d).await.map_err(map_err)?;
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &DELIVERY_TYPES));
-        let empty = Json::empty_object();
         for d in &rows.deliveries {
-            let row: [&(dyn ToSql + Sync); 10] =
-                [&d.id, &d.activity_id, &d.channel_id, &d.tenant_id, &"pending", &0i32, &d.at, &empty, &d.at, &d.at];
+            let row: [&(dyn ToSql + Sync); 10] = [
+                &d.id,
+                &d.activity_id,
+                &d.channel_id,
+                &d.tenant_id,
+                &"pending",
+                &0i32,
+                &d.at,
+                &d.metadata,
+                &d.at,
+                &d.at,
+            ];
             writer.as_mut().write(&row).await.map_err(map_err)?;
         }
         writer.finish().await.map_err(map_err)?;

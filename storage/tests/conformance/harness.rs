@@ -220,6 +220,7 @@ pub fn message(conversation: &Conversation, text: &str) -> NewActivity {
         author_only: false,
         member: None,
         announce: false,
+        traceparent: None,
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 fn connect(server: &TestServer, f: &Fixture, max_version: u8) -> BinClient {
     let mut c = BinClient::tcp(server.binary_addr());
     let welcome = c.hello_versions(1, max_version, Auth::ApiKey(f.tenant.api_key.clone())).expect("welcome");
-    assert_eq!(welcome.version, max_version, "the server speaks 1 and 2 and picks the highest offered");
+    assert_eq!(welcome.version, max_version, "the server speaks 1 to 3 and picks the highest offered");
     c
 }
 

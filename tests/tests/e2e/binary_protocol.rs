@@ -25,6 +25,7 @@ fn draft(conversation: [u8; 16], text: &str) -> Draft {
         idempotency_key: None,
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 

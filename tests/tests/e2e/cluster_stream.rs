@@ -80,6 +80,7 @@ fn a_binary_subscriber_on_b_gets_binary_publishes_from_a_and_c_in_seq_order_with
                                 idempotency_key: None,
                                 target_id: None,
                                 parent_id: None,
+                                traceparent: None,
                             };
                             p.send(Publish { request_id: i as u32 + 1, activity });
                             match p.frame() {

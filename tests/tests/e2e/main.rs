@@ -69,6 +69,7 @@ mod lifecycle;
 mod limits;
 mod ops_logs;
 mod ops_metrics;
+mod ops_traces;
 mod phoenix_chat;
 mod phoenix_pre_publish;
 mod phoenix_socket;

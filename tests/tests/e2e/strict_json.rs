@@ -67,6 +67,7 @@ fn draft(f: &Fixture, metadata: Option<&str>, attachments: Option<&str>) -> Draf
         idempotency_key: None,
         target_id: None,
         parent_id: None,
+        traceparent: None,
     }
 }
 

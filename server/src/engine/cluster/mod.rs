@@ -306,7 +306,9 @@ impl Engine {
 
     fn on_cluster(self: &Rc<Self>, message: Inbound) {
         match message {
-            Inbound::Committed(activities) => self.fan_out_here(activities),
+            Inbound::Committed(activities) => {
+                self.fan_out_here(activities);
+            }
             Inbound::Typing { conversation, sender, typing } => {
                 self.pass_on_here(conversation, Arc::new(Ephemeral::Typing { sender, typing }));
             }

@@ -75,7 +75,7 @@ fn a_shard_takes_part_in_the_cluster_through_the_bus_queues() {
 
         // A commit made here goes to the local subscriber and to the bus.
         let (reply, answer) = oneshot::channel();
-        engine.owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None });
+        engine.owner.enqueue(PublishRequest { activity: message(tenant, conv), reply, hook: None, trace: None });
         answer.await.expect("answered").expect("stored");
         settle().await;
         assert_eq!(*sink.seqs.borrow(), [1, 2, 3, 4]);

@@ -77,6 +77,7 @@ impl World {
                     activity: message(self.tenant, self.conversation),
                     reply,
                     hook: None,
+                    trace: None,
                 });
                 answer
             })
@@ -356,6 +357,7 @@ fn a_subscriber_on_another_shard_gets_backlog_then_live_in_order() {
                                 activity: message(tenant, conversation),
                                 reply,
                                 hook: None,
+                                trace: None,
                             });
                             answer
                         })

@@ -17,7 +17,7 @@ use crate::service::{Hub, ServiceError};
 
 /// The protocol versions this server speaks; a connection speaks the highest
 /// one its client offers too.
-pub(super) const VERSIONS: RangeInclusive<Version> = Version::V1..=Version::V2;
+pub(super) const VERSIONS: RangeInclusive<Version> = Version::V1..=Version::V3;
 
 /// Waits for Hello, negotiates the version and checks the credential.
 pub(super) async fn handshake<L: Link>(

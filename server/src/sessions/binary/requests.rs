@@ -21,6 +21,7 @@ use crate::engine::Ephemeral;
 use crate::service::activities::{fill_in_order, typing_state, ActivityInput, Parts};
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
+use crate::trace::{self, Span, SpanContext};
 
 /// Activities a History page holds at most (as a REST page).
 const MAX_HISTORY: u32 = 1000;
@@ -194,7 +195,8 @@ impl Session {
         .map_err(|e| failure(&e))
     }
 
-    pub(super) fn publish(&self, p: proto::Publish) -> Option<Pending> {
+    pub(super) fn publish(&self, mut p: proto::Publish) -> Option<Pending> {
+        let mut span = publish_span(p.activity.traceparent.take().as_deref(), "binary publish", p.request_id);
         let (conversation, input) = match self.input(p.activity) {
             Ok(ok) => ok,
             Err(f) => {
@@ -204,16 +206,29 @@ impl Session {
         };
         let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
         Some(Box::pin(async move {
-            let frame = match hub.create_activity(caller, conversation, input).await {
+            let created = traced(&span, hub.create_activity(caller, conversation, input)).await;
+            let frame = match created {
                 Ok(w) => Frame::PublishAck(PublishAck { request_id: p.request_id, written: written(&w) }),
-                Err(e) => Frame::Error(error_frame(p.request_id, &e)),
+                Err(e) => {
+                    if let Some(span) = &mut span {
+                        span.error(e.to_string());
+                    }
+                    Frame::Error(error_frame(p.request_id, &e))
+                }
             };
             send(&out, frame);
             Done::Nothing
         }))
     }
 
-    pub(super) fn publish_batch(&self, b: proto::PublishBatch) -> Option<Pending> {
+    /// One span for the whole batch (traces on), child of the first
+    /// `traceparent` among its drafts; without one, none.
+    pub(super) fn publish_batch(&self, mut b: proto::PublishBatch) -> Option<Pending> {
+        let first = b.activities.iter_mut().filter_map(|d| d.traceparent.take()).next();
+        let mut span = publish_span(first.as_deref(), "binary publish batch", b.request_id);
+        if let Some(span) = &mut span {
+            span.attr("converger.batch.size", b.activities.len());
+        }
         let inputs: Vec<Result<(Id, ActivityInput), Failure>> =
             b.activities.into_iter().map(|d| self.input(d)).collect();
         let (hub, out, caller) = (self.hub.clone(), self.out.clone(), Caller::Tenant(self.identity.tenant()));
@@ -230,7 +245,7 @@ impl Session {
                     Err(f) => results.push(Some(Err(f))),
                 }
             }
-            let answers = hub.create_activities(caller, valid).await.into_iter().map(|r| match r {
+            let answers = traced(&span, hub.create_activities(caller, valid)).await.into_iter().map(|r| match r {
                 Ok(w) => Ok(written(&w)),
                 Err(e) => Err(failure(&e)),
             });
@@ -423,4 +438,25 @@ fn is_whole_frame(f: &Failure) -> bool {
         code_of(f),
         ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable | ErrorCode::RateLimited
     )
+}
+
+/// The SERVER span of a binary publish that carries a valid `traceparent`
+/// (traces on): its child. A publish without one, or with a malformed one,
+/// is not traced (a socket's every message would otherwise start a trace).
+fn publish_span(traceparent: Option<&str>, name: &'static str, request_id: u32) -> Option<Span> {
+    if !trace::enabled() {
+        return None;
+    }
+    let parent = SpanContext::parse_str(traceparent?)?;
+    let mut span = trace::span(name, trace::Kind::Server, Some(parent))?;
+    span.attr("converger.binary.request_id", i64::from(request_id));
+    Some(span)
+}
+
+/// Runs `work` as the span's (so the write links to it), or as is.
+async fn traced<T>(span: &Option<Span>, work: impl std::future::Future<Output = T>) -> T {
+    match span {
+        Some(span) => trace::in_context(span.context(), work).await,
+        None => work.await,
+    }
 }

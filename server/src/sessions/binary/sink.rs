@@ -21,7 +21,8 @@ use crate::net::send_queue::{FrameSender, SendError};
 use crate::net::ws::encode;
 use crate::net::ws::Opcode;
 
-/// The activity records' cache key per version: the same bytes serve both transports.
+/// The activity records' cache key per version: the same bytes serve both
+/// transports, and versions 2 and 3 (version 3 changes only drafts).
 fn records_key(version: Version) -> &'static str {
     match version.get() {
         1 => "binary-records-v1",
@@ -72,13 +73,16 @@ impl BinarySender {
         BinarySender { version, ..self }
     }
 
-    /// The cache key of this transport's and version's whole-frame encodings.
+    /// The cache key of this transport's and version's whole-frame encodings
+    /// (each frame header carries the version: one key per version).
     fn format(&self) -> &'static str {
         match (self.websocket, self.version.get()) {
             (true, 1) => "binary-ws-v1",
-            (true, _) => "binary-ws-v2",
+            (true, 2) => "binary-ws-v2",
+            (true, _) => "binary-ws-v3",
             (false, 1) => "binary-tcp-v1",
-            (false, _) => "binary-tcp-v2",
+            (false, 2) => "binary-tcp-v2",
+            (false, _) => "binary-tcp-v3",
         }
     }
 
