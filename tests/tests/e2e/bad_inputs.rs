@@ -85,6 +85,10 @@ fn check_http(reply: &Reply, want: &HttpExpect) -> Vec<String> {
     if !shaped {
         wrong.push(format!("not the error shape: {body}"));
     }
+    // docs/api.md "Errors": `field` appears on every `validation_failed`.
+    if error["code"] == "validation_failed" && !error["field"].is_string() {
+        wrong.push(format!("validation_failed without its field: {body}"));
+    }
     if let Some(code) = &want.code {
         if error["code"] != code.as_str() {
             wrong.push(format!("code {} (want {code}): {body}", error["code"]));
@@ -260,6 +264,9 @@ fn read_socket_answer(ws: &mut phoenix::Ws, want: &SocketExpect) -> Vec<String> 
                 };
                 let response = &m[4]["response"];
                 let mut wrong = Vec::new();
+                if m[4]["status"] == "error" && !response["reason"].as_str().is_some_and(|r| !r.is_empty()) {
+                    wrong.push(format!("an error reply without a reason: {m}"));
+                }
                 if m[4]["status"] != status.as_str() {
                     wrong.push(format!("reply status (want {status}): {m}"));
                 }
@@ -338,6 +345,9 @@ fn run_binary(server: &TestServer, ctx: &Ctx, case: &BinaryCase) -> Vec<String> 
                         want.name(),
                         case.expect.close
                     ));
+                }
+                if e.message.is_empty() {
+                    wrong.push(format!("an Error without a message: {e:?}"));
                 }
                 if let Some(needle) = internal_text(&e.message) {
                     wrong.push(format!("internal text `{needle}`: {}", e.message));
