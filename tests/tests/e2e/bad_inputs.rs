@@ -264,7 +264,7 @@ fn read_socket_answer(ws: &mut phoenix::Ws, want: &SocketExpect) -> Vec<String> 
                 };
                 let response = &m[4]["response"];
                 let mut wrong = Vec::new();
-                if m[4]["status"] == "error" && !response["reason"].as_str().is_some_and(|r| !r.is_empty()) {
+                if m[4]["status"] == "error" && response["reason"].as_str().is_none_or(str::is_empty) {
                     wrong.push(format!("an error reply without a reason: {m}"));
                 }
                 if m[4]["status"] != status.as_str() {
