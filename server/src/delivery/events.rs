@@ -10,21 +10,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use converger_storage::{DeliveryOutcome, EventClaim, Store, StoreError, Timestamp, ENDPOINT_DELETED};
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use super::{guard, retry, Settings};
+use super::{drain, guard, retry, Settings};
 use crate::adapters::{lifecycle_events, ResponseOutcome};
 use crate::rt::shutdown::Shutdown;
 
 /// Runs until `shutdown`; attempts in flight then finish.
 pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Shutdown) {
-    let mut builder =
-        reqwest::Client::builder().timeout(settings.request_timeout).redirect(reqwest::redirect::Policy::none());
-    if !settings.allow_private {
-        builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
-    }
-    let http = match builder.build() {
+    let http = match drain::http_client(&settings) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "event worker: cannot build its HTTP client; events stay queued");
@@ -34,46 +28,17 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Shutdown) 
     let sender = Arc::new(Sender { store, settings, http });
     // A share of the deliveries' concurrency: events are fewer.
     let concurrency = (settings.concurrency / 4).max(1);
-    let slots = Arc::new(Semaphore::new(concurrency));
-    let batch = (concurrency / 4).max(1);
     info!(concurrency, "event worker started");
-    loop {
-        if shutdown.is_triggered() {
-            break;
-        }
-        let free = slots.available_permits();
-        if free < batch {
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll) => {}
-                _ = shutdown.wait() => break,
-            }
-            continue;
-        }
-        let max = retry::MAX_ATTEMPTS as i32;
-        let claimed = match sender.store.claim_events(Timestamp::now(), free as u32, settings.lease, max).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                warn!(error = %e, "event worker: claim failed");
-                Vec::new()
-            }
-        };
-        let full = claimed.len() == free;
-        for claim in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                sender.attempt(claim).await;
-                drop(permit);
-            });
-        }
-        if !full {
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll) => {}
-                _ = shutdown.wait() => break,
-            }
-        }
-    }
-    let _ = slots.acquire_many(concurrency as u32).await;
+    let max = retry::MAX_ATTEMPTS as i32;
+    let claim = |free: usize| {
+        let store = sender.store.clone();
+        async move { store.claim_events(Timestamp::now(), free as u32, settings.lease, max).await }
+    };
+    let attempt = |claim: EventClaim| {
+        let sender = sender.clone();
+        async move { sender.attempt(claim).await }
+    };
+    drain::drain("event worker", concurrency, settings.poll, &shutdown, claim, attempt).await;
     debug!("event worker stopped");
 }
 

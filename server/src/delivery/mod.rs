@@ -4,6 +4,7 @@
 //! same runtime; the lifecycle events' sender (`events`), beside it; and the injector through which it writes replies (the
 //! echo adapter's) back into conversations via a shard's normal write path.
 
+mod drain;
 pub mod events;
 pub mod guard;
 pub mod hooks;

@@ -25,7 +25,6 @@ use converger_storage::{
     StoreError, TenantLimits, Timestamp,
 };
 use futures_util::FutureExt;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::pace::{Pace, Turn};
@@ -44,9 +43,7 @@ use crate::trace::{self, Span, SpanContext};
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.
 ///
-/// Each attempt is a task of its own, so claiming never holds attempts up; a
-/// claim is made when at least a quarter of the slots are free (or nothing
-/// is in flight), so claims come in batches rather than one per completion.
+/// Each attempt is a task of its own, claimed in batches (`drain`).
 pub async fn run(
     store: Arc<dyn Store>,
     settings: Settings,
@@ -56,13 +53,7 @@ pub async fn run(
     cluster: Option<Arc<ClusterStatus>>,
     shutdown: Shutdown,
 ) {
-    // Redirects are not followed: a delivery goes where the channel says, or fails.
-    let mut builder =
-        reqwest::Client::builder().timeout(settings.request_timeout).redirect(reqwest::redirect::Policy::none());
-    if !settings.allow_private {
-        builder = builder.dns_resolver(Arc::new(guard::PublicOnly));
-    }
-    let http = match builder.build() {
+    let http = match super::drain::http_client(&settings) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "delivery worker: cannot build its HTTP client; deliveries stay queued");
@@ -91,52 +82,23 @@ pub async fn run(
         "delivery worker started"
     );
     tokio::spawn(watch_oldest_pending(worker.store.clone(), worker.metrics.clone(), shutdown.clone()));
-    let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let batch = (settings.concurrency / 4).max(1);
-    loop {
-        if shutdown.is_triggered() {
-            break;
+    let max = retry::MAX_ATTEMPTS as i32;
+    let claim = |free: usize| {
+        let store = worker.store.clone();
+        async move {
+            // No later than the lease's start (the store's clock, read below).
+            let claimed_at = Instant::now();
+            let rows = store.claim_deliveries(Timestamp::now(), free as u32, settings.lease, max).await?;
+            Ok(rows.into_iter().map(|d| (d, claimed_at)).collect())
         }
-        let free = slots.available_permits();
-        if free < batch {
-            // Wait for attempts to finish, then claim for all the free slots at once.
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll) => {}
-                _ = shutdown.wait() => break,
-            }
-            continue;
-        }
-        let max = retry::MAX_ATTEMPTS as i32;
-        // No later than the lease's start (the store's clock, read below).
-        let claimed_at = Instant::now();
-        let claimed = match worker.store.claim_deliveries(Timestamp::now(), free as u32, settings.lease, max).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                warn!(error = %e, "delivery worker: claim failed");
-                Vec::new()
-            }
-        };
-        let full = claimed.len() == free;
-        for d in claimed {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
-            let worker = worker.clone();
-            // A delivery waiting for its channel's turn holds its slot: the
-            // wait is bounded by half the lease, and so are the rows claimed.
-            tokio::spawn(async move {
-                worker.paced_attempt(d, claimed_at).await;
-                drop(permit);
-            });
-        }
-        if !full {
-            // Nothing more is due yet.
-            tokio::select! {
-                _ = tokio::time::sleep(settings.poll) => {}
-                _ = shutdown.wait() => break,
-            }
-        }
-    }
-    // Let the attempts in flight finish and record their outcomes.
-    let _ = slots.acquire_many(settings.concurrency.max(1) as u32).await;
+    };
+    // A delivery waiting for its channel's turn holds its slot: the wait is
+    // bounded by half the lease, and so are the rows claimed.
+    let attempt = |(d, claimed_at)| {
+        let worker = worker.clone();
+        async move { worker.paced_attempt(d, claimed_at).await }
+    };
+    super::drain::drain("delivery worker", settings.concurrency, settings.poll, &shutdown, claim, attempt).await;
     debug!("delivery worker stopped");
 }
 
