@@ -40,19 +40,29 @@ pub fn channel_secret(mode: u8, line: &str) -> (Vec<(String, String)>, Option<St
     match mode % 4 {
         0 => (vec![], Some(SECRET.into()), true),
         1 => (vec![(SECRET_HEADER.into(), SECRET.into())], None, true),
-        2 => (vec![(SECRET_HEADER.into(), line.into())], None, line == SECRET),
+        // Header values are read trimmed, as the HTTP layer's whitespace is not part of them.
+        2 => (vec![(SECRET_HEADER.into(), line.into())], None, line.trim() == SECRET),
         _ => (vec![], None, false),
     }
 }
 
 /// Runs `adapter` on `req`; a request whose credential is wrong must be
 /// refused as unauthorized (or, before that, for its method or config).
-pub fn check(adapter: &dyn Adapter, config: &Value, req: &InboundRequest, authentic: bool) -> Result<Inbound, InboundError> {
+pub fn check(
+    adapter: &dyn Adapter,
+    config: &Value,
+    req: &InboundRequest,
+    authentic: bool,
+) -> Result<Inbound, InboundError> {
     let id = Id::parse_str("0190f0f0-0000-7000-8000-00000000c4a1").expect("a uuid");
     let view = ChannelView { id, secret: SECRET, config };
     let got = adapter.parse_inbound(req, &view, NOW);
     if !authentic && req.method == "POST" {
-        assert!(matches!(got, Err(InboundError::Unauthorized(_))), "a forged request was not refused: {:?}", got.as_ref().err());
+        assert!(
+            matches!(got, Err(InboundError::Unauthorized(_))),
+            "a forged request was not refused: {:?}",
+            got.as_ref().err()
+        );
     }
     got
 }
