@@ -5,11 +5,13 @@
 //! [`tls`] makes test certificates and TLS clients; [`phoenix`] and
 //! [`binary`] are blocking clients of the two socket protocols;
 //! [`cluster::TestCluster`] starts several nodes on one PostgreSQL schema and
-//! one NATS server.
+//! one NATS server. [`chaos`] injects faults under a mixed load and checks
+//! the recorded history against the store (the `converger-chaos` binary).
 
 pub mod api;
 pub mod bin;
 pub mod binary;
+pub mod chaos;
 pub mod cluster;
 pub mod http;
 pub mod jose;

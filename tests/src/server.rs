@@ -91,8 +91,23 @@ impl TestServer {
         Self::start_on(args, None, false).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// An embedded server whose data directory is a fresh directory inside
+    /// `parent` (e.g. a small filesystem that a test fills up).
+    pub fn embedded_in(parent: &Path, args: &[&str]) -> Result<TestServer, StartError> {
+        let data = tempfile::tempdir_in(parent).expect("data dir inside the given parent");
+        Self::start_with(data, args, None, true)
+    }
+
     fn start_on(extra_args: &[&str], schema: Option<Arc<PgSchema>>, defaults: bool) -> Result<TestServer, StartError> {
-        let data = tempfile::tempdir().expect("temp data dir");
+        Self::start_with(tempfile::tempdir().expect("temp data dir"), extra_args, schema, defaults)
+    }
+
+    fn start_with(
+        data: TempDir,
+        extra_args: &[&str],
+        schema: Option<Arc<PgSchema>>,
+        defaults: bool,
+    ) -> Result<TestServer, StartError> {
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let run = launch(data.path(), schema.as_deref(), &args, defaults)?;
         Ok(TestServer {
