@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let env = RunEnv {
         database_url: std::env::var("DATABASE_URL").ok(),
-        fault: FaultEnv { pg_dir: args.pg_dir.clone(), scripts: workspace.join("scripts"), disk: None },
+        fault: FaultEnv { pg_dir: args.pg_dir.clone(), scripts: workspace.join("scripts"), ..FaultEnv::default() },
         history_file: args.history.clone(),
     };
     let cap = Duration::from_secs(args.time_cap.unwrap_or(if args.short { 40 } else { 900 }));

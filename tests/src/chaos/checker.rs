@@ -101,6 +101,8 @@ pub struct Report {
     pub refused: usize,
     /// Attempts past the first (retries with the same key).
     pub retries: usize,
+    /// Refused attempts by `status code` (e.g. `503 storage_unavailable`).
+    pub refusals: BTreeMap<String, usize>,
     /// Activities the subscribers received.
     pub observed: usize,
     /// Activities in the final store.
@@ -162,6 +164,11 @@ fn check_publishes(history: &[Record], store: &Store, report: &mut Report) {
     }
     for (key, (conversation, outcomes)) in &ops {
         report.retries += outcomes.len().saturating_sub(1);
+        for o in outcomes {
+            if let Outcome::Refused { status, code } = o {
+                *report.refusals.entry(format!("{status} {code}")).or_default() += 1;
+            }
+        }
         let acks: Vec<(u64, &String)> = outcomes
             .iter()
             .filter_map(|o| match o {

@@ -63,6 +63,7 @@ fn a_clean_history_passes_and_is_counted() {
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert_eq!((report.acknowledged, report.refused, report.unknown), (3, 1, 1));
     assert_eq!((report.retries, report.observed, report.stored), (1, 3, 3));
+    assert_eq!(report.refusals, BTreeMap::from([("503 storage_unavailable".to_string(), 1)]));
 }
 
 #[test]

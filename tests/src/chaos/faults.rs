@@ -10,7 +10,7 @@
 //!   `storage_full` while it is full and resume after.
 //!
 //! A fault that cannot bring the system back (a server that will not start)
-//! is a [`Violation`], and ends the scenario.
+//! is a [`Violation`](super::checker::Violation), and ends the scenario.
 
 use std::fs::File;
 use std::io::Write;
@@ -19,7 +19,6 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::checker::Violation;
 use super::history::{Outcome, Record};
 use super::load::{Ctx, Node};
 use crate::cluster::TestCluster;
@@ -83,6 +82,7 @@ impl Fault {
 }
 
 /// What a fault needs besides the target.
+#[derive(Clone, Debug, Default)]
 pub struct FaultEnv {
     /// `scripts/pg-test-cluster`'s directory of the PostgreSQL the target uses (pg-restart).
     pub pg_dir: Option<PathBuf>,
@@ -99,9 +99,9 @@ pub fn jitter(cycle: u32, lo: Duration, hi: Duration) -> Duration {
     lo + Duration::from_millis(x % span)
 }
 
-/// Injects `fault` once (cycle `cycle`) and waits for recovery.
-pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &FaultEnv) -> Result<(), Violation> {
-    let fail = |detail: String| Violation::Fault { fault: fault.name().to_string(), detail };
+/// Injects `fault` once (cycle `cycle`) and waits for recovery; `Err`
+/// says what did not come back (the caller records it as a [`Violation`]).
+pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &FaultEnv) -> Result<(), String> {
     ctx.history.push(Record::Fault { cycle, fault: fault.name().into(), detail: String::new() });
     match (fault, target) {
         (Fault::Kill9, Target::Single(server)) => {
@@ -109,17 +109,17 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
             server.kill();
             // A moment with no server: clients see refused connections.
             thread::sleep(jitter(cycle, Duration::from_millis(0), Duration::from_millis(300)));
-            server.restart().map_err(|e| fail(format!("no restart after kill -9 in cycle {cycle}: {e}")))?;
+            server.restart().map_err(|e| format!("no restart after kill -9 in cycle {cycle}: {e}"))?;
             ctx.endpoints.set(0, Some(Node::of(server)));
             Ok(())
         }
         (Fault::PgRestart, Target::Single(server)) => {
-            let dir = env.pg_dir.as_deref().ok_or_else(|| fail("pg-restart needs --pg-dir".into()))?;
-            pg_cluster(&env.scripts, "down", dir).map_err(fail)?;
+            let dir = env.pg_dir.as_deref().ok_or_else(|| "pg-restart needs --pg-dir".to_string())?;
+            pg_cluster(&env.scripts, "down", dir)?;
             thread::sleep(jitter(cycle, Duration::from_millis(500), Duration::from_millis(2000)));
-            pg_cluster(&env.scripts, "up", dir).map_err(fail)?;
+            pg_cluster(&env.scripts, "up", dir)?;
             if !ready(server.http_addr(), Instant::now() + RECOVERY) {
-                return Err(fail(format!("not ready {RECOVERY:?} after PostgreSQL came back (cycle {cycle})")));
+                return Err(format!("not ready {RECOVERY:?} after PostgreSQL came back (cycle {cycle})"));
             }
             Ok(())
         }
@@ -129,7 +129,7 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
             cluster.nats().start_again();
             let deadline = Instant::now() + RECOVERY;
             if let Some(i) = (0..cluster.len()).find(|&i| !cluster.wait_ready(i, true, deadline)) {
-                return Err(fail(format!("node-{i} not ready {RECOVERY:?} after NATS came back (cycle {cycle})")));
+                return Err(format!("node-{i} not ready {RECOVERY:?} after NATS came back (cycle {cycle})"));
             }
             Ok(())
         }
@@ -139,18 +139,18 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
             cluster.kill_node(i);
             // The survivors carry the load for a while.
             thread::sleep(jitter(cycle, Duration::from_millis(500), Duration::from_millis(1500)));
-            cluster.node_mut(i).restart().map_err(|e| fail(format!("node-{i} did not restart: {e}")))?;
+            cluster.node_mut(i).restart().map_err(|e| format!("node-{i} did not restart: {e}"))?;
             if !cluster.wait_ready(i, true, Instant::now() + RECOVERY) {
-                return Err(fail(format!("node-{i} not ready {RECOVERY:?} after its restart (cycle {cycle})")));
+                return Err(format!("node-{i} not ready {RECOVERY:?} after its restart (cycle {cycle})"));
             }
             ctx.endpoints.set(i, Some(Node::of(cluster.node(i))));
             Ok(())
         }
         (Fault::DiskFull, Target::Single(server)) => {
-            let disk = env.disk.as_deref().ok_or_else(|| fail("disk-full needs its tmpfs".into()))?;
-            disk_full(cycle, disk, server, ctx).map_err(fail)
+            let disk = env.disk.as_deref().ok_or_else(|| "disk-full needs its tmpfs".to_string())?;
+            disk_full(cycle, disk, server, ctx)
         }
-        (fault, _) => Err(fail(format!("{} does not apply to this backend", fault.name()))),
+        (fault, _) => Err(format!("{} does not apply to this backend", fault.name())),
     }
 }
 

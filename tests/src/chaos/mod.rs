@@ -133,6 +133,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         _ => None,
     };
     let mut target = start_target(scenario, env, disk.as_ref())?;
+    let fault_env = FaultEnv { disk: disk.as_ref().map(|d| d.dir.clone()), ..env.fault.clone() };
     let history = match &env.history_file {
         Some(path) => History::with_file(path).map_err(|e| format!("{}: {e}", path.display()))?,
         None => History::in_memory(),
@@ -188,7 +189,8 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     while cycles < scenario.cycles && started.elapsed() < scenario.time_cap {
         cycles += 1;
         thread::sleep(faults::jitter(cycles, Duration::from_millis(200), Duration::from_millis(1200)));
-        if let Err(v) = faults::inject(scenario.fault, cycles, &mut target, &pub_ctx, &env.fault) {
+        if let Err(detail) = faults::inject(scenario.fault, cycles, &mut target, &pub_ctx, &fault_env) {
+            let v = Violation::Fault { fault: scenario.fault.name().to_string(), detail };
             eprintln!("chaos: {name}: {v}\n--- server stderr (tail) ---\n{}", tail(&target.logs(), 40));
             let fatal = !matches!(scenario.fault, Fault::DiskFull);
             extra.push(v);
@@ -231,7 +233,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     let duration = started.elapsed();
     let summary = format!(
         "chaos: backend={} fault={} cycles={cycles} acknowledged={} unknown={} refused={} retries={} stored={} \
-         observed={} violations={} duration={:.1}s",
+         observed={} violations={} duration={:.1}s refusals=[{}]",
         scenario.backend.name(),
         scenario.fault.name(),
         report.acknowledged,
@@ -242,6 +244,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         report.observed,
         report.violations.len(),
         duration.as_secs_f64(),
+        report.refusals.iter().map(|(code, n)| format!("{code}: {n}")).collect::<Vec<_>>().join(", "),
     );
     drop(target);
     drop(disk);
