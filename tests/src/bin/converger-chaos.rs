@@ -28,7 +28,7 @@ use converger_e2e::chaos::{run, Backend, LoadShape, RunEnv, Scenario};
 #[command(name = "converger-chaos")]
 struct Args {
     /// A few cycles per scenario (the CI run), instead of the long run
-    /// (20 kill -9 cycles per backend, 5 of each other fault, 3 disk-full).
+    /// (20 kill -9 cycles per backend, 10 of each other fault, 5 disk-full).
     #[arg(long)]
     short: bool,
     /// Run only this scenario (repeatable); default: all.
@@ -67,8 +67,8 @@ fn cycles(fault: Fault, short: bool) -> u32 {
         (Fault::DiskFull, true) => 1,
         (_, true) => 2,
         (Fault::Kill9, false) => 20,
-        (Fault::DiskFull, false) => 3,
-        (_, false) => 5,
+        (Fault::DiskFull, false) => 5,
+        (_, false) => 10,
     }
 }
 

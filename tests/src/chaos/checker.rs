@@ -53,6 +53,8 @@ pub enum Violation {
     SubscriberBehind { subscriber: String, conversation: String, seen_up_to: u64, stored_up_to: u64 },
     /// A fault-specific expectation failed (e.g. the disk-full answer).
     Fault { fault: String, detail: String },
+    /// The checker missed a violation planted in this run's own data (see [`self_check`]).
+    CheckerBlind { detail: String },
 }
 
 impl fmt::Display for Violation {
@@ -86,6 +88,7 @@ impl fmt::Display for Violation {
                 "subscriber_behind: {subscriber} on {conversation} saw up to seq {seen_up_to} of {stored_up_to} after the load stopped"
             ),
             Violation::Fault { fault, detail } => write!(f, "fault_{fault}: {detail}"),
+            Violation::CheckerBlind { detail } => write!(f, "checker_blind: {detail}"),
         }
     }
 }
@@ -95,6 +98,9 @@ impl fmt::Display for Violation {
 pub struct Report {
     /// Logical publishes (keys) acknowledged at least once.
     pub acknowledged: usize,
+    /// Acknowledged keys whose acknowledgement was a replay: a retry of a
+    /// write that had been stored (its first answer was lost).
+    pub replayed: usize,
     /// Keys whose every attempt ended without an answer.
     pub unknown: usize,
     /// Keys refused (never acknowledged, at least one error answer).
@@ -114,9 +120,64 @@ pub struct Report {
 pub fn check(history: &[Record], store: &Store) -> Report {
     let mut report = Report { stored: store.values().map(Vec::len).sum(), ..Report::default() };
     check_store(store, &mut report);
-    check_publishes(history, store, &mut report);
-    check_subscribers(history, store, &mut report);
+    let by_seq: BySeq = store
+        .iter()
+        .map(|(c, acts)| (c.as_str(), acts.iter().map(|a| (a.seq, a)).collect::<HashMap<_, _>>()))
+        .collect();
+    check_publishes(history, store, &by_seq, &mut report);
+    check_subscribers(history, store, &by_seq, &mut report);
     report
+}
+
+/// conversation → seq → the activity stored under it (the first, should a seq repeat).
+type BySeq<'a> = HashMap<&'a str, HashMap<u64, &'a Stored>>;
+
+fn stored_at<'a>(by_seq: &BySeq<'a>, conversation: &str, seq: u64) -> Option<&'a Stored> {
+    by_seq.get(conversation).and_then(|m| m.get(&seq)).copied()
+}
+
+/// Plants one violation of each kind the run's data allows (a lost
+/// acknowledged write, a doubled key, a subscriber's lost observation) in a
+/// copy of `history` and `store`, and checks that [`check`] reports each:
+/// proof, on the run's own data, that a clean report is not a blind one.
+/// `Err` names what went unnoticed, or says there was nothing to plant on.
+pub fn self_check(history: &[Record], store: &Store) -> Result<(), String> {
+    let acked = history.iter().find_map(|r| match r {
+        Record::Publish { conversation, outcome: Outcome::Acked { seq, .. }, .. } => Some((conversation, *seq)),
+        _ => None,
+    });
+    let Some((conversation, seq)) = acked else { return Err("no acknowledged write to plant on".into()) };
+    let caught = |h: &[Record], s: &Store, what: &str, kind: fn(&Violation) -> bool| {
+        if check(h, s).violations.iter().any(kind) {
+            Ok(())
+        } else {
+            Err(format!("the checker did not notice {what}"))
+        }
+    };
+    // A lost acknowledged write.
+    let mut lost = store.clone();
+    if let Some(acts) = lost.get_mut(conversation.as_str()) {
+        acts.retain(|a| a.seq != seq);
+    }
+    caught(history, &lost, "a lost acknowledged write", |v| matches!(v, Violation::AckedNotStored { .. }))?;
+    // The same write stored twice, under the next seq.
+    let mut doubled = store.clone();
+    if let Some(acts) = doubled.get_mut(conversation.as_str()) {
+        if let Some(copy) = acts.iter().find(|a| a.seq == seq).cloned() {
+            let next = acts.last().map_or(1, |a| a.seq + 1);
+            acts.push(Stored { seq: next, id: format!("{}-copy", copy.id), ..copy });
+        }
+    }
+    caught(history, &doubled, "a doubled key", |v| matches!(v, Violation::KeyDoubled { .. }))?;
+    // A subscriber missing one activity.
+    let Some(first) = history.iter().position(|r| matches!(r, Record::Observe { .. })) else {
+        return Err("no subscriber observation to plant on".into());
+    };
+    let mut missed = history.to_vec();
+    missed.remove(first);
+    caught(&missed, store, "a subscriber's gap", |v| {
+        matches!(v, Violation::SubscriberOutOfOrder { .. } | Violation::SubscriberBehind { .. })
+    })
 }
 
 /// Property 2 (seqs 1..n) and the key each stored activity carries.
@@ -145,7 +206,7 @@ fn check_store(store: &Store, report: &mut Report) {
 }
 
 /// Properties 1 and 4.
-fn check_publishes(history: &[Record], store: &Store, report: &mut Report) {
+fn check_publishes(history: &[Record], store: &Store, by_seq: &BySeq, report: &mut Report) {
     // Every stored copy of each key: (conversation, seq).
     let mut copies: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
     for (conversation, activities) in store {
@@ -172,12 +233,15 @@ fn check_publishes(history: &[Record], store: &Store, report: &mut Report) {
         let acks: Vec<(u64, &String)> = outcomes
             .iter()
             .filter_map(|o| match o {
-                Outcome::Acked { seq, id } => Some((*seq, id)),
+                Outcome::Acked { seq, id, .. } => Some((*seq, id)),
                 _ => None,
             })
             .collect();
         if let Some(&(seq, id)) = acks.first() {
             report.acknowledged += 1;
+            if outcomes.iter().any(|o| matches!(o, Outcome::Acked { replayed: true, .. })) {
+                report.replayed += 1;
+            }
             for &(s, i) in &acks[1..] {
                 if (s, i) != (seq, id) {
                     report.violations.push(Violation::AcksDisagree {
@@ -187,7 +251,7 @@ fn check_publishes(history: &[Record], store: &Store, report: &mut Report) {
                     });
                 }
             }
-            let found = store.get(*conversation).and_then(|acts| acts.iter().find(|a| a.seq == seq));
+            let found = stored_at(by_seq, conversation, seq);
             if !found.is_some_and(|a| &a.id == id && a.text.as_deref() == Some(*key)) {
                 report.violations.push(Violation::AckedNotStored {
                     key: key.to_string(),
@@ -212,7 +276,7 @@ fn check_publishes(history: &[Record], store: &Store, report: &mut Report) {
 }
 
 /// Property 3.
-fn check_subscribers(history: &[Record], store: &Store, report: &mut Report) {
+fn check_subscribers(history: &[Record], store: &Store, by_seq: &BySeq, report: &mut Report) {
     // (subscriber, conversation) → what it saw, in order.
     let mut seen: BTreeMap<(&str, &str), Vec<(u64, &String)>> = BTreeMap::new();
     for r in history {
@@ -244,7 +308,7 @@ fn check_subscribers(history: &[Record], store: &Store, report: &mut Report) {
                 in_order = false;
                 break;
             }
-            let at = stored.iter().find(|a| a.seq == seq);
+            let at = stored_at(by_seq, conversation, seq);
             if at.is_none_or(|a| &a.id != id) {
                 report.violations.push(Violation::SubscriberWrongActivity {
                     subscriber: subscriber.to_string(),

@@ -22,7 +22,7 @@ fn publish(key: &str, attempt: u32, outcome: Outcome) -> Record {
 }
 
 fn acked(seq: u64) -> Outcome {
-    Outcome::Acked { seq, id: format!("id-{seq}") }
+    Outcome::Acked { seq, id: format!("id-{seq}"), replayed: false }
 }
 
 fn unknown() -> Outcome {
@@ -200,4 +200,14 @@ fn a_subscriber_left_behind_is_caught() {
 fn every_violation_prints_its_kind() {
     let v = Violation::KeyDoubled { key: "k".into(), copies: vec![(C.into(), 1), (C.into(), 2)] };
     assert!(v.to_string().starts_with("key_doubled: key k stored 2 times"), "{v}");
+}
+
+#[test]
+fn the_self_check_passes_on_a_clean_run_and_needs_data() {
+    let (history, store) = clean();
+    assert_eq!(self_check(&history, &store), Ok(()));
+    let no_acks: Vec<Record> = history.iter().filter(|r| !matches!(r, Record::Publish { .. })).cloned().collect();
+    assert!(self_check(&no_acks, &store).is_err());
+    let no_views: Vec<Record> = history.iter().filter(|r| !matches!(r, Record::Observe { .. })).cloned().collect();
+    assert!(self_check(&no_views, &store).is_err());
 }

@@ -26,8 +26,15 @@ pub enum Transport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// The server acknowledged it: stored under this seq and id.
-    Acked { seq: u64, id: String },
+    /// The server acknowledged it: stored under this seq and id; `replayed`
+    /// when the answer said the key was already stored (REST 200, the
+    /// binary ack's flag; Phoenix does not say).
+    Acked {
+        seq: u64,
+        id: String,
+        #[serde(default)]
+        replayed: bool,
+    },
     /// The server answered with an error (REST status, Phoenix reason code
     /// or binary error code by name); `status` is the HTTP status, or the
     /// code's HTTP twin on the sockets (0 when it has none).
@@ -109,7 +116,7 @@ mod tests {
             conversation: "c".into(),
             key: "k".into(),
             attempt: 2,
-            outcome: Outcome::Acked { seq: 7, id: "a".into() },
+            outcome: Outcome::Acked { seq: 7, id: "a".into(), replayed: true },
         };
         let line = serde_json::to_string(&r).expect("json");
         assert!(line.contains(r#""record":"publish""#) && line.contains(r#""outcome":"acked""#), "{line}");

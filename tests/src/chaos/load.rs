@@ -161,7 +161,9 @@ pub fn spawn_publisher(ctx: Ctx, transport: Transport, name: String, prefer: usi
         .spawn(move || {
             let mut p: Box<dyn Publisher> = match transport {
                 Transport::Rest => Box::new(RestPublisher { name: name.clone(), prefer, conn: None }),
-                Transport::Phoenix => Box::new(PhxPublisher { name: name.clone(), prefer, conns: Vec::new() }),
+                Transport::Phoenix => {
+                    Box::new(PhxPublisher { name: name.clone(), prefer, conns: Vec::new(), known: Vec::new() })
+                }
                 Transport::Binary => Box::new(BinPublisher { name: name.clone(), prefer, conn: None, next_id: 0 }),
             };
             run_publisher(&ctx, transport, &name, p.as_mut());
@@ -210,8 +212,8 @@ fn error_code(body: &Value) -> String {
     body["error"]["code"].as_str().or(body["code"].as_str()).unwrap_or("?").to_string()
 }
 
-fn acked(activity: &Value) -> Option<Outcome> {
-    Some(Outcome::Acked { seq: activity["seq"].as_u64()?, id: activity["id"].as_str()?.to_string() })
+fn acked(activity: &Value, replayed: bool) -> Option<Outcome> {
+    Some(Outcome::Acked { seq: activity["seq"].as_u64()?, id: activity["id"].as_str()?.to_string(), replayed })
 }
 
 fn unknown(e: impl std::fmt::Display) -> Outcome {
@@ -249,7 +251,8 @@ impl Publisher for RestPublisher {
             self.conn = None;
         }
         match reply.status {
-            200 | 201 => acked(&value).unwrap_or_else(|| unknown(format!("{} without id/seq: {value}", reply.status))),
+            200 | 201 => acked(&value, reply.status == 200)
+                .unwrap_or_else(|| unknown(format!("{} without id/seq: {value}", reply.status))),
             status => Outcome::Refused { status, code: error_code(&value) },
         }
     }
@@ -264,19 +267,22 @@ struct PhxPublisher {
     name: String,
     prefer: usize,
     conns: Vec<Option<(PhxConn, String)>>,
+    /// The highest seq acknowledged to this client, per conversation: its
+    /// joins ask only for what came after (a publisher needs no backlog).
+    known: Vec<u64>,
 }
 
 impl PhxPublisher {
     fn joined(&mut self, ctx: &Ctx, conv: usize) -> Result<&mut (PhxConn, String), Outcome> {
         if self.conns.len() <= conv {
             self.conns.resize_with(conv + 1, || None);
+            self.known.resize(conv + 1, 0);
         }
         if self.conns[conv].is_none() {
             let node = ctx.node(self.prefer).ok_or_else(|| unknown("stopped"))?;
             let mut c = PhxConn::connect(node.http, ctx.work.token(&self.name, conv)).map_err(unknown)?;
             let topic = format!("conversation:{}", ctx.work.conversations[conv]);
-            // No backlog wanted: a publisher only needs the join.
-            let r = c.push(&topic, "phx_join", json!({})).map_err(unknown)?;
+            let r = c.push(&topic, "phx_join", json!({"last_seq": self.known[conv]})).map_err(unknown)?;
             let reply = c.reply(&r, |_| {}).map_err(unknown)?;
             if reply["status"] != "ok" {
                 return Err(unknown(format!("join refused: {reply}")));
@@ -293,9 +299,8 @@ impl Publisher for PhxPublisher {
             Ok((c, topic)) => {
                 let payload = json!({"text": key, "idempotency_key": key, "metadata": {"chaos": true}});
                 match c.push(topic, "activity:create", payload).and_then(|r| c.reply(&r, |_| {})) {
-                    Ok(reply) if reply["status"] == "ok" => {
-                        acked(&reply["response"]).unwrap_or_else(|| unknown(format!("ok without id/seq: {reply}")))
-                    }
+                    Ok(reply) if reply["status"] == "ok" => acked(&reply["response"], false)
+                        .unwrap_or_else(|| unknown(format!("ok without id/seq: {reply}"))),
                     // Phoenix replies carry the REST code: its HTTP twin is the status.
                     Ok(reply) => {
                         let code = error_code(&reply["response"]);
@@ -307,8 +312,10 @@ impl Publisher for PhxPublisher {
             }
             Err(outcome) => outcome,
         };
-        if matches!(outcome, Outcome::Unknown { .. }) && conv < self.conns.len() {
-            self.conns[conv] = None;
+        match &outcome {
+            Outcome::Unknown { .. } if conv < self.conns.len() => self.conns[conv] = None,
+            Outcome::Acked { seq, .. } if conv < self.known.len() => self.known[conv] = self.known[conv].max(*seq),
+            _ => {}
         }
         outcome
     }
@@ -352,7 +359,7 @@ impl Publisher for BinPublisher {
             match c.next_by(deadline) {
                 Ok(Some(Frame::PublishAck(a))) if a.request_id == request_id => {
                     let id = uuid::Uuid::from_bytes(a.written.activity_id).to_string();
-                    return Outcome::Acked { seq: a.written.seq, id };
+                    return Outcome::Acked { seq: a.written.seq, id, replayed: a.written.replayed };
                 }
                 Ok(Some(Frame::Error(e))) if e.request_id == request_id && !e.close => {
                     let code = e.error_code().map_or_else(|| e.code.to_string(), |c| c.name().to_string());

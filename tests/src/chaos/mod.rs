@@ -225,14 +225,18 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     }
     history.flush();
 
-    let mut report = checker::check(&history.snapshot(), &store);
+    let records = history.snapshot();
+    let mut report = checker::check(&records, &store);
     report.violations.extend(extra);
+    if let Err(detail) = checker::self_check(&records, &store) {
+        report.violations.push(Violation::CheckerBlind { detail });
+    }
     for v in &report.violations {
         eprintln!("chaos: {name}: VIOLATION {v}");
     }
     let duration = started.elapsed();
     let summary = format!(
-        "chaos: backend={} fault={} cycles={cycles} acknowledged={} unknown={} refused={} retries={} stored={} \
+        "chaos: backend={} fault={} cycles={cycles} acknowledged={} unknown={} refused={} retries={} replayed={} stored={} \
          observed={} violations={} duration={:.1}s refusals=[{}]",
         scenario.backend.name(),
         scenario.fault.name(),
@@ -240,6 +244,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         report.unknown,
         report.refused,
         report.retries,
+        report.replayed,
         report.stored,
         report.observed,
         report.violations.len(),
