@@ -111,6 +111,8 @@ pub struct Report {
     pub refusals: BTreeMap<String, usize>,
     /// Activities the subscribers received.
     pub observed: usize,
+    /// Subscriptions made (the first and every resume), per conversation.
+    pub resumes: usize,
     /// Activities in the final store.
     pub stored: usize,
     pub violations: Vec<Violation>,
@@ -287,6 +289,7 @@ fn check_subscribers(history: &[Record], store: &Store, by_seq: &BySeq, report: 
             }
             // A subscriber that joined and saw nothing must still catch up.
             Record::Resume { subscriber, conversation, .. } => {
+                report.resumes += 1;
                 seen.entry((subscriber, conversation)).or_default();
             }
             _ => {}

@@ -237,7 +237,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     let duration = started.elapsed();
     let summary = format!(
         "chaos: backend={} fault={} cycles={cycles} acknowledged={} unknown={} refused={} retries={} replayed={} stored={} \
-         observed={} violations={} duration={:.1}s refusals=[{}]",
+         observed={} resumes={} violations={} duration={:.1}s refusals=[{}]",
         scenario.backend.name(),
         scenario.fault.name(),
         report.acknowledged,
@@ -247,6 +247,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         report.replayed,
         report.stored,
         report.observed,
+        report.resumes,
         report.violations.len(),
         duration.as_secs_f64(),
         report.refusals.iter().map(|(code, n)| format!("{code}: {n}")).collect::<Vec<_>>().join(", "),

@@ -2,7 +2,8 @@
 //! a client token names one) and binary connections (one for every
 //! conversation). After every disconnect they resume from the last seq they
 //! saw — Phoenix's join `last_seq`, the binary Subscribe's `after_seq` — and
-//! record every activity received, in order, in the [`History`].
+//! record every activity received, in order, in the [`History`]. They also
+//! leave and resume on their own every few seconds, faults or not.
 //!
 //! [`Seen`] tells the driver how far each one got, so that it can wait for
 //! them to catch up once the load stops.
@@ -24,6 +25,13 @@ use crate::binary::uuid_bytes;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Pause before a reconnect.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long a session lasts before the subscriber leaves and resumes on its
+/// own (faults aside): resuming under a live load is where a gap or a
+/// duplicate at the seam would show. Varied per session in 1–4 s.
+fn session_length(session: u32) -> Duration {
+    super::faults::jitter(session, Duration::from_secs(1), Duration::from_secs(4))
+}
 
 /// (subscriber, conversation) → the last seq it saw.
 #[derive(Clone, Default)]
@@ -74,10 +82,13 @@ pub fn spawn_phoenix(ctx: Ctx, seen: Seen, name: String, conv: usize, prefer: us
             let conversation = ctx.work.conversations[conv].clone();
             let topic = format!("conversation:{conversation}");
             let mut last = 0u64;
+            let mut session = conv as u32;
             while !ctx.stopped() {
                 let Some(node) = ctx.node(prefer) else { return };
-                // Whatever ends a session (a dead server, a close), the next resumes from `last`.
-                let _ = phoenix_session(&ctx, &seen, &name, &conversation, &topic, node.http, &mut last);
+                session += 1;
+                let until = Instant::now() + session_length(session);
+                // Whatever ends a session (its time, a dead server, a close), the next resumes from `last`.
+                let _ = phoenix_session(&ctx, &seen, &name, (&conversation, &topic), node.http, until, &mut last);
                 ctx.pause(RECONNECT_PAUSE);
             }
         })
@@ -88,9 +99,9 @@ fn phoenix_session(
     ctx: &Ctx,
     seen: &Seen,
     name: &str,
-    conversation: &str,
-    topic: &str,
+    (conversation, topic): (&str, &str),
     http: std::net::SocketAddr,
+    until: Instant,
     last: &mut u64,
 ) -> std::io::Result<()> {
     let conv = ctx.work.conversations.iter().position(|c| c == conversation).unwrap_or(0);
@@ -102,7 +113,7 @@ fn phoenix_session(
     }
     resume(ctx, seen, name, Transport::Phoenix, conversation, *last);
     let mut beat = Instant::now() + KEEPALIVE;
-    while !ctx.stopped() {
+    while !ctx.stopped() && Instant::now() < until {
         if Instant::now() >= beat {
             c.heartbeat()?;
             beat = Instant::now() + KEEPALIVE;
@@ -130,9 +141,12 @@ pub fn spawn_binary(ctx: Ctx, seen: Seen, name: String, prefer: usize) -> thread
         .name(name.clone())
         .spawn(move || {
             let mut last: Vec<u64> = vec![0; ctx.work.conversations.len()];
+            let mut session = 100;
             while !ctx.stopped() {
                 let Some(node) = ctx.node(prefer) else { return };
-                let _ = binary_session(&ctx, &seen, &name, node.binary, &mut last);
+                session += 1;
+                let until = Instant::now() + session_length(session);
+                let _ = binary_session(&ctx, &seen, &name, node.binary, until, &mut last);
                 ctx.pause(RECONNECT_PAUSE);
             }
         })
@@ -144,6 +158,7 @@ fn binary_session(
     seen: &Seen,
     name: &str,
     addr: std::net::SocketAddr,
+    until: Instant,
     last: &mut [u64],
 ) -> std::io::Result<()> {
     let convs = &ctx.work.conversations;
@@ -157,7 +172,7 @@ fn binary_session(
     c.send(Subscribe { request_id: 1, items })?;
     let mut subscribed = false;
     let mut ping = Instant::now() + KEEPALIVE;
-    while !ctx.stopped() {
+    while !ctx.stopped() && Instant::now() < until {
         if Instant::now() >= ping {
             c.send(Ping { payload: 1 })?;
             ping = Instant::now() + KEEPALIVE;
