@@ -206,18 +206,13 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     }
 
     let store = read_store(&endpoints, &work);
-    let store = match store {
-        Ok(store) => store,
-        Err(e) => {
-            stop_sub.store(true, Ordering::SeqCst);
-            return Err(format!("{name}: could not read the store back: {e}\n{}", tail(&target.logs(), 40)));
+    if let Ok(store) = &store {
+        let last: HashMap<String, u64> =
+            store.iter().map(|(c, acts)| (c.clone(), acts.last().map_or(0, |a| a.seq))).collect();
+        let deadline = Instant::now() + CATCH_UP;
+        while !seen.caught_up(&last) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
         }
-    };
-    let last: HashMap<String, u64> =
-        store.iter().map(|(c, acts)| (c.clone(), acts.last().map_or(0, |a| a.seq))).collect();
-    let deadline = Instant::now() + CATCH_UP;
-    while !seen.caught_up(&last) && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
     }
     stop_sub.store(true, Ordering::SeqCst);
     for s in subs {
@@ -226,10 +221,20 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     history.flush();
 
     let records = history.snapshot();
-    let mut report = checker::check(&records, &store);
+    let mut report = match &store {
+        Ok(store) => checker::check(&records, store),
+        // Nothing to check against: the server did not come back.
+        Err(e) => {
+            eprintln!("chaos: {name}: could not read the store back: {e}\n{}", tail(&target.logs(), 40));
+            let detail = format!("the store could not be read back after the load: {e}");
+            Report { violations: vec![Violation::Fault { fault: "read-back".into(), detail }], ..Report::default() }
+        }
+    };
     report.violations.extend(extra);
-    if let Err(detail) = checker::self_check(&records, &store) {
-        report.violations.push(Violation::CheckerBlind { detail });
+    if let Ok(store) = &store {
+        if let Err(detail) = checker::self_check(&records, store) {
+            report.violations.push(Violation::CheckerBlind { detail });
+        }
     }
     for v in &report.violations {
         eprintln!("chaos: {name}: VIOLATION {v}");
