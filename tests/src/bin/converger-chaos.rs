@@ -21,9 +21,10 @@ use converger_e2e::chaos::{run, Backend, LoadShape, RunEnv, Scenario};
 /// order, no retried key stored twice.
 ///
 /// Scenarios: embedded-kill9, postgres-kill9, postgres-pg-restart,
-/// cluster-nats-restart, cluster-node-kill, embedded-disk-full. The postgres
-/// and cluster ones need DATABASE_URL (pg-restart also --pg-dir); the
-/// cluster ones need nats-server; disk-full mounts a tmpfs (root).
+/// cluster-pg-restart, cluster-nats-restart, cluster-node-kill,
+/// embedded-disk-full. The postgres and cluster ones need DATABASE_URL
+/// (pg-restart also --pg-dir); the cluster ones need nats-server;
+/// disk-full mounts a tmpfs (root).
 #[derive(Parser, Debug)]
 #[command(name = "converger-chaos")]
 struct Args {
@@ -44,7 +45,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
     /// The `scripts/pg-test-cluster` directory of DATABASE_URL's server, which
-    /// postgres-pg-restart stops and starts.
+    /// the pg-restart scenarios stop and start.
     #[arg(long, value_name = "DIR", env = "CHAOS_PG_DIR")]
     pg_dir: Option<PathBuf>,
     /// Nodes of the cluster scenarios.
@@ -52,10 +53,11 @@ struct Args {
     nodes: usize,
 }
 
-const ALL: [(Backend, Fault); 6] = [
+const ALL: [(Backend, Fault); 7] = [
     (Backend::Embedded, Fault::Kill9),
     (Backend::Postgres, Fault::Kill9),
     (Backend::Postgres, Fault::PgRestart),
+    (Backend::Cluster, Fault::PgRestart),
     (Backend::Cluster, Fault::NatsRestart),
     (Backend::Cluster, Fault::NodeKill),
     (Backend::Embedded, Fault::DiskFull),

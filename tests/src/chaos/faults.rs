@@ -2,7 +2,8 @@
 //! brings the system back, updating [`Endpoints`] as nodes die and return:
 //!
 //! - `kill9`: `kill -9` of the server, restarted on the same data (directory or schema);
-//! - `pg-restart`: the PostgreSQL server stopped (fast shutdown) and started again;
+//! - `pg-restart`: the PostgreSQL server stopped (fast shutdown) and started
+//!   again (one server on PostgreSQL, or every node of a cluster);
 //! - `nats-restart`: the cluster's NATS killed and started again on its port;
 //! - `node-kill`: `kill -9` of one cluster node, restarted after a while;
 //! - `disk-full`: the embedded data directory's filesystem (a tmpfs) filled
@@ -113,13 +114,14 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
             ctx.endpoints.set(0, Some(Node::of(server)));
             Ok(())
         }
-        (Fault::PgRestart, Target::Single(server)) => {
+        (Fault::PgRestart, target) => {
             let dir = env.pg_dir.as_deref().ok_or_else(|| "pg-restart needs --pg-dir".to_string())?;
             pg_cluster(&env.scripts, "down", dir)?;
             thread::sleep(jitter(cycle, Duration::from_millis(500), Duration::from_millis(2000)));
             pg_cluster(&env.scripts, "up", dir)?;
-            if !ready(server.http_addr(), Instant::now() + RECOVERY) {
-                return Err(format!("not ready {RECOVERY:?} after PostgreSQL came back (cycle {cycle})"));
+            let deadline = Instant::now() + RECOVERY;
+            if let Some(node) = target.nodes().iter().position(|n| !ready(n.http, deadline)) {
+                return Err(format!("node {node} not ready {RECOVERY:?} after PostgreSQL came back (cycle {cycle})"));
             }
             Ok(())
         }

@@ -188,7 +188,14 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     thread::sleep(SETTLE);
     while cycles < scenario.cycles && started.elapsed() < scenario.time_cap {
         cycles += 1;
-        thread::sleep(faults::jitter(cycles, Duration::from_millis(200), Duration::from_millis(1200)));
+        // Every fourth fault comes right after the last recovery: a server
+        // killed again while its clients reconnect and resume.
+        let load_for = if cycles % 4 == 0 {
+            faults::jitter(cycles, Duration::ZERO, Duration::from_millis(50))
+        } else {
+            faults::jitter(cycles, Duration::from_millis(200), Duration::from_millis(1200))
+        };
+        thread::sleep(load_for);
         if let Err(detail) = faults::inject(scenario.fault, cycles, &mut target, &pub_ctx, &fault_env) {
             let v = Violation::Fault { fault: scenario.fault.name().to_string(), detail };
             eprintln!("chaos: {name}: {v}\n--- server stderr (tail) ---\n{}", tail(&target.logs(), 40));
