@@ -51,6 +51,12 @@ struct Args {
     /// Nodes of the cluster scenarios.
     #[arg(long, default_value_t = 2)]
     nodes: usize,
+    /// Publishers per transport (REST, Phoenix, binary).
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    /// Conversations the load writes to.
+    #[arg(long, default_value_t = 3)]
+    conversations: usize,
 }
 
 const ALL: [(Backend, Fault); 7] = [
@@ -98,7 +104,13 @@ fn main() -> ExitCode {
             fault,
             cycles: args.cycles.unwrap_or_else(|| cycles(fault, args.short)),
             time_cap: cap,
-            load: LoadShape::default(),
+            load: LoadShape {
+                rest: args.publishers,
+                phoenix: args.publishers,
+                binary: args.publishers,
+                conversations: args.conversations.max(1),
+                ..LoadShape::default()
+            },
             nodes: args.nodes,
         };
         if args.scenarios.is_empty() || args.scenarios.contains(&scenario.name()) {
