@@ -3,7 +3,8 @@
 //!
 //! 1. every acknowledged activity is stored, once, under the seq and id it
 //!    was acknowledged with (and every acknowledgement of one key agrees);
-//! 2. every conversation's seqs are exactly 1..n, in order;
+//! 2. every conversation's seqs are exactly 1..n, in order, and the
+//!    `last_seq` the server reports is n ([`check_last_seqs`]);
 //! 3. every subscriber saw, per conversation, exactly seqs 1..k in order, with
 //!    the stored ids (a gap-free, duplicate-free prefix), and caught up with
 //!    the store once the load stopped (k = n);
@@ -43,6 +44,9 @@ pub enum Violation {
     SeqGap { conversation: String, index: usize, expected: u64, found: u64 },
     /// A key is stored more than once (a retry doubled it).
     KeyDoubled { key: String, copies: Vec<(String, u64)> },
+    /// The conversation's `last_seq` is not its last stored activity's seq
+    /// (a seq handed out at the end and never stored is a gap too).
+    LastSeqMismatch { conversation: String, last_seq: u64, last_stored: u64 },
     /// A stored activity's idempotency key is not the key it carries.
     KeyMismatch { conversation: String, seq: u64, text: Option<String>, idempotency_key: Option<String> },
     /// A subscriber's observations of a conversation are not 1, 2, 3 … in order.
@@ -70,6 +74,10 @@ impl fmt::Display for Violation {
             Violation::SeqGap { conversation, index, expected, found } => {
                 write!(f, "seq_gap: conversation {conversation} at index {index}: expected seq {expected}, found {found}")
             }
+            Violation::LastSeqMismatch { conversation, last_seq, last_stored } => write!(
+                f,
+                "last_seq_mismatch: conversation {conversation} says last_seq {last_seq}, its last stored seq is {last_stored}"
+            ),
             Violation::KeyDoubled { key, copies } => write!(f, "key_doubled: key {key} stored {} times: {copies:?}", copies.len()),
             Violation::KeyMismatch { conversation, seq, text, idempotency_key } => write!(
                 f,
@@ -180,6 +188,23 @@ pub fn self_check(history: &[Record], store: &Store) -> Result<(), String> {
     caught(&missed, store, "a subscriber's gap", |v| {
         matches!(v, Violation::SubscriberOutOfOrder { .. } | Violation::SubscriberBehind { .. })
     })
+}
+
+/// Property 2 at the end of each conversation: `last_seqs` (conversation →
+/// the `last_seq` the server reports) against the last stored seq.
+pub fn check_last_seqs(store: &Store, last_seqs: &BTreeMap<String, u64>) -> Vec<Violation> {
+    store
+        .iter()
+        .filter_map(|(conversation, acts)| {
+            let last_stored = acts.last().map_or(0, |a| a.seq);
+            let &last_seq = last_seqs.get(conversation)?;
+            (last_seq != last_stored).then(|| Violation::LastSeqMismatch {
+                conversation: conversation.clone(),
+                last_seq,
+                last_stored,
+            })
+        })
+        .collect()
 }
 
 /// Property 2 (seqs 1..n) and the key each stored activity carries.

@@ -211,3 +211,11 @@ fn the_self_check_passes_on_a_clean_run_and_needs_data() {
     let no_views: Vec<Record> = history.iter().filter(|r| !matches!(r, Record::Observe { .. })).cloned().collect();
     assert!(self_check(&no_views, &store).is_err());
 }
+
+#[test]
+fn a_seq_handed_out_at_the_end_and_never_stored_is_caught() {
+    let (_, store) = clean();
+    assert!(check_last_seqs(&store, &BTreeMap::from([(C.to_string(), 3)])).is_empty());
+    let v = check_last_seqs(&store, &BTreeMap::from([(C.to_string(), 4)]));
+    assert!(matches!(v.as_slice(), [Violation::LastSeqMismatch { last_seq: 4, last_stored: 3, .. }]), "{v:?}");
+}

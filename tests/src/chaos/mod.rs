@@ -16,7 +16,7 @@ pub mod history;
 pub mod load;
 mod subscribers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -213,7 +213,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     }
 
     let store = read_store(&endpoints, &work);
-    if let Ok(store) = &store {
+    if let Ok((store, _)) = &store {
         let last: HashMap<String, u64> =
             store.iter().map(|(c, acts)| (c.clone(), acts.last().map_or(0, |a| a.seq))).collect();
         let deadline = Instant::now() + CATCH_UP;
@@ -229,7 +229,11 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
 
     let records = history.snapshot();
     let mut report = match &store {
-        Ok(store) => checker::check(&records, store),
+        Ok((store, last_seqs)) => {
+            let mut report = checker::check(&records, store);
+            report.violations.extend(checker::check_last_seqs(store, last_seqs));
+            report
+        }
         // Nothing to check against: the server did not come back.
         Err(e) => {
             eprintln!("chaos: {name}: could not read the store back: {e}\n{}", tail(&target.logs(), 40));
@@ -238,7 +242,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         }
     };
     report.violations.extend(extra);
-    if let Ok(store) = &store {
+    if let Ok((store, _)) = &store {
         if let Err(detail) = checker::self_check(&records, store) {
             report.violations.push(Violation::CheckerBlind { detail });
         }
@@ -289,7 +293,7 @@ fn start_target(scenario: &Scenario, env: &RunEnv, disk: Option<&Tmpfs>) -> Resu
 
 /// Every conversation of the workload read back through REST, page by page,
 /// from any live node (retried for a while: the last fault may still be healing).
-fn read_store(endpoints: &Endpoints, work: &Workload) -> Result<Store, String> {
+fn read_store(endpoints: &Endpoints, work: &Workload) -> Result<(Store, LastSeqs), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match try_read_store(endpoints, work) {
@@ -300,10 +304,13 @@ fn read_store(endpoints: &Endpoints, work: &Workload) -> Result<Store, String> {
     }
 }
 
-fn try_read_store(endpoints: &Endpoints, work: &Workload) -> Result<Store, String> {
+/// conversation → the `last_seq` its activity list reports.
+type LastSeqs = BTreeMap<String, u64>;
+
+fn try_read_store(endpoints: &Endpoints, work: &Workload) -> Result<(Store, LastSeqs), String> {
     let node = endpoints.pick(0).ok_or("no live node")?;
     let auth = format!("Bearer {}", work.api_key);
-    let mut store = Store::new();
+    let (mut store, mut last_seqs) = (Store::new(), LastSeqs::new());
     for conv in &work.conversations {
         let mut all: Vec<Stored> = Vec::new();
         loop {
@@ -317,6 +324,7 @@ fn try_read_store(endpoints: &Endpoints, work: &Workload) -> Result<Store, Strin
             let page: serde_json::Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
             let data = page["data"].as_array().ok_or("no data array")?;
             if data.is_empty() {
+                last_seqs.insert(conv.clone(), page["last_seq"].as_u64().ok_or("no last_seq")?);
                 break;
             }
             for a in data {
@@ -334,7 +342,7 @@ fn try_read_store(endpoints: &Endpoints, work: &Workload) -> Result<Store, Strin
         }
         store.insert(conv.clone(), all);
     }
-    Ok(store)
+    Ok((store, last_seqs))
 }
 
 /// The last `n` lines of `s`.
