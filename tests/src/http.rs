@@ -46,6 +46,11 @@ impl Conn {
         Ok(Conn { stream, buf: Vec::new() })
     }
 
+    /// How long a read may wait ([`REPLY_TIMEOUT`] unless set).
+    pub fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)

@@ -20,7 +20,8 @@ use converger_e2e::chaos::{run, Backend, LoadShape, RunEnv, Scenario};
 /// gap-free, every subscriber saw a gap-free, duplicate-free prefix in
 /// order, no retried key stored twice.
 ///
-/// Scenarios: embedded-kill9, postgres-kill9, postgres-pg-restart,
+/// Scenarios: embedded-kill9, postgres-kill9, embedded-pause, postgres-pause,
+/// postgres-pg-restart,
 /// cluster-pg-restart, cluster-nats-restart, cluster-node-kill,
 /// embedded-disk-full. The postgres and cluster ones need DATABASE_URL
 /// (pg-restart also --pg-dir); the cluster ones need nats-server;
@@ -59,9 +60,11 @@ struct Args {
     conversations: usize,
 }
 
-const ALL: [(Backend, Fault); 7] = [
+const ALL: [(Backend, Fault); 9] = [
     (Backend::Embedded, Fault::Kill9),
     (Backend::Postgres, Fault::Kill9),
+    (Backend::Embedded, Fault::Pause),
+    (Backend::Postgres, Fault::Pause),
     (Backend::Postgres, Fault::PgRestart),
     (Backend::Cluster, Fault::PgRestart),
     (Backend::Cluster, Fault::NatsRestart),

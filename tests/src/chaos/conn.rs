@@ -12,8 +12,10 @@ use converger_protocol::{decode_frame, Auth, Frame, Hello, Version};
 use serde_json::Value;
 use tungstenite::{Message, WebSocket};
 
-/// How long a client waits for any one answer before it calls the outcome unknown.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for any one answer before it calls the outcome
+/// unknown (and retries on a new connection while the first may still be
+/// answered: the `pause` fault holds the server for longer than this).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -6,6 +6,9 @@
 //!   again (one server on PostgreSQL, or every node of a cluster);
 //! - `nats-restart`: the cluster's NATS killed and started again on its port;
 //! - `node-kill`: `kill -9` of one cluster node, restarted after a while;
+//! - `pause`: the server stopped (SIGSTOP) for longer than a client waits
+//!   for an answer, then continued: clients retry on new connections while
+//!   their first attempts are still queued, so one key arrives twice at once;
 //! - `disk-full`: the embedded data directory's filesystem (a tmpfs) filled
 //!   with a ballast file, then freed: writes must be refused with
 //!   `storage_full` while it is full and resume after.
@@ -25,6 +28,9 @@ use super::load::{Ctx, Node};
 use crate::cluster::TestCluster;
 use crate::http;
 use crate::server::TestServer;
+
+/// The shortest `pause`: past a client's answer timeout.
+const PAUSE_AT_LEAST: Duration = Duration::from_millis(3500);
 
 /// How long the system may take to come back after a fault.
 const RECOVERY: Duration = Duration::from_secs(30);
@@ -67,6 +73,7 @@ pub enum Fault {
     PgRestart,
     NatsRestart,
     NodeKill,
+    Pause,
     DiskFull,
 }
 
@@ -77,6 +84,7 @@ impl Fault {
             Fault::PgRestart => "pg-restart",
             Fault::NatsRestart => "nats-restart",
             Fault::NodeKill => "node-kill",
+            Fault::Pause => "pause",
             Fault::DiskFull => "disk-full",
         }
     }
@@ -146,6 +154,15 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
                 return Err(format!("node-{i} not ready {RECOVERY:?} after its restart (cycle {cycle})"));
             }
             ctx.endpoints.set(i, Some(Node::of(cluster.node(i))));
+            Ok(())
+        }
+        (Fault::Pause, Target::Single(server)) => {
+            server.signal("STOP");
+            thread::sleep(jitter(cycle, PAUSE_AT_LEAST, PAUSE_AT_LEAST + Duration::from_secs(2)));
+            server.signal("CONT");
+            if !ready(server.http_addr(), Instant::now() + RECOVERY) {
+                return Err(format!("not ready {RECOVERY:?} after SIGCONT (cycle {cycle})"));
+            }
             Ok(())
         }
         (Fault::DiskFull, Target::Single(server)) => {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use converger_protocol::{Draft, ErrorCode, Frame, Publish};
 use serde_json::{json, Value};
 
-use super::conn::{BinConn, PhxConn};
+use super::conn::{BinConn, PhxConn, ANSWER_TIMEOUT};
 use super::history::{History, Outcome, Record, Transport};
 use crate::api::{create_tenant, expect, Client};
 use crate::binary::uuid_bytes;
@@ -230,7 +230,7 @@ impl Publisher for RestPublisher {
     fn publish(&mut self, ctx: &Ctx, conv: usize, key: &str) -> Outcome {
         if self.conn.is_none() {
             let Some(node) = ctx.node(self.prefer) else { return unknown("stopped") };
-            match Conn::open(node.http) {
+            match Conn::open(node.http).and_then(|mut c| c.set_read_timeout(ANSWER_TIMEOUT).map(|()| c)) {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => return unknown(format!("connect: {e}")),
             }
@@ -354,7 +354,7 @@ impl Publisher for BinPublisher {
         if let Err(e) = c.send(Publish { request_id, activity }) {
             return unknown(e);
         }
-        let deadline = Instant::now() + super::conn::ANSWER_TIMEOUT;
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
         loop {
             match c.next_by(deadline) {
                 Ok(Some(Frame::PublishAck(a))) if a.request_id == request_id => {
