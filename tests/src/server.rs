@@ -50,7 +50,7 @@ pub struct TestServer {
     args: Vec<String>,
     /// The harness's admin token and JWT secret are passed (false: a first run).
     defaults: bool,
-    _data: TempDir,
+    _data: DataDir,
     /// Dropped after the server is killed (`Drop` kills it first), and only
     /// by the last server holding it.
     _schema: Option<Arc<PgSchema>>,
@@ -91,19 +91,19 @@ impl TestServer {
         Self::start_on(args, None, false).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// An embedded server whose data directory is a fresh directory inside
-    /// `parent` (e.g. a small filesystem that a test fills up).
-    pub fn embedded_in(parent: &Path, args: &[&str]) -> Result<TestServer, StartError> {
-        let data = tempfile::tempdir_in(parent).expect("data dir inside the given parent");
-        Self::start_with(data, args, None, true)
+    /// An embedded server on the data directory `dir`, which the caller made
+    /// (and cleans up): e.g. a small file system mounted for the test.
+    pub fn embedded_in(dir: &Path, extra_args: &[&str]) -> Result<TestServer, StartError> {
+        Self::start_in(DataDir::Given(dir.to_path_buf()), extra_args, None, true)
     }
 
     fn start_on(extra_args: &[&str], schema: Option<Arc<PgSchema>>, defaults: bool) -> Result<TestServer, StartError> {
-        Self::start_with(tempfile::tempdir().expect("temp data dir"), extra_args, schema, defaults)
+        let data = DataDir::Temp(tempfile::tempdir().expect("temp data dir"));
+        Self::start_in(data, extra_args, schema, defaults)
     }
 
-    fn start_with(
-        data: TempDir,
+    fn start_in(
+        data: DataDir,
         extra_args: &[&str],
         schema: Option<Arc<PgSchema>>,
         defaults: bool,
@@ -248,6 +248,21 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Where a server keeps its data: a temp dir of its own, or one the test gave.
+enum DataDir {
+    Temp(TempDir),
+    Given(std::path::PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Temp(t) => t.path(),
+            DataDir::Given(p) => p,
         }
     }
 }

@@ -277,7 +277,12 @@ fn start_target(scenario: &Scenario, env: &RunEnv, disk: Option<&Tmpfs>) -> Resu
     let url = || env.database_url.clone().ok_or_else(|| format!("{} needs DATABASE_URL", scenario.name()));
     Ok(match scenario.backend {
         Backend::Embedded => match disk {
-            Some(d) => Target::Single(TestServer::embedded_in(&d.dir, &[]).map_err(|e| e.to_string())?),
+            Some(d) => {
+                // The data directory is on the tmpfs, beside the ballast; the unmount removes it.
+                let data = d.dir.join("data");
+                std::fs::create_dir_all(&data).map_err(|e| format!("mkdir {}: {e}", data.display()))?;
+                Target::Single(TestServer::embedded_in(&data, &[]).map_err(|e| e.to_string())?)
+            }
             None => Target::Single(TestServer::start(&[], None).map_err(|e| e.to_string())?),
         },
         Backend::Postgres => {
