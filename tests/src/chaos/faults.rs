@@ -212,14 +212,16 @@ fn disk_full(cycle: u32, disk: &Path, server: &TestServer, ctx: &Ctx) -> Result<
     let freed_at = ctx.history.snapshot().len();
     let filled = filled.map_err(|e| format!("could not fill {}: {e}", disk.display()))?;
     let refusals = refusal_codes(&during);
-    let storage_full = refusals.iter().filter(|(s, c)| *s == 503 && c == "storage_full").count();
+    let is_full = |(s, c): &(u16, String)| *s == 503 && c == "storage_full";
     let mut problems = Vec::new();
-    if storage_full == 0 {
+    if !refusals.iter().any(is_full) {
         problems.push(format!(
             "cycle {cycle}: with the disk full ({filled} bytes of ballast) no write was refused 503 storage_full; \
              refusals seen: {refusals:?}; unknown outcomes: {}",
             during.iter().filter(|r| matches!(r, Record::Publish { outcome: Outcome::Unknown { .. }, .. })).count()
         ));
+    } else if refusals.iter().any(|r| !is_full(r)) {
+        problems.push(format!("cycle {cycle}: with the disk full, refusals other than 503 storage_full: {refusals:?}"));
     }
     // Writes resume once space returns.
     let deadline = Instant::now() + RECOVERY;
