@@ -156,56 +156,12 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     };
     let (stop_pub, stop_sub) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (pub_ctx, sub_ctx) = (ctx(&stop_pub), ctx(&stop_sub));
-    let nodes = target.nodes().len();
     let seen = Seen::default();
+    let subs = spawn_subscribers(shape, &sub_ctx, &seen, target.nodes().len());
+    let pubs = spawn_publishers(shape, &pub_ctx, target.nodes().len());
 
-    let mut subs = Vec::new();
-    for s in 0..shape.phoenix_subscribers {
-        for conv in 0..shape.conversations {
-            // Subscribers prefer the last nodes, publishers the first: in a
-            // cluster most deliveries cross nodes.
-            let prefer = nodes - 1 - (s % nodes);
-            subs.push(subscribers::spawn_phoenix(sub_ctx.clone(), seen.clone(), format!("phx-sub-{s}"), conv, prefer));
-        }
-    }
-    for s in 0..shape.binary_subscribers {
-        let prefer = nodes - 1 - ((s + 1) % nodes);
-        subs.push(subscribers::spawn_binary(sub_ctx.clone(), seen.clone(), format!("bin-sub-{s}"), prefer));
-    }
-    let mut pubs = Vec::new();
-    for (transport, count, prefix) in [
-        (Transport::Rest, shape.rest, "rest"),
-        (Transport::Phoenix, shape.phoenix, "phx"),
-        (Transport::Binary, shape.binary, "bin"),
-    ] {
-        for i in 0..count {
-            pubs.push(load::spawn_publisher(pub_ctx.clone(), transport, format!("{prefix}-{i}"), i % nodes));
-        }
-    }
-
-    let mut extra: Vec<Violation> = Vec::new();
-    let mut cycles = 0;
     thread::sleep(SETTLE);
-    while cycles < scenario.cycles && started.elapsed() < scenario.time_cap {
-        cycles += 1;
-        // Every fourth fault comes right after the last recovery: a server
-        // killed again while its clients reconnect and resume.
-        let load_for = if cycles % 4 == 0 {
-            faults::jitter(cycles, Duration::ZERO, Duration::from_millis(50))
-        } else {
-            faults::jitter(cycles, Duration::from_millis(200), Duration::from_millis(1200))
-        };
-        thread::sleep(load_for);
-        if let Err(detail) = faults::inject(scenario.fault, cycles, &mut target, &pub_ctx, &fault_env) {
-            let v = Violation::Fault { fault: scenario.fault.name().to_string(), detail };
-            eprintln!("chaos: {name}: {v}\n--- server stderr (tail) ---\n{}", tail(&target.logs(), 40));
-            let fatal = !matches!(scenario.fault, Fault::DiskFull);
-            extra.push(v);
-            if fatal {
-                break;
-            }
-        }
-    }
+    let (cycles, extra) = run_cycles(scenario, &mut target, &pub_ctx, &fault_env, started);
     thread::sleep(SETTLE);
     stop_pub.store(true, Ordering::SeqCst);
     for p in pubs {
@@ -251,7 +207,80 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         eprintln!("chaos: {name}: VIOLATION {v}");
     }
     let duration = started.elapsed();
-    let summary = format!(
+    let summary = summary_line(scenario, cycles, &report, duration);
+    drop(target);
+    drop(disk);
+    Ok(Outcome { report, cycles, duration, summary })
+}
+
+/// Phoenix subscribers (a socket per conversation) and binary ones. They
+/// prefer the last nodes and publishers the first: in a cluster most
+/// deliveries cross nodes.
+fn spawn_subscribers(shape: &LoadShape, ctx: &Ctx, seen: &Seen, nodes: usize) -> Vec<thread::JoinHandle<()>> {
+    let mut subs = Vec::new();
+    for s in 0..shape.phoenix_subscribers {
+        for conv in 0..shape.conversations {
+            let prefer = nodes - 1 - (s % nodes);
+            subs.push(subscribers::spawn_phoenix(ctx.clone(), seen.clone(), format!("phx-sub-{s}"), conv, prefer));
+        }
+    }
+    for s in 0..shape.binary_subscribers {
+        let prefer = nodes - 1 - ((s + 1) % nodes);
+        subs.push(subscribers::spawn_binary(ctx.clone(), seen.clone(), format!("bin-sub-{s}"), prefer));
+    }
+    subs
+}
+
+fn spawn_publishers(shape: &LoadShape, ctx: &Ctx, nodes: usize) -> Vec<thread::JoinHandle<()>> {
+    let mut pubs = Vec::new();
+    for (transport, count, prefix) in [
+        (Transport::Rest, shape.rest, "rest"),
+        (Transport::Phoenix, shape.phoenix, "phx"),
+        (Transport::Binary, shape.binary, "bin"),
+    ] {
+        for i in 0..count {
+            pubs.push(load::spawn_publisher(ctx.clone(), transport, format!("{prefix}-{i}"), i % nodes));
+        }
+    }
+    pubs
+}
+
+/// The fault cycles, bounded by count and by the scenario's time cap; the
+/// cycles run and the faults that did not recover. One that did not
+/// recover ends the cycles (the system is down), except a disk-full check.
+fn run_cycles(
+    scenario: &Scenario,
+    target: &mut Target,
+    ctx: &Ctx,
+    env: &FaultEnv,
+    started: Instant,
+) -> (u32, Vec<Violation>) {
+    let mut failed = Vec::new();
+    let mut cycles = 0;
+    while cycles < scenario.cycles && started.elapsed() < scenario.time_cap {
+        cycles += 1;
+        // Every fourth fault comes right after the last recovery: a server
+        // killed again while its clients reconnect and resume.
+        let load_for = if cycles % 4 == 0 {
+            faults::jitter(cycles, Duration::ZERO, Duration::from_millis(50))
+        } else {
+            faults::jitter(cycles, Duration::from_millis(200), Duration::from_millis(1200))
+        };
+        thread::sleep(load_for);
+        if let Err(detail) = faults::inject(scenario.fault, cycles, target, ctx, env) {
+            let v = Violation::Fault { fault: scenario.fault.name().to_string(), detail };
+            eprintln!("chaos: {}: {v}\n--- server stderr (tail) ---\n{}", scenario.name(), tail(&target.logs(), 40));
+            failed.push(v);
+            if scenario.fault != Fault::DiskFull {
+                break;
+            }
+        }
+    }
+    (cycles, failed)
+}
+
+fn summary_line(scenario: &Scenario, cycles: u32, report: &Report, duration: Duration) -> String {
+    format!(
         "chaos: backend={} fault={} cycles={cycles} acknowledged={} unknown={} refused={} retries={} replayed={} stored={} \
          observed={} resumes={} violations={} duration={:.1}s refusals=[{}]",
         scenario.backend.name(),
@@ -267,10 +296,7 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
         report.violations.len(),
         duration.as_secs_f64(),
         report.refusals.iter().map(|(code, n)| format!("{code}: {n}")).collect::<Vec<_>>().join(", "),
-    );
-    drop(target);
-    drop(disk);
-    Ok(Outcome { report, cycles, duration, summary })
+    )
 }
 
 fn start_target(scenario: &Scenario, env: &RunEnv, disk: Option<&Tmpfs>) -> Result<Target, String> {
