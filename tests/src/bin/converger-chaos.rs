@@ -30,7 +30,8 @@ use converger_e2e::chaos::{run, Backend, LoadShape, RunEnv, Scenario};
 #[command(name = "converger-chaos")]
 struct Args {
     /// A few cycles per scenario (the CI run), instead of the long run
-    /// (20 kill -9 cycles per backend, 10 of each other fault, 5 disk-full).
+    /// (20 kill -9 cycles per backend, 10 of each other fault, 5 disk-full;
+    /// clusters of 3 nodes).
     #[arg(long)]
     short: bool,
     /// Run only this scenario (repeatable); default: all.
@@ -49,9 +50,9 @@ struct Args {
     /// the pg-restart scenarios stop and start.
     #[arg(long, value_name = "DIR", env = "CHAOS_PG_DIR")]
     pg_dir: Option<PathBuf>,
-    /// Nodes of the cluster scenarios.
-    #[arg(long, default_value_t = 2)]
-    nodes: usize,
+    /// Nodes of the cluster scenarios (default: 2 with --short, else 3).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Publishers per transport (REST, Phoenix, binary).
     #[arg(long, default_value_t = 2)]
     publishers: usize,
@@ -114,7 +115,7 @@ fn main() -> ExitCode {
                 conversations: args.conversations.max(1),
                 ..LoadShape::default()
             },
-            nodes: args.nodes,
+            nodes: args.nodes.unwrap_or(if args.short { 2 } else { 3 }).max(1),
         };
         if args.scenarios.is_empty() || args.scenarios.contains(&scenario.name()) {
             chosen.push(scenario);
