@@ -310,3 +310,31 @@ impl Drop for Tmpfs {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_its_range_and_varies() {
+        let (lo, hi) = (Duration::from_millis(200), Duration::from_millis(1200));
+        let all: Vec<Duration> = (0..50).map(|c| jitter(c, lo, hi)).collect();
+        assert!(all.iter().all(|d| (lo..hi).contains(d)), "{all:?}");
+        assert!(all.windows(2).any(|w| w[0] != w[1]), "{all:?}");
+        assert_eq!(jitter(3, Duration::ZERO, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn refusals_are_listed_once_each() {
+        let refused = |status, code: &str| Record::Publish {
+            client: "c".into(),
+            transport: crate::chaos::history::Transport::Rest,
+            conversation: "x".into(),
+            key: "k".into(),
+            attempt: 1,
+            outcome: Outcome::Refused { status, code: code.into() },
+        };
+        let records = [refused(503, "storage_full"), refused(503, "storage_full"), refused(500, "internal")];
+        assert_eq!(refusal_codes(&records), vec![(500, "internal".into()), (503, "storage_full".into())]);
+    }
+}

@@ -379,3 +379,22 @@ impl Publisher for BinPublisher {
         self.conn = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_is_sent_to_the_next_live_node() {
+        let node =
+            |port| Node { http: SocketAddr::from(([127, 0, 0, 1], port)), binary: "127.0.0.1:1".parse().unwrap() };
+        let e = Endpoints::new(vec![node(10), node(11), node(12)]);
+        assert_eq!(e.pick(1).map(|n| n.http.port()), Some(11));
+        e.set(1, None);
+        assert_eq!(e.pick(1).map(|n| n.http.port()), Some(12));
+        e.set(2, None);
+        assert_eq!(e.pick(1).map(|n| n.http.port()), Some(10));
+        e.set(0, None);
+        assert!(e.pick(1).is_none());
+    }
+}
