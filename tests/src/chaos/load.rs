@@ -313,7 +313,11 @@ impl Publisher for PhxPublisher {
             Err(outcome) => outcome,
         };
         match &outcome {
-            Outcome::Unknown { .. } if conv < self.conns.len() => self.conns[conv] = None,
+            // A refusal without a catalogue code (e.g. the topic was closed
+            // under it) may not heal on this socket: join again.
+            Outcome::Unknown { .. } | Outcome::Refused { status: 0, .. } if conv < self.conns.len() => {
+                self.conns[conv] = None
+            }
             Outcome::Acked { seq, .. } if conv < self.known.len() => self.known[conv] = self.known[conv].max(*seq),
             _ => {}
         }
