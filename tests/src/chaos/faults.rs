@@ -124,12 +124,19 @@ pub fn inject(fault: Fault, cycle: u32, target: &mut Target, ctx: &Ctx, env: &Fa
         }
         (Fault::PgRestart, target) => {
             let dir = env.pg_dir.as_deref().ok_or_else(|| "pg-restart needs --pg-dir".to_string())?;
+            let from = ctx.history.snapshot().len();
             pg_cluster(&env.scripts, "down", dir)?;
             thread::sleep(jitter(cycle, Duration::from_millis(500), Duration::from_millis(2000)));
             pg_cluster(&env.scripts, "up", dir)?;
             let deadline = Instant::now() + RECOVERY;
             if let Some(node) = target.nodes().iter().position(|n| !ready(n.http, deadline)) {
                 return Err(format!("node {node} not ready {RECOVERY:?} after PostgreSQL came back (cycle {cycle})"));
+            }
+            // An outage of the database is the server's to report as such: 503.
+            let other: Vec<_> =
+                refusal_codes(&ctx.history.snapshot()[from..]).into_iter().filter(|(s, _)| *s != 503).collect();
+            if !other.is_empty() {
+                return Err(format!("cycle {cycle}: refusals other than 503 while PostgreSQL was down: {other:?}"));
             }
             Ok(())
         }
