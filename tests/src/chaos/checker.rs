@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::history::{Outcome, Record, Transport};
+use super::history::{Outcome, Record};
 
 /// One activity as the store lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -358,15 +358,6 @@ fn check_subscribers(history: &[Record], store: &Store, by_seq: &BySeq, report: 
                 stored_up_to,
             });
         }
-    }
-}
-
-/// The transport's name as the summary prints it.
-pub fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Rest => "rest",
-        Transport::Phoenix => "phoenix",
-        Transport::Binary => "binary",
     }
 }
 
