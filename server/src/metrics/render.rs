@@ -278,7 +278,7 @@ mod tests {
         registry.shard(0).request("/health", 200, Duration::from_micros(50));
         registry.shard(1).request("/health", 200, Duration::from_micros(70));
         registry.shard(1).batch_committed(10, Duration::from_millis(2), None);
-        registry.shard(0).batch_committed(3, Duration::from_millis(1), Some(BatchFailure::StorageFull));
+        registry.shard(0).batch_committed(100, Duration::from_millis(1), Some(BatchFailure::StorageFull));
         registry.shard(1).activities_committed(10);
         registry.shard(0).rate_limited("tenant_requests");
         registry.shard(1).rate_limited("tenant_requests");
