@@ -50,7 +50,7 @@ pub struct TestServer {
     args: Vec<String>,
     /// The harness's admin token and JWT secret are passed (false: a first run).
     defaults: bool,
-    _data: TempDir,
+    _data: DataDir,
     /// Dropped after the server is killed (`Drop` kills it first), and only
     /// by the last server holding it.
     _schema: Option<Arc<PgSchema>>,
@@ -91,8 +91,23 @@ impl TestServer {
         Self::start_on(args, None, false).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// An embedded server on the data directory `dir`, which the caller made
+    /// (and cleans up): e.g. a small file system mounted for the test.
+    pub fn embedded_in(dir: &Path, extra_args: &[&str]) -> Result<TestServer, StartError> {
+        Self::start_in(DataDir::Given(dir.to_path_buf()), extra_args, None, true)
+    }
+
     fn start_on(extra_args: &[&str], schema: Option<Arc<PgSchema>>, defaults: bool) -> Result<TestServer, StartError> {
-        let data = tempfile::tempdir().expect("temp data dir");
+        let data = DataDir::Temp(tempfile::tempdir().expect("temp data dir"));
+        Self::start_in(data, extra_args, schema, defaults)
+    }
+
+    fn start_in(
+        data: DataDir,
+        extra_args: &[&str],
+        schema: Option<Arc<PgSchema>>,
+        defaults: bool,
+    ) -> Result<TestServer, StartError> {
         let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let run = launch(data.path(), schema.as_deref(), &args, defaults)?;
         Ok(TestServer {
@@ -233,6 +248,21 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Where a server keeps its data: a temp dir of its own, or one the test gave.
+enum DataDir {
+    Temp(TempDir),
+    Given(std::path::PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Temp(t) => t.path(),
+            DataDir::Given(p) => p,
         }
     }
 }
