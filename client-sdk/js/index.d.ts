@@ -17,7 +17,8 @@ export type ErrorName =
   | "not_found" | "conflict" | "conversation_closed" | "invalid_reference" | "already_subscribed"
   | "too_many_subscriptions" | "target_not_found" | "invalid_target" | "target_deleted" | "reaction_not_found"
   | "disconnected" | "rejected_by_hook"
-  | "overloaded" | "rate_limited" | "shutting_down" | "storage_unavailable" | "internal" | "too_many_connections";
+  | "overloaded" | "rate_limited" | "shutting_down" | "storage_unavailable" | "internal" | "too_many_connections"
+  | "storage_full";
 
 /** Every catalogue entry, in order: number, name, and the HTTP status REST answers with (null: binary protocol only). */
 export declare const ERROR_CATALOGUE: readonly { readonly code: number; readonly name: ErrorName; readonly http: number | null }[];
@@ -44,7 +45,7 @@ export declare class ConvergerError extends Error {
   /** The server closed the connection after it. */
   readonly close: boolean;
   is(name: ErrorName): boolean;
-  /** overloaded, rate_limited, shutting_down, storage_unavailable: retry after a pause. */
+  /** overloaded, rate_limited, shutting_down, storage_unavailable, storage_full: retry after a pause (storage_full: once space is freed). */
   readonly retryable: boolean;
 }
 
@@ -222,7 +223,7 @@ export declare class Client {
   once<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;
   /** Resolves once the activity is committed. */
   publish(draft: Draft): Promise<Written>;
-  /** One result per draft, in order; rejects only when the whole frame fails (overloaded, shutting_down, storage_unavailable). */
+  /** One result per draft, in order; rejects only when the whole frame fails (overloaded, shutting_down, storage_unavailable, storage_full). */
   publishBatch(drafts: Draft[]): Promise<BatchResult[]>;
   /** Resolves once the server accepted the subscription; afterSeq 0n = everything, LIVE_ONLY = from now on. */
   subscribe(conversationId: string, afterSeq?: U64Input, options?: { maxBuffered?: number }): Promise<Subscription>;

@@ -153,6 +153,8 @@ catalogue! {
         "A bug; details go to the server log, never to the client.";
     TooManyConnections = 5006, "too_many_connections", Some(503),
         "The node, or the client's address, holds as many connections as allowed (--max-connections, --max-connections-per-ip); the connection is closed. Retry later.";
+    StorageFull = 5007, "storage_full", Some(503),
+        "The server's storage is full; the write was not stored. Retry after space is freed.";
 }
 
 /// True when no two entries share a number or a name.

@@ -70,6 +70,11 @@ pub enum StoreError {
     /// The database cannot be reached or failed underneath us (I/O, connection lost).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The storage has no space left (SQLite `SQLITE_FULL`, an I/O error whose
+    /// cause is ENOSPC, PostgreSQL `disk_full`): the write was not stored, and
+    /// nothing of it is. Writes succeed again once space is freed; reads go on.
+    #[error("storage full: {0}")]
+    Full(String),
     /// Anything else the database reported.
     #[error("storage error: {0}")]
     Internal(String),
@@ -77,8 +82,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// True when retrying later may succeed (the request itself was fine).
+    /// A full disk counts: the write succeeds once space is freed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Full(_))
+    }
+
+    /// True when the storage refused the write for want of space.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod embedded;
 mod error;
 mod events;
+mod full;
 mod json;
 mod lifecycle;
 mod model;

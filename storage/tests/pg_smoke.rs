@@ -339,6 +339,55 @@ async fn connections_killed_by_the_server_are_replaced() {
     assert!(again[0].is_ok());
 }
 
+/// PostgreSQL's `disk_full` (53100), raised by a trigger as the server raises it
+/// when it cannot extend a file: the batch is refused whole as `Full` (with
+/// either bulk insert), nothing of it is stored, and once space is back (the
+/// trigger dropped) the seqs go on gap-free and the refused key writes once.
+#[tokio::test]
+async fn disk_full_refuses_the_batch_as_full_and_writes_resume_gap_free() {
+    for bulk in [BulkInsert::Unnest, BulkInsert::Copy] {
+        let Some(url) = database_url() else { return };
+        let schema = fresh_schema("diskfull");
+        let opts = PgOptions { schema: Some(schema.clone()), pool_size: 2, bulk, ..PgOptions::default() };
+        let store = PgStore::connect(&url, opts).unwrap();
+        let w = world(&store).await;
+        store.write_batch(vec![activity(&w, None, false)]).await.unwrap();
+        run_sql(
+            &url,
+            &format!(
+                "SET search_path TO {schema}; \
+                 CREATE FUNCTION no_space() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; \
+                 END $$; \
+                 CREATE TRIGGER no_space BEFORE INSERT ON activities FOR EACH ROW EXECUTE FUNCTION no_space()"
+            ),
+        );
+        let refused = store.write_batch(vec![activity(&w, None, true), activity(&w, Some("k"), false)]).await;
+        assert!(matches!(&refused, Err(e) if e.is_full()), "{bulk:?}: {refused:?}");
+        run_sql(&url, &format!("DROP TRIGGER no_space ON {schema}.activities"));
+        let stored = store.write_batch(vec![activity(&w, Some("k"), false)]).await.unwrap();
+        let first = stored[0].as_ref().unwrap().activity().clone();
+        assert_eq!(first.seq, 2, "{bulk:?}: gap-free after the refusal");
+        let again = store.write_batch(vec![activity(&w, Some("k"), false)]).await.unwrap();
+        assert!(matches!(&again[0], Ok(Written::Replay(a)) if a.id == first.id), "{bulk:?}: {again:?}");
+    }
+}
+
+/// Runs `sql` on a plain tokio-postgres client on another thread.
+fn run_sql(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 /// Terminates every backend whose application_name is `app` and waits until they
 /// are gone, from a plain tokio-postgres client on another thread.
 fn kill_backends(url: &str, app: &str) {

@@ -54,6 +54,7 @@ const CATALOGUE = [
   [5004, "storage_unavailable", 503],
   [5005, "internal", 500],
   [5006, "too_many_connections", 503],
+  [5007, "storage_full", 503],
 ];
 
 /** Every catalogue entry: `{ code, name, http }`. */
@@ -100,10 +101,11 @@ export class ConvergerError extends Error {
     return this.codeName === name;
   }
 
-  /** Momentary refusals worth retrying after a pause. */
+  /** Refusals worth retrying after a pause (storage_full: a longer one, once space is freed). */
   get retryable() {
     return this.code === ErrorCode.overloaded || this.code === ErrorCode.rate_limited
-      || this.code === ErrorCode.shutting_down || this.code === ErrorCode.storage_unavailable;
+      || this.code === ErrorCode.shutting_down || this.code === ErrorCode.storage_unavailable
+      || this.code === ErrorCode.storage_full;
   }
 }
 

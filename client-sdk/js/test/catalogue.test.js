@@ -24,5 +24,6 @@ test("errors carry number, name and group; unknown numbers are kept", () => {
   assert.equal(e.codeName, null);
   assert.equal(e.group, 9);
   assert.ok(new ConvergerError(5001, "busy").retryable);
+  assert.ok(new ConvergerError(5007, "full").retryable && new ConvergerError(5007, "full").is("storage_full"));
   assert.ok(new ConvergerError(4003, "closed").is("conversation_closed"));
 });

@@ -29,17 +29,9 @@ fn run<'a>(chunks: impl Iterator<Item = &'a [u8]>, limits: &Limits) -> (Vec<Pars
     (out, None, buf.to_vec())
 }
 
-/// Compares two runs. One difference is known and tolerated for now
-/// (regressions/http_parse-*-vs-malformed): a head still incomplete past
-/// `max_target_bytes` or `max_head_bytes` is refused 414 or 431 when it
-/// arrives in pieces, but 400 when it arrives whole with a bad byte later
-/// (the whole parse sees the bad byte before it checks the size).
+/// Two runs agree: the same requests, the same error and the same leftover bytes.
 fn agree(a: &(Vec<Parsed>, Option<ParseError>, Vec<u8>), b: &(Vec<Parsed>, Option<ParseError>, Vec<u8>)) -> bool {
-    use ParseError::{HeadersTooLarge, Malformed, TargetTooLong};
-    let size = |e: &Option<ParseError>| matches!(e, Some(TargetTooLong { .. } | HeadersTooLarge { .. }));
-    let malformed = |e: &Option<ParseError>| matches!(e, Some(Malformed(_)));
-    let same_error = a.1 == b.1 || (size(&a.1) && malformed(&b.1)) || (malformed(&a.1) && size(&b.1));
-    a.0 == b.0 && same_error && a.2 == b.2
+    a == b
 }
 
 fuzz_target!(|data: &[u8]| {

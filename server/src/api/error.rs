@@ -15,6 +15,9 @@ use crate::auth::AuthError;
 use crate::net::http::Response;
 use crate::service::{Public, ServiceError};
 
+/// `Retry-After` (seconds) of a `storage_full` answer.
+const STORAGE_FULL_RETRY_AFTER: &str = "10";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("no route for {path}")]
@@ -89,7 +92,8 @@ impl ApiError {
         };
         let Public { status, code, message, field } = public;
         // Readiness refusals are logged where the outage is seen, not per probe.
-        if status == 503 && !matches!(code, "storage_unavailable" | "cluster_unavailable") {
+        // A full disk is logged by the storage, when it becomes full and when it recovers.
+        if status == 503 && !matches!(code, "storage_unavailable" | "storage_full" | "cluster_unavailable") {
             warn!(error = ?self, "request refused: {code}");
         }
         let response = match field {
@@ -111,6 +115,8 @@ impl ApiError {
             _ if matches!(code, "overloaded" | "shutting_down" | "storage_unavailable" | "cluster_unavailable") => {
                 response.with_header("retry-after", "1")
             }
+            // Space comes back when an operator frees it: no point in asking every second.
+            _ if code == "storage_full" => response.with_header("retry-after", STORAGE_FULL_RETRY_AFTER),
             _ if status == 401 => response.with_header("www-authenticate", "Bearer"),
             _ => response,
         }
@@ -171,6 +177,17 @@ mod tests {
         assert_eq!(r.status, 503);
         assert_eq!(body(&r)["error"]["code"], "overloaded");
         assert!(r.headers.iter().any(|(n, v)| *n == "retry-after" && v == "1"));
+    }
+
+    #[test]
+    fn a_full_disk_is_503_storage_full_with_retry_after_and_no_path() {
+        let full = StoreError::Full("database or disk is full (/data/converger.db)".into());
+        let r = ApiError::from(ServiceError::Publish(crate::service::PublishError::Store(full))).into_response();
+        assert_eq!(r.status, 503);
+        let v = body(&r);
+        assert_eq!(v["error"]["code"], "storage_full");
+        assert!(!v["error"]["message"].as_str().unwrap_or("").contains("/data"), "{v}");
+        assert!(r.headers.iter().any(|(n, v)| *n == "retry-after" && v == STORAGE_FULL_RETRY_AFTER));
     }
 
     #[test]

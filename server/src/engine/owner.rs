@@ -31,7 +31,7 @@ use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 
 use super::presence::{Meta, PresenceDiff, PresenceState, Presences};
 use super::publish::{PublishError, PublishRequest, Reply};
-use crate::metrics::ShardMetrics;
+use crate::metrics::{BatchFailure, ShardMetrics};
 use crate::trace::{self, Span, SpanContext};
 
 /// Most activities committed in one transaction.
@@ -288,7 +288,7 @@ impl Owner {
     pub(super) fn finish(&self, done: InFlight<'_>) -> (Option<Vec<Activity>>, Option<SpanContext>) {
         let InFlight { replies, size, started, result, mut span, .. } = done;
         let result = result.unwrap_or_else(|| Err(StoreError::Internal("a batch finished without an answer".into())));
-        self.metrics.batch_committed(size, started.elapsed(), result.is_ok());
+        self.metrics.batch_committed(size, started.elapsed(), result.as_ref().err().map(failure));
         if let Some(span) = &mut span {
             span.attr("converger.batch.size", size);
             match &result {
@@ -329,6 +329,15 @@ impl Owner {
                 None
             }
         }
+    }
+}
+
+/// Why a batch was refused whole, for its counter.
+fn failure(e: &StoreError) -> BatchFailure {
+    match e {
+        StoreError::Full(_) => BatchFailure::StorageFull,
+        StoreError::Unavailable(_) => BatchFailure::StorageUnavailable,
+        _ => BatchFailure::Other,
     }
 }
 

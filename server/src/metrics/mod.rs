@@ -30,7 +30,8 @@ pub struct ShardMetrics {
     requests: Mutex<HashMap<(&'static str, u16), u64>>,
     request_seconds: Histogram,
     activities_committed: AtomicU64,
-    batches_failed: AtomicU64,
+    /// By [`BatchFailure`].
+    batches_failed: [AtomicU64; BatchFailure::ALL.len()],
     publishes_refused: AtomicU64,
     queue_depth: AtomicU64,
     pub(crate) batch_size: Histogram,
@@ -96,6 +97,30 @@ impl Drop for OpenSocket {
     }
 }
 
+/// Why the store refused a whole batch, for `converger_batches_failed_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchFailure {
+    /// The storage has no space left (the answer was `storage_full`).
+    StorageFull,
+    /// The storage could not be reached or failed underneath (`storage_unavailable`).
+    StorageUnavailable,
+    /// Anything else (a bug, a schema problem).
+    Other,
+}
+
+impl BatchFailure {
+    pub const ALL: [BatchFailure; 3] =
+        [BatchFailure::StorageFull, BatchFailure::StorageUnavailable, BatchFailure::Other];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            BatchFailure::StorageFull => "storage_full",
+            BatchFailure::StorageUnavailable => "storage_unavailable",
+            BatchFailure::Other => "other",
+        }
+    }
+}
+
 /// What a pre-publish hook made of a publish, for its counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HookVerdict {
@@ -126,7 +151,7 @@ impl Default for ShardMetrics {
             requests: Mutex::new(HashMap::new()),
             request_seconds: Histogram::new(LATENCY_BOUNDS),
             activities_committed: AtomicU64::new(0),
-            batches_failed: AtomicU64::new(0),
+            batches_failed: Default::default(),
             publishes_refused: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_SIZE_BOUNDS),
@@ -155,11 +180,12 @@ impl ShardMetrics {
         }
     }
 
-    pub fn batch_committed(&self, size: usize, elapsed: Duration, ok: bool) {
+    /// A batch's commit ended after `elapsed`: stored, or refused whole (`failed`).
+    pub fn batch_committed(&self, size: usize, elapsed: Duration, failed: Option<BatchFailure>) {
         self.batch_size.observe(size as f64);
         self.commit_seconds.observe(elapsed.as_secs_f64());
-        if !ok {
-            self.batches_failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = failed {
+            self.batches_failed[reason as usize].fetch_add(1, Ordering::Relaxed);
         }
     }
 

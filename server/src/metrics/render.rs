@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Histogram, HookVerdict, Registry, ShardMetrics, Transport};
+use super::{BatchFailure, Histogram, HookVerdict, Registry, ShardMetrics, Transport};
 
 /// The `/metrics` page.
 pub fn render(registry: &Registry) -> String {
@@ -52,8 +52,16 @@ pub fn render(registry: &Registry) -> String {
         "converger_activities_committed_total {}",
         sum(|s| s.activities_committed.load(Ordering::Relaxed))
     );
-    header(&mut out, "converger_batches_failed_total", "counter", "Group-commit batches the store refused whole.");
-    let _ = writeln!(out, "converger_batches_failed_total {}", sum(|s| s.batches_failed.load(Ordering::Relaxed)));
+    header(
+        &mut out,
+        "converger_batches_failed_total",
+        "counter",
+        "Group-commit batches the store refused whole, by reason (storage_full, storage_unavailable, other).",
+    );
+    for r in BatchFailure::ALL {
+        let n: u64 = shards.iter().map(|s| s.batches_failed[r as usize].load(Ordering::Relaxed)).sum();
+        let _ = writeln!(out, "converger_batches_failed_total{{reason=\"{}\"}} {n}", r.label());
+    }
     header(&mut out, "converger_publishes_refused_total", "counter", "Publishes refused because a queue was full.");
     let _ = writeln!(out, "converger_publishes_refused_total {}", sum(|s| s.publishes_refused.load(Ordering::Relaxed)));
     header(&mut out, "converger_publish_queue_depth", "gauge", "Publishes waiting for a batch, all shards.");
@@ -269,7 +277,8 @@ mod tests {
         let registry = Registry::new(2);
         registry.shard(0).request("/health", 200, Duration::from_micros(50));
         registry.shard(1).request("/health", 200, Duration::from_micros(70));
-        registry.shard(1).batch_committed(10, Duration::from_millis(2), true);
+        registry.shard(1).batch_committed(10, Duration::from_millis(2), None);
+        registry.shard(0).batch_committed(100, Duration::from_millis(1), Some(BatchFailure::StorageFull));
         registry.shard(1).activities_committed(10);
         registry.shard(0).rate_limited("tenant_requests");
         registry.shard(1).rate_limited("tenant_requests");
@@ -281,7 +290,9 @@ mod tests {
         assert!(page.contains("converger_http_requests_total{route=\"/health\",status=\"200\"} 2"), "{page}");
         assert!(page.contains("converger_activities_committed_total 10"));
         assert!(page.contains("converger_batch_size_bucket{le=\"16\"} 1"));
-        assert!(page.contains("converger_commit_seconds_count 1"));
+        assert!(page.contains("converger_commit_seconds_count 2"));
+        assert!(page.contains("converger_batches_failed_total{reason=\"storage_full\"} 1"), "{page}");
+        assert!(page.contains("converger_batches_failed_total{reason=\"other\"} 0"), "{page}");
     }
 
     #[test]

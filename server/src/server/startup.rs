@@ -33,7 +33,7 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot open the embedded store in {}: {source}; check --data-dir (CONVERGER_DATA_DIR)", path.display())]
+    #[error("cannot open the embedded store in {}: {source}; {}", path.display(), embedded_hint(source))]
     Embedded {
         path: PathBuf,
         #[source]
@@ -61,6 +61,14 @@ pub enum StartupError {
     },
     #[error("cannot install the SIGTERM/SIGINT/SIGHUP handlers: {0}")]
     Signals(#[source] io::Error),
+}
+
+fn embedded_hint(e: &StoreError) -> &'static str {
+    if e.is_full() {
+        "its file system has no space left: free some, or point --data-dir (CONVERGER_DATA_DIR) at another"
+    } else {
+        "check --data-dir (CONVERGER_DATA_DIR)"
+    }
 }
 
 fn io_reason(e: &io::Error) -> String {

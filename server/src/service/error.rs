@@ -8,7 +8,9 @@
 //! Internal text never reaches a client: a failure of ours (500) or of the
 //! storage (503) is logged here with a short reference, and the client gets
 //! `internal` or `storage_unavailable` with that reference; a storage
-//! constraint's own text is replaced by a plain sentence.
+//! constraint's own text is replaced by a plain sentence. A full disk
+//! (`storage_full`) is told in a fixed sentence and not logged per request:
+//! the storage logs when it becomes full and when writes succeed again.
 
 use converger_storage::StoreError;
 
@@ -130,6 +132,7 @@ impl ServiceError {
                 tracing::warn!(%reference, error = %self, "storage unavailable");
                 format!("storage is unavailable; retry shortly (reference {reference})")
             }
+            (_, "storage_full", _) => STORAGE_FULL.into(),
             (_, _, Some(StoreError::Conflict(_))) => "the request conflicts with an existing record".into(),
             (_, _, Some(StoreError::ForeignKey(_))) => "the request refers to a record that does not exist".into(),
             _ => self.to_string(),
@@ -158,6 +161,9 @@ impl ServiceError {
     }
 }
 
+/// What a client is told of a full disk (the store's own text names files).
+const STORAGE_FULL: &str = "the server's storage is full; the write was not stored. Retry after space is freed";
+
 /// Status and code of a storage error.
 fn store_status(e: &StoreError) -> (u16, &'static str) {
     match e {
@@ -168,6 +174,7 @@ fn store_status(e: &StoreError) -> (u16, &'static str) {
         StoreError::Refused(r) => refusal_status(r),
         StoreError::ForeignKey(_) => (422, "invalid_reference"),
         StoreError::Unavailable(_) => (503, "storage_unavailable"),
+        StoreError::Full(_) => (503, "storage_full"),
         // Invalid is a bug above the store (the edge validates input), not the client's fault.
         StoreError::Invalid(_) | StoreError::Schema(_) | StoreError::Internal(_) => (500, "internal"),
     }
@@ -280,6 +287,11 @@ mod tests {
         assert_eq!((p.status, p.code), (500, "internal"));
         assert!(p.message.starts_with("internal error (reference "), "{}", p.message);
         assert_eq!(leaky[1].public().code, "storage_unavailable");
+        let full = ServiceError::Publish(Publish::Store(StoreError::Full(
+            "database or disk is full: /var/lib/converger/converger.db-wal".into(),
+        )))
+        .public();
+        assert_eq!((full.status, full.code, full.message.as_str()), (503, "storage_full", STORAGE_FULL));
         assert_eq!((leaky[2].public().status, leaky[2].public().code), (409, "conflict"));
     }
 

@@ -9,6 +9,8 @@ mod activities;
 mod crud;
 mod deliveries;
 mod events;
+#[cfg(test)]
+mod full_tests;
 mod known;
 mod members;
 mod query;
@@ -69,7 +71,8 @@ impl EmbeddedStore {
 
         let mut threads = Vec::new();
         let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
-        threads.push(spawn("store-writer", move || worker::writer_loop(conn, writer_rx))?);
+        let writer_dir = dir.to_path_buf();
+        threads.push(spawn("store-writer", move || worker::writer_loop(conn, writer_rx, writer_dir))?);
 
         let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
         let reader_rx = Arc::new(Mutex::new(reader_rx));

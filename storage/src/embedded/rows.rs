@@ -53,6 +53,25 @@ macro_rules! sql_text_enum {
 }
 sql_text_enum!(Status, ConversationStatus, DeliveryStatus);
 
+thread_local! {
+    /// The data directory, on the threads that write to it (see [`watch_space_at`]).
+    static DATA_DIR: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Tells [`sql_err`] on this thread where the database lives, so an I/O error
+/// that comes with a full file system is reported as [`StoreError::Full`].
+pub(crate) fn watch_space_at(dir: &std::path::Path) {
+    DATA_DIR.with(|d| *d.borrow_mut() = Some(dir.to_path_buf()));
+}
+
+/// SQLite's unix VFS answers `SQLITE_FULL` itself when a write meets ENOSPC,
+/// but other I/O (growing the WAL index, truncating, syncing) reports a plain
+/// `SQLITE_IOERR_*` and keeps the errno to itself (reading it needs unsafe
+/// FFI). Such an error on a file system with no space left is taken as full.
+fn io_error_for_want_of_space() -> bool {
+    DATA_DIR.with(|d| d.borrow().as_deref().is_some_and(crate::full::no_space_at))
+}
+
 /// Maps a SQLite error to the storage error it means.
 pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
@@ -64,11 +83,12 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
                 (ErrorCode::ConstraintViolation, ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
                     StoreError::Conflict(detail)
                 }
+                (ErrorCode::DiskFull, _) => StoreError::Full(detail),
+                (ErrorCode::SystemIoFailure, _) if io_error_for_want_of_space() => StoreError::Full(detail),
                 (
                     ErrorCode::DatabaseBusy
                     | ErrorCode::DatabaseLocked
                     | ErrorCode::SystemIoFailure
-                    | ErrorCode::DiskFull
                     | ErrorCode::CannotOpen
                     | ErrorCode::ReadOnly
                     | ErrorCode::PermissionDenied

@@ -7,9 +7,19 @@
 //! back its savepoint and leaves the others alone; a failed commit fails them all.
 //! Nothing is answered before its commit is durable.
 //!
+//! A full disk: SQLite answers `SQLITE_FULL` and undoes the statement, or —
+//! depending on where the write stopped — the whole transaction. Then every job
+//! run so far in it is answered with the error (none of it is stored), the jobs
+//! not run yet go into the next transaction, and what the writer remembers of
+//! conversations ([`known`]) is forgotten, so the next batch continues every
+//! conversation's seqs from what is stored: no gap, nothing acknowledged lost.
+//! Nothing needs repair when space returns: the next transaction just works.
+//!
 //! The queues are unbounded on purpose: the callers (shards) bound what they have
 //! in flight, and a blocking send would stall a shard's event loop.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
@@ -17,19 +27,23 @@ use futures_channel::oneshot;
 use rusqlite::Connection;
 
 use super::known;
-use super::rows::sql_err;
+use super::rows::{sql_err, watch_space_at};
+use crate::full::FullWatch;
 use crate::{StoreError, StoreResult};
 
 /// Most write jobs folded into one transaction.
 const MAX_GROUP: usize = 512;
 
-type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// Answers a job once its transaction's fate is known: `Err` when the commit
+/// failed (or the transaction was lost), whatever the job itself returned.
+type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 
 pub(crate) trait WriteJob: Send {
-    /// Runs inside the open transaction; returns what to answer once the commit's fate is known.
-    fn run(self: Box<Self>, conn: &Connection) -> Answer;
+    /// Runs inside the open transaction; returns what to answer once the
+    /// commit's fate is known, and the job's own error, if it failed.
+    fn run(self: Box<Self>, conn: &Connection) -> (Answer, Option<StoreError>);
     /// Answers without running (the transaction could not start).
-    fn fail(self: Box<Self>, why: &str);
+    fn fail(self: Box<Self>, why: &StoreError);
 }
 
 struct Job<T, F> {
@@ -42,21 +56,23 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> StoreResult<T> + Send,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> Answer {
+    fn run(self: Box<Self>, conn: &Connection) -> (Answer, Option<StoreError>) {
         let Job { f, reply } = *self;
         let result = in_savepoint(conn, f);
-        Box::new(move |commit| {
+        let failed = result.as_ref().err().cloned();
+        let answer: Answer = Box::new(move |commit| {
             let answer = match commit {
                 Ok(()) => result,
-                Err(why) => Err(StoreError::Unavailable(format!("commit failed: {why}"))),
+                Err(why) => Err(why.clone()),
             };
             // The caller may have gone away; the write stands either way.
             let _ = reply.send(answer);
-        })
+        });
+        (answer, failed)
     }
 
-    fn fail(self: Box<Self>, why: &str) {
-        let _ = self.reply.send(Err(StoreError::Unavailable(why.to_string())));
+    fn fail(self: Box<Self>, why: &StoreError) {
+        let _ = self.reply.send(Err(why.clone()));
     }
 }
 
@@ -72,7 +88,9 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     });
     if let Err(e) = ended {
         known::forget_all();
-        return Err(sql_err(e));
+        // The job's own error says more (e.g. the disk is full, and SQLite
+        // already rolled the transaction back, savepoint and all).
+        return Err(result.err().unwrap_or_else(|| sql_err(e)));
     }
     result
 }
@@ -86,29 +104,92 @@ where
     (Box::new(Job { f, reply }), rx)
 }
 
-pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = jobs.recv() {
+/// A failed COMMIT (or BEGIN) as the jobs are told: a full disk as such,
+/// anything else as the storage being unavailable.
+fn transaction_error(what: &str, e: rusqlite::Error) -> StoreError {
+    match sql_err(e) {
+        full @ StoreError::Full(_) => full,
+        other => StoreError::Unavailable(format!("{what}: {other}")),
+    }
+}
+
+/// Logs a failed transaction, except a full disk, which `watch` reports once.
+fn log_failure(watch: &FullWatch, e: &StoreError) {
+    watch.refused(e);
+    if !e.is_full() {
+        tracing::error!("embedded storage: {e}");
+    }
+}
+
+pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>, dir: PathBuf) {
+    watch_space_at(&dir);
+    let watch = FullWatch::new("embedded");
+    // Jobs taken but not run: their transaction was lost before their turn.
+    let mut carried: VecDeque<Box<dyn WriteJob>> = VecDeque::new();
+    loop {
+        let first = match carried.pop_front() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let mut group = Vec::with_capacity(16);
         group.push(first);
         while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
+            match carried.pop_front().map(Ok).unwrap_or_else(|| jobs.try_recv()) {
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
+        // A transaction a failure left open would refuse every BEGIN after it.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let why = format!("cannot begin a transaction: {e}");
-            tracing::error!("embedded storage: {why}");
+            let why = transaction_error("cannot begin a transaction", e);
+            log_failure(&watch, &why);
             group.into_iter().for_each(|job| job.fail(&why));
             continue;
         }
-        let answers: Vec<Answer> = group.into_iter().map(|job| job.run(&conn)).collect();
+        let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        let mut lost = None;
+        let mut full = None;
+        let mut group = group.into_iter();
+        for job in group.by_ref() {
+            let (answer, failed) = job.run(&conn);
+            answers.push(answer);
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (it may on SQLITE_FULL
+                // or an I/O error): nothing run in it so far is stored.
+                lost =
+                    Some(failed.unwrap_or_else(|| StoreError::Unavailable("the transaction was rolled back".into())));
+                break;
+            }
+            full = full.or(failed.filter(StoreError::is_full));
+        }
+        carried.extend(group);
+        if let Some(why) = lost {
+            known::forget_all();
+            log_failure(&watch, &why);
+            answers.into_iter().for_each(|answer| answer(Err(&why)));
+            continue;
+        }
         match conn.execute_batch("COMMIT") {
-            Ok(()) => answers.into_iter().for_each(|answer| answer(Ok(()))),
+            Ok(()) => {
+                match &full {
+                    // Some jobs were stored, one was refused for want of space.
+                    Some(e) => watch.refused(e),
+                    None => watch.stored(),
+                }
+                answers.into_iter().for_each(|answer| answer(Ok(())));
+            }
             Err(e) => {
-                let why = e.to_string();
-                tracing::error!("embedded storage: commit failed: {why}");
-                let _ = conn.execute_batch("ROLLBACK");
+                let why = transaction_error("commit failed", e);
+                log_failure(&watch, &why);
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
                 known::forget_all();
                 answers.into_iter().for_each(|answer| answer(Err(&why)));
             }
@@ -132,10 +213,20 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// `stop` is dropped.
 pub(crate) fn checkpoint_loop(conn: Connection, stop: Receiver<()>) {
     use std::sync::mpsc::RecvTimeoutError;
+    // Warned once per run of failures (a full disk fails it five times a second).
+    let mut failing = false;
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
-        if let Err(e) = done {
-            tracing::warn!("embedded storage: background checkpoint failed: {e}");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0)) {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!("embedded storage: background checkpoint failed (warned once until it succeeds): {e}");
+            }
+            Err(_) => {}
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("embedded storage: background checkpoints succeed again");
+            }
+            Ok(_) => {}
         }
     }
 }

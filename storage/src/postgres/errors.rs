@@ -5,6 +5,12 @@
 //! connections, serialization failures, deadlocks) become `Unavailable`, which
 //! callers may retry; constraint violations become `Conflict` / `ForeignKey`;
 //! a missing table means the schema is not migrated.
+//!
+//! `disk_full` (53100) becomes `Full`: the write was not stored and will be
+//! once the server has space. The rest of class 53 stays `Unavailable`:
+//! 53000 `insufficient_resources` names no resource (it is not always disk),
+//! 53200 `out_of_memory`, 53300 `too_many_connections` and 53400
+//! `configuration_limit_exceeded` are not about space at all.
 
 use tokio_postgres::error::SqlState;
 
@@ -39,6 +45,8 @@ pub(super) fn from_sqlstate(code: &SqlState, what: String, message: &str) -> Sto
         StoreError::Conflict(what)
     } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
         StoreError::ForeignKey(what)
+    } else if *code == SqlState::DISK_FULL {
+        StoreError::Full(message.to_owned())
     } else if matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE {
         // 08 connection exception, 53 insufficient resources, 57 operator
         // intervention (shutdown, cancel), 40 serialization failure / deadlock.
@@ -71,6 +79,15 @@ mod tests {
             assert!(kind(code).is_transient(), "{code}");
         }
         assert!(!kind("22P02").is_transient());
+    }
+
+    #[test]
+    fn disk_full_is_full_and_the_rest_of_its_class_is_unavailable() {
+        assert!(matches!(kind("53100"), StoreError::Full(m) if m == "m"));
+        assert!(kind("53100").is_transient(), "a write succeeds again once space is freed");
+        for code in ["53000", "53200", "53300", "53400"] {
+            assert!(matches!(kind(code), StoreError::Unavailable(_)), "{code}");
+        }
     }
 
     #[test]

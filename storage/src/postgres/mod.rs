@@ -69,6 +69,8 @@ pub struct PgStore {
     pool: Pool,
     bulk: BulkInsert,
     seqs: seqs::SeqCache,
+    /// Whether batches fail for want of space, for the log (`full.rs`).
+    full: crate::full::FullWatch,
 }
 
 impl PgStore {
@@ -91,7 +93,12 @@ impl PgStore {
         }
         let io = IoThread::start()?;
         let pool = Pool::new(config, io, opts.pool_size, opts.schema.as_deref());
-        Ok(PgStore { pool, bulk: opts.bulk, seqs: seqs::SeqCache::default() })
+        Ok(PgStore {
+            pool,
+            bulk: opts.bulk,
+            seqs: seqs::SeqCache::default(),
+            full: crate::full::FullWatch::new("postgres"),
+        })
     }
 
     /// Blocking: creates the schema, migrates; returns the migrations applied.
@@ -212,7 +219,9 @@ impl Store for PgStore {
     }
 
     async fn write_batch(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<StoreResult<Written>>> {
-        self.write_batch_impl(batch).await
+        let result = self.write_batch_impl(batch).await;
+        self.full.observe(&result);
+        result
     }
 
     async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity> {

@@ -90,6 +90,7 @@ mod rest_tenant_hook;
 mod rest_tokens;
 mod startup_errors;
 mod status_reports;
+mod storage_full;
 mod strict_json;
 mod strict_parameters;
 mod tls;

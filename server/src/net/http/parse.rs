@@ -98,9 +98,20 @@ enum Framing {
 /// Takes one complete request off the front of `buf`, if it holds one.
 pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, ParseError> {
     let too_large = || ParseError::HeadersTooLarge { limit: limits.max_head_bytes, max_headers: limits.max_headers };
+    // The size limits are judged on the bytes up to the limit only, so the
+    // answer does not depend on how the bytes arrive: a request line still open
+    // one byte past its limit, or a head still open one byte past its limit, is
+    // too large whatever follows (a bad byte further on would otherwise make
+    // the same bytes 400 when they arrive at once and 414/431 in pieces).
+    let line_limit = limits.max_target_bytes + 32;
+    let mut cut = buf.len().min(limits.max_head_bytes + 1);
+    if cut > line_limit && !buf[..=line_limit].contains(&b'\n') {
+        cut = line_limit + 1;
+    }
+    let view = &buf[..cut];
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
     let mut head = httparse::Request::new(&mut slots);
-    let parsed = head.parse(buf);
+    let parsed = head.parse(view);
     if let Some(target) = head.path {
         if target.len() > limits.max_target_bytes {
             return Err(ParseError::TargetTooLong { limit: limits.max_target_bytes });
@@ -111,11 +122,11 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, Par
             n
         }
         Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => return Err(too_large()),
-        Ok(httparse::Status::Partial) if !buf.contains(&b'\n') && buf.len() > limits.max_target_bytes + 32 => {
+        Ok(httparse::Status::Partial) if !view.contains(&b'\n') && view.len() > line_limit => {
             // Still inside the request line: it is the target that is too long.
             return Err(ParseError::TargetTooLong { limit: limits.max_target_bytes });
         }
-        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => return Err(too_large()),
+        Ok(httparse::Status::Partial) if view.len() > limits.max_head_bytes => return Err(too_large()),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ParseError::Malformed(e.to_string())),
     };

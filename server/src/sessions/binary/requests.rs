@@ -436,7 +436,11 @@ fn code_of(f: &Failure) -> ErrorCode {
 fn is_whole_frame(f: &Failure) -> bool {
     matches!(
         code_of(f),
-        ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable | ErrorCode::RateLimited
+        ErrorCode::Overloaded
+            | ErrorCode::ShuttingDown
+            | ErrorCode::StorageUnavailable
+            | ErrorCode::StorageFull
+            | ErrorCode::RateLimited
     )
 }
 
