@@ -67,6 +67,18 @@ pub const SLOTS: [Op; 10] = [
     Op::Read,
 ];
 
+/// The short-lived connections of the churn, taken in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Churn {
+    /// A Phoenix socket joined to a conversation.
+    Phoenix,
+    /// A binary connection subscribed (live only) to one.
+    Binary,
+    /// A REST connection reading one activity.
+    Rest,
+}
+
 /// The kinds counted apart in the report.
 pub const KINDS: [&str; 5] = ["rest_create", "phoenix_publish", "binary_publish", "read", "churn_connection"];
 const CHURN: usize = 4;
@@ -380,7 +392,14 @@ pub async fn writer(
 }
 
 /// Opens, uses and closes `count` connections every `every` until `until`.
-pub async fn churn(setup: Arc<Setup>, tally: Arc<Tally>, every: Duration, count: usize, until: Instant) {
+pub async fn churn(
+    setup: Arc<Setup>,
+    tally: Arc<Tally>,
+    every: Duration,
+    count: usize,
+    kinds: Vec<Churn>,
+    until: Instant,
+) {
     let mut tick = tokio::time::interval(every);
     let mut i = 0usize;
     loop {
@@ -390,10 +409,10 @@ pub async fn churn(setup: Arc<Setup>, tally: Arc<Tally>, every: Duration, count:
         }
         for _ in 0..count {
             let conv = &setup.conversations[i % setup.conversations.len()];
-            let result = match i % 3 {
-                0 => bounded("churn phoenix", phx_join(&setup, conv, &conv.sub_token)).await.map(drop),
-                1 => bounded("churn binary", bin_subscribe(&setup, &[conv.uuid])).await.map(drop),
-                _ => {
+            let result = match kinds[i % kinds.len()] {
+                Churn::Phoenix => bounded("churn phoenix", phx_join(&setup, conv, &conv.sub_token)).await.map(drop),
+                Churn::Binary => bounded("churn binary", bin_subscribe(&setup, &[conv.uuid])).await.map(drop),
+                Churn::Rest => {
                     bounded("churn rest", async {
                         let mut client = Client::connect(setup.http).await?;
                         let path = format!("/api/v1/conversations/{}/activities?limit=1", conv.id);

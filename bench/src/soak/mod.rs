@@ -62,6 +62,10 @@ pub struct SoakArgs {
     /// (Phoenix joins, binary subscribes, REST reads in turn).
     #[arg(long, default_value_t = 6)]
     churn: usize,
+    /// The churn's connections, taken in turn, comma-separated (one kind
+    /// alone finds which one a growth comes from).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "phoenix,binary,rest")]
+    churn_kinds: Vec<load::Churn>,
     /// Seconds between churn cycles.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     churn_every: f64,
@@ -123,8 +127,8 @@ impl SoakArgs {
                 verdict::MIN_SAMPLES
             ));
         }
-        if self.conversations == 0 || self.rate == 0 || self.ops.is_empty() {
-            return Err("--conversations, --rate and --ops must not be zero or empty".into());
+        if self.conversations == 0 || self.rate == 0 || self.ops.is_empty() || self.churn_kinds.is_empty() {
+            return Err("--conversations, --rate, --ops and --churn-kinds must not be zero or empty".into());
         }
         Ok(())
     }
@@ -215,6 +219,7 @@ async fn soak(args: &SoakArgs) -> Result<Report, String> {
         tally.clone(),
         Duration::from_secs_f64(args.churn_every),
         args.churn,
+        args.churn_kinds.clone(),
         end,
     ));
     let warm_end = start + Duration::from_secs_f64(warmup);
