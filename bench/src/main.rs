@@ -16,10 +16,12 @@ mod mix;
 mod pacer;
 mod placement;
 mod plot;
+mod process;
 mod read_state;
 mod report;
 mod rest_ingest;
 mod resume_storm;
+mod soak;
 mod storage;
 mod target;
 mod tls;
@@ -70,6 +72,9 @@ enum Scenario {
     ReadState(read_state::ReadStateArgs),
     /// Activities → webhook deliveries to a local receiver: deliveries/s and publish → delivered latency.
     Delivery(delivery::DeliveryArgs),
+    /// A mixed load at a moderate rate for a bounded time, sampling the server's
+    /// memory, descriptors, queues and latency; fails when they grow without bound.
+    Soak(soak::SoakArgs),
 }
 
 fn main() {
@@ -90,6 +95,7 @@ fn main() {
         Scenario::BinLatency(args) => bin_latency::run(args),
         Scenario::Delivery(args) => delivery::run(args),
         Scenario::ReadState(args) => read_state::run(args),
+        Scenario::Soak(args) => soak::run(args),
     };
     if let Err(e) = result {
         eprintln!("converger-bench: {e}");

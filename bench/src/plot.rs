@@ -8,6 +8,9 @@
 //! - **Throughput over time** (throughput scenarios): acknowledged items per
 //!   second in 100 ms buckets, one line per run, so a stall or a slow start
 //!   shows where a median hides it.
+//! - **Time series** (`soak`): one panel per quantity sampled over a long run
+//!   (memory, descriptors, latency, queue depth), one line per series, from
+//!   zero so a slow climb is seen at its true size, with the warm-up marked.
 //!
 //! Scenarios hand over what they measured ([`latency`], [`Timeline`] and
 //! [`throughput_run`]); `report::emit` writes the file once the run is done.
@@ -31,13 +34,26 @@ const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"
 const BUCKET: Duration = Duration::from_millis(100);
 
 static OUTPUT: OnceLock<PathBuf> = OnceLock::new();
-static DRAWN: Mutex<Drawn> = Mutex::new(Drawn { latency: None, runs: Vec::new(), unit: String::new() });
+static DRAWN: Mutex<Drawn> =
+    Mutex::new(Drawn { latency: None, runs: Vec::new(), unit: String::new(), series: Vec::new(), marker: None });
 
 struct Drawn {
     latency: Option<(String, Histogram<u64>)>,
     runs: Vec<Vec<(f64, f64)>>,
     unit: String,
+    series: Vec<Panel>,
+    /// A time (s) marked on every time-series panel, with its label.
+    marker: Option<(f64, String)>,
 }
+
+/// One time-series panel: its title and its lines (label, (seconds, value)).
+struct Panel {
+    title: String,
+    lines: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Height of one time-series panel (several are stacked).
+const SERIES_HEIGHT: f64 = 260.0;
 
 /// Where the picture goes (`--plot`); unset, nothing is kept or drawn.
 pub fn set_output(path: PathBuf) {
@@ -61,6 +77,20 @@ pub fn throughput_run(unit: &str, timeline: &Timeline) {
         let mut d = lock();
         d.unit = unit.to_string();
         d.runs.push(timeline.per_second());
+    }
+}
+
+/// A time-series panel: `lines` of (label, (seconds, value)) under `title`.
+pub fn series(title: &str, lines: Vec<(String, Vec<(f64, f64)>)>) {
+    if wanted() {
+        lock().series.push(Panel { title: title.to_string(), lines });
+    }
+}
+
+/// Marks `at` seconds (e.g. the warm-up's end) on every time-series panel.
+pub fn mark(at: f64, label: &str) {
+    if wanted() {
+        lock().marker = Some((at, label.to_string()));
     }
 }
 
@@ -110,7 +140,7 @@ impl Timeline {
 pub fn write(title: &str, subtitle: &str) -> Result<(), String> {
     let Some(path) = OUTPUT.get() else { return Ok(()) };
     let d = lock();
-    if d.latency.is_none() && d.runs.is_empty() {
+    if d.latency.is_none() && d.runs.is_empty() && d.series.is_empty() {
         return Err(format!("--plot: scenario `{title}` measured nothing to draw"));
     }
     let svg = render(title, subtitle, &d);
@@ -121,7 +151,7 @@ pub fn write(title: &str, subtitle: &str) -> Result<(), String> {
 
 fn render(title: &str, subtitle: &str, d: &Drawn) -> String {
     let panels = usize::from(d.latency.is_some()) + usize::from(!d.runs.is_empty());
-    let height = 40.0 + panels as f64 * PANEL_HEIGHT;
+    let height = 40.0 + panels as f64 * PANEL_HEIGHT + d.series.len() as f64 * SERIES_HEIGHT;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -135,6 +165,11 @@ fn render(title: &str, subtitle: &str, d: &Drawn) -> String {
     }
     if !d.runs.is_empty() {
         s += &throughput_panel(top, &d.unit, &d.runs);
+        top += PANEL_HEIGHT;
+    }
+    for panel in &d.series {
+        s += &series_panel(top, panel, d.marker.as_ref());
+        top += SERIES_HEIGHT;
     }
     s += "</svg>\n";
     s
@@ -228,6 +263,56 @@ fn throughput_panel(top: f64, unit: &str, runs: &[Vec<(f64, f64)>]) -> String {
             y - 4.0
         );
         s += &text(x1 + 40.0, y, "start", 12.0, &format!("run {}: mean {}/s", i + 1, count(mean)));
+    }
+    s
+}
+
+fn series_panel(top: f64, panel: &Panel, marker: Option<&(f64, String)>) -> String {
+    let (x0, y0, x1, y1) = (LEFT, top + 40.0, WIDTH - RIGHT, top + SERIES_HEIGHT - 45.0);
+    let mut s = text((x0 + x1) / 2.0, top + 28.0, "middle", 13.0, &panel.title);
+    let points = || panel.lines.iter().flat_map(|l| l.1.iter());
+    let tmax = points().map(|p| p.0).fold(1.0, f64::max);
+    // Minutes on the axis once the run is long enough for seconds to crowd it.
+    let (scale, unit) = if tmax > 600.0 { (60.0, "minutes") } else { (1.0, "seconds") };
+    let tmax = tmax / scale;
+    let (step, ymax) = nice_step(points().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1);
+    let tx = |t: f64| x0 + (x1 - x0) * (t / scale) / tmax;
+    let vy = |v: f64| y1 - (y1 - y0) * v / ymax;
+    s += &frame(x0, y0, x1, y1);
+    let tstep = nice_step(tmax).0;
+    let mut t = 0.0;
+    while t <= tmax + 1e-9 {
+        s += &grid_v(x0 + (x1 - x0) * t / tmax, y0, y1);
+        s += &text(x0 + (x1 - x0) * t / tmax, y1 + 16.0, "middle", 11.0, &trim(t));
+        t += tstep;
+    }
+    s += &text((x0 + x1) / 2.0, y1 + 34.0, "middle", 12.0, &format!("{unit} into the run"));
+    let mut v = 0.0;
+    while v <= ymax + 1e-9 {
+        s += &grid_h(x0, x1, vy(v));
+        s += &text(x0 - 8.0, vy(v) + 4.0, "end", 11.0, &count(v));
+        v += step;
+    }
+    if let Some((at, label)) = marker {
+        let x = tx(*at);
+        s += &format!(
+            "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{y1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n"
+        );
+        s += &text(x + 4.0, y0 + 12.0, "start", 10.0, label);
+    }
+    for (i, (label, line)) in panel.lines.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        s += &polyline(&line.iter().map(|&(t, v)| (tx(t), vy(v))).collect::<Vec<_>>(), color);
+        let y = y0 + 16.0 + 18.0 * i as f64;
+        s += &format!(
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
+            x1 + 14.0,
+            y - 4.0,
+            x1 + 34.0,
+            y - 4.0
+        );
+        let last = line.last().map_or(String::new(), |p| format!(" (end {})", count(p.1)));
+        s += &text(x1 + 40.0, y, "start", 12.0, &format!("{label}{last}"));
     }
     s
 }
@@ -348,10 +433,37 @@ mod tests {
         for v in 1..10_000u64 {
             h.record(v * 10).expect("record");
         }
-        let d = Drawn { latency: Some(("publish → ack".into(), h)), runs: vec![per], unit: "acks".into() };
+        let d = Drawn {
+            latency: Some(("publish → ack".into(), h)),
+            runs: vec![per],
+            unit: "acks".into(),
+            series: Vec::new(),
+            marker: None,
+        };
         let svg = render("rest-ingest", "here & now", &d);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("here &amp; now") && svg.contains("99.9%") && svg.contains("p99: "));
         assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+
+    #[test]
+    fn time_series_panels_stack_with_the_marker_and_minutes_for_long_runs() {
+        let rss: Vec<(f64, f64)> = (0..360).map(|i| (i as f64 * 5.0, 80.0 + (i % 7) as f64)).collect();
+        let fds: Vec<(f64, f64)> = rss.iter().map(|&(t, _)| (t, 50.0)).collect();
+        let d = Drawn {
+            latency: None,
+            runs: Vec::new(),
+            unit: String::new(),
+            series: vec![
+                Panel { title: "RSS (MiB)".into(), lines: vec![("server".into(), rss)] },
+                Panel { title: "fds".into(), lines: vec![("open".into(), fds.clone()), ("conns".into(), fds)] },
+            ],
+            marker: Some((120.0, "warm-up ends".into())),
+        };
+        let svg = render("soak", "here", &d);
+        assert!(svg.contains("height=\"560\"") && svg.contains("minutes into the run"), "{svg}");
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert_eq!(svg.matches("warm-up ends").count(), 2);
+        assert!(svg.contains("server (end 82)"));
     }
 }

@@ -147,7 +147,22 @@ impl Tenant {
 
     /// A client token for `conversation`, acting as `sender`.
     pub async fn token(&mut self, conversation: &str, sender: &str) -> Result<String, String> {
-        let body = json!({"conversation_id": conversation, "sender": sender}).to_string();
+        self.token_for(conversation, sender, None).await
+    }
+
+    /// [`Tenant::token`] valid for `ttl_seconds` (the server's default, an
+    /// hour, when None): a long run's sockets outlive the default.
+    pub async fn token_for(
+        &mut self,
+        conversation: &str,
+        sender: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<String, String> {
+        let mut body = json!({"conversation_id": conversation, "sender": sender});
+        if let Some(ttl) = ttl_seconds {
+            body["ttl_seconds"] = json!(ttl);
+        }
+        let body = body.to_string();
         let t = self.client.call("POST", "/api/v1/tokens", &self.api_key, Some(body.as_bytes())).await?.json()?;
         field(&t, "token")
     }

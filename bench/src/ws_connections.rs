@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::process::rss_kib;
 use crate::report::emit;
 use crate::target::Target;
 
@@ -120,14 +121,4 @@ async fn open(addr: SocketAddr, i: usize, token: &str, join: Option<&str>) -> Re
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
     }
     Ok(stream)
-}
-
-fn rss_kib(pid: u32) -> Result<u64, String> {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("server pid {pid}: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| "no VmRSS in /proc status".into())
 }

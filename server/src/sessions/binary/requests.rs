@@ -26,6 +26,26 @@ use crate::trace::{self, Span, SpanContext};
 /// Activities a History page holds at most (as a REST page).
 const MAX_HISTORY: u32 = 1000;
 
+/// The subscriptions a Subscribe in flight registered with the engine and
+/// has not handed to the session yet. When the connection closes mid-request
+/// the session drops the request's future: these are then unsubscribed here.
+/// Without it each stayed registered for good, stuck catching up (its
+/// catch-up future was dropped at an await) and buffering every live activity
+/// of its conversation up to `MAX_BUFFERED` — the leak the soak found with
+/// connections that subscribe and close at once.
+struct Registered {
+    engine: Rc<crate::engine::Engine>,
+    subs: Vec<Rc<crate::engine::Subscription>>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        for sub in self.subs.drain(..) {
+            self.engine.unsubscribe(&sub);
+        }
+    }
+}
+
 impl Session {
     pub(super) fn subscribe(&mut self, s: proto::Subscribe) -> Option<Pending> {
         // Items answered now (refused) keep their place in the answer; the rest start below.
@@ -55,6 +75,7 @@ impl Session {
         let ended = self.ended.clone();
         Some(Box::pin(async move {
             let scope = identity.scope();
+            let mut registered_here = Registered { engine: engine.clone(), subs: Vec::new() };
             // First every item's check, for the one Subscribed answer; then the backlogs.
             let mut answer = Vec::with_capacity(items.len());
             let mut starting = Vec::new();
@@ -87,6 +108,7 @@ impl Session {
                         };
                         let result = match registered {
                             Ok((sub, last_seq)) => {
+                                registered_here.subs.push(sub.clone());
                                 starting.push((conversation, sub, active));
                                 Ok(last_seq)
                             }
@@ -120,6 +142,8 @@ impl Session {
                     }
                 }
             }
+            // From here on `record` (or the close below) owns them.
+            registered_here.subs.clear();
             match broken {
                 // `record` of the others is moot: the connection is closing.
                 Some(error) => {
