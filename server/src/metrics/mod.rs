@@ -34,6 +34,8 @@ pub struct ShardMetrics {
     batches_failed: [AtomicU64; BatchFailure::ALL.len()],
     publishes_refused: AtomicU64,
     queue_depth: AtomicU64,
+    /// Live subscriptions held by the shard (joined topics, binary subscriptions).
+    subscriptions: AtomicU64,
     pub(crate) batch_size: Histogram,
     commit_seconds: Histogram,
     /// Limit or cap → refusals (rate limits, connection and subscription caps).
@@ -154,6 +156,7 @@ impl Default for ShardMetrics {
             batches_failed: Default::default(),
             publishes_refused: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
+            subscriptions: AtomicU64::new(0),
             batch_size: Histogram::new(BATCH_SIZE_BOUNDS),
             commit_seconds: Histogram::new(LATENCY_BOUNDS),
             refusals: Mutex::new(HashMap::new()),
@@ -209,6 +212,11 @@ impl ShardMetrics {
 
     pub fn set_queue_depth(&self, depth: usize) {
         self.queue_depth.store(depth as u64, Ordering::Relaxed);
+    }
+
+    /// The shard's live subscriptions, as it counts them.
+    pub fn set_subscriptions(&self, count: usize) {
+        self.subscriptions.store(count as u64, Ordering::Relaxed);
     }
 
     /// Counts an open socket of `transport` until the returned guard drops.

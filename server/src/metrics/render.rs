@@ -66,6 +66,13 @@ pub fn render(registry: &Registry) -> String {
     let _ = writeln!(out, "converger_publishes_refused_total {}", sum(|s| s.publishes_refused.load(Ordering::Relaxed)));
     header(&mut out, "converger_publish_queue_depth", "gauge", "Publishes waiting for a batch, all shards.");
     let _ = writeln!(out, "converger_publish_queue_depth {}", sum(|s| s.queue_depth.load(Ordering::Relaxed)));
+    header(
+        &mut out,
+        "converger_subscriptions",
+        "gauge",
+        "Live subscriptions on the node (joined Phoenix topics, binary subscriptions), all shards.",
+    );
+    let _ = writeln!(out, "converger_subscriptions {}", sum(|s| s.subscriptions.load(Ordering::Relaxed)));
     histogram(&mut out, "converger_batch_size", "Activities per group-commit batch.", shards, |s| &s.batch_size);
     histogram(&mut out, "converger_commit_seconds", "Time to commit one batch.", shards, |s| &s.commit_seconds);
     histogram(

@@ -294,6 +294,43 @@ fn history_reads_a_seq_range() {
     }
 }
 
+/// The live subscriptions on the server, from `/metrics`.
+fn subscriptions(server: &TestServer) -> Option<u64> {
+    let page = server.get("/metrics").text();
+    page.lines().find_map(|l| l.strip_prefix("converger_subscriptions ")?.trim().parse().ok())
+}
+
+/// Connections that subscribe and close at once (the Subscribe still being
+/// answered, its backlog still being read) leave no subscription behind: each
+/// once stayed registered for good, buffering every new activity of its
+/// conversation (found by the soak's connection churn).
+#[test]
+fn a_connection_closed_mid_subscribe_leaves_no_subscription() {
+    let server = TestServer::embedded();
+    let f = Fixture::new(&server, "churn");
+    let rest = f.client(&server);
+    let conv = id(f.conversation_id());
+    let (mut w, _) = BinClient::with_api_key(server.binary_addr(), &f.tenant.api_key);
+    for request_id in 1..=2 {
+        let drafts = (0..100).map(|i| draft(conv, &format!("{request_id}.{i}"))).collect();
+        w.send(PublishBatch { request_id, activities: drafts });
+        assert!(matches!(w.frame(), Frame::PublishBatchAck(_)));
+    }
+    let (mut steady, _) = BinClient::with_api_key(server.binary_addr(), &f.tenant.api_key);
+    steady.subscribe_one(conv, converger_protocol::LIVE_ONLY);
+    for _ in 0..40 {
+        let (mut c, _) = BinClient::with_api_key(server.binary_addr(), &f.tenant.api_key);
+        c.send(Subscribe { request_id: 3, items: vec![SubscribeItem { conversation_id: conv, after_seq: 0 }] });
+        drop(c);
+    }
+    expect(&rest.post(&f.activities_path(), &json!({"sender": "s", "text": "after"})), 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subscriptions(&server) != Some(1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(subscriptions(&server), Some(1), "only the steady subscriber is left");
+}
+
 #[test]
 fn typing_reaches_the_other_binary_client_and_is_never_stored() {
     let server = TestServer::embedded();

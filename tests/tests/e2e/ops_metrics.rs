@@ -147,6 +147,8 @@ fn every_metric_the_dashboard_and_the_alerts_read_is_on_metrics_after_traffic(se
     // The scrape's own connection at least.
     assert!(sample(&page, "converger_connections{transport=\"http\"}").is_some_and(|n| n >= 1.0), "{page}");
     assert_eq!(sample(&page, "converger_storage_ready"), Some(1.0), "{page}");
+    // The watcher's one joined topic.
+    assert_eq!(sample(&page, "converger_subscriptions"), Some(1.0), "{page}");
     assert_eq!(sample(&page, "converger_activities_committed_total"), Some(6.0), "{page}");
     assert_eq!(sample(&page, "converger_delivery_attempts_total{outcome=\"delivered\"}"), Some(1.0), "{page}");
 

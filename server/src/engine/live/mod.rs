@@ -24,7 +24,7 @@ mod batch;
 pub mod events;
 mod subscription;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -45,6 +45,9 @@ use super::Engine;
 #[derive(Default)]
 pub(super) struct Live {
     subs: RefCell<HashMap<Id, Vec<Rc<Subscription>>>>,
+    /// The subscriptions in `subs`, kept as they come and go (the gauge's
+    /// figure, without a walk over every conversation).
+    count: Cell<usize>,
 }
 
 impl Live {
@@ -96,7 +99,13 @@ impl Engine {
     ) -> Result<Rc<Subscription>, SubscribeError> {
         let sub = Rc::new(Subscription::new(conversation, scope, after_seq, sink));
         self.live.subs.borrow_mut().entry(conversation).or_default().push(sub.clone());
-        if let Err(e) = self.register(conversation).await {
+        self.count_subscriptions(1, 0);
+        // A caller whose connection closes drops this future, maybe while the
+        // owner is asked: the subscription must not stay registered then.
+        let undo = UnsubscribeOnDrop { engine: self, sub: Some(sub) };
+        let registered = self.register(conversation).await;
+        let sub = undo.disarm();
+        if let Err(e) = registered {
             self.unsubscribe(&sub);
             return Err(e.into());
         }
@@ -120,7 +129,9 @@ impl Engine {
         let last_here = {
             let mut subs = self.live.subs.borrow_mut();
             let Some(list) = subs.get_mut(&conversation) else { return };
+            let before = list.len();
             list.retain(|s| !Rc::ptr_eq(s, sub));
+            self.count_subscriptions(0, before - list.len());
             let empty = list.is_empty();
             if empty {
                 subs.remove(&conversation);
@@ -237,7 +248,33 @@ impl Engine {
 
     /// Number of local subscriptions (for stats and tests).
     pub fn subscriptions(&self) -> usize {
-        self.live.subs.borrow().values().map(Vec::len).sum()
+        self.live.count.get()
+    }
+
+    fn count_subscriptions(&self, added: usize, removed: usize) {
+        let count = self.live.count.get() + added - removed;
+        self.live.count.set(count);
+        self.owner.metrics().set_subscriptions(count);
+    }
+}
+
+/// Unsubscribes a subscription whose start was abandoned half-way.
+struct UnsubscribeOnDrop<'a> {
+    engine: &'a Rc<Engine>,
+    sub: Option<Rc<Subscription>>,
+}
+
+impl UnsubscribeOnDrop<'_> {
+    fn disarm(mut self) -> Rc<Subscription> {
+        self.sub.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for UnsubscribeOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(sub) = self.sub.take() {
+            self.engine.unsubscribe(&sub);
+        }
     }
 }
 
