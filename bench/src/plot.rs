@@ -255,13 +255,7 @@ fn throughput_panel(top: f64, unit: &str, runs: &[Vec<(f64, f64)>]) -> String {
         s += &polyline(&points, color);
         let mean = run.iter().map(|p| p.1).sum::<f64>() / run.len().max(1) as f64;
         let y = y0 + 16.0 + 18.0 * i as f64;
-        s += &format!(
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
-            x1 + 14.0,
-            y - 4.0,
-            x1 + 34.0,
-            y - 4.0
-        );
+        s += &swatch(x1 + 14.0, y - 4.0, color);
         s += &text(x1 + 40.0, y, "start", 12.0, &format!("run {}: mean {}/s", i + 1, count(mean)));
     }
     s
@@ -304,13 +298,7 @@ fn series_panel(top: f64, panel: &Panel, marker: Option<&(f64, String)>) -> Stri
         let color = COLORS[i % COLORS.len()];
         s += &polyline(&line.iter().map(|&(t, v)| (tx(t), vy(v))).collect::<Vec<_>>(), color);
         let y = y0 + 16.0 + 18.0 * i as f64;
-        s += &format!(
-            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
-            x1 + 14.0,
-            y - 4.0,
-            x1 + 34.0,
-            y - 4.0
-        );
+        s += &swatch(x1 + 14.0, y - 4.0, color);
         let last = line.last().map_or(String::new(), |p| format!(" (end {})", count(p.1)));
         s += &text(x1 + 40.0, y, "start", 12.0, &format!("{label}{last}"));
     }
@@ -393,6 +381,11 @@ fn grid_h(x0: f64, x1: f64, y: f64) -> String {
 fn polyline(points: &[(f64, f64)], color: &str) -> String {
     let pts: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
     format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n", pts.join(" "))
+}
+
+/// A legend's short line in a series' colour, starting at (`x`, `y`).
+fn swatch(x: f64, y: f64, color: &str) -> String {
+    format!("<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{color}\" stroke-width=\"2\"/>\n", x + 20.0)
 }
 
 #[cfg(test)]

@@ -18,25 +18,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn message(c: &Conversation, text: String, key: Option<&str>) -> NewActivity {
-    NewActivity {
-        id: new_id(),
-        tenant_id: c.tenant_id,
-        conversation_id: c.id,
-        kind: "message".to_string(),
-        text: Some(text),
-        attachments: None,
-        sender: "user-1".to_string(),
-        metadata: Json::empty_object(),
-        idempotency_key: key.map(str::to_string),
-        created_at: Timestamp::now(),
-        deliver_to: Vec::new(),
-        target_id: None,
-        parent_id: None,
-        author_only: false,
-        member: None,
-        announce: false,
-        traceparent: None,
-    }
+    NewActivity { text: Some(text), ..super::tests::activity(c.tenant_id, c.id, key) }
 }
 
 async fn conversation(store: &EmbeddedStore) -> Conversation {

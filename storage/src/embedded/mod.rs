@@ -435,7 +435,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
     }
 
-    fn activity(tenant: Id, conversation: Id, key: Option<&str>) -> NewActivity {
+    pub(super) fn activity(tenant: Id, conversation: Id, key: Option<&str>) -> NewActivity {
         NewActivity {
             id: new_id(),
             tenant_id: tenant,
