@@ -80,6 +80,8 @@ The verdict (over the samples after the warm-up; exit 1 with the reasons on fail
     levels off passes;
   descriptors leak when the count after the load stopped and settled exceeds the
     first third's minimum by more than max(24, 5 %);
+  subscriptions leak when converger_subscriptions once the load settled exceeds
+    the fewest seen after the warm-up by more than 2;
   the publish queue keeps growing when the last third's 10th percentile is above
     the middle third's 90th and at least 100;
   the load failed when errors, or deliveries missing at the long-lived subscribers,
@@ -144,6 +146,10 @@ struct Report {
     failures: Vec<String>,
     rss_kib: Option<Growth>,
     fds: Option<Fds>,
+    /// Live subscriptions once the load settled, and the fewest seen after
+    /// the warm-up (the long-lived subscribers' own).
+    subscriptions_settled: Option<f64>,
+    subscriptions_min: Option<f64>,
     publish_queue_growing: bool,
     /// Operations done by kind, over the whole run.
     ops: BTreeMap<&'static str, u64>,
@@ -261,11 +267,16 @@ async fn soak(args: &SoakArgs) -> Result<Report, String> {
         None => settle(&probe, &tally).await.map_err(|e| lost.insert(e).clone()).ok(),
         Some(_) => None,
     };
+    // The churn's subscriptions are gone once it closed its connections.
+    let settled_subscriptions = match (&lost, settled) {
+        (None, Some(_)) => probe.scrape().await.ok().and_then(|m| m.subscriptions),
+        _ => None,
+    };
     drop(held);
     for s in subscribers {
         s.abort();
     }
-    let mut report = judge(args, &tally, samples, settled, before, drained.is_ok());
+    let mut report = judge(args, &tally, samples, (settled, settled_subscriptions), before, drained.is_ok());
     if let Some(e) = lost {
         report.failures.insert(0, format!("the server could no longer be read: {e}"));
         report.passed = false;
@@ -291,7 +302,7 @@ fn judge(
     args: &SoakArgs,
     tally: &Tally,
     samples: Vec<Sample>,
-    settled: Option<u64>,
+    (settled, settled_subscriptions): (Option<u64>, Option<f64>),
     before: (u64, u64),
     drained: bool,
 ) -> Report {
@@ -300,6 +311,11 @@ fn judge(
     let rss = verdict::growth(&points(|s| s.rss_kib as f64), verdict::RSS_FLOOR_KIB, verdict::RSS_FRACTION);
     // Without a settled count (the server went away) the descriptors are not judged.
     let fds = settled.and_then(|settled| verdict::fds(&judged.iter().map(|s| s.fds).collect::<Vec<_>>(), settled));
+    let subscriptions_min = judged.iter().filter_map(|s| s.subscriptions).reduce(f64::min);
+    let subscriptions_leaked = match (settled_subscriptions, subscriptions_min) {
+        (Some(end), Some(min)) => end > min + verdict::SUBSCRIPTIONS_MARGIN,
+        _ => false,
+    };
     let queue = points(|s| s.publish_queue_depth.unwrap_or(0.0));
     let publish_queue_growing = verdict::queue_grows(&queue);
     let ops: BTreeMap<&'static str, u64> =
@@ -322,6 +338,14 @@ fn judge(
         failures.push(format!(
             "descriptors leak: {} open once the load settled against {} after the warm-up (margin {})",
             f.settled, f.baseline, f.margin
+        ));
+    }
+    if subscriptions_leaked {
+        failures.push(format!(
+            "subscriptions leak: {} live once the load settled against at most {} during the run (margin {})",
+            settled_subscriptions.unwrap_or(0.0),
+            subscriptions_min.unwrap_or(0.0),
+            verdict::SUBSCRIPTIONS_MARGIN
         ));
     }
     if publish_queue_growing {
@@ -347,6 +371,8 @@ fn judge(
         failures,
         rss_kib: rss,
         fds,
+        subscriptions_settled: settled_subscriptions,
+        subscriptions_min,
         publish_queue_growing,
         ops,
         errors,

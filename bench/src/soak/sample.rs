@@ -27,6 +27,8 @@ pub struct Sample {
     /// `converger_connections` by transport.
     pub connections: BTreeMap<String, f64>,
     pub send_queue_overflows_total: Option<f64>,
+    /// `converger_subscriptions`: the live subscriptions.
+    pub subscriptions: Option<f64>,
     /// In the window since the previous sample.
     pub ops: u64,
     pub errors: u64,
@@ -44,6 +46,7 @@ pub struct Scraped {
     pub delivery_lag_seconds: Option<f64>,
     pub connections: BTreeMap<String, f64>,
     pub send_queue_overflows_total: Option<f64>,
+    pub subscriptions: Option<f64>,
 }
 
 /// Picks the soak's lines out of a Prometheus text page (a cluster node's
@@ -57,6 +60,7 @@ pub fn parse_metrics(page: &str) -> Scraped {
         match name {
             "converger_publish_queue_depth" => s.publish_queue_depth = Some(value),
             "converger_delivery_lag_seconds" => s.delivery_lag_seconds = Some(value),
+            "converger_subscriptions" => s.subscriptions = Some(value),
             "converger_send_queue_overflows_total" => {
                 *s.send_queue_overflows_total.get_or_insert(0.0) += value;
             }
@@ -94,7 +98,7 @@ impl Probe {
         process::open_fds(self.pid)
     }
 
-    async fn scrape(&mut self) -> Result<Scraped, String> {
+    pub async fn scrape(&mut self) -> Result<Scraped, String> {
         let client = match self.client.as_mut() {
             Some(c) => c,
             None => self.client.insert(Client::connect(self.http).await?),
@@ -133,6 +137,7 @@ impl Probe {
             delivery_lag_seconds: scraped.delivery_lag_seconds,
             connections: scraped.connections,
             send_queue_overflows_total: scraped.send_queue_overflows_total,
+            subscriptions: scraped.subscriptions,
             ops: now.0 - last.0,
             errors: now.1 - last.1,
             received: now.2 - last.2,
@@ -155,10 +160,12 @@ mod tests {
                     converger_connections_open 12\n\
                     converger_send_queue_overflows_total{transport=\"phoenix\"} 1\n\
                     converger_send_queue_overflows_total{transport=\"binary_tcp\"} 2\n\
+                    converger_subscriptions 5\n\
                     converger_publish_queue_depth_x 99\n";
         let s = parse_metrics(page);
         assert_eq!(s.publish_queue_depth, Some(7.0));
         assert_eq!(s.delivery_lag_seconds, Some(0.5));
+        assert_eq!(s.subscriptions, Some(5.0));
         assert_eq!(s.send_queue_overflows_total, Some(3.0));
         assert_eq!(s.connections.get("phoenix"), Some(&9.0));
         assert_eq!(s.connections.len(), 2);

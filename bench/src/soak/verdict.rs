@@ -26,6 +26,10 @@
 //!   first third's minimum: a sample can catch a churn cycle mid-way, never
 //!   below the floor) by more than max(24, 5 % of it). The load's own
 //!   long-lived connections are still open at both readings.
+//! - **Subscriptions** leak when `converger_subscriptions` once the load
+//!   has settled exceeds the fewest seen after the warm-up (the long-lived
+//!   subscribers' own; the churn's come and go) by more than
+//!   [`SUBSCRIPTIONS_MARGIN`].
 //! - **Publish queue**: it keeps growing when the last third's 10th
 //!   percentile is above the middle third's 90th and at least
 //!   [`QUEUE_FLOOR`]: at a moderate rate the queue empties at every commit.
@@ -91,6 +95,10 @@ pub fn growth(points: &[(f64, f64)], floor: f64, fraction: f64) -> Option<Growth
         unbounded,
     })
 }
+
+/// Subscriptions the settled end may hold over the fewest seen during the run
+/// (a long-lived subscriber caught mid-resume when that fewest was sampled).
+pub const SUBSCRIPTIONS_MARGIN: f64 = 2.0;
 
 /// The descriptor check: baseline, settled end, margin.
 #[derive(Clone, Debug, Serialize)]
