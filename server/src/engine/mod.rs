@@ -43,7 +43,7 @@ use mesh::{Inbox, MeshMsg, Outbox};
 use owner::Owner;
 
 pub use disconnect::{Cause, Disconnect};
-pub use live::{Ephemeral, LocalEvent, SharedBatch, Signal, Sink, SubscribeError, Subscription};
+pub use live::{Ephemeral, LocalEvent, PendingSubscriptions, SharedBatch, Signal, Sink, SubscribeError, Subscription};
 pub use presence::{Meta, PresenceDiff, PresenceState};
 pub use publish::{PublishError, PublishRequest, Publisher};
 pub use route::owner_of;

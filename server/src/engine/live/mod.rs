@@ -102,9 +102,10 @@ impl Engine {
         self.count_subscriptions(1, 0);
         // A caller whose connection closes drops this future, maybe while the
         // owner is asked: the subscription must not stay registered then.
-        let undo = UnsubscribeOnDrop { engine: self, sub: Some(sub) };
+        let mut pending = PendingSubscriptions::new(self);
+        pending.hold(sub.clone());
         let registered = self.register(conversation).await;
-        let sub = undo.disarm();
+        pending.release();
         if let Err(e) = registered {
             self.unsubscribe(&sub);
             return Err(e.into());
@@ -258,21 +259,33 @@ impl Engine {
     }
 }
 
-/// Unsubscribes a subscription whose start was abandoned half-way.
-struct UnsubscribeOnDrop<'a> {
-    engine: &'a Rc<Engine>,
-    sub: Option<Rc<Subscription>>,
+/// Subscriptions registered by a start that has not handed them over yet:
+/// if the start is abandoned (its future dropped when the caller's connection
+/// closes), they are unsubscribed here instead of staying registered for good,
+/// buffering every live activity of their conversation.
+pub struct PendingSubscriptions {
+    engine: Rc<Engine>,
+    subs: Vec<Rc<Subscription>>,
 }
 
-impl UnsubscribeOnDrop<'_> {
-    fn disarm(mut self) -> Rc<Subscription> {
-        self.sub.take().expect("armed until disarmed")
+impl PendingSubscriptions {
+    pub fn new(engine: &Rc<Engine>) -> PendingSubscriptions {
+        PendingSubscriptions { engine: engine.clone(), subs: Vec::new() }
+    }
+
+    pub fn hold(&mut self, sub: Rc<Subscription>) {
+        self.subs.push(sub);
+    }
+
+    /// The caller owns them from here on.
+    pub fn release(&mut self) {
+        self.subs.clear();
     }
 }
 
-impl Drop for UnsubscribeOnDrop<'_> {
+impl Drop for PendingSubscriptions {
     fn drop(&mut self) {
-        if let Some(sub) = self.sub.take() {
+        for sub in self.subs.drain(..) {
             self.engine.unsubscribe(&sub);
         }
     }

@@ -17,7 +17,7 @@ use converger_storage::{Id, Receipts, Scope, Written};
 use super::identity::{error_frame, failure, Identity};
 use super::sink::{to_wire, BinarySink};
 use super::{send, Active, Done, Pending, Session, Sub};
-use crate::engine::Ephemeral;
+use crate::engine::{Ephemeral, PendingSubscriptions};
 use crate::service::activities::{fill_in_order, typing_state, ActivityInput, Parts};
 use crate::service::json;
 use crate::service::{Caller, Hub, ServiceError};
@@ -25,26 +25,6 @@ use crate::trace::{self, Span, SpanContext};
 
 /// Activities a History page holds at most (as a REST page).
 const MAX_HISTORY: u32 = 1000;
-
-/// The subscriptions a Subscribe in flight registered with the engine and
-/// has not handed to the session yet. When the connection closes mid-request
-/// the session drops the request's future: these are then unsubscribed here.
-/// Without it each stayed registered for good, stuck catching up (its
-/// catch-up future was dropped at an await) and buffering every live activity
-/// of its conversation up to `MAX_BUFFERED` — the leak the soak found with
-/// connections that subscribe and close at once.
-struct Registered {
-    engine: Rc<crate::engine::Engine>,
-    subs: Vec<Rc<crate::engine::Subscription>>,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        for sub in self.subs.drain(..) {
-            self.engine.unsubscribe(&sub);
-        }
-    }
-}
 
 impl Session {
     pub(super) fn subscribe(&mut self, s: proto::Subscribe) -> Option<Pending> {
@@ -75,7 +55,8 @@ impl Session {
         let ended = self.ended.clone();
         Some(Box::pin(async move {
             let scope = identity.scope();
-            let mut registered_here = Registered { engine: engine.clone(), subs: Vec::new() };
+            // What it registers is unsubscribed if the connection closes mid-request.
+            let mut registered_here = PendingSubscriptions::new(&engine);
             // First every item's check, for the one Subscribed answer; then the backlogs.
             let mut answer = Vec::with_capacity(items.len());
             let mut starting = Vec::new();
@@ -108,7 +89,7 @@ impl Session {
                         };
                         let result = match registered {
                             Ok((sub, last_seq)) => {
-                                registered_here.subs.push(sub.clone());
+                                registered_here.hold(sub.clone());
                                 starting.push((conversation, sub, active));
                                 Ok(last_seq)
                             }
@@ -143,7 +124,7 @@ impl Session {
                 }
             }
             // From here on `record` (or the close below) owns them.
-            registered_here.subs.clear();
+            registered_here.release();
             match broken {
                 // `record` of the others is moot: the connection is closing.
                 Some(error) => {
