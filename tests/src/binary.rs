@@ -8,7 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use converger_protocol::{decode_frame, Auth, ErrorCode, Frame, Hello, Subscribe, SubscribeItem, Version, Welcome};
+use converger_protocol::{
+    decode_frame, Auth, Draft, ErrorCode, Frame, Hello, Subscribe, SubscribeItem, Version, Welcome,
+};
 use tungstenite::{Message, WebSocket};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +39,18 @@ pub enum Next {
 }
 
 /// A UUID in text form as the 16 bytes the protocol carries.
+/// A text message to `conversation` from `sender` (empty: the credential's),
+/// every other field left unset.
+pub fn message(conversation: [u8; 16], sender: &str, text: &str) -> Draft {
+    Draft {
+        conversation_id: conversation,
+        kind: "message".into(),
+        sender: sender.into(),
+        text: Some(text.into()),
+        ..Draft::default()
+    }
+}
+
 pub fn uuid_bytes(s: &str) -> [u8; 16] {
     *uuid::Uuid::parse_str(s).expect("uuid").as_bytes()
 }

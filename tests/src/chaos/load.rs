@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::conn::{BinConn, PhxConn, ANSWER_TIMEOUT};
 use super::history::{History, Outcome, Record, Transport};
 use crate::api::{create_tenant, expect, Client};
-use crate::binary::uuid_bytes;
+use crate::binary::{message, uuid_bytes};
 use crate::http::Conn;
 use crate::server::TestServer;
 
@@ -347,13 +347,9 @@ impl Publisher for BinPublisher {
         self.next_id = self.next_id.wrapping_add(1);
         let request_id = self.next_id;
         let activity = Draft {
-            conversation_id: uuid_bytes(&ctx.work.conversations[conv]),
-            kind: "message".into(),
-            sender: self.name.clone(),
-            text: Some(key.into()),
             metadata: Some(r#"{"chaos":true}"#.into()),
             idempotency_key: Some(key.into()),
-            ..Draft::default()
+            ..message(uuid_bytes(&ctx.work.conversations[conv]), &self.name, key)
         };
         if let Err(e) = c.send(Publish { request_id, activity }) {
             return unknown(e);

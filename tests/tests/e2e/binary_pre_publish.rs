@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, expect, Client};
-use converger_e2e::binary::{uuid_bytes, BinClient, Next};
+use converger_e2e::binary::{message, uuid_bytes, BinClient, Next};
 use converger_e2e::receiver::Receiver;
 use converger_e2e::TestServer;
 use converger_protocol::{Activity, Draft, ErrorCode, Frame, Publish, PublishBatch};
@@ -17,13 +17,7 @@ use serde_json::{json, Value};
 on_both_backends!(a_rejected_publish_is_error_4012_takes_no_seq_and_a_rewrite_is_stored_rewritten);
 
 fn draft(conversation: [u8; 16], text: &str) -> Draft {
-    Draft {
-        conversation_id: conversation,
-        kind: "message".into(),
-        sender: "bot".into(),
-        text: Some(text.into()),
-        ..Draft::default()
-    }
+    message(conversation, "bot", text)
 }
 
 /// The answer to request `request_id` (delivered activities meanwhile go to `delivered`).

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use converger_e2e::api::{create_tenant, expect, Client, Fixture};
-use converger_e2e::binary::{uuid_bytes as id, BinClient, Next};
+use converger_e2e::binary::{message, uuid_bytes as id, BinClient, Next};
 use converger_e2e::TestServer;
 use converger_protocol::{
     Auth, Draft, ErrorCode, Frame, History, Ping, Publish, PublishBatch, Subscribe, SubscribeItem, Unsubscribe,
@@ -15,18 +15,7 @@ use converger_protocol::{
 use serde_json::json;
 
 fn draft(conversation: [u8; 16], text: &str) -> Draft {
-    Draft {
-        conversation_id: conversation,
-        kind: "message".into(),
-        sender: String::new(),
-        text: Some(text.into()),
-        attachments: None,
-        metadata: None,
-        idempotency_key: None,
-        target_id: None,
-        parent_id: None,
-        traceparent: None,
-    }
+    message(conversation, "", text)
 }
 
 /// The seqs of the next `n` delivered activities (skipping other frames).

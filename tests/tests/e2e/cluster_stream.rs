@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use converger_e2e::binary::{uuid_bytes, BinClient, Next};
+use converger_e2e::binary::{message, uuid_bytes, BinClient, Next};
 use converger_e2e::cluster::{assert_gap_free, write_while, TestCluster, Writes};
 use converger_e2e::phoenix::{self, activities, join, send, seqs, topic, until_by, PresenceView};
-use converger_protocol::{Draft, Ephemeral, Frame, Publish};
+use converger_protocol::{Ephemeral, Frame, Publish};
 use serde_json::json;
 
 /// Activities each publisher writes.
@@ -70,18 +70,7 @@ fn a_binary_subscriber_on_b_gets_binary_publishes_from_a_and_c_in_seq_order_with
                     let (mut p, _) = BinClient::with_api_key(node.binary_addr(), key);
                     (0..N)
                         .map(|i| {
-                            let activity = Draft {
-                                conversation_id: conv,
-                                kind: "message".into(),
-                                sender: sender.into(),
-                                text: Some(format!("{sender} {i}")),
-                                attachments: None,
-                                metadata: None,
-                                idempotency_key: None,
-                                target_id: None,
-                                parent_id: None,
-                                traceparent: None,
-                            };
+                            let activity = message(conv, sender, &format!("{sender} {i}"));
                             p.send(Publish { request_id: i as u32 + 1, activity });
                             match p.frame() {
                                 Frame::PublishAck(ack) => (ack.written.seq, ack.written.activity_id),

@@ -20,11 +20,11 @@ use std::process::Command;
 use std::sync::Once;
 
 use converger_e2e::api::{assert_error, Fixture};
-use converger_e2e::binary::{uuid_bytes, BinClient};
+use converger_e2e::binary::{message, uuid_bytes, BinClient};
 use converger_e2e::phoenix::{self, join, socket, topic, Ws};
 use converger_e2e::skip::skip;
 use converger_e2e::TestServer;
-use converger_protocol::{Draft, ErrorCode, Frame, Publish};
+use converger_protocol::{ErrorCode, Frame, Publish};
 use serde_json::{json, Value};
 
 /// Room for the server's database and WAL with some to spare: the ballast takes the rest.
@@ -141,18 +141,7 @@ fn push(ws: &mut Ws, t: &str, r: usize, text: &str) -> Value {
 
 /// A binary Publish; `Ok((id, seq))` or `Err(code)`.
 fn publish(c: &mut BinClient, f: &Fixture, request_id: u32, text: &str) -> Result<(String, i64), Option<ErrorCode>> {
-    let activity = Draft {
-        conversation_id: uuid_bytes(f.conversation_id()),
-        kind: "message".into(),
-        sender: "bot".into(),
-        text: Some(text.into()),
-        attachments: None,
-        metadata: None,
-        idempotency_key: None,
-        target_id: None,
-        parent_id: None,
-        traceparent: None,
-    };
+    let activity = message(uuid_bytes(f.conversation_id()), "bot", text);
     c.send(Publish { request_id, activity });
     loop {
         match c.frame() {
