@@ -30,7 +30,8 @@ use sample::{Probe, Sample};
 use verdict::{Fds, Growth};
 
 #[derive(Args, Debug, Serialize)]
-#[command(after_long_help = VERDICT_HELP)]
+// A later flag wins over an earlier one, so scripts can pass defaults and let their callers override them.
+#[command(after_long_help = VERDICT_HELP, args_override_self = true)]
 pub struct SoakArgs {
     #[command(flatten)]
     target: Target,
