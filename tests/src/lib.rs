@@ -6,7 +6,8 @@
 //! [`binary`] are blocking clients of the two socket protocols;
 //! [`cluster::TestCluster`] starts several nodes on one PostgreSQL schema and
 //! one NATS server. [`chaos`] injects faults under a mixed load and checks
-//! the recorded history against the store (the `converger-chaos` binary).
+//! the recorded history against the store (the `converger-chaos` binary);
+//! [`tmpfs`] mounts a small file system to fill (the disk-full tests).
 
 pub mod api;
 pub mod bin;
@@ -21,6 +22,7 @@ pub mod receiver;
 pub mod server;
 pub mod skip;
 pub mod tls;
+pub mod tmpfs;
 
 pub use bin::{converger_bin, converger_command};
 pub use http::{Conn, Reply};

@@ -16,8 +16,6 @@
 //! A fault that cannot bring the system back (a server that will not start)
 //! is a [`Violation`](super::checker::Violation), and ends the scenario.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -28,6 +26,7 @@ use super::load::{Ctx, Node};
 use crate::cluster::TestCluster;
 use crate::http;
 use crate::server::TestServer;
+use crate::tmpfs::fill;
 
 /// The shortest `pause`: past a client's answer timeout.
 const PAUSE_AT_LEAST: Duration = Duration::from_millis(3500);
@@ -269,53 +268,6 @@ fn refusal_codes(records: &[Record]) -> Vec<(u16, String)> {
     codes.sort();
     codes.dedup();
     codes
-}
-
-/// Writes zeros to `path` until the filesystem is full; the bytes written.
-fn fill(path: &Path) -> std::io::Result<u64> {
-    let mut f = File::create(path)?;
-    let chunk = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(n) => written += n as u64,
-            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
-            Err(e) => return Err(e),
-        }
-    }
-    // The last partial chunk may sit in no buffer: File writes are unbuffered.
-    Ok(written)
-}
-
-/// A tmpfs of `size_mb` MiB mounted on a fresh directory under the system
-/// temp dir; unmounted and removed on drop.
-pub struct Tmpfs {
-    pub dir: PathBuf,
-}
-
-impl Tmpfs {
-    pub fn mount(size_mb: u32) -> Result<Tmpfs, String> {
-        let dir = std::env::temp_dir().join(format!("converger-chaos-disk-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .map_err(|e| format!("run mount: {e}"))?;
-        if !out.status.success() {
-            let _ = std::fs::remove_dir(&dir);
-            return Err(format!("mount -t tmpfs (root is needed): {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        Ok(Tmpfs { dir })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-        let _ = std::fs::remove_dir(&self.dir);
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use checker::{Report, Store, Stored, Violation};
-use faults::{Fault, FaultEnv, Target, Tmpfs};
+use faults::{Fault, FaultEnv, Target};
 use history::{History, Transport};
 use load::{Ctx, Endpoints, Workload};
 use subscribers::Seen;
@@ -33,6 +33,7 @@ use crate::cluster::TestCluster;
 use crate::http;
 use crate::pg::PgSchema;
 use crate::server::TestServer;
+use crate::tmpfs::Tmpfs;
 
 /// Where the server keeps its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +130,11 @@ pub fn run(scenario: &Scenario, env: &RunEnv) -> Result<Outcome, String> {
     let name = scenario.name();
     // Declared before the target, so it is unmounted after the server is gone.
     let disk = match scenario.fault {
-        Fault::DiskFull => Some(Tmpfs::mount(64)?),
+        Fault::DiskFull => Some(Tmpfs::mount(64).map_err(|e| format!("mount -t tmpfs (root is needed): {e}"))?),
         _ => None,
     };
     let mut target = start_target(scenario, env, disk.as_ref())?;
-    let fault_env = FaultEnv { disk: disk.as_ref().map(|d| d.dir.clone()), ..env.fault.clone() };
+    let fault_env = FaultEnv { disk: disk.as_ref().map(|d| d.path().to_path_buf()), ..env.fault.clone() };
     let history = match &env.history_file {
         Some(path) => History::with_file(path).map_err(|e| format!("{}: {e}", path.display()))?,
         None => History::in_memory(),
@@ -305,7 +306,7 @@ fn start_target(scenario: &Scenario, env: &RunEnv, disk: Option<&Tmpfs>) -> Resu
         Backend::Embedded => match disk {
             Some(d) => {
                 // The data directory is on the tmpfs, beside the ballast; the unmount removes it.
-                let data = d.dir.join("data");
+                let data = d.path().join("data");
                 std::fs::create_dir_all(&data).map_err(|e| format!("mkdir {}: {e}", data.display()))?;
                 Target::Single(TestServer::embedded_in(&data, &[]).map_err(|e| e.to_string())?)
             }

@@ -13,16 +13,14 @@
 //! `CONVERGER_REQUIRE_MOUNT=1` (scripts/test sets it when run as root).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Once;
 
 use converger_e2e::api::{assert_error, Fixture};
 use converger_e2e::binary::{message, uuid_bytes, BinClient};
 use converger_e2e::phoenix::{self, join, socket, topic, Ws};
 use converger_e2e::skip::skip;
+use converger_e2e::tmpfs::{fill, Tmpfs};
 use converger_e2e::TestServer;
 use converger_protocol::{ErrorCode, Frame, Publish};
 use serde_json::{json, Value};
@@ -36,64 +34,28 @@ const ATTEMPTS: usize = 200;
 
 static BANNER: Once = Once::new();
 
-/// A tmpfs mounted on a fresh temp dir, unmounted when dropped (also when the test fails).
-struct Tmpfs {
-    _parent: tempfile::TempDir,
-    mount: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(mib: u32) -> Option<Tmpfs> {
-        let parent = tempfile::tempdir().expect("temp dir");
-        let mount = parent.path().join("data");
-        std::fs::create_dir(&mount).expect("mount point");
-        let out =
-            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={mib}M"), "tmpfs"]).arg(&mount).output();
-        match out {
-            Ok(o) if o.status.success() => Some(Tmpfs { _parent: parent, mount }),
-            other => {
-                let why = match other {
-                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-                    Err(e) => e.to_string(),
-                };
-                skip(
-                    "CONVERGER_REQUIRE_MOUNT",
-                    &format!("a tmpfs cannot be mounted: {why}"),
-                    &format!("storage_full skipped: cannot mount a tmpfs ({why}); run as root"),
-                    "note: the disk-full test needs root to mount a tmpfs; it was skipped\n",
-                    &BANNER,
-                );
-                None
-            }
+/// The tmpfs (unmounted when dropped, also when the test fails), or a skip
+/// notice when it cannot be mounted.
+fn mount(mib: u32) -> Option<Tmpfs> {
+    match Tmpfs::mount(mib) {
+        Ok(tmpfs) => Some(tmpfs),
+        Err(why) => {
+            skip(
+                "CONVERGER_REQUIRE_MOUNT",
+                &format!("a tmpfs cannot be mounted: {why}"),
+                &format!("storage_full skipped: cannot mount a tmpfs ({why}); run as root"),
+                "note: the disk-full test needs root to mount a tmpfs; it was skipped\n",
+                &BANNER,
+            );
+            None
         }
-    }
-
-    fn path(&self) -> &Path {
-        &self.mount
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Lazy: a server the test left behind may still hold files open.
-        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
     }
 }
 
 /// Fills the file system holding `dir` with one file, to ENOSPC.
-fn fill(dir: &Path) -> PathBuf {
+fn ballast_in(dir: &Path) -> PathBuf {
     let path = dir.join("ballast");
-    let mut f = File::create(&path).expect("ballast");
-    for chunk in [1 << 20, 4096, 512] {
-        let buf = vec![0xa5u8; chunk];
-        loop {
-            match f.write_all(&buf) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(28) => break,
-                Err(e) => panic!("filling the tmpfs: {e}"),
-            }
-        }
-    }
+    fill(&path).expect("filling the tmpfs");
     path
 }
 
@@ -179,7 +141,7 @@ fn check_stored(server: &TestServer, fixtures: &[&Fixture], acked: &Acked) {
 
 #[test]
 fn a_full_disk_refuses_writes_with_storage_full_and_loses_nothing_acknowledged() {
-    let Some(tmpfs) = Tmpfs::mount(TMPFS_MIB) else { return };
+    let Some(tmpfs) = mount(TMPFS_MIB) else { return };
     let dir = tmpfs.path().join("server");
     let mut server = TestServer::embedded_in(&dir, &[]).unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = (Fixture::new(&server, "full-a"), Fixture::new(&server, "full-b"));
@@ -195,7 +157,7 @@ fn a_full_disk_refuses_writes_with_storage_full_and_loses_nothing_acknowledged()
     assert_eq!(join(&mut ws, &t, json!({}))[4]["status"], "ok");
     let (mut bin, _) = BinClient::with_api_key(server.binary_addr(), &b.tenant.api_key);
 
-    let ballast = fill(tmpfs.path());
+    let ballast = ballast_in(tmpfs.path());
 
     // REST: big writes until the refusal (what SQLite still holds may take a few first).
     let key = "written-once";
