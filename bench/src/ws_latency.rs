@@ -5,6 +5,11 @@
 //! coordinated omission) to the broadcast's arrival, both on this process's
 //! clock; the schedule time travels in the activity's text.
 //!
+//! With `--publish-via phoenix` each publisher is a Phoenix socket instead,
+//! joined to one conversation and pushing `activity:create` without waiting
+//! for the replies (a busy client: the server pipelines a socket's pushes);
+//! the ack latency is then schedule → the push's `phx_reply`.
+//!
 //! Against several nodes (`--addr a,b,…`) the publishers write through the
 //! nodes of `--publish-on` and every conversation has one subscriber socket on
 //! each node of `--subscribe-on`; the publisher's node travels in the text too,
@@ -12,6 +17,7 @@
 //! node) and the cross-node path (committed on one node, delivered by another
 //! over the cluster bus) side by side, from the same writes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,9 +27,10 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::http::Client;
-use crate::pacer;
+use crate::pacer::{self, Tick};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 use crate::ws::WsClient;
@@ -35,12 +42,20 @@ pub struct WsLatencyArgs {
     /// Total writes per second, paced.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
-    /// REST connections sharing the rate (round-robin over `--publish-on`).
+    /// Publisher connections sharing the rate (round-robin over `--publish-on`).
     #[arg(long, default_value_t = 32)]
     publishers: usize,
-    /// Conversations written to (one subscriber socket each per `--subscribe-on` node).
+    /// How publishers write: REST requests (one at a time per connection) or
+    /// Phoenix sockets pushing `activity:create` (publisher i writes to
+    /// conversation i mod `--conversations`, replies awaited concurrently).
+    #[arg(long, value_enum, default_value_t = Via::Rest)]
+    publish_via: Via,
+    /// Conversations written to.
     #[arg(long, default_value_t = 10)]
     conversations: usize,
+    /// Subscriber sockets per conversation on each `--subscribe-on` node.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
     /// The nodes the publishers write through: indexes into `--addr`, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     publish_on: Vec<usize>,
@@ -56,6 +71,13 @@ pub struct WsLatencyArgs {
     runs: usize,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Rest,
+    Phoenix,
+}
+
 #[derive(Serialize)]
 struct Report {
     /// Broadcasts received per second by the subscribers of the first
@@ -67,7 +89,7 @@ struct Report {
     /// Schedule → broadcast received, publisher and subscriber on different
     /// nodes (null with one node).
     cross_node_latency_us: Option<Percentiles>,
-    /// Schedule → the publisher's REST answer (201).
+    /// Schedule → the publisher's answer (REST 201, or the push's `phx_reply`).
     ack_latency_us: Percentiles,
     /// Every (publisher node, subscriber node) pair measured.
     placement: Vec<Pair>,
@@ -148,7 +170,7 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         let first: u64 = r.delivered[nodes.subscribe[0]].iter().map(|(_, n)| n).sum();
         let rate = first as f64 / args.seconds;
         eprintln!(
-            "ws-latency run {}/{}: {rate:.0} msg/s received; {} (REST answer p50 {} µs, p99 {} µs){}",
+            "ws-latency run {}/{}: {rate:.0} msg/s received; {} (publisher's answer p50 {} µs, p99 {} µs){}",
             run + 1,
             args.runs,
             line.join("; "),
@@ -215,12 +237,13 @@ async fn one_run(args: &WsLatencyArgs, nodes: &Nodes) -> Result<Run, String> {
     // Readers stop on this even when nothing reaches them (a cluster without its bus).
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut paths = Vec::new();
+    let mut ids = Vec::new();
     let mut readers = Vec::new();
     let width = nodes.addrs.len();
     for _ in 0..args.conversations {
         let id = tenant.conversation().await?;
         let token = tenant.token(&id, "subscriber").await?;
-        for &node in &nodes.subscribe {
+        for node in nodes.subscribe.iter().flat_map(|&n| std::iter::repeat_n(n, args.subscribers.max(1))) {
             let path = format!("/socket/websocket?vsn=2.0.0&token={token}");
             let mut ws = WsClient::connect(nodes.addrs[node], &path).await?;
             ws.send_text(&json!(["1", "1", format!("conversation:{id}"), "phx_join", {}]).to_string()).await?;
@@ -260,31 +283,25 @@ async fn one_run(args: &WsLatencyArgs, nodes: &Nodes) -> Result<Run, String> {
             }));
         }
         paths.push(format!("/api/v1/conversations/{id}/activities"));
+        ids.push(id);
     }
     // The pacer hands each scheduled write to the publishers in turn.
     let limit = Duration::from_secs_f64(args.seconds + 2.0);
     let (pacer, ticks) = pacer::start(args.rate, args.publishers, epoch, Instant::now(), limit);
     let mut pubs = Vec::new();
-    for (i, mut ticks) in ticks.into_iter().enumerate() {
+    for (i, ticks) in ticks.into_iter().enumerate() {
         let node = nodes.publish[i % nodes.publish.len()];
-        let (key, paths, addr, measuring) = (key.clone(), paths.clone(), nodes.addrs[node], measuring.clone());
-        pubs.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await?;
-            let mut acks = new_histogram();
-            while let Some(tick) = ticks.recv().await {
-                let body = json!({"sender": "publisher", "text": format!("{}@{node}", tick.scheduled_us)}).to_string();
-                let path = &paths[tick.index as usize % paths.len()];
-                let r = c.call("POST", path, &key, Some(body.as_bytes())).await?;
-                if r.status != 201 {
-                    return Err(format!("publish through {addr} answered {}", r.status));
-                }
-                if measuring.load(Ordering::Relaxed) {
-                    let now = epoch.elapsed().as_micros() as u64;
-                    let _ = acks.record(now.saturating_sub(tick.scheduled_us).max(1));
-                }
+        let (addr, measuring) = (nodes.addrs[node], measuring.clone());
+        let clock = Clock { epoch, measuring };
+        pubs.push(match args.publish_via {
+            Via::Rest => tokio::spawn(rest_publisher(addr, key.clone(), paths.clone(), node, ticks, clock)),
+            Via::Phoenix => {
+                let id = ids[i % ids.len()].clone();
+                let token = tenant.token(&id, &format!("publisher-{i}")).await?;
+                let ws = phoenix_publisher_socket(addr, &token, &id).await?;
+                tokio::spawn(phoenix_publisher(ws, id, node, ticks, clock))
             }
-            Ok::<_, String>(acks)
-        }));
+        });
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
@@ -305,6 +322,123 @@ async fn one_run(args: &WsLatencyArgs, nodes: &Nodes) -> Result<Run, String> {
         }
     }
     Ok(Run { delivered, acked: acks })
+}
+
+/// The run's clock, and whether it is measuring yet.
+struct Clock {
+    epoch: Instant,
+    measuring: Arc<AtomicBool>,
+}
+
+impl Clock {
+    /// Records now − `scheduled_us` while measuring.
+    fn record(&self, h: &mut Histogram<u64>, scheduled_us: u64) {
+        if self.measuring.load(Ordering::Relaxed) {
+            let now = self.epoch.elapsed().as_micros() as u64;
+            let _ = h.record(now.saturating_sub(scheduled_us).max(1));
+        }
+    }
+}
+
+/// Writes each tick over REST on one keep-alive connection, one at a time.
+async fn rest_publisher(
+    addr: SocketAddr,
+    key: String,
+    paths: Vec<String>,
+    node: usize,
+    mut ticks: UnboundedReceiver<Tick>,
+    clock: Clock,
+) -> Result<Histogram<u64>, String> {
+    let mut c = Client::connect(addr).await?;
+    let mut acks = new_histogram();
+    while let Some(tick) = ticks.recv().await {
+        let body = json!({"sender": "publisher", "text": format!("{}@{node}", tick.scheduled_us)}).to_string();
+        let path = &paths[tick.index as usize % paths.len()];
+        let r = c.call("POST", path, &key, Some(body.as_bytes())).await?;
+        if r.status != 201 {
+            return Err(format!("publish through {addr} answered {}", r.status));
+        }
+        clock.record(&mut acks, tick.scheduled_us);
+    }
+    Ok(acks)
+}
+
+/// A Phoenix socket joined to conversation `id`, its join answered.
+async fn phoenix_publisher_socket(addr: SocketAddr, token: &str, id: &str) -> Result<WsClient, String> {
+    let mut ws = WsClient::connect(addr, &format!("/socket/websocket?vsn=2.0.0&token={token}")).await?;
+    ws.send_text(&json!(["1", "1", format!("conversation:{id}"), "phx_join", {}]).to_string()).await?;
+    let mut joined = None;
+    while joined.is_none() {
+        let open = ws
+            .read_frames(|frame| {
+                if let Ok(Value::Array(m)) = serde_json::from_slice::<Value>(frame) {
+                    if m.get(1).and_then(Value::as_str) == Some("1")
+                        && m.get(3).and_then(Value::as_str) == Some("phx_reply")
+                    {
+                        joined = Some(m[4]["status"] == "ok");
+                    }
+                }
+            })
+            .await?;
+        if !open {
+            return Err("the publisher's socket was closed during its join".into());
+        }
+    }
+    match joined {
+        Some(true) => Ok(ws),
+        _ => Err("the publisher's join was refused".into()),
+    }
+}
+
+/// Pushes each tick as `activity:create` on a joined socket at once, and
+/// reads the replies as they come: several pushes in flight.
+async fn phoenix_publisher(
+    mut ws: WsClient,
+    id: String,
+    node: usize,
+    mut ticks: UnboundedReceiver<Tick>,
+    clock: Clock,
+) -> Result<Histogram<u64>, String> {
+    let topic = format!("conversation:{id}");
+    let mut acks = new_histogram();
+    // The schedule of each push not yet answered, by its ref.
+    let mut waiting: HashMap<u64, u64> = HashMap::new();
+    let mut refused = None;
+    let mut ticking = true;
+    while ticking || !waiting.is_empty() {
+        tokio::select! {
+            tick = ticks.recv(), if ticking => match tick {
+                Some(tick) => {
+                    let text = format!("{}@{node}", tick.scheduled_us);
+                    let push = json!(["1", tick.index.to_string(), topic, "activity:create", {"text": text}]);
+                    ws.send_text(&push.to_string()).await?;
+                    waiting.insert(tick.index, tick.scheduled_us);
+                }
+                None => ticking = false,
+            },
+            open = ws.read_frames(|frame| {
+                let Ok(Value::Array(m)) = serde_json::from_slice::<Value>(frame) else { return };
+                if m.get(3).and_then(Value::as_str) != Some("phx_reply") {
+                    return;
+                }
+                let Some(at) = m[1].as_str().and_then(|r| r.parse().ok()).and_then(|r: u64| waiting.remove(&r)) else {
+                    return;
+                };
+                match m[4]["status"].as_str() {
+                    Some("ok") => clock.record(&mut acks, at),
+                    _ => refused = Some(m[4]["response"].to_string()),
+                }
+            }) => {
+                if let Some(why) = refused.take() {
+                    return Err(format!("a push was refused: {why}"));
+                }
+                if !open? {
+                    return Err("the publisher's socket was closed by the server".into());
+                }
+            }
+        }
+    }
+    Ok(acks)
 }
 
 /// The activity text `SCHEDULED_US@PUBLISH_NODE`.

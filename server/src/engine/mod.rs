@@ -45,7 +45,7 @@ use owner::Owner;
 pub use disconnect::{Cause, Disconnect};
 pub use live::{Ephemeral, LocalEvent, PendingSubscriptions, SharedBatch, Signal, Sink, SubscribeError, Subscription};
 pub use presence::{Meta, PresenceDiff, PresenceState};
-pub use publish::{PublishError, PublishRequest, Publisher};
+pub use publish::{PublishError, PublishRequest, Publisher, Submitted};
 pub use route::owner_of;
 
 /// One shard's engine: its end of the mesh, the owner state of the

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use converger_storage::{Id, NewActivity, Store, StoreError, Written};
 use futures_channel::oneshot;
+use futures_util::future::LocalBoxFuture;
 
 use super::hook::HookRoute;
 use super::mesh::MeshMsg;
@@ -48,6 +49,10 @@ pub struct PublishRequest {
 /// Where a publish's answer goes.
 pub type Reply = oneshot::Sender<Result<Written, PublishError>>;
 
+/// A publish handed to its owner ([`Publisher::submit`]): resolves once it is
+/// committed (or replayed).
+pub type Submitted = LocalBoxFuture<'static, Result<Written, PublishError>>;
+
 /// This shard's way to the owners of conversations.
 #[derive(Clone)]
 pub struct Publisher {
@@ -75,14 +80,21 @@ impl Publisher {
     /// Persists one activity, past its conversation's pre-publish `hook`
     /// when it has one; resolves once it is committed (or replayed). (Without
     /// shards, in tests of the layers above, hooks are not called.)
-    pub async fn publish(
-        &self,
-        mut activity: NewActivity,
-        hook: Option<Arc<HookRoute>>,
-    ) -> Result<Written, PublishError> {
+    pub async fn publish(&self, activity: NewActivity, hook: Option<Arc<HookRoute>>) -> Result<Written, PublishError> {
+        self.submit(activity, hook)?.await
+    }
+
+    /// [`Publisher::publish`] in two steps: the activity is handed to its
+    /// owner now (so publishes submitted one after another take their
+    /// conversation's seqs in that order), and the returned future resolves
+    /// once it is committed. A full queue on the way refuses it at once.
+    pub fn submit(&self, mut activity: NewActivity, hook: Option<Arc<HookRoute>>) -> Result<Submitted, PublishError> {
         let trace = traced(&mut activity);
         let engine = match &self.route {
-            Route::Direct(store) => return direct(store, activity).await,
+            Route::Direct(store) => {
+                let store = store.clone();
+                return Ok(Box::pin(async move { direct(&store, activity).await }));
+            }
             Route::Owners(engine) => engine,
         };
         let (reply, answer) = oneshot::channel();
@@ -92,7 +104,7 @@ impl Publisher {
             return Err(PublishError::Overloaded);
         }
         // The owner drops the sender only when its shard stops before answering.
-        answer.await.unwrap_or(Err(PublishError::ShuttingDown))
+        Ok(Box::pin(async move { answer.await.unwrap_or(Err(PublishError::ShuttingDown)) }))
     }
 
     /// Sends a member signal to every subscriber of `conversation` (through

@@ -9,6 +9,7 @@
 use converger_storage::{
     kinds, new_id, Activity, Id, Json, NewActivity, PageRequest, Scope, StoreError, Timestamp, Written,
 };
+use futures_util::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 
 use super::input::Fields;
@@ -26,6 +27,9 @@ pub const MAX_EMOJI_BYTES: usize = 64;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_SENDER_BYTES: usize = 256;
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// A write at its owner ([`Hub::submit_activity`]): resolves once durable.
+pub type PendingWrite = LocalBoxFuture<'static, ServiceResult<Written>>;
 
 /// A validated activity to write.
 #[derive(Clone, Debug)]
@@ -292,10 +296,26 @@ impl Hub {
         input: ActivityInput,
         origin: Option<Id>,
     ) -> ServiceResult<Written> {
+        self.submit_activity(caller, conversation_id, input, origin).await?.await
+    }
+
+    /// [`Hub::create_activity_via`] in two steps, for a transport that keeps
+    /// several writes in flight: once this returns, the activity is admitted
+    /// and at its owner (writes submitted one after another take their
+    /// conversation's seqs in that order); the returned future answers once
+    /// it is durable.
+    pub async fn submit_activity(
+        &self,
+        caller: Caller,
+        conversation_id: Id,
+        input: ActivityInput,
+        origin: Option<Id>,
+    ) -> ServiceResult<PendingWrite> {
         self.admit_activities(caller.tenant_id(), 1).await?;
         let targets = self.routes.resolve(&*self.store, caller.scope(), conversation_id, origin, &input.kind).await?;
         let activity = new_activity(caller, conversation_id, input, targets.deliver_to);
-        Ok(self.publisher.publish(activity, targets.hook).await?)
+        let submitted = self.publisher.submit(activity, targets.hook)?;
+        Ok(Box::pin(async move { Ok(submitted.await?) }))
     }
 
     /// Writes many activities (a batched publish); each answers on its own, in

@@ -13,12 +13,22 @@
 //! stream (see the module above for the seam). The token's expiry closes the
 //! socket (1008 `token expired`); so does silence longer than the heartbeat
 //! timeout.
+//!
+//! Writes are pipelined: a push is admitted and handed to its conversation's
+//! owner before the next message is read, and its reply waits for the commit
+//! in a queue of up to [`MAX_IN_FLIGHT`] answers. Replies leave in the order
+//! the messages came (so writes are answered in seq order); with the queue
+//! full the session stops reading and TCP slows the client. A join or leave
+//! first lets the answers before it out.
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_channel::mpsc;
+use futures_util::future::{self, LocalBoxFuture};
+use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 
 use converger_storage::{Id, Receipts, Scope, Timestamp};
@@ -39,6 +49,17 @@ use crate::service::{Caller, Hub, ServiceError};
 
 /// Phoenix clients heartbeat every 30 s; a socket silent for this long is gone.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Answers of one socket waiting for their turn (writes committing); past
+/// this the session stops reading until the oldest is sent.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// A reply on its way out: the frame once its answer is known (`None` for a
+/// message that wanted no reply).
+type Queued = LocalBoxFuture<'static, Option<Bytes>>;
+
+/// What an event answers once done.
+type Answer = LocalBoxFuture<'static, Result<Value, ServiceError>>;
 
 struct Joined {
     join_ref: Option<String>,
@@ -62,6 +83,9 @@ struct Session {
     /// [`PhoenixSink::ended`] for the bound.
     ended: mpsc::UnboundedSender<u64>,
     joins: u64,
+    /// Replies in the order their messages came, each sent once it and all
+    /// before it are ready.
+    replies: FuturesOrdered<Queued>,
 }
 
 /// Rate-limited writes in a row after which the socket is closed 1008.
@@ -86,10 +110,17 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
         refused_in_a_row: 0,
         ended,
         joins: 0,
+        replies: FuturesOrdered::new(),
     };
+    let mut heard = Instant::now();
     loop {
+        let silence = monoio::time::sleep((heard + HEARTBEAT_TIMEOUT).saturating_duration_since(Instant::now()));
         let incoming = monoio::select! {
-            m = ws.recv() => m,
+            m = ws.recv(), if session.replies.len() < MAX_IN_FLIGHT => m,
+            Some(frame) = session.replies.next(), if !session.replies.is_empty() => {
+                session.send(frame);
+                continue;
+            }
             Some(join) = ended_joins.next() => {
                 session.forget_ended(join);
                 continue;
@@ -99,12 +130,13 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
                 ws.close(1008, "token expired").await;
                 return;
             }
-            _ = monoio::time::sleep(HEARTBEAT_TIMEOUT) => {
+            _ = silence => {
                 session.leave_all();
                 ws.close(1000, "heartbeat timeout").await;
                 return;
             }
         };
+        heard = Instant::now();
         let parsed = match incoming {
             Incoming::Text(text) => phoenix::parse_text(&text),
             // A binary push's data is the payload; Converger's events take JSON objects.
@@ -121,6 +153,7 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
             Ok(message) => {
                 session.handle(message).await;
                 if session.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
+                    session.drain().await;
                     session.leave_all();
                     ws.close(1008, "rate limit").await;
                     return;
@@ -149,8 +182,14 @@ impl Session {
         };
         match (m.topic.as_str(), m.event.as_str()) {
             ("phoenix", "heartbeat") => self.reply(&m, Reply::Ok, json!({})),
-            (_, "phx_join") => self.join(m, payload).await,
-            (_, "phx_leave") => self.leave(m),
+            (_, "phx_join") => {
+                self.drain().await;
+                self.join(m, payload).await
+            }
+            (_, "phx_leave") => {
+                self.drain().await;
+                self.leave(m)
+            }
             _ => self.client_event(m, payload).await,
         }
     }
@@ -167,26 +206,30 @@ impl Session {
         };
         let ClientEvent { command, renames } = event;
         let limited = !matches!(command, Command::Typing(_));
-        let result = match command {
+        let answer = match command {
             Command::Write(payload) => self.write(conversation, payload).await,
             Command::Typing(typing) => self.typing(conversation, typing),
             Command::Receipt(receipts) => self.receipt(conversation, receipts).await,
         };
         // A client that goes on writing while refused is closed (see the loop in `run`).
         if limited {
-            self.refused_in_a_row = match &result {
+            self.refused_in_a_row = match &answer {
                 Err(ServiceError::RateLimited { .. }) => self.refused_in_a_row + 1,
                 _ => 0,
             };
         }
-        match result {
-            Ok(response) => self.reply(&m, Reply::Ok, response),
-            Err(e) => {
-                let mut response = error_response(&e);
-                rename_fields(&renames, &mut response);
-                self.reply(&m, Reply::Error, response)
+        let answer = answer.unwrap_or_else(|e| Box::pin(future::ready(Err(e))));
+        let to = ReplyTo::of(&m);
+        self.replies.push_back(Box::pin(async move {
+            match answer.await {
+                Ok(response) => to.frame(Reply::Ok, &response),
+                Err(e) => {
+                    let mut response = error_response(&e);
+                    rename_fields(&renames, &mut response);
+                    to.frame(Reply::Error, &response)
+                }
             }
-        }
+        }));
     }
 
     async fn join(&mut self, m: Inbound, payload: Map<String, Value>) {
@@ -284,8 +327,9 @@ impl Session {
         }
     }
 
-    /// Writes an activity as the token's sender; answers the stored activity.
-    async fn write(&mut self, conversation: Id, mut payload: Map<String, Value>) -> Result<Value, ServiceError> {
+    /// Writes an activity as the token's sender: admitted and at its owner
+    /// when this returns; answers the stored activity once committed.
+    async fn write(&mut self, conversation: Id, mut payload: Map<String, Value>) -> Result<Answer, ServiceError> {
         // The socket acts as the token's sender: a payload may name it, never another.
         let sender = match payload.remove("sender") {
             None | Some(Value::Null) => token_sender(&self.claims, None),
@@ -294,31 +338,53 @@ impl Session {
         }?;
         payload.insert("sender".into(), Value::String(sender));
         let input = ActivityInput::from_json(payload, None)?.by_client();
-        let written = self.hub.create_activity(Caller::Tenant(self.claims.tenant_id), conversation, input).await?;
-        Ok(serde_json::to_value(written.activity()).unwrap_or_default())
+        let caller = Caller::Tenant(self.claims.tenant_id);
+        let pending = self.hub.submit_activity(caller, conversation, input, None).await?;
+        Ok(Box::pin(async move {
+            let written = pending.await?;
+            Ok(serde_json::to_value(written.activity()).unwrap_or_default())
+        }))
     }
 
-    fn typing(&mut self, conversation: Id, typing: bool) -> Result<Value, ServiceError> {
+    fn typing(&mut self, conversation: Id, typing: bool) -> Result<Answer, ServiceError> {
         let event = Ephemeral::Typing { sender: self.claims.sub.clone(), typing };
         self.engine.send_ephemeral(conversation, event)?;
-        Ok(json!({}))
+        Ok(Box::pin(future::ready(Ok(json!({})))))
     }
 
     /// Moves the token's sender's receipts forward; answers the member. It
     /// costs what its REST twin (`POST …/members/{sender}/receipts`) does: one
     /// of the tenant's requests.
-    async fn receipt(&mut self, conversation: Id, receipts: Receipts) -> Result<Value, ServiceError> {
+    async fn receipt(&mut self, conversation: Id, receipts: Receipts) -> Result<Answer, ServiceError> {
         self.hub.admit_request(self.claims.tenant_id).await?;
         let scope = Scope::Tenant(self.claims.tenant_id);
-        let member = self.hub.update_receipts(scope, conversation, &self.claims.sub, receipts).await?;
-        Ok(serde_json::to_value(member).unwrap_or_default())
+        let (hub, sub) = (self.hub.clone(), self.claims.sub.clone());
+        Ok(Box::pin(async move {
+            let member = hub.update_receipts(scope, conversation, &sub, receipts).await?;
+            Ok(serde_json::to_value(member).unwrap_or_default())
+        }))
     }
 
-    /// Answers a client message that carried a ref (Phoenix pushes do; a ref-less one gets nothing).
-    fn reply(&self, m: &Inbound, status: Reply, response: Value) {
-        let Some(msg_ref) = m.msg_ref.as_deref() else { return };
-        if let Ok(frame) = phoenix::reply(m.join_ref.as_deref(), msg_ref, &m.topic, status, &response) {
+    /// Answers a client message that carried a ref (Phoenix pushes do; a
+    /// ref-less one gets nothing): at once, or after the answers before it.
+    fn reply(&mut self, m: &Inbound, status: Reply, response: Value) {
+        let frame = ReplyTo::of(m).frame(status, &response);
+        match self.replies.is_empty() {
+            true => self.send(frame),
+            false => self.replies.push_back(Box::pin(future::ready(frame))),
+        }
+    }
+
+    fn send(&self, frame: Option<Bytes>) {
+        if let Some(frame) = frame {
             let _ = self.sender.send_frame(frame);
+        }
+    }
+
+    /// Sends every queued reply, waiting for those still committing.
+    async fn drain(&mut self) {
+        while let Some(frame) = self.replies.next().await {
+            self.send(frame);
         }
     }
 
@@ -343,6 +409,24 @@ impl Session {
         for (_, j) in std::mem::take(&mut self.joined) {
             self.drop_joined(j);
         }
+    }
+}
+
+/// Where a reply goes: the refs and topic of the message it answers.
+struct ReplyTo {
+    join_ref: Option<String>,
+    msg_ref: Option<String>,
+    topic: String,
+}
+
+impl ReplyTo {
+    fn of(m: &Inbound) -> ReplyTo {
+        ReplyTo { join_ref: m.join_ref.clone(), msg_ref: m.msg_ref.clone(), topic: m.topic.clone() }
+    }
+
+    fn frame(&self, status: Reply, response: &Value) -> Option<Bytes> {
+        let msg_ref = self.msg_ref.as_deref()?;
+        phoenix::reply(self.join_ref.as_deref(), msg_ref, &self.topic, status, response).ok()
     }
 }
 

@@ -361,3 +361,54 @@ fn a_rate_limited_socket_is_told_then_closed_1008_if_it_keeps_going() {
     }
     panic!("a socket that kept going was never closed");
 }
+
+#[test]
+fn pushes_sent_without_waiting_are_all_answered_in_the_order_sent_with_increasing_seqs() {
+    let server = TestServer::embedded_with(&["--ws-messages-per-second", "100000"]);
+    let f = Fixture::new(&server, "pipelined");
+    let mut ws = socket(&server, &f, "alice");
+    assert_eq!(join(&mut ws, &topic(&f), json!({}))[4]["status"], "ok");
+    // More than a socket keeps in flight (256): the server stops reading and resumes.
+    let n = 600;
+    let mut sent = Vec::new();
+    for i in 0..n {
+        let msg_ref = (i + 2).to_string();
+        let m = match i {
+            // Answered at once by the server, yet replied in its place.
+            100 => json!([null, msg_ref, "phoenix", "heartbeat", {}]),
+            300 => json!(["1", msg_ref, topic(&f), "activity:shout", {}]),
+            _ => json!(["1", msg_ref, topic(&f), "activity:create", {"text": format!("#{i}")}]),
+        };
+        send(&mut ws, m);
+        sent.push((i + 2).to_string());
+    }
+    let mut replies = Vec::new();
+    while replies.len() < n {
+        let m = next(&mut ws);
+        if m[3] == "phx_reply" {
+            replies.push(m);
+        }
+    }
+    let refs: Vec<&str> = replies.iter().map(|m| m[1].as_str().expect("ref")).collect();
+    assert_eq!(refs, sent, "replies in the order the messages were sent");
+    assert_eq!(replies[100][4]["status"], "ok", "the heartbeat: {}", replies[100]);
+    assert_eq!(replies[300][4]["status"], "error", "the unknown event: {}", replies[300]);
+    let writes: Vec<&Value> =
+        replies.iter().enumerate().filter(|(i, _)| *i != 100 && *i != 300).map(|(_, m)| m).collect();
+    let seqs: Vec<i64> = writes.iter().map(|m| m[4]["response"]["seq"].as_i64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=writes.len() as i64).collect::<Vec<_>>(), "seqs in the order pushed, none lost");
+    let texts: Vec<&str> = writes.iter().map(|m| m[4]["response"]["text"].as_str().expect("text")).collect();
+    let expected: Vec<String> = (0..n).filter(|i| *i != 100 && *i != 300).map(|i| format!("#{i}")).collect();
+    assert_eq!(texts, expected);
+    // A leave after writes in flight is answered after them, and the socket goes on.
+    send(&mut ws, json!(["1", "900", topic(&f), "activity:create", {"text": "last"}]));
+    send(&mut ws, json!(["1", "901", topic(&f), "phx_leave", {}]));
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let m = next(&mut ws);
+        if m[3] == "phx_reply" {
+            order.push(m[1].as_str().expect("ref").to_string());
+        }
+    }
+    assert_eq!(order, ["900", "901"]);
+}
