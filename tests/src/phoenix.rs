@@ -242,7 +242,14 @@ impl PresenceView {
     fn add(&mut self, entries: &Value) {
         if let Some(entries) = entries.as_object() {
             for (key, entry) in entries {
-                self.metas.entry(key.clone()).or_default().extend(refs(entry));
+                // A presence told twice (in the joiner's state, then in the
+                // diff of the tick it joined in) is one, as Phoenix clients keep it.
+                let known = self.metas.entry(key.clone()).or_default();
+                for r in refs(entry) {
+                    if !known.contains(&r) {
+                        known.push(r);
+                    }
+                }
             }
         }
     }

@@ -3,6 +3,9 @@
 //! upgrade, so a refused client gets a JSON error it can read; the session
 //! itself lives in `engine::phoenix_session`.
 
+use std::future::Future;
+
+use futures_util::FutureExt;
 use tracing::{Instrument, Span};
 
 use crate::api::query::Query;
@@ -33,7 +36,7 @@ pub async fn phoenix(app: &App, request: &Request) -> Result<Response, ApiError>
     let span = connection_span(request);
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(limits, move |ws| {
-            logged("phoenix", phoenix_session::run(ws, hub, engine, claims)).instrument(span)
+            logged("phoenix", span, phoenix_session::run(ws, hub, engine, claims))
         })),
         Err(refusal) => refusal,
     })
@@ -62,7 +65,7 @@ pub async fn binary(app: &App, request: &Request) -> Result<Response, ApiError> 
     Ok(match handshake::accept(request) {
         Ok(switching) => switching.with_upgrade(Upgrade::new(ws_limits, move |ws| {
             let link = WsLink { ws, max_frame: limits.max_frame, version: converger_protocol::Version::V1 };
-            logged("binary", binary_session::run(link, hub, engine, shutdown, limits, token)).instrument(span)
+            logged("binary", span, binary_session::run(link, hub, engine, shutdown, limits, token))
         })),
         Err(refusal) => refusal,
     })
@@ -75,9 +78,11 @@ fn connection_span(request: &Request) -> Span {
     tracing::info_span!(parent: None, "connection", connection_id = %request.id)
 }
 
-/// `session`, with a debug line when it starts and when it ends.
-async fn logged(protocol: &'static str, session: impl std::future::Future<Output = ()>) {
-    tracing::debug!(protocol, "socket session started");
-    session.await;
-    tracing::debug!(protocol, "socket session ended");
+/// `session`, with a debug line when it starts and when it ends. Not an
+/// `async fn`: one would hold `session` twice (the argument, then the
+/// awaited copy), doubling every socket's session task.
+/// The lines are in the connection's `span`.
+fn logged(protocol: &'static str, span: Span, session: impl Future<Output = ()>) -> impl Future<Output = ()> {
+    span.in_scope(|| tracing::debug!(protocol, "socket session started"));
+    session.map(move |()| tracing::debug!(protocol, "socket session ended")).instrument(span)
 }

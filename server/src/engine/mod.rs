@@ -63,7 +63,17 @@ pub struct Engine {
     hooks: hook::HookStage,
     /// Who calls the hooks; unset, hooks are not called (tests of the layers below).
     hook_caller: std::cell::OnceCell<Rc<dyn hook::HookCaller>>,
+    /// Presence changes of this owner's conversations since the last tick,
+    /// one merged diff each (see [`PRESENCE_TICK`]).
+    presence_pending: std::cell::RefCell<std::collections::HashMap<converger_storage::Id, PresenceDiff>>,
 }
+
+/// How often an owner broadcasts its conversations' presence changes: every
+/// join and leave within a tick go out as one `presence_diff`, so a thousand
+/// members joining a room cost each member a few diffs, not a thousand (as
+/// Phoenix.Tracker batches its deltas). A tick is short beside what a person
+/// notices, and the joiner's own `presence_state` is never delayed.
+pub const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Engine {
     pub fn new(
@@ -82,6 +92,7 @@ impl Engine {
             users,
             hooks: hook::HookStage::default(),
             hook_caller: std::cell::OnceCell::new(),
+            presence_pending: Default::default(),
         })
     }
 
@@ -160,12 +171,12 @@ impl Engine {
             MeshMsg::Ephemeral { conversation, event } => self.deliver_event(conversation, event),
             MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
                 let (state, diff) = self.owner.presence_join(conversation, &key, meta);
-                self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+                self.presence_at_tick(conversation, diff);
                 let _ = reply.send(state);
             }
             MeshMsg::PresenceLeave { conversation, key, phx_ref } => {
                 if let Some(diff) = self.owner.presence_leave(conversation, &key, &phx_ref) {
-                    self.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+                    self.presence_at_tick(conversation, diff);
                 }
             }
             MeshMsg::Disconnect { conversation, disconnect, reply } => {
@@ -196,6 +207,25 @@ impl Engine {
             }
         }
         n
+    }
+
+    /// Owner side: `diff` goes out with the others of the tick, merged (the
+    /// first change of a tick starts it).
+    fn presence_at_tick(self: &Rc<Self>, conversation: converger_storage::Id, diff: PresenceDiff) {
+        let mut pending = self.presence_pending.borrow_mut();
+        let first = pending.is_empty();
+        pending.entry(conversation).or_default().merge(diff);
+        drop(pending);
+        if first {
+            let engine = self.clone();
+            monoio::spawn(async move {
+                monoio::time::sleep(PRESENCE_TICK).await;
+                let pending = std::mem::take(&mut *engine.presence_pending.borrow_mut());
+                for (conversation, diff) in pending.into_iter().filter(|(_, d)| !d.is_empty()) {
+                    engine.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
+                }
+            });
+        }
     }
 
     /// Owner side: an ephemeral event made on this node goes to every shard

@@ -33,6 +33,37 @@ pub struct PresenceDiff {
     pub leaves: PresenceState,
 }
 
+impl PresenceDiff {
+    /// Folds a `later` diff into this one, as one diff saying both: a join
+    /// and a leave of the same presence (`phx_ref`) cancel out. Keeps the
+    /// joins' order.
+    pub fn merge(&mut self, later: PresenceDiff) {
+        for (key, Metas { metas }) in later.joins.0 {
+            self.joins.0.entry(key).or_default().metas.extend(metas);
+        }
+        for (key, Metas { metas }) in later.leaves.0 {
+            for meta in metas {
+                let joined = self.joins.0.get_mut(&key);
+                let at = joined.as_ref().and_then(|j| j.metas.iter().position(|m| m.phx_ref == meta.phx_ref));
+                match (joined, at) {
+                    (Some(joined), Some(at)) => {
+                        joined.metas.remove(at);
+                        if joined.metas.is_empty() {
+                            self.joins.0.remove(&key);
+                        }
+                    }
+                    _ => self.leaves.0.entry(key.clone()).or_default().metas.push(meta),
+                }
+            }
+        }
+    }
+
+    /// Says nothing (everything in it cancelled out).
+    pub fn is_empty(&self) -> bool {
+        self.joins.0.is_empty() && self.leaves.0.is_empty()
+    }
+}
+
 impl PresenceState {
     fn one(key: &str, meta: Meta) -> PresenceState {
         PresenceState(BTreeMap::from([(key.to_string(), Metas { metas: vec![meta] })]))
@@ -212,6 +243,30 @@ mod tests {
 
     fn meta(r: &str) -> Meta {
         Meta { phx_ref: r.into(), online_at: Timestamp::from_micros(0) }
+    }
+
+    #[test]
+    fn diffs_merge_into_one_and_a_join_and_its_leave_cancel_out() {
+        let join = |k: &str, r: &str| PresenceDiff { joins: PresenceState::one(k, meta(r)), ..Default::default() };
+        let leave = |k: &str, r: &str| PresenceDiff { leaves: PresenceState::one(k, meta(r)), ..Default::default() };
+        let mut d = join("alice", "a1");
+        d.merge(join("bob", "b1"));
+        d.merge(join("alice", "a2"));
+        d.merge(leave("carol", "c1"));
+        d.merge(leave("alice", "a1"));
+        let refs = |s: &PresenceState, k: &str| s.0[k].metas.iter().map(|m| m.phx_ref.clone()).collect::<Vec<_>>();
+        assert_eq!(refs(&d.joins, "alice"), ["a2"]);
+        assert_eq!(refs(&d.joins, "bob"), ["b1"]);
+        assert_eq!(d.leaves.0.keys().collect::<Vec<_>>(), ["carol"], "a1 joined and left within the diff: not told");
+        d.merge(leave("bob", "b1"));
+        d.merge(leave("alice", "a2"));
+        d.merge(PresenceDiff { leaves: PresenceState::default(), ..Default::default() });
+        assert!(d.joins.0.is_empty(), "{d:?}");
+        d.merge(leave("carol", "c2"));
+        assert_eq!(refs(&d.leaves, "carol"), ["c1", "c2"]);
+        let mut nothing = join("dan", "d1");
+        nothing.merge(leave("dan", "d1"));
+        assert!(nothing.is_empty());
     }
 
     #[test]

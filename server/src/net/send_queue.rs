@@ -16,8 +16,13 @@
 //!   would never be read) and the close frame takes their place.
 //!   One frame always fits an empty queue, so a frame larger than the limit is
 //!   still sent to a client that keeps up.
-//! - Coalescing: the writer takes every frame queued so far and writes them
-//!   with one call (one frame goes as is; several are copied into one buffer).
+//! - Coalescing: the writer takes the frames queued so far, up to
+//!   [`MAX_BATCH_BYTES`], and writes them with one call (one frame goes as
+//!   is; several are copied into one buffer).
+//! - Idle costs little: once a burst is written, the queue's and the writer's
+//!   buffers are given back instead of being kept at their high-water mark
+//!   (a burst of presence to a thousand sockets would otherwise stay
+//!   allocated on every one of them).
 //! - After the close frame nothing more is written; `dead` stops the writer
 //!   at once, even in the middle of a write to a stalled client.
 
@@ -279,8 +284,19 @@ async fn next_batch(queue: &Shared) -> Option<Vec<Bytes>> {
         if q.dead {
             Poll::Ready(None)
         } else if !q.frames.is_empty() || q.pong.is_some() {
-            let pong = q.pong.take();
-            Poll::Ready(Some(pong.into_iter().chain(q.frames.drain(..)).collect()))
+            let mut batch: Vec<Bytes> = q.pong.take().into_iter().collect();
+            let mut size: usize = batch.iter().map(Bytes::len).sum();
+            while let Some(len) = q.frames.front().map(Bytes::len) {
+                if !batch.is_empty() && size + len > MAX_BATCH_BYTES {
+                    break;
+                }
+                size += len;
+                batch.extend(q.frames.pop_front());
+            }
+            if q.frames.is_empty() && q.frames.capacity() > IDLE_FRAMES {
+                q.frames = VecDeque::new();
+            }
+            Poll::Ready(Some(batch))
         } else {
             q.writer = Some(cx.waker().clone());
             Poll::Pending
@@ -301,6 +317,12 @@ async fn dead(queue: &Shared) {
     })
     .await
 }
+
+/// Most bytes copied into one write: a larger burst goes in several.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Frames' room the queue keeps once empty; more is given back.
+const IDLE_FRAMES: usize = 8;
 
 /// The writer task: one write per batch until the close frame or death.
 pub(crate) async fn write_loop(mut stream: WriteHalf, queue: Shared) {
@@ -336,6 +358,10 @@ pub(crate) async fn write_loop(mut stream: WriteHalf, queue: Shared) {
             q.close_flushed = true;
             q.wake_all();
             break;
+        }
+        if q.frames.is_empty() {
+            // The burst is over: its buffer goes back rather than idling at its size.
+            scratch = Vec::new();
         }
     }
 }

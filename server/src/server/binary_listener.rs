@@ -61,13 +61,14 @@ pub async fn accept_loop(
                     );
                     monoio::spawn(tracing::Instrument::instrument(async move {
                         let _held = (guard, admitted);
-                        let session = async {
-                            let Some(stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
-                            let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);
-                            binary_session::run(conn, hub, engine, shutdown, limits, None).await;
-                        };
+                        // Written inside `select!`: a `let` of it first would keep two
+                        // copies of the session's state in every connection's task.
                         monoio::select! {
-                            _ = session => debug!(shard, %peer, "binary connection closed"),
+                            _ = async {
+                                let Some(stream) = TlsAcceptor::wrap(tls.as_deref(), stream, peer).await else { return };
+                                let conn = conn::FrameConn::start(stream, limits.max_frame, limits.send_queue_bytes);
+                                binary_session::run(conn, hub, engine, shutdown, limits, None).await;
+                            } => debug!(shard, %peer, "binary connection closed"),
                             _ = abort.wait() => debug!(shard, %peer, "binary connection cut after the grace period"),
                         }
                     }, span));

@@ -21,7 +21,6 @@
 //! full the session stops reading and TCP slows the client. A join or leave
 //! first lets the answers before it out.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +61,7 @@ type Queued = LocalBoxFuture<'static, Option<Bytes>>;
 type Answer = LocalBoxFuture<'static, Result<Value, ServiceError>>;
 
 struct Joined {
+    topic: String,
     join_ref: Option<String>,
     /// The session's number for this join (see [`PhoenixSink::join`]).
     join: u64,
@@ -75,7 +75,8 @@ struct Session {
     engine: Rc<Engine>,
     claims: Claims,
     sender: WsSender,
-    joined: HashMap<String, Joined>,
+    /// What this socket joined (a token names one conversation: rarely more than one).
+    joined: Vec<Joined>,
     /// Rate-limit refusals since the last write that passed: past
     /// [`MAX_REFUSED_IN_A_ROW`] the client is not slowing down, and is closed.
     refused_in_a_row: u32,
@@ -85,7 +86,36 @@ struct Session {
     joins: u64,
     /// Replies in the order their messages came, each sent once it and all
     /// before it are ready.
-    replies: FuturesOrdered<Queued>,
+    replies: Replies,
+}
+
+/// The replies waiting for their turn; nothing allocated while there are none
+/// (most of the time, for most sockets).
+#[derive(Default)]
+struct Replies(Option<FuturesOrdered<Queued>>);
+
+impl Replies {
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push_back(&mut self, reply: Queued) {
+        self.0.get_or_insert_with(FuturesOrdered::new).push_back(reply);
+    }
+
+    /// The next reply in order, once ready; `None` when there are none.
+    async fn next(&mut self) -> Option<Option<Bytes>> {
+        let queue = self.0.as_mut()?;
+        let next = queue.next().await;
+        if queue.is_empty() {
+            self.0 = None;
+        }
+        next
+    }
 }
 
 /// Rate-limited writes in a row after which the socket is closed 1008.
@@ -95,9 +125,7 @@ const MAX_REFUSED_IN_A_ROW: u32 = 20;
 pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Claims) {
     let open = hub.metrics.socket_opened(Transport::Phoenix);
     ws.sender().on_overflow(open.overflow_counter());
-    let expires_in = Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
-    let expiry = monoio::time::sleep(expires_in);
-    futures_util::pin_mut!(expiry);
+    let expires_at = Instant::now() + Duration::from_secs(claims.exp.saturating_sub(unix_now()).max(0) as u64);
     // The user is online while this socket lives (a watcher, the console, is nobody).
     let _online = (!claims.watch).then(|| engine.user_connected(claims.tenant_id, &claims.sub));
     let (ended, mut ended_joins) = mpsc::unbounded();
@@ -106,15 +134,16 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
         engine,
         claims,
         sender: ws.sender(),
-        joined: HashMap::new(),
+        joined: Vec::new(),
         refused_in_a_row: 0,
         ended,
         joins: 0,
-        replies: FuturesOrdered::new(),
+        replies: Replies::default(),
     };
     let mut heard = Instant::now();
-    loop {
-        let silence = monoio::time::sleep((heard + HEARTBEAT_TIMEOUT).saturating_duration_since(Instant::now()));
+    let (code, reason) = loop {
+        // One timer for both deadlines: a timer is a large part of an idle socket.
+        let wake = monoio::time::sleep_until(expires_at.min(heard + HEARTBEAT_TIMEOUT).into());
         let incoming = monoio::select! {
             m = ws.recv(), if session.replies.len() < MAX_IN_FLIGHT => m,
             Some(frame) = session.replies.next(), if !session.replies.is_empty() => {
@@ -125,16 +154,10 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
                 session.forget_ended(join);
                 continue;
             }
-            _ = &mut expiry => {
-                session.leave_all();
-                ws.close(1008, "token expired").await;
-                return;
-            }
-            _ = silence => {
-                session.leave_all();
-                ws.close(1000, "heartbeat timeout").await;
-                return;
-            }
+            _ = wake => match Instant::now() >= expires_at {
+                true => break (1008, "token expired".to_string()),
+                false => break (1000, "heartbeat timeout".to_string()),
+            },
         };
         heard = Instant::now();
         let parsed = match incoming {
@@ -147,26 +170,27 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
                 event: push.event,
                 payload: push.data,
             }),
-            Incoming::Closed(_) => break,
+            Incoming::Closed(_) => {
+                session.leave_all();
+                return;
+            }
         };
         match parsed {
             Ok(message) => {
-                session.handle(message).await;
+                // Boxed: handling a join awaits deep futures (the store, the
+                // owner), and unboxed their state would be part of every idle
+                // socket's session, several KiB each.
+                Box::pin(session.handle(message)).await;
                 if session.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
                     session.drain().await;
-                    session.leave_all();
-                    ws.close(1008, "rate limit").await;
-                    return;
+                    break (1008, "rate limit".to_string());
                 }
             }
-            Err(e) => {
-                session.leave_all();
-                ws.close(1003, &format!("not a Phoenix V2 message: {e}")).await;
-                return;
-            }
+            Err(e) => break (1003, format!("not a Phoenix V2 message: {e}")),
         }
-    }
+    };
     session.leave_all();
+    ws.close(code, &reason).await;
 }
 
 impl Session {
@@ -196,7 +220,7 @@ impl Session {
 
     /// An event of either naming on a joined topic.
     async fn client_event(&mut self, m: Inbound, payload: Map<String, Value>) {
-        let Some(conversation) = self.joined.get(&m.topic).map(|j| j.conversation) else {
+        let Some(conversation) = self.joined.iter().find(|j| j.topic == m.topic).map(|j| j.conversation) else {
             return self.reply(&m, Reply::Error, json!({"reason": "unmatched topic"}));
         };
         let event = match client_event(&m.event, payload) {
@@ -247,7 +271,7 @@ impl Session {
         }
         // By conversation, not by topic text: the id may be written in either
         // case, and two spellings must not subscribe twice.
-        if self.joined.values().any(|j| j.conversation == conversation) {
+        if self.joined.iter().any(|j| j.conversation == conversation) {
             return self.reply(&m, Reply::Error, json!({"reason": "already joined"}));
         }
         let cap = self.hub.config.edge.max_subscriptions_per_connection;
@@ -313,12 +337,14 @@ impl Session {
             }
             Some(Err(e)) => tracing::debug!(error = %e, "presence join failed"),
         }
-        self.joined.insert(m.topic.clone(), Joined { join_ref: m.join_ref, join, conversation, sub, phx_ref });
+        self.joined.reserve_exact(1);
+        self.joined.push(Joined { topic: m.topic, join_ref: m.join_ref, join, conversation, sub, phx_ref });
     }
 
     fn leave(&mut self, m: Inbound) {
-        match self.joined.remove(&m.topic) {
-            Some(j) => {
+        match self.joined.iter().position(|j| j.topic == m.topic) {
+            Some(at) => {
+                let j = self.joined.swap_remove(at);
                 self.drop_joined(j);
                 self.reply(&m, Reply::Ok, json!({}));
                 let _ = self.sender.send_frame(phoenix::close(m.join_ref.as_deref().unwrap_or_default(), &m.topic));
@@ -399,14 +425,14 @@ impl Session {
     /// The server ended join number `join` (its `phx_close` is sent): the
     /// topic is no longer joined, and its presence leaves.
     fn forget_ended(&mut self, join: u64) {
-        let topic = self.joined.iter().find(|(_, j)| j.join == join).map(|(t, _)| t.clone());
-        if let Some(j) = topic.and_then(|t| self.joined.remove(&t)) {
+        if let Some(at) = self.joined.iter().position(|j| j.join == join) {
+            let j = self.joined.swap_remove(at);
             self.drop_joined(j);
         }
     }
 
     fn leave_all(&mut self) {
-        for (_, j) in std::mem::take(&mut self.joined) {
+        for j in std::mem::take(&mut self.joined) {
             self.drop_joined(j);
         }
     }

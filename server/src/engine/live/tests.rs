@@ -208,9 +208,12 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
         let meta = Meta { phx_ref: "r1".into(), online_at: converger_storage::Timestamp::from_micros(0) };
         let state = w.engine.presence_join(w.conversation, "alice".into(), meta).await.expect("join");
         assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice"]);
+        assert!(a.events.borrow().is_empty(), "presence goes out at the tick");
+        monoio::time::sleep(crate::engine::PRESENCE_TICK * 3).await;
         let typing = Ephemeral::Typing { sender: "alice".into(), typing: true };
         w.engine.send_ephemeral(w.conversation, typing.clone()).expect("typing");
         w.engine.presence_leave(w.conversation, "alice".into(), "r1".into());
+        monoio::time::sleep(crate::engine::PRESENCE_TICK * 3).await;
         for sink in [&a, &b] {
             let events = sink.events.borrow();
             assert_eq!(events.len(), 3, "{events:?}");
@@ -291,6 +294,27 @@ fn a_disconnect_ends_the_senders_subscriptions_or_everyones_and_counts_them() {
         assert_eq!(n, 2, "alice and the API-key connection");
         assert_eq!(*api.told.borrow(), ["conversation_closed: bye"]);
         assert_eq!(w.engine.subscriptions(), 0);
+    });
+}
+
+#[test]
+fn presence_changes_within_a_tick_go_out_as_one_diff() {
+    let (_dir, store) = embedded();
+    runtime().block_on(async move {
+        let w = World::new(store).await;
+        let a = Collect::new(usize::MAX);
+        let _sa = w.subscribe(0, a.clone()).await;
+        let meta = |r: &str| Meta { phx_ref: r.into(), online_at: converger_storage::Timestamp::from_micros(0) };
+        for (key, r) in [("alice", "a1"), ("bob", "b1"), ("carol", "c1")] {
+            w.engine.presence_join(w.conversation, key.into(), meta(r)).await.expect("join");
+        }
+        w.engine.presence_leave(w.conversation, "carol".into(), "c1".into());
+        monoio::time::sleep(crate::engine::PRESENCE_TICK * 3).await;
+        let events = a.events.borrow();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let Ephemeral::Presence(diff) = &events[0] else { panic!("{events:?}") };
+        assert_eq!(diff.joins.0.keys().collect::<Vec<_>>(), ["alice", "bob"], "carol came and went within the tick");
+        assert!(diff.leaves.0.is_empty());
     });
 }
 

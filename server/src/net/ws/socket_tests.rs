@@ -43,6 +43,26 @@ async fn flood(mut ws: WsSocket, report: mpsc::Sender<Closed>) {
     }
 }
 
+/// Answers a text message `n` with `n` numbered frames of 1 KiB queued at
+/// once: a burst larger than one coalesced write.
+async fn burst(mut ws: WsSocket, report: mpsc::Sender<Closed>) {
+    let out = ws.sender();
+    loop {
+        match ws.recv().await {
+            Incoming::Text(t) => {
+                let n: u32 = std::str::from_utf8(&t).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+                for i in 0..n {
+                    let mut payload = vec![b'.'; 1024];
+                    payload[..4].copy_from_slice(&i.to_be_bytes());
+                    assert!(out.send_frame(encode::binary(&payload)).is_ok());
+                }
+            }
+            Incoming::Binary(_) => {}
+            Incoming::Closed(c) => return drop(report.send(c)),
+        }
+    }
+}
+
 async fn yield_now() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
@@ -61,6 +81,7 @@ impl Service for TestService {
         let report = self.report.clone();
         match handshake::accept(&request) {
             Ok(ok) if request.path == "/echo" => ok.with_upgrade(Upgrade::new(self.limits, |ws| echo(ws, report))),
+            Ok(ok) if request.path == "/burst" => ok.with_upgrade(Upgrade::new(self.limits, |ws| burst(ws, report))),
             Ok(ok) => ok.with_upgrade(Upgrade::new(self.limits, |ws| flood(ws, report))),
             Err(refused) => refused,
         }
@@ -294,4 +315,19 @@ fn shutdown_closes_1001_going_away() {
     h.shutdown.trigger();
     assert_eq!(c.expect_close(), (1001, "going away".into()));
     assert_eq!(closed_by_server(&h), (1001, "going away".into()));
+}
+
+#[test]
+fn a_burst_larger_than_one_write_arrives_whole_and_in_order() {
+    let h = start(limits());
+    let mut c = Client::open(&h, "/burst", b"");
+    let n = 3 * crate::net::send_queue::MAX_BATCH_BYTES / 1024 + 7;
+    for _ in 0..2 {
+        c.send(&masked(0x1, n.to_string().as_bytes()));
+        for i in 0..n {
+            let (opcode, payload) = c.frame();
+            assert_eq!((opcode, payload.len()), (0x82, 1024));
+            assert_eq!(u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]), i as u32);
+        }
+    }
 }
