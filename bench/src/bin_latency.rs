@@ -9,6 +9,7 @@ use converger_protocol::{Frame, Publish};
 use serde::Serialize;
 
 use crate::bin_client;
+use crate::floor::{self, Floor};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
 use crate::target::Target;
 
@@ -31,12 +32,19 @@ pub struct BinLatencyArgs {
 struct Report {
     acks_per_s: Spread,
     ack_latency_us: Percentiles,
+    /// Measured before the runs ([`crate::floor`]).
+    floor: Floor,
+    /// The ack latency's p50 and p99 as multiples of the floor.
+    p50_over_floor: f64,
+    p99_over_floor: f64,
 }
 
 pub fn run(args: BinLatencyArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
     args.target.single_node("bin-latency")?;
     let binary = args.target.binary()?;
+    let floor = floor::measure(&floor::default_dir())?;
+    eprintln!("bin-latency: {}", floor.line());
     let mut all = new_histogram();
     let mut rates = Vec::new();
     for run in 0..args.runs {
@@ -81,6 +89,10 @@ pub fn run(args: BinLatencyArgs) -> Result<(), String> {
         rates.push(rate);
     }
     crate::plot::latency("Publish → ack (committed), one in flight", &all);
-    emit("bin-latency", &args, Report { acks_per_s: Spread::of(&rates), ack_latency_us: Percentiles::of(&all) })?;
+    let ack_latency_us = Percentiles::of(&all);
+    let (p50_over_floor, p99_over_floor) = floor.ratios(&ack_latency_us);
+    eprintln!("bin-latency: p50 {p50_over_floor:.2}× and p99 {p99_over_floor:.2}× the floor");
+    let report = Report { acks_per_s: Spread::of(&rates), ack_latency_us, floor, p50_over_floor, p99_over_floor };
+    emit("bin-latency", &args, report)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod bin_ingest;
 mod bin_latency;
 mod cpu;
 mod delivery;
+mod floor;
 mod hook;
 mod http;
 mod mesh;

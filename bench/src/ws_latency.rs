@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::floor::{self, Floor};
 use crate::http::Client;
 use crate::pacer::{self, Tick};
 use crate::report::{emit, new_histogram, Percentiles, Spread};
@@ -93,6 +94,11 @@ struct Report {
     ack_latency_us: Percentiles,
     /// Every (publisher node, subscriber node) pair measured.
     placement: Vec<Pair>,
+    /// Measured before the runs on the load generator's machine ([`crate::floor`]).
+    floor: Floor,
+    /// The same-node publish → receive p50 and p99 as multiples of the floor.
+    p50_over_floor: Option<f64>,
+    p99_over_floor: Option<f64>,
 }
 
 /// One placement: writes through one node, received through another (or the same).
@@ -147,6 +153,8 @@ fn matrix(nodes: usize) -> Matrix {
 pub fn run(args: WsLatencyArgs) -> Result<(), String> {
     let rt = args.target.runtime()?;
     let nodes = Nodes::of(&args)?;
+    let floor = floor::measure(&floor::default_dir())?;
+    eprintln!("ws-latency: {}", floor.line());
     let mut all = matrix(nodes.addrs.len());
     let mut acked = new_histogram();
     let mut rates = Vec::new();
@@ -203,7 +211,14 @@ pub fn run(args: WsLatencyArgs) -> Result<(), String> {
         }
     }
     let of = |h: &Histogram<u64>| (!h.is_empty()).then(|| Percentiles::of(h));
+    let ratios = of(&same).map(|p| floor.ratios(&p));
+    if let Some((p50, p99)) = ratios {
+        eprintln!("ws-latency: publish → receive p50 {p50:.2}× and p99 {p99:.2}× the floor");
+    }
     let report = Report {
+        floor,
+        p50_over_floor: ratios.map(|r| r.0),
+        p99_over_floor: ratios.map(|r| r.1),
         achieved_rate: Spread::of(&rates),
         latency_us: of(&same),
         cross_node_latency_us: of(&cross),

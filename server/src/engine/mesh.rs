@@ -49,12 +49,14 @@ pub enum MeshMsg {
     EphemeralToOwner { conversation: converger_storage::Id, event: Arc<Ephemeral> },
     /// An ephemeral event from the conversation's owner, for the target's subscribers.
     Ephemeral { conversation: converger_storage::Id, event: Arc<Ephemeral> },
-    /// A socket joined: add its presence, answer with the conversation's state.
+    /// A socket joined: add its presence, answer (at the next presence tick)
+    /// with the conversation's state, encoded as JSON once for every joiner
+    /// of the tick.
     PresenceJoin {
         conversation: converger_storage::Id,
         key: String,
         meta: Meta,
-        reply: futures_channel::oneshot::Sender<PresenceState>,
+        reply: futures_channel::oneshot::Sender<bytes::Bytes>,
     },
     /// A socket left (or closed): remove its presence.
     PresenceLeave { conversation: converger_storage::Id, key: String, phx_ref: String },

@@ -63,16 +63,25 @@ pub struct Engine {
     hooks: hook::HookStage,
     /// Who calls the hooks; unset, hooks are not called (tests of the layers below).
     hook_caller: std::cell::OnceCell<Rc<dyn hook::HookCaller>>,
-    /// Presence changes of this owner's conversations since the last tick,
-    /// one merged diff each (see [`PRESENCE_TICK`]).
-    presence_pending: std::cell::RefCell<std::collections::HashMap<converger_storage::Id, PresenceDiff>>,
+    /// Presence changes of this owner's conversations since the last tick
+    /// (see [`PRESENCE_TICK`]).
+    presence_pending: std::cell::RefCell<std::collections::HashMap<converger_storage::Id, PresenceTick>>,
+}
+
+/// One conversation's presence changes within a tick: one merged diff for
+/// everyone, and the joiners waiting for the state.
+#[derive(Default)]
+struct PresenceTick {
+    diff: PresenceDiff,
+    joiners: Vec<futures_channel::oneshot::Sender<bytes::Bytes>>,
 }
 
 /// How often an owner broadcasts its conversations' presence changes: every
 /// join and leave within a tick go out as one `presence_diff`, so a thousand
 /// members joining a room cost each member a few diffs, not a thousand (as
 /// Phoenix.Tracker batches its deltas). A tick is short beside what a person
-/// notices, and the joiner's own `presence_state` is never delayed.
+/// notices. The joiners of a tick get the state as it is at the tick, encoded
+/// once for all of them (a large room's state is the big part of a join).
 pub const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Engine {
@@ -170,13 +179,12 @@ impl Engine {
             MeshMsg::EphemeralToOwner { conversation, event } => self.pass_on(conversation, event),
             MeshMsg::Ephemeral { conversation, event } => self.deliver_event(conversation, event),
             MeshMsg::PresenceJoin { conversation, key, meta, reply } => {
-                let (state, diff) = self.owner.presence_join(conversation, &key, meta);
-                self.presence_at_tick(conversation, diff);
-                let _ = reply.send(state);
+                let diff = self.owner.presence_join(conversation, &key, meta);
+                self.presence_at_tick(conversation, diff, Some(reply));
             }
             MeshMsg::PresenceLeave { conversation, key, phx_ref } => {
                 if let Some(diff) = self.owner.presence_leave(conversation, &key, &phx_ref) {
-                    self.presence_at_tick(conversation, diff);
+                    self.presence_at_tick(conversation, diff, None);
                 }
             }
             MeshMsg::Disconnect { conversation, disconnect, reply } => {
@@ -209,22 +217,46 @@ impl Engine {
         n
     }
 
-    /// Owner side: `diff` goes out with the others of the tick, merged (the
-    /// first change of a tick starts it).
-    fn presence_at_tick(self: &Rc<Self>, conversation: converger_storage::Id, diff: PresenceDiff) {
+    /// Owner side: `diff` goes out with the others of the tick, merged, and
+    /// a `joiner` gets the state then (the first change of a tick starts it).
+    fn presence_at_tick(
+        self: &Rc<Self>,
+        conversation: converger_storage::Id,
+        diff: PresenceDiff,
+        joiner: Option<futures_channel::oneshot::Sender<bytes::Bytes>>,
+    ) {
         let mut pending = self.presence_pending.borrow_mut();
         let first = pending.is_empty();
-        pending.entry(conversation).or_default().merge(diff);
+        let tick = pending.entry(conversation).or_default();
+        tick.diff.merge(diff);
+        tick.joiners.extend(joiner);
         drop(pending);
         if first {
             let engine = self.clone();
             monoio::spawn(async move {
                 monoio::time::sleep(PRESENCE_TICK).await;
-                let pending = std::mem::take(&mut *engine.presence_pending.borrow_mut());
-                for (conversation, diff) in pending.into_iter().filter(|(_, d)| !d.is_empty()) {
-                    engine.pass_on(conversation, Arc::new(Ephemeral::Presence(diff)));
-                }
+                engine.presence_tick();
             });
+        }
+    }
+
+    /// The joiners of the tick get the state, then everyone the diff (a
+    /// joiner may read its own join twice, with the same `phx_ref`: Phoenix
+    /// clients keep it once).
+    fn presence_tick(self: &Rc<Self>) {
+        let pending = std::mem::take(&mut *self.presence_pending.borrow_mut());
+        for (conversation, tick) in pending {
+            if !tick.joiners.is_empty() {
+                // A map of strings always serializes.
+                let state = serde_json::to_vec(&self.owner.presence_state(conversation)).unwrap_or_default();
+                let state = bytes::Bytes::from(state);
+                for joiner in tick.joiners {
+                    let _ = joiner.send(state.clone());
+                }
+            }
+            if !tick.diff.is_empty() {
+                self.pass_on(conversation, Arc::new(Ephemeral::Presence(tick.diff)));
+            }
         }
     }
 

@@ -157,9 +157,8 @@ impl Owner {
         shards
     }
 
-    /// Adds a presence; the conversation's state for the joiner, and the diff
-    /// to pass on.
-    pub fn presence_join(&self, conversation: Id, key: &str, meta: Meta) -> (PresenceState, PresenceDiff) {
+    /// Adds a presence; the diff to pass on.
+    pub fn presence_join(&self, conversation: Id, key: &str, meta: Meta) -> PresenceDiff {
         self.presences.borrow_mut().join(conversation, key, meta)
     }
 

@@ -84,15 +84,11 @@ pub struct Presences {
 }
 
 impl Presences {
-    /// Adds a presence; returns the conversation's state (for the joiner's
-    /// `presence_state`) and the diff to broadcast.
-    pub fn join(&mut self, conversation: Id, key: &str, meta: Meta) -> (PresenceState, PresenceDiff) {
+    /// Adds a presence; returns the diff to broadcast.
+    pub fn join(&mut self, conversation: Id, key: &str, meta: Meta) -> PresenceDiff {
         let table = self.by_conversation.entry(conversation).or_default();
         table.entry(key.to_string()).or_default().push(meta.clone());
-        (
-            self.state(conversation),
-            PresenceDiff { joins: PresenceState::one(key, meta), leaves: PresenceState::default() },
-        )
+        PresenceDiff { joins: PresenceState::one(key, meta), leaves: PresenceState::default() }
     }
 
     /// Everyone present in `conversation`, on this node and the others.
@@ -273,15 +269,15 @@ mod tests {
     fn joins_and_leaves_in_phoenix_shapes() {
         let mut p = Presences::default();
         let c = new_id();
-        let (_, diff) = p.join(c, "alice", meta("r1"));
+        let diff = p.join(c, "alice", meta("r1"));
         assert_eq!(
             serde_json::to_value(&diff).unwrap(),
             json!({"joins": {"alice": {"metas": [{"phx_ref": "r1", "online_at": "1970-01-01T00:00:00.000000Z"}]}}, "leaves": {}})
         );
-        let (state, _) = p.join(c, "alice", meta("r2"));
-        assert_eq!(state.0["alice"].metas.len(), 2, "two tabs, two metas");
-        let (state, _) = p.join(c, "bob", meta("r3"));
-        assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice", "bob"]);
+        p.join(c, "alice", meta("r2"));
+        assert_eq!(p.state(c).0["alice"].metas.len(), 2, "two tabs, two metas");
+        p.join(c, "bob", meta("r3"));
+        assert_eq!(p.state(c).0.keys().collect::<Vec<_>>(), vec!["alice", "bob"]);
 
         let diff = p.leave(c, "alice", "r1").expect("was there");
         assert_eq!(diff.leaves.0["alice"].metas, vec![meta("r1")]);
@@ -303,8 +299,8 @@ mod tests {
         let join = PresenceDiff { joins: one("bob", "b1"), leaves: PresenceState::default() };
         assert_eq!(p.remote_diff(c, "n2.1", &join), Some(join.clone()));
         assert_eq!(p.remote_diff(c, "n2.1", &join), None, "a diff seen twice is news once");
-        let (state, _) = p.join(c, "carol", meta("c1"));
-        assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice", "bob", "carol"]);
+        p.join(c, "carol", meta("c1"));
+        assert_eq!(p.state(c).0.keys().collect::<Vec<_>>(), vec!["alice", "bob", "carol"]);
         assert_eq!(p.local_state(c).0.keys().collect::<Vec<_>>(), vec!["alice", "carol"], "only ours go out");
 
         // A full state replaces what was known of that node.

@@ -53,9 +53,24 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 /// this the session stops reading until the oldest is sent.
 pub const MAX_IN_FLIGHT: usize = 256;
 
-/// A reply on its way out: the frame once its answer is known (`None` for a
-/// message that wanted no reply).
-type Queued = LocalBoxFuture<'static, Option<Bytes>>;
+/// A reply (or the joiner's `presence_state`) on its way out: what to send
+/// once its answer is known.
+type Queued = LocalBoxFuture<'static, Out>;
+
+/// What a queued answer sends.
+enum Out {
+    /// Nothing (a message that wanted no reply).
+    Nothing,
+    Frame(Bytes),
+    /// One frame in pieces, a shared payload among them.
+    Pieces([Bytes; 3]),
+}
+
+impl From<Option<Bytes>> for Out {
+    fn from(frame: Option<Bytes>) -> Out {
+        frame.map_or(Out::Nothing, Out::Frame)
+    }
+}
 
 /// What an event answers once done.
 type Answer = LocalBoxFuture<'static, Result<Value, ServiceError>>;
@@ -108,7 +123,7 @@ impl Replies {
     }
 
     /// The next reply in order, once ready; `None` when there are none.
-    async fn next(&mut self) -> Option<Option<Bytes>> {
+    async fn next(&mut self) -> Option<Out> {
         let queue = self.0.as_mut()?;
         let next = queue.next().await;
         if queue.is_empty() {
@@ -245,14 +260,15 @@ impl Session {
         let answer = answer.unwrap_or_else(|e| Box::pin(future::ready(Err(e))));
         let to = ReplyTo::of(&m);
         self.replies.push_back(Box::pin(async move {
-            match answer.await {
+            let frame = match answer.await {
                 Ok(response) => to.frame(Reply::Ok, &response),
                 Err(e) => {
                     let mut response = error_response(&e);
                     rename_fields(&renames, &mut response);
                     to.frame(Reply::Error, &response)
                 }
-            }
+            };
+            frame.into()
         }));
     }
 
@@ -321,21 +337,27 @@ impl Session {
         let phx_ref = format!("{}", converger_storage::new_id().simple());
         let meta = Meta { phx_ref: phx_ref.clone(), online_at: Timestamp::now() };
         // A watcher (the admin console) reads the stream without being seen.
-        let presence = if self.claims.watch {
-            None
-        } else {
-            Some(self.engine.presence_join(conversation, self.claims.sub.clone(), meta).await)
-        };
-        match presence {
-            None => {}
-            Some(Ok(state)) => {
-                if let Ok(frame) =
-                    phoenix::push(m.join_ref.as_deref().unwrap_or_default(), &m.topic, "presence_state", &state)
-                {
-                    let _ = self.sender.send_frame(frame);
+        // The state comes at the owner's next presence tick, shared with the
+        // tick's other joiners; it waits in the reply queue, so the socket
+        // reads on meanwhile and what it is answered later comes after it.
+        if !self.claims.watch {
+            match self.engine.presence_join(conversation, self.claims.sub.clone(), meta) {
+                Ok(state) => {
+                    let (join_ref, topic) = (m.join_ref.clone().unwrap_or_default(), m.topic.clone());
+                    self.replies.push_back(Box::pin(async move {
+                        match state.await {
+                            Ok(state) => {
+                                Out::Pieces(phoenix::push_encoded(&join_ref, &topic, "presence_state", &state))
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "presence join failed");
+                                Out::Nothing
+                            }
+                        }
+                    }));
                 }
+                Err(e) => tracing::debug!(error = %e, "presence join failed"),
             }
-            Some(Err(e)) => tracing::debug!(error = %e, "presence join failed"),
         }
         self.joined.reserve_exact(1);
         self.joined.push(Joined { topic: m.topic, join_ref: m.join_ref, join, conversation, sub, phx_ref });
@@ -394,17 +416,19 @@ impl Session {
     /// Answers a client message that carried a ref (Phoenix pushes do; a
     /// ref-less one gets nothing): at once, or after the answers before it.
     fn reply(&mut self, m: &Inbound, status: Reply, response: Value) {
-        let frame = ReplyTo::of(m).frame(status, &response);
+        let out = Out::from(ReplyTo::of(m).frame(status, &response));
         match self.replies.is_empty() {
-            true => self.send(frame),
-            false => self.replies.push_back(Box::pin(future::ready(frame))),
+            true => self.send(out),
+            false => self.replies.push_back(Box::pin(future::ready(out))),
         }
     }
 
-    fn send(&self, frame: Option<Bytes>) {
-        if let Some(frame) = frame {
-            let _ = self.sender.send_frame(frame);
-        }
+    fn send(&self, out: Out) {
+        let _ = match out {
+            Out::Nothing => Ok(()),
+            Out::Frame(frame) => self.sender.send_frame(frame),
+            Out::Pieces(pieces) => self.sender.send_chunks(pieces),
+        };
     }
 
     /// Sends every queued reply, waiting for those still committing.

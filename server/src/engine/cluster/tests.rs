@@ -83,8 +83,7 @@ fn a_shard_takes_part_in_the_cluster_through_the_bus_queues() {
 
         // Another node's presence joins, then leaves when that node is gone.
         let meta = Meta { phx_ref: "r9".into(), online_at: Timestamp::from_micros(0) };
-        let (state, _) = crate::engine::presence::Presences::default().join(conv, "zoe", meta);
-        let diff = PresenceDiff { joins: state, leaves: PresenceState::default() };
+        let diff = crate::engine::presence::Presences::default().join(conv, "zoe", meta);
         engine.on_cluster(Inbound::Presence { conversation: conv, origin: "n2.1".into(), diff });
         assert_eq!(engine.owner.local_presence(conv), PresenceState::default(), "not ours to announce");
         engine.on_cluster(Inbound::NodeGone("n2.1".into()));

@@ -26,6 +26,7 @@ mod subscription;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ pub use events::{Ephemeral, LocalEvent, Signal};
 pub use subscription::{Sink, Subscription};
 
 use super::mesh::MeshMsg;
-use super::presence::{Meta, PresenceState};
+use super::presence::Meta;
 use super::publish::PublishError;
 use super::Engine;
 
@@ -200,18 +201,19 @@ impl Engine {
         self.to_owner(conversation, msg).map_err(|_| PublishError::Overloaded)
     }
 
-    /// Adds a presence to `conversation` (at its owner); resolves to the state
-    /// to push to the joiner. The join itself is broadcast as a diff.
-    pub async fn presence_join(
+    /// Adds a presence to `conversation` (at its owner) now; the returned
+    /// future resolves, at the owner's next presence tick, to the state to
+    /// push to the joiner, as JSON. The join itself is broadcast as a diff.
+    pub fn presence_join(
         self: &Rc<Self>,
         conversation: Id,
         key: String,
         meta: Meta,
-    ) -> Result<PresenceState, PublishError> {
+    ) -> Result<impl Future<Output = Result<bytes::Bytes, PublishError>> + 'static, PublishError> {
         let (reply, state) = oneshot::channel();
         let msg = MeshMsg::PresenceJoin { conversation, key, meta, reply };
         self.to_owner(conversation, msg).map_err(|_| PublishError::Overloaded)?;
-        state.await.map_err(|_| PublishError::ShuttingDown)
+        Ok(async move { state.await.map_err(|_| PublishError::ShuttingDown) })
     }
 
     /// Removes a presence (socket left or closed); the leave is broadcast.

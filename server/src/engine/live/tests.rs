@@ -14,7 +14,7 @@ use futures_channel::oneshot;
 
 use super::*;
 use crate::engine::mesh;
-use crate::engine::presence::Meta;
+use crate::engine::presence::{Meta, PresenceState};
 use crate::engine::publish::PublishRequest;
 use crate::metrics::ShardMetrics;
 use crate::rt::latch::Latch;
@@ -206,9 +206,9 @@ fn typing_and_presence_reach_live_subscribers_through_the_owner() {
         let _sa = w.subscribe(0, a.clone()).await;
         let _sb = w.subscribe(0, b.clone()).await;
         let meta = Meta { phx_ref: "r1".into(), online_at: converger_storage::Timestamp::from_micros(0) };
-        let state = w.engine.presence_join(w.conversation, "alice".into(), meta).await.expect("join");
+        let state = w.engine.presence_join(w.conversation, "alice".into(), meta).expect("join").await.expect("state");
+        let state: PresenceState = serde_json::from_slice(&state).expect("the state as JSON");
         assert_eq!(state.0.keys().collect::<Vec<_>>(), vec!["alice"]);
-        assert!(a.events.borrow().is_empty(), "presence goes out at the tick");
         monoio::time::sleep(crate::engine::PRESENCE_TICK * 3).await;
         let typing = Ephemeral::Typing { sender: "alice".into(), typing: true };
         w.engine.send_ephemeral(w.conversation, typing.clone()).expect("typing");
@@ -305,10 +305,18 @@ fn presence_changes_within_a_tick_go_out_as_one_diff() {
         let a = Collect::new(usize::MAX);
         let _sa = w.subscribe(0, a.clone()).await;
         let meta = |r: &str| Meta { phx_ref: r.into(), online_at: converger_storage::Timestamp::from_micros(0) };
-        for (key, r) in [("alice", "a1"), ("bob", "b1"), ("carol", "c1")] {
-            w.engine.presence_join(w.conversation, key.into(), meta(r)).await.expect("join");
-        }
+        let states: Vec<_> = [("alice", "a1"), ("bob", "b1"), ("carol", "c1")]
+            .into_iter()
+            .map(|(key, r)| w.engine.presence_join(w.conversation, key.into(), meta(r)).expect("join"))
+            .collect();
         w.engine.presence_leave(w.conversation, "carol".into(), "c1".into());
+        let mut told = Vec::new();
+        for state in states {
+            told.push(state.await.expect("state"));
+        }
+        assert!(told.iter().all(|s| s.as_ptr() == told[0].as_ptr()), "one encoding for the tick's joiners");
+        let state: PresenceState = serde_json::from_slice(&told[0]).expect("JSON");
+        assert_eq!(state.0.keys().collect::<Vec<_>>(), ["alice", "bob"], "the state at the tick");
         monoio::time::sleep(crate::engine::PRESENCE_TICK * 3).await;
         let events = a.events.borrow();
         assert_eq!(events.len(), 1, "{events:?}");
@@ -325,8 +333,8 @@ fn presence_lists_who_the_owner_knows() {
         let w = World::new(store).await;
         assert!(w.engine.presence(w.conversation).await.expect("empty").0.is_empty());
         let meta = |r: &str| Meta { phx_ref: r.into(), online_at: converger_storage::Timestamp::from_micros(0) };
-        w.engine.presence_join(w.conversation, "alice".into(), meta("a1")).await.expect("join");
-        w.engine.presence_join(w.conversation, "alice".into(), meta("a2")).await.expect("join");
+        w.engine.presence_join(w.conversation, "alice".into(), meta("a1")).expect("join").await.expect("state");
+        w.engine.presence_join(w.conversation, "alice".into(), meta("a2")).expect("join").await.expect("state");
         let state = w.engine.presence(w.conversation).await.expect("state");
         assert_eq!(state.0["alice"].metas.len(), 2);
     });

@@ -61,8 +61,17 @@ pub fn frame_with(opcode: Opcode, size_hint: usize, write: impl FnOnce(&mut Byte
 /// The header alone of a binary frame whose `len` payload bytes the caller
 /// queues right after it (in shared pieces, without copying them together).
 pub fn binary_header(len: usize) -> Bytes {
+    header(Opcode::Binary, len)
+}
+
+/// [`binary_header`] of a text frame.
+pub fn text_header(len: usize) -> Bytes {
+    header(Opcode::Text, len)
+}
+
+fn header(opcode: Opcode, len: usize) -> Bytes {
     let mut out = BytesMut::with_capacity(header_len(len));
-    put_header(Opcode::Binary, len, &mut out);
+    put_header(opcode, len, &mut out);
     out.freeze()
 }
 

@@ -9,7 +9,7 @@
 //! `Bytes`, serialized in place: a broadcast is encoded once and the same
 //! bytes are queued on every subscriber's socket.
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -170,6 +170,20 @@ pub fn push<T: Serialize + ?Sized>(
     payload: &T,
 ) -> Result<Bytes, serde_json::Error> {
     message(Some(join_ref), None, topic, event, payload)
+}
+
+/// [`push`] of a payload already encoded (`payload` is JSON), shared with
+/// other sockets: the frame in three pieces to queue together (see
+/// `WsSender::send_chunks`), the payload's bytes not copied.
+pub fn push_encoded(join_ref: &str, topic: &str, event: &str, payload: &Bytes) -> [Bytes; 3] {
+    // `["join_ref",null,"topic","event"]` always serializes; its `]` becomes `,`.
+    let mut head = serde_json::to_vec(&(join_ref, None::<&str>, topic, event)).unwrap_or_default();
+    head.pop();
+    head.push(b',');
+    let len = head.len() + payload.len() + 1;
+    let mut first = BytesMut::from(&encode::text_header(len)[..]);
+    first.extend_from_slice(&head);
+    [first.freeze(), payload.clone(), Bytes::from_static(b"]")]
 }
 
 /// A broadcast, `[null, null, topic, event, payload]`: encode once, send to all.

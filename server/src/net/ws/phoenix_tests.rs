@@ -119,3 +119,17 @@ fn binary_push_parses_and_every_truncation_is_refused() {
     bad[7] = 0xff;
     assert_eq!(parse_binary(&Bytes::from(bad)), Err(PhoenixError::BinaryUtf8("topic")));
 }
+
+#[test]
+fn a_push_of_a_shared_payload_is_the_same_frame_as_one_encoded_whole() {
+    let state = json!({"alice": {"metas": [{"phx_ref": "r1"}]}, "bob": {"metas": []}});
+    let payload = Bytes::from(serde_json::to_vec(&state).expect("json"));
+    for filler in [0, 200, 70_000] {
+        let topic = format!("conversation:{}", "x".repeat(filler));
+        let pieces = push_encoded("7", &topic, "presence_state", &payload);
+        assert_eq!(pieces[1].as_ptr(), payload.as_ptr(), "the payload is not copied");
+        let joined: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
+        let whole = push("7", &topic, "presence_state", &state).expect("encodes");
+        assert_eq!(joined, whole.to_vec());
+    }
+}
