@@ -3,6 +3,7 @@
 //! connections ([`tracker`]) and knowing when every shard is quiet ([`quiesce`]).
 
 pub mod admission;
+pub mod coarse;
 pub mod latch;
 pub mod quiesce;
 pub mod rate;

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use converger_storage::Store;
+use futures_util::future::LocalBoxFuture;
 use monoio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -296,7 +297,7 @@ impl ShardSetup {
                             monoio::select! {
                                 why = served => match why {
                                     Some(conn::Closed::Upgraded(ws)) => {
-                                        monoio::spawn(run_websocket(ws, guard, shutdown, abort, id, peer));
+                                        monoio::spawn(run_websocket(ws.run(shutdown), guard, abort, id, peer));
                                     }
                                     Some(why) => debug!(shard = id, %peer, ?why, "http connection closed"),
                                     None => {}
@@ -357,16 +358,15 @@ fn tls_acceptors(tls: Option<&TlsSettings>) -> Result<Acceptors, crate::net::tls
 /// One upgraded connection, on a task of its own: the HTTP task that accepted
 /// it has ended, so a long-lived socket holds only its WebSocket state.
 async fn run_websocket(
-    ws: conn::Upgraded,
+    session: LocalBoxFuture<'static, ()>,
     guard: (tracker::ConnGuard, Admitted),
-    shutdown: Latch,
     abort: Latch,
     shard: usize,
     peer: std::net::SocketAddr,
 ) {
     let _guard = guard;
     monoio::select! {
-        _ = ws.run(shutdown) => debug!(shard, %peer, "websocket closed"),
+        _ = session => debug!(shard, %peer, "websocket closed"),
         _ = abort.wait() => debug!(shard, %peer, "websocket cut after the grace period"),
     }
 }

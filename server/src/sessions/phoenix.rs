@@ -40,6 +40,7 @@ use crate::engine::{Engine, Ephemeral, Meta, Subscription};
 use crate::metrics::Transport;
 use crate::net::ws::phoenix::{self, Inbound, Status as Reply};
 use crate::net::ws::{Incoming, WsSender, WsSocket};
+use crate::rt::coarse;
 use crate::service::activities::ActivityInput;
 use crate::service::caller::{token_sender, unix_now};
 use crate::service::input::parse_id;
@@ -157,8 +158,8 @@ pub async fn run(mut ws: WsSocket, hub: Rc<Hub>, engine: Rc<Engine>, claims: Cla
     };
     let mut heard = Instant::now();
     let (code, reason) = loop {
-        // One timer for both deadlines: a timer is a large part of an idle socket.
-        let wake = monoio::time::sleep_until(expires_at.min(heard + HEARTBEAT_TIMEOUT).into());
+        // One coarse timer for both deadlines: a timer is a large part of an idle socket.
+        let wake = coarse::sleep_until(expires_at.min(heard + HEARTBEAT_TIMEOUT));
         let incoming = monoio::select! {
             m = ws.recv(), if session.replies.len() < MAX_IN_FLIGHT => m,
             Some(frame) = session.replies.next(), if !session.replies.is_empty() => {

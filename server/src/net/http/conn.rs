@@ -21,6 +21,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
+use futures_util::future::LocalBoxFuture;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
@@ -66,9 +67,9 @@ pub struct Upgraded {
 }
 
 impl Upgraded {
-    /// Runs the WebSocket session until it ends.
-    pub async fn run(self, shutdown: Latch) {
-        self.upgrade.run(self.stream, self.buffered, shutdown).await;
+    /// Starts the WebSocket; the session, to await until it ends.
+    pub fn run(self, shutdown: Latch) -> LocalBoxFuture<'static, ()> {
+        self.upgrade.run(self.stream, self.buffered, shutdown)
     }
 }
 

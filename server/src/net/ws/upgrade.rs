@@ -32,10 +32,12 @@ impl Upgrade {
         Upgrade { limits, session: Box::new(move |socket| Box::pin(session(socket))) }
     }
 
-    /// Runs the session on the upgraded `stream` until it returns.
-    pub async fn run(self, stream: Stream, buffered: BytesMut, shutdown: Latch) {
+    /// Starts the WebSocket on the upgraded `stream`; the session, to await
+    /// until it returns. Not an `async fn`: the stream and the bytes, handed
+    /// on at once, would stay in its state for the socket's whole life.
+    pub fn run(self, stream: Stream, buffered: BytesMut, shutdown: Latch) -> LocalBoxFuture<'static, ()> {
         let socket = WsSocket::start(stream, buffered, self.limits, shutdown);
-        (self.session)(socket).await;
+        (self.session)(socket)
     }
 }
 

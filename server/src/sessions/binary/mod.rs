@@ -30,6 +30,7 @@ mod sink;
 use crate::auth::Claims;
 use crate::engine::{Engine, Subscription};
 use crate::net::binary::Inbound;
+use crate::rt::coarse;
 use crate::rt::latch::Latch;
 use crate::service::caller::unix_now;
 use crate::service::Hub;
@@ -142,11 +143,11 @@ pub(crate) async fn run<L: Link>(
     let (ended, mut ended_subs) = futures_channel::mpsc::unbounded();
     let mut session = Session { hub, engine, identity, out, subs: HashMap::new(), ended };
     let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
-    let expiry = monoio::time::sleep(session.expires_in());
-    futures_util::pin_mut!(expiry);
+    let mut expires_at = Instant::now() + session.expires_in();
     let mut heard = Instant::now();
     let closing = loop {
-        let idle = monoio::time::sleep((heard + limits.idle_timeout).saturating_duration_since(Instant::now()));
+        // One coarse timer for both deadlines: a timer is a large part of an idle connection.
+        let wake = coarse::sleep_until(expires_at.min(heard + limits.idle_timeout));
         monoio::select! {
             inbound = link.recv(), if pending.len() < MAX_IN_FLIGHT => {
                 heard = Instant::now();
@@ -164,13 +165,15 @@ pub(crate) async fn run<L: Link>(
                 Done::Close(error) => break Some(error),
                 done => {
                     if let Some(claims) = session.record(done) {
-                        expiry.set(monoio::time::sleep(expires_in(&claims)));
+                        expires_at = Instant::now() + expires_in(&claims);
                     }
                 }
             },
             Some(attempt) = ended_subs.next() => session.forget_ended(attempt),
-            _ = &mut expiry => break Some(ErrorFrame::new(0, ErrorCode::TokenExpired, "the client token expired")),
-            _ = idle => break Some(ErrorFrame::new(0, ErrorCode::IdleTimeout, "nothing heard from the client")),
+            _ = wake => match Instant::now() >= expires_at {
+                true => break Some(ErrorFrame::new(0, ErrorCode::TokenExpired, "the client token expired")),
+                false => break Some(ErrorFrame::new(0, ErrorCode::IdleTimeout, "nothing heard from the client")),
+            },
             _ = shutdown.wait() => break Some(ErrorFrame::new(0, ErrorCode::ShuttingDown, "the server is stopping")),
         }
     };
