@@ -204,27 +204,21 @@ pub fn route(method: &Method, path: &str) -> Result<(Endpoint, Params), ApiError
     }
 }
 
-/// Matches `path` against `pattern`, capturing `{name}` segments.
+/// Matches `path` against `pattern`, capturing `{name}` segments. Every
+/// request tries the routes in turn, so a pattern that does not match costs
+/// no allocation.
 fn match_path(pattern: &'static str, path: &str) -> Option<Params> {
-    let mut params = Params::default();
-    let mut pat = pattern.split('/');
-    let mut got = path.split('/');
-    loop {
-        match (pat.next(), got.next()) {
-            (None, None) => return Some(params),
-            (Some(p), Some(g)) => {
-                if let Some(name) = p.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
-                    if g.is_empty() {
-                        return None;
-                    }
-                    params.0.push((name, g.to_string()));
-                } else if p != g {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
+    let pairs = || pattern.split('/').zip(path.split('/'));
+    let same_shape = pattern.split('/').count() == path.split('/').count();
+    if !same_shape || !pairs().all(|(p, g)| if is_capture(p).is_some() { !g.is_empty() } else { p == g }) {
+        return None;
     }
+    Some(Params(pairs().filter_map(|(p, g)| Some((is_capture(p)?, g.to_string()))).collect()))
+}
+
+/// The name of a `{name}` pattern segment.
+fn is_capture(segment: &'static str) -> Option<&'static str> {
+    segment.strip_prefix('{').and_then(|n| n.strip_suffix('}'))
 }
 
 #[cfg(test)]
