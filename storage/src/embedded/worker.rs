@@ -7,6 +7,18 @@
 //! back its savepoint and leaves the others alone; a failed commit fails them all.
 //! Nothing is answered before its commit is durable.
 //!
+//! Activity batches ([`Write::Batch`]) queued next to each other run as one
+//! `write_batch`, and without a savepoint when they open the transaction (the
+//! usual case under load): a savepoint copies every page it changes into the
+//! in-memory sub-journal, and batches spread over many conversations change a
+//! page per conversation. If such a run fails, the transaction, which holds
+//! only the run, is rolled back and the jobs after it go into a new one. Each
+//! batch is still answered with its own items. A merged run fails whole
+//! (nothing of it stored, every batch of it answered with the error) only on
+//! what fails a `write_batch` call as a whole — a full disk, an I/O error, a
+//! bug — never on an item's own outcome (a missing or closed conversation, a
+//! replayed key), which stays that item's answer.
+//!
 //! A full disk: SQLite answers `SQLITE_FULL` and undoes the statement, or —
 //! depending on where the write stopped — the whole transaction. Then every job
 //! run so far in it is answered with the error (none of it is stored), the jobs
@@ -26,10 +38,10 @@ use std::sync::{Arc, Mutex};
 use futures_channel::oneshot;
 use rusqlite::Connection;
 
-use super::known;
 use super::rows::{sql_err, watch_space_at};
+use super::{activities, known};
 use crate::full::FullWatch;
-use crate::{StoreError, StoreResult};
+use crate::{NewActivity, StoreError, StoreResult, Written};
 
 /// Most write jobs folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -37,6 +49,75 @@ const MAX_GROUP: usize = 512;
 /// Answers a job once its transaction's fate is known: `Err` when the commit
 /// failed (or the transaction was lost), whatever the job itself returned.
 type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// What the writer is sent: any job, or a batch of activities, which it
+/// merges with the batches queued next to it.
+pub(crate) enum Write {
+    Job(Box<dyn WriteJob>),
+    Batch(BatchJob),
+}
+
+/// `Store::write_batch`'s items and where its answer goes.
+pub(crate) struct BatchJob {
+    pub(crate) items: Vec<NewActivity>,
+    pub(crate) reply: oneshot::Sender<StoreResult<Vec<StoreResult<Written>>>>,
+}
+
+impl Write {
+    fn fail(self, why: &StoreError) {
+        match self {
+            Write::Job(job) => job.fail(why),
+            Write::Batch(batch) => {
+                let _ = batch.reply.send(Err(why.clone()));
+            }
+        }
+    }
+}
+
+/// Runs batches as one `write_batch`; the answer splits its items back to each
+/// batch once the commit's fate is known. First in its transaction (`first`)
+/// the run needs no savepoint: if it fails, the whole transaction is rolled
+/// back, which holds nothing else, and the writer goes on with the jobs after
+/// it in a new one (as after a transaction SQLite itself rolled back).
+fn run_batches(conn: &Connection, batches: Vec<BatchJob>, first: bool) -> (Answer, Option<StoreError>) {
+    let mut items = Vec::with_capacity(batches.iter().map(|b| b.items.len()).sum());
+    let mut replies = Vec::with_capacity(batches.len());
+    for batch in batches {
+        replies.push((batch.reply, batch.items.len()));
+        items.extend(batch.items);
+    }
+    let result = if first {
+        let result = activities::write_batch(conn, items);
+        if result.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
+    } else {
+        in_savepoint(conn, |c| activities::write_batch(c, items))
+    };
+    let failed = result.as_ref().err().cloned();
+    let answer: Answer = Box::new(move |commit| {
+        let written = match commit {
+            Ok(()) => result,
+            Err(why) => Err(why.clone()),
+        };
+        match written {
+            Ok(written) => {
+                let mut written = written.into_iter();
+                for (reply, n) in replies {
+                    // The caller may have gone away; the write stands either way.
+                    let _ = reply.send(Ok(written.by_ref().take(n).collect()));
+                }
+            }
+            Err(why) => {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(why.clone()));
+                }
+            }
+        }
+    });
+    (answer, failed)
+}
 
 pub(crate) trait WriteJob: Send {
     /// Runs inside the open transaction; returns what to answer once the
@@ -121,11 +202,11 @@ fn log_failure(watch: &FullWatch, e: &StoreError) {
     }
 }
 
-pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>, dir: PathBuf) {
+pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf) {
     watch_space_at(&dir);
     let watch = FullWatch::new("embedded");
     // Jobs taken but not run: their transaction was lost before their turn.
-    let mut carried: VecDeque<Box<dyn WriteJob>> = VecDeque::new();
+    let mut carried: VecDeque<Write> = VecDeque::new();
     loop {
         let first = match carried.pop_front() {
             Some(job) => job,
@@ -155,13 +236,25 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>, d
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
         let mut lost = None;
         let mut full = None;
-        let mut group = group.into_iter();
-        for job in group.by_ref() {
-            let (answer, failed) = job.run(&conn);
+        let mut group = group.into_iter().peekable();
+        while let Some(next) = group.next() {
+            let (answer, failed) = match next {
+                Write::Job(job) => job.run(&conn),
+                Write::Batch(first) => {
+                    let mut batches = vec![first];
+                    while let Some(Write::Batch(_)) = group.peek() {
+                        if let Some(Write::Batch(batch)) = group.next() {
+                            batches.push(batch);
+                        }
+                    }
+                    run_batches(&conn, batches, answers.is_empty())
+                }
+            };
             answers.push(answer);
             if conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (it may on SQLITE_FULL
-                // or an I/O error): nothing run in it so far is stored.
+                // The whole transaction was rolled back (SQLite may on SQLITE_FULL
+                // or an I/O error; `run_batches` does when the run that opened
+                // it failed): nothing run in it so far is stored.
                 lost =
                     Some(failed.unwrap_or_else(|| StoreError::Unavailable("the transaction was rolled back".into())));
                 break;
