@@ -34,6 +34,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use rusqlite::Connection;
@@ -45,6 +46,23 @@ use crate::{NewActivity, StoreError, StoreResult, Written};
 
 /// Most write jobs folded into one transaction.
 const MAX_GROUP: usize = 512;
+
+/// WAL pages between the writer's checkpoints (`wal_autocheckpoint`; SQLite's
+/// default is 1,000).
+pub(crate) const CHECKPOINT_PAGES: i64 = 10_000;
+
+/// WAL pages between checkpoints while commits are large ([`LARGE_COMMIT`]
+/// activities or more, one in the last [`LARGE_FOR`]). A checkpoint copies each
+/// changed page once however often it changed, and a commit spread over many
+/// conversations changes a page per conversation: over 1,000 conversations
+/// this gave +7–22 % (docs/architecture.md, storage). Only while commits are
+/// large: the WAL file grows to its size before it is first reused (~200 MB
+/// here), and until then every commit extends the file, which makes each fsync
+/// slower — measured, a lone publish's ack p50 went from ~0.25 to ~0.4 ms —
+/// a cost a large commit spreads over its thousand activities.
+pub(super) const CHECKPOINT_PAGES_LARGE: i64 = 50_000;
+const LARGE_COMMIT: usize = 1_000;
+pub(super) const LARGE_FOR: Duration = Duration::from_secs(1);
 
 /// Answers a job once its transaction's fate is known: `Err` when the commit
 /// failed (or the transaction was lost), whatever the job itself returned.
@@ -207,6 +225,8 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
     let watch = FullWatch::new("embedded");
     // Jobs taken but not run: their transaction was lost before their turn.
     let mut carried: VecDeque<Write> = VecDeque::new();
+    // When the last large commit ran, while checkpoints are set rarer.
+    let mut large_since: Option<Instant> = None;
     loop {
         let first = match carried.pop_front() {
             Some(job) => job,
@@ -234,6 +254,7 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
             continue;
         }
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        let mut activities = 0;
         let mut lost = None;
         let mut full = None;
         let mut group = group.into_iter().peekable();
@@ -247,6 +268,7 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
                             batches.push(batch);
                         }
                     }
+                    activities += batches.iter().map(|b| b.items.len()).sum::<usize>();
                     run_batches(&conn, batches, answers.is_empty())
                 }
             };
@@ -268,6 +290,7 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
             answers.into_iter().for_each(|answer| answer(Err(&why)));
             continue;
         }
+        large_since = checkpoint_pace(&conn, large_since, activities >= LARGE_COMMIT, Instant::now());
         match conn.execute_batch("COMMIT") {
             Ok(()) => {
                 match &full {
@@ -295,8 +318,29 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
     }
 }
 
+/// Sets how often the writer checkpoints (at its next COMMIT) by whether
+/// commits are large now; answers when the last large one ran, if recently.
+pub(super) fn checkpoint_pace(
+    conn: &Connection,
+    large_since: Option<Instant>,
+    large: bool,
+    now: Instant,
+) -> Option<Instant> {
+    let (pages, since) = match (large, large_since) {
+        (true, None) => (CHECKPOINT_PAGES_LARGE, now),
+        (true, Some(_)) => return Some(now),
+        (false, Some(t)) if now.duration_since(t) > LARGE_FOR => (CHECKPOINT_PAGES, now),
+        (false, other) => return other,
+    };
+    if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", pages) {
+        tracing::warn!("embedded storage: cannot set wal_autocheckpoint: {e}");
+        return large_since;
+    }
+    large.then_some(since)
+}
+
 /// How often the background checkpointer copies new WAL frames into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Copies committed WAL frames into the database file in the background
 /// (passive checkpoints: it never blocks the writer or a reader). The writer

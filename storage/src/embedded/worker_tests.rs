@@ -2,7 +2,7 @@
 //! each other run as one `write_batch`, yet each is answered with its own
 //! items; a merged run that fails as a whole takes down only its own batches,
 //! whether it opened the transaction (no savepoint) or followed another job
-//! (in a savepoint).
+//! (in a savepoint). And the checkpoint pace: rarer while commits are large.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -11,7 +11,7 @@ use futures_channel::oneshot;
 use rusqlite::Connection;
 
 use super::tests::activity;
-use super::worker::{self, BatchJob, Write};
+use super::worker::{self, BatchJob, Write, CHECKPOINT_PAGES, CHECKPOINT_PAGES_LARGE, LARGE_FOR};
 use super::{rows::sql_err, schema, EmbeddedOptions, EmbeddedStore, DB_FILE};
 use crate::*;
 
@@ -140,4 +140,23 @@ fn a_failed_run_after_another_job_rolls_back_to_its_savepoint_only() {
     block_on(other_answer).expect("answered").expect("the job after the run is stored");
     assert_eq!(seqs(later_answer), vec![1, 2]);
     assert_eq!(stored(dir.path(), &c), (2, r#"{"before":true,"after":true}"#.to_string()));
+}
+
+#[test]
+fn checkpoints_are_rarer_while_commits_are_large_and_back_to_usual_a_while_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = schema::open_connection(&dir.path().join(DB_FILE), false).expect("connection");
+    let pages = || conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, i64>(0)).expect("pragma");
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).expect("set");
+    let t0 = std::time::Instant::now();
+    assert_eq!(worker::checkpoint_pace(&conn, None, false, t0), None);
+    assert_eq!(pages(), CHECKPOINT_PAGES);
+    let since = worker::checkpoint_pace(&conn, None, true, t0);
+    assert_eq!((since, pages()), (Some(t0), CHECKPOINT_PAGES_LARGE));
+    let soon = t0 + LARGE_FOR / 2;
+    assert_eq!(worker::checkpoint_pace(&conn, since, false, soon), since, "one small commit changes nothing");
+    assert_eq!(pages(), CHECKPOINT_PAGES_LARGE);
+    let later = t0 + LARGE_FOR * 2;
+    assert_eq!(worker::checkpoint_pace(&conn, since, false, later), None);
+    assert_eq!(pages(), CHECKPOINT_PAGES);
 }
