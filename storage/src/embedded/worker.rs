@@ -259,6 +259,10 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
         let mut full = None;
         let mut group = group.into_iter().peekable();
         while let Some(next) = group.next() {
+            // A run of batches that opened the transaction and failed: it was
+            // not in a savepoint, so the transaction must go (if even its
+            // ROLLBACK failed, the next BEGIN refuses rather than commit it).
+            let mut unsaved = false;
             let (answer, failed) = match next {
                 Write::Job(job) => job.run(&conn),
                 Write::Batch(first) => {
@@ -269,11 +273,14 @@ pub(crate) fn writer_loop(conn: Connection, jobs: Receiver<Write>, dir: PathBuf)
                         }
                     }
                     activities += batches.iter().map(|b| b.items.len()).sum::<usize>();
-                    run_batches(&conn, batches, answers.is_empty())
+                    let opened = answers.is_empty();
+                    let (answer, failed) = run_batches(&conn, batches, opened);
+                    unsaved = opened && failed.is_some();
+                    (answer, failed)
                 }
             };
             answers.push(answer);
-            if conn.is_autocommit() {
+            if conn.is_autocommit() || unsaved {
                 // The whole transaction was rolled back (SQLite may on SQLITE_FULL
                 // or an I/O error; `run_batches` does when the run that opened
                 // it failed): nothing run in it so far is stored.
