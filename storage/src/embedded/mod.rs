@@ -18,6 +18,8 @@ mod rows;
 mod schema;
 mod signing_keys;
 mod worker;
+#[cfg(test)]
+mod worker_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -29,7 +31,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use crate::*;
-use worker::{ReadJob, WriteJob};
+use worker::{BatchJob, ReadJob, Write};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "converger.db";
@@ -51,7 +53,7 @@ impl Default for EmbeddedOptions {
 /// finish what is queued, checkpoint the WAL, and stop.
 pub struct EmbeddedStore {
     path: PathBuf,
-    writer: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    writer: Option<mpsc::Sender<Write>>,
     readers: Option<mpsc::Sender<ReadJob>>,
     threads: Vec<JoinHandle<()>>,
     /// Dropped to stop the background checkpointer (joined first, before the
@@ -70,7 +72,7 @@ impl EmbeddedStore {
         schema::prepare(&mut conn)?;
 
         let mut threads = Vec::new();
-        let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (writer_tx, writer_rx) = mpsc::channel::<Write>();
         let writer_dir = dir.to_path_buf();
         threads.push(spawn("store-writer", move || worker::writer_loop(conn, writer_rx, writer_dir))?);
 
@@ -104,7 +106,7 @@ impl EmbeddedStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (job, answer) = worker::boxed_job(f);
-        self.writer.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())?;
+        self.writer.as_ref().ok_or_else(closed)?.send(Write::Job(job)).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -235,7 +237,12 @@ impl Store for EmbeddedStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(move |c| activities::write_batch(c, batch)).await
+        // Sent as data, not a closure: the writer merges it with the batches
+        // queued next to it into one savepoint (see `worker`).
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let job = Write::Batch(BatchJob { items: batch, reply });
+        self.writer.as_ref().ok_or_else(closed)?.send(job).map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     async fn get_activity(&self, scope: Scope, id: Id) -> StoreResult<Activity> {

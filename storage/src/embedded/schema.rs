@@ -57,7 +57,8 @@ pub(crate) fn prepare(conn: &mut Connection) -> StoreResult<()> {
     // Checkpoint every ~40 MB of WAL instead of SQLite's ~4 MB: a checkpoint copies
     // each page once however often it changed, so rarer checkpoints copy less.
     // Measured: +70 % batched writes spread over 1,000 conversations (docs/benchmarks.md).
-    conn.execute_batch("PRAGMA wal_autocheckpoint = 10000").map_err(sql_err)?;
+    // The writer checkpoints rarer still while its commits are large (`worker`).
+    conn.pragma_update(None, "wal_autocheckpoint", super::worker::CHECKPOINT_PAGES).map_err(sql_err)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql_err)?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
