@@ -21,7 +21,8 @@ fn message(c: &Conversation, text: String, key: Option<&str>) -> NewActivity {
     NewActivity { text: Some(text), ..super::tests::activity(c.tenant_id, c.id, key) }
 }
 
-async fn conversation(store: &EmbeddedStore) -> Conversation {
+/// A tenant, a channel and a conversation in `store` (the other test modules use it too).
+pub(super) async fn conversation(store: &EmbeddedStore) -> Conversation {
     let tenant = store.create_tenant(NewTenant { name: "t".into(), api_key_hash: [7; 32] }).await.expect("tenant");
     let channel = store
         .create_channel(NewChannel {

@@ -24,29 +24,7 @@ type BatchAnswer = oneshot::Receiver<StoreResult<Vec<StoreResult<Written>>>>;
 /// A tenant and a conversation, written through the store, which is then closed.
 fn conversation(dir: &Path) -> Conversation {
     let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open");
-    block_on(async {
-        let t = store.create_tenant(NewTenant { name: "t".into(), api_key_hash: [7; 32] }).await.expect("tenant");
-        let ch = store
-            .create_channel(NewChannel {
-                tenant_id: t.id,
-                name: "c".into(),
-                kind: "websocket".into(),
-                secret: "s".into(),
-                config: Json::empty_object(),
-            })
-            .await
-            .expect("channel");
-        store
-            .create_conversation(NewConversation {
-                tenant_id: t.id,
-                channel_id: ch.id,
-                metadata: Json::empty_object(),
-                external_id: None,
-                members_only: false,
-            })
-            .await
-            .expect("conversation")
-    })
+    block_on(super::full_tests::conversation(&store))
 }
 
 fn batch(c: &Conversation, n: usize, broken: bool) -> (Write, BatchAnswer) {
