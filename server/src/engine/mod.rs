@@ -159,6 +159,10 @@ impl Engine {
         for message in messages.drain(..) {
             self.handle(message);
         }
+        // The last presence changes (the leaves of the sockets just closed)
+        // go out now, not at a tick the stopping shard may never reach: the
+        // other nodes hear of them before this node's bus closes.
+        self.presence_tick();
     }
 
     /// The one dispatch of engine messages, from the mesh or from this shard.
