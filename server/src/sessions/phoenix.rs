@@ -417,7 +417,7 @@ impl Session {
     /// Answers a client message that carried a ref (Phoenix pushes do; a
     /// ref-less one gets nothing): at once, or after the answers before it.
     fn reply(&mut self, m: &Inbound, status: Reply, response: Value) {
-        let out = Out::from(ReplyTo::of(m).frame(status, &response));
+        let out = Out::from(reply_frame(m.join_ref.as_deref(), m.msg_ref.as_deref(), &m.topic, status, &response));
         match self.replies.is_empty() {
             true => self.send(out),
             false => self.replies.push_back(Box::pin(future::ready(out))),
@@ -463,7 +463,8 @@ impl Session {
     }
 }
 
-/// Where a reply goes: the refs and topic of the message it answers.
+/// Where a reply goes: the refs and topic of the message it answers, kept
+/// for a reply that waits for its answer (one sent at once borrows them).
 struct ReplyTo {
     join_ref: Option<String>,
     msg_ref: Option<String>,
@@ -476,9 +477,19 @@ impl ReplyTo {
     }
 
     fn frame(&self, status: Reply, response: &Value) -> Option<Bytes> {
-        let msg_ref = self.msg_ref.as_deref()?;
-        phoenix::reply(self.join_ref.as_deref(), msg_ref, &self.topic, status, response).ok()
+        reply_frame(self.join_ref.as_deref(), self.msg_ref.as_deref(), &self.topic, status, response)
     }
+}
+
+/// The `phx_reply` to a message with these refs (none to a ref-less one).
+fn reply_frame(
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    status: Reply,
+    response: &Value,
+) -> Option<Bytes> {
+    phoenix::reply(join_ref, msg_ref?, topic, status, response).ok()
 }
 
 /// The `response` of an error reply: the reason and code every transport
