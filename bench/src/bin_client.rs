@@ -80,6 +80,12 @@ impl BinWriter {
         frame.encode(VERSION, &mut self.out).map_err(|e| e.to_string())?;
         self.half.write_all(&self.out).await.map_err(|e| format!("write: {e}"))
     }
+
+    /// Ends the client's side (the server then closes the connection). Dropping
+    /// the writer does not: the reader still holds the stream.
+    pub async fn close(mut self) {
+        let _ = self.half.shutdown().await;
+    }
 }
 
 impl BinReader {

@@ -137,7 +137,7 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let seconds = start.elapsed().as_secs_f64();
-        drop(writer);
+        writer.close().await;
         let _ = acks.await;
         receiver.abort();
         let seen = seen.lock().map_err(|e| e.to_string())?;
