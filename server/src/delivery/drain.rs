@@ -2,12 +2,14 @@
 //! HTTP client, and the loop that claims due rows into a fixed number of
 //! slots and runs each claimed row as a task of its own.
 //!
-//! Claims come in batches: a claim is made when at least a quarter of the
-//! slots are free, for all of them, so claiming never holds attempts up and
-//! is not made once per completion. When a claim comes back short (nothing
-//! more is due yet), the loop waits `poll` before the next. At shutdown the
-//! loop stops claiming and waits for the attempts in flight (each bounded by
-//! the request timeout); what is unclaimed waits for the next start.
+//! Claims come in batches: a claim is made as soon as a quarter of the slots
+//! are free, for all of them, so claiming never holds attempts up and is not
+//! made once per completion. When a claim comes back short (nothing more is
+//! due yet), the loop waits for the next claim until `poll` has passed or the
+//! doorbell rings (a commit on this node made rows: they are claimed at once,
+//! not up to a poll later). At shutdown the loop stops claiming and waits for
+//! the attempts in flight (each bounded by the request timeout); what is
+//! unclaimed waits for the next start.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +20,31 @@ use tokio::sync::Semaphore;
 use tracing::warn;
 
 use super::{guard, Settings};
+use crate::rt::doorbell::Doorbell;
 use crate::rt::shutdown::Shutdown;
+
+/// When a drain loop with nothing due claims again.
+pub struct Wake {
+    /// At the latest after this long (rows due later, rows made by other nodes).
+    pub poll: Duration,
+    /// At once when this rings.
+    pub due: Option<Doorbell>,
+}
+
+impl Wake {
+    async fn wait(&self) {
+        let rung = async {
+            match &self.due {
+                Some(bell) => bell.rung().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(self.poll) => {}
+            _ = rung => {}
+        }
+    }
+}
 
 /// The outbound client: redirects are not followed (a request goes where it
 /// was configured to, or fails), and without `--delivery-allow-private` names
@@ -38,7 +64,7 @@ pub fn http_client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
 pub async fn drain<T, C, CF, R, RF>(
     what: &'static str,
     slots: usize,
-    poll: Duration,
+    wake: Wake,
     shutdown: &Shutdown,
     mut claim: C,
     run: R,
@@ -57,9 +83,9 @@ pub async fn drain<T, C, CF, R, RF>(
         }
         let free = free_slots.available_permits();
         if free < batch {
-            // Wait for attempts to finish, then claim for all the free slots at once.
+            // Wait until a quarter of the slots are free, then claim for all the free slots at once.
             tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
+                quarter = free_slots.acquire_many(batch as u32) => drop(quarter),
                 _ = shutdown.wait() => break,
             }
             continue;
@@ -80,7 +106,7 @@ pub async fn drain<T, C, CF, R, RF>(
         if !full {
             // Nothing more is due yet.
             tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
+                _ = wake.wait() => {}
                 _ = shutdown.wait() => break,
             }
         }

@@ -38,7 +38,8 @@ pub async fn run(store: Arc<dyn Store>, settings: Settings, shutdown: Shutdown) 
         let sender = sender.clone();
         async move { sender.attempt(claim).await }
     };
-    drain::drain("event worker", concurrency, settings.poll, &shutdown, claim, attempt).await;
+    let wake = drain::Wake { poll: settings.poll, due: None };
+    drain::drain("event worker", concurrency, wake, &shutdown, claim, attempt).await;
     debug!("event worker stopped");
 }
 

@@ -25,6 +25,7 @@ use tracing::warn;
 
 use crate::adapters::Reply;
 pub use crate::metrics::DeliveryMetrics;
+use crate::rt::doorbell::Doorbell;
 use crate::rt::shutdown::Shutdown;
 use crate::service::activities::{ActivityInput, Parts};
 use crate::service::{Caller, Hub, TenantEpoch};
@@ -154,6 +155,7 @@ pub fn start(
     tenant_epoch: TenantEpoch,
     cluster: Option<Arc<crate::engine::cluster::Status>>,
     jwks: crate::service::jwks::JwksRequests,
+    deliveries_due: Doorbell,
     shutdown: Shutdown,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("delivery".into()).spawn(move || {
@@ -168,7 +170,7 @@ pub fn start(
         // Events run beside deliveries; the block_on below waits for both.
         let events = rt.spawn(events::run(store.clone(), settings, shutdown.clone()));
         rt.block_on(async move {
-            worker::run(store, settings, injector, metrics, tenant_epoch, cluster, shutdown).await;
+            worker::run(store, settings, injector, metrics, tenant_epoch, cluster, deliveries_due, shutdown).await;
             let _ = events.await;
         });
     })

@@ -33,6 +33,7 @@ use crate::adapters::{
     self, ChannelView, Delivery, DeliveryContext, OutboundRequest, Related, ResponseOutcome, PROVIDER_MESSAGE_ID,
 };
 use crate::engine::cluster::Status as ClusterStatus;
+use crate::rt::doorbell::Doorbell;
 use crate::rt::rate::split;
 use crate::rt::shutdown::Shutdown;
 use crate::service::channels::channels_epoch;
@@ -43,7 +44,9 @@ use crate::trace::{self, Span, SpanContext};
 /// Runs until `shutdown`; deliveries in flight then finish (bounded by the
 /// request timeout) and what is unclaimed waits for the next start.
 ///
-/// Each attempt is a task of its own, claimed in batches (`drain`).
+/// Each attempt is a task of its own, claimed in batches (`drain`): at once
+/// when `deliveries_due` rings, else every poll.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: Arc<dyn Store>,
     settings: Settings,
@@ -51,6 +54,7 @@ pub async fn run(
     metrics: Arc<DeliveryMetrics>,
     tenant_epoch: TenantEpoch,
     cluster: Option<Arc<ClusterStatus>>,
+    deliveries_due: Doorbell,
     shutdown: Shutdown,
 ) {
     let http = match super::drain::http_client(&settings) {
@@ -98,7 +102,8 @@ pub async fn run(
         let worker = worker.clone();
         async move { worker.paced_attempt(d, claimed_at).await }
     };
-    super::drain::drain("delivery worker", settings.concurrency, settings.poll, &shutdown, claim, attempt).await;
+    let wake = super::drain::Wake { poll: settings.poll, due: Some(deliveries_due) };
+    super::drain::drain("delivery worker", settings.concurrency, wake, &shutdown, claim, attempt).await;
     debug!("delivery worker stopped");
 }
 

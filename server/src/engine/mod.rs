@@ -110,6 +110,11 @@ impl Engine {
         let _ = self.hook_caller.set(caller);
     }
 
+    /// Rings `bell` after each commit that made delivery rows (once, when the shard starts).
+    pub fn set_deliveries_due(&self, bell: crate::rt::doorbell::Doorbell) {
+        self.owner.set_deliveries_due(bell);
+    }
+
     /// This shard's index.
     pub fn shard(&self) -> usize {
         self.outbox.shard()

@@ -19,7 +19,7 @@
 //! The queue is bounded: past [`MAX_QUEUED`] a publish is refused at once with
 //! `Overloaded` rather than waiting without bound.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -32,6 +32,7 @@ use converger_storage::{Activity, Id, Store, StoreError, StoreResult, Written};
 use super::presence::{Meta, PresenceDiff, PresenceState, Presences};
 use super::publish::{PublishError, PublishRequest, Reply};
 use crate::metrics::{BatchFailure, ShardMetrics};
+use crate::rt::doorbell::Doorbell;
 use crate::trace::{self, Span, SpanContext};
 
 /// Most activities committed in one transaction.
@@ -40,7 +41,12 @@ pub const MAX_BATCH: usize = 1024;
 /// Most batches committing at once on one owner, when the store commits in
 /// submission order ([`Store::ordered_writes`]): the next batch is already at
 /// the store when the previous commit returns, instead of one cross-thread
-/// round trip later. Otherwise one at a time.
+/// round trip later. Otherwise one at a time: PostgreSQL commits concurrent
+/// transactions in any order, and splitting an owner's conversations into
+/// lanes with a batch in flight each was measured and dropped — no gain
+/// while the database is short of CPU, and smaller batches with more
+/// transactions each paying their own round trips and locks collapsed a
+/// paced 10k/s (docs/benchmarks.md, "PostgreSQL ingest (issue 20)").
 const MAX_IN_FLIGHT: usize = 4;
 
 /// What `Store::write_batch` answers: the batch's fate, then each item's.
@@ -55,6 +61,8 @@ pub(super) struct InFlight<'a> {
     result: Option<BatchResult>,
     /// The batch's span (traces on), linking the publishes' spans.
     span: Option<Span>,
+    /// Whether an item of the batch makes delivery rows.
+    deliveries: bool,
 }
 
 /// Most publishes waiting for a batch on one owner before new ones are refused.
@@ -71,6 +79,8 @@ pub struct Owner {
     subscribers: RefCell<HashMap<Id, Vec<usize>>>,
     /// Who is present in the conversations this shard owns.
     presences: RefCell<Presences>,
+    /// Rung after a commit that made delivery rows (see [`Owner::set_deliveries_due`]).
+    deliveries_due: OnceCell<Doorbell>,
 }
 
 impl Owner {
@@ -83,7 +93,14 @@ impl Owner {
             closing: Cell::new(false),
             subscribers: RefCell::new(HashMap::new()),
             presences: RefCell::new(Presences::default()),
+            deliveries_due: OnceCell::new(),
         }
+    }
+
+    /// From now on, rings `bell` after each commit that made delivery rows,
+    /// so the delivery worker claims them at once (set once, at start).
+    pub fn set_deliveries_due(&self, bell: Doorbell) {
+        let _ = self.deliveries_due.set(bell);
     }
 
     /// This shard's counters.
@@ -260,8 +277,10 @@ impl Owner {
                 self.metrics.set_queue_depth(queue.len());
                 drop(queue);
                 let size = activities.len();
+                let deliveries = activities.iter().any(|a| !a.deliver_to.is_empty());
                 let commit = self.store.write_batch(activities);
-                in_flight.push_back(InFlight { commit, replies, size, started: Instant::now(), result: None, span });
+                let started = Instant::now();
+                in_flight.push_back(InFlight { commit, replies, size, started, result: None, span, deliveries });
             }
             // In submission order: a store with ordered writes takes each at its first poll.
             for f in in_flight.iter_mut().filter(|f| f.result.is_none()) {
@@ -285,8 +304,11 @@ impl Owner {
     /// activities, for the fan-out, with the batch's span context (traces on)
     /// for the fan-out's span.
     pub(super) fn finish(&self, done: InFlight<'_>) -> (Option<Vec<Activity>>, Option<SpanContext>) {
-        let InFlight { replies, size, started, result, mut span, .. } = done;
+        let InFlight { replies, size, started, result, mut span, deliveries, .. } = done;
         let result = result.unwrap_or_else(|| Err(StoreError::Internal("a batch finished without an answer".into())));
+        if let (true, Ok(_), Some(bell)) = (deliveries, &result, self.deliveries_due.get()) {
+            bell.ring();
+        }
         self.metrics.batch_committed(size, started.elapsed(), result.as_ref().err().map(failure));
         if let Some(span) = &mut span {
             span.attr("converger.batch.size", size);

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod coarse;
+pub mod doorbell;
 pub mod latch;
 pub mod quiesce;
 pub mod rate;

@@ -23,6 +23,7 @@ use crate::engine::users::Users;
 use crate::metrics::Registry;
 use crate::net::Listeners;
 use crate::rt::admission::ConnCaps;
+use crate::rt::doorbell::Doorbell;
 use crate::rt::shutdown::Shutdown;
 use crate::server::shards::{Node, ShardStartError, Shards};
 use crate::service::TenantEpoch;
@@ -111,6 +112,7 @@ impl Server {
         };
         // Tenants' JWKS documents are fetched on the delivery worker's runtime.
         let (jwks, jwks_requests) = crate::service::jwks::channel();
+        let deliveries_due = Doorbell::default();
         let node = Node {
             config: Arc::new(config),
             store: store.clone(),
@@ -121,6 +123,7 @@ impl Server {
             users,
             jwks,
             hooks: hook_client,
+            deliveries_due: deliveries_due.clone(),
         };
         let shards = Shards::start(node, listeners, injections, cluster_link.map(|link| (link, inboxes)))
             .inspect_err(|_| bus_stop.trigger())?;
@@ -133,6 +136,7 @@ impl Server {
             epoch,
             cluster_status,
             jwks_requests,
+            deliveries_due,
             shutdown.clone(),
         ) {
             Ok(thread) => Some(thread),

@@ -29,6 +29,7 @@ use crate::net::http::conn;
 use crate::net::tls::{Hsts, TlsAcceptor, TlsSettings};
 use crate::net::Listeners;
 use crate::rt::admission::{Admitted, ConnCaps};
+use crate::rt::doorbell::Doorbell;
 use crate::rt::latch::Latch;
 use crate::rt::quiesce::{Arrival, Quiesce};
 use crate::rt::runtime;
@@ -70,6 +71,8 @@ pub struct Node {
     pub jwks: crate::service::jwks::JwksClient,
     /// The way to the pre-publish hooks' thread.
     pub hooks: Option<crate::delivery::hooks::HookClient>,
+    /// Rung by the owners when a commit made delivery rows (the delivery worker waits on it).
+    pub deliveries_due: Doorbell,
 }
 
 impl Shards {
@@ -81,7 +84,7 @@ impl Shards {
         injections: crate::delivery::Injections,
         cluster: Option<(ClusterLink, Vec<InboundRx>)>,
     ) -> Result<Shards, ShardStartError> {
-        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, jwks, hooks } = node;
+        let Node { config, store, shutdown, metrics, tenant_epoch, caps, users, jwks, hooks, deliveries_due } = node;
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
         let n = listeners.http.len();
@@ -108,6 +111,7 @@ impl Shards {
                 jwks: jwks.clone(),
                 users: users.clone(),
                 hooks: hooks.clone(),
+                deliveries_due: deliveries_due.clone(),
                 arrival: quiesce.arrival(),
                 injections: injections.take(),
                 caps: caps.clone(),
@@ -173,6 +177,7 @@ struct ShardSetup {
     /// Shared by all shards: users with a socket on this node.
     users: Arc<crate::engine::users::Users>,
     hooks: Option<crate::delivery::hooks::HookClient>,
+    deliveries_due: Doorbell,
     /// Reported once this shard's connections are closed (or it failed to start).
     arrival: Arrival,
     /// On one shard: the delivery worker's writes.
@@ -231,6 +236,7 @@ impl ShardSetup {
         if let Some(hooks) = self.hooks.take() {
             engine.set_hook_caller(Rc::new(crate::delivery::hooks::ShardHooks(hooks)));
         }
+        engine.set_deliveries_due(self.deliveries_due.clone());
         let owner_task = monoio::spawn(engine.clone().run_owner());
         let cluster_task = inbox.map(|inbox| monoio::spawn(engine.clone().run_cluster(inbox, shutdown.clone())));
         let mesh_task = monoio::spawn(engine.clone().run_mesh(self.mesh.inbox, all_quiet.clone()));
