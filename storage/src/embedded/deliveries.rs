@@ -44,28 +44,6 @@ pub(crate) fn claim_deliveries(
     lease: Duration,
     max_attempts: i32,
 ) -> StoreResult<Vec<Delivery>> {
-    // Due again with every attempt used: the last one never recorded an outcome.
-    // Each gets its `delivery.failed` events in the same job.
-    let gave_up: Vec<Delivery> = conn
-        .prepare_cached(&format!(
-            "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ? \
-             WHERE status = 'pending' AND next_attempt_at <= ? AND attempts >= ? RETURNING {DELIVERY_COLS}"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![crate::gave_up(max_attempts), Timestamp::now(), now, max_attempts], rows::delivery)?
-                .collect()
-        })
-        .map_err(sql_err)?;
-    for d in &gave_up {
-        super::events::delivery_failed(conn, d)?;
-    }
-    let ids: Vec<Id> = conn
-        .prepare_cached(
-            "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND attempts < ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .and_then(|mut s| s.query_map(params![now, max_attempts, limit], |r| r.get(0))?.collect())
-        .map_err(sql_err)?;
     let until = now.plus(lease);
     let mut lease_row = conn
         .prepare_cached(&format!(
@@ -73,9 +51,26 @@ pub(crate) fn claim_deliveries(
              WHERE id = ? RETURNING {DELIVERY_COLS}"
         ))
         .map_err(sql_err)?;
-    ids.into_iter()
-        .map(|id| lease_row.query_row(params![until, Timestamp::now(), id], rows::delivery).map_err(sql_err))
-        .collect()
+    let mut give_up = conn
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ? \
+             RETURNING {DELIVERY_COLS}"
+        ))
+        .map_err(sql_err)?;
+    let mut claimed = Vec::new();
+    for (id, attempts) in super::query::due_rows(conn, "deliveries", now, limit)? {
+        if attempts >= max_attempts {
+            // Due again with every attempt used: the last one never recorded an
+            // outcome. It fails, with its `delivery.failed` events in the same job.
+            let d = give_up
+                .query_row(params![crate::gave_up(max_attempts), Timestamp::now(), id], rows::delivery)
+                .map_err(sql_err)?;
+            super::events::delivery_failed(conn, &d)?;
+        } else {
+            claimed.push(lease_row.query_row(params![until, Timestamp::now(), id], rows::delivery).map_err(sql_err)?);
+        }
+    }
+    Ok(claimed)
 }
 
 pub(crate) fn complete_delivery(

@@ -240,20 +240,15 @@ pub(crate) fn claim_events(
     lease: Duration,
     max_attempts: i32,
 ) -> StoreResult<Vec<EventClaim>> {
+    let due = super::query::due_rows(conn, "events", now, limit)?;
     // Due again with every attempt used: the last one never recorded an outcome.
-    conn.prepare_cached(
-        "UPDATE events SET status = 'failed', last_error = ?, updated_at = ? \
-         WHERE status = 'pending' AND next_attempt_at <= ? AND attempts >= ?",
-    )
-    .and_then(|mut s| s.execute(params![crate::gave_up(max_attempts), Timestamp::now(), now, max_attempts]))
-    .map_err(sql_err)?;
-    let ids: Vec<Id> = conn
-        .prepare_cached(
-            "SELECT id FROM events WHERE status = 'pending' AND next_attempt_at <= ? AND attempts < ? \
-             ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .and_then(|mut s| s.query_map(params![now, max_attempts, limit], |r| r.get(0))?.collect())
+    let (gave_up, ids): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, a)| *a >= max_attempts);
+    let mut give_up = conn
+        .prepare_cached("UPDATE events SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ?")
         .map_err(sql_err)?;
+    for (id, _) in gave_up {
+        give_up.execute(params![crate::gave_up(max_attempts), Timestamp::now(), id]).map_err(sql_err)?;
+    }
     let until = now.plus(lease);
     let mut lease_row = conn
         .prepare_cached(&format!(
@@ -265,7 +260,7 @@ pub(crate) fn claim_events(
         .prepare_cached(&format!("SELECT {ENDPOINT_COLS} FROM event_endpoints WHERE id = ? AND status = 'active'"))
         .map_err(sql_err)?;
     let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (id, _) in ids {
         let event = lease_row.query_row(params![until, Timestamp::now(), id], event).map_err(sql_err)?;
         let endpoint = endpoint_of.query_row([event.endpoint_id], endpoint).optional().map_err(sql_err)?;
         claimed.push(EventClaim { event, endpoint });
