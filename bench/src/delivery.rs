@@ -6,6 +6,9 @@
 //! each carries its scheduled time, so the receiver measures publish →
 //! delivered (which includes the commit, so it bounds commit → delivered from
 //! above). The run ends when every activity was delivered, or at the timeout.
+//! Besides the whole run's rate it reports the drain of what was left when
+//! the last publish was acknowledged: the backlog alone, without the
+//! publishing it competed with for the storage writer.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -47,6 +50,10 @@ struct Report {
     delivered: usize,
     seconds: f64,
     deliveries_per_s: f64,
+    /// Deliveries still to come when the last publish was acknowledged.
+    backlog_after_publishing: usize,
+    /// How fast that backlog drained.
+    backlog_drained_per_s: f64,
     /// Scheduled publish → the delivery's arrival at the receiver.
     publish_to_delivered_us: Percentiles,
 }
@@ -88,19 +95,27 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
         }
 
         let (mut reader, mut writer, _) = bin_client::connect(binary, &tenant.api_key).await?;
+        let total = args.activities;
+        let acks_seen = seen.clone();
         let acks = tokio::spawn(async move {
             let mut acked = 0usize;
+            let mut all_acked = None;
             while let Ok(frame) = reader.frame().await {
                 match frame {
-                    Frame::PublishAck(_) => acked += 1,
+                    Frame::PublishAck(_) => {
+                        acked += 1;
+                        if acked == total {
+                            let delivered = acks_seen.lock().map(|s| s.ids.len()).unwrap_or(0);
+                            all_acked = Some((Instant::now(), delivered));
+                        }
+                    }
                     Frame::Error(e) => return Err(format!("publish refused: {}", e.message)),
                     _ => {}
                 }
             }
-            Ok::<_, String>(acked)
+            Ok::<_, String>(all_acked)
         });
         let start = Instant::now();
-        let total = args.activities;
         if args.rate == 0 {
             for i in 0..total {
                 let sent = epoch.elapsed().as_micros() as u64;
@@ -136,9 +151,16 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let end = Instant::now();
+        let seconds = end.duration_since(start).as_secs_f64();
         writer.close().await;
-        let _ = acks.await;
+        let (backlog, drained_per_s) = match acks.await {
+            Ok(Ok(Some((at, delivered)))) => {
+                let left = total.saturating_sub(delivered);
+                (left, left as f64 / end.saturating_duration_since(at).as_secs_f64().max(1e-6))
+            }
+            _ => (0, 0.0),
+        };
         receiver.abort();
         let seen = seen.lock().map_err(|e| e.to_string())?;
         if seen.ids.len() < total {
@@ -151,11 +173,16 @@ pub fn run(args: DeliveryArgs) -> Result<(), String> {
             seen.hist.value_at_quantile(0.99),
             seen.duplicates
         );
+        eprintln!(
+            "delivery: {backlog} left when the last publish was acknowledged, drained at {drained_per_s:.0}/s"
+        );
         crate::plot::latency("publish → delivered to the receiver", &seen.hist);
         Ok::<_, String>(Report {
             delivered: seen.ids.len(),
             seconds,
             deliveries_per_s: total as f64 / seconds,
+            backlog_after_publishing: backlog,
+            backlog_drained_per_s: drained_per_s,
             publish_to_delivered_us: Percentiles::of(&seen.hist),
         })
     })?;

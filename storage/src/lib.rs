@@ -184,6 +184,20 @@ pub trait Store: Send + Sync + 'static {
     /// delivery no longer pending) answers `Conflict` and changes nothing, so a
     /// slow worker can never overwrite a later claimer's outcome.
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery>;
+    /// Several outcomes, each fenced and answered as
+    /// [`Store::complete_delivery`] answers it, in one write where the backend
+    /// can (the delivery worker records outcomes in groups). `Err` as a whole
+    /// only when the write itself failed: then none of them is recorded.
+    async fn complete_deliveries(
+        &self,
+        outcomes: Vec<(Id, i32, DeliveryOutcome)>,
+    ) -> StoreResult<Vec<StoreResult<Delivery>>> {
+        let mut answers = Vec::with_capacity(outcomes.len());
+        for (id, attempt, outcome) in outcomes {
+            answers.push(self.complete_delivery(id, attempt, outcome).await);
+        }
+        Ok(answers)
+    }
     /// Gives back the claim that made `attempts` equal to `attempt` with no
     /// attempt made (the worker held it back, e.g. to pace its channel):
     /// `attempts` goes back down by one and the delivery is due at `due`,

@@ -127,6 +127,7 @@ cases: [
     claims::expired_lease_makes_the_row_claimable_again,
     claims::complete_delivery_records_each_outcome,
     claims::a_stale_claim_cannot_record_an_outcome,
+    claims::outcomes_recorded_together_are_each_answered_as_alone,
     claims::a_released_claim_costs_no_attempt_and_is_due_when_asked,
     claims::unfinished_attempts_count_and_end_in_failed,
     claims::retry_delivery_puts_a_failed_row_back_due_now,

@@ -9,6 +9,7 @@ pub mod events;
 pub mod guard;
 pub mod hooks;
 pub mod jwks;
+mod outcomes;
 pub mod pace;
 pub mod retry;
 pub mod worker;

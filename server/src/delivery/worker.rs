@@ -27,6 +27,7 @@ use converger_storage::{
 use futures_util::FutureExt;
 use tracing::{debug, info, warn};
 
+use super::outcomes::Outcomes;
 use super::pace::{Pace, Turn};
 use super::{guard, retry, DeliveryMetrics, Injector, Settings};
 use crate::adapters::{
@@ -65,7 +66,7 @@ pub async fn run(
         }
     };
     let worker = Arc::new(Worker {
-        store,
+        store: store.clone(),
         settings,
         injector,
         metrics,
@@ -75,6 +76,7 @@ pub async fn run(
         pace: Pace::default(),
         tenant_epoch,
         limits: Mutex::new(LimitsCache::default()),
+        outcomes: Outcomes::start(store.clone()),
         cluster,
         shutdown: shutdown.clone(),
     });
@@ -166,6 +168,7 @@ struct Worker {
     /// The shards' epoch: tenants' limits changed through this node are read again.
     tenant_epoch: TenantEpoch,
     limits: Mutex<LimitsCache>,
+    outcomes: Outcomes,
     /// In a cluster: how many nodes share each channel's pace.
     cluster: Option<Arc<ClusterStatus>>,
     shutdown: Shutdown,
@@ -284,7 +287,7 @@ impl Worker {
             }
         }
         // The provider's answer (its message id …) is recorded with the outcome, in one write.
-        match self.store.complete_delivery(d.id, attempt, recorded).await {
+        match self.outcomes.record(d.id, attempt, recorded).await {
             Ok(_) => {}
             Err(StoreError::Conflict(why)) => self.outcome_dropped(&d, &why).await,
             Err(e) => warn!(delivery = %d.id, error = %e, "delivery outcome not recorded; the lease will expire"),
@@ -298,7 +301,7 @@ impl Worker {
     /// cancelled delivery), which must not come back after every lease.
     async fn cancelled_before_sending(&self, d: &converger_storage::Delivery) {
         let cancelled = DeliveryOutcome::Failed { error: converger_storage::CANCELLED_BY_DELETE.into() };
-        match self.store.complete_delivery(d.id, d.attempts, cancelled).await {
+        match self.outcomes.record(d.id, d.attempts, cancelled).await {
             Ok(_) | Err(StoreError::Conflict(_)) => {
                 info!(delivery = %d.id, activity = %d.activity_id, "delivery cancelled by a delete: nothing sent")
             }

@@ -88,6 +88,10 @@ pub(crate) fn complete_delivery(
     let mut patch = None;
     let (status, error, next, delivered_at) = match outcome {
         DeliveryOutcome::Delivered { at, metadata } => {
+            if metadata.as_ref().is_some_and(|p| !p.is_object()) {
+                // Refused before anything is written (see `complete_deliveries`).
+                return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
+            }
             patch = metadata;
             (DeliveryStatus::Delivered, None, None, Some(at))
         }
@@ -117,6 +121,27 @@ pub(crate) fn complete_delivery(
             Err(StoreError::stale_claim(&current, attempt))
         }
     }
+}
+
+/// [`complete_delivery`] for each outcome, in one job: one savepoint and one
+/// answer for the group. An outcome that is refused (a stale claim, a patch
+/// that is not an object) wrote nothing and answers alone; any other error
+/// fails the job, which the writer rolls back whole.
+pub(crate) fn complete_deliveries(
+    conn: &Connection,
+    outcomes: Vec<(Id, i32, DeliveryOutcome)>,
+) -> StoreResult<Vec<StoreResult<Delivery>>> {
+    let mut answers = Vec::with_capacity(outcomes.len());
+    for (id, attempt, outcome) in outcomes {
+        match complete_delivery(conn, id, attempt, outcome) {
+            Err(e @ (StoreError::Conflict(_) | StoreError::Invalid(_) | StoreError::NotFound(_))) => {
+                answers.push(Err(e))
+            }
+            Err(e) => return Err(e),
+            Ok(d) => answers.push(Ok(d)),
+        }
+    }
+    Ok(answers)
 }
 
 /// Undoes the claim numbered `attempt`: one attempt fewer, due at `due`.

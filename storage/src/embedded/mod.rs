@@ -333,6 +333,12 @@ impl Store for EmbeddedStore {
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
         self.write(move |c| deliveries::complete_delivery(c, id, attempt, outcome)).await
     }
+    async fn complete_deliveries(
+        &self,
+        outcomes: Vec<(Id, i32, DeliveryOutcome)>,
+    ) -> StoreResult<Vec<StoreResult<Delivery>>> {
+        self.write(move |c| deliveries::complete_deliveries(c, outcomes)).await
+    }
 
     async fn release_delivery(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
         self.write(move |c| deliveries::release_delivery(c, id, attempt, due)).await

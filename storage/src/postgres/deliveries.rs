@@ -97,45 +97,65 @@ impl PgStore {
         attempt: i32,
         outcome: DeliveryOutcome,
     ) -> StoreResult<Delivery> {
-        let mut patch: Option<Json> = None;
-        let (status, error, next, delivered_at) = match outcome {
-            DeliveryOutcome::Delivered { at, metadata } => {
-                patch = metadata;
-                (DeliveryStatus::Delivered, None, None, Some(at))
-            }
-            DeliveryOutcome::Retry { error, next_attempt_at } => {
-                (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
-            }
-            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
-        };
-        // A failure for good writes its `delivery.failed` events in the same
-        // statement (a cancellation by a delete is not a failure; its text has no quote).
-        let cancelled = crate::CANCELLED_BY_DELETE;
-        let src = format!(
-            "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
-             FROM done WHERE status = 'failed' AND last_error IS DISTINCT FROM '{cancelled}') src"
-        );
-        let sql = format!(
-            "WITH done AS (UPDATE deliveries SET status = $2, last_error = $3, \
-             next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6, \
-             metadata = CASE WHEN $8::jsonb IS NULL THEN metadata ELSE \
-               (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{{}}'::jsonb END) || $8::jsonb END \
-             WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}), \
-             ev AS ({}) SELECT * FROM done",
-            fan_out(&src)
-        );
-        if patch.as_ref().is_some_and(|p| !p.is_object()) {
-            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
-        }
-        let params: [&(dyn ToSql + Sync); 8] =
-            [&id, &status.as_str(), &error, &next, &delivered_at, &Timestamp::now(), &attempt, &patch];
-        match self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await {
-            Err(StoreError::NotFound(_)) => {
-                let current = self.get_delivery_impl(Scope::Admin, id).await?;
-                Err(StoreError::stale_claim(&current, attempt))
-            }
+        let row = Outcome::new(id, attempt, outcome)?;
+        let sql = complete_sql();
+        match self.pool.get().await?.one(&sql, &row.params(), rows::delivery, Entity::Delivery).await {
+            Err(StoreError::NotFound(_)) => self.stale(id, attempt).await,
             other => other,
         }
+    }
+
+    /// [`complete_delivery_impl`] for each outcome, in one transaction whose
+    /// statements are pipelined: one commit for the group.
+    pub(super) async fn complete_deliveries_impl(
+        &self,
+        outcomes: Vec<(Id, i32, DeliveryOutcome)>,
+    ) -> StoreResult<Vec<StoreResult<Delivery>>> {
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Refused outcomes (a patch that is not an object) answer alone, unwritten.
+        let checked: Vec<StoreResult<Outcome>> =
+            outcomes.into_iter().map(|(id, attempt, outcome)| Outcome::new(id, attempt, outcome)).collect();
+        let mut conn = self.pool.get().await?;
+        let stmt = conn.prepare(&complete_sql()).await?;
+        conn.set_in_tx(true);
+        let client = &conn.client;
+        let params: Vec<_> = checked.iter().filter_map(|c| c.as_ref().ok()).map(Outcome::params).collect();
+        let updates = futures_util::future::join_all(params.iter().map(|p| client.query_opt(&stmt, p)));
+        // join! polls in order, so BEGIN, the updates and COMMIT leave in this order on the one connection.
+        let (begun, updated, committed) =
+            tokio::join!(client.batch_execute("BEGIN"), updates, async { client.batch_execute("COMMIT").await });
+        let updated: Result<Vec<_>, _> = updated.into_iter().collect();
+        let updated = match begun.and(updated).and_then(|u| committed.map(|()| u)) {
+            Ok(updated) => updated,
+            Err(e) => {
+                if conn.client.batch_execute("ROLLBACK").await.is_ok() {
+                    conn.set_in_tx(false);
+                }
+                return Err(super::errors::map_err(e));
+            }
+        };
+        conn.set_in_tx(false);
+        drop(conn);
+        let mut updated = updated.into_iter();
+        let mut answers = Vec::with_capacity(checked.len());
+        for c in checked {
+            answers.push(match c {
+                Err(e) => Err(e),
+                Ok(outcome) => match updated.next().flatten() {
+                    Some(row) => rows::delivery(&row),
+                    None => self.stale(outcome.id, outcome.attempt).await,
+                },
+            });
+        }
+        Ok(answers)
+    }
+
+    /// The answer to an outcome whose claim is not the current one.
+    async fn stale(&self, id: Id, attempt: i32) -> StoreResult<Delivery> {
+        let current = self.get_delivery_impl(Scope::Admin, id).await?;
+        Err(StoreError::stale_claim(&current, attempt))
     }
 
     /// Undoes the claim numbered `attempt`: one attempt fewer, due at `due`.
@@ -146,10 +166,7 @@ impl PgStore {
         );
         let params: [&(dyn ToSql + Sync); 4] = [&id, &attempt, &due, &Timestamp::now()];
         match self.pool.get().await?.one(&sql, &params, rows::delivery, Entity::Delivery).await {
-            Err(StoreError::NotFound(_)) => {
-                let current = self.get_delivery_impl(Scope::Admin, id).await?;
-                Err(StoreError::stale_claim(&current, attempt))
-            }
+            Err(StoreError::NotFound(_)) => self.stale(id, attempt).await,
             other => other,
         }
     }
@@ -229,6 +246,63 @@ impl PgStore {
 /// `cols` with each name prefixed by `alias.`.
 fn qualified(alias: &str, cols: &str) -> String {
     cols.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+/// One outcome's parameters for [`complete_sql`].
+struct Outcome {
+    id: Id,
+    attempt: i32,
+    status: &'static str,
+    error: Option<String>,
+    next: Option<Timestamp>,
+    delivered_at: Option<Timestamp>,
+    patch: Option<Json>,
+    now: Timestamp,
+}
+
+impl Outcome {
+    fn new(id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Outcome> {
+        let mut patch: Option<Json> = None;
+        let (status, error, next, delivered_at) = match outcome {
+            DeliveryOutcome::Delivered { at, metadata } => {
+                patch = metadata;
+                (DeliveryStatus::Delivered, None, None, Some(at))
+            }
+            DeliveryOutcome::Retry { error, next_attempt_at } => {
+                (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
+            }
+            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
+        };
+        if patch.as_ref().is_some_and(|p| !p.is_object()) {
+            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
+        }
+        let status = status.as_str();
+        Ok(Outcome { id, attempt, status, error, next, delivered_at, patch, now: Timestamp::now() })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [&self.id, &self.status, &self.error, &self.next, &self.delivered_at, &self.now, &self.attempt, &self.patch]
+    }
+}
+
+/// Records one outcome, fenced by the claim's attempt number; a failure for
+/// good writes its `delivery.failed` events in the same statement (a
+/// cancellation by a delete is not a failure; its text has no quote).
+fn complete_sql() -> String {
+    let cancelled = crate::CANCELLED_BY_DELETE;
+    let src = format!(
+        "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
+         FROM done WHERE status = 'failed' AND last_error IS DISTINCT FROM '{cancelled}') src"
+    );
+    format!(
+        "WITH done AS (UPDATE deliveries SET status = $2, last_error = $3, \
+         next_attempt_at = COALESCE($4::timestamptz, next_attempt_at), delivered_at = $5, updated_at = $6, \
+         metadata = CASE WHEN $8::jsonb IS NULL THEN metadata ELSE \
+           (CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{{}}'::jsonb END) || $8::jsonb END \
+         WHERE id = $1 AND attempts = $7 AND status = 'pending' RETURNING {DELIVERY_COLS}), \
+         ev AS ({}) SELECT * FROM done",
+        fan_out(&src)
+    )
 }
 
 #[cfg(test)]

@@ -303,6 +303,12 @@ impl Store for PgStore {
     async fn complete_delivery(&self, id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Delivery> {
         self.complete_delivery_impl(id, attempt, outcome).await
     }
+    async fn complete_deliveries(
+        &self,
+        outcomes: Vec<(Id, i32, DeliveryOutcome)>,
+    ) -> StoreResult<Vec<StoreResult<Delivery>>> {
+        self.complete_deliveries_impl(outcomes).await
+    }
 
     async fn release_delivery(&self, id: Id, attempt: i32, due: Timestamp) -> StoreResult<Delivery> {
         self.release_delivery_impl(id, attempt, due).await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use converger_storage::{
-    new_id, Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, PageRequest, Scope, Store,
+    new_id, Delivery, DeliveryFilter, DeliveryOutcome, DeliveryStatus, Entity, Id, Json, PageRequest, Scope, Store,
     StoreError, Timestamp,
 };
 
@@ -211,6 +211,42 @@ pub async fn a_stale_claim_cannot_record_an_outcome(store: Arc<dyn Store>) {
     assert_eq!(done.status, DeliveryStatus::Delivered);
     let again = s.complete_delivery(ids[0], 2, DeliveryOutcome::Failed { error: "dup".into() }).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "a completed delivery stays completed: {again:?}");
+}
+
+/// The worker records outcomes in groups: each outcome of a group is
+/// written, refused or answered exactly as it would be alone, and a refused
+/// one (stale, unknown, a patch that is not an object) changes nothing.
+pub async fn outcomes_recorded_together_are_each_answered_as_alone(store: Arc<dyn Store>) {
+    let s = &*store;
+    let w = world(s, "Acme").await;
+    let ids = queue(s, &w, 4, 0).await;
+    let lease = Duration::from_secs(60);
+    let now = Timestamp::now().plus(Duration::from_secs(1));
+    let claimed = s.claim_deliveries(now, 10, lease, MAX_ATTEMPTS).await.expect("claim");
+    assert_eq!(claimed.len(), 4);
+    let patch = Some(Json::from_value(&serde_json::json!({"provider_message_id": "m-1"})));
+    let not_an_object = Some(Json::from_value(&serde_json::json!(["no"])));
+    let answers = s
+        .complete_deliveries(vec![
+            (ids[0], 1, DeliveryOutcome::Delivered { at: now, metadata: patch }),
+            (ids[1], 2, DeliveryOutcome::Failed { error: "not my claim".into() }),
+            (ids[2], 1, DeliveryOutcome::Failed { error: "gone".into() }),
+            (new_id(), 1, DeliveryOutcome::Failed { error: "unknown".into() }),
+            (ids[3], 1, DeliveryOutcome::Delivered { at: now, metadata: not_an_object }),
+        ])
+        .await
+        .expect("the group is written");
+    assert_eq!(answers.len(), 5);
+    let delivered = answers[0].as_ref().expect("the live claim");
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.metadata.to_value()["provider_message_id"], "m-1", "its patch merged");
+    assert!(matches!(answers[1], Err(StoreError::Conflict(_))), "stale: {:?}", answers[1]);
+    assert_eq!(answers[2].as_ref().expect("failed for good").status, DeliveryStatus::Failed);
+    assert!(matches!(answers[3], Err(StoreError::NotFound(_))), "unknown: {:?}", answers[3]);
+    assert!(matches!(answers[4], Err(StoreError::Invalid(_))), "not an object: {:?}", answers[4]);
+    assert_eq!(get(s, ids[1]).await.status, DeliveryStatus::Pending, "the stale outcome changed nothing");
+    assert_eq!(get(s, ids[3]).await.status, DeliveryStatus::Pending, "nor did the refused patch");
+    assert!(s.complete_deliveries(Vec::new()).await.expect("nothing").is_empty());
 }
 
 /// A claim given back unattempted (the worker paced its channel): the
