@@ -164,7 +164,21 @@ impl Reader {
             flushed(&queue).await;
             loop {
                 match self.decoder.decode(&mut self.buf) {
-                    Ok(Some(Message::Close(_))) | Err(_) => break,
+                    Ok(Some(Message::Close(_))) => break,
+                    Err(_) => {
+                        // The client's framing is lost (the rest of an oversized
+                        // or malformed frame): drop raw bytes until it closes.
+                        // Closing with its bytes unread would make the kernel
+                        // answer with a reset, which can destroy our close frame
+                        // before the client reads it (a 1009 seen as 1006).
+                        loop {
+                            self.buf.clear();
+                            if let Read::Eof | Read::Interrupted = self.read(false).await {
+                                break;
+                            }
+                        }
+                        break;
+                    }
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         if let Read::Eof | Read::Interrupted = self.read(false).await {

@@ -236,6 +236,17 @@ fn oversized_message_closes_1009() {
     assert_eq!(closed_by_server(&h), (1009, "message too big".into()));
 }
 
+/// The rest of a message far larger than any read is still arriving when the
+/// server closes: it is read and dropped, so the close is not lost to a reset.
+#[test]
+fn a_message_far_over_the_limit_still_gets_its_1009() {
+    let h = start(WsLimits { max_message_bytes: 1000, ..limits() });
+    let mut c = Client::open(&h, "/echo", b"");
+    c.send(&masked(0x2, &vec![7; 200_000]));
+    assert_eq!(c.expect_close(), (1009, "message too big".into()));
+    assert_eq!(closed_by_server(&h), (1009, "message too big".into()));
+}
+
 #[test]
 fn protocol_error_closes_1002() {
     let h = start(limits());
