@@ -2,7 +2,9 @@
 //!
 //! A claim is one statement: pick due pending rows with `FOR UPDATE SKIP
 //! LOCKED` (concurrent claimers skip each other's rows instead of waiting) and
-//! push their `next_attempt_at` to the end of the lease. The lease is the only
+//! push their `next_attempt_at` to the end of the lease; a picked row with
+//! every attempt used fails there instead. It reads at most its limit of
+//! rows: a separate pass for used-up rows read every due row, per claim. The lease is the only
 //! state: a claimer that dies leaves rows that fall due again by themselves.
 
 use std::time::Duration;
@@ -53,34 +55,35 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let mut client = self.pool.get().await?;
-        // Due again with every attempt used: the last one never recorded an outcome.
-        let gave_up: [&(dyn ToSql + Sync); 4] = [&crate::gave_up(max_attempts), &Timestamp::now(), &now, &max_attempts];
-        // With their `delivery.failed` events, in the same statement.
+        // One statement: the oldest due rows (at most `limit`); those with
+        // every attempt used (the last one never recorded an outcome) fail,
+        // with their `delivery.failed` events, and the others are leased. A
+        // claim so reads its limit of rows, never the whole backlog.
         let src = format!(
             "(SELECT tenant_id, 'delivery.failed'::text AS type, {DELIVERY_FAILED_DATA} AS data, updated_at AS at \
              FROM failed) src"
         );
-        let sql = format!(
-            "WITH failed AS (UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2 \
-                 WHERE status = 'pending' AND next_attempt_at <= $3 AND attempts >= $4 RETURNING {DELIVERY_COLS}), \
-             ev AS ({}) SELECT count(*) FROM failed",
-            fan_out(&src)
-        );
-        client.query(&sql, &gave_up).await?;
         // RETURNING has no order of its own: the due time before the lease
         // (selected in the CTE) puts the claim back in queue order.
         let sql = format!(
             "WITH due AS (\
-                 SELECT id, next_attempt_at FROM deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $1 AND attempts < $5 \
-                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3, updated_at = $4 \
-             FROM due WHERE d.id = due.id \
-             RETURNING {}, due.next_attempt_at AS due_at",
-            qualified("d", DELIVERY_COLS)
+                 SELECT id, next_attempt_at, attempts FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             failed AS (UPDATE deliveries d SET status = 'failed', last_error = $6, updated_at = $4 \
+                 FROM due WHERE d.id = due.id AND due.attempts >= $5 RETURNING {cols}), \
+             ev AS ({events}), \
+             leased AS (UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = $3, updated_at = $4 \
+                 FROM due WHERE d.id = due.id AND due.attempts < $5 \
+                 RETURNING {cols}, due.next_attempt_at AS due_at) \
+             SELECT * FROM leased",
+            cols = qualified("d", DELIVERY_COLS),
+            events = fan_out(&src),
         );
         let until = now.plus(lease);
-        let params: [&(dyn ToSql + Sync); 5] = [&now, &i64::from(limit), &until, &Timestamp::now(), &max_attempts];
+        let gave_up = crate::gave_up(max_attempts);
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&now, &i64::from(limit), &until, &Timestamp::now(), &max_attempts, &gave_up];
         let rows = client.query(&sql, &params).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
