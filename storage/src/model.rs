@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::{StoreError, StoreResult};
 use crate::json::Json;
 use crate::time::Timestamp;
 
@@ -494,6 +495,36 @@ pub enum DeliveryOutcome {
     Retry { error: String, next_attempt_at: Timestamp },
     /// Failed for good.
     Failed { error: String },
+}
+
+/// What recording a [`DeliveryOutcome`] writes to the delivery's row; the
+/// one mapping both backends use.
+pub(crate) struct OutcomeColumns {
+    pub(crate) status: DeliveryStatus,
+    pub(crate) error: Option<String>,
+    /// `None` keeps the row's due time.
+    pub(crate) next_attempt_at: Option<Timestamp>,
+    pub(crate) delivered_at: Option<Timestamp>,
+    /// Merged into the row's metadata.
+    pub(crate) patch: Option<Json>,
+}
+
+impl DeliveryOutcome {
+    /// The row's new columns; `Invalid` (before anything is written) when the
+    /// metadata patch is not a JSON object.
+    pub(crate) fn columns(self) -> StoreResult<OutcomeColumns> {
+        let (status, error, next_attempt_at, delivered_at, patch) = match self {
+            DeliveryOutcome::Delivered { at, metadata } => (DeliveryStatus::Delivered, None, None, Some(at), metadata),
+            DeliveryOutcome::Retry { error, next_attempt_at } => {
+                (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None, None)
+            }
+            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None, None),
+        };
+        if patch.as_ref().is_some_and(|p| !p.is_object()) {
+            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
+        }
+        Ok(OutcomeColumns { status, error, next_attempt_at, delivered_at, patch })
+    }
 }
 
 /// Who is asking: a tenant sees only its own rows; the admin sees all.

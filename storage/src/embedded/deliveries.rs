@@ -85,21 +85,9 @@ pub(crate) fn complete_delivery(
          delivered_at = ?, updated_at = ? WHERE id = ? AND attempts = ? AND status = 'pending' \
          RETURNING {DELIVERY_COLS}"
     );
-    let mut patch = None;
-    let (status, error, next, delivered_at) = match outcome {
-        DeliveryOutcome::Delivered { at, metadata } => {
-            if metadata.as_ref().is_some_and(|p| !p.is_object()) {
-                // Refused before anything is written (see `complete_deliveries`).
-                return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
-            }
-            patch = metadata;
-            (DeliveryStatus::Delivered, None, None, Some(at))
-        }
-        DeliveryOutcome::Retry { error, next_attempt_at } => {
-            (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
-        }
-        DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
-    };
+    // A patch that is not an object is refused before anything is written (see `complete_deliveries`).
+    let crate::model::OutcomeColumns { status, error, next_attempt_at: next, delivered_at, patch } =
+        outcome.columns()?;
     let updated = conn
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row(params![status, error, next, delivered_at, now, id, attempt], rows::delivery));

@@ -265,22 +265,17 @@ struct Outcome {
 
 impl Outcome {
     fn new(id: Id, attempt: i32, outcome: DeliveryOutcome) -> StoreResult<Outcome> {
-        let mut patch: Option<Json> = None;
-        let (status, error, next, delivered_at) = match outcome {
-            DeliveryOutcome::Delivered { at, metadata } => {
-                patch = metadata;
-                (DeliveryStatus::Delivered, None, None, Some(at))
-            }
-            DeliveryOutcome::Retry { error, next_attempt_at } => {
-                (DeliveryStatus::Pending, Some(error), Some(next_attempt_at), None)
-            }
-            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error), None, None),
-        };
-        if patch.as_ref().is_some_and(|p| !p.is_object()) {
-            return Err(StoreError::Invalid("a metadata patch must be a JSON object".into()));
-        }
-        let status = status.as_str();
-        Ok(Outcome { id, attempt, status, error, next, delivered_at, patch, now: Timestamp::now() })
+        let c = outcome.columns()?;
+        Ok(Outcome {
+            id,
+            attempt,
+            status: c.status.as_str(),
+            error: c.error,
+            next: c.next_attempt_at,
+            delivered_at: c.delivered_at,
+            patch: c.patch,
+            now: Timestamp::now(),
+        })
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 8] {
